@@ -9,6 +9,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -19,6 +20,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { type AllowlistEntry, sameEntry } from '../allowlist/rows';
 import { type DeviceEvent, type DeviceState, transition } from '../domain/device-state';
 import { TransientError } from '../errors';
 import {
@@ -310,6 +312,148 @@ export class ProvisioningStore {
       this.historyPut(device.serial, device.createdAt, history, 'CREATED', undefined, device.state),
     ]);
     return failed === undefined;
+  }
+
+  /**
+   * Imports up to 100 allowlist entries: one BatchGetItem to compare with what is stored, then
+   * BatchWriteItem for new serials (device + history, UnprocessedItems retried with backoff) and a
+   * conditional transaction per changed serial (only the allowlist fields; state is never touched).
+   */
+  async importAllowlistEntries(
+    entries: readonly AllowlistEntry[],
+    context: { now: string; actor: string; idFor: (serial: string) => string },
+  ): Promise<{ imported: number; updated: number; unchanged: number }> {
+    if (entries.length > 100) throw new RangeError('importAllowlistEntries takes at most 100 entries');
+    const existing = new Map<string, DeviceRecord>();
+    let pending: Array<Record<string, unknown>> = entries.map((entry) => keys.device(entry.serial));
+    for (let attempt = 0; pending.length > 0; attempt += 1) {
+      if (attempt > 0) await backoff(attempt);
+      const out = await this.count(
+        this.client.send(
+          new BatchGetCommand({
+            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+      for (const item of out.Responses?.[this.tableName] ?? []) {
+        const device = toDevice(item);
+        existing.set(device.serial, device);
+      }
+      pending =
+        (out.UnprocessedKeys?.[this.tableName]?.Keys as Array<Record<string, unknown>> | undefined) ?? [];
+    }
+    const fresh: Array<Record<string, unknown>> = [];
+    const changed: Array<{ entry: AllowlistEntry; device: DeviceRecord }> = [];
+    let unchanged = 0;
+    for (const entry of entries) {
+      const device = existing.get(entry.serial);
+      if (!device) {
+        const record: DeviceRecord = {
+          ...entry,
+          state: 'ALLOWLISTED',
+          version: 1,
+          createdAt: context.now,
+          updatedAt: context.now,
+        };
+        fresh.push(deviceItem(record));
+        const history: HistoryEntry = {
+          serial: entry.serial,
+          at: context.now,
+          id: context.idFor(entry.serial),
+          event: 'CREATED',
+          to: 'ALLOWLISTED',
+          actor: context.actor,
+        };
+        fresh.push({ ...keys.history(entry.serial, context.now, history.id), ...history });
+      } else if (sameEntry(device, entry)) {
+        unchanged += 1;
+      } else {
+        changed.push({ entry, device });
+      }
+    }
+    await this.batchPut(fresh);
+    let updated = 0;
+    for (const { entry, device } of changed) {
+      if (await this.updateAllowlistFields(entry, device, context)) updated += 1;
+      else unchanged += 1;
+    }
+    return { imported: fresh.length / 2, updated, unchanged };
+  }
+
+  private async updateAllowlistFields(
+    entry: AllowlistEntry,
+    read: DeviceRecord,
+    context: { now: string; actor: string; idFor: (serial: string) => string },
+  ): Promise<boolean> {
+    let device: DeviceRecord | undefined = read;
+    for (let attempt = 0; attempt < TRANSACTION_RETRIES && device; attempt += 1) {
+      if (sameEntry(device, entry)) return false;
+      const fields = ['productLine', 'batch', 'allowedClaim'] as const;
+      const present = fields.filter((field) => entry[field] !== undefined);
+      const absent = fields.filter((field) => entry[field] === undefined);
+      const names: Record<string, string> = { '#version': 'version', '#attributes': 'attributes' };
+      const values: Record<string, unknown> = {
+        ':attributes': entry.attributes,
+        ':one': 1,
+        ':now': context.now,
+        ':v': device.version,
+      };
+      for (const field of fields) names[`#${field}`] = field;
+      for (const field of present) values[`:${field}`] = entry[field];
+      const failed = await this.transact([
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: keys.device(entry.serial),
+            UpdateExpression:
+              `SET #attributes = :attributes, #version = #version + :one, updatedAt = :now${present.map((f) => `, #${f} = :${f}`).join('')}` +
+              (absent.length ? ` REMOVE ${absent.map((f) => `#${f}`).join(', ')}` : ''),
+            ConditionExpression: 'attribute_exists(PK) AND #version = :v',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+          },
+        },
+        this.historyPut(
+          entry.serial,
+          context.now,
+          { id: context.idFor(entry.serial), actor: context.actor },
+          'ALLOWLIST_UPDATED',
+          undefined,
+          undefined,
+          {
+            productLine: entry.productLine,
+            batch: entry.batch,
+            allowedClaim: entry.allowedClaim,
+          },
+        ),
+      ]);
+      if (!failed) return true;
+      device = await this.getDevice(entry.serial);
+    }
+    return false;
+  }
+
+  /** BatchWriteItem in groups of 25, retrying UnprocessedItems with jittered backoff. */
+  private async batchPut(items: ReadonlyArray<Record<string, unknown>>): Promise<void> {
+    for (let start = 0; start < items.length; start += 25) {
+      let requests: Array<{ PutRequest: { Item: Record<string, unknown> } }> = items
+        .slice(start, start + 25)
+        .map((Item) => ({ PutRequest: { Item } }));
+      for (let attempt = 0; requests.length > 0; attempt += 1) {
+        if (attempt > 0) await backoff(attempt);
+        if (attempt > 12) throw new TransientError('BatchWriteItem kept returning unprocessed items');
+        const out = await this.count(
+          this.client.send(
+            new BatchWriteCommand({
+              RequestItems: { [this.tableName]: requests },
+              ReturnConsumedCapacity: 'TOTAL',
+            }),
+          ),
+        );
+        requests = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+      }
+    }
   }
 
   /** Writes a certificate record that must not exist yet; returns false when it already did. */

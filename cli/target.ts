@@ -1,0 +1,97 @@
+/**
+ * Where a command acts: the running local stack, explicit endpoints from the environment, AWS
+ * (`--target aws`), or — when none is running — an ephemeral local stack for this command only.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { startDynamoDbLocal } from '../local/dynamodb-local';
+import { readStackFile } from '../local/stack-file';
+import { ensureTable } from '../local/table';
+import { ProvisioningStore } from '../shared/store/provisioning-store';
+import { type Output, UsageError } from './io';
+
+export const LOCAL_TABLE_NAME = 'fleetgate-local-provisioning';
+const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+export interface StoreTarget {
+  kind: 'stack' | 'env' | 'aws' | 'ephemeral';
+  store: ProvisioningStore;
+  tableName: string;
+  dynamodbEndpoint?: string;
+  close(): Promise<void>;
+}
+
+export async function resolveStoreTarget(
+  options: { target?: string; table?: string },
+  output: Output,
+): Promise<StoreTarget> {
+  const target = options.target ?? 'local';
+  if (target !== 'local' && target !== 'aws')
+    throw new UsageError(`--target must be local or aws (got "${target}")`);
+  if (target === 'aws') {
+    const tableName = options.table ?? process.env.TABLE_NAME;
+    if (!tableName) throw new UsageError('--target aws needs --table or TABLE_NAME');
+    return fromClient('aws', new DynamoDBClient({}), tableName);
+  }
+  const stack = readStackFile();
+  if (stack?.endpoints.dynamodb) {
+    return fromClient(
+      'stack',
+      new DynamoDBClient({
+        endpoint: stack.endpoints.dynamodb,
+        region: stack.region,
+        credentials: LOCAL_CREDENTIALS,
+      }),
+      options.table ?? stack.tableName,
+      stack.endpoints.dynamodb,
+    );
+  }
+  const endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  if (endpoint) {
+    const tableName = options.table ?? process.env.TABLE_NAME ?? LOCAL_TABLE_NAME;
+    const client = new DynamoDBClient({
+      endpoint,
+      region: process.env.AWS_REGION ?? 'us-east-1',
+      credentials: LOCAL_CREDENTIALS,
+    });
+    await ensureTable(client, tableName);
+    return fromClient('env', client, tableName, endpoint);
+  }
+  output.warn(
+    'fleetgate: no local stack is running (start one with `fleetgate local up`); using an ephemeral one for this command',
+  );
+  const ddb = await startDynamoDbLocal();
+  const client = new DynamoDBClient({
+    endpoint: ddb.endpoint,
+    region: 'us-east-1',
+    credentials: LOCAL_CREDENTIALS,
+  });
+  const tableName = options.table ?? LOCAL_TABLE_NAME;
+  await ensureTable(client, tableName);
+  const resolved = fromClient('ephemeral', client, tableName, ddb.endpoint);
+  return {
+    ...resolved,
+    close: async () => {
+      await resolved.close();
+      await ddb.stop();
+    },
+  };
+}
+
+function fromClient(
+  kind: StoreTarget['kind'],
+  client: DynamoDBClient,
+  tableName: string,
+  endpoint?: string,
+): StoreTarget {
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return {
+    kind,
+    store: new ProvisioningStore(doc, tableName),
+    tableName,
+    ...(endpoint ? { dynamodbEndpoint: endpoint } : {}),
+    close: async () => {
+      client.destroy();
+    },
+  };
+}

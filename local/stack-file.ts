@@ -1,0 +1,55 @@
+/**
+ * `.fleetgate/stack.json`: how commands find a running local stack (`fleetgate local up`).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { projectRoot } from './paths';
+
+export interface StackFile {
+  /** Process id of the stack's supervisor process. */
+  pid: number;
+  startedAt: string;
+  region: string;
+  tableName: string;
+  /** Standard SDK endpoint variables, e.g. `{ dynamodb: 'http://127.0.0.1:8000' }`. */
+  endpoints: Record<string, string>;
+  /** Queue name → URL for the queues declared in serverless.yml. */
+  queues?: Record<string, string>;
+  /** Anything else the stack wants to publish (ports, folders). */
+  [key: string]: unknown;
+}
+
+export function stackFilePath(root = projectRoot()): string {
+  return process.env.FLEETGATE_STACK_FILE ?? join(root, '.fleetgate', 'stack.json');
+}
+
+/** The running stack, or undefined when there is none (or its file is stale). */
+export function readStackFile(path = stackFilePath()): StackFile | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    const stack = JSON.parse(readFileSync(path, 'utf8')) as StackFile;
+    if (typeof stack.pid !== 'number' || !isAlive(stack.pid)) return undefined;
+    return stack;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeStackFile(stack: StackFile, path = stackFilePath()): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, `${JSON.stringify(stack, null, 2)}\n`);
+}
+
+export async function removeStackFile(path = stackFilePath()): Promise<void> {
+  await rm(path, { force: true });
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,67 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fleetgate } from '../support/cli';
+import { createTestTable, type TestTable } from '../support/dynamo';
+
+let table: TestTable;
+let dir: string;
+let env: Record<string, string>;
+beforeAll(async () => {
+  table = await createTestTable('e2e-allowlist');
+  dir = await mkdtemp(join(tmpdir(), 'fleetgate-e2e-'));
+  env = { AWS_ENDPOINT_URL_DYNAMODB: table.endpoint, TABLE_NAME: table.tableName };
+});
+afterAll(async () => {
+  await table.drop();
+});
+
+describe('fleetgate allowlist import', () => {
+  it('imports, reports rejected rows with line numbers, and re-imports as unchanged', async () => {
+    const file = join(dir, 'devices.csv');
+    await writeFile(file, 'serial,productLine,batch\nE2E-0001,gw,B1\nE2E-0002,gw,B1\nnot valid!,gw,B1\n');
+    const first = await fleetgate(['allowlist', 'import', file, '--json'], env);
+    expect(first.code).toBe(0);
+    expect(first.json()).toMatchObject({
+      imported: 2,
+      unchanged: 0,
+      rejected: [{ line: 4, reason: expect.stringContaining('serial: must match') }],
+    });
+    const second = await fleetgate(['allowlist', 'import', file, '--json'], env);
+    expect(second.json()).toMatchObject({ imported: 0, unchanged: 2 });
+    expect(await table.store.getDevice('E2E-0001')).toMatchObject({
+      state: 'ALLOWLISTED',
+      productLine: 'gw',
+    });
+  });
+
+  it('prints a human summary without --json', async () => {
+    const file = join(dir, 'human.csv');
+    await writeFile(file, 'serial\nE2E-0100\n');
+    const result = await fleetgate(['allowlist', 'import', file], env);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/1 rows: 1 imported, 0 updated, 0 unchanged, 0 rejected/);
+  });
+
+  it('exits 1 with a one-line reason when the file is not an allowlist', async () => {
+    const file = join(dir, 'bad.csv');
+    await writeFile(file, 'name,batch\nx,y\n');
+    const result = await fleetgate(['allowlist', 'import', file, '--json'], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain('a "serial" column is required');
+    expect(result.json()).toMatchObject({ ok: false, error: { code: 'FAILED' } });
+  });
+
+  it.each([
+    [['allowlist', 'import'], "missing required argument 'csv'"],
+    [['allowlist', 'import', '/nonexistent.csv', '--json'], 'no such file'],
+    [['allowlist', 'import', 'x.csv', '--bogus'], 'unknown option'],
+    [['nonsense'], 'unknown command'],
+  ])('exits 2 on usage errors: %j', async (args, message) => {
+    const result = await fleetgate(args, env);
+    expect(result.code).toBe(2);
+    expect(result.stderr.toLowerCase()).toContain(message);
+  });
+});
