@@ -12,7 +12,14 @@ import 'reflect-metadata';
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+/** A WebCrypto key (Node's `webcrypto.CryptoKey`). */
+export type CryptoKey = webcrypto.CryptoKey;
+/** A WebCrypto key pair (Node's `webcrypto.CryptoKeyPair`). */
+export type CryptoKeyPair = webcrypto.CryptoKeyPair;
+type Algorithm = webcrypto.Algorithm;
+type EcdsaParams = webcrypto.EcdsaParams;
 
 /** Key algorithms supported for CAs and devices. */
 export type KeyAlgorithm = 'EC-P256' | 'EC-P384' | 'RSA-2048';
@@ -71,7 +78,9 @@ const SUBJECT_OIDS: Record<keyof SubjectFields, string> = {
 
 const DAY_MS = 86_400_000;
 
-function algorithmParams(algorithm: KeyAlgorithm): RsaHashedKeyGenParams | EcKeyGenParams {
+function algorithmParams(
+  algorithm: KeyAlgorithm,
+): webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams {
   switch (algorithm) {
     case 'EC-P256':
       return { name: 'ECDSA', namedCurve: 'P-256' };
@@ -90,7 +99,7 @@ function algorithmParams(algorithm: KeyAlgorithm): RsaHashedKeyGenParams | EcKey
 /** The signature algorithm matching a signing key (ECDSA with SHA-256/384, or RSA PKCS#1 v1.5 SHA-256). */
 function signingAlgorithmFor(key: CryptoKey): Algorithm | EcdsaParams {
   if (key.algorithm.name === 'ECDSA') {
-    const curve = (key.algorithm as EcKeyAlgorithm).namedCurve;
+    const curve = (key.algorithm as webcrypto.EcKeyAlgorithm).namedCurve;
     return { name: 'ECDSA', hash: curve === 'P-384' ? 'SHA-384' : 'SHA-256' } as EcdsaParams;
   }
   return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as Algorithm;
@@ -374,13 +383,13 @@ export function isCaCertificate(certificate: x509.X509Certificate): boolean {
 
 /** PKCS#8 PEM of a private key. */
 export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
-  const der = await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey);
+  const der = await webcrypto.subtle.exportKey('pkcs8', key);
   return x509.PemConverter.encode(der, 'PRIVATE KEY');
 }
 
 /** SPKI PEM of a public key. */
 export async function exportPublicKeyPem(key: CryptoKey): Promise<string> {
-  const der = await webcrypto.subtle.exportKey('spki', key as webcrypto.CryptoKey);
+  const der = await webcrypto.subtle.exportKey('spki', key);
   return x509.PemConverter.encode(der, 'PUBLIC KEY');
 }
 
