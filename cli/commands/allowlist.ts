@@ -69,6 +69,8 @@ export function registerAllowlistCommands({ program, setExitCode }: CommandRegis
                 rows: summary.rows,
                 table: target.tableName,
                 seconds: Number(seconds.toFixed(3)),
+                rowsPerSecond: Math.round(summary.rows / Math.max(seconds, 0.001)),
+                peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
               };
               output.say(
                 `${summary.rows} rows: ${summary.imported} imported, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.rejected.length} rejected (${seconds.toFixed(1)} s)`,
