@@ -86,6 +86,12 @@ export interface BindCertificateInput {
   set?: TransitionInput['set'];
   /** Count this binding against a claim certificate's per-minute budget, in the same transaction. */
   claim?: { claimCertificateId: string; limitPerMinute: number };
+  /**
+   * The device is PROVISIONING and its window has passed (the caller checked `provisioningDeadline`
+   * on the record it read): apply EXPIRE_PROVISIONING and PROVISION as one move, PROVISIONING →
+   * PROVISIONING with the new certificate, both recorded in the history.
+   */
+  afterExpiredProvisioning?: boolean;
 }
 
 export type BindConflict =
@@ -110,6 +116,8 @@ export interface ProvisioningFacts {
   device?: DeviceRecord;
   certificate?: CertificateRecord;
   publicKeyOwner?: PublicKeyRecord;
+  /** Bindings counted against the claim certificate in the current minute (when asked for). */
+  claimCount?: number;
 }
 
 export interface Page<T> {
@@ -180,10 +188,15 @@ export class ProvisioningStore {
     serial: string;
     certificateId?: string;
     publicKeyHash?: string;
+    /** Also read the claim certificate's counter for the minute of `now`. */
+    claim?: { claimCertificateId: string; now: string };
   }): Promise<ProvisioningFacts> {
     const wanted = [keys.device(input.serial)];
     if (input.certificateId) wanted.push(keys.certificate(input.certificateId));
     if (input.publicKeyHash) wanted.push(keys.publicKey(input.publicKeyHash));
+    if (input.claim) {
+      wanted.push(keys.claimWindow(input.claim.claimCertificateId, minuteBucket(input.claim.now)));
+    }
     const facts: ProvisioningFacts = {};
     let pending: Array<Record<string, unknown>> = wanted;
     for (let attempt = 0; pending.length > 0; attempt += 1) {
@@ -202,6 +215,7 @@ export class ProvisioningStore {
         if (item.SK === 'DEVICE') facts.device = toDevice(item);
         else if (item.SK === 'CERT') facts.certificate = toCertificate(item);
         else if (item.SK === 'PUBKEY') facts.publicKeyOwner = toPublicKey(item);
+        else if (item.SK === 'CLAIM' && typeof item.count === 'number') facts.claimCount = item.count;
       }
       pending =
         (out.UnprocessedKeys?.[this.tableName]?.Keys as Array<Record<string, unknown>> | undefined) ?? [];
@@ -581,7 +595,8 @@ export class ProvisioningStore {
    */
   async bindCertificate(input: BindCertificateInput): Promise<BindOutcome> {
     const expected = input.device;
-    const rule = transition(expected.state, input.event);
+    const expiring = input.afterExpiredProvisioning === true && input.event === 'PROVISION';
+    const rule = expiring ? expireThenProvision(expected.state) : transition(expected.state, input.event);
     const transitionKey = `bind:${input.certificate.certificateId}`;
     if (!rule.legal) {
       const device = await this.getDevice(input.serial);
@@ -640,6 +655,20 @@ export class ProvisioningStore {
           },
         },
       });
+    }
+    if (expiring) {
+      // Last, so the indexes of the items above (read back from the cancellation) do not move.
+      items.push(
+        this.historyPut(
+          input.serial,
+          input.now,
+          { ...input.history, id: `${input.history.id}-expire`, reason: 'provisioning window passed' },
+          'EXPIRE_PROVISIONING',
+          expected.state,
+          'ALLOWLISTED',
+          { certificateId: expected.pendingCertificateId },
+        ),
+      );
     }
     const failed = await this.transact(items);
     if (!failed) {
@@ -887,6 +916,14 @@ function applied(
   } as DeviceRecord;
   for (const name of remove) delete (device as unknown as Record<string, unknown>)[name];
   return device;
+}
+
+/** EXPIRE_PROVISIONING then PROVISION, checked against the state machine as two moves. */
+function expireThenProvision(from: DeviceState): ReturnType<typeof transition> {
+  const expire = transition(from, 'EXPIRE_PROVISIONING');
+  if (!expire.legal) return expire;
+  const provision = transition(expire.to, 'PROVISION');
+  return provision.legal ? { legal: true, from, to: provision.to } : provision;
 }
 
 function isBoundTo(device: DeviceRecord, certificateId: string): boolean {

@@ -1,0 +1,256 @@
+/**
+ * Configuration of every fleetgate function (DESIGN.md §7). Per-stage parameters in serverless.yml
+ * become environment variables; `loadConfig` validates them once, at cold start, into a frozen typed
+ * object and reports every problem at once. Nothing below a handler reads `process.env`.
+ *
+ * | variable                      | default                              | meaning                                   |
+ * |-------------------------------|--------------------------------------|-------------------------------------------|
+ * | TABLE_NAME                    | (required)                           | the provisioning table                    |
+ * | THING_NAME_PREFIX             | ''                                   | thing name = prefix + serial              |
+ * | SERIAL_PATTERN                | ^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$     | what a serial must look like              |
+ * | SERIAL_PARAMETER              | SerialNumber                         | template parameter carrying the serial    |
+ * | CLAIM_RATE_LIMIT_PER_MINUTE   | 60                                   | bindings per claim certificate per minute |
+ * | CLAIM_GROUPS                  | {}                                   | JSON `{"group":["claimId",…]}`            |
+ * | DEFAULT_ALLOWED_CLAIM         | (none: deny)                         | claim id, `group:<name>` or `*`           |
+ * | REPROVISIONING_POLICY         | never                                | never / same-key / replace                |
+ * | PROVISIONING_WINDOW_SECONDS   | 3600                                 | PROVISIONING → ALLOWLISTED after this     |
+ * | HOOK_TIME_BUDGET_MS           | 3000                                 | the hook denies when its work runs longer |
+ * | HOOK_SAFETY_MARGIN_MS         | 250                                  | kept free before the Lambda timeout       |
+ * | CLOCK_SKEW_SECONDS            | 300                                  | tolerance on a future `notBefore`         |
+ * | ALLOWED_EC_CURVES             | P-256,P-384                          | EC curves accepted on device certificates |
+ * | MIN_RSA_BITS                  | 2048                                 | shortest RSA modulus accepted             |
+ * | MAX_CERTIFICATE_PEM_BYTES     | 16384                                | PEMs longer than this are refused unread  |
+ * | DEVICE_POLICY_NAME            | fleetgate-device                     | the shared device policy                  |
+ * | QUARANTINE_GROUP_NAME         | fleetgate-quarantine                 | thing group of quarantined devices        |
+ * | TRUSTED_CA_IDS                | ''                                   | comma list of CA certificate ids (JITR)   |
+ * | EXPIRY_WINDOWS_DAYS           | 7,30                                 | expiry report windows                     |
+ * | MAX_CERTIFICATE_AGE_DAYS      | 825                                  | older certificates are reported           |
+ * | ROTATION_GRACE_SECONDS        | 86400                                | old certificate kept after a rotation     |
+ * | REPORT_DESTINATION            | file://.fleetgate/reports            | `s3://bucket/prefix` or `file://dir`      |
+ */
+import { z } from 'zod';
+import { EC_CURVES, type EcCurve, type KeyPolicy } from './domain/certificate-rules';
+import { REPROVISIONING_POLICIES, type ReprovisioningPolicy } from './domain/provisioning-rules';
+import { ConfigError } from './errors';
+
+export const DEFAULT_SERIAL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$';
+
+/** Everything any fleetgate function is configured with. Frozen; build one with `loadConfig`. */
+export interface Config {
+  readonly tableName: string;
+  readonly thingNamePrefix: string;
+  readonly serialPattern: RegExp;
+  readonly serialParameter: string;
+  readonly claimRateLimitPerMinute: number;
+  readonly claimGroups: Readonly<Record<string, readonly string[]>>;
+  readonly defaultAllowedClaim?: string;
+  readonly reprovisioningPolicy: ReprovisioningPolicy;
+  readonly provisioningWindowSeconds: number;
+  readonly hookTimeBudgetMs: number;
+  readonly hookSafetyMarginMs: number;
+  readonly clockSkewSeconds: number;
+  readonly keyPolicy: Readonly<KeyPolicy>;
+  readonly maxCertificatePemBytes: number;
+  readonly devicePolicyName: string;
+  readonly quarantineGroupName: string;
+  readonly trustedCaIds: readonly string[];
+  readonly expiryWindowsDays: readonly number[];
+  readonly maxCertificateAgeDays: number;
+  readonly rotationGraceSeconds: number;
+  readonly reportDestination: string;
+}
+
+/** Thing names are `[a-zA-Z0-9:_-]{1,128}`; the prefix leaves room for a 64-character serial. */
+const THING_NAME_PREFIX = /^[a-zA-Z0-9:_-]{0,64}$/;
+const CLAIM_ID = /^[0-9a-fA-F]{64}$/;
+const GROUP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const POLICY_NAME = /^[\w+=,.@-]{1,128}$/;
+const THING_GROUP_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+const integer = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .default(String(fallback))
+    .pipe(
+      z
+        .string()
+        .regex(/^\d+$/, `must be a whole number between ${min} and ${max}`)
+        .transform(Number)
+        .pipe(z.number().int().min(min).max(max)),
+    );
+
+const list = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value) =>
+      value
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== ''),
+    );
+
+const claimReference = z
+  .string()
+  .trim()
+  .refine((value) => value === '*' || CLAIM_ID.test(value) || /^group:[A-Za-z0-9_.-]{1,64}$/.test(value), {
+    message: 'must be *, a 64-hex claim certificate id or group:<name>',
+  });
+
+const EnvSchema = z.object({
+  TABLE_NAME: z.string({ error: 'is required' }).trim().min(1, 'is required'),
+  THING_NAME_PREFIX: z
+    .string()
+    .default('')
+    .pipe(z.string().regex(THING_NAME_PREFIX, 'must match [a-zA-Z0-9:_-]{0,64}')),
+  SERIAL_PATTERN: z
+    .string()
+    .default(DEFAULT_SERIAL_PATTERN)
+    .transform((source, context) => {
+      if (!source.startsWith('^') || !source.endsWith('$')) {
+        context.addIssue({ code: 'custom', message: 'must be anchored with ^ and $' });
+        return z.NEVER;
+      }
+      try {
+        return new RegExp(source);
+      } catch {
+        context.addIssue({ code: 'custom', message: 'is not a valid regular expression' });
+        return z.NEVER;
+      }
+    }),
+  SERIAL_PARAMETER: z
+    .string()
+    .default('SerialNumber')
+    .pipe(z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'must be a template parameter name')),
+  CLAIM_RATE_LIMIT_PER_MINUTE: integer(60, 1, 100_000),
+  CLAIM_GROUPS: z
+    .string()
+    .default('{}')
+    .transform((value, context) => {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        context.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z.record(
+        z.string().regex(GROUP_NAME, 'group names must match [A-Za-z0-9_.-]{1,64}'),
+        z.array(z.string().regex(CLAIM_ID, 'claim ids must be 64 hex characters')),
+      ),
+    ),
+  DEFAULT_ALLOWED_CLAIM: claimReference.optional(),
+  REPROVISIONING_POLICY: z.enum(REPROVISIONING_POLICIES).default('never'),
+  PROVISIONING_WINDOW_SECONDS: integer(3600, 60, 7 * 86_400),
+  HOOK_TIME_BUDGET_MS: integer(3000, 100, 4_500),
+  HOOK_SAFETY_MARGIN_MS: integer(250, 0, 2_000),
+  CLOCK_SKEW_SECONDS: integer(300, 0, 86_400),
+  ALLOWED_EC_CURVES: list('P-256,P-384').pipe(
+    z.array(z.enum(EC_CURVES as readonly [EcCurve, ...EcCurve[]])).min(1, 'must name at least one curve'),
+  ),
+  MIN_RSA_BITS: integer(2048, 2048, 16_384),
+  MAX_CERTIFICATE_PEM_BYTES: integer(16_384, 1_024, 1_048_576),
+  DEVICE_POLICY_NAME: z
+    .string()
+    .default('fleetgate-device')
+    .pipe(z.string().regex(POLICY_NAME, 'must be an IoT policy name')),
+  QUARANTINE_GROUP_NAME: z
+    .string()
+    .default('fleetgate-quarantine')
+    .pipe(z.string().regex(THING_GROUP_NAME, 'must be a thing group name')),
+  TRUSTED_CA_IDS: list('').pipe(
+    z.array(z.string().regex(CLAIM_ID, 'CA certificate ids are 64 hex characters')),
+  ),
+  EXPIRY_WINDOWS_DAYS: list('7,30').pipe(
+    z
+      .array(
+        z
+          .string()
+          .regex(/^\d+$/, 'windows are whole numbers of days')
+          .transform(Number)
+          .pipe(z.number().int().min(1).max(3650)),
+      )
+      .min(1, 'must name at least one window'),
+  ),
+  MAX_CERTIFICATE_AGE_DAYS: integer(825, 1, 36_500),
+  ROTATION_GRACE_SECONDS: integer(86_400, 0, 90 * 86_400),
+  REPORT_DESTINATION: z
+    .string()
+    .default('file://.fleetgate/reports')
+    .pipe(
+      z
+        .string()
+        .regex(
+          /^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/.+)$/,
+          'must be s3://bucket/prefix or file://dir',
+        ),
+    ),
+});
+
+/**
+ * Validates `env` into a frozen `Config`. Empty strings count as unset, so a stage parameter left
+ * blank falls back to its default.
+ * @throws ConfigError listing every problem (`NAME: rule`), never just the first.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = EnvSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.map(String).join('.') || 'env'}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (e.DEFAULT_ALLOWED_CLAIM?.startsWith('group:')) {
+    const group = e.DEFAULT_ALLOWED_CLAIM.slice('group:'.length);
+    if (!(group in e.CLAIM_GROUPS))
+      problems.push(`DEFAULT_ALLOWED_CLAIM: group ${group} is not in CLAIM_GROUPS`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const config: Config = {
+    tableName: e.TABLE_NAME,
+    thingNamePrefix: e.THING_NAME_PREFIX,
+    serialPattern: e.SERIAL_PATTERN,
+    serialParameter: e.SERIAL_PARAMETER,
+    claimRateLimitPerMinute: e.CLAIM_RATE_LIMIT_PER_MINUTE,
+    claimGroups: Object.fromEntries(
+      Object.entries(e.CLAIM_GROUPS).map(([name, ids]) => [name, ids.map((id) => id.toLowerCase())]),
+    ),
+    ...(e.DEFAULT_ALLOWED_CLAIM !== undefined ? { defaultAllowedClaim: e.DEFAULT_ALLOWED_CLAIM } : {}),
+    reprovisioningPolicy: e.REPROVISIONING_POLICY,
+    provisioningWindowSeconds: e.PROVISIONING_WINDOW_SECONDS,
+    hookTimeBudgetMs: e.HOOK_TIME_BUDGET_MS,
+    hookSafetyMarginMs: e.HOOK_SAFETY_MARGIN_MS,
+    clockSkewSeconds: e.CLOCK_SKEW_SECONDS,
+    keyPolicy: { ecCurves: e.ALLOWED_EC_CURVES, minRsaBits: e.MIN_RSA_BITS },
+    maxCertificatePemBytes: e.MAX_CERTIFICATE_PEM_BYTES,
+    devicePolicyName: e.DEVICE_POLICY_NAME,
+    quarantineGroupName: e.QUARANTINE_GROUP_NAME,
+    trustedCaIds: e.TRUSTED_CA_IDS.map((id) => id.toLowerCase()),
+    expiryWindowsDays: [...new Set(e.EXPIRY_WINDOWS_DAYS)].sort((a, b) => a - b),
+    maxCertificateAgeDays: e.MAX_CERTIFICATE_AGE_DAYS,
+    rotationGraceSeconds: e.ROTATION_GRACE_SECONDS,
+    reportDestination: e.REPORT_DESTINATION,
+  };
+  return deepFreeze(config);
+}
+
+/** A valid config for tests and tools: defaults plus `overrides` (environment variable names). */
+export function configFor(overrides: Record<string, string | undefined> = {}): Config {
+  return loadConfig({ TABLE_NAME: 'fleetgate-test', ...overrides });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof RegExp) && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,340 @@
+/**
+ * The provisioning decision: may this certificate become the identity of this serial? One pure
+ * function shared by every flow that binds a new certificate to a device (the fleet-provisioning
+ * hook now, JITR later), so the rules exist once.
+ *
+ * Rules, in the order they are applied (the first that fails decides):
+ * 1. the request itself: serial format, certificate id = SHA-256 of the certificate DER, key
+ *    strength, validity period (no I/O needed: `checkRequest`);
+ * 2. the serial is allowlisted and not REVOKED / DECOMMISSIONED / QUARANTINED;
+ * 3. the claim certificate is the one (or in the group) the allowlist entry names;
+ * 4. the same certificate already bound to this serial is an idempotent repeat: allowed again with
+ *    the same overrides and nothing written;
+ * 5. no takeover: the certificate is not another device's, the public key is not another device's,
+ *    a PROVISIONING serial inside its window is not rebound, and an ACTIVE serial is rebound only
+ *    as the reprovisioning policy allows (`never` | `same-key` | `replace`);
+ * 6. the claim certificate is within its per-minute budget (the store enforces it atomically too).
+ */
+import { checkKeyPolicy, checkValidity, type KeyFacts, type KeyPolicy } from './certificate-rules';
+import type { DeviceState } from './device-state';
+
+/** Stable reason codes: they appear in logs, metrics, history and the README. */
+export const DENY_REASONS = [
+  'INVALID_EVENT',
+  'INVALID_SERIAL',
+  'SERIAL_NOT_ALLOWLISTED',
+  'DEVICE_REVOKED',
+  'DEVICE_DECOMMISSIONED',
+  'DEVICE_QUARANTINED',
+  'CLAIM_NOT_ALLOWED',
+  'CLAIM_RATE_EXCEEDED',
+  'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
+  'PUBLIC_KEY_IN_USE',
+  'CERTIFICATE_IN_USE',
+  'INVALID_CERTIFICATE',
+  'WEAK_KEY',
+  'CERTIFICATE_NOT_YET_VALID',
+  'CERTIFICATE_EXPIRED',
+  'PROVISIONING_IN_PROGRESS',
+  'STORE_UNAVAILABLE',
+  'TIME_BUDGET_EXCEEDED',
+  'INTERNAL_ERROR',
+] as const;
+export type DenyReason = (typeof DENY_REASONS)[number];
+
+export const REPROVISIONING_POLICIES = ['never', 'same-key', 'replace'] as const;
+/**
+ * What happens when an ACTIVE serial asks for a new certificate: `never` denies it, `same-key`
+ * allows it only with the public key of the current certificate, `replace` allows it (retiring the
+ * old certificate is the lifecycle flow's job, after the device connects with the new one).
+ */
+export type ReprovisioningPolicy = (typeof REPROVISIONING_POLICIES)[number];
+
+/** A point in time, given to the domain in both forms it compares with. */
+export interface Instant {
+  /** `Date.prototype.toISOString()` form, comparable with stored ISO times as strings. */
+  iso: string;
+  epochMs: number;
+}
+
+/** What the parser read from the certificate presented with the request. */
+export interface PresentedCertificate {
+  /** SHA-256 of the certificate DER, lower-case hex: what AWS IoT calls the certificate id. */
+  certificateId: string;
+  /** SHA-256 of the SubjectPublicKeyInfo DER, lower-case hex. */
+  publicKeyHash: string;
+  key: KeyFacts;
+  notBefore: string;
+  notBeforeMs: number;
+  notAfterMs: number;
+}
+
+/** One request to bind a certificate to a serial. */
+export interface ProvisioningRequest {
+  serial: string;
+  /** The certificate id the caller (AWS IoT) claims the certificate has. */
+  certificateId: string;
+  /** The claim certificate that made the request; absent for flows without one (JITR). */
+  claimCertificateId?: string;
+  certificate: PresentedCertificate;
+}
+
+/** The device record fields the rules read (a `DeviceRecord` fits). */
+export interface DeviceFacts {
+  serial: string;
+  state: DeviceState;
+  productLine?: string;
+  batch?: string;
+  allowedClaim?: string;
+  thingName?: string;
+  certificateId?: string;
+  pendingCertificateId?: string;
+  provisioningDeadline?: string;
+}
+
+/** What the store knows that bears on the request, read in one round trip. */
+export interface ProvisioningFacts {
+  device?: DeviceFacts;
+  /** The record of the presented certificate, if it was ever bound. */
+  certificate?: { certificateId: string; serial?: string };
+  /** Who owns the presented public key, if anyone. */
+  publicKeyOwner?: { serial: string; certificateId: string };
+  /** Bindings already counted against the claim certificate in the current minute. */
+  claimCount?: number;
+}
+
+export interface ProvisioningRules {
+  serialPattern: RegExp;
+  thingNamePrefix: string;
+  reprovisioningPolicy: ReprovisioningPolicy;
+  keyPolicy: KeyPolicy;
+  /** Tolerance for a `notBefore` slightly in the future (clock skew), in seconds. */
+  clockSkewSeconds: number;
+  claimRateLimitPerMinute: number;
+  /**
+   * `allowedClaim: group:<name>` matches a claim certificate id listed under `<name>` here.
+   * A claim id maps to every group that lists it.
+   */
+  claimGroups: Readonly<Record<string, readonly string[]>>;
+  /** Used when an allowlist entry names no claim: a claim id, `group:<name>`, or `*` (any claim). */
+  defaultAllowedClaim?: string;
+}
+
+/**
+ * How the allowed binding is written: a first binding, a rebinding of an ACTIVE serial under the
+ * reprovisioning policy, a fresh attempt after an expired PROVISIONING window, or nothing at all
+ * (the same certificate is already bound).
+ */
+export type Binding = 'new' | 'reprovision' | 'after-expired-provisioning' | 'existing';
+
+export type ProvisioningDecision =
+  | {
+      allow: true;
+      serial: string;
+      thingName: string;
+      /** Template parameter overrides; strings only, as AWS IoT requires. */
+      overrides: Record<string, string>;
+      alreadyBound: boolean;
+      binding: Binding;
+    }
+  | { allow: false; reason: DenyReason; detail: string };
+
+export type Denial = Extract<ProvisioningDecision, { allow: false }>;
+
+/** Builds a denial (the one shape every flow logs and counts). */
+export function deny(reason: DenyReason, detail: string): Denial {
+  return { allow: false, reason, detail };
+}
+
+/**
+ * The checks that need no stored facts. Flows run it before any I/O so that bad input never costs
+ * a read; `decideProvisioning` runs it again, so it is complete on its own.
+ */
+export function checkRequest(
+  request: ProvisioningRequest,
+  rules: ProvisioningRules,
+  now: Instant,
+): Denial | undefined {
+  if (!rules.serialPattern.test(request.serial)) {
+    return deny('INVALID_SERIAL', `serial must match ${rules.serialPattern.source}`);
+  }
+  const presented = request.certificate;
+  if (presented.certificateId !== request.certificateId.toLowerCase()) {
+    return deny('INVALID_CERTIFICATE', 'certificateId is not the SHA-256 of the certificate presented');
+  }
+  const key = checkKeyPolicy(presented.key, rules.keyPolicy);
+  if (!key.ok) return deny('WEAK_KEY', key.rule);
+  const validity = checkValidity(presented, now.epochMs, rules.clockSkewSeconds * 1000);
+  if (!validity.ok) return deny(validity.reason, validity.rule);
+  return undefined;
+}
+
+/**
+ * Decides whether `request` may bind its certificate to its serial, given what the store knows.
+ * Pure: no I/O, no clock, no randomness. Never throws on any combination of facts.
+ */
+export function decideProvisioning(
+  request: ProvisioningRequest,
+  facts: ProvisioningFacts,
+  rules: ProvisioningRules,
+  now: Instant,
+): ProvisioningDecision {
+  const invalid = checkRequest(request, rules, now);
+  if (invalid) return invalid;
+  const { device } = facts;
+  const certificateId = request.certificate.certificateId;
+  if (!device) return deny('SERIAL_NOT_ALLOWLISTED', 'serial is not on the allowlist');
+  switch (device.state) {
+    case 'REVOKED':
+      return deny('DEVICE_REVOKED', 'device was revoked');
+    case 'DECOMMISSIONED':
+      return deny('DEVICE_DECOMMISSIONED', 'device was decommissioned');
+    case 'QUARANTINED':
+      return deny('DEVICE_QUARANTINED', 'device is in quarantine');
+    default:
+      break;
+  }
+  const claim = checkClaim(device, request.claimCertificateId, rules);
+  if (claim) return claim;
+
+  const allow = (binding: Binding): ProvisioningDecision => ({
+    allow: true,
+    serial: request.serial,
+    thingName: thingNameFor(device, rules),
+    overrides: overridesFor(device, request, rules),
+    alreadyBound: binding === 'existing',
+    binding,
+  });
+
+  if (isSameBinding(device, certificateId, now)) return allow('existing');
+  const owner = facts.certificate;
+  if (owner && owner.serial !== request.serial) {
+    return deny('CERTIFICATE_IN_USE', 'certificate is bound to another device');
+  }
+  if (owner) {
+    return deny('CERTIFICATE_IN_USE', 'certificate was bound to this device before and is no longer usable');
+  }
+  const keyOwner = facts.publicKeyOwner;
+  if (keyOwner && keyOwner.serial !== request.serial) {
+    return deny('PUBLIC_KEY_IN_USE', 'public key belongs to another device');
+  }
+
+  let binding: Binding;
+  switch (device.state) {
+    case 'ALLOWLISTED':
+      binding = 'new';
+      break;
+    case 'PROVISIONING':
+      if (!provisioningExpired(device, now)) {
+        return deny(
+          'PROVISIONING_IN_PROGRESS',
+          'serial is provisioning with another certificate until its window ends',
+        );
+      }
+      binding = 'after-expired-provisioning';
+      break;
+    case 'ACTIVE': {
+      const rebind = checkReprovisioning(device, keyOwner, rules.reprovisioningPolicy);
+      if (rebind) return rebind;
+      binding = 'reprovision';
+      break;
+    }
+    default:
+      return deny('SERIAL_BOUND_TO_OTHER_CERTIFICATE', `serial is ${device.state} with another certificate`);
+  }
+
+  if (
+    request.claimCertificateId !== undefined &&
+    facts.claimCount !== undefined &&
+    facts.claimCount >= rules.claimRateLimitPerMinute
+  ) {
+    return deny('CLAIM_RATE_EXCEEDED', `claim certificate used ${facts.claimCount} times this minute`);
+  }
+  return allow(binding);
+}
+
+/** The claim ids a `group:<name>` or id entry admits; `*` admits every claim. */
+function checkClaim(
+  device: DeviceFacts,
+  claimCertificateId: string | undefined,
+  rules: ProvisioningRules,
+): Denial | undefined {
+  if (claimCertificateId === undefined) return undefined;
+  const allowed = device.allowedClaim ?? rules.defaultAllowedClaim;
+  if (allowed === undefined) return deny('CLAIM_NOT_ALLOWED', 'allowlist entry names no claim');
+  if (allowed === '*') return undefined;
+  const claim = claimCertificateId.toLowerCase();
+  if (allowed.startsWith('group:')) {
+    const members = rules.claimGroups[allowed.slice('group:'.length)] ?? [];
+    return members.some((member) => member.toLowerCase() === claim)
+      ? undefined
+      : deny('CLAIM_NOT_ALLOWED', `claim certificate is not in ${allowed}`);
+  }
+  return allowed.toLowerCase() === claim
+    ? undefined
+    : deny('CLAIM_NOT_ALLOWED', 'claim certificate is not the one allowed for this serial');
+}
+
+/** The same certificate, already bound and still usable: a retry of a request that succeeded. */
+function isSameBinding(device: DeviceFacts, certificateId: string, now: Instant): boolean {
+  if (device.state === 'PROVISIONING') {
+    return device.pendingCertificateId === certificateId && !provisioningExpired(device, now);
+  }
+  if (device.state === 'ACTIVE' || device.state === 'ROTATING') return device.certificateId === certificateId;
+  return false;
+}
+
+function provisioningExpired(device: DeviceFacts, now: Instant): boolean {
+  // A PROVISIONING record without a deadline predates deadlines: treat its window as over.
+  return device.provisioningDeadline === undefined || device.provisioningDeadline <= now.iso;
+}
+
+function checkReprovisioning(
+  device: DeviceFacts,
+  keyOwner: ProvisioningFacts['publicKeyOwner'],
+  policy: ReprovisioningPolicy,
+): Denial | undefined {
+  switch (policy) {
+    case 'replace':
+      return undefined;
+    case 'same-key':
+      // The key record names the certificate that last bound the key; it is the current one when
+      // the device re-presents its current key.
+      return keyOwner !== undefined &&
+        keyOwner.serial === device.serial &&
+        keyOwner.certificateId === device.certificateId
+        ? undefined
+        : deny(
+            'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
+            'reprovisioning policy same-key: the new certificate has a different public key',
+          );
+    default:
+      return deny(
+        'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
+        'serial is ACTIVE with another certificate (reprovisioning policy never)',
+      );
+  }
+}
+
+/** The thing a serial is (or will be) registered as: the stored name, else prefix + serial. */
+export function thingNameFor(device: DeviceFacts, rules: Pick<ProvisioningRules, 'thingNamePrefix'>): string {
+  return device.thingName ?? `${rules.thingNamePrefix}${device.serial}`;
+}
+
+/**
+ * Template parameter overrides. Deterministic in the device and the certificate, so a retried
+ * request gets exactly the same answer.
+ */
+function overridesFor(
+  device: DeviceFacts,
+  request: ProvisioningRequest,
+  rules: ProvisioningRules,
+): Record<string, string> {
+  const overrides: Record<string, string> = {
+    ThingName: thingNameFor(device, rules),
+    CertificateIssueDate: request.certificate.notBefore,
+  };
+  if (device.productLine !== undefined) overrides.ProductLine = device.productLine;
+  if (device.batch !== undefined) overrides.Batch = device.batch;
+  return overrides;
+}
