@@ -1,0 +1,54 @@
+/**
+ * AWS IoT error codes and the HTTP status each one is sent with. The status codes follow the service model
+ * shipped in `@aws-sdk/client-iot` (the `httpError` trait of each exception shape), except
+ * `ThrottlingException`: the model says 400 but the live service answers 429, which is what SDK retry
+ * logic also recognises.
+ */
+export const ERROR_STATUS = {
+  CertificateConflictException: 409,
+  CertificateStateException: 406,
+  CertificateValidationException: 400,
+  ConflictingResourceUpdateException: 409,
+  DeleteConflictException: 409,
+  InternalFailureException: 500,
+  InvalidRequestException: 400,
+  LimitExceededException: 410,
+  MalformedPolicyException: 400,
+  ResourceAlreadyExistsException: 409,
+  ResourceNotFoundException: 404,
+  ServiceUnavailableException: 503,
+  ThrottlingException: 429,
+  UnauthorizedException: 401,
+  VersionConflictException: 409,
+  /** Data plane: unknown route / method. */
+  MethodNotAllowedException: 405,
+} as const;
+
+/** An AWS IoT error code the emulator can return. */
+export type IotErrorCode = keyof typeof ERROR_STATUS;
+
+/** Thrown inside operation handlers when AWS would answer with an error; becomes an HTTP error response. */
+export class IotError extends Error {
+  readonly code: IotErrorCode;
+  readonly status: number;
+  /** Extra members of the error body (e.g. `resourceId` / `resourceArn` for ResourceAlreadyExistsException). */
+  readonly extra: Record<string, string>;
+
+  constructor(code: IotErrorCode, message: string, extra: Record<string, string> = {}) {
+    super(message);
+    this.name = code;
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+    this.extra = extra;
+  }
+}
+
+/** Shorthand for `new IotError('InvalidRequestException', message)`. */
+export function invalidRequest(message: string): IotError {
+  return new IotError('InvalidRequestException', message);
+}
+
+/** Shorthand for `new IotError('ResourceNotFoundException', message)`. */
+export function notFound(message: string): IotError {
+  return new IotError('ResourceNotFoundException', message);
+}

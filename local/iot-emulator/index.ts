@@ -1,0 +1,510 @@
+/**
+ * Local AWS IoT emulator: the IoT control plane (restJson1, so the real `@aws-sdk/client-iot` talks to it
+ * through `endpoint` / `AWS_ENDPOINT_URL_IOT`), the data-plane Publish, IoT Core's device-facing behaviour
+ * (connect with JITR / JITP, presence events, Fleet Provisioning), fault injection and a call log.
+ *
+ * Every emulator is self-contained (no module-level mutable state); several can run side by side.
+ *
+ * Introspection routes (for a CLI in another process), all JSON:
+ * - `GET /_emulator/health`, `GET /_emulator/state`, `GET /_emulator/ca`
+ * - `GET /_emulator/calls` (`?api=`), `DELETE /_emulator/calls`
+ * - `GET /_emulator/published` (`?topicPrefix=`), `DELETE /_emulator/published`
+ * - `GET /_emulator/faults`, `POST /_emulator/faults` (body: {@link FaultSettings})
+ * - `POST /_emulator/connect`, `POST /_emulator/disconnect`
+ * - `POST /_emulator/fleet/create-certificate-from-csr`, `POST /_emulator/fleet/create-keys-and-certificate`,
+ *   `POST /_emulator/fleet/register-thing`
+ *
+ * @module
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type CertificateAuthority, createCertificateAuthority } from '../pki';
+import { CallLog, type CallRecord, summarizeInput } from './call-log';
+import { createHandlers, type Handler, ROUTES } from './control-plane';
+import {
+  type ConnectInput,
+  type ConnectOutcome,
+  DeviceGateway,
+  type FleetCertificateResponse,
+  type FleetRejection,
+  type HookInvoker,
+  type RegisterThingAccepted,
+  type RegisterThingInput,
+  type Session,
+} from './device';
+import { IotError } from './errors';
+import { type DisconnectReason, type PublishedMessage, Publisher, type PublishSink } from './events';
+import { FaultInjector, type FaultSettings } from './faults';
+import { buildInput, matchRoute, readBody, sendError, sendJson } from './http-server';
+import { Registry } from './registry';
+
+export type { CallRecord } from './call-log';
+export { ROUTES } from './control-plane';
+export type {
+  ConnectInput,
+  ConnectOutcome,
+  ConnectRefusal,
+  FleetCertificateResponse,
+  FleetRejection,
+  HookInvoker,
+  PreProvisioningHookEvent,
+  RegisterThingAccepted,
+  RegisterThingInput,
+  Session,
+} from './device';
+export { isRejection } from './device';
+export { ERROR_STATUS, IotError, type IotErrorCode } from './errors';
+export type {
+  CertificateRegisteredEvent,
+  DisconnectReason,
+  PresenceConnectedEvent,
+  PresenceDisconnectedEvent,
+  PublishedMessage,
+  PublishMeta,
+  PublishSink,
+  ThingEvent,
+  ThingGroupMembershipEvent,
+} from './events';
+export { topics } from './events';
+export { AWS_DEFAULT_QUOTAS, type FaultSettings, type LatencySetting, type QuotaSetting } from './faults';
+export type { CertificateStatus, Registry } from './registry';
+
+/** Options of {@link startIotEmulator}. */
+export interface IotEmulatorOptions {
+  /** TCP port; default a free one. */
+  port?: number;
+  /** Listen address; default 127.0.0.1. */
+  host?: string;
+  /** Default `123456789012`. */
+  accountId?: string;
+  /** Default `us-east-1`. */
+  region?: string;
+  /** Business clock (timestamps, token expiry, certificate validity); default `() => new Date()`. */
+  now?: () => Date;
+  /** Fault injection; everything off by default. */
+  faults?: FaultSettings;
+  /** Where published messages go (e.g. the local rules engine), besides `published` and listeners. */
+  publish?: PublishSink;
+  /** Invokes a pre-provisioning hook Lambda; without it, templates with a hook reject every device. */
+  invokeHook?: HookInvoker;
+  /** Pre-provisioning hook time limit; AWS: 5000 ms. */
+  hookTimeoutMs?: number;
+  /** Certificate ownership token lifetime; AWS: one hour. */
+  ownershipTokenTtlMs?: number;
+  /** Endpoint prefix returned by DescribeEndpoint; default derived from the account id. */
+  endpointPrefix?: string;
+}
+
+/** SDK client configuration pointing at an emulator. */
+export interface EmulatorClientConfig {
+  endpoint: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+}
+
+/** A running emulator. Create with {@link startIotEmulator}. */
+export class IotEmulator {
+  readonly accountId: string;
+  readonly region: string;
+  readonly registry: Registry;
+  readonly devices: DeviceGateway;
+  private readonly callLog = new CallLog();
+  private readonly publisher: Publisher;
+  private readonly faultInjector: FaultInjector;
+  private readonly handlers: Record<string, Handler>;
+  private readonly now: () => Date;
+  private server?: Server;
+  private baseUrl = '';
+
+  /** Use {@link startIotEmulator}. */
+  constructor(
+    options: IotEmulatorOptions,
+    /** The emulator's own CA (plays "Amazon Root CA"): signs certificates from CSRs and key generation. */
+    readonly issuer: CertificateAuthority,
+  ) {
+    this.accountId = options.accountId ?? '123456789012';
+    this.region = options.region ?? 'us-east-1';
+    this.now = options.now ?? (() => new Date());
+    this.publisher = new Publisher(options.publish, this.now);
+    this.faultInjector = new FaultInjector(options.faults);
+    this.registry = new Registry({
+      accountId: this.accountId,
+      region: this.region,
+      now: this.now,
+      publisher: this.publisher,
+    });
+    this.devices = new DeviceGateway({
+      accountId: this.accountId,
+      now: this.now,
+      registry: this.registry,
+      publisher: this.publisher,
+      issuer,
+      invokeHook: options.invokeHook,
+      hookTimeoutMs: options.hookTimeoutMs ?? 5000,
+      ownershipTokenTtlMs: options.ownershipTokenTtlMs ?? 3_600_000,
+      issuedNotAfter: new Date('2049-12-31T23:59:59Z'),
+    });
+    const prefix = options.endpointPrefix ?? `a${this.accountId.slice(-6)}emu`;
+    this.handlers = createHandlers({
+      registry: this.registry,
+      accountId: this.accountId,
+      endpointAddress: (type) => {
+        if (type === 'iot:Data') return `${prefix}.iot.${this.region}.amazonaws.com`;
+        if (type === 'iot:Data-ATS') return `${prefix}-ats.iot.${this.region}.amazonaws.com`;
+        if (type === 'iot:CredentialProvider')
+          return `${prefix}.credentials.iot.${this.region}.amazonaws.com`;
+        return `${prefix}.jobs.iot.${this.region}.amazonaws.com`;
+      },
+      createCertificateFromCsr: (csr, setAsActive) =>
+        this.devices.issueFromCsr(csr, setAsActive ? 'ACTIVE' : 'INACTIVE'),
+      createKeysAndCertificate: (setAsActive) =>
+        this.devices.issueWithKeys(setAsActive ? 'ACTIVE' : 'INACTIVE'),
+      publish: async (input) => {
+        const topic = input.topic;
+        if (typeof topic !== 'string' || topic.length === 0 || topic.length > 256) {
+          throw new IotError('InvalidRequestException', 'topic is required (at most 256 characters)');
+        }
+        const qos = input.qos ?? 0;
+        if (qos !== 0 && qos !== 1) throw new IotError('InvalidRequestException', 'qos must be 0 or 1');
+        const payload = Buffer.isBuffer(input.payload) ? input.payload : Buffer.alloc(0);
+        if (payload.length > 128 * 1024)
+          throw new IotError('InvalidRequestException', 'payload exceeds 128 KB');
+        await this.publisher.publish(topic, payload, {
+          source: 'data-plane',
+          qos,
+          retain: input.retain === true,
+        });
+      },
+    });
+  }
+
+  /** `http://127.0.0.1:<port>`: pass as `endpoint` to IoTClient and IoTDataPlaneClient. */
+  get endpoint(): string {
+    return this.baseUrl;
+  }
+
+  /** The listening port. */
+  get port(): number {
+    return Number(new URL(this.baseUrl).port);
+  }
+
+  /** A ready-to-spread SDK client configuration (dummy credentials). */
+  clientConfig(): EmulatorClientConfig {
+    return {
+      endpoint: this.baseUrl,
+      region: this.region,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    };
+  }
+
+  /** Every call so far (control plane and data plane). */
+  get calls(): readonly CallRecord[] {
+    return this.callLog.records;
+  }
+
+  /** Number of calls to `api`, optionally with `outcome` (`ok` or an error code such as `ThrottlingException`). */
+  callCount(api: string, outcome?: string): number {
+    return this.callLog.count(api, outcome);
+  }
+
+  /** Forgets the call log. */
+  clearCalls(): void {
+    this.callLog.clear();
+  }
+
+  /** Every message published so far (presence, registration, registry events, data-plane Publish). */
+  get published(): readonly PublishedMessage[] {
+    return this.publisher.log;
+  }
+
+  /** Published messages whose topic starts with `prefix`. */
+  publishedOn(prefix: string): PublishedMessage[] {
+    return this.publisher.log.filter((m) => m.topic.startsWith(prefix));
+  }
+
+  /** Listens to every published message; returns an unsubscribe function. */
+  onPublish(listener: (message: PublishedMessage) => void): () => void {
+    return this.publisher.onPublish(listener);
+  }
+
+  /** Replaces the fault settings at runtime (omitted fields are off). */
+  setFaults(settings: FaultSettings): void {
+    this.faultInjector.set(settings);
+  }
+
+  /** The current fault settings. */
+  faults(): FaultSettings {
+    return this.faultInjector.get();
+  }
+
+  /**
+   * Calls an operation directly (no HTTP), with the same faults, quotas and call logging as over HTTP.
+   * Throws {@link IotError}.
+   */
+  async invoke(api: string, input: Record<string, unknown> = {}): Promise<unknown> {
+    const handler = this.handlers[api];
+    if (!handler) throw new IotError('InvalidRequestException', `Unknown operation ${api}`);
+    const started = performance.now();
+    const at = this.now().toISOString();
+    try {
+      const latency = this.faultInjector.latencyFor(api);
+      if (latency > 0) await sleep(latency);
+      this.faultInjector.takeToken(api);
+      this.faultInjector.maybeFail(api);
+      const output = await handler(input);
+      this.log(api, input, 'ok', at, started);
+      return output;
+    } catch (error) {
+      const iotError =
+        error instanceof IotError
+          ? error
+          : new IotError('InternalFailureException', error instanceof Error ? error.message : String(error));
+      this.log(api, input, iotError.code, at, started);
+      throw iotError;
+    }
+  }
+
+  private log(
+    api: string,
+    input: Record<string, unknown>,
+    outcome: string,
+    at: string,
+    started: number,
+  ): void {
+    this.callLog.add({
+      api,
+      input: summarizeInput(input),
+      outcome,
+      at,
+      durationMs: performance.now() - started,
+    });
+  }
+
+  // ---------------------------------------------------------------- device-facing
+
+  /** A device connects with its certificate (JITR / JITP happen here). */
+  connect(input: ConnectInput): Promise<ConnectOutcome> {
+    return this.devices.connect(input);
+  }
+
+  /** A device disconnects (default reason CLIENT_INITIATED_DISCONNECT). */
+  disconnect(input: {
+    clientId: string;
+    sessionIdentifier?: string;
+    reason?: DisconnectReason;
+  }): Promise<boolean> {
+    return this.devices.disconnect(input);
+  }
+
+  /** Live sessions by client id. */
+  get sessions(): ReadonlyMap<string, Session> {
+    return this.devices.sessions;
+  }
+
+  /** Fleet provisioning CreateCertificateFromCsr. */
+  createCertificateFromCsr(input: { csr: string }): Promise<FleetCertificateResponse | FleetRejection> {
+    return this.devices.createCertificateFromCsr(input);
+  }
+
+  /** Fleet provisioning CreateKeysAndCertificate. */
+  createKeysAndCertificate(): Promise<FleetCertificateResponse> {
+    return this.devices.createKeysAndCertificate();
+  }
+
+  /** Fleet provisioning RegisterThing. */
+  registerThing(input: RegisterThingInput): Promise<RegisterThingAccepted | FleetRejection> {
+    return this.devices.registerThing(input);
+  }
+
+  /** JSON summary of the registry and sessions (what `GET /_emulator/state` returns). */
+  state(): Record<string, unknown> {
+    const r = this.registry;
+    return {
+      accountId: this.accountId,
+      region: this.region,
+      caCertificates: [...r.cas.values()].map((ca) => ({
+        certificateId: ca.certificateId,
+        status: ca.status,
+        autoRegistrationStatus: ca.autoRegistrationStatus,
+        hasTemplate: Boolean(ca.registrationConfig?.templateBody || ca.registrationConfig?.templateName),
+      })),
+      certificates: [...r.certificates.values()].map((c) => ({
+        certificateId: c.certificateId,
+        status: c.status,
+        caCertificateId: c.caCertificateId,
+        things: [...(r.principalThings.get(c.certificateArn) ?? [])],
+        policies: [...(r.targetPolicies.get(c.certificateArn) ?? [])],
+      })),
+      things: [...r.things.values()].map((t) => ({
+        thingName: t.thingName,
+        version: t.version,
+        attributes: t.attributes,
+        principals: [...t.principals],
+        groups: [...t.groups],
+      })),
+      thingGroups: [...r.thingGroups.values()].map((g) => ({
+        thingGroupName: g.thingGroupName,
+        parentGroupName: g.parentGroupName,
+        things: g.things.size,
+      })),
+      policies: [...r.policies.values()].map((p) => ({ policyName: p.policyName, targets: [...p.targets] })),
+      provisioningTemplates: [...r.templates.values()].map((t) => ({
+        templateName: t.templateName,
+        enabled: t.enabled,
+        hook: t.preProvisioningHook?.targetArn,
+      })),
+      eventConfigurations: Object.fromEntries(r.eventConfigurations),
+      sessions: [...this.devices.sessions.values()],
+      faults: this.faults(),
+      calls: this.callLog.records.length,
+      published: this.publisher.log.length,
+    };
+  }
+
+  // ---------------------------------------------------------------- HTTP
+
+  /** Starts listening. */
+  async listen(port = 0, host = '127.0.0.1'): Promise<void> {
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((error: unknown) => {
+        if (!res.headersSent) sendError(res, new IotError('InternalFailureException', String(error)));
+        else res.destroy();
+      });
+    });
+    server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.server = server;
+    const address = server.address() as AddressInfo;
+    this.baseUrl = `http://${host}:${address.port}`;
+  }
+
+  /** Stops the server (closes idle keep-alive connections too). */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://emulator');
+    const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
+    if (rawPath.startsWith('/_emulator/')) return this.handleIntrospection(req, res, url);
+    let api = 'Unknown';
+    let input: Record<string, unknown> = {};
+    try {
+      const match = matchRoute(ROUTES, req.method ?? 'GET', rawPath);
+      const body = await readBody(req);
+      if (!match) {
+        throw new IotError('ResourceNotFoundException', `No operation for ${req.method} ${rawPath}`);
+      }
+      api = match.route.api;
+      input = buildInput(match.route, match.labels, url, req.headers, body);
+    } catch (error) {
+      const iotError =
+        error instanceof IotError ? error : new IotError('InvalidRequestException', String(error));
+      this.log(api, input, iotError.code, this.now().toISOString(), performance.now());
+      return sendError(res, iotError);
+    }
+    try {
+      const output = await this.invoke(api, input);
+      sendJson(res, 200, output);
+    } catch (error) {
+      sendError(res, error as IotError);
+    }
+  }
+
+  private async handleIntrospection(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const route = `${req.method} ${url.pathname}`;
+    const bodyOf = async (): Promise<Record<string, unknown>> => {
+      const raw = await readBody(req);
+      if (raw.length === 0) return {};
+      const parsed: unknown = JSON.parse(raw.toString('utf8'));
+      return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+    };
+    try {
+      switch (route) {
+        case 'GET /_emulator/health':
+          return sendJson(res, 200, { ok: true, endpoint: this.endpoint });
+        case 'GET /_emulator/state':
+          return sendJson(res, 200, this.state());
+        case 'GET /_emulator/ca':
+          return sendJson(res, 200, {
+            certificatePem: this.issuer.certificatePem,
+            certificateId: this.issuer.certificateId,
+          });
+        case 'GET /_emulator/calls': {
+          const api = url.searchParams.get('api');
+          return sendJson(res, 200, { calls: this.calls.filter((c) => api === null || c.api === api) });
+        }
+        case 'DELETE /_emulator/calls':
+          this.clearCalls();
+          return sendJson(res, 200, { ok: true });
+        case 'GET /_emulator/published': {
+          const prefix = url.searchParams.get('topicPrefix') ?? '';
+          return sendJson(res, 200, {
+            messages: this.publishedOn(prefix).map((m) => ({
+              topic: m.topic,
+              meta: m.meta,
+              payload: m.json ?? m.payload.toString('base64'),
+              encoding: m.json === undefined ? 'base64' : 'json',
+            })),
+          });
+        }
+        case 'DELETE /_emulator/published':
+          this.publisher.log.length = 0;
+          return sendJson(res, 200, { ok: true });
+        case 'GET /_emulator/faults':
+          return sendJson(res, 200, this.faults());
+        case 'POST /_emulator/faults':
+          this.setFaults((await bodyOf()) as FaultSettings);
+          return sendJson(res, 200, this.faults());
+        case 'POST /_emulator/connect':
+          return sendJson(res, 200, await this.connect((await bodyOf()) as unknown as ConnectInput));
+        case 'POST /_emulator/disconnect': {
+          const body = (await bodyOf()) as { clientId: string; reason?: DisconnectReason };
+          return sendJson(res, 200, { disconnected: await this.disconnect(body) });
+        }
+        case 'POST /_emulator/fleet/create-certificate-from-csr':
+          return sendJson(res, 200, await this.createCertificateFromCsr((await bodyOf()) as { csr: string }));
+        case 'POST /_emulator/fleet/create-keys-and-certificate':
+          return sendJson(res, 200, await this.createKeysAndCertificate());
+        case 'POST /_emulator/fleet/register-thing':
+          return sendJson(
+            res,
+            200,
+            await this.registerThing((await bodyOf()) as unknown as RegisterThingInput),
+          );
+        default:
+          return sendError(res, new IotError('ResourceNotFoundException', `No emulator route ${route}`));
+      }
+    } catch (error) {
+      return sendError(
+        res,
+        error instanceof IotError ? error : new IotError('InvalidRequestException', String(error)),
+      );
+    }
+  }
+}
+
+/**
+ * Starts an emulator on 127.0.0.1 (a free port unless `options.port`). Resolves once it is listening;
+ * call `stop()` when done.
+ */
+export async function startIotEmulator(options: IotEmulatorOptions = {}): Promise<IotEmulator> {
+  const issuer = await createCertificateAuthority({
+    subject: { commonName: 'fleetgate IoT emulator CA', organization: 'fleetgate local' },
+    notBefore: new Date('2020-01-01T00:00:00Z'),
+    notAfter: new Date('2050-01-01T00:00:00Z'),
+  });
+  const emulator = new IotEmulator(options, issuer);
+  await emulator.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+  return emulator;
+}
