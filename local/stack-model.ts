@@ -1,0 +1,470 @@
+/**
+ * The local stack's view of serverless.yml: queues, topic rules, functions and their event sources,
+ * with Serverless variables (`${self:…}`, `${sls:stage}`, `${opt:…}`, `${param:…}`, `${aws:…}`,
+ * `${env:…}`) and CloudFormation intrinsics (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`) resolved to
+ * local values. The deployed file is the routing table: nothing here is configured twice.
+ */
+
+import { type IotSqlStatement, parseIotSql } from './iot-sql';
+import type { CfnResource, ServerlessConfig, ServerlessFunction } from './serverless-config';
+
+export const LOCAL_ACCOUNT_ID = '123456789012';
+
+export interface ModelOptions {
+  stage?: string;
+  region?: string;
+  accountId?: string;
+  /** `${param:x}` values. */
+  params?: Record<string, string>;
+  /** Overrides the provisioning table's name. */
+  tableName?: string;
+  /** Local SQS endpoint: `!Ref Queue` becomes `<endpoint>/<accountId>/<name>`. */
+  sqsEndpoint?: string;
+}
+
+export interface QueueSpec {
+  logicalId: string;
+  name: string;
+  arn: string;
+  visibilityTimeoutSeconds: number;
+  /** CreateQueue attributes (VisibilityTimeout, RedrivePolicy, …) as strings. */
+  attributes: Record<string, string>;
+  redrive?: { deadLetterQueue: string; maxReceiveCount: number };
+}
+
+export type ActionSpec =
+  | { type: 'sqs'; queue: string; useBase64: boolean }
+  | { type: 'lambda'; functionName: string }
+  | { type: 'unsupported'; actionType: string };
+
+export interface RuleSpec {
+  logicalId: string;
+  ruleName: string;
+  statement: IotSqlStatement;
+  disabled: boolean;
+  actions: ActionSpec[];
+  errorAction?: ActionSpec;
+}
+
+export interface SqsMapping {
+  queue: string;
+  batchSize: number;
+  reportBatchItemFailures: boolean;
+  maximumConcurrency: number;
+  enabled: boolean;
+}
+
+export interface ScheduleSpec {
+  expression: string;
+  enabled: boolean;
+  input?: unknown;
+  ruleName: string;
+}
+
+export interface FunctionSpec {
+  name: string;
+  /** `functions/x/handler.handler` as written in serverless.yml. */
+  handler: string;
+  /** The deployed function name (`<service>-<stage>-<name>` unless `name:` is set). */
+  deployedName: string;
+  arn: string;
+  timeoutSeconds: number;
+  memorySize: number;
+  /** provider.environment + function environment, resolved. */
+  environment: Record<string, string>;
+  sqs: SqsMapping[];
+  schedules: ScheduleSpec[];
+}
+
+export interface StackModel {
+  service: string;
+  stage: string;
+  region: string;
+  accountId: string;
+  tableName: string;
+  queues: QueueSpec[];
+  rules: RuleSpec[];
+  functions: FunctionSpec[];
+}
+
+/** Thrown when serverless.yml uses a construct the local stack cannot resolve. */
+export class StackModelError extends Error {
+  override name = 'StackModelError';
+}
+
+/** The Serverless Framework's logical id of a function's AWS::Lambda::Function resource. */
+export function functionLogicalId(name: string): string {
+  const normalized = name.replaceAll('-', 'Dash').replaceAll('_', 'Underscore');
+  return `${normalized.charAt(0).toUpperCase()}${normalized.slice(1)}LambdaFunction`;
+}
+
+/** Builds the local model of a parsed serverless.yml. */
+export function buildStackModel(config: ServerlessConfig, options: ModelOptions = {}): StackModel {
+  const resolver = new Resolver(config, options);
+  return resolver.build();
+}
+
+class Resolver {
+  private readonly resources: Record<string, CfnResource>;
+  readonly stage: string;
+  readonly region: string;
+  readonly accountId: string;
+  private queueNames = new Map<string, string>();
+  private functionNames = new Map<string, string>();
+  private tableName = '';
+
+  constructor(
+    private readonly config: ServerlessConfig,
+    private readonly options: ModelOptions,
+  ) {
+    this.resources = config.resources?.Resources ?? {};
+    this.stage = options.stage ?? 'local';
+    this.region = options.region ?? 'us-east-1';
+    this.accountId = options.accountId ?? LOCAL_ACCOUNT_ID;
+  }
+
+  build(): StackModel {
+    const service = String(this.variables(this.config.service));
+    const table = this.resources.ProvisioningTable?.Properties?.TableName;
+    this.tableName =
+      this.options.tableName ?? (table ? String(this.variables(table)) : `${service}-${this.stage}`);
+    for (const [logicalId, resource] of Object.entries(this.resources)) {
+      if (resource.Type !== 'AWS::SQS::Queue') continue;
+      const name = resource.Properties?.QueueName;
+      this.queueNames.set(logicalId, name ? String(this.variables(name)) : logicalId);
+    }
+    const functions = Object.entries(this.config.functions ?? {});
+    for (const [name, fn] of functions) {
+      const deployed = fn.name ? String(this.variables(fn.name)) : `${service}-${this.stage}-${name}`;
+      this.functionNames.set(functionLogicalId(name), name);
+      this.functionNames.set(`fn:${name}`, deployed);
+    }
+    const queues = [...this.queueNames].map(([logicalId, name]) => this.queue(logicalId, name));
+    const rules = Object.entries(this.resources)
+      .filter(([, resource]) => resource.Type === 'AWS::IoT::TopicRule')
+      .map(([logicalId, resource]) => this.rule(logicalId, resource));
+    return {
+      service,
+      stage: this.stage,
+      region: this.region,
+      accountId: this.accountId,
+      tableName: this.tableName,
+      queues,
+      rules,
+      functions: functions.map(([name, fn]) => this.function(name, fn)),
+    };
+  }
+
+  private queueUrl(name: string): string {
+    const endpoint = this.options.sqsEndpoint ?? `https://sqs.${this.region}.amazonaws.com`;
+    return `${endpoint}/${this.accountId}/${name}`;
+  }
+
+  private queueArn(name: string): string {
+    return `arn:aws:sqs:${this.region}:${this.accountId}:${name}`;
+  }
+
+  private queue(logicalId: string, name: string): QueueSpec {
+    const props = this.resolve(this.resources[logicalId]?.Properties ?? {}) as Record<string, unknown>;
+    const attributes: Record<string, string> = {};
+    for (const key of ['VisibilityTimeout', 'MessageRetentionPeriod', 'DelaySeconds', 'MaximumMessageSize']) {
+      if (props[key] !== undefined) attributes[key] = String(props[key]);
+    }
+    // local-aws-sqs takes at most 14 days of retention, like AWS; ReceiveMessageWaitTimeSeconds is
+    // left out on purpose: the pollers short-poll.
+    const spec: QueueSpec = {
+      logicalId,
+      name,
+      arn: this.queueArn(name),
+      visibilityTimeoutSeconds: Number(props.VisibilityTimeout ?? 30),
+      attributes,
+    };
+    const redrive = props.RedrivePolicy as
+      | { deadLetterTargetArn?: string; maxReceiveCount?: number }
+      | undefined;
+    if (redrive?.deadLetterTargetArn) {
+      const dlqName = redrive.deadLetterTargetArn.split(':').pop() ?? '';
+      const dlq = [...this.queueNames].find(([, queueName]) => queueName === dlqName)?.[0];
+      if (!dlq)
+        throw new StackModelError(`${logicalId}: RedrivePolicy points at an unknown queue ${dlqName}`);
+      const maxReceiveCount = Number(redrive.maxReceiveCount ?? 10);
+      spec.redrive = { deadLetterQueue: dlq, maxReceiveCount };
+      attributes.RedrivePolicy = JSON.stringify({
+        deadLetterTargetArn: redrive.deadLetterTargetArn,
+        maxReceiveCount,
+      });
+    }
+    return spec;
+  }
+
+  private rule(logicalId: string, resource: CfnResource): RuleSpec {
+    const props = (resource.Properties ?? {}) as Record<string, unknown>;
+    const payload = (props.TopicRulePayload ?? {}) as Record<string, unknown>;
+    const sql = this.resolve(payload.Sql);
+    if (typeof sql !== 'string')
+      throw new StackModelError(`${logicalId}: TopicRulePayload.Sql must be a string`);
+    const ruleName = props.RuleName ? String(this.resolve(props.RuleName)) : logicalId;
+    const actions = ((payload.Actions ?? []) as Array<Record<string, unknown>>).map((action) =>
+      this.action(logicalId, action),
+    );
+    const errorAction = payload.ErrorAction
+      ? this.action(logicalId, payload.ErrorAction as Record<string, unknown>)
+      : undefined;
+    return {
+      logicalId,
+      ruleName,
+      statement: parseIotSql(sql),
+      disabled: payload.RuleDisabled === true,
+      actions,
+      ...(errorAction ? { errorAction } : {}),
+    };
+  }
+
+  private action(ruleId: string, action: Record<string, unknown>): ActionSpec {
+    const [type, raw] = Object.entries(action)[0] ?? ['', {}];
+    const body = (raw ?? {}) as Record<string, unknown>;
+    if (type === 'Sqs') {
+      const queue = this.queueByReference(body.QueueUrl);
+      if (!queue) throw new StackModelError(`${ruleId}: the Sqs action's QueueUrl must be !Ref of a queue`);
+      return { type: 'sqs', queue, useBase64: body.UseBase64 === true };
+    }
+    if (type === 'Lambda') {
+      const arn = body.FunctionArn as { 'Fn::GetAtt'?: string[] } | string | undefined;
+      const logical = typeof arn === 'object' ? arn['Fn::GetAtt']?.[0] : undefined;
+      const name = logical ? this.functionNames.get(logical) : undefined;
+      const byArn = typeof arn === 'string' ? arn.split(':').pop() : undefined;
+      const functionName = name ?? this.functionByDeployedName(byArn) ?? logical ?? byArn ?? '';
+      return { type: 'lambda', functionName };
+    }
+    return { type: 'unsupported', actionType: type };
+  }
+
+  private functionByDeployedName(deployed: string | undefined): string | undefined {
+    for (const [key, value] of this.functionNames) {
+      if (key.startsWith('fn:') && value === deployed) return key.slice(3);
+    }
+    return undefined;
+  }
+
+  private queueByReference(reference: unknown): string | undefined {
+    if (typeof reference === 'object' && reference !== null && 'Ref' in reference) {
+      const id = String((reference as { Ref: unknown }).Ref);
+      return this.queueNames.has(id) ? id : undefined;
+    }
+    if (typeof reference === 'string') {
+      const name = reference.split('/').pop();
+      return [...this.queueNames].find(([, queueName]) => queueName === name)?.[0];
+    }
+    return undefined;
+  }
+
+  private function(name: string, fn: ServerlessFunction): FunctionSpec {
+    const provider = this.config.provider;
+    const environment: Record<string, string> = {};
+    for (const [key, value] of Object.entries({
+      ...(provider.environment ?? {}),
+      ...(fn.environment ?? {}),
+    })) {
+      const resolved = this.resolve(value);
+      environment[key] = typeof resolved === 'string' ? resolved : JSON.stringify(resolved);
+    }
+    const deployedName = this.functionNames.get(`fn:${name}`) ?? name;
+    const sqs: SqsMapping[] = [];
+    const schedules: ScheduleSpec[] = [];
+    for (const event of fn.events ?? []) {
+      if ('sqs' in event) sqs.push(this.sqsMapping(name, event.sqs));
+      if ('schedule' in event) {
+        const raw = event.schedule;
+        const spec =
+          typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : { rate: raw };
+        const rate = Array.isArray(spec.rate) ? spec.rate[0] : spec.rate;
+        schedules.push({
+          expression: String(this.resolve(rate)),
+          enabled: spec.enabled !== false,
+          ...(spec.input !== undefined ? { input: this.resolve(spec.input) } : {}),
+          ruleName: `${deployedName}-rule-${schedules.length + 1}`,
+        });
+      }
+    }
+    return {
+      name,
+      handler: fn.handler,
+      deployedName,
+      arn: `arn:aws:lambda:${this.region}:${this.accountId}:function:${deployedName}`,
+      timeoutSeconds: Number(this.resolve(fn.timeout ?? provider.timeout ?? 6)),
+      memorySize: Number(this.resolve(fn.memorySize ?? provider.memorySize ?? 1024)),
+      environment,
+      sqs,
+      schedules,
+    };
+  }
+
+  private sqsMapping(functionName: string, raw: unknown): SqsMapping {
+    const spec = (
+      typeof raw === 'object' && raw !== null && !('Fn::GetAtt' in raw) ? raw : { arn: raw }
+    ) as Record<string, unknown>;
+    const arn = spec.arn as { 'Fn::GetAtt'?: string[] } | string | undefined;
+    let queue: string | undefined;
+    if (typeof arn === 'object' && arn?.['Fn::GetAtt']) queue = arn['Fn::GetAtt'][0];
+    else if (typeof arn === 'string') {
+      const name = String(this.variables(arn)).split(':').pop();
+      queue = [...this.queueNames].find(([, queueName]) => queueName === name)?.[0];
+    }
+    if (!queue || !this.queueNames.has(queue)) {
+      throw new StackModelError(`functions.${functionName}: sqs event must reference a queue of this file`);
+    }
+    return {
+      queue,
+      batchSize: Number(this.resolve(spec.batchSize ?? 10)),
+      reportBatchItemFailures: spec.functionResponseType === 'ReportBatchItemFailures',
+      maximumConcurrency: Number(this.resolve(spec.maximumConcurrency ?? 2)),
+      enabled: spec.enabled !== false,
+    };
+  }
+
+  /** Resolves Serverless variables and CloudFormation intrinsics in any value. */
+  resolve(value: unknown): unknown {
+    if (typeof value === 'string') return this.variables(value);
+    if (Array.isArray(value)) return value.map((item) => this.resolve(item));
+    if (typeof value !== 'object' || value === null) return value;
+    const entries = Object.entries(value);
+    const [key, arg] = entries[0] ?? [];
+    if (entries.length === 1 && key !== undefined) {
+      if (key === 'Ref') return this.ref(String(arg));
+      if (key === 'Fn::GetAtt') {
+        const [id, attribute] = Array.isArray(arg) ? arg : String(arg).split('.');
+        return this.getAtt(String(id), String(attribute));
+      }
+      if (key === 'Fn::Join') {
+        const [separator, parts] = arg as [string, unknown[]];
+        return (parts.map((part) => this.resolve(part)) as string[]).join(separator);
+      }
+      if (key === 'Fn::Sub') {
+        const template = String(this.variables(Array.isArray(arg) ? arg[0] : arg));
+        return template.replace(/\$\{([^}]+)\}/g, (_match, name: string) => {
+          const [id, attribute] = name.split('.');
+          return String(attribute ? this.getAtt(String(id), attribute) : this.ref(String(id)));
+        });
+      }
+      if (key.startsWith('Fn::')) throw new StackModelError(`${key} is not supported by the local stack`);
+    }
+    return Object.fromEntries(entries.map(([k, v]) => [k, this.resolve(v)]));
+  }
+
+  private ref(id: string): string {
+    if (id === 'AWS::Region') return this.region;
+    if (id === 'AWS::AccountId') return this.accountId;
+    if (id === 'AWS::StackName') return `${this.config.service}-${this.stage}`;
+    if (id === 'AWS::Partition') return 'aws';
+    if (id === 'AWS::URLSuffix') return 'amazonaws.com';
+    const queue = this.queueNames.get(id);
+    if (queue) return this.queueUrl(queue);
+    if (id === 'ProvisioningTable') return this.tableName;
+    const fn = this.functionNames.get(id);
+    if (fn) return this.functionNames.get(`fn:${fn}`) ?? fn;
+    const resource = this.resources[id];
+    const name =
+      resource?.Properties?.RuleName ?? resource?.Properties?.PolicyName ?? resource?.Properties?.RoleName;
+    return name ? String(this.resolve(name)) : id;
+  }
+
+  private getAtt(id: string, attribute: string): string {
+    const queue = this.queueNames.get(id);
+    if (queue) {
+      if (attribute === 'Arn') return this.queueArn(queue);
+      if (attribute === 'QueueName') return queue;
+      if (attribute === 'QueueUrl') return this.queueUrl(queue);
+    }
+    const fn = this.functionNames.get(id);
+    if (fn && attribute === 'Arn') {
+      return `arn:aws:lambda:${this.region}:${this.accountId}:function:${this.functionNames.get(`fn:${fn}`)}`;
+    }
+    if (id === 'ProvisioningTable' && attribute === 'Arn') {
+      return `arn:aws:dynamodb:${this.region}:${this.accountId}:table/${this.tableName}`;
+    }
+    return `arn:aws:local:${this.region}:${this.accountId}:${id}`;
+  }
+
+  /** Expands `${…}` Serverless variables, innermost first. */
+  variables(value: unknown, depth = 0): unknown {
+    if (typeof value !== 'string' || !value.includes('${')) return value;
+    if (depth > 20) throw new StackModelError(`variable nesting too deep in ${value}`);
+    const innermost = /\$\{([^${}]+)\}/;
+    let text = value;
+    let match = innermost.exec(text);
+    while (match) {
+      const whole = match[0];
+      const resolved = this.variable(String(match[1]).trim(), depth);
+      // A variable that is the whole string keeps its type (objects from ${self:custom.x}).
+      if (whole === text && typeof resolved !== 'string') return resolved;
+      text = text.replace(whole, String(resolved));
+      match = innermost.exec(text);
+    }
+    return text;
+  }
+
+  private variable(expression: string, depth: number): unknown {
+    const alternatives = splitTopLevel(expression);
+    for (const alternative of alternatives) {
+      const value = this.source(alternative.trim(), depth);
+      if (value !== undefined && value !== null) return value;
+    }
+    throw new StackModelError(`cannot resolve \${${expression}} locally`);
+  }
+
+  private source(text: string, depth: number): unknown {
+    const quoted = /^(['"])(.*)\1$/.exec(text);
+    if (quoted) return quoted[2];
+    if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+    const colon = text.indexOf(':');
+    if (colon < 0) return undefined;
+    const source = text.slice(0, colon);
+    const address = text.slice(colon + 1);
+    switch (source) {
+      case 'self': {
+        let current: unknown = this.config;
+        for (const key of address.split('.')) {
+          if (typeof current !== 'object' || current === null) return undefined;
+          current = (current as Record<string, unknown>)[key];
+        }
+        if (address === 'provider.stage') return this.stage;
+        if (address === 'provider.region') return this.region;
+        return this.variables(current, depth + 1);
+      }
+      case 'sls':
+        return address === 'stage' ? this.stage : address === 'instanceId' ? 'local' : undefined;
+      case 'opt':
+        return address === 'stage' ? this.stage : address === 'region' ? this.region : undefined;
+      case 'param':
+        return this.options.params?.[address];
+      case 'aws':
+        return address === 'accountId' ? this.accountId : address === 'region' ? this.region : undefined;
+      case 'env':
+        return process.env[address];
+      default:
+        return undefined;
+    }
+  }
+}
+
+function splitTopLevel(expression: string): string[] {
+  const parts: string[] = [];
+  let quote = '';
+  let current = '';
+  for (const ch of expression) {
+    if (quote) {
+      if (ch === quote) quote = '';
+      current += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      current += ch;
+    } else if (ch === ',') {
+      parts.push(current);
+      current = '';
+    } else {
+      current += ch;
+    }
+  }
+  parts.push(current);
+  return parts;
+}

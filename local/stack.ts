@@ -1,0 +1,332 @@
+/**
+ * The local stack: DynamoDB Local with the provisioning table, local SQS with the queues and DLQs,
+ * the IoT emulator, the rules engine and one poller per SQS event source — all read from
+ * serverless.yml — with the functions running in-process, unchanged, against those endpoints.
+ */
+import { randomUUID } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local';
+import { type IotEmulator, startIotEmulator } from './iot-emulator/index';
+import { LocalFunctions } from './lambda-runtime';
+import { LOCAL_CREDENTIALS, type LocalSqs, startLocalSqs } from './local-sqs';
+import { projectRoot } from './paths';
+import { MessageLedger, type MessageTrace, QueuePoller } from './queue-poller';
+import { type PublishMeta, type RuleOutcome, RulesEngine } from './rules-engine';
+import { loadServerlessConfig } from './serverless-config';
+import { buildStackModel, type FunctionSpec, type StackModel } from './stack-model';
+import { ensureTable } from './table';
+
+export interface LocalStackOptions {
+  /** serverless.yml to read (default: the project's). */
+  serverlessFile?: string;
+  /** Folder handler paths are relative to (default: the folder of `serverlessFile`). */
+  root?: string;
+  stage?: string;
+  region?: string;
+  params?: Record<string, string>;
+  /** Use this DynamoDB endpoint instead of starting DynamoDB Local (tests share one). */
+  dynamodbEndpoint?: string;
+  /** Table name (default: serverless.yml's, with stage `local`: `fleetgate-local-provisioning`). */
+  tableName?: string;
+  /** Start the IoT emulator (default true). */
+  iot?: boolean;
+  /** Start the queue pollers (default true). */
+  pollers?: boolean;
+  /** Extra environment every function gets. */
+  env?: Record<string, string>;
+  /** Where poller and async-invocation errors go (default: stderr). */
+  onError?: (error: unknown) => void;
+}
+
+export interface StackEndpoints {
+  dynamodb: string;
+  sqs: string;
+  iot?: string;
+  iotData?: string;
+}
+
+/** One published message: the rules that ran and what their actions did. */
+export interface PublishResult {
+  topic: string;
+  rules: RuleOutcome[];
+}
+
+/** What settle() saw when it gave up. */
+export class SettleTimeoutError extends Error {
+  override name = 'SettleTimeoutError';
+}
+
+export interface LocalStack {
+  readonly model: StackModel;
+  readonly endpoints: StackEndpoints;
+  readonly region: string;
+  readonly tableName: string;
+  /** Queue name → URL. */
+  readonly queues: Record<string, string>;
+  /** Queue logical id → URL. */
+  readonly queueUrls: Record<string, string>;
+  readonly emulator?: IotEmulator;
+  /** The standard SDK variables pointing at this stack (endpoints, region, dummy credentials). */
+  readonly env: Record<string, string>;
+  /** Process ids of child processes (DynamoDB Local's process group leader). */
+  readonly pids: { dynamodb?: number };
+  readonly functions: LocalFunctions;
+  /** Invokes a function by its serverless.yml name and resolves with its result. */
+  invoke(functionName: string, event: unknown): Promise<unknown>;
+  /** Publishes through the rules engine (as IoT Core would) and returns what each matching rule did. */
+  publish(topic: string, payload: Buffer | string | object, meta?: PublishMeta): Promise<PublishResult>;
+  /** Invokes a scheduled function with an EventBridge "Scheduled Event" (its `input` when declared). */
+  trigger(functionName: string, options?: { time?: string }): Promise<unknown>;
+  /** What happened to a message the rules engine sent. */
+  trace(messageId: string): MessageTrace | undefined;
+  /** Waits until every consumed queue is empty, nothing is in flight and handlers are idle. */
+  settle(timeoutMs?: number): Promise<void>;
+  /** Messages currently in a queue (visible + in flight + delayed), by queue name. */
+  depths(): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the local stack. DynamoDB Local is the slow part (~3 s, unless `dynamodbEndpoint` is given);
+ * everything else runs in this process.
+ * @throws StackModelError when serverless.yml uses a construct the local stack cannot resolve.
+ */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const serverlessFile = resolve(options.serverlessFile ?? `${projectRoot()}/serverless.yml`);
+  const config = loadServerlessConfig(serverlessFile);
+  const region = options.region ?? 'us-east-1';
+  const draft = buildStackModel(config, modelOptions(options, region));
+  const onError =
+    options.onError ?? ((error: unknown) => process.stderr.write(`fleetgate local: ${String(error)}\n`));
+  const cleanup: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const step of cleanup.reverse()) await step().catch(onError);
+  };
+  try {
+    const [ddb, sqs] = await Promise.all([
+      options.dynamodbEndpoint ? Promise.resolve(undefined) : startDynamoDbLocal(),
+      startLocalSqs({ queues: draft.queues, region, accountId: draft.accountId }),
+    ]);
+    if (ddb) cleanup.push(() => ddb.stop());
+    cleanup.push(() => sqs.stop());
+    const model = buildStackModel(config, { ...modelOptions(options, region), sqsEndpoint: sqs.endpoint });
+    const dynamodbEndpoint = options.dynamodbEndpoint ?? (ddb as DynamoDbLocal).endpoint;
+    const ddbClient = new DynamoDBClient({
+      endpoint: dynamodbEndpoint,
+      region,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    cleanup.push(async () => ddbClient.destroy());
+    await ensureTable(ddbClient, model.tableName);
+
+    let rules: RulesEngine | undefined;
+    let functions: LocalFunctions | undefined;
+    const asyncInvocations = new Set<Promise<unknown>>();
+    const emulator =
+      options.iot === false
+        ? undefined
+        : await startIotEmulator({
+            region,
+            accountId: model.accountId,
+            publish: async (topic, payload) => {
+              await rules?.publish(topic, payload);
+            },
+            invokeHook: (arn, event) => {
+              if (!functions) throw new Error('the local stack is not ready');
+              return functions.invoke(functionForArn(model.functions, arn), event);
+            },
+          });
+    if (emulator) cleanup.push(() => emulator.stop());
+
+    const endpoints: StackEndpoints = {
+      dynamodb: dynamodbEndpoint,
+      sqs: sqs.endpoint,
+      ...(emulator ? { iot: emulator.endpoint, iotData: emulator.endpoint } : {}),
+    };
+    const env: Record<string, string> = {
+      AWS_REGION: region,
+      AWS_DEFAULT_REGION: region,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+      AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+      ...(endpoints.iot ? { AWS_ENDPOINT_URL_IOT: endpoints.iot } : {}),
+      ...(endpoints.iotData ? { AWS_ENDPOINT_URL_IOT_DATA_PLANE: endpoints.iotData } : {}),
+      ...options.env,
+    };
+    const root = options.root ?? dirname(serverlessFile);
+    functions = new LocalFunctions(model.functions, { root, baseEnv: env });
+    const localFunctions = functions;
+    const ledger = new MessageLedger();
+    const queueByLogicalId = new Map(model.queues.map((queue) => [queue.logicalId, queue]));
+    rules = new RulesEngine(model.rules, {
+      accountId: model.accountId,
+      hasFunction: (name) => model.functions.some((fn) => fn.name === name),
+      sendMessage: async (queue, body) => {
+        const out = await sqs.client.send(
+          new SendMessageCommand({ QueueUrl: urlOf(sqs, queue), MessageBody: body }),
+        );
+        return out.MessageId ?? '';
+      },
+      invokeAsync: (name, event) => {
+        const invocation = localFunctions.invoke(name, event).catch(onError);
+        asyncInvocations.add(invocation);
+        void invocation.finally(() => asyncInvocations.delete(invocation));
+      },
+    });
+    const engine = rules;
+
+    const pollers: QueuePoller[] = [];
+    const consumed = new Set<string>();
+    if (options.pollers !== false) {
+      for (const fn of model.functions) {
+        for (const mapping of fn.sqs) {
+          if (!mapping.enabled) continue;
+          const queue = queueByLogicalId.get(mapping.queue);
+          if (!queue) continue;
+          consumed.add(queue.logicalId);
+          const poller = new QueuePoller({
+            client: sqs.client,
+            queue,
+            queueUrl: urlOf(sqs, queue.logicalId),
+            mapping,
+            functionName: fn.name,
+            region,
+            ledger,
+            onError,
+            invoke: (event) => localFunctions.invoke(fn.name, event),
+          });
+          poller.start();
+          pollers.push(poller);
+        }
+      }
+    }
+    cleanup.push(async () => {
+      await Promise.all(pollers.map((poller) => poller.stop()));
+      await Promise.allSettled([...asyncInvocations]);
+    });
+
+    const depths = async (logicalIds: Iterable<string>): Promise<Record<string, number>> => {
+      const result: Record<string, number> = {};
+      for (const id of logicalIds) {
+        const queue = queueByLogicalId.get(id);
+        if (!queue) continue;
+        const out = await sqs.client.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: urlOf(sqs, id),
+            AttributeNames: [
+              'ApproximateNumberOfMessages',
+              'ApproximateNumberOfMessagesNotVisible',
+              'ApproximateNumberOfMessagesDelayed',
+            ],
+          }),
+        );
+        const attributes = out.Attributes ?? {};
+        result[queue.name] =
+          Number(attributes.ApproximateNumberOfMessages ?? 0) +
+          Number(attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
+          Number(attributes.ApproximateNumberOfMessagesDelayed ?? 0);
+      }
+      return result;
+    };
+
+    let stopped: Promise<void> | undefined;
+    return {
+      model,
+      endpoints,
+      region,
+      tableName: model.tableName,
+      queues: Object.fromEntries(model.queues.map((queue) => [queue.name, urlOf(sqs, queue.logicalId)])),
+      queueUrls: Object.fromEntries(sqs.urls),
+      ...(emulator ? { emulator } : {}),
+      env,
+      pids: ddb ? { dynamodb: ddb.pid } : {},
+      functions: localFunctions,
+      invoke: (name, event) => localFunctions.invoke(name, event),
+      publish: async (topic, payload, meta) => ({ topic, rules: await engine.publish(topic, payload, meta) }),
+      trigger: (name, triggerOptions) => {
+        const spec = localFunctions.spec(name);
+        return localFunctions.invoke(name, scheduledEvent(model, spec, triggerOptions?.time));
+      },
+      trace: (messageId) => ledger.get(messageId),
+      depths: () => depths(queueByLogicalId.keys()),
+      settle: async (timeoutMs = 30_000) => {
+        const deadline = Date.now() + timeoutMs;
+        let quietChecks = 0;
+        let last: Record<string, number> = {};
+        while (Date.now() < deadline) {
+          const idle =
+            asyncInvocations.size === 0 &&
+            localFunctions.busy === 0 &&
+            pollers.every((poller) => poller.busy === 0);
+          last = await depths(consumed);
+          const empty = Object.values(last).every((depth) => depth === 0);
+          quietChecks = idle && empty ? quietChecks + 1 : 0;
+          // Two quiet looks in a row: a message between receive and invoke is not missed.
+          if (quietChecks >= 2) return;
+          await new Promise((resolveSleep) => setTimeout(resolveSleep, 50));
+        }
+        const busy = Object.entries(last)
+          .filter(([, depth]) => depth > 0)
+          .map(([name, depth]) => `${name}=${depth}`);
+        throw new SettleTimeoutError(
+          `the local stack did not settle within ${timeoutMs} ms (${busy.join(', ') || 'handlers still running'})`,
+        );
+      },
+      stop: () => {
+        stopped ??= stopAll();
+        return stopped;
+      },
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+function modelOptions(options: LocalStackOptions, region: string) {
+  return {
+    stage: options.stage ?? 'local',
+    region,
+    ...(options.params ? { params: options.params } : {}),
+    ...(options.tableName ? { tableName: options.tableName } : {}),
+  };
+}
+
+function urlOf(sqs: LocalSqs, logicalId: string): string {
+  const url = sqs.urls.get(logicalId);
+  if (!url) throw new Error(`no local queue for ${logicalId}`);
+  return url;
+}
+
+/** The function a hook ARN (or name) designates: by ARN, deployed name, or serverless.yml name. */
+export function functionForArn(functions: readonly FunctionSpec[], arn: string): string {
+  const name = arn.startsWith('arn:') ? (arn.split(':')[6] ?? arn) : arn;
+  const match = functions.find((fn) => fn.arn === arn || fn.deployedName === name || fn.name === name);
+  if (!match) throw new Error(`no function in serverless.yml for ${arn}`);
+  return match.name;
+}
+
+/**
+ * An EventBridge scheduled event, as Lambda receives it from a `schedule` event source.
+ * @see https://docs.aws.amazon.com/lambda/latest/dg/with-eventbridge-scheduler.html
+ */
+export function scheduledEvent(model: StackModel, fn: FunctionSpec, time?: string): unknown {
+  const schedule = fn.schedules[0];
+  if (schedule?.input !== undefined) return schedule.input;
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: model.accountId,
+    time: (time ? new Date(time) : new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region: model.region,
+    resources: [
+      `arn:aws:events:${model.region}:${model.accountId}:rule/${schedule?.ruleName ?? `${fn.deployedName}-rule-1`}`,
+    ],
+    detail: {},
+  };
+}
