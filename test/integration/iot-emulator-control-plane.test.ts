@@ -628,7 +628,11 @@ describe('event configurations, templates, endpoint and data-plane publish', () 
     expect(after.eventConfigurations?.THING).toEqual({ Enabled: true });
     expect(after.eventConfigurations?.CA_CERTIFICATE).toEqual({ Enabled: false });
     await expect(
-      iot.send(new UpdateEventConfigurationsCommand({ eventConfigurations: { NOPE: { Enabled: true } } })),
+      iot.send(
+        new UpdateEventConfigurationsCommand({
+          eventConfigurations: { NOPE: { Enabled: true } } as Record<string, { Enabled: boolean }>,
+        }),
+      ),
     ).rejects.toBeInstanceOf(InvalidRequestException);
   });
 
