@@ -99,8 +99,10 @@ export function parsePreProvisionHookEvent(
   }
   const issues = fieldIssues(parsed.error);
   const serialField = `parameters.${options.serialParameter}`;
+  // A serial that is there but malformed (pattern, length) is INVALID_SERIAL; a missing one is not.
   const onlySerial = issues.every(
-    (issue) => issue.field === serialField && issue.rule.startsWith('must match'),
+    (issue) =>
+      issue.field === serialField && issue.rule !== 'is required' && issue.rule !== 'must be a string',
   );
   return { success: false, reason: onlySerial ? 'INVALID_SERIAL' : 'INVALID_EVENT', issues };
 }

@@ -1,106 +1,17 @@
 /**
- * Fleet-provisioning pre-provisioning hook. AWS IoT calls it synchronously on RegisterThing and
- * waits at most 5 s; any error or timeout is an ACCESS_DENIED the device cannot tell apart. So the
- * hook denies by default: bad input, store failures, exceptions and a spent time budget all return
- * `{ allowProvisioning: false }` with a logged reason code, and nothing is ever thrown.
- *
- * No state lives between invocations except the composed dependencies: every decision is built
- * from the event and the store, so an allow cannot leak into the next request.
+ * Lambda entry point of the fleet-provisioning pre-provisioning hook (`preProvisionHook` in
+ * serverless.yml). Composition happens once per container, here; the behaviour is in `hook.ts`.
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html
  */
-import { randomUUID } from 'node:crypto';
-import type { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
-import { type PreProvisionHookResponse, preProvisionHookEventSchema } from '../../schemas/pre-provision-hook';
 import { documentClient } from '../../shared/aws/clients';
-import { type Config, loadConfig } from '../../shared/config';
-import { deny, type Instant, type ProvisioningDecision } from '../../shared/domain/provisioning-rules';
-import { countOutcome, createLogger, createMetrics } from '../../shared/logging';
+import { loadConfig } from '../../shared/config';
+import { createLogger, createMetrics } from '../../shared/logging';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
-import { type ProvisionDeps, type ProvisionResult, provisionDevice } from './provision';
-import { denied, toHookResponse } from './response';
-import { timeBudgetMs, withTimeBudget } from './time-budget';
+import { createHandler, type HookDeps } from './hook';
 
-export interface HookDeps {
-  config: Config;
-  store: ProvisionDeps['store'];
-  logger: Logger;
-  metrics: Metrics;
-  /** Epoch milliseconds; tests freeze it. */
-  clock?: () => number;
-  newId?: () => string;
-}
+export { createHandler, type HookDeps } from './hook';
 
-/** Builds the hook around its dependencies (tests pass their own store, config and clock). */
-export function createHandler(deps: HookDeps) {
-  const { config, logger, metrics } = deps;
-  const clock = deps.clock ?? Date.now;
-  const provisionDeps: ProvisionDeps = {
-    config,
-    store: deps.store,
-    schema: preProvisionHookEventSchema(config),
-    newId: deps.newId ?? randomUUID,
-  };
-
-  const decide = async (event: unknown, context: Context): Promise<PreProvisionHookResponse> => {
-    const epochMs = clock();
-    const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
-    const budget = timeBudgetMs(config.hookTimeBudgetMs, config.hookSafetyMarginMs, context);
-    let result: ProvisionResult;
-    try {
-      result = await withTimeBudget(provisionDevice(event, provisionDeps, now), budget, () => ({
-        decision: deny('TIME_BUDGET_EXCEEDED', `no decision within ${budget} ms`),
-      }));
-    } catch (error) {
-      result = { error, decision: deny('INTERNAL_ERROR', errorName(error)) };
-    }
-    report(result, logger, metrics);
-    return toHookResponse(result.decision);
-  };
-
-  return middy<unknown, PreProvisionHookResponse>()
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use({
-      // The last line of deny-by-default: whatever a middleware throws becomes a denial.
-      onError: (request) => {
-        logger.error('pre-provisioning hook failed; denying', {
-          reason: 'INTERNAL_ERROR',
-          error: request.error,
-        });
-        request.response = denied();
-      },
-    })
-    .handler(decide);
-}
-
-function report(result: ProvisionResult, logger: Logger, metrics: Metrics): void {
-  const decision: ProvisioningDecision = result.decision;
-  if (result.serial) logger.appendKeys({ serial: result.serial });
-  const ids = { certificateId: result.certificateId, claimCertificateId: result.claimCertificateId };
-  if (decision.allow) {
-    logger.appendKeys({ thingName: decision.thingName });
-    logger.info('provisioning allowed', {
-      ...ids,
-      binding: decision.binding,
-      alreadyBound: decision.alreadyBound,
-    });
-    countOutcome(metrics, 'DeviceProvisioned');
-    return;
-  }
-  const entry = { ...ids, reason: decision.reason, detail: decision.detail };
-  if (result.error !== undefined) logger.error('provisioning denied', { ...entry, error: result.error });
-  else logger.warn('provisioning denied', entry);
-  countOutcome(metrics, 'ProvisioningDenied', { reason: decision.reason });
-}
-
-function errorName(error: unknown): string {
-  return error instanceof Error ? error.name : 'non-error thrown';
-}
-
-/** Composition from the environment, once per container. */
+/** Composition from the environment, once per container. Throws ConfigError on a bad environment. */
 function defaultDeps(): HookDeps {
   const config = loadConfig(process.env);
   return {
