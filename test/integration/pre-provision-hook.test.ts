@@ -30,16 +30,14 @@ afterAll(async () => {
 
 async function allowlist(serials: string[], extra: Partial<AllowlistEntry> = {}): Promise<void> {
   for (let start = 0; start < serials.length; start += 100) {
-    const entries = serials
-      .slice(start, start + 100)
-      .map((serial) => ({
-        serial,
-        allowedClaim: CLAIM,
-        batch: 'B-1',
-        productLine: 'gateway',
-        attributes: {},
-        ...extra,
-      }));
+    const entries = serials.slice(start, start + 100).map((serial) => ({
+      serial,
+      allowedClaim: CLAIM,
+      batch: 'B-1',
+      productLine: 'gateway',
+      attributes: {},
+      ...extra,
+    }));
     await table.store.importAllowlistEntries(entries, {
       now: new Date(NOW_MS - 86_400_000).toISOString(),
       actor: 'test',
@@ -316,7 +314,7 @@ describe('preProvisionHook against DynamoDB Local', () => {
       ['NoSQL-ish key injection', withSerial('SN-1#CERT'), 'INVALID_SERIAL'],
       ['path traversal', withSerial('../../etc/passwd'), 'INVALID_SERIAL'],
       ['markup', withSerial('<script>alert(1)</script>'), 'INVALID_SERIAL'],
-      ['a template expression', withSerial('${jndi:ldap://x/a}'), 'INVALID_SERIAL'],
+      ['a template expression', withSerial(['$', '{jndi:ldap://x/a}'].join('')), 'INVALID_SERIAL'],
       ['a NUL byte', withSerial('SN-1\u0000'), 'INVALID_SERIAL'],
       ['a newline', withSerial('SN-1\nSN-2'), 'INVALID_SERIAL'],
       ['a leading dash', withSerial('-SN-0001'), 'INVALID_SERIAL'],
