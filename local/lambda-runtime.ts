@@ -58,6 +58,7 @@ export class LocalFunctions {
   private readonly specs: Map<string, FunctionSpec>;
   private readonly modules = new Map<string, Promise<Handler>>();
   private active = 0;
+  private applied = new Set<string>();
   private readonly instance = randomUUID().slice(0, 8);
   /** Every invocation, oldest first (bounded). */
   readonly log: InvocationRecord[] = [];
@@ -114,7 +115,7 @@ export class LocalFunctions {
     const requestId = randomUUID();
     const started = performance.now();
     try {
-      Object.assign(process.env, this.environment(name));
+      this.applyEnvironment(name);
       const handler = await this.load(spec);
       const deadline = Date.now() + spec.timeoutSeconds * 1000;
       const context = lambdaContext(spec, requestId, deadline);
@@ -161,6 +162,19 @@ export class LocalFunctions {
     } finally {
       this.active -= 1;
     }
+  }
+
+  /**
+   * Sets the function's environment on `process.env`, removing the variables only other functions
+   * declare (functions share this process, not a sandbox each).
+   */
+  private applyEnvironment(name: string): void {
+    const environment = this.environment(name);
+    for (const key of this.applied) {
+      if (!(key in environment)) delete process.env[key];
+    }
+    this.applied = new Set(Object.keys(this.spec(name).environment));
+    Object.assign(process.env, environment);
   }
 
   private record(entry: InvocationRecord): void {

@@ -112,6 +112,7 @@ class Resolver {
   private queueNames = new Map<string, string>();
   private functionNames = new Map<string, string>();
   private tableName = '';
+  private configuredTableName = '';
 
   constructor(
     private readonly config: ServerlessConfig,
@@ -126,8 +127,8 @@ class Resolver {
   build(): StackModel {
     const service = String(this.variables(this.config.service));
     const table = this.resources.ProvisioningTable?.Properties?.TableName;
-    this.tableName =
-      this.options.tableName ?? (table ? String(this.variables(table)) : `${service}-${this.stage}`);
+    this.configuredTableName = table ? String(this.variables(table)) : `${service}-${this.stage}`;
+    this.tableName = this.options.tableName ?? this.configuredTableName;
     for (const [logicalId, resource] of Object.entries(this.resources)) {
       if (resource.Type !== 'AWS::SQS::Queue') continue;
       const name = resource.Properties?.QueueName;
@@ -266,7 +267,13 @@ class Resolver {
       ...(fn.environment ?? {}),
     })) {
       const resolved = this.resolve(value);
-      environment[key] = typeof resolved === 'string' ? resolved : JSON.stringify(resolved);
+      // `${self:custom.tableName}` names the provisioning table: it follows a local table name override.
+      environment[key] =
+        resolved === this.configuredTableName
+          ? this.tableName
+          : typeof resolved === 'string'
+            ? resolved
+            : JSON.stringify(resolved);
     }
     const deployedName = this.functionNames.get(`fn:${name}`) ?? name;
     const sqs: SqsMapping[] = [];
