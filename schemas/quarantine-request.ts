@@ -1,0 +1,38 @@
+/**
+ * A request to quarantine a device (or, for an unknown serial, a certificate). Sent to the
+ * quarantine queue by every flow that finds a suspicious or failed device; consumed by
+ * `quarantineDevice`. `requestId` is the dedup identity: the same suspicion reported twice must
+ * carry the same id (derive it from the triggering event, never from a random value at send time).
+ */
+import { z } from 'zod';
+
+export const QUARANTINE_SOURCES = [
+  'preProvisionHook',
+  'registerCertificate',
+  'deviceLifecycle',
+  'rotateCertificate',
+  'expirySweep',
+  'reconcileInventory',
+  'operator',
+] as const;
+
+const HEX_64 = /^[0-9a-f]{64}$/;
+
+export const QuarantineRequest = z
+  .object({
+    requestId: z.string().min(1).max(256),
+    serial: z.string().min(1).max(64).optional(),
+    certificateId: z.string().regex(HEX_64, 'must be 64 lower-case hex characters').optional(),
+    /** Stable reason code, e.g. SERIAL_NOT_ALLOWLISTED, PUBLIC_KEY_IN_USE, CLONE_CONCURRENT_SESSIONS. */
+    reason: z.string().regex(/^[A-Z][A-Z0-9_]{2,63}$/, 'must be an UPPER_SNAKE reason code'),
+    evidence: z.record(z.string(), z.unknown()).default({}),
+    source: z.enum(QUARANTINE_SOURCES),
+    /** When the suspicion was observed (ISO-8601). */
+    at: z.iso.datetime(),
+  })
+  .refine((request) => request.serial !== undefined || request.certificateId !== undefined, {
+    message: 'a serial or a certificateId is required',
+    path: ['serial'],
+  });
+
+export type QuarantineRequest = z.infer<typeof QuarantineRequest>;
