@@ -1,0 +1,205 @@
+/**
+ * Pre-provisioning hook benchmarks: decision latency against DynamoDB Local at concurrency 1 and 16
+ * (target p99 < 100 ms), DynamoDB round trips per decision (target ≤ 2), and CPU time per decision
+ * with I/O excluded (schema + certificate parsing + the pure rules, measured with process.cpuUsage).
+ */
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { createHandler } from '../functions/pre-provision-hook/hook';
+import { createCertificateAuthority, createDeviceCertificate } from '../local/pki';
+import { ensureTable } from '../local/table';
+import { parsePreProvisionHookEvent, preProvisionHookEventSchema } from '../schemas/pre-provision-hook';
+import { parseCertificatePem } from '../shared/certificates';
+import { configFor } from '../shared/config';
+import { decideProvisioning, type Instant } from '../shared/domain/provisioning-rules';
+import { ProvisioningStore } from '../shared/store/provisioning-store';
+import type { BenchContext, BenchRow } from './types';
+
+const CLAIM = 'b'.repeat(64);
+const TEMPLATE_ARN = 'arn:aws:iot:us-east-1:123456789012:provisioningtemplate/fleetgate-bench-fleet';
+const SEQUENTIAL = 200;
+const CONCURRENT = 480;
+const CONCURRENCY = 16;
+const CPU_ITERATIONS = 3000;
+
+const silentMetrics = { singleMetric: () => ({ addDimension: () => undefined, addMetric: () => undefined }) };
+
+export async function run(context: BenchContext): Promise<BenchRow[]> {
+  const endpoint = await context.dynamodb();
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  const tableName = `bench-hook-${randomUUID().slice(0, 8)}`;
+  await ensureTable(client, tableName);
+  const store = new ProvisioningStore(
+    DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+    tableName,
+  );
+  const config = configFor({
+    TABLE_NAME: tableName,
+    CLAIM_RATE_LIMIT_PER_MINUTE: '100000',
+    HOOK_TIME_BUDGET_MS: '4500',
+  });
+  const hook = createHandler({
+    config,
+    store,
+    logger: new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' }),
+    metrics: silentMetrics as unknown as Metrics,
+  });
+  const lambdaContext = {
+    getRemainingTimeInMillis: () => 5_000,
+    functionName: 'bench',
+    awsRequestId: 'bench',
+  } as unknown as Parameters<typeof hook>[1];
+
+  const total = SEQUENTIAL + CONCURRENT;
+  const serials = Array.from({ length: total }, (_, i) => `BENCH-${String(i).padStart(5, '0')}`);
+  const now = new Date().toISOString();
+  for (let start = 0; start < serials.length; start += 100) {
+    await store.importAllowlistEntries(
+      serials.slice(start, start + 100).map((serial) => ({ serial, allowedClaim: CLAIM, attributes: {} })),
+      { now, actor: 'bench', idFor: (serial) => `import-${serial}` },
+    );
+  }
+  const ca = await createCertificateAuthority();
+  const certificates = await Promise.all(
+    serials.map(() => createDeviceCertificate(ca, { subject: { commonName: 'AWS IoT Certificate' } })),
+  );
+  const events = serials.map((serial, i) => ({
+    claimCertificateId: CLAIM,
+    certificateId: certificates[i]?.certificateId,
+    certificatePem: certificates[i]?.certificatePem,
+    templateArn: TEMPLATE_ARN,
+    clientId: serial,
+    parameters: { SerialNumber: serial },
+  }));
+
+  const timed = async (event: unknown, expectAllow = true): Promise<number> => {
+    const started = performance.now();
+    const response = await hook(event, lambdaContext);
+    if (response.allowProvisioning !== expectAllow) throw new Error('bench: unexpected decision');
+    return performance.now() - started;
+  };
+
+  // Warm up connections and JIT on a few requests that are not measured.
+  for (const event of events.slice(0, 10)) await timed(event);
+
+  const rows: BenchRow[] = [];
+  const latencyRows = (label: string, samples: number[]) => {
+    const p50 = percentile(samples, 50);
+    const p99 = percentile(samples, 99);
+    rows.push({ name: `decision latency p50 (${label})`, value: p50, unit: 'ms' });
+    rows.push({
+      name: `decision latency p99 (${label})`,
+      value: p99,
+      unit: 'ms',
+      target: '< 100',
+      ratio: 100 / p99,
+    });
+  };
+
+  const tripsBefore = store.stats.roundTrips;
+  const sequential: number[] = [];
+  for (const event of events.slice(10, SEQUENTIAL)) sequential.push(await timed(event));
+  const tripsPerAllow = (store.stats.roundTrips - tripsBefore) / (SEQUENTIAL - 10);
+  latencyRows('concurrency 1', sequential);
+
+  const concurrent: number[] = [];
+  let next = SEQUENTIAL;
+  const worker = async () => {
+    while (next < total) {
+      const event = events[next];
+      next += 1;
+      concurrent.push(await timed(event));
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  latencyRows(`concurrency ${CONCURRENCY}`, concurrent);
+
+  // Denials of unknown serials: one read, no write, so DynamoDB Local's transaction cost is excluded.
+  const unknown = events
+    .slice(0, 200)
+    .map((event, i) => ({ ...event, parameters: { SerialNumber: `NOBODY-${i}` } }));
+  const denials: number[] = [];
+  for (const event of unknown.slice(0, 100)) denials.push(await timed(event, false));
+  latencyRows('read-only denial, concurrency 1', denials);
+  const concurrentDenials: number[] = [];
+  let nextDenial = 100;
+  const denialWorker = async () => {
+    while (nextDenial < unknown.length) {
+      const event = unknown[nextDenial];
+      nextDenial += 1;
+      concurrentDenials.push(await timed(event, false));
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, denialWorker));
+  latencyRows(`read-only denial, concurrency ${CONCURRENCY}`, concurrentDenials);
+
+  rows.push({
+    name: 'round trips per decision (new binding)',
+    value: tripsPerAllow,
+    unit: 'calls',
+    target: '≤ 2',
+    ratio: 2 / tripsPerAllow,
+  });
+  const retryBefore = store.stats.roundTrips;
+  for (const event of events.slice(10, 60)) await timed(event);
+  const tripsPerRetry = (store.stats.roundTrips - retryBefore) / 50;
+  rows.push({
+    name: 'round trips per decision (retry)',
+    value: tripsPerRetry,
+    unit: 'calls',
+    target: '≤ 2',
+    ratio: 2 / tripsPerRetry,
+  });
+
+  // CPU per decision, I/O excluded: parse the event and the certificate, then decide on fixed facts.
+  const schema = preProvisionHookEventSchema(config);
+  const sample = events[0];
+  const device = { serial: 'BENCH-00000', state: 'ALLOWLISTED' as const, allowedClaim: CLAIM };
+  const cpuStart = process.cpuUsage();
+  for (let i = 0; i < CPU_ITERATIONS; i += 1) {
+    const parsed = parsePreProvisionHookEvent(schema, config, sample);
+    if (!parsed.success) throw new Error('bench: sample event did not parse');
+    const certificate = parseCertificatePem(parsed.event.certificatePem, {
+      maxBytes: config.maxCertificatePemBytes,
+    });
+    const epochMs = Date.now();
+    const instant: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
+    const decision = decideProvisioning(
+      {
+        serial: parsed.serial,
+        certificateId: parsed.event.certificateId,
+        claimCertificateId: parsed.event.claimCertificateId,
+        certificate,
+      },
+      { device },
+      config,
+      instant,
+    );
+    if (!decision.allow) throw new Error('bench: sample decision was a denial');
+  }
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuMs = (cpu.user + cpu.system) / 1000 / CPU_ITERATIONS;
+  rows.push({
+    name: 'CPU per decision (parse + rules, no I/O)',
+    value: cpuMs,
+    unit: 'ms',
+    target: '< 5',
+    ratio: 5 / cpuMs,
+  });
+
+  client.destroy();
+  return rows;
+}
+
+function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, index)] ?? 0;
+}
