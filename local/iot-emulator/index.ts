@@ -248,9 +248,16 @@ export class IotEmulator {
     const started = performance.now();
     const at = this.now().toISOString();
     try {
+      // Quotas are judged on arrival; latency and injected errors apply to admitted and throttled calls alike.
+      let throttled: unknown;
+      try {
+        this.faultInjector.takeToken(api);
+      } catch (error) {
+        throttled = error;
+      }
       const latency = this.faultInjector.latencyFor(api);
       if (latency > 0) await sleep(latency);
-      this.faultInjector.takeToken(api);
+      if (throttled) throw throttled;
       this.faultInjector.maybeFail(api);
       const output = await handler(input);
       this.log(api, input, 'ok', at, started);

@@ -567,7 +567,10 @@ export class Registry {
   deleteCertificate(input: { certificateId: unknown; forceDelete?: boolean }): void {
     const cert = this.getCertificate(input.certificateId);
     if (cert.status === 'ACTIVE') {
-      throw new IotError('CertificateStateException', 'Certificate must be deactivated before deletion');
+      throw new IotError(
+        'CertificateStateException',
+        `Certificate must be deactivated (not ACTIVE) before deletion. Id: ${cert.certificateId}`,
+      );
     }
     if ((this.principalThings.get(cert.certificateArn)?.size ?? 0) > 0) {
       throw new IotError('DeleteConflictException', 'Things must be detached before deletion');
@@ -735,7 +738,7 @@ export class Registry {
       );
     }
     if (thing.principals.size > 0) {
-      throw invalidRequest(`Cannot delete thing ${name} because it has principals attached`);
+      throw invalidRequest(`Cannot delete. Thing ${name} is still attached to one or more principals`);
     }
     for (const group of thing.groups) this.thingGroups.get(group)?.things.delete(name);
     this.things.delete(name);

@@ -709,6 +709,24 @@ describe('event configurations, templates, endpoint and data-plane publish', () 
   });
 });
 
+describe('SDK configuration', () => {
+  it('is reachable through AWS_ENDPOINT_URL_IOT without an explicit endpoint', async () => {
+    const previous = process.env.AWS_ENDPOINT_URL_IOT;
+    process.env.AWS_ENDPOINT_URL_IOT = emulator.endpoint;
+    const viaEnv = new IoTClient({ region: 'eu-west-1', maxAttempts: 1 });
+    try {
+      const { endpointAddress } = await viaEnv.send(
+        new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }),
+      );
+      expect(endpointAddress).toContain('eu-west-1');
+    } finally {
+      viaEnv.destroy();
+      if (previous === undefined) delete process.env.AWS_ENDPOINT_URL_IOT;
+      else process.env.AWS_ENDPOINT_URL_IOT = previous;
+    }
+  });
+});
+
 describe('isolation', () => {
   it('runs two emulators side by side without shared state', async () => {
     const other = await startIotEmulator();
