@@ -4,6 +4,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAllowlistCommands } from './commands/allowlist';
+import { registerDevicesCommands } from './commands/devices';
+import { registerInvokeCommand } from './commands/invoke';
+import { registerLocalCommands } from './commands/local';
+import { registerReplayCommand } from './commands/replay';
 import {
   CommandFailure,
   createOutput,
@@ -72,6 +76,10 @@ export function buildProgram(): { program: Command; exitCode: () => number | und
     },
   };
   registerAllowlistCommands(registry);
+  registerLocalCommands(registry);
+  registerInvokeCommand(registry);
+  registerReplayCommand(registry);
+  registerDevicesCommands(registry);
   for (const extend of extraCommands) extend(registry);
   return { program, exitCode: () => exitCode };
 }

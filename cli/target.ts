@@ -5,6 +5,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { startDynamoDbLocal } from '../local/dynamodb-local';
+import { type LocalStackOptions, type StackEndpoints, startLocalStack } from '../local/stack';
+import { localHandle, remoteHandle, type StackHandle } from '../local/stack-control';
 import { readStackFile } from '../local/stack-file';
 import { ensureTable } from '../local/table';
 import { ProvisioningStore } from '../shared/store/provisioning-store';
@@ -94,4 +96,44 @@ function fromClient(
       client.destroy();
     },
   };
+}
+
+/** A local stack to publish, invoke and settle against: the running one, or an ephemeral one. */
+export interface StackTarget {
+  kind: 'stack' | 'ephemeral';
+  handle: StackHandle;
+  close(): Promise<void>;
+}
+
+/** serverless.yml the local stack reads (`FLEETGATE_SERVERLESS_FILE`, default the project's). */
+export function localStackOptions(): LocalStackOptions {
+  const serverlessFile = process.env.FLEETGATE_SERVERLESS_FILE;
+  const root = process.env.FLEETGATE_HANDLER_ROOT;
+  return { ...(serverlessFile ? { serverlessFile } : {}), ...(root ? { root } : {}) };
+}
+
+/**
+ * The running local stack (`.fleetgate/stack.json`), or — when none is running — an ephemeral one
+ * started for this command and stopped by `close()`.
+ */
+export async function resolveStackTarget(output: Output): Promise<StackTarget> {
+  const stack = readStackFile();
+  if (stack && typeof stack.control === 'string') {
+    return {
+      kind: 'stack',
+      handle: remoteHandle({
+        control: stack.control,
+        endpoints: stack.endpoints as unknown as StackEndpoints,
+        region: stack.region,
+        tableName: stack.tableName,
+        queues: stack.queues ?? {},
+      }),
+      close: async () => undefined,
+    };
+  }
+  output.warn(
+    'fleetgate: no local stack is running (start one with `fleetgate local up`); using an ephemeral one for this command',
+  );
+  const local = await startLocalStack(localStackOptions());
+  return { kind: 'ephemeral', handle: localHandle(local), close: () => local.stop() };
 }

@@ -1,0 +1,284 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../../local/paths';
+import { type LocalStack, startLocalStack } from '../../local/stack';
+import { remoteHandle, serveStackControl } from '../../local/stack-control';
+import {
+  isAlive,
+  readStackFile,
+  removeStackFile,
+  type StackFile,
+  stackFilePath,
+  writeStackFile,
+} from '../../local/stack-file';
+import { CommandFailure, type Output } from '../io';
+import { type CommandRegistry, contract } from '../main';
+import { localStackOptions } from '../target';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'fleetgate.mjs');
+
+/** The stack file of a stack serving in this process. */
+function stackFileOf(stack: LocalStack, control: string, mode: 'serve' | 'dev'): StackFile {
+  return {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    mode,
+    region: stack.region,
+    tableName: stack.tableName,
+    endpoints: { ...stack.endpoints },
+    queues: stack.queues,
+    control,
+    pids: { supervisor: process.pid, ...stack.pids },
+    serverlessFile: localStackOptions().serverlessFile ?? join(projectRoot(), 'serverless.yml'),
+  };
+}
+
+/** Runs a stack in this process until SIGINT / SIGTERM; `ready` is called once it serves. */
+async function serve(
+  mode: 'serve' | 'dev',
+  ready: (file: StackFile) => void,
+  exitAfterReady = false,
+): Promise<void> {
+  const stack = await startLocalStack(localStackOptions());
+  const control = await serveStackControl(stack);
+  const file = stackFileOf(stack, control.url, mode);
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      await control.close();
+      await stack.stop();
+      const current = readStackFile();
+      if (current?.pid === process.pid) await removeStackFile();
+    })();
+    return stopping;
+  };
+  if (exitAfterReady) {
+    ready(file);
+    await stop();
+    return;
+  }
+  await writeStackFile(file);
+  ready(file);
+  await new Promise<void>((resolve) => {
+    const onSignal = () => {
+      void stop().then(resolve);
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+}
+
+function describeStack(file: StackFile) {
+  return {
+    running: true,
+    pid: file.pid,
+    startedAt: file.startedAt,
+    region: file.region,
+    tableName: file.tableName,
+    endpoints: file.endpoints,
+    queues: file.queues ?? {},
+    control: file.control,
+    pids: file.pids,
+    stackFile: stackFilePath(),
+  };
+}
+
+function printStack(output: Output, file: StackFile): void {
+  output.say(`local stack (pid ${file.pid})`);
+  for (const [name, url] of Object.entries(file.endpoints)) output.say(`  ${name.padEnd(9)} ${url}`);
+  output.say(`  table     ${file.tableName}`);
+  for (const [name, url] of Object.entries(file.queues ?? {})) output.say(`  queue     ${name}  ${url}`);
+  output.say(`  stack file ${stackFilePath()}`);
+}
+
+function readRawStackFile(): StackFile | undefined {
+  const path = stackFilePath();
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as StackFile;
+  } catch {
+    return undefined;
+  }
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return true;
+    await sleep(50);
+  }
+  return !isAlive(pid);
+}
+
+/** `fleetgate local up|down|status|serve` and `fleetgate dev` */
+export function registerLocalCommands({ program, setExitCode }: CommandRegistry): void {
+  const local = program.command('local').description('Run a local stack in the background');
+
+  local
+    .command('up')
+    .description('Start a local stack in the background (found by other commands through the stack file)')
+    .option('--json', 'print one JSON document')
+    .option('--timeout <ms>', 'how long to wait for the stack to be ready', '60000')
+    .action(async (options: { json?: boolean; timeout: string }) => {
+      setExitCode(
+        await contract(Boolean(options.json), async (output) => {
+          const running = readStackFile();
+          if (running) {
+            output.say('a local stack is already running');
+            printStack(output, running);
+            return { ...describeStack(running), alreadyRunning: true };
+          }
+          const path = stackFilePath();
+          const log = `${path.replace(/\.json$/, '')}.log`;
+          mkdirSync(dirname(path), { recursive: true });
+          const logFd = openSync(log, 'a');
+          const child = spawn(process.execPath, [BIN, 'local', 'serve'], {
+            cwd: projectRoot(),
+            detached: true,
+            stdio: ['ignore', logFd, logFd],
+            env: { ...process.env, FLEETGATE_STACK_FILE: path },
+          });
+          child.unref();
+          let exited = false;
+          child.once('exit', () => {
+            exited = true;
+          });
+          const deadline = Date.now() + Number(options.timeout);
+          while (Date.now() < deadline && !exited) {
+            const file = readStackFile();
+            if (file && file.pid === child.pid) {
+              output.say('local stack started');
+              printStack(output, file);
+              return { ...describeStack(file), alreadyRunning: false, log };
+            }
+            await sleep(100);
+          }
+          if (child.pid && !exited) killGroup(child.pid, 'SIGTERM');
+          const tail = existsSync(log)
+            ? readFileSync(log, 'utf8').trim().split('\n').slice(-5).join(' | ')
+            : '';
+          throw new CommandFailure(`the local stack did not start${tail ? `: ${tail}` : ''} (log: ${log})`);
+        }),
+      );
+    });
+
+  local
+    .command('serve', { hidden: true })
+    .description('Serve a local stack in the foreground and write the stack file (used by `local up`)')
+    .action(async () => {
+      // A handler that crashes outside its invocation must not take the whole stack down.
+      process.on('uncaughtException', (error) =>
+        process.stderr.write(`fleetgate local: uncaught ${error.stack}\n`),
+      );
+      process.on('unhandledRejection', (error) =>
+        process.stderr.write(`fleetgate local: unhandled ${String(error)}\n`),
+      );
+      try {
+        await serve('serve', (file) => process.stdout.write(`serving (pid ${file.pid})\n`));
+        setExitCode(0);
+      } catch (error) {
+        process.stderr.write(
+          `fleetgate local serve: ${error instanceof Error ? error.stack : String(error)}\n`,
+        );
+        setExitCode(1);
+      }
+    });
+
+  local
+    .command('down')
+    .description('Stop the background local stack and everything it started')
+    .option('--json', 'print one JSON document')
+    .action(async (options: { json?: boolean }) => {
+      setExitCode(
+        await contract(Boolean(options.json), async (output) => {
+          const file = readRawStackFile();
+          if (!file) {
+            output.say('no local stack is running');
+            return { stopped: false, running: false };
+          }
+          const pids = { supervisor: file.pid, ...((file.pids as Record<string, number> | undefined) ?? {}) };
+          const wasRunning = isAlive(file.pid);
+          if (wasRunning) {
+            process.kill(file.pid, 'SIGTERM');
+            if (!(await waitGone(file.pid, 20_000))) {
+              killGroup(file.pid, 'SIGKILL');
+              await waitGone(file.pid, 5000);
+            }
+          }
+          // Whatever the supervisor left behind (it was killed, or it crashed): its children's groups.
+          for (const pid of Object.values(pids)) {
+            if (typeof pid === 'number' && isAlive(pid)) {
+              killGroup(pid, 'SIGKILL');
+              await waitGone(pid, 5000);
+            }
+          }
+          await removeStackFile();
+          const left = Object.values(pids).filter((pid) => typeof pid === 'number' && isAlive(pid));
+          if (left.length > 0) throw new CommandFailure(`processes still running: ${left.join(', ')}`);
+          output.say(wasRunning ? `local stack stopped (pid ${file.pid})` : 'removed a stale stack file');
+          return { stopped: wasRunning, running: false, pids };
+        }),
+      );
+    });
+
+  local
+    .command('status')
+    .description('Show the background local stack, its endpoints and queue depths')
+    .option('--json', 'print one JSON document')
+    .action(async (options: { json?: boolean }) => {
+      setExitCode(
+        await contract(Boolean(options.json), async (output) => {
+          const file = readStackFile();
+          if (!file) {
+            output.say('no local stack is running (start one with `fleetgate local up`)');
+            return { running: false };
+          }
+          const depths = await remoteHandle({
+            control: String(file.control),
+            endpoints: file.endpoints as never,
+            region: file.region,
+            tableName: file.tableName,
+            queues: file.queues ?? {},
+          }).depths();
+          printStack(output, file);
+          for (const [name, depth] of Object.entries(depths))
+            if (depth > 0) output.say(`  ${name}: ${depth} message(s)`);
+          return { ...describeStack(file), depths };
+        }),
+      );
+    });
+
+  program
+    .command('dev')
+    .description('Run the local stack in the foreground and print its endpoints until Ctrl-C')
+    .option('--json', 'print one JSON document (with --exit)')
+    .option('--exit', 'stop right after printing')
+    .action(async (options: { json?: boolean; exit?: boolean }) => {
+      setExitCode(
+        await contract(Boolean(options.json), async (output) => {
+          let printed: StackFile | undefined;
+          await serve(
+            'dev',
+            (file) => {
+              printed = file;
+              printStack(output, file);
+              if (!options.exit) output.say('serving until Ctrl-C');
+            },
+            Boolean(options.exit),
+          );
+          return printed ? describeStack(printed) : { running: false };
+        }),
+      );
+    });
+}
