@@ -43,6 +43,14 @@ export function inferTopic(payload: unknown): string | undefined {
   ) {
     return `$aws/events/thing/${payload.thingName}/${payload.operation.toLowerCase()}`;
   }
+  if (
+    payload.eventType === 'THING_GROUP_MEMBERSHIP_EVENT' &&
+    typeof payload.groupName === 'string' &&
+    typeof payload.thingName === 'string' &&
+    typeof payload.operation === 'string'
+  ) {
+    return `$aws/events/thingGroupMembership/thingGroup/${payload.groupName}/thing/${payload.thingName}/${payload.operation.toLowerCase()}`;
+  }
   return undefined;
 }
 
