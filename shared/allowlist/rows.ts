@@ -21,7 +21,6 @@ export const DEFAULT_SERIAL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$';
 /** AWS IoT thing attributes: name `[a-zA-Z0-9_.,@/:#-]+` ≤ 128, value `[a-zA-Z0-9_.,@/:#=\[\]-]*` ≤ 800. */
 const ATTRIBUTE_NAME = /^[a-zA-Z0-9_.,@/:#-]{1,128}$/;
 const ATTRIBUTE_VALUE = /^[a-zA-Z0-9_.,@/:#=[\]-]{0,800}$/;
-const LABEL = /^[\p{L}\p{N} _.,@/:#+-]{1,128}$/u;
 const CLAIM_ID = /^[0-9a-f]{64}$/;
 const CLAIM_GROUP = /^group:[A-Za-z0-9_.-]{1,64}$/;
 /** Spreadsheet formula triggers (OWASP CSV injection). */
@@ -97,7 +96,8 @@ export function parseRow(
     }
     if (column === 'productLine' || column === 'batch') {
       if (value.length > 128) problems.push(`${column}: at most 128 characters (found ${value.length})`);
-      else if (!LABEL.test(value)) problems.push(`${column}: letters, digits, space and _.,@/:#+- only`);
+      // Both become thing attributes (parameterOverrides, CreateThing), so AWS's value rule applies.
+      else if (!ATTRIBUTE_VALUE.test(value)) problems.push(`${column}: must match ${ATTRIBUTE_VALUE.source}`);
       else entry[column] = value;
       return;
     }

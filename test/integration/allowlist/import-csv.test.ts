@@ -37,7 +37,7 @@ describe('importAllowlistCsv', () => {
       'IMP-0003,gateway,B1,,=cmd()',
       'IMP-0004,gateway',
       `IMP-0005,${'x'.repeat(200)},B1,,red`,
-      '"IMP-0006","quoted, with comma",B1,,red',
+      '"IMP-0006","quoted,with-comma",B1,,red',
     ].join('\n');
     const first = await run(csv);
     expect(first).toMatchObject({ rows: 8, imported: 3, updated: 0, unchanged: 0 });
@@ -51,7 +51,7 @@ describe('importAllowlistCsv', () => {
       allowedClaim: 'group:factory-a',
       attributes: { color: 'blue' },
     });
-    expect(await table.store.getDevice('IMP-0006')).toMatchObject({ productLine: 'quoted, with comma' });
+    expect(await table.store.getDevice('IMP-0006')).toMatchObject({ productLine: 'quoted,with-comma' });
     // Re-import: nothing changes, nothing is written twice.
     const second = await run(csv);
     expect(second).toMatchObject({ imported: 0, updated: 0, unchanged: 3 });

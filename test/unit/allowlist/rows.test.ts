@@ -60,6 +60,11 @@ describe('parseRow', () => {
     ['formula with at', ['SN-0001', 'p', '@SUM(A1)', '', ''], 'batch: must not start with'],
     ['bad claim', ['SN-0001', 'p', 'b', 'not-a-claim', ''], 'allowedClaim: must be a 64-hex'],
     ['bad attribute chars', ['SN-0001', 'p', 'b', '', 'a b'], 'color: must match'],
+    [
+      'space in product line (not a valid thing attribute value)',
+      ['SN-0001', 'gateway x1', 'b', '', ''],
+      'productLine: must match',
+    ],
     ['invalid UTF-8', ['SN-0001', undefined, 'b', '', ''], 'productLine: not valid UTF-8'],
     ['missing column', ['SN-0001', 'p'], 'row: expected 5 columns, found 2'],
     ['extra column', ['SN-0001', 'p', 'b', '', '', 'extra'], 'row: expected 5 columns, found 6'],
