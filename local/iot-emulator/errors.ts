@@ -1,8 +1,8 @@
 /**
  * AWS IoT error codes and the HTTP status each one is sent with. The status codes follow the service model
- * shipped in `@aws-sdk/client-iot` (the `httpError` trait of each exception shape), except
- * `ThrottlingException`: the model says 400 but the live service answers 429, which is what SDK retry
- * logic also recognises.
+ * shipped in `@aws-sdk/client-iot` (the `httpError` trait of each exception shape) and the AWS IoT API
+ * reference, including `ThrottlingException` = 400 ("The rate exceeds the limit. HTTP Status Code: 400");
+ * the SDK recognises throttling by the error name, so its retries work the same.
  */
 export const ERROR_STATUS = {
   CertificateConflictException: 409,
@@ -17,7 +17,7 @@ export const ERROR_STATUS = {
   ResourceAlreadyExistsException: 409,
   ResourceNotFoundException: 404,
   ServiceUnavailableException: 503,
-  ThrottlingException: 429,
+  ThrottlingException: 400,
   UnauthorizedException: 401,
   VersionConflictException: 409,
   /** Data plane: unknown route / method. */

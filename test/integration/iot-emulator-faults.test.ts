@@ -47,7 +47,7 @@ describe('quotas', () => {
     });
   });
 
-  it('throttles a burst over the AWS default quota with ThrottlingException (429) and logs it', async () => {
+  it('throttles a burst over the AWS default quota with ThrottlingException (HTTP 400, as documented) and logs it', async () => {
     // Prepare
     await start({ faults: { quotas: 'aws-default' } });
     // Act: 30 concurrent DescribeCertificate calls against a 10 TPS bucket
@@ -60,7 +60,7 @@ describe('quotas', () => {
     expect(handled.length).toBeGreaterThanOrEqual(10);
     expect(handled.length).toBeLessThanOrEqual(13); // a few tokens refill while the burst is in flight
     expect(throttled.length).toBe(30 - handled.length);
-    expect(throttled[0]).toMatchObject({ name: 'ThrottlingException', $metadata: { httpStatusCode: 429 } });
+    expect(throttled[0]).toMatchObject({ name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });
     expect(emulator.callCount('DescribeCertificate', 'ThrottlingException')).toBe(throttled.length);
     expect(emulator.callCount('DescribeCertificate', 'ResourceNotFoundException')).toBe(handled.length);
     expect(emulator.callCount('DescribeCertificate')).toBe(30);
