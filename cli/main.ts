@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAllowlistCommands } from './commands/allowlist';
+import { registerSweepCommand } from './commands/sweep';
 import { registerDevicesCommands } from './commands/devices';
 import { registerInvokeCommand } from './commands/invoke';
 import { registerLocalCommands } from './commands/local';
@@ -76,6 +77,7 @@ export function buildProgram(): { program: Command; exitCode: () => number | und
     },
   };
   registerAllowlistCommands(registry);
+  registerSweepCommand(registry);
   registerLocalCommands(registry);
   registerInvokeCommand(registry);
   registerReplayCommand(registry);

@@ -23,14 +23,30 @@
  * | DEVICE_POLICY_NAME            | fleetgate-device                     | the shared device policy                  |
  * | QUARANTINE_GROUP_NAME         | fleetgate-quarantine                 | thing group of quarantined devices        |
  * | TRUSTED_CA_IDS                | ''                                   | comma list of CA certificate ids (JITR)   |
+ * | SERIAL_SOURCE                 | cn                                   | JITR serial from `cn` or `serialNumber`   |
+ * | SERIAL_CN_PATTERN             | ^(.+)$                               | CN regex; capture group 1 is the serial   |
+ * | DEVICE_THING_GROUP            | (none)                               | thing group JITR adds new things to       |
+ * | QUARANTINE_QUEUE_URL          | (none; required by senders)          | where quarantine requests go              |
+ * | CA_CACHE_TTL_SECONDS          | 300                                  | CA certificates cached per container      |
+ * | REGISTRATION_LEASE_SECONDS    | 120                                  | JITR work owned by one delivery this long |
+ * | DUPLICATE_CLIENTID_THRESHOLD  | 3                                    | DUPLICATE_CLIENTID disconnects that ...   |
+ * | DUPLICATE_CLIENTID_WINDOW_SECONDS | 300                              | ... within this window mean a clone       |
+ * | SESSION_TTL_SECONDS           | 604800                               | presence session items live this long     |
+ * | SUSPICION_TTL_SECONDS         | 604800                               | one quarantine request per suspicion      |
  * | EXPIRY_WINDOWS_DAYS           | 7,30                                 | expiry report windows                     |
  * | MAX_CERTIFICATE_AGE_DAYS      | 825                                  | older certificates are reported           |
+ * | EXPIRY_LOOKBACK_DAYS          | 90                                   | sweep looks this far back for expired /   |
+ * |                               |                                      | too-old certificates (bounds its cost)    |
+ * | ROTATION_WINDOW_DAYS          | 30                                   | devices expiring sooner should rotate     |
+ * | SWEEP_SAFETY_MARGIN_MS        | 20000                                | sweep checkpoints when less time remains  |
+ * | SWEEP_PAGE_SIZE               | 500                                  | index items per sweep Query page          |
  * | ROTATION_GRACE_SECONDS        | 86400                                | old certificate kept after a rotation     |
  * | REPORT_DESTINATION            | file://.fleetgate/reports            | `s3://bucket/prefix` or `file://dir`      |
  */
 import { z } from 'zod';
 import { EC_CURVES, type EcCurve, type KeyPolicy } from './domain/certificate-rules';
 import { REPROVISIONING_POLICIES, type ReprovisioningPolicy } from './domain/provisioning-rules';
+import { SERIAL_SOURCES, type SerialSource } from './domain/registration-rules';
 import { ConfigError } from './errors';
 
 export const DEFAULT_SERIAL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$';
@@ -54,8 +70,22 @@ export interface Config {
   readonly devicePolicyName: string;
   readonly quarantineGroupName: string;
   readonly trustedCaIds: readonly string[];
+  readonly serialSource: SerialSource;
+  readonly serialCnPattern: RegExp;
+  readonly deviceThingGroup?: string;
+  readonly quarantineQueueUrl?: string;
+  readonly caCacheTtlSeconds: number;
+  readonly registrationLeaseSeconds: number;
+  readonly duplicateClientIdThreshold: number;
+  readonly duplicateClientIdWindowSeconds: number;
+  readonly sessionTtlSeconds: number;
+  readonly suspicionTtlSeconds: number;
   readonly expiryWindowsDays: readonly number[];
   readonly maxCertificateAgeDays: number;
+  readonly expiryLookbackDays: number;
+  readonly rotationWindowDays: number;
+  readonly sweepSafetyMarginMs: number;
+  readonly sweepPageSize: number;
   readonly rotationGraceSeconds: number;
   readonly reportDestination: string;
 }
@@ -163,6 +193,33 @@ const EnvSchema = z.object({
   TRUSTED_CA_IDS: list('').pipe(
     z.array(z.string().regex(CLAIM_ID, 'CA certificate ids are 64 hex characters')),
   ),
+  SERIAL_SOURCE: z.enum(SERIAL_SOURCES).default('cn'),
+  SERIAL_CN_PATTERN: z
+    .string()
+    .default('^(.+)$')
+    .transform((source, context) => {
+      try {
+        const pattern = new RegExp(source);
+        // A pattern with a capture group matches '' through the alternative and reports the groups.
+        const groups = (new RegExp(`${source}|`).exec('')?.length ?? 1) - 1;
+        if (groups < 1) {
+          context.addIssue({ code: 'custom', message: 'must have a capture group for the serial' });
+          return z.NEVER;
+        }
+        return pattern;
+      } catch {
+        context.addIssue({ code: 'custom', message: 'is not a valid regular expression' });
+        return z.NEVER;
+      }
+    }),
+  DEVICE_THING_GROUP: z.string().regex(THING_GROUP_NAME, 'must be a thing group name').optional(),
+  QUARANTINE_QUEUE_URL: z.string().url('must be an SQS queue URL').optional(),
+  CA_CACHE_TTL_SECONDS: integer(300, 0, 86_400),
+  REGISTRATION_LEASE_SECONDS: integer(120, 1, 3_600),
+  DUPLICATE_CLIENTID_THRESHOLD: integer(3, 1, 1_000),
+  DUPLICATE_CLIENTID_WINDOW_SECONDS: integer(300, 1, 86_400),
+  SESSION_TTL_SECONDS: integer(604_800, 60, 90 * 86_400),
+  SUSPICION_TTL_SECONDS: integer(604_800, 60, 90 * 86_400),
   EXPIRY_WINDOWS_DAYS: list('7,30').pipe(
     z
       .array(
@@ -175,6 +232,10 @@ const EnvSchema = z.object({
       .min(1, 'must name at least one window'),
   ),
   MAX_CERTIFICATE_AGE_DAYS: integer(825, 1, 36_500),
+  EXPIRY_LOOKBACK_DAYS: integer(90, 0, 3650),
+  ROTATION_WINDOW_DAYS: integer(30, 0, 3650),
+  SWEEP_SAFETY_MARGIN_MS: integer(20_000, 0, 600_000),
+  SWEEP_PAGE_SIZE: integer(500, 1, 1000),
   ROTATION_GRACE_SECONDS: integer(86_400, 0, 90 * 86_400),
   REPORT_DESTINATION: z
     .string()
@@ -234,8 +295,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     devicePolicyName: e.DEVICE_POLICY_NAME,
     quarantineGroupName: e.QUARANTINE_GROUP_NAME,
     trustedCaIds: e.TRUSTED_CA_IDS.map((id) => id.toLowerCase()),
+    serialSource: e.SERIAL_SOURCE,
+    serialCnPattern: e.SERIAL_CN_PATTERN,
+    ...(e.DEVICE_THING_GROUP !== undefined ? { deviceThingGroup: e.DEVICE_THING_GROUP } : {}),
+    ...(e.QUARANTINE_QUEUE_URL !== undefined ? { quarantineQueueUrl: e.QUARANTINE_QUEUE_URL } : {}),
+    caCacheTtlSeconds: e.CA_CACHE_TTL_SECONDS,
+    registrationLeaseSeconds: e.REGISTRATION_LEASE_SECONDS,
+    duplicateClientIdThreshold: e.DUPLICATE_CLIENTID_THRESHOLD,
+    duplicateClientIdWindowSeconds: e.DUPLICATE_CLIENTID_WINDOW_SECONDS,
+    sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+    suspicionTtlSeconds: e.SUSPICION_TTL_SECONDS,
     expiryWindowsDays: [...new Set(e.EXPIRY_WINDOWS_DAYS)].sort((a, b) => a - b),
     maxCertificateAgeDays: e.MAX_CERTIFICATE_AGE_DAYS,
+    expiryLookbackDays: e.EXPIRY_LOOKBACK_DAYS,
+    rotationWindowDays: e.ROTATION_WINDOW_DAYS,
+    sweepSafetyMarginMs: e.SWEEP_SAFETY_MARGIN_MS,
+    sweepPageSize: e.SWEEP_PAGE_SIZE,
     rotationGraceSeconds: e.ROTATION_GRACE_SECONDS,
     reportDestination: e.REPORT_DESTINATION,
   };

@@ -10,8 +10,22 @@
  * | one public key = one device                | PK=PUBKEY#<sha256(SPKI) hex>  SK=PUBKEY                    |
  * | claim-certificate rate window (TTL)        | PK=CLAIM#<claimId>#<minute>   SK=CLAIM                     |
  * | exactly-once effects (TTL)                 | PK=DEDUP#<event identity>     SK=DEDUP                     |
+ * | presence sessions of a certificate (TTL)   | PK=PRINCIPAL#<certificateId>  SK=SESSION#<sessionId>       |
+ * | latest presence of a client id (TTL)       | PK=CLIENT#<clientId>          SK=PRESENCE                  |
+ * | DUPLICATE_CLIENTID disconnects (TTL)       | PK=CLIENT#<clientId>          SK=DUPLICATE#<ms>#<sessionId>|
  * | certificates by expiry (ExpiryIndex)       | GSI1PK=EXPIRY#<yyyy-mm-dd>#<shard>  GSI1SK=<notAfter>#<id> |
  * | devices by state (StateIndex)              | GSI2PK=STATE#<state>#<shard>        GSI2SK=<serial>        |
+ * | quarantined certificates of unknown devices (StateIndex) | GSI2PK=QUARANTINED_CERT#<shard> GSI2SK=<id> |
+ * | device certificates by issue month (IssuedIndex) | GSI3PK=ISSUED#<yyyy-mm>#<shard> GSI3SK=<notBefore>#<id>  |
+ * | CA and claim certificates (IssuedIndex)    | GSI3PK=ANCHOR#<CA|CLAIM>            GSI3SK=<notBefore>#<id> |
+ * | expiry sweep checkpoint (TTL)              | PK=SWEEP#<runId>              SK=CHECKPOINT                |
+ * | expiry sweep results, one item per page    | PK=SWEEP#<runId>              SK=PAGE#<seq>                |
+ *
+ * The IssuedIndex finds certificates older than a maximum age without a Scan (AWS-issued
+ * certificates expire in 2049, so age matters). Month buckets keep the number of Queries of a
+ * look-back small; CA and claim certificates are few and live in their own unsharded partitions
+ * so the sweep always sees all of them. Certificates written before the index existed have no
+ * GSI3 keys until they are written again.
  *
  * Index partitions are sharded (`SHARDS`) so that a million devices in one state, or a batch of
  * certificates issued on one day, never make a hot partition.
@@ -20,6 +34,7 @@
 export const SHARDS = 8;
 export const EXPIRY_INDEX = 'ExpiryIndex';
 export const STATE_INDEX = 'StateIndex';
+export const ISSUED_INDEX = 'IssuedIndex';
 
 export type Key = { PK: string; SK: string };
 
@@ -47,18 +62,62 @@ export const keys = {
     SK: 'CLAIM',
   }),
   dedup: (identity: string): Key => ({ PK: `DEDUP#${identity}`, SK: 'DEDUP' }),
+  /** One presence session of a certificate (clone detection: one certificate, two client ids). */
+  principalSession: (certificateId: string, sessionIdentifier: string): Key => ({
+    PK: `PRINCIPAL#${certificateId}`,
+    SK: `SESSION#${sessionIdentifier}`,
+  }),
+  principalSessionPrefix: 'SESSION#',
+  /** The newest presence event seen for a client id (ordering by versionNumber and timestamp). */
+  clientPresence: (clientId: string): Key => ({ PK: `CLIENT#${clientId}`, SK: 'PRESENCE' }),
+  /** One DUPLICATE_CLIENTID disconnect of a client id, sortable by time within the partition. */
+  duplicateClientId: (clientId: string, atMs: number, sessionIdentifier: string): Key => ({
+    PK: `CLIENT#${clientId}`,
+    SK: `DUPLICATE#${String(atMs).padStart(15, '0')}#${sessionIdentifier}`,
+  }),
+  duplicateClientIdBound: (atMs: number): string => `DUPLICATE#${String(atMs).padStart(15, '0')}`,
   expiryIndex: (notAfterIso: string, certificateId: string) => ({
     GSI1PK: expiryPartition(notAfterIso.slice(0, 10), shardOf(certificateId)),
     GSI1SK: `${notAfterIso}#${certificateId}`,
   }),
+  issuedIndex: (notBeforeIso: string, certificateId: string, kind: string) => ({
+    GSI3PK:
+      kind === 'DEVICE'
+        ? issuedPartition(notBeforeIso.slice(0, 7), shardOf(certificateId))
+        : anchorPartition(kind),
+    GSI3SK: `${notBeforeIso}#${certificateId}`,
+  }),
+  sweepCheckpoint: (runId: string): Key => ({ PK: `SWEEP#${runId}`, SK: 'CHECKPOINT' }),
+  sweepPage: (runId: string, seq: number): Key => ({
+    PK: `SWEEP#${runId}`,
+    SK: `PAGE#${String(seq).padStart(8, '0')}`,
+  }),
+  sweepPagePrefix: 'PAGE#',
   stateIndex: (state: string, serial: string) => ({
     GSI2PK: statePartition(state, shardOf(serial)),
     GSI2SK: serial,
   }),
+  /** A certificate quarantined without a known device shares the StateIndex, in its own partitions. */
+  quarantinedCertificateIndex: (certificateId: string) => ({
+    GSI2PK: quarantinedCertificatePartition(shardOf(certificateId)),
+    GSI2SK: certificateId,
+  }),
 };
+
+export function quarantinedCertificatePartition(shard: number): string {
+  return `QUARANTINED_CERT#${shard}`;
+}
 
 export function expiryPartition(day: string, shard: number): string {
   return `EXPIRY#${day}#${shard}`;
+}
+
+export function issuedPartition(month: string, shard: number): string {
+  return `ISSUED#${month}#${shard}`;
+}
+
+export function anchorPartition(kind: string): string {
+  return `ANCHOR#${kind}`;
 }
 
 export function statePartition(state: string, shard: number): string {
@@ -80,4 +139,22 @@ export function daysBetween(fromIso: string, toIso: string): string[] {
     cursor += 86_400_000;
   }
   return days;
+}
+
+/** Every UTC month (`yyyy-mm`) touched by [fromIso, toIso], in order. */
+export function monthsBetween(fromIso: string, toIso: string): string[] {
+  const months: string[] = [];
+  const end = toIso.slice(0, 7);
+  let year = Number(fromIso.slice(0, 4));
+  let month = Number(fromIso.slice(5, 7));
+  for (let current = fromIso.slice(0, 7); current <= end; ) {
+    months.push(current);
+    month += 1;
+    if (month > 12) {
+      month = 1;
+      year += 1;
+    }
+    current = `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}`;
+  }
+  return months;
 }

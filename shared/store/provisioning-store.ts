@@ -132,7 +132,8 @@ export class ProvisioningStore {
   readonly stats: StoreStats = { roundTrips: 0, readUnits: 0, writeUnits: 0 };
 
   constructor(
-    private readonly client: DynamoDBDocumentClient,
+    /** The document client this store talks through (other adapters of the same table share it). */
+    readonly client: DynamoDBDocumentClient,
     readonly tableName: string,
   ) {}
 
@@ -857,12 +858,15 @@ export function deviceItem(device: DeviceRecord): Record<string, unknown> {
   };
 }
 
-function certificateItem(record: CertificateRecord): Record<string, unknown> {
+/** The full certificate item: record, expiry index and issued index keys. */
+export function certificateItem(record: CertificateRecord): Record<string, unknown> {
   const notAfter = normalizeIso(record.notAfter);
+  const notBefore = normalizeIso(record.notBefore);
   return {
     ...keys.certificate(record.certificateId),
     ...keys.expiryIndex(notAfter, record.certificateId),
-    ...stripUndefined({ ...record, notAfter, notBefore: normalizeIso(record.notBefore) }),
+    ...keys.issuedIndex(notBefore, record.certificateId, record.kind),
+    ...stripUndefined({ ...record, notAfter, notBefore }),
   };
 }
 
@@ -871,7 +875,18 @@ function dedupItem(identity: string, ttlSeconds: number, now: string): Record<st
 }
 
 function withoutKeys(item: Record<string, unknown>): Record<string, unknown> {
-  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g1s, GSI2PK: _g2, GSI2SK: _g2s, ttl: _ttl, ...rest } = item;
+  const {
+    PK: _pk,
+    SK: _sk,
+    GSI1PK: _g1,
+    GSI1SK: _g1s,
+    GSI2PK: _g2,
+    GSI2SK: _g2s,
+    GSI3PK: _g3,
+    GSI3SK: _g3s,
+    ttl: _ttl,
+    ...rest
+  } = item;
   return rest;
 }
 

@@ -1,0 +1,32 @@
+/**
+ * What starts an expiry sweep: the EventBridge scheduled event (`rate(1 day)`), or a manual
+ * invocation that names the run to resume and/or the instant to classify against.
+ * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
+ */
+import { z } from 'zod';
+
+const isoTime = z
+  .string({ error: 'must be a string' })
+  .refine((value) => !Number.isNaN(Date.parse(value)), 'must be an ISO-8601 time');
+
+/** EventBridge's scheduled event; `time` is the scheduled instant, identical on every retry. */
+export const ScheduledEventSchema = z.object({
+  'detail-type': z.literal('Scheduled Event'),
+  source: z.literal('aws.events'),
+  id: z.string(),
+  time: isoTime,
+});
+
+/** A manual run: `{ "runId": "…" }` resumes that run, `{ "now": "…" }` sweeps as of that instant. */
+export const ManualSweepEventSchema = z
+  .object({
+    runId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,128}$/, 'must match [A-Za-z0-9._-]{1,128}')
+      .optional(),
+    now: isoTime.optional(),
+  })
+  .strict();
+
+export const ExpirySweepEventSchema = z.union([ScheduledEventSchema, ManualSweepEventSchema]);
+export type ExpirySweepEvent = z.infer<typeof ExpirySweepEventSchema>;

@@ -1,0 +1,386 @@
+/**
+ * Certificate expiry classification and the expiry report, as pure functions of the certificates,
+ * the policy and `now` (epoch milliseconds). No I/O, no clock: the sweep reads the store's
+ * indexes and hands what it read to these functions.
+ *
+ * Boundaries (all half-open on the time axis, matching the index reads):
+ * - EXPIRED        notAfter < now (X.509 validity includes notAfter itself)
+ * - EXPIRING_<W>D  now ≤ notAfter < now + W days, for the smallest configured window W
+ * - TOO_OLD        notBefore < now − maxAge days (reported only when not expired or expiring:
+ *                  each certificate has exactly one class, the most urgent)
+ */
+
+export const DAY_MS = 86_400_000;
+/** The report's chart covers this many days ahead, in weeks. */
+export const CHART_DAYS = 90;
+
+export type CertificateKindLike = 'DEVICE' | 'CLAIM' | 'CA';
+
+/** The fields of a certificate record the classification looks at. */
+export interface ExpiryCandidate {
+  certificateId: string;
+  kind: CertificateKindLike;
+  status: string;
+  serial?: string;
+  thingName?: string;
+  notBefore: string;
+  notAfter: string;
+}
+
+export interface ExpiryPolicy {
+  /** Expiry windows in days, ascending (e.g. 7 and 30). */
+  windowsDays: readonly number[];
+  /** Expired / too-old certificates are looked for this many days back; older ones drop out. */
+  lookbackDays: number;
+  maxAgeDays: number;
+  /** Devices whose certificate expires within this many days (or is too old) should rotate. */
+  rotationWindowDays: number;
+  chartDays: number;
+}
+
+export type ExpiryClass = 'EXPIRED' | `EXPIRING_${number}D` | 'TOO_OLD';
+
+/** One certificate the report lists. */
+export interface AtRiskCertificate {
+  certificateId: string;
+  kind: CertificateKindLike;
+  status: string;
+  serial?: string;
+  thingName?: string;
+  notBefore: string;
+  notAfter: string;
+  /** Whole days from now until notAfter, rounded down (negative once expired). */
+  daysLeft: number;
+  ageDays: number;
+  class: ExpiryClass;
+}
+
+/** Only certificates that can still authenticate matter; retired or revoked ones are not at risk. */
+const LIVE_STATUSES = new Set(['ACTIVE', 'PENDING']);
+
+export function isLive(candidate: Pick<ExpiryCandidate, 'status'>): boolean {
+  return LIVE_STATUSES.has(candidate.status);
+}
+
+/** The class labels of a policy, most urgent first. */
+export function expiryClasses(policy: Pick<ExpiryPolicy, 'windowsDays'>): ExpiryClass[] {
+  return ['EXPIRED', ...sortedWindows(policy).map((days) => windowClass(days)), 'TOO_OLD'];
+}
+
+export function windowClass(days: number): ExpiryClass {
+  return `EXPIRING_${days}D`;
+}
+
+/**
+ * The class of one certificate at `now`, or undefined when it is not at risk (or not live).
+ * @throws TypeError when notBefore / notAfter are not ISO-8601 times.
+ */
+export function classifyCertificate(
+  candidate: ExpiryCandidate,
+  now: number,
+  policy: ExpiryPolicy,
+): AtRiskCertificate | undefined {
+  if (!isLive(candidate)) return undefined;
+  const notAfter = parseTime(candidate.notAfter, 'notAfter');
+  const notBefore = parseTime(candidate.notBefore, 'notBefore');
+  let found: ExpiryClass | undefined;
+  if (notAfter < now) found = 'EXPIRED';
+  else {
+    const window = sortedWindows(policy).find((days) => notAfter < now + days * DAY_MS);
+    if (window !== undefined) found = windowClass(window);
+    else if (notBefore < now - policy.maxAgeDays * DAY_MS) found = 'TOO_OLD';
+  }
+  if (!found) return undefined;
+  return {
+    certificateId: candidate.certificateId,
+    kind: candidate.kind,
+    status: candidate.status,
+    ...(candidate.serial ? { serial: candidate.serial } : {}),
+    ...(candidate.thingName ? { thingName: candidate.thingName } : {}),
+    notBefore: candidate.notBefore,
+    notAfter: candidate.notAfter,
+    daysLeft: Math.floor((notAfter - now) / DAY_MS),
+    ageDays: Math.floor((now - notBefore) / DAY_MS),
+    class: found,
+  };
+}
+
+/** The time ranges the sweep must read so that every class is found (half-open, epoch ms). */
+export function sweepRanges(
+  now: number,
+  policy: ExpiryPolicy,
+): { expiry: { from: number; to: number }; issued: { from: number; to: number } } {
+  const horizonDays = Math.max(...policy.windowsDays, policy.rotationWindowDays, policy.chartDays);
+  const ageLimit = now - policy.maxAgeDays * DAY_MS;
+  return {
+    expiry: { from: now - policy.lookbackDays * DAY_MS, to: now + horizonDays * DAY_MS },
+    issued: { from: ageLimit - policy.lookbackDays * DAY_MS, to: ageLimit },
+  };
+}
+
+/** Number of chart weeks: the last one is partial when chartDays is not a multiple of 7. */
+export function chartWeeks(policy: Pick<ExpiryPolicy, 'chartDays'>): number {
+  return Math.ceil(policy.chartDays / 7);
+}
+
+/**
+ * Adds one certificate to weekly expiry counts: week i is [now + 7i days, now + 7(i+1) days),
+ * clipped at now + chartDays. Certificates outside the chart (or not live) are not counted.
+ */
+export function addToChart(
+  counts: number[],
+  candidate: ExpiryCandidate,
+  now: number,
+  policy: Pick<ExpiryPolicy, 'chartDays'>,
+): void {
+  if (!isLive(candidate)) return;
+  const notAfter = parseTime(candidate.notAfter, 'notAfter');
+  if (notAfter < now || notAfter >= now + policy.chartDays * DAY_MS) return;
+  const week = Math.floor((notAfter - now) / (7 * DAY_MS));
+  counts[week] = (counts[week] ?? 0) + 1;
+}
+
+/** A rotation the sweep asks for (the rotation flow acts on it; the sweep only lists it). */
+export interface RotationCandidate {
+  serial: string;
+  thingName?: string;
+  certificateId: string;
+  notAfter: string;
+  daysLeft: number;
+  reason: 'EXPIRING' | 'TOO_OLD';
+}
+
+/** Device certificates inside the rotation window (not yet expired) or too old, by serial. */
+export function rotationCandidates(
+  atRisk: readonly AtRiskCertificate[],
+  policy: Pick<ExpiryPolicy, 'rotationWindowDays'>,
+): RotationCandidate[] {
+  const out: RotationCandidate[] = [];
+  for (const entry of atRisk) {
+    if (entry.kind !== 'DEVICE' || !entry.serial || entry.class === 'EXPIRED') continue;
+    const tooOld = entry.class === 'TOO_OLD';
+    if (!tooOld && entry.daysLeft >= policy.rotationWindowDays) continue;
+    out.push({
+      serial: entry.serial,
+      ...(entry.thingName ? { thingName: entry.thingName } : {}),
+      certificateId: entry.certificateId,
+      notAfter: entry.notAfter,
+      daysLeft: entry.daysLeft,
+      reason: tooOld ? 'TOO_OLD' : 'EXPIRING',
+    });
+  }
+  return out.sort((a, b) => a.notAfter.localeCompare(b.notAfter) || a.serial.localeCompare(b.serial));
+}
+
+export interface ExpiryReport {
+  format: 'fleetgate.expiry-report/1';
+  runId: string;
+  generatedAt: string;
+  policy: ExpiryPolicy;
+  summary: {
+    /** Certificates at risk per class (every class of the policy, zero included). */
+    counts: Record<string, number>;
+    /** At-risk certificates per kind (DEVICE / CLAIM / CA). */
+    byKind: Record<string, number>;
+    atRisk: number;
+    rotationCandidates: number;
+    /** Index items the sweep read, and read capacity units consumed. */
+    itemsRead: number;
+    readUnits: number;
+  };
+  chart: { weekStarts: string[]; counts: number[] };
+  atRisk: AtRiskCertificate[];
+  rotation: RotationCandidate[];
+  change: ReportChange;
+}
+
+export interface ReportChange {
+  previousRunId?: string;
+  previousGeneratedAt?: string;
+  /** At risk now, not in the previous report. */
+  newAtRisk: string[];
+  /** In the previous report, not at risk any more (rotated, retired, renewed). */
+  resolved: string[];
+  /** In the previous report, no longer read because they left the lookback period. */
+  agedOut: string[];
+  /** Same certificate, more urgent (or different) class than before. */
+  reclassified: Array<{ certificateId: string; from: ExpiryClass; to: ExpiryClass }>;
+  /** counts − previous counts, per class (every class of either report). */
+  countsDelta: Record<string, number>;
+}
+
+/**
+ * Assembles the report from what the sweep found. `atRisk` may hold one certificate several
+ * times (read from two indexes): it is kept once.
+ */
+export function buildExpiryReport(input: {
+  runId: string;
+  now: number;
+  policy: ExpiryPolicy;
+  atRisk: readonly AtRiskCertificate[];
+  chartCounts: readonly number[];
+  itemsRead: number;
+  readUnits: number;
+  previous?: Pick<ExpiryReport, 'runId' | 'generatedAt' | 'atRisk' | 'summary'>;
+}): ExpiryReport {
+  const { now, policy } = input;
+  const unique = new Map<string, AtRiskCertificate>();
+  for (const entry of input.atRisk) unique.set(entry.certificateId, entry);
+  const atRisk = [...unique.values()].sort(
+    (a, b) => a.notAfter.localeCompare(b.notAfter) || a.certificateId.localeCompare(b.certificateId),
+  );
+  const counts: Record<string, number> = Object.fromEntries(expiryClasses(policy).map((name) => [name, 0]));
+  const byKind: Record<string, number> = { DEVICE: 0, CLAIM: 0, CA: 0 };
+  for (const entry of atRisk) {
+    counts[entry.class] = (counts[entry.class] ?? 0) + 1;
+    byKind[entry.kind] = (byKind[entry.kind] ?? 0) + 1;
+  }
+  const weeks = chartWeeks(policy);
+  const rotation = rotationCandidates(atRisk, policy);
+  return {
+    format: 'fleetgate.expiry-report/1',
+    runId: input.runId,
+    generatedAt: isoOf(now),
+    policy: { ...policy, windowsDays: [...policy.windowsDays] },
+    summary: {
+      counts,
+      byKind,
+      atRisk: atRisk.length,
+      rotationCandidates: rotation.length,
+      itemsRead: input.itemsRead,
+      readUnits: round(input.readUnits),
+    },
+    chart: {
+      weekStarts: Array.from({ length: weeks }, (_, i) => isoOf(now + i * 7 * DAY_MS).slice(0, 10)),
+      counts: Array.from({ length: weeks }, (_, i) => input.chartCounts[i] ?? 0),
+    },
+    atRisk,
+    rotation,
+    change: compareReports(atRisk, counts, now, policy, input.previous),
+  };
+}
+
+/** What changed since the previous report (everything is "new" when there is none). */
+export function compareReports(
+  atRisk: readonly AtRiskCertificate[],
+  counts: Record<string, number>,
+  now: number,
+  policy: Pick<ExpiryPolicy, 'lookbackDays' | 'maxAgeDays'>,
+  previous?: Pick<ExpiryReport, 'runId' | 'generatedAt' | 'atRisk' | 'summary'>,
+): ReportChange {
+  const before = new Map((previous?.atRisk ?? []).map((entry) => [entry.certificateId, entry]));
+  const current = new Map(atRisk.map((entry) => [entry.certificateId, entry]));
+  const newAtRisk = atRisk.filter((entry) => !before.has(entry.certificateId)).map((e) => e.certificateId);
+  const resolved: string[] = [];
+  const agedOut: string[] = [];
+  const lookbackStart = now - policy.lookbackDays * DAY_MS;
+  const issuedStart = now - (policy.maxAgeDays + policy.lookbackDays) * DAY_MS;
+  for (const [certificateId, entry] of before) {
+    if (current.has(certificateId)) continue;
+    const outOfReach =
+      (entry.class === 'EXPIRED' && parseTime(entry.notAfter, 'notAfter') < lookbackStart) ||
+      (entry.class === 'TOO_OLD' && parseTime(entry.notBefore, 'notBefore') < issuedStart);
+    (outOfReach ? agedOut : resolved).push(certificateId);
+  }
+  const reclassified: ReportChange['reclassified'] = [];
+  for (const entry of atRisk) {
+    const old = before.get(entry.certificateId);
+    if (old && old.class !== entry.class)
+      reclassified.push({ certificateId: entry.certificateId, from: old.class, to: entry.class });
+  }
+  const countsDelta: Record<string, number> = {};
+  const previousCounts = previous?.summary.counts ?? {};
+  for (const name of new Set([...Object.keys(counts), ...Object.keys(previousCounts)])) {
+    countsDelta[name] = (counts[name] ?? 0) - (previousCounts[name] ?? 0);
+  }
+  return {
+    ...(previous ? { previousRunId: previous.runId, previousGeneratedAt: previous.generatedAt } : {}),
+    newAtRisk,
+    resolved: resolved.sort(),
+    agedOut: agedOut.sort(),
+    reclassified,
+    countsDelta,
+  };
+}
+
+function sortedWindows(policy: Pick<ExpiryPolicy, 'windowsDays'>): number[] {
+  return [...policy.windowsDays].sort((a, b) => a - b);
+}
+
+function parseTime(value: string, field: string): number {
+  const time = parseIso(value);
+  if (time === undefined) throw new TypeError(`${field}: not an ISO-8601 time: ${value}`);
+  return time;
+}
+
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Epoch milliseconds of an ISO-8601 date-time with a zone (`Z` or `±hh:mm`), without `Date`. */
+export function parseIso(value: string): number | undefined {
+  const match = ISO_TIME.exec(value);
+  if (!match) return undefined;
+  const [, y, mo, d, h, mi, s, fraction, zone] = match;
+  const month = Number(mo);
+  const day = Number(d);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 59)
+    return undefined;
+  const millis = Number((fraction ?? '').padEnd(3, '0').slice(0, 3));
+  let offset = 0;
+  if (zone && zone !== 'Z') {
+    const sign = zone.startsWith('-') ? -1 : 1;
+    offset = sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6))) * 60_000;
+  }
+  const days = daysFromCivil(Number(y), month, day);
+  return days * DAY_MS + Number(h) * 3_600_000 + Number(mi) * 60_000 + Number(s) * 1000 + millis - offset;
+}
+
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+function isoOf(epochMs: number): string {
+  // `Date` is not allowed in the domain as a clock; formatting a given instant is done by hand.
+  return formatIso(epochMs);
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+/** ISO-8601 (UTC, milliseconds) of an epoch-milliseconds instant, without reading the clock. */
+export function formatIso(epochMs: number): string {
+  const days = Math.floor(epochMs / DAY_MS);
+  let rest = epochMs - days * DAY_MS;
+  const hours = Math.floor(rest / 3_600_000);
+  rest -= hours * 3_600_000;
+  const minutes = Math.floor(rest / 60_000);
+  rest -= minutes * 60_000;
+  const seconds = Math.floor(rest / 1000);
+  const millis = rest - seconds * 1000;
+  const { year, month, day } = civilFromDays(days);
+  return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hours, 2)}:${pad(minutes, 2)}:${pad(seconds, 2)}.${pad(millis, 3)}Z`;
+}
+
+/** Howard Hinnant's days-from-civil inverse: proleptic Gregorian date of a day count since 1970. */
+function civilFromDays(daysSinceEpoch: number): { year: number; month: number; day: number } {
+  const z = daysSinceEpoch + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
+  );
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return { year: yoe + era * 400 + (month <= 2 ? 1 : 0), month, day };
+}
+
+function pad(value: number, width: number): string {
+  return String(value).padStart(width, '0');
+}

@@ -1,0 +1,353 @@
+/**
+ * One expiry sweep run, resumable: reads the store's indexes page by page (never a Scan, never
+ * the IoT API), classifies what it reads with the pure rules in `shared/domain/expiry`, commits
+ * results with a checkpoint as it goes, and when every partition is read writes the report (JSON,
+ * CSV, HTML) to the sink. An invocation that runs short of time commits what it has and returns
+ * `incomplete`; the next invocation with the same run id continues where it stopped.
+ *
+ * It lives in `shared/` rather than in `functions/expiry-sweep/` because the `fleetgate sweep`
+ * command runs the same code, and nothing may import `functions/`.
+ */
+import {
+  type AtRiskCertificate,
+  addToChart,
+  buildExpiryReport,
+  chartWeeks,
+  classifyCertificate,
+  type ExpiryPolicy,
+  type ExpiryReport,
+  formatIso,
+  type RotationCandidate,
+  sweepRanges,
+} from '../domain/expiry';
+import {
+  type PreviousReport,
+  parsePreviousReport,
+  toReportCsv,
+  toReportHtml,
+  toReportJson,
+} from '../reports/expiry-report-files';
+import type { ReportSink } from '../reports/report-sink';
+import type { CertificateRecord } from '../store/records';
+import type { SweepCheckpoint, SweepPage, SweepSource, SweepStore } from '../store/sweep-store';
+
+/**
+ * The hook the certificate-rotation flow plugs into: called once per completed run with the
+ * devices inside the rotation window. The sweep itself only lists them in the report.
+ */
+export interface RotationRequester {
+  requestRotations(candidates: readonly RotationCandidate[], context: { runId: string }): Promise<void>;
+}
+
+export interface SweepDeps {
+  sweepStore: SweepStore;
+  sink: ReportSink;
+  /** Milliseconds this invocation may still run (Lambda: `context.getRemainingTimeInMillis()`). */
+  remainingMs: () => number;
+  /** Stop reading when fewer than this many milliseconds remain. */
+  safetyMarginMs: number;
+  /** Items per Query page. */
+  pageSize: number;
+  /** Wall clock (epoch ms) for bookkeeping timestamps; classification uses the run's `now`. */
+  clock: () => number;
+  rotation?: RotationRequester;
+  /** Commit the checkpoint after this many Query pages (fewer writes; a crash re-reads at most this many). */
+  pagesPerCommit?: number;
+}
+
+export interface SweepFiles {
+  json: string;
+  csv: string;
+  html: string;
+}
+
+export type SweepOutcome =
+  | { status: 'incomplete'; runId: string; step: number; steps: number; itemsRead: number; readUnits: number }
+  | {
+      status: 'complete';
+      runId: string;
+      /** True when an earlier invocation had already finished this run (nothing was read again). */
+      alreadyComplete: boolean;
+      summary: ExpiryReport['summary'];
+      change: { newAtRisk: number; resolved: number; agedOut: number; reclassified: number };
+      files: SweepFiles;
+      report?: ExpiryReport;
+    };
+
+/** File names under the destination. */
+export const REPORT_FOLDER = 'expiry-reports';
+export const LATEST_REPORT = `${REPORT_FOLDER}/latest.json`;
+
+export function reportNames(runId: string): SweepFiles {
+  const base = `${REPORT_FOLDER}/${runId}/expiry-report`;
+  return { json: `${base}.json`, csv: `${base}.csv`, html: `${base}.html` };
+}
+
+/** A run id safe as a key and a file name: `<kind>-<yyyymmddThhmmssZ>[-suffix]`. */
+export function runIdFor(kind: string, iso: string, suffix?: string): string {
+  const stamp = iso
+    .replace(/\.\d+Z$/, 'Z')
+    .replaceAll('-', '')
+    .replaceAll(':', '');
+  const id = `${kind}-${stamp}${suffix ? `-${suffix}` : ''}`;
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(id)) throw new TypeError(`run id would be unsafe: ${id}`);
+  return id;
+}
+
+/**
+ * Runs (or resumes) the sweep `runId` at `now` with `policy`. A resumed run keeps the `now` and
+ * policy it started with, so every invocation of a run classifies the same way.
+ */
+export async function runExpirySweep(
+  input: { runId: string; now: string; policy: ExpiryPolicy },
+  deps: SweepDeps,
+): Promise<SweepOutcome> {
+  const { sweepStore } = deps;
+  const at = () => formatIso(deps.clock());
+  let checkpoint = await sweepStore.startRun({ ...input, at: at() });
+  if (checkpoint.status === 'COMPLETE') return completedEarlier(checkpoint);
+  await sweepStore.touchRun(input.runId, at());
+  const now = Date.parse(checkpoint.now);
+  const policy = checkpoint.policy;
+  const ranges = sweepRanges(now, policy);
+  const sources = sweepStore.sources({
+    expiryFrom: formatIso(ranges.expiry.from),
+    expiryTo: formatIso(ranges.expiry.to),
+    issuedFrom: formatIso(ranges.issued.from),
+    issuedTo: formatIso(ranges.issued.to),
+  });
+  const pagesPerCommit = deps.pagesPerCommit ?? 64;
+  let buffer = emptyBuffer(policy);
+  let position: { step: number; startKey?: Record<string, unknown> } = positionOf(checkpoint);
+
+  const commit = async (): Promise<'committed' | 'conflict'> => {
+    if (buffer.pages === 0) return 'committed';
+    const page: SweepPage = {
+      seq: checkpoint.seq,
+      step: checkpoint.step,
+      atRisk: buffer.atRisk,
+      chart: buffer.chart,
+      itemsRead: buffer.itemsRead,
+      readUnits: buffer.readUnits,
+    };
+    const outcome = await sweepStore.commitPage(input.runId, page, position, at());
+    if (outcome === 'committed') {
+      checkpoint = {
+        ...checkpoint,
+        seq: checkpoint.seq + 1,
+        step: position.step,
+        itemsRead: checkpoint.itemsRead + buffer.itemsRead,
+        readUnits: checkpoint.readUnits + buffer.readUnits,
+        ...(position.startKey ? { startKey: position.startKey } : { startKey: undefined }),
+      };
+    } else {
+      // Another invocation of the same run moved the checkpoint: drop what we read, follow it.
+      const current = await sweepStore.getCheckpoint(input.runId);
+      if (!current) throw new Error(`sweep ${input.runId}: checkpoint disappeared`);
+      checkpoint = current;
+      position = positionOf(current);
+    }
+    buffer = emptyBuffer(policy);
+    return outcome;
+  };
+
+  while (position.step < sources.length) {
+    if (isComplete(checkpoint)) return completedEarlier(checkpoint);
+    if (deps.remainingMs() < deps.safetyMarginMs) {
+      await commit();
+      return {
+        status: 'incomplete',
+        runId: input.runId,
+        step: checkpoint.step,
+        steps: sources.length,
+        itemsRead: checkpoint.itemsRead,
+        readUnits: checkpoint.readUnits,
+      };
+    }
+    const source = sources[position.step] as SweepSource;
+    const page = await sweepStore.readPage(source, position.startKey, deps.pageSize);
+    examine(source, page.items, now, policy, ranges.expiry, buffer);
+    buffer.pages += 1;
+    buffer.itemsRead += page.items.length;
+    buffer.readUnits += page.readUnits;
+    position = page.nextKey ? { step: position.step, startKey: page.nextKey } : { step: position.step + 1 };
+    if (buffer.pages >= pagesPerCommit || buffer.atRisk.length >= 500) await commit();
+  }
+  await commit();
+  if (isComplete(checkpoint)) return completedEarlier(checkpoint);
+  return finish(input.runId, now, policy, deps);
+}
+
+/** Assembles the report from every committed page, writes the files, marks the run complete. */
+async function finish(
+  runId: string,
+  now: number,
+  policy: ExpiryPolicy,
+  deps: SweepDeps,
+): Promise<SweepOutcome> {
+  const pages = await deps.sweepStore.pages(runId);
+  const chart = Array.from({ length: chartWeeks(policy) }, () => 0);
+  const atRisk: AtRiskCertificate[] = [];
+  let itemsRead = 0;
+  let readUnits = 0;
+  for (const page of pages) {
+    atRisk.push(...page.atRisk);
+    page.chart.forEach((count, week) => {
+      chart[week] = (chart[week] ?? 0) + count;
+    });
+    itemsRead += page.itemsRead;
+    readUnits += page.readUnits;
+  }
+  const previous = await readPrevious(runId, deps.sink);
+  const report = buildExpiryReport({
+    runId,
+    now,
+    policy,
+    atRisk,
+    chartCounts: chart,
+    itemsRead,
+    readUnits,
+    ...(previous ? { previous } : {}),
+  });
+  const names = reportNames(runId);
+  const json = toReportJson(report);
+  const files: SweepFiles = {
+    json: await deps.sink.put(names.json, json, 'application/json'),
+    csv: await deps.sink.put(names.csv, toReportCsv(report), 'text/csv; charset=utf-8'),
+    html: await deps.sink.put(names.html, toReportHtml(report), 'text/html; charset=utf-8'),
+  };
+  // Last: the next run compares with this one only once all its files exist.
+  await deps.sink.put(LATEST_REPORT, json, 'application/json');
+  const change = {
+    newAtRisk: report.change.newAtRisk.length,
+    resolved: report.change.resolved.length,
+    agedOut: report.change.agedOut.length,
+    reclassified: report.change.reclassified.length,
+  };
+  await deps.sweepStore.completeRun(
+    runId,
+    { summary: report.summary, change, files },
+    formatIso(deps.clock()),
+  );
+  if (deps.rotation && report.rotation.length > 0) {
+    await deps.rotation.requestRotations(report.rotation, { runId });
+  }
+  return {
+    status: 'complete',
+    runId,
+    alreadyComplete: false,
+    summary: report.summary,
+    change,
+    files,
+    report,
+  };
+}
+
+/**
+ * The report this run compares with: `latest.json`, unless that is this very run (a finish that
+ * is being repeated), in which case the one it compared with.
+ */
+async function readPrevious(runId: string, sink: ReportSink): Promise<PreviousReport | undefined> {
+  const latestText = await sink.get(LATEST_REPORT);
+  if (!latestText) return undefined;
+  const latest = parsePreviousReport(latestText);
+  if (latest.runId !== runId) return latest;
+  if (!latest.previousRunId) return undefined;
+  const text = await sink.get(reportNames(latest.previousRunId).json);
+  return text ? parsePreviousReport(text) : undefined;
+}
+
+/** What an invocation read since its last commit. */
+interface Buffer {
+  pages: number;
+  atRisk: AtRiskCertificate[];
+  chart: number[];
+  itemsRead: number;
+  readUnits: number;
+}
+
+function emptyBuffer(policy: ExpiryPolicy): Buffer {
+  return {
+    pages: 0,
+    atRisk: [],
+    chart: Array.from({ length: chartWeeks(policy) }, () => 0),
+    itemsRead: 0,
+    readUnits: 0,
+  };
+}
+
+/**
+ * Classifies one page. Each certificate is examined from exactly one source: CA and claim
+ * certificates from their own partitions, device certificates from the expiry index when their
+ * notAfter is in its range and otherwise from the issued index.
+ */
+function examine(
+  source: SweepSource,
+  items: readonly CertificateRecord[],
+  now: number,
+  policy: ExpiryPolicy,
+  expiryRange: { from: number; to: number },
+  buffer: Buffer,
+): void {
+  for (const certificate of items) {
+    if (source.index !== 'anchor' && certificate.kind !== 'DEVICE') continue;
+    if (source.index === 'issued') {
+      const notAfter = Date.parse(certificate.notAfter);
+      if (notAfter >= expiryRange.from && notAfter < expiryRange.to) continue;
+    }
+    addToChart(buffer.chart, certificate, now, policy);
+    const found = classifyCertificate(certificate, now, policy);
+    if (found) buffer.atRisk.push(found);
+  }
+}
+
+/** A helper, so the check is not narrowed away: `commit` may replace the checkpoint. */
+function isComplete(checkpoint: SweepCheckpoint): boolean {
+  return checkpoint.status === 'COMPLETE';
+}
+
+function positionOf(checkpoint: SweepCheckpoint): { step: number; startKey?: Record<string, unknown> } {
+  return checkpoint.startKey
+    ? { step: checkpoint.step, startKey: checkpoint.startKey }
+    : { step: checkpoint.step };
+}
+
+function completedEarlier(checkpoint: SweepCheckpoint): SweepOutcome {
+  const result = (checkpoint.result ?? {}) as {
+    summary?: ExpiryReport['summary'];
+    change?: { newAtRisk: number; resolved: number; agedOut: number; reclassified: number };
+    files?: SweepFiles;
+  };
+  return {
+    status: 'complete',
+    runId: checkpoint.runId,
+    alreadyComplete: true,
+    summary: result.summary ?? {
+      counts: {},
+      byKind: {},
+      atRisk: 0,
+      rotationCandidates: 0,
+      itemsRead: checkpoint.itemsRead,
+      readUnits: checkpoint.readUnits,
+    },
+    change: result.change ?? { newAtRisk: 0, resolved: 0, agedOut: 0, reclassified: 0 },
+    files: result.files ?? reportNames(checkpoint.runId),
+  };
+}
+
+/** The sweep policy from configuration values. */
+export function sweepPolicy(config: {
+  expiryWindowsDays: readonly number[];
+  expiryLookbackDays: number;
+  maxCertificateAgeDays: number;
+  rotationWindowDays: number;
+  chartDays?: number;
+}): ExpiryPolicy {
+  return {
+    windowsDays: [...config.expiryWindowsDays].sort((a, b) => a - b),
+    lookbackDays: config.expiryLookbackDays,
+    maxAgeDays: config.maxCertificateAgeDays,
+    rotationWindowDays: config.rotationWindowDays,
+    chartDays: config.chartDays ?? 90,
+  };
+}
