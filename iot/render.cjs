@@ -34,6 +34,8 @@ module.exports = {
     substituted(read('claim-policy.json'), {
       ProvisioningTemplateName: await resolveVariable('self:custom.provisioningTemplateName'),
     }),
+  /** The quarantine policy, attached to the quarantine thing group: denies all but remediation. */
+  quarantinePolicy: () => substituted(read('quarantine-policy.json')),
   /** The fleet-provisioning template body, as the JSON string CloudFormation expects. */
   provisioningTemplateBody: async ({ resolveVariable }) => {
     const body = read('provisioning-template.json');

@@ -34,6 +34,12 @@ export interface QuarantineInfo {
   source: string;
   at: string;
   evidence: Record<string, unknown>;
+  /** The quarantine request that put the device (or certificate) here. */
+  requestId?: string;
+  /** Certificates the quarantine deactivated; a release activates exactly these again. */
+  certificateIds?: string[];
+  /** The thing added to the quarantine thing group, when there was one. */
+  thingName?: string;
 }
 
 export const CERTIFICATE_KINDS = ['DEVICE', 'CLAIM', 'CA'] as const;
@@ -71,6 +77,8 @@ export interface CertificateRecord {
   notBefore: string;
   notAfter: string;
   publicKeyHash?: string;
+  /** Set while a certificate of an unknown device is quarantined (listed by `quarantine list`). */
+  quarantine?: QuarantineInfo;
   createdAt: string;
   updatedAt: string;
 }

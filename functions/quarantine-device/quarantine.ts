@@ -1,0 +1,210 @@
+/**
+ * Carries out one quarantine request (schemas/quarantine-request.ts) against IoT and the store.
+ *
+ * Side effects, in this order, each safe to repeat:
+ * 1. marker check — a request already recorded is done (a release in between must not be undone
+ *    by a late redelivery of the request that caused the quarantine);
+ * 2. UpdateCertificate → INACTIVE for every certificate concerned (the device is cut off first;
+ *    already INACTIVE / REVOKED is success);
+ * 3. AddThingToThingGroup (quarantine group, whose policy explicitly denies all but remediation;
+ *    already a member is success);
+ * 4. one transaction: device QUARANTINED (conditional on state and version, previousState kept) +
+ *    history entry + the request's marker.
+ * The store is written last, so a crash anywhere before it leaves the message to be redelivered
+ * and finished; once the transaction committed, every IoT effect had already happened.
+ */
+import type { QuarantineRequest } from '../../schemas/quarantine-request';
+import type { Config } from '../../shared/config';
+import { certificatesToDeactivate, planQuarantine } from '../../shared/domain/quarantine';
+import { IllegalTransitionError, NotFoundError, TransientError } from '../../shared/errors';
+import type { IotQuarantineActions, StatusOutcome } from '../../shared/iot/quarantine-actions';
+import type { ProvisioningStore } from '../../shared/store/provisioning-store';
+import {
+  QUARANTINE_DEDUP_TTL_SECONDS,
+  type QuarantineStore,
+  quarantineIdentity,
+} from '../../shared/store/quarantine-store';
+import type { DeviceRecord, QuarantineInfo } from '../../shared/store/records';
+
+export interface QuarantineWorkDeps {
+  config: Pick<Config, 'quarantineGroupName'>;
+  store: ProvisioningStore;
+  quarantineStore: QuarantineStore;
+  iot: IotQuarantineActions;
+}
+
+/** What one request came to; logged and counted by the handler. */
+export type QuarantineOutcome =
+  | {
+      kind: 'device-quarantined';
+      serial: string;
+      from: DeviceRecord['state'];
+      certificates: StatusOutcome[];
+      thingName?: string;
+    }
+  | { kind: 'evidence-added'; serial: string; state: DeviceRecord['state']; certificates: StatusOutcome[] }
+  | { kind: 'certificate-quarantined'; certificateId: string; certificates: StatusOutcome[] }
+  | { kind: 'duplicate'; requestId: string };
+
+/**
+ * Quarantines what the request names.
+ * @throws TransientError when the device moved under us or a dependency failed (retry);
+ *   NotFoundError when the request names neither a known serial nor a certificate.
+ */
+export async function quarantine(
+  request: QuarantineRequest,
+  deps: QuarantineWorkDeps,
+  context: { now: string; newId: () => string },
+): Promise<QuarantineOutcome> {
+  if (await deps.quarantineStore.isDone(request.requestId)) {
+    return { kind: 'duplicate', requestId: request.requestId };
+  }
+  let serial = request.serial;
+  if (serial === undefined && request.certificateId) {
+    serial = (await deps.store.getCertificate(request.certificateId))?.serial;
+  }
+  const device = serial ? await deps.store.getDevice(serial) : undefined;
+  if (device) return quarantineDevice(request, device, deps, context);
+  if (request.certificateId) return quarantineCertificate(request, request.certificateId, deps, context);
+  throw new NotFoundError(`serial ${request.serial ?? '?'} is unknown and no certificateId was given`);
+}
+
+async function quarantineDevice(
+  request: QuarantineRequest,
+  device: DeviceRecord,
+  deps: QuarantineWorkDeps,
+  context: { now: string; newId: () => string },
+): Promise<QuarantineOutcome> {
+  const plan = planQuarantine(device.state);
+  const certificates: StatusOutcome[] = [];
+  for (const certificateId of certificatesToDeactivate(plan, request.certificateId, device)) {
+    certificates.push(await deps.iot.deactivate(certificateId));
+  }
+  const thingName = device.thingName ?? (await thingOfCertificates(deps.iot, certificates));
+  const grouped = thingName ? await deps.iot.addToGroup(thingName, deps.config.quarantineGroupName) : false;
+  const historyDetail = {
+    requestId: request.requestId,
+    source: request.source,
+    evidence: request.evidence,
+    observedAt: request.at,
+    certificates: certificates.map(describeOutcome),
+    ...(grouped && thingName ? { thingGroup: deps.config.quarantineGroupName, thingName } : {}),
+  };
+
+  if (plan.action === 'add-evidence') {
+    await deps.quarantineStore.recordEvidence({
+      serial: device.serial,
+      requestId: request.requestId,
+      now: context.now,
+      entry: {
+        at: context.now,
+        id: context.newId(),
+        event: 'QUARANTINE_EVIDENCE',
+        actor: `${request.source}`,
+        reason: request.reason,
+        detail: { ...historyDetail, note: plan.why },
+      },
+    });
+    return { kind: 'evidence-added', serial: device.serial, state: plan.state, certificates };
+  }
+
+  const info: QuarantineInfo = {
+    reason: request.reason,
+    source: request.source,
+    at: context.now,
+    evidence: { ...request.evidence, observedAt: request.at },
+    requestId: request.requestId,
+    certificateIds: certificates.filter((c) => c.result !== 'missing').map((c) => c.certificateId),
+    ...(grouped && thingName ? { thingName } : {}),
+  };
+  const outcome = await deps.store.transition({
+    serial: device.serial,
+    event: 'QUARANTINE',
+    device,
+    transitionKey: quarantineIdentity(request.requestId),
+    now: context.now,
+    history: { id: context.newId(), actor: request.source, reason: request.reason, detail: historyDetail },
+    set: { quarantine: info },
+    dedup: { identity: quarantineIdentity(request.requestId), ttlSeconds: QUARANTINE_DEDUP_TTL_SECONDS },
+  });
+  switch (outcome.status) {
+    case 'applied':
+      return {
+        kind: 'device-quarantined',
+        serial: device.serial,
+        from: plan.from,
+        certificates,
+        ...(info.thingName ? { thingName: info.thingName } : {}),
+      };
+    case 'already-done':
+      return { kind: 'duplicate', requestId: request.requestId };
+    case 'conflict':
+      // The device moved between our read and our write (e.g. it was activated): retry on fresh facts.
+      throw new TransientError(`device ${device.serial} changed while being quarantined`);
+    case 'illegal':
+      throw new IllegalTransitionError(outcome.reason);
+  }
+}
+
+async function quarantineCertificate(
+  request: QuarantineRequest,
+  certificateId: string,
+  deps: QuarantineWorkDeps,
+  context: { now: string },
+): Promise<QuarantineOutcome> {
+  const facts = await deps.iot.describeCertificate(certificateId);
+  const certificates = [await deps.iot.deactivate(certificateId)];
+  let thingName: string | undefined;
+  for (const thing of facts ? await deps.iot.thingsOf(facts.certificateArn) : []) {
+    if (await deps.iot.addToGroup(thing, deps.config.quarantineGroupName)) thingName ??= thing;
+  }
+  const result = await deps.quarantineStore.quarantineCertificate({
+    certificateId,
+    requestId: request.requestId,
+    now: context.now,
+    info: {
+      reason: request.reason,
+      source: request.source,
+      at: context.now,
+      evidence: {
+        ...request.evidence,
+        observedAt: request.at,
+        ...(request.serial ? { claimedSerial: request.serial } : {}),
+      },
+      requestId: request.requestId,
+      certificateIds: facts ? [certificateId] : [],
+      ...(thingName ? { thingName } : {}),
+    },
+    ...(facts
+      ? {
+          facts: {
+            ...(facts.caCertificateId ? { issuer: facts.caCertificateId } : {}),
+            ...(facts.notBefore ? { notBefore: facts.notBefore } : {}),
+            ...(facts.notAfter ? { notAfter: facts.notAfter } : {}),
+          },
+        }
+      : {}),
+  });
+  return result === 'applied'
+    ? { kind: 'certificate-quarantined', certificateId, certificates }
+    : { kind: 'duplicate', requestId: request.requestId };
+}
+
+async function thingOfCertificates(
+  iot: IotQuarantineActions,
+  certificates: readonly StatusOutcome[],
+): Promise<string | undefined> {
+  for (const certificate of certificates) {
+    if (certificate.result === 'missing') continue;
+    const facts = await iot.describeCertificate(certificate.certificateId);
+    const [thing] = facts ? await iot.thingsOf(facts.certificateArn) : [];
+    if (thing) return thing;
+  }
+  return undefined;
+}
+
+function describeOutcome(outcome: StatusOutcome): Record<string, string> {
+  return outcome.result === 'missing'
+    ? { certificateId: outcome.certificateId, result: 'missing' }
+    : { certificateId: outcome.certificateId, result: outcome.result, from: outcome.from };
+}
