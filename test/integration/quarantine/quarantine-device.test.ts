@@ -1,0 +1,295 @@
+/**
+ * quarantineDevice and the operator decisions against DynamoDB Local and the IoT emulator (real
+ * @aws-sdk/client-iot). The handler is driven directly with AWS-shaped SQS events; the trip through
+ * local SQS and its DLQ is in dead-letters.test.ts.
+ */
+import {
+  CreateKeysAndCertificateCommand,
+  DescribeCertificateCommand,
+  type IoTClient,
+  ListAttachedPoliciesCommand,
+  ListThingGroupsForThingCommand,
+} from '@aws-sdk/client-iot';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator/index';
+import { listQuarantine, rejectQuarantine, releaseQuarantine } from '../../../shared/quarantine/operator';
+import { createCa, issueTestCertificate } from '../../support/certs';
+import { createTestTable, type TestTable } from '../../support/dynamo';
+import { buildTestHook } from '../../support/hook';
+import { lambdaContext } from '../../support/lambda';
+import {
+  buildTestWorker,
+  iotClientFor,
+  prepareTestAccount,
+  QUARANTINE_GROUP,
+  quarantineRequest,
+  seedActiveDevice,
+  sqsEvent,
+  type TestWorker,
+} from '../../support/quarantine';
+
+let table: TestTable;
+let emulator: IotEmulator;
+let iot: IoTClient;
+let worker: TestWorker;
+const context = lambdaContext('fleetgate-local-quarantineDevice', 30_000);
+
+beforeAll(async () => {
+  [table, emulator] = await Promise.all([createTestTable('quarantine'), startIotEmulator()]);
+  iot = iotClientFor(emulator);
+  await prepareTestAccount(iot);
+  worker = buildTestWorker(table, iot);
+});
+afterAll(async () => {
+  iot?.destroy();
+  await Promise.all([table?.drop(), emulator?.stop()]);
+});
+
+async function certificateStatus(certificateId: string): Promise<string | undefined> {
+  const out = await iot.send(new DescribeCertificateCommand({ certificateId }));
+  return out.certificateDescription?.status;
+}
+
+async function groupsOf(thingName: string): Promise<string[]> {
+  const out = await iot.send(new ListThingGroupsForThingCommand({ thingName }));
+  return (out.thingGroups ?? []).map((group) => group.groupName ?? '');
+}
+
+const operatorDecision = (subject: string, reason: string) => ({
+  subject,
+  reason,
+  actor: 'cli:test-operator',
+  now: new Date().toISOString(),
+  newId: () => crypto.randomUUID(),
+});
+
+describe('account preparation', () => {
+  it('attaches the deny policy to the quarantine group and is idempotent', async () => {
+    // Act
+    await prepareTestAccount(iot);
+    const out = await iot.send(
+      new ListAttachedPoliciesCommand({
+        target: `arn:aws:iot:us-east-1:123456789012:thinggroup/${QUARANTINE_GROUP}`,
+      }),
+    );
+    // Assess
+    expect(out.policies?.map((policy) => policy.policyName)).toEqual([QUARANTINE_GROUP]);
+  });
+});
+
+describe('quarantineDevice', () => {
+  it('deactivates the certificate, moves the thing into the group and records QUARANTINED with the previous state', async () => {
+    // Prepare
+    const { certificateId, thingName } = await seedActiveDevice(table, iot, 'SN-Q-0001');
+    const request = quarantineRequest({ serial: 'SN-Q-0001', reason: 'CLONE_CONCURRENT_SESSIONS' });
+    // Act
+    const response = await worker.handler(sqsEvent([request]), context);
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(await certificateStatus(certificateId)).toBe('INACTIVE');
+    expect(await groupsOf(thingName)).toEqual([QUARANTINE_GROUP]);
+    const device = await table.store.getDevice('SN-Q-0001');
+    expect(device).toMatchObject({
+      state: 'QUARANTINED',
+      previousState: 'ACTIVE',
+      quarantine: {
+        reason: 'CLONE_CONCURRENT_SESSIONS',
+        source: 'deviceLifecycle',
+        requestId: request.requestId,
+        certificateIds: [certificateId],
+        thingName,
+        evidence: { clientIds: ['a', 'b'] },
+      },
+    });
+    const history = await table.store.history('SN-Q-0001');
+    expect(history.filter((entry) => entry.event === 'QUARANTINE')).toEqual([
+      expect.objectContaining({ from: 'ACTIVE', to: 'QUARANTINED', reason: 'CLONE_CONCURRENT_SESSIONS' }),
+    ]);
+    expect(worker.outcomes).toContainEqual({
+      name: 'DeviceQuarantined',
+      reason: 'CLONE_CONCURRENT_SESSIONS',
+    });
+  });
+
+  it('applies one request delivered five times concurrently exactly once', async () => {
+    // Prepare
+    const { certificateId } = await seedActiveDevice(table, iot, 'SN-Q-0005');
+    const request = quarantineRequest({ serial: 'SN-Q-0005' });
+    // Act
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, () => worker.handler(sqsEvent([request]), context)),
+    );
+    // Assess
+    expect(responses).toEqual(Array.from({ length: 5 }, () => ({ batchItemFailures: [] })));
+    const history = await table.store.history('SN-Q-0005');
+    expect(history.filter((entry) => entry.event === 'QUARANTINE')).toHaveLength(1);
+    expect(history.filter((entry) => entry.event.startsWith('QUARANTINE'))).toHaveLength(1);
+    expect(await table.store.getDevice('SN-Q-0005')).toMatchObject({ state: 'QUARANTINED', version: 2 });
+    expect(await certificateStatus(certificateId)).toBe('INACTIVE');
+  });
+
+  it('finishes the job when redelivered after a failure between the IoT effects and the store', async () => {
+    // Prepare: AddThingToThingGroup fails every time, after UpdateCertificate succeeded.
+    const { certificateId, thingName } = await seedActiveDevice(table, iot, 'SN-Q-0007');
+    const request = quarantineRequest({ serial: 'SN-Q-0007' });
+    emulator.setFaults({
+      errorRate: 1,
+      apis: ['AddThingToThingGroup'],
+      errorCodes: ['InternalFailureException'],
+    });
+    const first = sqsEvent([request]);
+    // Act
+    const failed = await worker.handler(first, context);
+    emulator.setFaults({});
+    const redelivered = await worker.handler(sqsEvent([request], 2), context);
+    // Assess
+    expect(failed.batchItemFailures).toEqual([{ itemIdentifier: first.Records[0]?.messageId }]);
+    expect(redelivered.batchItemFailures).toEqual([]);
+    expect(await certificateStatus(certificateId)).toBe('INACTIVE');
+    expect(await groupsOf(thingName)).toEqual([QUARANTINE_GROUP]);
+    expect(await table.store.getDevice('SN-Q-0007')).toMatchObject({ state: 'QUARANTINED' });
+  });
+
+  it('adds the evidence of a second request to an already quarantined device without moving it', async () => {
+    // Prepare
+    await seedActiveDevice(table, iot, 'SN-Q-0008');
+    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-Q-0008' })]), context);
+    // Act
+    const response = await worker.handler(
+      sqsEvent([quarantineRequest({ serial: 'SN-Q-0008', reason: 'PUBLIC_KEY_IN_USE' })]),
+      context,
+    );
+    // Assess
+    expect(response.batchItemFailures).toEqual([]);
+    const device = await table.store.getDevice('SN-Q-0008');
+    expect(device).toMatchObject({ state: 'QUARANTINED', previousState: 'ACTIVE', version: 2 });
+    const events = (await table.store.history('SN-Q-0008')).map((entry) => entry.event);
+    expect(events).toEqual(expect.arrayContaining(['QUARANTINE', 'QUARANTINE_EVIDENCE']));
+  });
+
+  it('quarantines the certificate of an unknown serial and lists it', async () => {
+    // Prepare: a JITR certificate whose serial was never allowlisted.
+    const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+    const certificateId = cert.certificateId ?? '';
+    const request = quarantineRequest({
+      serial: 'SN-UNKNOWN-1',
+      certificateId,
+      reason: 'SERIAL_NOT_ALLOWLISTED',
+      source: 'registerCertificate',
+    });
+    // Act
+    const response = await worker.handler(sqsEvent([request, request]), context);
+    const listing = await listQuarantine(worker.operator, { reason: 'SERIAL_NOT_ALLOWLISTED' });
+    // Assess
+    expect(response.batchItemFailures).toEqual([]);
+    expect(await certificateStatus(certificateId)).toBe('INACTIVE');
+    expect(await table.store.getCertificate(certificateId)).toMatchObject({
+      status: 'INACTIVE',
+      quarantine: { reason: 'SERIAL_NOT_ALLOWLISTED', evidence: { claimedSerial: 'SN-UNKNOWN-1' } },
+    });
+    expect(listing.certificates).toEqual([
+      expect.objectContaining({
+        certificateId,
+        reason: 'SERIAL_NOT_ALLOWLISTED',
+        claimedSerial: 'SN-UNKNOWN-1',
+      }),
+    ]);
+    expect(worker.outcomes.filter((o) => o.name === 'CertificateQuarantined')).toHaveLength(1);
+  });
+
+  it('fails an unparseable body for the DLQ and logs the messageId and the field, never the body', async () => {
+    // Prepare
+    const secret = 'not-for-logs';
+    const event = sqsEvent([
+      { requestId: 'r-bad', serial: 'SN-1', reason: 'lowercase', source: 'deviceLifecycle', at: 'x', secret },
+      `{"truncated": "${secret}`,
+    ]);
+    // Act
+    const response = await worker.handler(event, context);
+    // Assess
+    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier)).toEqual(
+      event.Records.map((record) => record.messageId),
+    );
+    const logs = worker.errorLogs.filter((log) => log.message.includes('does not parse'));
+    expect(logs.map((log) => log.fields.messageId)).toEqual(event.Records.map((record) => record.messageId));
+    expect(logs[0]?.fields.reason).toContain('reason: must be an UPPER_SNAKE reason code');
+    expect(logs[0]?.fields.reason).toContain('at:');
+    expect(logs[1]?.fields.reason).toBe('body: must be a JSON document');
+    expect(JSON.stringify(logs)).not.toContain(secret);
+  });
+});
+
+describe('operator decisions', () => {
+  it('release restores the certificate, the group membership and the previous state, with operator and reason', async () => {
+    // Prepare
+    const { certificateId, thingName } = await seedActiveDevice(table, iot, 'SN-R-0001');
+    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-R-0001' })]), context);
+    // Act
+    const result = await releaseQuarantine(worker.operator, operatorDecision('SN-R-0001', 'false positive'));
+    // Assess
+    expect(result).toMatchObject({
+      subject: 'device',
+      decision: 'RELEASE',
+      from: 'QUARANTINED',
+      to: 'ACTIVE',
+    });
+    expect(await certificateStatus(certificateId)).toBe('ACTIVE');
+    expect(await groupsOf(thingName)).toEqual([]);
+    const device = await table.store.getDevice('SN-R-0001');
+    expect(device?.state).toBe('ACTIVE');
+    expect(device?.quarantine).toBeUndefined();
+    expect(device?.previousState).toBeUndefined();
+    expect((await table.store.history('SN-R-0001')).at(-1)).toMatchObject({
+      event: 'RELEASE',
+      from: 'QUARANTINED',
+      to: 'ACTIVE',
+      actor: 'cli:test-operator',
+      reason: 'false positive',
+    });
+    expect(await table.store.getCertificate(certificateId)).toBeUndefined();
+  });
+
+  it('reject revokes the certificate and the device, and the hook then denies the serial with DEVICE_REVOKED', async () => {
+    // Prepare
+    const { certificateId } = await seedActiveDevice(table, iot, 'SN-R-0002');
+    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-R-0002' })]), context);
+    // Act
+    const result = await rejectQuarantine(worker.operator, operatorDecision('SN-R-0002', 'confirmed clone'));
+    const { hook, outcomes } = buildTestHook(table.store, { DEFAULT_ALLOWED_CLAIM: '*' });
+    const ca = await createCa('Reject CA');
+    const device = await issueTestCertificate(ca, { commonName: 'SN-R-0002' });
+    const answer = await hook(
+      {
+        claimCertificateId: 'c1a1'.padEnd(64, '0'),
+        certificateId: device.certificateId,
+        certificatePem: device.pem,
+        templateArn: 'arn:aws:iot:us-east-1:123456789012:provisioningtemplate/fleetgate-dev-fleet',
+        clientId: 'client-SN-R-0002',
+        parameters: { SerialNumber: 'SN-R-0002' },
+      },
+      lambdaContext(),
+    );
+    // Assess
+    expect(result).toMatchObject({ subject: 'device', decision: 'REJECT', to: 'REVOKED' });
+    expect(await certificateStatus(certificateId)).toBe('REVOKED');
+    expect(await table.store.getDevice('SN-R-0002')).toMatchObject({ state: 'REVOKED' });
+    expect(answer).toEqual({ allowProvisioning: false });
+    expect(outcomes).toEqual([{ name: 'ProvisioningDenied', reason: 'DEVICE_REVOKED' }]);
+    expect((await table.store.history('SN-R-0002')).at(-1)).toMatchObject({
+      event: 'REJECT',
+      actor: 'cli:test-operator',
+      reason: 'confirmed clone',
+    });
+  });
+
+  it('refuses to release a device that is not quarantined', async () => {
+    // Prepare
+    await seedActiveDevice(table, iot, 'SN-R-0003');
+    // Act / Assess
+    await expect(
+      releaseQuarantine(worker.operator, operatorDecision('SN-R-0003', 'x')),
+    ).rejects.toMatchObject({
+      code: 'ILLEGAL_TRANSITION',
+    });
+  });
+});

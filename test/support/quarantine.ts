@@ -1,0 +1,125 @@
+/**
+ * Builds the quarantine worker and the operator around a test table and an IoT emulator, seeds
+ * devices that exist in both, and shapes SQS events as Lambda receives them.
+ */
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import {
+  AttachThingPrincipalCommand,
+  CreateKeysAndCertificateCommand,
+  CreateThingCommand,
+  IoTClient,
+} from '@aws-sdk/client-iot';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { vi } from 'vitest';
+import { createHandler } from '../../functions/quarantine-device/consumer';
+import type { IotEmulator } from '../../local/iot-emulator/index';
+import { prepareAccount, quarantinePolicyDocument } from '../../shared/iot/prepare-account';
+import { IotQuarantineActions } from '../../shared/iot/quarantine-actions';
+import type { OperatorDeps } from '../../shared/quarantine/operator';
+import { QuarantineStore } from '../../shared/store/quarantine-store';
+import type { DeviceRecord } from '../../shared/store/records';
+import { allowlistedDevice } from './devices';
+import type { TestTable } from './dynamo';
+import { type RecordedOutcome, recordingMetrics } from './hook';
+
+export const QUARANTINE_GROUP = 'fleetgate-test-quarantine';
+export const QUARANTINE_QUEUE_ARN = 'arn:aws:sqs:us-east-1:123456789012:fleetgate-local-quarantine';
+
+export function iotClientFor(emulator: IotEmulator): IoTClient {
+  return new IoTClient(emulator.clientConfig());
+}
+
+/** The quarantine group with its deny policy, as the custom resource makes it at deploy time. */
+export async function prepareTestAccount(iot: IoTClient): Promise<void> {
+  await prepareAccount(iot, {
+    thingGroupName: QUARANTINE_GROUP,
+    policyName: QUARANTINE_GROUP,
+    policyDocument: quarantinePolicyDocument({ region: 'us-east-1', accountId: '123456789012' }),
+  });
+}
+
+export interface TestWorker {
+  handler: ReturnType<typeof createHandler>;
+  outcomes: RecordedOutcome[];
+  errorLogs: Array<{ message: string; fields: Record<string, unknown> }>;
+  operator: OperatorDeps;
+}
+
+/** The quarantineDevice consumer around the test table and the emulator, recording metrics and error logs. */
+export function buildTestWorker(table: TestTable, iot: IoTClient): TestWorker {
+  const outcomes: RecordedOutcome[] = [];
+  const errorLogs: TestWorker['errorLogs'] = [];
+  const logger = new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' });
+  vi.spyOn(logger, 'error').mockImplementation((message: unknown, ...extra: unknown[]) => {
+    errorLogs.push({ message: String(message), fields: Object.assign({}, ...(extra as object[])) });
+  });
+  const quarantineStore = new QuarantineStore(table.store);
+  const actions = new IotQuarantineActions(iot);
+  const handler = createHandler({
+    config: { quarantineGroupName: QUARANTINE_GROUP },
+    store: table.store,
+    quarantineStore,
+    iot: actions,
+    logger,
+    metrics: recordingMetrics(outcomes),
+  });
+  return {
+    handler,
+    outcomes,
+    errorLogs,
+    operator: { store: table.store, quarantineStore, iot: actions, quarantineGroupName: QUARANTINE_GROUP },
+  };
+}
+
+/** A device that exists in IoT (ACTIVE certificate attached to its thing) and in the store. */
+export async function seedActiveDevice(
+  table: TestTable,
+  iot: IoTClient,
+  serial: string,
+): Promise<{ device: DeviceRecord; certificateId: string; thingName: string }> {
+  const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+  const certificateId = cert.certificateId ?? '';
+  const thingName = `thing-${serial}`;
+  await iot.send(new CreateThingCommand({ thingName }));
+  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn ?? '' }));
+  const device = allowlistedDevice({ serial, state: 'ACTIVE', certificateId, thingName });
+  await table.store.createDevice(device, { id: `seed-${serial}`, actor: 'test' });
+  return { device, certificateId, thingName };
+}
+
+/** A quarantine request body (schemas/quarantine-request.ts) with overrides. */
+export function quarantineRequest(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    requestId: `req-${randomUUID()}`,
+    reason: 'CLONE_CONCURRENT_SESSIONS',
+    evidence: { clientIds: ['a', 'b'] },
+    source: 'deviceLifecycle',
+    at: '2026-11-24T12:00:00.000Z',
+    ...overrides,
+  };
+}
+
+/** An SQS event as Lambda delivers it; strings are sent as they are, anything else as JSON. */
+export function sqsEvent(bodies: unknown[], receiveCount = 1): SQSEvent {
+  return {
+    Records: bodies.map(
+      (body): SQSRecord => ({
+        messageId: randomUUID(),
+        receiptHandle: `rh-${randomUUID()}`,
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+        attributes: {
+          ApproximateReceiveCount: String(receiveCount),
+          SentTimestamp: '1764000000000',
+          SenderId: 'AIDAEXAMPLE',
+          ApproximateFirstReceiveTimestamp: '1764000000000',
+        },
+        messageAttributes: {},
+        md5OfBody: '',
+        eventSource: 'aws:sqs',
+        eventSourceARN: QUARANTINE_QUEUE_ARN,
+        awsRegion: 'us-east-1',
+      }),
+    ),
+  };
+}
