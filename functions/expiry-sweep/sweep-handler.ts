@@ -84,7 +84,8 @@ export function createHandler(deps: ExpirySweepDeps) {
     }
     return result;
   };
-  return middy<unknown, ExpirySweepResult>()
+  // The sweep watches the remaining time itself; middy must not abort it early.
+  return middy<unknown, ExpirySweepResult>({ timeoutEarlyInMillis: 0 })
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(sweep);
 }

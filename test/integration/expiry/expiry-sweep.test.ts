@@ -1,0 +1,271 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
+import { parse } from 'csv-parse/sync';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHandler, SweepIncompleteError } from '../../../functions/expiry-sweep/sweep-handler';
+import { DAY_MS, type ExpiryPolicy, formatIso } from '../../../shared/domain/expiry';
+import { runExpirySweep, type SweepDeps } from '../../../shared/expiry/expiry-sweep';
+import { createReportSink } from '../../../shared/reports/report-sink';
+import type { CertificateRecord } from '../../../shared/store/records';
+import { SweepStore } from '../../../shared/store/sweep-store';
+import { createTestTable, type TestTable } from '../../support/dynamo';
+
+// One minute before a UTC midnight: windows end mid-day-partition, and +1 minute is another day.
+const NOW_ISO = '2026-11-24T23:59:00.000Z';
+const NOW = Date.parse(NOW_ISO);
+const POLICY: ExpiryPolicy = {
+  windowsDays: [7, 30],
+  lookbackDays: 90,
+  maxAgeDays: 825,
+  rotationWindowDays: 30,
+  chartDays: 90,
+};
+/** A shorter horizon (fewer day partitions to read) for the tests that run the sweep many times. */
+const SHORT: ExpiryPolicy = { ...POLICY, lookbackDays: 2, chartDays: 35 };
+const at = (offsetMs: number) => formatIso(NOW + offsetMs);
+
+let table: TestTable;
+let sweepStore: SweepStore;
+let dir: string;
+
+function certificate(
+  id: string,
+  notAfterOffset: number,
+  overrides: Partial<CertificateRecord> = {},
+): CertificateRecord {
+  return {
+    certificateId: id,
+    kind: 'DEVICE',
+    status: 'ACTIVE',
+    source: 'FLEET_PROVISIONING',
+    serial: `SN-${id}`,
+    thingName: `thing-${id}`,
+    issuer: 'CN=Test CA',
+    notBefore: at(-100 * DAY_MS),
+    notAfter: at(notAfterOffset),
+    createdAt: NOW_ISO,
+    updatedAt: NOW_ISO,
+    ...overrides,
+  };
+}
+
+/** Certificates on both sides of every boundary; the expected class, or undefined for "not reported". */
+const SEEDED: Array<[CertificateRecord, string | undefined]> = [
+  [certificate('expired-1ms', -1), 'EXPIRED'],
+  [certificate('expired-89d', -89 * DAY_MS), 'EXPIRED'],
+  [certificate('expired-beyond-lookback', -90 * DAY_MS - 1), undefined],
+  [certificate('expires-now', 0), 'EXPIRING_7D'],
+  [certificate('expires-next-minute', 60_000), 'EXPIRING_7D'],
+  [certificate('inside-7d', 7 * DAY_MS - 1), 'EXPIRING_7D'],
+  [certificate('on-7d', 7 * DAY_MS), 'EXPIRING_30D'],
+  [certificate('inside-30d', 30 * DAY_MS - 1), 'EXPIRING_30D'],
+  [certificate('on-30d', 30 * DAY_MS), undefined],
+  [certificate('in-60d', 60 * DAY_MS), undefined],
+  [certificate('retired-expired', -DAY_MS, { status: 'RETIRED' }), undefined],
+  // AWS-issued certificates expire in 2049: only their age gives them away.
+  [certificate('too-old', 8400 * DAY_MS, { notBefore: at(-825 * DAY_MS - 1) }), 'TOO_OLD'],
+  [certificate('just-young-enough', 8400 * DAY_MS, { notBefore: at(-825 * DAY_MS) }), undefined],
+  [certificate('too-old-beyond-lookback', 8400 * DAY_MS, { notBefore: at(-916 * DAY_MS) }), undefined],
+  [certificate('old-and-expiring', 3 * DAY_MS, { notBefore: at(-1000 * DAY_MS) }), 'EXPIRING_7D'],
+  // CA and claim certificates are always examined, however long ago they expired.
+  [
+    certificate('claim-expired-long-ago', -400 * DAY_MS, {
+      kind: 'CLAIM',
+      source: 'CLAIM',
+      serial: undefined,
+      thingName: undefined,
+    }),
+    'EXPIRED',
+  ],
+  [
+    certificate('claim-fine', 300 * DAY_MS, {
+      kind: 'CLAIM',
+      source: 'CLAIM',
+      serial: undefined,
+      thingName: undefined,
+    }),
+    undefined,
+  ],
+  [
+    certificate('ca-expiring', 20 * DAY_MS, {
+      kind: 'CA',
+      source: 'CA',
+      serial: undefined,
+      thingName: undefined,
+      notBefore: at(-3650 * DAY_MS),
+    }),
+    'EXPIRING_30D',
+  ],
+];
+// Many on one day across every shard, so pages and shards are both crossed.
+for (let i = 0; i < 40; i += 1) SEEDED.push([certificate(`bulk-${i}`, 2 * DAY_MS + i * 1000), 'EXPIRING_7D']);
+
+const EXPECTED = Object.fromEntries(SEEDED.flatMap(([c, cls]) => (cls ? [[c.certificateId, cls]] : [])));
+
+beforeAll(async () => {
+  table = await createTestTable('sweep');
+  sweepStore = new SweepStore(table.doc, table.tableName);
+  dir = await mkdtemp(join(tmpdir(), 'fleetgate-sweep-'));
+  for (const [record] of SEEDED) expect(await table.store.putCertificateIfAbsent(record)).toBe(true);
+});
+afterAll(async () => {
+  await table.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function deps(sinkDir: string, overrides: Partial<SweepDeps> = {}): SweepDeps {
+  return {
+    sweepStore,
+    sink: createReportSink(`file://${join(dir, sinkDir)}`),
+    remainingMs: () => Number.POSITIVE_INFINITY,
+    safetyMarginMs: 0,
+    pageSize: 3,
+    pagesPerCommit: 64,
+    clock: () => NOW,
+    ...overrides,
+  };
+}
+
+describe('runExpirySweep against DynamoDB Local', () => {
+  it('classifies every certificate through the indexes exactly as the rules say', async () => {
+    // Act
+    const outcome = await runExpirySweep({ runId: 'full', now: NOW_ISO, policy: POLICY }, deps('full'));
+    // Assess
+    expect(outcome.status).toBe('complete');
+    if (outcome.status !== 'complete' || !outcome.report) throw new Error('not complete');
+    const found = Object.fromEntries(outcome.report.atRisk.map((e) => [e.certificateId, e.class]));
+    expect(found).toEqual(EXPECTED);
+    expect(outcome.summary.counts).toEqual({ EXPIRED: 3, EXPIRING_7D: 44, EXPIRING_30D: 3, TOO_OLD: 1 });
+    expect(outcome.report.rotation.map((r) => r.certificateId)).toContain('too-old');
+    expect(outcome.report.rotation.map((r) => r.certificateId)).not.toContain('claim-expired-long-ago');
+    // The files agree with the outcome.
+    const csv = parse(await readFile(outcome.files.csv, 'utf8'), { columns: true }) as Array<
+      Record<string, string>
+    >;
+    expect(csv).toHaveLength(51);
+    const html = await readFile(outcome.files.html, 'utf8');
+    expect(html).toContain('data-count="EXPIRING_7D">44<');
+    expect(JSON.parse(await readFile(join(dir, 'full', 'expiry-reports', 'latest.json'), 'utf8')).runId).toBe(
+      'full',
+    );
+  });
+
+  it('resumes after a timeout with the same report and nothing counted twice', async () => {
+    // Prepare: the reference, uninterrupted.
+    const reference = await runExpirySweep(
+      { runId: 'reference', now: NOW_ISO, policy: SHORT },
+      deps('reference'),
+    );
+    // Act: the first invocation runs out of time after 5 pages, the second after 7 more.
+    let calls = 0;
+    const shortOfTime = (pages: number) => () => (calls++ < pages ? 60_000 : 0);
+    const first = await runExpirySweep(
+      { runId: 'resumed', now: NOW_ISO, policy: SHORT },
+      deps('resumed', { remainingMs: shortOfTime(5), safetyMarginMs: 1000, pagesPerCommit: 2 }),
+    );
+    calls = 0;
+    const second = await runExpirySweep(
+      { runId: 'resumed', now: NOW_ISO, policy: SHORT },
+      deps('resumed', { remainingMs: shortOfTime(7), safetyMarginMs: 1000, pagesPerCommit: 3 }),
+    );
+    // A later invocation passes a different `now` and policy: the run keeps its own.
+    const third = await runExpirySweep(
+      { runId: 'resumed', now: at(5 * DAY_MS), policy: { ...POLICY, windowsDays: [1] } },
+      deps('resumed', { pagesPerCommit: 5 }),
+    );
+    const again = await runExpirySweep({ runId: 'resumed', now: NOW_ISO, policy: SHORT }, deps('resumed'));
+    // Assess
+    expect(first.status).toBe('incomplete');
+    expect(second.status).toBe('incomplete');
+    if (first.status !== 'incomplete' || second.status !== 'incomplete') throw new Error('unexpected');
+    expect(second.step).toBeGreaterThan(first.step);
+    expect(third.status).toBe('complete');
+    if (third.status !== 'complete' || !third.report || reference.status !== 'complete' || !reference.report)
+      throw new Error('not complete');
+    expect(third.report.atRisk).toEqual(reference.report.atRisk);
+    expect(third.report.chart).toEqual(reference.report.chart);
+    expect(third.summary.counts).toEqual(reference.summary.counts);
+    expect(third.summary.itemsRead).toBe(reference.summary.itemsRead);
+    expect(again).toMatchObject({ status: 'complete', alreadyComplete: true, summary: third.summary });
+    const checkpoint = await sweepStore.getCheckpoint('resumed');
+    expect(checkpoint).toMatchObject({ status: 'COMPLETE', invocations: 3 });
+  });
+
+  it('refuses a page committed twice (a stale invocation cannot double-count)', async () => {
+    await sweepStore.startRun({ runId: 'stale', now: NOW_ISO, policy: POLICY, at: NOW_ISO });
+    const page = { seq: 0, step: 0, atRisk: [], chart: [], itemsRead: 1, readUnits: 0.5 };
+    expect(await sweepStore.commitPage('stale', page, { step: 1 }, NOW_ISO)).toBe('committed');
+    expect(await sweepStore.commitPage('stale', page, { step: 1 }, NOW_ISO)).toBe('conflict');
+    expect(await sweepStore.getCheckpoint('stale')).toMatchObject({ seq: 1, step: 1, itemsRead: 1 });
+  });
+
+  it('reports the change since the previous report read from the destination', async () => {
+    // Prepare: yesterday's report, then a rotation retires one certificate and a new one appears.
+    const yesterday = NOW - DAY_MS;
+    const first = await runExpirySweep(
+      { runId: 'day-1', now: formatIso(yesterday), policy: SHORT },
+      deps('daily'),
+    );
+    expect(first.status).toBe('complete');
+    expect(await table.store.updateCertificateStatus('inside-7d', 'RETIRED', NOW_ISO)).toBe(true);
+    expect(await table.store.putCertificateIfAbsent(certificate('newcomer', 5 * DAY_MS))).toBe(true);
+    // Act
+    const second = await runExpirySweep({ runId: 'day-2', now: NOW_ISO, policy: SHORT }, deps('daily'));
+    // Assess
+    if (second.status !== 'complete' || !second.report || first.status !== 'complete')
+      throw new Error('not complete');
+    const change = second.report.change;
+    expect(change.previousRunId).toBe('day-1');
+    expect(change.resolved).toEqual(['inside-7d']);
+    expect(change.newAtRisk.sort()).toEqual(['inside-30d', 'newcomer', 'too-old']);
+    expect(change.reclassified).toContainEqual({
+      certificateId: 'expired-1ms',
+      from: 'EXPIRING_7D',
+      to: 'EXPIRED',
+    });
+    for (const [name, count] of Object.entries(second.summary.counts)) {
+      expect(change.countsDelta[name]).toBe(count - (first.summary.counts[name] ?? 0));
+    }
+    // Restore for the other tests.
+    expect(await table.store.updateCertificateStatus('inside-7d', 'ACTIVE', NOW_ISO)).toBe(true);
+  });
+});
+
+describe('expirySweep handler', () => {
+  it('saves the checkpoint and fails when time runs out, then the retried event finishes the run', async () => {
+    // Prepare
+    let remaining = 500;
+    const handler = createHandler({
+      policy: SHORT,
+      sweepStore,
+      sink: createReportSink(`file://${join(dir, 'handler')}`),
+      logger: new Logger({ logLevel: 'SILENT' }),
+      metrics: new Metrics({ namespace: 'test' }),
+      safetyMarginMs: 1000,
+      pageSize: 50,
+      clock: () => NOW,
+    });
+    const event = JSON.parse(
+      await readFile('events/schedule/expiry-sweep-scheduled.json', 'utf8'),
+    ) as unknown;
+    const context = {
+      getRemainingTimeInMillis: () => remaining,
+      awsRequestId: 'r1',
+      functionName: 'expirySweep',
+    } as unknown as Context;
+    // Act + Assess
+    await expect(handler(event, context)).rejects.toBeInstanceOf(SweepIncompleteError);
+    remaining = 600_000;
+    const result = await handler(event, context);
+    expect(result).toMatchObject({
+      status: 'complete',
+      runId: 'scheduled-20261124T060000Z',
+      alreadyComplete: false,
+    });
+    await expect(handler({ runId: 'bad id!' }, context)).rejects.toMatchObject({ code: 'VALIDATION' });
+  });
+});
