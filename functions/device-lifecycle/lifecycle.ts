@@ -1,0 +1,504 @@
+/**
+ * What presence and registry events do to devices: verification (PROVISIONING → ACTIVE, the
+ * rotation commit), the JITP follow-up (record a thing a template created, check it against the
+ * allowlist), and real-time clone detection. Events are at-least-once and unordered:
+ * - every state change is a conditional transaction carrying the event's dedup identity;
+ * - session and presence items are written idempotently, the client's newest presence only by an
+ *   event of higher rank (`presenceRank`), so a late `disconnected` never undoes a newer `connected`;
+ * - a suspicion has one identity however many events reveal it, so it yields one quarantine request.
+ * @see https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html
+ * @see https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html
+ */
+import type { PresenceEvent, ThingEvent } from '../../schemas/registration-events';
+import { parseCertificatePem } from '../../shared/certificates';
+import type { Config } from '../../shared/config';
+import {
+  type CloneReason,
+  decideConnected,
+  findConcurrentSessions,
+  isDuplicateClientIdStorm,
+  presenceRank,
+  suspicionIdentity,
+} from '../../shared/domain/presence-rules';
+import { decideProvisioning, type Instant } from '../../shared/domain/provisioning-rules';
+import { TransientError, ValidationError } from '../../shared/errors';
+import type { IotRegistry } from '../../shared/iot/iot-registry';
+import { type QuarantineSender, requestQuarantineOnce } from '../../shared/quarantine-queue';
+import type { ProvisioningStore } from '../../shared/store/provisioning-store';
+import type { CertificateRecord, DeviceRecord } from '../../shared/store/records';
+import type { RegistrationStore } from '../../shared/store/registration-store';
+
+export const ACTOR = 'deviceLifecycle';
+const CERTIFICATE_ID = /^[0-9a-f]{64}$/;
+
+/**
+ * The seam to the rotation work: called once a device has connected with its new certificate
+ * (COMMIT_ROTATION applied). Retiring the old certificate (deactivate, detach, delete after the
+ * grace period) belongs to `rotateCertificate`; the default only logs.
+ */
+export type RotationCommitted = (input: {
+  serial: string;
+  certificateId: string;
+  previousCertificateId?: string;
+}) => Promise<void>;
+
+export interface LifecycleDeps {
+  config: Config;
+  store: Pick<
+    ProvisioningStore,
+    | 'loadProvisioningFacts'
+    | 'getCertificate'
+    | 'getDevice'
+    | 'transition'
+    | 'updateCertificateStatus'
+    | 'bindCertificate'
+  >;
+  registrations: Pick<
+    RegistrationStore,
+    | 'recordSession'
+    | 'sessionsOf'
+    | 'recordPresence'
+    | 'recordDuplicateClientId'
+    | 'presenceOf'
+    | 'claimEffect'
+    | 'completeEffect'
+  >;
+  iot: Pick<IotRegistry, 'listThingCertificateIds' | 'describeCertificate'>;
+  quarantine: QuarantineSender;
+  newId: () => string;
+  onRotationCommitted: RotationCommitted;
+}
+
+export type LifecycleOutcome =
+  | { kind: 'verified'; serial: string; event: 'ACTIVATE' | 'COMMIT_ROTATION'; certificateId: string }
+  | {
+      kind: 'suspicion';
+      reason: CloneReason | string;
+      identity: string;
+      sent: 'sent' | 'already-sent' | 'in-flight';
+    }
+  | { kind: 'recorded'; serial: string; thingName: string; certificateId: string }
+  | { kind: 'stale'; detail: string }
+  | { kind: 'noted'; detail: string };
+
+/** Handles one presence event. */
+export async function handlePresence(
+  event: PresenceEvent,
+  owner: string,
+  deps: LifecycleDeps,
+  now: Instant,
+): Promise<LifecycleOutcome[]> {
+  const outcomes: LifecycleOutcome[] = [];
+  const principal = event.principalIdentifier.toLowerCase();
+  const isCertificate = CERTIFICATE_ID.test(principal);
+  const { certificate, device } = isCertificate ? await loadDeviceFor(event.clientId, principal, deps) : {};
+  const boundSerial = certificate?.kind === 'DEVICE' ? certificate.serial : undefined;
+
+  if (boundSerial !== undefined) {
+    await deps.registrations.recordSession({
+      certificateId: principal,
+      sessionIdentifier: event.sessionIdentifier,
+      clientId: event.clientId,
+      ...(event.eventType === 'connected'
+        ? { connectedAt: event.timestamp }
+        : {
+            disconnectedAt: event.timestamp,
+            ...(event.disconnectReason ? { disconnectReason: event.disconnectReason } : {}),
+          }),
+      ttlSeconds: deps.config.sessionTtlSeconds,
+    });
+  }
+  const newest = await deps.registrations.recordPresence({
+    clientId: event.clientId,
+    rank: presenceRank(event),
+    eventType: event.eventType,
+    sessionIdentifier: event.sessionIdentifier,
+    principalIdentifier: principal,
+    timestamp: event.timestamp,
+    ttlSeconds: deps.config.sessionTtlSeconds,
+  });
+  if (!newest)
+    outcomes.push({ kind: 'stale', detail: 'a newer presence event of this client id was recorded' });
+
+  if (event.eventType === 'disconnected') {
+    if (event.disconnectReason === 'DUPLICATE_CLIENTID') {
+      const windowMs = deps.config.duplicateClientIdWindowSeconds * 1000;
+      const storm = await deps.registrations.recordDuplicateClientId({
+        clientId: event.clientId,
+        atMs: event.timestamp,
+        fromMs: event.timestamp - windowMs,
+        sessionIdentifier: event.sessionIdentifier,
+        ttlSeconds: deps.config.duplicateClientIdWindowSeconds * 2,
+      });
+      if (isDuplicateClientIdStorm(storm.length, deps.config.duplicateClientIdThreshold)) {
+        outcomes.push(
+          await suspect(
+            {
+              reason: 'CLONE_DUPLICATE_CLIENTID',
+              identity: suspicionIdentity.duplicateClientId(event.clientId),
+              serial: device?.serial,
+              certificateId: isCertificate ? principal : undefined,
+              ttlSeconds: deps.config.duplicateClientIdWindowSeconds,
+              evidence: {
+                clientId: event.clientId,
+                windowSeconds: deps.config.duplicateClientIdWindowSeconds,
+                threshold: deps.config.duplicateClientIdThreshold,
+                disconnects: storm,
+              },
+            },
+            owner,
+            deps,
+            now,
+          ),
+        );
+      }
+    }
+    return outcomes;
+  }
+
+  if (boundSerial !== undefined) {
+    const pair = findConcurrentSessions(await deps.registrations.sessionsOf(principal));
+    if (pair) {
+      outcomes.push(
+        await suspect(
+          {
+            reason: 'CLONE_CONCURRENT_SESSIONS',
+            identity: suspicionIdentity.concurrentSessions(principal),
+            serial: boundSerial,
+            certificateId: principal,
+            evidence: { sessions: pair, detectedBy: event.sessionIdentifier },
+          },
+          owner,
+          deps,
+          now,
+        ),
+      );
+    }
+  }
+
+  if (boundSerial === undefined) {
+    // A certificate fleetgate never bound, used with the client id of a provisioned device.
+    if (isCertificate && certificate === undefined && device?.state === 'ACTIVE') {
+      outcomes.push(
+        await mismatch(device, principal, event, owner, deps, now, 'certificate unknown to the store'),
+      );
+    }
+    return outcomes;
+  }
+
+  const decision = decideConnected(device, principal);
+  switch (decision.kind) {
+    case 'verify':
+      if (device)
+        outcomes.push(...(await verify(device, decision.event, principal, certificate, event, deps, now)));
+      break;
+    case 'mismatch':
+      if (device) outcomes.push(await mismatch(device, principal, event, owner, deps, now, decision.detail));
+      break;
+    case 'ignore':
+      outcomes.push({ kind: 'noted', detail: decision.detail });
+      break;
+    default:
+      break;
+  }
+  return outcomes;
+}
+
+/** Handles one registry thing event (JITP follow-up on CREATED; the rest is noted). */
+export async function handleThingEvent(
+  event: ThingEvent,
+  owner: string,
+  deps: LifecycleDeps,
+  now: Instant,
+): Promise<LifecycleOutcome[]> {
+  if (event.operation !== 'CREATED') {
+    return [
+      { kind: 'noted', detail: `thing ${event.operation.toLowerCase()} (reconciliation reports drift)` },
+    ];
+  }
+  const serial = event.attributes.serial ?? serialFromName(event.thingName, deps.config);
+  const device = serial !== undefined ? await deps.store.getDevice(serial) : undefined;
+  if (
+    device?.thingName === event.thingName &&
+    ['PROVISIONING', 'ACTIVE', 'ROTATING'].includes(device.state)
+  ) {
+    // Created by fleetgate's own flows (hook or JITR), which bound the device first.
+    return [{ kind: 'noted', detail: 'thing of a device fleetgate is provisioning' }];
+  }
+  const certificateIds = await deps.iot.listThingCertificateIds(event.thingName);
+  const [certificateId] = certificateIds;
+  const suspicion = (reason: string, detail: string) =>
+    suspect(
+      {
+        reason,
+        identity: suspicionIdentity.jitp(event.thingName),
+        serial: device?.serial,
+        certificateId,
+        claimedSerial: serial,
+        evidence: {
+          flow: 'JITP',
+          thingName: event.thingName,
+          certificateIds,
+          detail,
+          eventId: event.eventId,
+        },
+      },
+      owner,
+      deps,
+      now,
+    );
+  if (!device || serial === undefined)
+    return [await suspicion('SERIAL_NOT_ALLOWLISTED', 'serial is not on the allowlist')];
+  if (device.state === 'REVOKED' || device.state === 'DECOMMISSIONED' || device.state === 'QUARANTINED') {
+    const reason =
+      device.state === 'REVOKED'
+        ? 'DEVICE_REVOKED'
+        : device.state === 'QUARANTINED'
+          ? 'DEVICE_QUARANTINED'
+          : 'DEVICE_DECOMMISSIONED';
+    return [await suspicion(reason, `device is ${device.state}`)];
+  }
+  if (certificateId === undefined) return [{ kind: 'noted', detail: 'JITP thing has no certificate yet' }];
+  const description = await deps.iot.describeCertificate(certificateId);
+  if (!description) return [{ kind: 'noted', detail: 'certificate of the JITP thing no longer exists' }];
+  let certificate: ReturnType<typeof parseCertificatePem>;
+  try {
+    certificate = parseCertificatePem(description.certificatePem, {
+      maxBytes: deps.config.maxCertificatePemBytes,
+    });
+  } catch (error) {
+    if (error instanceof ValidationError) return [await suspicion('INVALID_CERTIFICATE', error.message)];
+    throw error;
+  }
+  const facts = await deps.store.loadProvisioningFacts({
+    serial,
+    certificateId,
+    publicKeyHash: certificate.publicKeyHash,
+  });
+  const decision = decideProvisioning({ serial, certificateId, certificate }, facts, deps.config, now);
+  if (!decision.allow) return [await suspicion(decision.reason, decision.detail)];
+  if (decision.alreadyBound || !facts.device) {
+    return [{ kind: 'recorded', serial, thingName: event.thingName, certificateId }];
+  }
+  const record: CertificateRecord = {
+    certificateId,
+    kind: 'DEVICE',
+    status: description.status === 'ACTIVE' ? 'ACTIVE' : 'PENDING',
+    source: 'JITP',
+    serial,
+    thingName: event.thingName,
+    issuer: certificate.issuer,
+    subject: certificate.subject,
+    notBefore: certificate.notBefore,
+    notAfter: certificate.notAfter,
+    publicKeyHash: certificate.publicKeyHash,
+    createdAt: now.iso,
+    updatedAt: now.iso,
+  };
+  const outcome = await deps.store.bindCertificate({
+    serial,
+    event: 'PROVISION',
+    device: facts.device,
+    certificate: record,
+    publicKeyHash: certificate.publicKeyHash,
+    now: now.iso,
+    history: {
+      id: deps.newId(),
+      actor: ACTOR,
+      reason: decision.binding,
+      detail: { source: 'JITP', thingName: event.thingName },
+    },
+    set: {
+      thingName: event.thingName,
+      provisioningDeadline: new Date(
+        now.epochMs + deps.config.provisioningWindowSeconds * 1000,
+      ).toISOString(),
+    },
+    afterExpiredProvisioning: decision.binding === 'after-expired-provisioning',
+  });
+  if (outcome.status === 'conflict') {
+    if (outcome.reason === 'CERTIFICATE_IN_USE' || outcome.reason === 'PUBLIC_KEY_IN_USE') {
+      return [await suspicion(outcome.reason, 'bound to another device concurrently')];
+    }
+    throw new TransientError(`device changed while recording the JITP thing (${outcome.reason})`);
+  }
+  if (outcome.status === 'illegal') throw new TransientError(`device moved on: ${outcome.reason}`);
+  const outcomes: LifecycleOutcome[] = [
+    { kind: 'recorded', serial, thingName: event.thingName, certificateId },
+  ];
+  // JITP devices connect right after provisioning; that connected event may have come first.
+  const presence = await deps.registrations.presenceOf(event.thingName);
+  if (outcome.status === 'applied' && presence?.connected && presence.principalIdentifier === certificateId) {
+    outcomes.push(
+      ...(await verify(
+        outcome.device,
+        'ACTIVATE',
+        certificateId,
+        record,
+        { sessionIdentifier: presence.sessionIdentifier, clientId: event.thingName },
+        deps,
+        now,
+      )),
+    );
+  }
+  return outcomes;
+}
+
+async function verify(
+  device: DeviceRecord,
+  event: 'ACTIVATE' | 'COMMIT_ROTATION',
+  certificateId: string,
+  certificate: CertificateRecord | undefined,
+  presence: { sessionIdentifier: string; clientId: string },
+  deps: LifecycleDeps,
+  now: Instant,
+): Promise<LifecycleOutcome[]> {
+  const outcome = await deps.store.transition({
+    serial: device.serial,
+    event,
+    device,
+    transitionKey: `${event}:${certificateId}`,
+    now: now.iso,
+    history: {
+      id: deps.newId(),
+      actor: ACTOR,
+      detail: { certificateId, clientId: presence.clientId, sessionIdentifier: presence.sessionIdentifier },
+    },
+    set: { certificateId },
+    remove:
+      event === 'ACTIVATE'
+        ? ['pendingCertificateId', 'provisioningDeadline']
+        : ['pendingCertificateId', 'rotationDeadline'],
+    dedup: {
+      identity: `presence:connected:${presence.sessionIdentifier}`,
+      ttlSeconds: deps.config.sessionTtlSeconds,
+    },
+  });
+  switch (outcome.status) {
+    case 'applied':
+      if (certificate?.status !== 'ACTIVE')
+        await deps.store.updateCertificateStatus(certificateId, 'ACTIVE', now.iso);
+      if (event === 'COMMIT_ROTATION') {
+        await deps.onRotationCommitted({
+          serial: device.serial,
+          certificateId,
+          ...(device.certificateId !== undefined ? { previousCertificateId: device.certificateId } : {}),
+        });
+      }
+      return [{ kind: 'verified', serial: device.serial, event, certificateId }];
+    case 'already-done':
+      return [];
+    case 'conflict':
+      throw new TransientError('device changed while verifying; deciding again');
+    default:
+      return [{ kind: 'noted', detail: outcome.reason }];
+  }
+}
+
+function mismatch(
+  device: DeviceRecord,
+  certificateId: string,
+  event: PresenceEvent,
+  owner: string,
+  deps: LifecycleDeps,
+  now: Instant,
+  detail: string,
+): Promise<LifecycleOutcome> {
+  return suspect(
+    {
+      reason: 'CLONE_CERTIFICATE_MISMATCH',
+      identity: suspicionIdentity.certificateMismatch(device.serial, certificateId),
+      serial: device.serial,
+      certificateId,
+      evidence: {
+        detail,
+        clientId: event.clientId,
+        sessionIdentifier: event.sessionIdentifier,
+        ipAddress: event.ipAddress,
+        at: event.timestamp,
+        deviceState: device.state,
+        currentCertificateId: device.certificateId,
+        pendingCertificateId: device.pendingCertificateId,
+      },
+    },
+    owner,
+    deps,
+    now,
+  );
+}
+
+async function suspect(
+  input: {
+    reason: string;
+    identity: string;
+    serial?: string;
+    certificateId?: string;
+    claimedSerial?: string;
+    evidence: Record<string, unknown>;
+    ttlSeconds?: number;
+  },
+  owner: string,
+  deps: LifecycleDeps,
+  now: Instant,
+): Promise<LifecycleOutcome> {
+  const serial = input.serial;
+  const certificateId = input.certificateId;
+  const sent = await requestQuarantineOnce(
+    { claims: deps.registrations, queue: deps.quarantine },
+    {
+      identity: input.identity,
+      owner,
+      now: now.iso,
+      leaseSeconds: deps.config.registrationLeaseSeconds,
+      ttlSeconds: input.ttlSeconds ?? deps.config.suspicionTtlSeconds,
+      request: {
+        requestId: `${ACTOR}:${input.identity}`.slice(0, 256),
+        ...(serial !== undefined ? { serial } : {}),
+        ...(certificateId !== undefined ? { certificateId } : {}),
+        ...(serial === undefined && certificateId === undefined && input.claimedSerial
+          ? { serial: input.claimedSerial }
+          : {}),
+        reason: input.reason,
+        evidence: {
+          ...input.evidence,
+          ...(input.claimedSerial ? { claimedSerial: input.claimedSerial } : {}),
+        },
+        source: ACTOR,
+        at: now.iso,
+      },
+    },
+  );
+  return { kind: 'suspicion', reason: input.reason, identity: input.identity, sent };
+}
+
+/**
+ * The certificate record and the device of a presence event in one read when the client id is
+ * the thing name of the certificate's device (the usual case), two otherwise.
+ */
+async function loadDeviceFor(
+  clientId: string,
+  certificateId: string,
+  deps: LifecycleDeps,
+): Promise<{ certificate?: CertificateRecord; device?: DeviceRecord }> {
+  const guess = serialFromName(clientId, deps.config);
+  if (guess === undefined) {
+    const certificate = await deps.store.getCertificate(certificateId);
+    const device = certificate?.serial ? await deps.store.getDevice(certificate.serial) : undefined;
+    return { ...(certificate ? { certificate } : {}), ...(device ? { device } : {}) };
+  }
+  const facts = await deps.store.loadProvisioningFacts({ serial: guess, certificateId });
+  const certificate = facts.certificate;
+  const serial = certificate?.kind === 'DEVICE' ? certificate.serial : undefined;
+  const device = serial === undefined || serial === guess ? facts.device : await deps.store.getDevice(serial);
+  return { ...(certificate ? { certificate } : {}), ...(device ? { device } : {}) };
+}
+
+/** The serial a thing name or client id stands for (thing name = prefix + serial), if it does. */
+export function serialFromName(
+  name: string,
+  config: Pick<Config, 'thingNamePrefix' | 'serialPattern'>,
+): string | undefined {
+  if (!name.startsWith(config.thingNamePrefix)) return undefined;
+  const serial = name.slice(config.thingNamePrefix.length);
+  return config.serialPattern.test(serial) ? serial : undefined;
+}

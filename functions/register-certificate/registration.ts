@@ -1,0 +1,372 @@
+/**
+ * JITR for one `$aws/events/certificates/registered/<caCertificateId>` event: describe → verify →
+ * decide (the shared provisioning rules) → act, in an order that any redelivery can resume.
+ *
+ * Order of effects, and why:
+ * 1. **Reserve in the store** (one transaction: device PROVISIONING with the pending certificate,
+ *    certificate record PENDING with this delivery's lease, public-key owner, history). This is
+ *    where competing certificates for one serial or one key are decided, by DynamoDB conditions,
+ *    before anything in IoT can make a loser usable; and no certificate ever becomes ACTIVE in
+ *    IoT without the store knowing it.
+ * 2. **CreateThing** (ResourceAlreadyExists with other attributes → verify and merge), then the
+ *    optional thing group, the ONE shared device policy on the certificate, AttachThingPrincipal:
+ *    each idempotent, so a redelivery repeats them harmlessly.
+ * 3. **UpdateCertificate ACTIVE, last**: the device can connect only once everything it needs is
+ *    in place.
+ * 4. **Commit** the certificate record ACTIVE (lease released). A redelivery after the commit
+ *    costs one read and no IoT call; before it, the lease owner (the same SQS message) resumes
+ *    from step 2, and other deliveries of the same certificate stand back while the lease holds.
+ *
+ * A rejection sends the quarantine request, leaves the certificate INACTIVE (REVOKED for a revoked
+ * serial) and commits a certificate record without serial plus one history entry: in that order,
+ * so a crash repeats the request (same `requestId`) rather than losing it.
+ * @see https://docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html
+ */
+import type { CertificateRegisteredEvent } from '../../schemas/registration-events';
+import { type ParsedCertificate, parseCertificatePem } from '../../shared/certificates';
+import type { Config } from '../../shared/config';
+import { suspicionIdentity } from '../../shared/domain/presence-rules';
+import type { Instant } from '../../shared/domain/provisioning-rules';
+import {
+  decideRegistration,
+  type Rejection,
+  reject,
+  serialFromSubject,
+} from '../../shared/domain/registration-rules';
+import { TransientError, ValidationError } from '../../shared/errors';
+import type { CertificateDescription, IotRegistry } from '../../shared/iot/iot-registry';
+import { type QuarantineSender, requestQuarantineOnce } from '../../shared/quarantine-queue';
+import type { ProvisioningFacts, ProvisioningStore } from '../../shared/store/provisioning-store';
+import type { CertificateRecord, DeviceRecord } from '../../shared/store/records';
+import { RegistrationStore } from '../../shared/store/registration-store';
+import type { CaTrust } from './ca-trust';
+
+export const ACTOR = 'registerCertificate';
+
+export interface RegistrationDeps {
+  config: Config;
+  store: Pick<ProvisioningStore, 'getCertificate' | 'loadProvisioningFacts' | 'bindCertificate'>;
+  registrations: Pick<
+    RegistrationStore,
+    'acquireRegistrationLease' | 'completeRegistration' | 'recordRejection' | 'claimEffect' | 'completeEffect'
+  >;
+  iot: Pick<
+    IotRegistry,
+    | 'describeCertificate'
+    | 'ensureThing'
+    | 'addThingToThingGroup'
+    | 'attachPolicy'
+    | 'attachThingPrincipal'
+    | 'updateCertificateStatus'
+  >;
+  caTrust: Pick<CaTrust, 'check'>;
+  quarantine: QuarantineSender;
+  newId: () => string;
+}
+
+export type RegistrationOutcome =
+  | { status: 'registered'; certificateId: string; serial: string; thingName: string; resumed: boolean }
+  | {
+      status: 'rejected';
+      certificateId: string;
+      reason: Rejection['reason'];
+      detail: string;
+      serial?: string;
+    }
+  | { status: 'duplicate'; certificateId: string; detail: string }
+  | { status: 'ignored'; certificateId: string; reason: IgnoreReason; detail: string };
+
+/** Events that need no action: the certificate is gone, or not fleetgate's to register. */
+export type IgnoreReason = 'CERTIFICATE_NOT_FOUND' | 'CERTIFICATE_NOT_PENDING';
+
+/**
+ * Registers (or rejects) the certificate of one event. `owner` is the SQS message id: the lease
+ * holder of the registration. Throws `TransientError` when a retry can help (the record is then
+ * redelivered) and `PermanentError` when it cannot.
+ */
+export async function registerCertificate(
+  event: CertificateRegisteredEvent,
+  owner: string,
+  deps: RegistrationDeps,
+  now: Instant,
+): Promise<RegistrationOutcome> {
+  const { certificateId } = event;
+  // A repeat of a finished registration or rejection costs one read and no IoT call.
+  const known = await deps.store.getCertificate(certificateId);
+  if (known && known.status !== 'PENDING') {
+    return {
+      status: 'duplicate',
+      certificateId,
+      detail: `certificate is already ${known.status} in the store`,
+    };
+  }
+  if (known && known.source !== 'JITR') {
+    return ignored(certificateId, 'CERTIFICATE_NOT_PENDING', `certificate belongs to ${known.source}`);
+  }
+  const lease = RegistrationStore.leaseOf(known);
+  if (lease && lease.leaseOwner !== owner && lease.leaseUntil > now.iso) {
+    return { status: 'duplicate', certificateId, detail: 'another delivery is registering this certificate' };
+  }
+
+  const description = await deps.iot.describeCertificate(certificateId);
+  if (!description)
+    return ignored(certificateId, 'CERTIFICATE_NOT_FOUND', 'IoT does not know the certificate');
+
+  let certificate: ParsedCertificate;
+  try {
+    certificate = parseCertificatePem(description.certificatePem, {
+      maxBytes: deps.config.maxCertificatePemBytes,
+    });
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    return rejectCertificate(
+      reject('INVALID_CERTIFICATE', error.message),
+      { event, description, owner },
+      deps,
+      now,
+    );
+  }
+
+  const issuer =
+    description.caCertificateId !== undefined && description.caCertificateId !== event.caCertificateId
+      ? { trusted: false as const, detail: 'event names another CA than the certificate' }
+      : await deps.caTrust.check(event.caCertificateId, certificate.der);
+  const serial = serialFromSubject(certificate, deps.config);
+  const facts: ProvisioningFacts =
+    issuer.trusted && serial !== undefined
+      ? await deps.store.loadProvisioningFacts({
+          serial,
+          certificateId,
+          publicKeyHash: certificate.publicKeyHash,
+        })
+      : {};
+  const decision = decideRegistration({ certificateId, certificate, issuer }, facts, deps.config, now);
+  const context = { event, description, owner, certificate, device: facts.device };
+  if (!decision.allow) return rejectCertificate(decision, context, deps, now);
+
+  const ours = known !== undefined;
+  const activatable =
+    description.status === 'PENDING_ACTIVATION' || (ours && description.status === 'ACTIVE');
+  if (!activatable) {
+    // Somebody else (an operator) changed the certificate: fleetgate never re-activates it.
+    return ignored(certificateId, 'CERTIFICATE_NOT_PENDING', `certificate is ${description.status} in IoT`);
+  }
+
+  let resumed = decision.alreadyBound;
+  if (!decision.alreadyBound && facts.device) {
+    const outcome = await deps.store.bindCertificate({
+      serial: decision.serial,
+      event: 'PROVISION',
+      device: facts.device,
+      certificate: RegistrationStore.withLease(
+        certificateRecord(certificate, now, 'PENDING', decision.serial),
+        {
+          leaseOwner: owner,
+          leaseUntil: new Date(now.epochMs + deps.config.registrationLeaseSeconds * 1000).toISOString(),
+        },
+      ),
+      publicKeyHash: certificate.publicKeyHash,
+      now: now.iso,
+      history: {
+        id: deps.newId(),
+        actor: ACTOR,
+        reason: decision.binding,
+        detail: { caCertificateId: event.caCertificateId, source: 'JITR' },
+      },
+      set: {
+        thingName: decision.thingName,
+        provisioningDeadline: new Date(
+          now.epochMs + deps.config.provisioningWindowSeconds * 1000,
+        ).toISOString(),
+      },
+      afterExpiredProvisioning: decision.binding === 'after-expired-provisioning',
+    });
+    switch (outcome.status) {
+      case 'applied':
+        break;
+      case 'already-done':
+        resumed = true;
+        break;
+      case 'conflict':
+        if (outcome.reason === 'CERTIFICATE_IN_USE' || outcome.reason === 'PUBLIC_KEY_IN_USE') {
+          return rejectCertificate(
+            reject(outcome.reason, 'bound to another device concurrently', decision.serial),
+            context,
+            deps,
+            now,
+          );
+        }
+        throw new TransientError(`device changed while binding (${outcome.reason}); deciding again`);
+      default:
+        throw new TransientError(`device moved on while binding (${outcome.reason}); deciding again`);
+    }
+  }
+  if (resumed) {
+    const lease = await deps.registrations.acquireRegistrationLease(
+      certificateId,
+      owner,
+      now.iso,
+      deps.config.registrationLeaseSeconds,
+    );
+    if (lease === 'held') {
+      return {
+        status: 'duplicate',
+        certificateId,
+        detail: 'another delivery is registering this certificate',
+      };
+    }
+    if (lease === 'done')
+      return { status: 'duplicate', certificateId, detail: 'registration already committed' };
+    if (lease === 'missing') throw new TransientError('reserved certificate record is not readable yet');
+  }
+
+  const device = facts.device as DeviceRecord;
+  await activate(decision.thingName, thingAttributes(device, decision.serial), description, deps);
+  await deps.registrations.completeRegistration(certificateId, now.iso);
+  return {
+    status: 'registered',
+    certificateId,
+    serial: decision.serial,
+    thingName: decision.thingName,
+    resumed,
+  };
+}
+
+/** Steps 2 and 3: every IoT side effect, each idempotent, the activation last. */
+async function activate(
+  thingName: string,
+  attributes: Record<string, string>,
+  description: CertificateDescription,
+  deps: RegistrationDeps,
+): Promise<void> {
+  await deps.iot.ensureThing(thingName, attributes);
+  if (deps.config.deviceThingGroup)
+    await deps.iot.addThingToThingGroup(deps.config.deviceThingGroup, thingName);
+  await deps.iot.attachPolicy(deps.config.devicePolicyName, description.certificateArn);
+  await deps.iot.attachThingPrincipal(thingName, description.certificateArn);
+  if (description.status !== 'ACTIVE')
+    await deps.iot.updateCertificateStatus(description.certificateId, 'ACTIVE');
+}
+
+async function rejectCertificate(
+  rejection: Rejection,
+  context: {
+    event: CertificateRegisteredEvent;
+    description: CertificateDescription;
+    owner: string;
+    certificate?: ParsedCertificate;
+    device?: DeviceRecord;
+  },
+  deps: RegistrationDeps,
+  now: Instant,
+): Promise<RegistrationOutcome> {
+  const { event, description, certificate, device } = context;
+  const certificateId = event.certificateId;
+  // Only a device the certificate really claims (and that exists) is named in the request.
+  const serial = device && rejection.serial === device.serial ? device.serial : undefined;
+  const evidence: Record<string, unknown> = {
+    flow: 'JITR',
+    caCertificateId: event.caCertificateId,
+    detail: rejection.detail,
+    ...(rejection.serial !== undefined ? { claimedSerial: rejection.serial } : {}),
+    ...(certificate
+      ? { subject: certificate.subject, issuer: certificate.issuer, notAfter: certificate.notAfter }
+      : {}),
+  };
+  await requestQuarantineOnce(
+    { claims: deps.registrations, queue: deps.quarantine },
+    {
+      identity: suspicionIdentity.registration(certificateId),
+      owner: context.owner,
+      now: now.iso,
+      leaseSeconds: deps.config.registrationLeaseSeconds,
+      ttlSeconds: deps.config.suspicionTtlSeconds,
+      request: {
+        requestId: `${ACTOR}:${certificateId}`,
+        ...(serial !== undefined ? { serial } : {}),
+        certificateId,
+        reason: rejection.reason,
+        evidence,
+        source: ACTOR,
+        at: now.iso,
+      },
+    },
+  );
+  if (description.status !== rejection.certificateStatus && description.status !== 'REVOKED') {
+    await deps.iot.updateCertificateStatus(certificateId, rejection.certificateStatus);
+  }
+  await deps.registrations.recordRejection({
+    certificate: {
+      ...(certificate
+        ? certificateRecord(certificate, now, rejection.certificateStatus)
+        : {
+            certificateId,
+            kind: 'DEVICE',
+            status: rejection.certificateStatus,
+            source: 'JITR',
+            issuer: 'unknown',
+            notBefore: now.iso,
+            notAfter: now.iso,
+            createdAt: now.iso,
+            updatedAt: now.iso,
+          }),
+    },
+    rejectedReason: rejection.reason,
+    ...(rejection.serial !== undefined ? { claimedSerial: rejection.serial } : {}),
+    ...(serial !== undefined
+      ? {
+          history: {
+            serial,
+            id: deps.newId(),
+            actor: ACTOR,
+            detail: { caCertificateId: event.caCertificateId },
+          },
+        }
+      : {}),
+  });
+  return {
+    status: 'rejected',
+    certificateId,
+    reason: rejection.reason,
+    detail: rejection.detail,
+    ...(rejection.serial !== undefined ? { serial: rejection.serial } : {}),
+  };
+}
+
+function certificateRecord(
+  certificate: ParsedCertificate,
+  now: Instant,
+  status: CertificateRecord['status'],
+  serial?: string,
+): CertificateRecord {
+  return {
+    certificateId: certificate.certificateId,
+    kind: 'DEVICE',
+    status,
+    source: 'JITR',
+    ...(serial !== undefined ? { serial } : {}),
+    issuer: certificate.issuer,
+    subject: certificate.subject,
+    notBefore: certificate.notBefore,
+    notAfter: certificate.notAfter,
+    publicKeyHash: certificate.publicKeyHash,
+    createdAt: now.iso,
+    updatedAt: now.iso,
+  };
+}
+
+/** Thing attributes from the allowlist entry (AWS: at most 50; the serial first). */
+export function thingAttributes(device: DeviceRecord, serial: string): Record<string, string> {
+  const attributes: Record<string, string> = { serial };
+  if (device.productLine !== undefined) attributes.productLine = device.productLine;
+  if (device.batch !== undefined) attributes.batch = device.batch;
+  for (const [name, value] of Object.entries(device.attributes ?? {})) {
+    if (Object.keys(attributes).length >= 50) break;
+    if (!(name in attributes) && value !== '') attributes[name] = value;
+  }
+  return attributes;
+}
+
+function ignored(certificateId: string, reason: IgnoreReason, detail: string): RegistrationOutcome {
+  return { status: 'ignored', certificateId, reason, detail };
+}
