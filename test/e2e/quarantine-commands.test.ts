@@ -1,0 +1,273 @@
+/**
+ * `fleetgate quarantine …` and `fleetgate dlq …` as a user runs them: a child process against
+ * DynamoDB Local, the IoT emulator and local SQS reached through the standard SDK endpoint
+ * variables; checks the single JSON document and the exit codes (0 ok, 1 handled failure, 2 usage).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IoTClient } from '@aws-sdk/client-iot';
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type IotEmulator, startIotEmulator } from '../../local/iot-emulator/index';
+import { type LocalSqs, startLocalSqs } from '../../local/local-sqs';
+import { loadServerlessConfig } from '../../local/serverless-config';
+import { buildStackModel } from '../../local/stack-model';
+import { fleetgate } from '../support/cli';
+import { createTestTable, type TestTable } from '../support/dynamo';
+import { lambdaContext } from '../support/lambda';
+import {
+  buildTestWorker,
+  iotClientFor,
+  prepareTestAccount,
+  QUARANTINE_GROUP,
+  quarantineRequest,
+  seedActiveDevice,
+  sqsEvent,
+} from '../support/quarantine';
+
+const STAGE = 'e2eq';
+let table: TestTable;
+let emulator: IotEmulator;
+let iot: IoTClient;
+let sqs: LocalSqs;
+let env: Record<string, string>;
+let discardDir: string;
+
+beforeAll(async () => {
+  const model = buildStackModel(loadServerlessConfig(), { stage: STAGE });
+  [table, emulator, sqs] = await Promise.all([
+    createTestTable('e2e-quarantine'),
+    startIotEmulator(),
+    startLocalSqs({ queues: model.queues, region: model.region, accountId: model.accountId }),
+  ]);
+  iot = iotClientFor(emulator);
+  await prepareTestAccount(iot);
+  discardDir = await mkdtemp(join(tmpdir(), 'fleetgate-discarded-'));
+  env = {
+    AWS_ENDPOINT_URL_DYNAMODB: table.endpoint,
+    TABLE_NAME: table.tableName,
+    AWS_ENDPOINT_URL_IOT: emulator.endpoint,
+    AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+    QUARANTINE_GROUP_NAME: QUARANTINE_GROUP,
+    FLEETGATE_DISCARD_DIR: discardDir,
+    USER: 'e2e-operator',
+  };
+});
+afterAll(async () => {
+  iot?.destroy();
+  await Promise.all([sqs?.stop(), table?.drop(), emulator?.stop()]);
+});
+
+const url = (logicalId: string) => sqs.urls.get(logicalId) ?? '';
+
+describe('fleetgate quarantine', () => {
+  it('lists quarantined devices by reason, releases one and refuses what does not apply', async () => {
+    // Prepare
+    const worker = buildTestWorker(table, iot);
+    const { certificateId } = await seedActiveDevice(table, iot, 'SN-E2E-1');
+    await worker.handler(
+      sqsEvent([quarantineRequest({ serial: 'SN-E2E-1', reason: 'PUBLIC_KEY_IN_USE' })]),
+      lambdaContext('quarantineDevice', 30_000),
+    );
+    // Act
+    const empty = await fleetgate(['quarantine', 'list', '--reason', 'SOMETHING_ELSE', '--json'], env);
+    const listed = await fleetgate(['quarantine', 'list', '--reason', 'PUBLIC_KEY_IN_USE', '--json'], env);
+    const released = await fleetgate(
+      ['quarantine', 'release', 'SN-E2E-1', '--reason', 'key reuse explained', '--json'],
+      env,
+    );
+    const again = await fleetgate(['quarantine', 'release', 'SN-E2E-1', '--reason', 'twice', '--json'], env);
+    const unknown = await fleetgate(['quarantine', 'reject', 'SN-NOBODY', '--reason', 'x', '--json'], env);
+    const noReason = await fleetgate(['quarantine', 'reject', 'SN-E2E-1', '--json'], env);
+    // Assess
+    expect(empty.code).toBe(0);
+    expect(empty.json()).toEqual({
+      reason: 'SOMETHING_ELSE',
+      devices: [],
+      certificates: [],
+      counts: { devices: 0, certificates: 0 },
+    });
+    expect(listed.code).toBe(0);
+    expect(listed.json()).toMatchObject({
+      devices: [
+        {
+          serial: 'SN-E2E-1',
+          previousState: 'ACTIVE',
+          reason: 'PUBLIC_KEY_IN_USE',
+          source: 'deviceLifecycle',
+          certificateIds: [certificateId],
+        },
+      ],
+      counts: { devices: 1, certificates: 0 },
+    });
+    expect(released.code).toBe(0);
+    expect(released.json()).toEqual({
+      subject: 'device',
+      serial: 'SN-E2E-1',
+      decision: 'RELEASE',
+      from: 'QUARANTINED',
+      to: 'ACTIVE',
+      certificates: [{ certificateId, result: 'changed', from: 'INACTIVE' }],
+      thingName: 'thing-SN-E2E-1',
+      alreadyDone: false,
+    });
+    expect((await table.store.history('SN-E2E-1')).at(-1)).toMatchObject({
+      event: 'RELEASE',
+      actor: 'cli:e2e-operator',
+      reason: 'key reuse explained',
+    });
+    expect(again.code).toBe(1);
+    expect(again.json()).toMatchObject({ ok: false, error: { code: 'ILLEGAL_TRANSITION' } });
+    expect(unknown.code).toBe(1);
+    expect(unknown.json()).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+    expect(noReason.code).toBe(2);
+    expect(noReason.json()).toMatchObject({ ok: false, error: { code: 'USAGE' } });
+  });
+
+  it('rejects a quarantined device: certificate and device REVOKED', async () => {
+    // Prepare
+    const worker = buildTestWorker(table, iot);
+    const { certificateId } = await seedActiveDevice(table, iot, 'SN-E2E-2');
+    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-E2E-2' })]), lambdaContext('q', 30_000));
+    // Act
+    const rejected = await fleetgate(
+      ['quarantine', 'reject', 'SN-E2E-2', '--reason', 'clone', '--json'],
+      env,
+    );
+    // Assess
+    expect(rejected.code).toBe(0);
+    expect(rejected.json()).toMatchObject({
+      subject: 'device',
+      decision: 'REJECT',
+      to: 'REVOKED',
+      certificates: [{ certificateId, result: 'changed', from: 'INACTIVE' }],
+    });
+    expect(await table.store.getDevice('SN-E2E-2')).toMatchObject({ state: 'REVOKED' });
+  });
+});
+
+describe('fleetgate dlq', () => {
+  const long = `{"requestId":"r-long","pad":"${'x'.repeat(300)}"}`;
+
+  it('lists, replays to the source queue with body and attributes intact, and discards with a trace', async () => {
+    // Prepare
+    const first = await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: url('QuarantineDLQ'),
+        MessageBody: long,
+        MessageAttributes: { producer: { DataType: 'String', StringValue: 'registerCertificate' } },
+      }),
+    );
+    await sqs.client.send(
+      new SendMessageCommand({ QueueUrl: url('QuarantineDLQ'), MessageBody: 'not json' }),
+    );
+    // Act
+    const listed = await fleetgate(['dlq', 'list', '--messages', '--stage', STAGE, '--json'], env);
+    const replayed = await fleetgate(
+      ['dlq', 'replay', 'quarantine-dlq', '--max', '1', '--stage', STAGE, '--json'],
+      env,
+    );
+    const moved = await sqs.client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: url('QuarantineQueue'),
+        MessageAttributeNames: ['All'],
+        MaxNumberOfMessages: 10,
+      }),
+    );
+    const discarded = await fleetgate(
+      ['dlq', 'discard', 'QuarantineDLQ', '--reason', 'garbage from a test', '--stage', STAGE, '--json'],
+      env,
+    );
+    // Assess
+    expect(listed.code).toBe(0);
+    const document = listed.json<{ queues: Array<Record<string, unknown>>; total: number }>();
+    expect(document.total).toBe(2);
+    const quarantineDlq = document.queues.find((queue) => queue.logicalId === 'QuarantineDLQ');
+    expect(quarantineDlq).toMatchObject({
+      queue: `fleetgate-${STAGE}-quarantine-dlq`,
+      kind: 'dlq',
+      source: `fleetgate-${STAGE}-quarantine`,
+      count: 2,
+    });
+    const bodies = (quarantineDlq?.messages as Array<{ messageId: string; body: string }>).map((m) => m.body);
+    expect(bodies).toEqual(expect.arrayContaining([long.slice(0, 200), 'not json']));
+    expect(document.queues.map((queue) => queue.logicalId)).toEqual(
+      expect.arrayContaining([
+        'RegistrationDLQ',
+        'LifecycleDLQ',
+        'QuarantineDLQ',
+        'RotationDLQ',
+        'RuleErrorsQueue',
+      ]),
+    );
+
+    expect(replayed.code).toBe(0);
+    const replay = replayed.json<{
+      replayed: Array<{ messageId: string }>;
+      failed: unknown[];
+      target: string;
+    }>();
+    expect(replay).toMatchObject({
+      target: `fleetgate-${STAGE}-quarantine`,
+      mode: 'send-to-source',
+      failed: [],
+    });
+    expect(replay.replayed).toHaveLength(1);
+    const [movedMessage] = moved.Messages ?? [];
+    const original = replay.replayed[0]?.messageId === first.MessageId ? long : 'not json';
+    expect(movedMessage?.Body).toBe(original);
+    if (original === long)
+      expect(movedMessage?.MessageAttributes?.producer?.StringValue).toBe('registerCertificate');
+
+    expect(discarded.code).toBe(0);
+    const discard = discarded.json<{
+      discarded: Array<{ messageId: string }>;
+      file: string;
+      reason: string;
+    }>();
+    expect(discard.discarded).toHaveLength(1);
+    expect(discard.file.startsWith(discardDir)).toBe(true);
+    expect(existsSync(discard.file)).toBe(true);
+    expect(JSON.parse(readFileSync(discard.file, 'utf8').trim())).toMatchObject({
+      reason: 'garbage from a test',
+      queue: `fleetgate-${STAGE}-quarantine-dlq`,
+    });
+  });
+
+  it('answers a missing message id with exit 1, an unknown queue with exit 2, rule-error replay off the local stack with exit 1', async () => {
+    // Act
+    const missing = await fleetgate(
+      [
+        'dlq',
+        'discard',
+        'quarantine-dlq',
+        '--reason',
+        'r',
+        '--message-id',
+        'nope',
+        '--stage',
+        STAGE,
+        '--json',
+      ],
+      env,
+    );
+    const unknown = await fleetgate(['dlq', 'replay', 'no-such-queue', '--stage', STAGE, '--json'], env);
+    const ruleErrors = await fleetgate(['dlq', 'replay', 'rule-errors', '--stage', STAGE, '--json'], env);
+    // Assess
+    expect(missing.code).toBe(1);
+    expect(missing.json()).toMatchObject({
+      ok: false,
+      error: { code: 'FAILED' },
+      result: { notFound: 'nope' },
+    });
+    expect(unknown.code).toBe(2);
+    expect(unknown.json()).toMatchObject({ ok: false, error: { code: 'USAGE' } });
+    expect(ruleErrors.code).toBe(1);
+    expect(ruleErrors.json()).toMatchObject({
+      ok: false,
+      error: { message: expect.stringContaining('rules engine') },
+    });
+  });
+});
