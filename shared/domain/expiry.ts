@@ -353,7 +353,8 @@ function round(value: number): number {
 }
 
 /** ISO-8601 (UTC, milliseconds) of an epoch-milliseconds instant, without reading the clock. */
-export function formatIso(epochMs: number): string {
+export function formatIso(instant: number): string {
+  const epochMs = Math.floor(instant);
   const days = Math.floor(epochMs / DAY_MS);
   let rest = epochMs - days * DAY_MS;
   const hours = Math.floor(rest / 3_600_000);

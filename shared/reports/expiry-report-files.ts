@@ -96,6 +96,7 @@ export function csvCell(value: string | number): string {
 
 const CLASS_COLOURS: Record<string, string> = { EXPIRED: '#b42318', TOO_OLD: '#6941c6' };
 const WINDOW_COLOURS = ['#d92d20', '#f79009', '#eaaa08', '#66c61c'];
+const LATER_COLOUR = '#1570ef';
 
 function classColour(name: string, windows: readonly number[]): string {
   const fixed = CLASS_COLOURS[name];
@@ -207,7 +208,7 @@ ${rows || '<tr><td colspan="7">Nothing at risk.</td></tr>'}
 function tableRow(entry: AtRiskCertificate, windows: readonly number[]): string {
   const id = entry.certificateId;
   const shortId = id.length > 16 ? `${id.slice(0, 12)}…${id.slice(-4)}` : id;
-  return `<tr data-class="${esc(entry.class)}"><td>${esc(entry.serial ?? '—')}</td><td>${esc(entry.thingName ?? '—')}</td><td class="id" title="${esc(id)}">${esc(shortId)}</td><td>${esc(entry.kind)}</td><td>${esc(entry.notAfter.replace('.000Z', 'Z'))}</td><td class="num">${entry.daysLeft}</td><td><span class="badge" style="background:${classColour(entry.class, windows)}">${esc(classLabel(entry.class))}</span></td></tr>`;
+  return `<tr data-class="${esc(entry.class)}"><td>${esc(entry.serial ?? '—')}</td><td>${esc(entry.thingName ?? '—')}</td><td class="id" title="${esc(id)}">${esc(shortId)}</td><td>${esc(entry.kind)}</td><td title="${esc(entry.notAfter)}">${esc(shortTime(entry.notAfter))}</td><td class="num">${entry.daysLeft}</td><td><span class="badge" style="background:${classColour(entry.class, windows)}">${esc(classLabel(entry.class))}</span></td></tr>`;
 }
 
 /** A bar chart of live certificates expiring per week, drawn as inline SVG. */
@@ -217,7 +218,7 @@ function chartSvg(report: ExpiryReport): string {
   const height = 300;
   const left = 48;
   const right = 16;
-  const top = 24;
+  const top = 34;
   const bottom = 48;
   const plotWidth = width - left - right;
   const plotHeight = height - top - bottom;
@@ -238,18 +239,44 @@ function chartSvg(report: ExpiryReport): string {
     const barHeight = (count / ceiling) * plotHeight;
     const x = left + i * slot + (slot - barWidth) / 2;
     const y = top + plotHeight - barHeight;
-    const colour = i === 0 ? '#d92d20' : i < 5 ? '#f79009' : '#1570ef';
+    // A week takes the colour of the most urgent window it reaches into.
+    const window = [...report.policy.windowsDays].sort((a, b) => a - b).find((days) => i * 7 < days);
+    const colour =
+      window === undefined ? LATER_COLOUR : classColour(`EXPIRING_${window}D`, report.policy.windowsDays);
     parts.push(
       `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${barWidth.toFixed(1)}" height="${barHeight.toFixed(1)}" rx="3" fill="${colour}"><title>${esc(weekStarts[i] ?? '')}: ${count}</title></rect>`,
       `<text class="value" x="${(x + barWidth / 2).toFixed(1)}" y="${(y - 6).toFixed(1)}" text-anchor="middle">${count}</text>`,
       `<text x="${(x + barWidth / 2).toFixed(1)}" y="${top + plotHeight + 18}" text-anchor="middle">${esc((weekStarts[i] ?? '').slice(5))}</text>`,
     );
   });
+  const legend = [
+    ...[...report.policy.windowsDays]
+      .sort((a, b) => a - b)
+      .map((days) => ({
+        label: `reaches into the ${days}-day window`,
+        colour: classColour(`EXPIRING_${days}D`, report.policy.windowsDays),
+      })),
+    { label: 'later', colour: LATER_COLOUR },
+  ];
+  let legendX = width - right;
+  for (const item of [...legend].reverse()) {
+    const textWidth = item.label.length * 6 + 24;
+    legendX -= textWidth;
+    parts.push(
+      `<rect x="${legendX}" y="4" width="10" height="10" rx="2" fill="${item.colour}"/>`,
+      `<text x="${legendX + 14}" y="13">${esc(item.label)}</text>`,
+    );
+  }
   parts.push(
     `<line x1="${left}" x2="${width - right}" y1="${top + plotHeight}" y2="${top + plotHeight}" stroke="#98a2b3"/>`,
     `<text x="${left + plotWidth / 2}" y="${height - 8}" text-anchor="middle">week starting (UTC, month-day)</text>`,
   );
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="100%" role="img" aria-label="Certificates expiring per week">${parts.join('')}</svg>`;
+}
+
+/** `2026-11-20 07:12 UTC` from an ISO time (the full value is in the cell's title and the CSV). */
+function shortTime(iso: string): string {
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(iso) ? `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` : iso;
 }
 
 function niceStep(max: number): number {
