@@ -72,15 +72,18 @@ describe('fleetgate quarantine', () => {
       lambdaContext('quarantineDevice', 30_000),
     );
     // Act
-    const empty = await fleetgate(['quarantine', 'list', '--reason', 'SOMETHING_ELSE', '--json'], env);
-    const listed = await fleetgate(['quarantine', 'list', '--reason', 'PUBLIC_KEY_IN_USE', '--json'], env);
+    // Independent reads and refusals run side by side (each run is a cold CLI process).
+    const [empty, listed, unknown, noReason] = await Promise.all([
+      fleetgate(['quarantine', 'list', '--reason', 'SOMETHING_ELSE', '--json'], env),
+      fleetgate(['quarantine', 'list', '--reason', 'PUBLIC_KEY_IN_USE', '--json'], env),
+      fleetgate(['quarantine', 'reject', 'SN-NOBODY', '--reason', 'x', '--json'], env),
+      fleetgate(['quarantine', 'reject', 'SN-E2E-1', '--json'], env),
+    ]);
     const released = await fleetgate(
       ['quarantine', 'release', 'SN-E2E-1', '--reason', 'key reuse explained', '--json'],
       env,
     );
     const again = await fleetgate(['quarantine', 'release', 'SN-E2E-1', '--reason', 'twice', '--json'], env);
-    const unknown = await fleetgate(['quarantine', 'reject', 'SN-NOBODY', '--reason', 'x', '--json'], env);
-    const noReason = await fleetgate(['quarantine', 'reject', 'SN-E2E-1', '--json'], env);
     // Assess
     expect(empty.code).toBe(0);
     expect(empty.json()).toEqual({
@@ -238,23 +241,25 @@ describe('fleetgate dlq', () => {
 
   it('answers a missing message id with exit 1, an unknown queue with exit 2, rule-error replay off the local stack with exit 1', async () => {
     // Act
-    const missing = await fleetgate(
-      [
-        'dlq',
-        'discard',
-        'quarantine-dlq',
-        '--reason',
-        'r',
-        '--message-id',
-        'nope',
-        '--stage',
-        STAGE,
-        '--json',
-      ],
-      env,
-    );
-    const unknown = await fleetgate(['dlq', 'replay', 'no-such-queue', '--stage', STAGE, '--json'], env);
-    const ruleErrors = await fleetgate(['dlq', 'replay', 'rule-errors', '--stage', STAGE, '--json'], env);
+    const [missing, unknown, ruleErrors] = await Promise.all([
+      fleetgate(
+        [
+          'dlq',
+          'discard',
+          'quarantine-dlq',
+          '--reason',
+          'r',
+          '--message-id',
+          'nope',
+          '--stage',
+          STAGE,
+          '--json',
+        ],
+        env,
+      ),
+      fleetgate(['dlq', 'replay', 'no-such-queue', '--stage', STAGE, '--json'], env),
+      fleetgate(['dlq', 'replay', 'rule-errors', '--stage', STAGE, '--json'], env),
+    ]);
     // Assess
     expect(missing.code).toBe(1);
     expect(missing.json()).toMatchObject({
