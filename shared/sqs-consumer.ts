@@ -23,7 +23,6 @@ export interface SqsConsumerOptions {
 
 /** A Lambda handler for an SQS event source with `ReportBatchItemFailures`. */
 export function createSqsConsumer(options: SqsConsumerOptions) {
-  const processor = new BatchProcessor(EventType.SQS);
   const recordHandler = async (record: SQSRecord): Promise<void> => {
     try {
       await options.processRecord(record);
@@ -38,7 +37,9 @@ export function createSqsConsumer(options: SqsConsumerOptions) {
   return middy<SQSEvent, SQSBatchResponse>()
     .use(injectLambdaContext(options.logger, { resetKeys: true }))
     .handler((event: SQSEvent, context: Context) =>
-      processPartialResponse(event, recordHandler, processor, {
+      // One processor per invocation: it holds the batch's state, and a handler may be invoked
+      // concurrently in one process (the local stack, tests).
+      processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
         context,
         throwOnFullBatchFailure: false,
         processInParallel: true,

@@ -144,7 +144,10 @@ export async function registerCertificate(
   const context = { event, description, owner, certificate, device: facts.device };
   if (!decision.allow) return rejectCertificate(decision, context, deps, now);
 
-  const ours = known !== undefined;
+  // Reserved by an earlier delivery (possibly after this one read the store above).
+  const ours =
+    known !== undefined ||
+    (facts.certificate?.source === 'JITR' && facts.certificate.serial === decision.serial);
   const activatable =
     description.status === 'PENDING_ACTIVATION' || (ours && description.status === 'ACTIVE');
   if (!activatable) {

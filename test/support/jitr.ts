@@ -7,7 +7,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { CreatePolicyCommand, IoTClient, RegisterCACertificateCommand } from '@aws-sdk/client-iot';
+import {
+  CreatePolicyCommand,
+  IoTClient,
+  RegisterCACertificateCommand,
+  UpdateEventConfigurationsCommand,
+} from '@aws-sdk/client-iot';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/consumer';
 import { CaTrust } from '../../functions/register-certificate/ca-trust';
@@ -92,6 +97,8 @@ export async function startRig(
     }),
   );
   await iot.send(new CreatePolicyCommand({ policyName: POLICY_NAME, policyDocument: POLICY }));
+  // Registry thing events are off by default in AWS IoT; fleetgate needs THING (JITP follow-up).
+  await iot.send(new UpdateEventConfigurationsCommand({ eventConfigurations: { THING: { Enabled: true } } }));
   const config = configFor({
     TABLE_NAME: store.tableName,
     DEVICE_POLICY_NAME: POLICY_NAME,
@@ -100,7 +107,10 @@ export async function startRig(
   });
   const registry = new IotRegistry(iot);
   const quarantine = new RecordingQuarantine();
-  const logger = new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' });
+  const logger = new Logger({
+    serviceName: 'fleetgate',
+    logLevel: (process.env.JITR_TEST_LOG_LEVEL ?? 'SILENT') as 'SILENT',
+  });
   const registrationOutcomes: RecordedOutcome[] = [];
   const lifecycleOutcomes: RecordedOutcome[] = [];
   const registrations = new RegistrationStore(store);
