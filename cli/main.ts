@@ -4,13 +4,14 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAllowlistCommands } from './commands/allowlist';
-import { registerDlqCommands } from './commands/dlq';
-import { registerQuarantineCommands } from './commands/quarantine';
-import { registerSweepCommand } from './commands/sweep';
 import { registerDevicesCommands } from './commands/devices';
+import { registerDlqCommands } from './commands/dlq';
 import { registerInvokeCommand } from './commands/invoke';
 import { registerLocalCommands } from './commands/local';
+import { registerQuarantineCommands } from './commands/quarantine';
 import { registerReplayCommand } from './commands/replay';
+import { registerSimulateCommand } from './commands/simulate';
+import { registerSweepCommand } from './commands/sweep';
 import {
   CommandFailure,
   createOutput,
@@ -86,6 +87,7 @@ export function buildProgram(): { program: Command; exitCode: () => number | und
   registerDevicesCommands(registry);
   registerQuarantineCommands(registry);
   registerDlqCommands(registry);
+  registerSimulateCommand(registry);
   for (const extend of extraCommands) extend(registry);
   return { program, exitCode: () => exitCode };
 }

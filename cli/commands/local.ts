@@ -4,8 +4,9 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { projectRoot } from '../../local/paths';
-import { type LocalStack, startLocalStack } from '../../local/stack';
-import { remoteHandle, serveStackControl } from '../../local/stack-control';
+import { quietStackOptions, runDemo } from '../../local/simulator/demo';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack';
+import { localHandle, remoteHandle, serveStackControl } from '../../local/stack-control';
 import {
   isAlive,
   readStackFile,
@@ -17,6 +18,7 @@ import {
 import { CommandFailure, type Output } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { localStackOptions } from '../target';
+import { printDemoSummary } from './simulate';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'fleetgate.mjs');
 
@@ -39,10 +41,11 @@ function stackFileOf(stack: LocalStack, control: string, mode: 'serve' | 'dev'):
 /** Runs a stack in this process until SIGINT / SIGTERM; `ready` is called once it serves. */
 async function serve(
   mode: 'serve' | 'dev',
-  ready: (file: StackFile) => void,
+  ready: (file: StackFile, stack: LocalStack) => void | Promise<void>,
   exitAfterReady = false,
+  options: LocalStackOptions = localStackOptions(),
 ): Promise<void> {
-  const stack = await startLocalStack(localStackOptions());
+  const stack = await startLocalStack(options);
   const control = await serveStackControl(stack);
   const file = stackFileOf(stack, control.url, mode);
   let stopping: Promise<void> | undefined;
@@ -56,12 +59,20 @@ async function serve(
     return stopping;
   };
   if (exitAfterReady) {
-    ready(file);
-    await stop();
+    try {
+      await ready(file, stack);
+    } finally {
+      await stop();
+    }
     return;
   }
   await writeStackFile(file);
-  ready(file);
+  try {
+    await ready(file, stack);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
   await new Promise<void>((resolve) => {
     const onSignal = () => {
       void stop().then(resolve);
@@ -185,7 +196,9 @@ export function registerLocalCommands({ program, setExitCode }: CommandRegistry)
         process.stderr.write(`fleetgate local: unhandled ${String(error)}\n`),
       );
       try {
-        await serve('serve', (file) => process.stdout.write(`serving (pid ${file.pid})\n`));
+        await serve('serve', (file) => {
+          process.stdout.write(`serving (pid ${file.pid})\n`);
+        });
         setExitCode(0);
       } catch (error) {
         process.stderr.write(
@@ -261,23 +274,37 @@ export function registerLocalCommands({ program, setExitCode }: CommandRegistry)
 
   program
     .command('dev')
-    .description('Run the local stack in the foreground and print its endpoints until Ctrl-C')
+    .description('Run the local stack in the foreground with a short demo fleet, then serve until Ctrl-C')
     .option('--json', 'print one JSON document (with --exit)')
-    .option('--exit', 'stop right after printing')
-    .action(async (options: { json?: boolean; exit?: boolean }) => {
+    .option('--exit', 'stop right after the demo')
+    .option('--no-demo', 'only start the stack and print its endpoints')
+    .action(async (options: { json?: boolean; exit?: boolean; demo: boolean }) => {
       setExitCode(
         await contract(Boolean(options.json), async (output) => {
-          let printed: StackFile | undefined;
+          let result: Record<string, unknown> = { running: false };
           await serve(
             'dev',
-            (file) => {
-              printed = file;
+            async (file, stack) => {
+              result = describeStack(file);
               printStack(output, file);
+              if (options.demo) {
+                output.say('');
+                const demo = await runDemo(localHandle(stack), { onStep: (line) => output.say(`  ${line}`) });
+                printDemoSummary(output, demo, Boolean(options.exit));
+                result = { ...result, demo };
+                if (!demo.ok) {
+                  throw new CommandFailure(
+                    'the demo broke an invariant (duplicates, lost devices or admitted bad actors)',
+                    result,
+                  );
+                }
+              }
               if (!options.exit) output.say('serving until Ctrl-C');
             },
             Boolean(options.exit),
+            quietStackOptions(localStackOptions()),
           );
-          return printed ? describeStack(printed) : { running: false };
+          return result;
         }),
       );
     });

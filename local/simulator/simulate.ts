@@ -1,0 +1,564 @@
+/**
+ * The fleet simulator: real keys, CSRs and certificates (local/pki.ts), an allowlist imported through
+ * the import code, and every device driven through its flow on a local stack up to its first
+ * connection with its own certificate — legitimate devices and bad actors alike — then IoT events
+ * redelivered on demand and the outcome checked against the emulator's registry and the store.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateCertificateFromCsrCommand,
+  CreatePolicyCommand,
+  CreateProvisioningTemplateCommand,
+  IoTClient,
+} from '@aws-sdk/client-iot';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { importAllowlistCsv } from '../../shared/allowlist/import-csv';
+import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
+import { prepareAccount, quarantinePolicyDocument } from '../../shared/iot/prepare-account';
+import { ProvisioningStore } from '../../shared/store/provisioning-store';
+import type { DeviceRecord } from '../../shared/store/records';
+import { isRejection } from '../iot-emulator/index';
+import { projectRoot } from '../paths';
+import {
+  type CertificateAuthority,
+  type CryptoKeyPair,
+  createCertificateAuthority,
+  createCsr,
+  createDeviceCertificate,
+  generateKeyPair,
+} from '../pki';
+import type { StackHandle } from '../stack-control';
+import { DeviceClient, type EmulatorMessage } from './device-client';
+import {
+  type ActorKind,
+  BAD_ACTOR_KINDS,
+  type Participant,
+  planSimulation,
+  type SimulationFlow,
+  type SimulationPlan,
+} from './plan';
+
+export type { SimulationFlow } from './plan';
+
+const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+export interface SimulationOptions {
+  devices: number;
+  flow: SimulationFlow;
+  clones?: number;
+  invalid?: number;
+  /** Each IoT event is delivered this many extra times through the rules engine. */
+  duplicates?: number;
+  concurrency?: number;
+  seed?: number;
+  /** Distinguishes the serials of this run from earlier runs on the same stack. */
+  runId?: string;
+  /** How long legitimate devices may take to turn ACTIVE after the last connection. */
+  activationTimeoutMs?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What happened to one participant. */
+export interface ParticipantOutcome {
+  kind: ActorKind;
+  serial: string;
+  /** `provisioned`: connected with its own certificate; `denied`: refused by IoT or the hook. */
+  result: 'provisioned' | 'denied' | 'error';
+  reason?: string;
+  /** Milliseconds from the first request to ACTIVE in the store (legitimate devices). */
+  timeToActiveMs?: number;
+}
+
+export interface SimulationSummary {
+  flow: SimulationFlow;
+  runId: string;
+  devices: number;
+  badActors: Record<string, number>;
+  provisioned: number;
+  active: number;
+  /** State legitimate devices had to reach: ACTIVE when deviceLifecycle runs, else PROVISIONING. */
+  expectedState: 'ACTIVE' | 'PROVISIONING';
+  deniedByReason: Record<string, number>;
+  quarantinedByReason: Record<string, number>;
+  /** Bad actors that were neither denied nor quarantined (must be empty). */
+  admittedBadActors: Array<{ kind: ActorKind; serial: string }>;
+  /** Serials with more than one thing or more than one active certificate (must be 0). */
+  duplicatesCreated: number;
+  /** Legitimate devices not in the expected state (must be 0). */
+  lost: number;
+  lostSerials: string[];
+  redelivered: number;
+  durationMs: number;
+  devicesPerSecond: number;
+  timeToActiveMs: { p50: number; p99: number } | null;
+  errors: string[];
+  /** Wall time of each phase: prepare, devices, redeliver, settle, verify. */
+  phasesMs?: Record<string, number>;
+}
+
+/** Thrown when a flow needs a function that is not in the stack's serverless.yml yet. */
+export class FlowUnavailableError extends Error {
+  override name = 'FlowUnavailableError';
+}
+
+/** The functions each flow needs on the stack (serverless.yml names). */
+export const FLOW_FUNCTIONS: Record<SimulationFlow, string[]> = {
+  fleet: ['preProvisionHook'],
+  jitr: ['registerCertificate', 'deviceLifecycle'],
+  jitp: ['deviceLifecycle'],
+};
+
+/** The flows this stack can run. */
+export async function availableFlows(handle: StackHandle): Promise<SimulationFlow[]> {
+  const names = new Set(await handle.functionNames());
+  return (Object.keys(FLOW_FUNCTIONS) as SimulationFlow[]).filter((flow) =>
+    FLOW_FUNCTIONS[flow].every((name) => names.has(name)),
+  );
+}
+
+interface Rig {
+  handle: StackHandle;
+  devices: DeviceClient;
+  iot: IoTClient;
+  store: ProvisioningStore;
+  prefix: string;
+  accountId: string;
+  lifecycle: boolean;
+}
+
+interface FleetContext {
+  templateName: string;
+  claim: { certificateId: string; certificatePem: string };
+  expiredCa: CertificateAuthority;
+  keys: Map<number, CryptoKeyPair>;
+}
+
+/**
+ * Runs one simulation against a local stack.
+ * @throws FlowUnavailableError when the stack lacks a function the flow needs.
+ */
+export async function runSimulation(
+  handle: StackHandle,
+  options: SimulationOptions,
+): Promise<SimulationSummary> {
+  const names = new Set(await handle.functionNames());
+  const missing = FLOW_FUNCTIONS[options.flow].filter((name) => !names.has(name));
+  if (missing.length > 0) {
+    throw new FlowUnavailableError(
+      `the ${options.flow} flow needs ${missing.join(', ')}, which serverless.yml does not declare yet`,
+    );
+  }
+  if (options.flow !== 'fleet') {
+    throw new FlowUnavailableError(`the ${options.flow} flow is not simulated yet`);
+  }
+  const iotEndpoint = handle.endpoints.iot;
+  if (!iotEndpoint) throw new FlowUnavailableError('the local stack runs without the IoT emulator');
+  const runId = options.runId ?? randomBytes(3).toString('hex').toUpperCase();
+  const plan = planSimulation({
+    devices: options.devices,
+    clones: options.clones ?? 0,
+    invalid: options.invalid ?? 0,
+    seed: options.seed ?? 1,
+    runId,
+  });
+  const ddb = new DynamoDBClient({
+    endpoint: handle.endpoints.dynamodb,
+    region: handle.region,
+    credentials: LOCAL_CREDENTIALS,
+  });
+  const iot = new IoTClient({ endpoint: iotEndpoint, region: handle.region, credentials: LOCAL_CREDENTIALS });
+  const devices = new DeviceClient(iotEndpoint);
+  try {
+    const state = await devices.state();
+    const rig: Rig = {
+      handle,
+      devices,
+      iot,
+      store: new ProvisioningStore(
+        DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
+        handle.tableName,
+      ),
+      prefix: handle.tableName.replace(/-provisioning$/, ''),
+      accountId: state.accountId,
+      lifecycle: names.has('deviceLifecycle'),
+    };
+    return await simulateFleet(rig, plan, options);
+  } finally {
+    iot.destroy();
+    ddb.destroy();
+  }
+}
+
+async function simulateFleet(
+  rig: Rig,
+  plan: SimulationPlan,
+  options: SimulationOptions,
+): Promise<SimulationSummary> {
+  const concurrency = options.concurrency ?? 8;
+  const errors: string[] = [];
+  const phasesMs: Record<string, number> = {};
+  let phaseStart = performance.now();
+  const phase = (name: string) => {
+    const now = performance.now();
+    phasesMs[name] = Math.round(now - phaseStart);
+    phaseStart = now;
+  };
+  const publishedBefore = (await rig.devices.published('$aws/events/')).length;
+  const context = await prepareFleet(rig, plan);
+  phase('prepare');
+  const started = performance.now();
+  const startedAt = new Map<string, number>();
+  const outcomes: ParticipantOutcome[] = [];
+  const total = plan.legitimate.length + plan.badActors.length;
+  let done = 0;
+  const progress = () => {
+    done += 1;
+    options.onProgress?.(done, total);
+  };
+  const run = async (participant: Participant) => {
+    startedAt.set(participant.serial, startedAt.get(participant.serial) ?? performance.now());
+    try {
+      outcomes.push(await runFleetParticipant(rig, context, participant));
+    } catch (error) {
+      errors.push(`${participant.serial}: ${error instanceof Error ? error.message : String(error)}`);
+      outcomes.push({ kind: participant.kind, serial: participant.serial, result: 'error' });
+    }
+    progress();
+  };
+  const legitimateDone = pool(plan.legitimate, concurrency, run);
+  const activation = rig.lifecycle
+    ? watchActivation(rig.store, plan.legitimate, startedAt, legitimateDone, options.activationTimeoutMs)
+    : Promise.resolve(new Map<string, number>());
+  await legitimateDone;
+  // Bad actors imitate devices that exist by now: clones and takeovers must meet a bound serial.
+  await pool(plan.badActors, concurrency, run);
+  const activeAt = await activation;
+  const provisioningMs = performance.now() - started;
+  phase('devices');
+
+  const events = (await rig.devices.published('$aws/events/')).slice(publishedBefore);
+  const redelivered = await redeliver(rig.handle, events, options.duplicates ?? 0, concurrency);
+  phase('redeliver');
+  await rig.handle.settle(120_000);
+  phase('settle');
+  const summary = await summarize(rig, plan, options.flow, outcomes, {
+    activeAt,
+    startedAt,
+    redelivered,
+    provisioningMs,
+    errors,
+  });
+  phase('verify');
+  return { ...summary, phasesMs };
+}
+
+async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContext> {
+  const templateName = `${rig.prefix}-fleet`;
+  const policyName = `${rig.prefix}-device`;
+  await prepareAccount(rig.iot, {
+    thingGroupName: `${rig.prefix}-quarantine`,
+    policyName: `${rig.prefix}-quarantine`,
+    policyDocument: quarantinePolicyDocument({ region: rig.handle.region, accountId: rig.accountId }),
+  });
+  await ignoreExisting(
+    rig.iot.send(
+      new CreatePolicyCommand({
+        policyName,
+        policyDocument: renderDevicePolicy(rig),
+      }),
+    ),
+  );
+  const body = JSON.parse(readFileSync(join(projectRoot(), 'iot', 'provisioning-template.json'), 'utf8'));
+  body.Resources.policy.Properties.PolicyName = policyName;
+  await ignoreExisting(
+    rig.iot.send(
+      new CreateProvisioningTemplateCommand({
+        templateName,
+        templateBody: JSON.stringify(body),
+        provisioningRoleArn: `arn:aws:iam::${rig.accountId}:role/${rig.prefix}-provisioning`,
+        enabled: true,
+        preProvisioningHook: {
+          targetArn: `arn:aws:lambda:${rig.handle.region}:${rig.accountId}:function:${rig.prefix}-preProvisionHook`,
+          payloadVersion: '2020-04-01',
+        },
+      }),
+    ),
+  );
+  // One claim certificate for the run, issued by the emulator (AWS's CA) and active.
+  const claimCsr = await createCsr({ subject: { commonName: `fleetgate claim ${plan.runId}` } });
+  const claim = await rig.iot.send(
+    new CreateCertificateFromCsrCommand({ certificateSigningRequest: claimCsr.csrPem, setAsActive: true }),
+  );
+  if (!claim.certificateId || !claim.certificatePem)
+    throw new Error('the emulator issued no claim certificate');
+  const expiredCa = await createCertificateAuthority({
+    subject: { commonName: `fleetgate expired ${plan.runId}` },
+  });
+
+  // The allowlist: legitimate devices, and the expired ones (their certificate is what is wrong).
+  const allowlisted = [
+    ...plan.legitimate,
+    ...plan.badActors.filter((actor) => actor.kind === 'expired-certificate'),
+  ];
+  const csv = [
+    'serial,productLine,batch,allowedClaim',
+    ...allowlisted.map((device) => `${device.serial},simulator,${plan.runId},${claim.certificateId}`),
+  ].join('\n');
+  let historyId = 0;
+  const imported = await importAllowlistCsv(Readable.from([Buffer.from(csv)]), {
+    store: rig.store,
+    serialPattern: new RegExp(DEFAULT_SERIAL_PATTERN, 'u'),
+    now: new Date().toISOString(),
+    actor: 'cli:simulate',
+    newId: () => `simulate-${plan.runId}-${historyId++}`,
+  });
+  if (imported.rejected.length > 0) {
+    throw new Error(`the allowlist import rejected ${imported.rejected.length} row(s)`);
+  }
+  return {
+    templateName,
+    claim: { certificateId: claim.certificateId, certificatePem: claim.certificatePem },
+    expiredCa,
+    keys: new Map(),
+  };
+}
+
+/** Claim connection → CreateCertificateFromCsr → RegisterThing (hook) → connect with the new certificate. */
+async function runFleetParticipant(
+  rig: Rig,
+  context: FleetContext,
+  participant: Participant,
+): Promise<ParticipantOutcome> {
+  const { kind, serial } = participant;
+  const denied = (reason: string): ParticipantOutcome => ({ kind, serial, result: 'denied', reason });
+  if (kind === 'expired-certificate') {
+    // A device whose claim certificate expired on the shelf never gets past the TLS handshake.
+    const expired = await createDeviceCertificate(context.expiredCa, {
+      subject: { commonName: serial },
+      notBefore: new Date(Date.now() - 400 * 86_400_000),
+      notAfter: new Date(Date.now() - 30 * 86_400_000),
+    });
+    const outcome = await rig.devices.connect({ certificatePem: expired.certificatePem, clientId: serial });
+    return outcome.accepted ? { kind, serial, result: 'provisioned' } : denied(`connect:${outcome.reason}`);
+  }
+  const claimSession = await rig.devices.connect({
+    certificatePem: context.claim.certificatePem,
+    clientId: `claim-${serial}-${participant.index}`,
+  });
+  if (!claimSession.accepted) return denied(`claim-connect:${claimSession.reason}`);
+  try {
+    const victimKeys = participant.victim === undefined ? undefined : context.keys.get(participant.victim);
+    const keys = kind === 'clone' && victimKeys ? victimKeys : await generateKeyPair();
+    if (kind === 'legitimate') context.keys.set(participant.index, keys);
+    const { csrPem } = await createCsr({ subject: { commonName: serial }, keys });
+    const created = await rig.devices.createCertificateFromCsr(csrPem);
+    if (isRejection(created)) return denied(`CreateCertificateFromCsr:${created.errorCode}`);
+    const registered = await rig.devices.registerThing({
+      templateName: context.templateName,
+      certificateOwnershipToken: created.certificateOwnershipToken,
+      parameters: { SerialNumber: serial },
+      claimCertificateId: context.claim.certificateId,
+      clientId: claimSession.clientId,
+    });
+    if (isRejection(registered)) return denied(`RegisterThing:${registered.errorCode}`);
+    const connected = await rig.devices.connect({
+      certificatePem: created.certificatePem,
+      clientId: registered.thingName,
+    });
+    if (!connected.accepted) return denied(`connect:${connected.reason}`);
+    return { kind, serial, result: 'provisioned' };
+  } finally {
+    await rig.devices.disconnect(claimSession.clientId);
+  }
+}
+
+/**
+ * Polls the store until every legitimate device is ACTIVE (or the deadline passes after `finished`),
+ * and resolves with the instant each one was first seen ACTIVE.
+ */
+async function watchActivation(
+  store: ProvisioningStore,
+  legitimate: readonly Participant[],
+  startedAt: ReadonlyMap<string, number>,
+  finished: Promise<unknown>,
+  timeoutMs = 60_000,
+): Promise<Map<string, number>> {
+  const activeAt = new Map<string, number>();
+  let deadline = Number.POSITIVE_INFINITY;
+  void finished.then(() => {
+    deadline = performance.now() + timeoutMs;
+  });
+  while (activeAt.size < legitimate.length && performance.now() < deadline) {
+    const pending = legitimate.filter(
+      (device) => startedAt.has(device.serial) && !activeAt.has(device.serial),
+    );
+    await pool(pending, 8, async (device) => {
+      const record = await store.getDevice(device.serial);
+      if (record?.state === 'ACTIVE') activeAt.set(device.serial, performance.now());
+    });
+    await sleep(pending.length === 0 ? 50 : 20);
+  }
+  return activeAt;
+}
+
+/** Publishes every captured IoT event `times` more times through the rules engine. */
+async function redeliver(
+  handle: StackHandle,
+  events: readonly EmulatorMessage[],
+  times: number,
+  concurrency: number,
+): Promise<number> {
+  if (times <= 0) return 0;
+  const copies = events.flatMap((event) => Array.from({ length: times }, () => event));
+  await pool(copies, concurrency, async (event) => {
+    const payload =
+      event.encoding === 'json'
+        ? event.payload
+        : Buffer.from(String(event.payload), 'base64').toString('utf8');
+    await handle.publish(event.topic, payload);
+  });
+  return copies.length;
+}
+
+async function summarize(
+  rig: Rig,
+  plan: SimulationPlan,
+  flow: SimulationFlow,
+  outcomes: readonly ParticipantOutcome[],
+  run: {
+    activeAt: Map<string, number>;
+    startedAt: Map<string, number>;
+    redelivered: number;
+    provisioningMs: number;
+    errors: string[];
+  },
+): Promise<SimulationSummary> {
+  const expectedState = rig.lifecycle ? 'ACTIVE' : 'PROVISIONING';
+  const records = new Map<string, DeviceRecord | undefined>();
+  const serials = [...new Set([...plan.legitimate, ...plan.badActors].map((p) => p.serial))];
+  await pool(serials, 8, async (serial) => {
+    records.set(serial, await rig.store.getDevice(serial));
+  });
+
+  const lostSerials = plan.legitimate
+    .filter((device) => records.get(device.serial)?.state !== expectedState)
+    .map((device) => device.serial);
+  const deniedByReason: Record<string, number> = {};
+  const quarantinedByReason: Record<string, number> = {};
+  const admittedBadActors: SimulationSummary['admittedBadActors'] = [];
+  for (const outcome of outcomes) {
+    if (outcome.kind === 'legitimate') continue;
+    if (outcome.result === 'denied') {
+      const key = `${outcome.kind}: ${outcome.reason ?? 'denied'}`;
+      deniedByReason[key] = (deniedByReason[key] ?? 0) + 1;
+      continue;
+    }
+    const record = records.get(outcome.serial);
+    if (record?.state === 'QUARANTINED' || record?.state === 'REVOKED') {
+      const key = `${outcome.kind}: ${record.quarantine?.reason ?? record.state}`;
+      quarantinedByReason[key] = (quarantinedByReason[key] ?? 0) + 1;
+    } else {
+      admittedBadActors.push({ kind: outcome.kind, serial: outcome.serial });
+    }
+  }
+
+  const duplicatesCreated = await countDuplicates(rig.devices, new Set(serials));
+  const times = [...run.activeAt.entries()]
+    .map(([serial, at]) => at - (run.startedAt.get(serial) ?? at))
+    .sort((a, b) => a - b);
+  const badActors: Record<string, number> = {};
+  for (const kind of BAD_ACTOR_KINDS) {
+    const count = plan.badActors.filter((actor) => actor.kind === kind).length;
+    if (count > 0) badActors[kind] = count;
+  }
+  const participants = plan.legitimate.length + plan.badActors.length;
+  return {
+    flow,
+    runId: plan.runId,
+    devices: plan.legitimate.length,
+    badActors,
+    provisioned: outcomes.filter((o) => o.kind === 'legitimate' && o.result === 'provisioned').length,
+    active: plan.legitimate.filter((device) => records.get(device.serial)?.state === 'ACTIVE').length,
+    expectedState,
+    deniedByReason,
+    quarantinedByReason,
+    admittedBadActors,
+    duplicatesCreated,
+    lost: lostSerials.length,
+    lostSerials: lostSerials.slice(0, 20),
+    redelivered: run.redelivered,
+    durationMs: Math.round(run.provisioningMs),
+    devicesPerSecond: Math.round((participants / (run.provisioningMs / 1000)) * 10) / 10,
+    timeToActiveMs:
+      times.length > 0
+        ? { p50: Math.round(percentile(times, 0.5)), p99: Math.round(percentile(times, 0.99)) }
+        : null,
+    errors: run.errors.slice(0, 20),
+  };
+}
+
+/** Serials with more than one thing, or more than one ACTIVE certificate on their things. */
+async function countDuplicates(devices: DeviceClient, serials: ReadonlySet<string>): Promise<number> {
+  const state = await devices.state();
+  const thingsBySerial = new Map<string, string[]>();
+  for (const thing of state.things) {
+    const serial = thing.attributes.serial;
+    if (serial === undefined || !serials.has(serial)) continue;
+    thingsBySerial.set(serial, [...(thingsBySerial.get(serial) ?? []), thing.thingName]);
+  }
+  let duplicates = 0;
+  for (const things of thingsBySerial.values()) {
+    const names = new Set(things);
+    const activeCertificates = state.certificates.filter(
+      (certificate) => certificate.status === 'ACTIVE' && certificate.things.some((name) => names.has(name)),
+    );
+    if (things.length > 1 || activeCertificates.length > 1) duplicates += 1;
+  }
+  return duplicates;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
+  return sorted[index] ?? 0;
+}
+
+/** Runs `work` over `items` with at most `concurrency` in flight. */
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  });
+  await Promise.all(workers);
+}
+
+/** iot/device-policy.json with its CloudFormation `Fn::Sub` variables resolved, as deployed. */
+function renderDevicePolicy(rig: Rig): string {
+  const pseudo: Record<string, string> = {
+    Partition: 'aws',
+    Region: rig.handle.region,
+    AccountId: rig.accountId,
+  };
+  return readFileSync(join(projectRoot(), 'iot', 'device-policy.json'), 'utf8')
+    .replace(/\$\{AWS::(\w+)\}/g, (whole, name: string) => pseudo[name] ?? whole)
+    .replace(/\$\{!/g, '$${');
+}
+
+async function ignoreExisting(request: Promise<unknown>): Promise<void> {
+  try {
+    await request;
+  } catch (error) {
+    if ((error as { name?: string }).name !== 'ResourceAlreadyExistsException') throw error;
+  }
+}
