@@ -48,8 +48,8 @@ export function toPhysicalId(record: PreparationRecord): string {
 
 /** Reads a physical id back; undefined for ids this resource did not issue (e.g. a failed Create). */
 export function fromPhysicalId(id: string | undefined): PreparationRecord | undefined {
-  const parts = id?.split('|');
-  if (!parts || parts.length !== 5 || parts[0] !== ID_PREFIX) return undefined;
+  const parts = id?.split('|') ?? [];
+  if (parts.length !== 5 || parts[0] !== ID_PREFIX) return undefined;
   const [, thingGroupName = '', policyName = '', flags = '', events = ''] = parts;
   return {
     thingGroupName,
