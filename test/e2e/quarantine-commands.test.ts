@@ -194,7 +194,8 @@ describe('fleetgate dlq', () => {
       source: `fleetgate-${STAGE}-quarantine`,
       count: 2,
     });
-    const bodies = (quarantineDlq?.messages as Array<{ messageId: string; body: string }>).map((m) => m.body);
+    const messages = (quarantineDlq?.messages ?? []) as Array<{ messageId: string; body: string }>;
+    const bodies = messages.map((m) => m.body);
     expect(bodies).toEqual(expect.arrayContaining([long.slice(0, 200), 'not json']));
     expect(document.queues.map((queue) => queue.logicalId)).toEqual(
       expect.arrayContaining([
