@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { decideConnected, findConcurrentSessions, presenceRank } from '../../../shared/domain/presence-rules';
+import { checkTrustedCa, reject, serialFromSubject } from '../../../shared/domain/registration-rules';
+
+const CN = { serialSource: 'cn' as const, serialCnPattern: /^acme-([A-Z0-9-]+)$/ };
+
+describe('serialFromSubject', () => {
+  it.each([
+    [{ commonName: 'acme-SN-1' }, CN, 'SN-1'],
+    [{ commonName: 'other-SN-1' }, CN, undefined],
+    [{}, CN, undefined],
+    [{ commonName: 'x', serialNumber: 'SN-2' }, { ...CN, serialSource: 'serialNumber' as const }, 'SN-2'],
+    [{ commonName: 'acme-SN-3' }, { ...CN, serialSource: 'serialNumber' as const }, undefined],
+  ])('%o under %o → %s', (subject, rules, expected) => {
+    expect(serialFromSubject(subject, rules)).toBe(expected);
+  });
+});
+
+describe('registration rejections', () => {
+  it('leaves a revoked serial REVOKED and everything else INACTIVE', () => {
+    expect(reject('DEVICE_REVOKED', 'x').certificateStatus).toBe('REVOKED');
+    expect(reject('SERIAL_NOT_ALLOWLISTED', 'x').certificateStatus).toBe('INACTIVE');
+  });
+  it('trusts any registered CA without an allowlist and only listed ones with one', () => {
+    expect(checkTrustedCa('AB'.repeat(32), [])).toEqual({ trusted: true });
+    expect(checkTrustedCa('AB'.repeat(32), ['ab'.repeat(32)])).toEqual({ trusted: true });
+    expect(checkTrustedCa('cd'.repeat(32), ['ab'.repeat(32)]).trusted).toBe(false);
+  });
+});
+
+describe('decideConnected', () => {
+  const device = (state: string, certificateId?: string, pendingCertificateId?: string) =>
+    ({ serial: 'S', state, certificateId, pendingCertificateId }) as Parameters<typeof decideConnected>[0];
+  it.each([
+    [device('PROVISIONING', undefined, 'p'), 'p', { kind: 'verify', event: 'ACTIVATE' }],
+    [device('ROTATING', 'c', 'p'), 'p', { kind: 'verify', event: 'COMMIT_ROTATION' }],
+    [device('ROTATING', 'c', 'p'), 'c', { kind: 'expected' }],
+    [device('ACTIVE', 'c'), 'c', { kind: 'expected' }],
+    [
+      device('ACTIVE', 'c'),
+      'x',
+      expect.objectContaining({ kind: 'mismatch', reason: 'CLONE_CERTIFICATE_MISMATCH' }),
+    ],
+    [device('PROVISIONING', undefined, 'p'), 'x', expect.objectContaining({ kind: 'mismatch' })],
+    [device('QUARANTINED', 'c'), 'c', expect.objectContaining({ kind: 'ignore' })],
+    [undefined, 'c', expect.objectContaining({ kind: 'ignore' })],
+  ])('%o connecting with %s', (facts, principal, expected) => {
+    expect(decideConnected(facts, principal)).toEqual(expected);
+  });
+});
+
+describe('findConcurrentSessions', () => {
+  it('finds two client ids whose sessions overlap, an open session extending forever', () => {
+    const pair = findConcurrentSessions([
+      { sessionIdentifier: 'a', clientId: 'dev', connectedAt: 10, disconnectedAt: 20 },
+      { sessionIdentifier: 'b', clientId: 'rogue', connectedAt: 15 },
+    ]);
+    expect(pair?.map((s) => s.sessionIdentifier)).toEqual(['a', 'b']);
+  });
+  it('ignores sessions that follow each other, and sessions of one client id', () => {
+    expect(
+      findConcurrentSessions([
+        { sessionIdentifier: 'a', clientId: 'dev', connectedAt: 10, disconnectedAt: 20 },
+        { sessionIdentifier: 'b', clientId: 'other', connectedAt: 20 },
+        { sessionIdentifier: 'c', clientId: 'other', connectedAt: 25 },
+        { sessionIdentifier: 'd', clientId: 'late' },
+      ]),
+    ).toBeUndefined();
+  });
+});
+
+describe('presenceRank', () => {
+  it('ranks a newer session above a late disconnect of an older one, and a disconnect above its connect', () => {
+    const connected1 = presenceRank({ versionNumber: 1, eventType: 'connected', timestamp: 100 });
+    const disconnected1 = presenceRank({ versionNumber: 1, eventType: 'disconnected', timestamp: 200 });
+    const connected2 = presenceRank({ versionNumber: 2, eventType: 'connected', timestamp: 150 });
+    expect([connected2, disconnected1, connected1].sort()).toEqual([connected1, disconnected1, connected2]);
+  });
+});

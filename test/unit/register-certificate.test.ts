@@ -1,0 +1,317 @@
+/**
+ * registerCertificate with a mocked IoT client (aws-sdk-client-mock) and in-memory store fakes:
+ * the order of side effects, and how errors map to SQS outcomes (retryable → the record fails and
+ * is redelivered; permanent → recorded and acknowledged).
+ */
+
+import { Logger } from '@aws-lambda-powertools/logger';
+import {
+  AttachPolicyCommand,
+  AttachThingPrincipalCommand,
+  CreateThingCommand,
+  DescribeCertificateCommand,
+  DescribeThingCommand,
+  IoTClient,
+  UpdateCertificateCommand,
+  UpdateThingCommand,
+} from '@aws-sdk/client-iot';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHandler } from '../../functions/register-certificate/consumer';
+import type { RegistrationDeps } from '../../functions/register-certificate/registration';
+import {
+  type CertificateAuthority,
+  createCertificateAuthority,
+  createDeviceCertificate,
+  type KeyedCertificate,
+} from '../../local/pki';
+import { configFor } from '../../shared/config';
+import { IotRegistry } from '../../shared/iot/iot-registry';
+import type { DeviceRecord } from '../../shared/store/records';
+import { type RecordedOutcome, recordingMetrics } from '../support/hook';
+import { RecordingQuarantine, sqsRecord } from '../support/jitr';
+import { lambdaContext } from '../support/lambda';
+
+const CA_ID = 'c'.repeat(64);
+const ARN = (id: string) => `arn:aws:iot:us-east-1:123456789012:cert/${id}`;
+const iotMock = mockClient(IoTClient);
+
+let ca: CertificateAuthority;
+let device: KeyedCertificate;
+let log: string[];
+let outcomes: RecordedOutcome[];
+let quarantine: RecordingQuarantine;
+
+beforeAll(async () => {
+  ca = await createCertificateAuthority({ subject: { commonName: 'Unit CA' } });
+  device = await createDeviceCertificate(ca, { subject: { commonName: 'SN-UNIT-1' } });
+});
+
+function allowlisted(): DeviceRecord {
+  return {
+    serial: 'SN-UNIT-1',
+    state: 'ALLOWLISTED',
+    version: 1,
+    attributes: {},
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+  };
+}
+
+function fakes(
+  overrides: { device?: DeviceRecord } = {},
+): Omit<RegistrationDeps, 'newId' | 'iot' | 'caTrust' | 'quarantine' | 'config'> {
+  const noted = <T>(name: string, value: T): T => {
+    log.push(`store.${name}`);
+    return value;
+  };
+  return {
+    store: {
+      getCertificate: async () => noted('getCertificate', undefined),
+      loadProvisioningFacts: async () =>
+        noted('loadProvisioningFacts', { device: overrides.device ?? allowlisted() }),
+      bindCertificate: async (input) =>
+        noted('bindCertificate', { status: 'applied' as const, device: input.device }),
+    },
+    registrations: {
+      acquireRegistrationLease: async () => noted('acquireRegistrationLease', 'acquired' as const),
+      completeRegistration: async () => void noted('completeRegistration', undefined),
+      recordRejection: async () => noted('recordRejection', true),
+      claimEffect: async () => noted('claimEffect', 'acquired' as const),
+      completeEffect: async () => void noted('completeEffect', undefined),
+    },
+  };
+}
+
+function build(overrides: { device?: DeviceRecord } = {}) {
+  const config = configFor({
+    DEVICE_POLICY_NAME: 'shared-device-policy',
+    QUARANTINE_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q',
+  });
+  return createHandler({
+    config,
+    ...fakes(overrides),
+    iot: new IotRegistry(new IoTClient({ region: 'us-east-1', maxAttempts: 1 })),
+    caTrust: { check: async () => ({ trusted: true }) },
+    quarantine: {
+      send: async (request) => {
+        log.push('sqs.SendMessage');
+        await quarantine.send(request);
+      },
+    },
+    logger: new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' }),
+    metrics: recordingMetrics(outcomes),
+  });
+}
+
+function event(certificateId = device.certificateId) {
+  return {
+    Records: [
+      sqsRecord(
+        JSON.stringify({
+          certificateId,
+          caCertificateId: CA_ID,
+          timestamp: 1,
+          certificateStatus: 'PENDING_ACTIVATION',
+          awsAccountId: '123456789012',
+          certificateRegistrationTimestamp: 1,
+        }),
+        'message-1',
+      ),
+    ],
+  };
+}
+
+function mockIot(status = 'PENDING_ACTIVATION') {
+  const note = (api: string) => () => {
+    log.push(api);
+    return {};
+  };
+  iotMock.on(DescribeCertificateCommand).callsFake(() => {
+    log.push('DescribeCertificate');
+    return {
+      certificateDescription: {
+        certificateId: device.certificateId,
+        certificateArn: ARN(device.certificateId),
+        status,
+        certificatePem: device.certificatePem,
+        caCertificateId: CA_ID,
+      },
+    };
+  });
+  iotMock.on(CreateThingCommand).callsFake(note('CreateThing'));
+  iotMock.on(AttachPolicyCommand).callsFake(note('AttachPolicy'));
+  iotMock.on(AttachThingPrincipalCommand).callsFake(note('AttachThingPrincipal'));
+  iotMock.on(UpdateCertificateCommand).callsFake((input: { newStatus: string }) => {
+    log.push(`UpdateCertificate:${input.newStatus}`);
+    return {};
+  });
+}
+
+function awsError(name: string, httpStatusCode: number) {
+  return Object.assign(new Error(name), {
+    name,
+    $fault: httpStatusCode >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode },
+  });
+}
+
+beforeEach(() => {
+  iotMock.reset();
+  log = [];
+  outcomes = [];
+  quarantine = new RecordingQuarantine();
+});
+
+describe('registerCertificate: order of side effects', () => {
+  it('reserves in the store, creates, attaches the shared policy and the principal, activates last, then commits', async () => {
+    // Prepare
+    mockIot();
+    // Act
+    const response = await build()(event(), lambdaContext());
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(log).toEqual([
+      'store.getCertificate',
+      'DescribeCertificate',
+      'store.loadProvisioningFacts',
+      'store.bindCertificate',
+      'CreateThing',
+      'AttachPolicy',
+      'AttachThingPrincipal',
+      'UpdateCertificate:ACTIVE',
+      'store.completeRegistration',
+    ]);
+    expect(iotMock.commandCalls(AttachPolicyCommand)[0]?.args[0].input).toEqual({
+      policyName: 'shared-device-policy',
+      target: ARN(device.certificateId),
+    });
+    expect(outcomes).toEqual([{ name: 'DeviceRegistered' }]);
+  });
+
+  it('verifies an existing thing with other attributes and merges ours in (never fails on ResourceAlreadyExists)', async () => {
+    // Prepare
+    mockIot();
+    iotMock.on(CreateThingCommand).rejects(awsError('ResourceAlreadyExistsException', 409));
+    iotMock
+      .on(DescribeThingCommand)
+      .resolves({ thingName: 'SN-UNIT-1', attributes: { serial: 'SN-UNIT-1', colour: 'red' }, version: 3 });
+    iotMock.on(UpdateThingCommand).resolves({});
+    // Act
+    await build({ device: { ...allowlisted(), productLine: 'sensor' } })(event(), lambdaContext());
+    // Assess
+    expect(iotMock.commandCalls(UpdateThingCommand)[0]?.args[0].input).toEqual({
+      thingName: 'SN-UNIT-1',
+      attributePayload: { attributes: { serial: 'SN-UNIT-1', productLine: 'sensor' }, merge: true },
+      expectedVersion: 3,
+    });
+    expect(outcomes).toEqual([{ name: 'DeviceRegistered' }]);
+  });
+
+  it('rejects by asking for quarantine first, then leaving the certificate INACTIVE, then recording', async () => {
+    // Prepare: the serial was never allowlisted
+    mockIot();
+    const handler = createHandler({
+      config: configFor({ QUARANTINE_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q' }),
+      ...fakes(),
+      store: {
+        ...fakes().store,
+        loadProvisioningFacts: async () => (log.push('store.loadProvisioningFacts'), {}),
+      },
+      iot: new IotRegistry(new IoTClient({ region: 'us-east-1', maxAttempts: 1 })),
+      caTrust: { check: async () => ({ trusted: true }) },
+      quarantine: {
+        send: async (request) => {
+          log.push('sqs.SendMessage');
+          await quarantine.send(request);
+        },
+      },
+      logger: new Logger({ logLevel: 'SILENT' }),
+      metrics: recordingMetrics(outcomes),
+    });
+    // Act
+    await handler(event(), lambdaContext());
+    // Assess
+    expect(log.slice(3)).toEqual([
+      'store.claimEffect',
+      'sqs.SendMessage',
+      'store.completeEffect',
+      'UpdateCertificate:INACTIVE',
+      'store.recordRejection',
+    ]);
+    expect(quarantine.requests).toEqual([
+      expect.objectContaining({
+        certificateId: device.certificateId,
+        reason: 'SERIAL_NOT_ALLOWLISTED',
+        source: 'registerCertificate',
+      }),
+    ]);
+    expect(quarantine.requests[0]?.serial).toBeUndefined();
+  });
+});
+
+describe('registerCertificate: error mapping', () => {
+  it.each([
+    ['ThrottlingException', 400],
+    ['InternalFailureException', 500],
+    ['ServiceUnavailableException', 503],
+  ])('%s fails just that record (SQS redelivers it) and never activates', async (name, status) => {
+    // Prepare
+    mockIot();
+    iotMock.on(AttachPolicyCommand).rejects(awsError(name, status));
+    // Act
+    const response = await build()(event(), lambdaContext());
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'message-1' }] });
+    expect(log).not.toContain('UpdateCertificate:ACTIVE');
+    expect(log).not.toContain('store.completeRegistration');
+    expect(outcomes).toEqual([{ name: 'RegistrationRetried' }]);
+  });
+
+  it.each([
+    ['InvalidRequestException', 400],
+    ['UnauthorizedException', 401],
+    ['ResourceNotFoundException', 404],
+  ])('%s is permanent: recorded with its code and acknowledged', async (name, status) => {
+    // Prepare
+    mockIot();
+    iotMock.on(AttachPolicyCommand).rejects(awsError(name, status));
+    // Act
+    const response = await build()(event(), lambdaContext());
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(log).not.toContain('UpdateCertificate:ACTIVE');
+    expect(outcomes).toEqual([{ name: 'RegistrationFailed', reason: name }]);
+  });
+
+  it('acknowledges an event that is not a JITR event, with a reason', async () => {
+    const response = await build()(
+      { Records: [sqsRecord('{"certificateId":"nope"}', 'message-2')] },
+      lambdaContext(),
+    );
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(outcomes).toEqual([{ name: 'RegistrationFailed', reason: 'INVALID_EVENT' }]);
+    expect(log).toEqual([]);
+  });
+
+  it('handles every record of a batch and fails only the one that hit a retryable error', async () => {
+    // Prepare
+    mockIot();
+    iotMock
+      .on(DescribeCertificateCommand, { certificateId: 'd'.repeat(64) })
+      .rejects(awsError('ThrottlingException', 400));
+    const batch = {
+      Records: [
+        ...event().Records,
+        ...event('d'.repeat(64)).Records.map((r) => ({ ...r, messageId: 'message-3' })),
+      ],
+    };
+    // Act
+    const response = await build()(batch, lambdaContext());
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'message-3' }] });
+    expect(outcomes).toEqual(
+      expect.arrayContaining([{ name: 'DeviceRegistered' }, { name: 'RegistrationRetried' }]),
+    );
+  });
+});
