@@ -216,7 +216,10 @@ describe('registerCertificate: order of side effects', () => {
       ...fakes(),
       store: {
         ...fakes().store,
-        loadProvisioningFacts: async () => (log.push('store.loadProvisioningFacts'), {}),
+        loadProvisioningFacts: async () => {
+          log.push('store.loadProvisioningFacts');
+          return {};
+        },
       },
       iot: new IotRegistry(new IoTClient({ region: 'us-east-1', maxAttempts: 1 })),
       caTrust: { check: async () => ({ trusted: true }) },
