@@ -33,7 +33,9 @@ async function main(): Promise<void> {
     for (const file of files) {
       const suite = file.replace('.bench.ts', '');
       process.stderr.write(`bench: ${suite}…\n`);
-      const module = (await import(join(here, file))) as { run: (context: BenchContext) => Promise<BenchRow[]> };
+      const module = (await import(join(here, file))) as {
+        run: (context: BenchContext) => Promise<BenchRow[]>;
+      };
       for (const row of await module.run(context)) rows.push({ suite, ...row });
     }
   } finally {
@@ -43,7 +45,10 @@ async function main(): Promise<void> {
   const dir = join(here, 'results');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${new Date().toISOString().replaceAll(':', '-')}.json`);
-  await writeFile(file, `${JSON.stringify({ at: new Date().toISOString(), node: process.version, rows }, null, 2)}\n`);
+  await writeFile(
+    file,
+    `${JSON.stringify({ at: new Date().toISOString(), node: process.version, rows }, null, 2)}\n`,
+  );
   process.stdout.write(`\nsaved ${file}\n`);
 }
 
@@ -57,7 +62,9 @@ function printTable(rows: Array<BenchRow & { suite: string }>): void {
     row.target ?? '',
     row.ratio === undefined ? '' : `${formatNumber(row.ratio)}×`,
   ]);
-  const widths = header.map((title, i) => Math.max(title.length, ...body.map((cells) => (cells[i] ?? '').length)));
+  const widths = header.map((title, i) =>
+    Math.max(title.length, ...body.map((cells) => (cells[i] ?? '').length)),
+  );
   const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(' | ')} |`;
   process.stdout.write(`${line(header)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n`);
   for (const cells of body) process.stdout.write(`${line(cells)}\n`);
