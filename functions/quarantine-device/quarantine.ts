@@ -59,11 +59,13 @@ export async function quarantine(
   if (await deps.quarantineStore.isDone(request.requestId)) {
     return { kind: 'duplicate', requestId: request.requestId };
   }
-  let serial = request.serial;
-  if (serial === undefined && request.certificateId) {
-    serial = (await deps.store.getCertificate(request.certificateId))?.serial;
+  let device = request.serial ? await deps.store.getDevice(request.serial) : undefined;
+  if (!device && request.certificateId) {
+    // The serial is unknown (or absent) but the certificate may belong to a known device: then it
+    // is that device that is quarantined (the claimed serial stays in the evidence).
+    const owner = (await deps.store.getCertificate(request.certificateId))?.serial;
+    device = owner ? await deps.store.getDevice(owner) : undefined;
   }
-  const device = serial ? await deps.store.getDevice(serial) : undefined;
   if (device) return quarantineDevice(request, device, deps, context);
   if (request.certificateId) return quarantineCertificate(request, request.certificateId, deps, context);
   throw new NotFoundError(`serial ${request.serial ?? '?'} is unknown and no certificateId was given`);
@@ -84,6 +86,7 @@ async function quarantineDevice(
   const grouped = thingName ? await deps.iot.addToGroup(thingName, deps.config.quarantineGroupName) : false;
   const historyDetail = {
     requestId: request.requestId,
+    ...(request.serial && request.serial !== device.serial ? { claimedSerial: request.serial } : {}),
     source: request.source,
     evidence: request.evidence,
     observedAt: request.at,

@@ -113,7 +113,7 @@ describe('fleetgate quarantine', () => {
       from: 'QUARANTINED',
       to: 'ACTIVE',
       certificates: [{ certificateId, result: 'changed', from: 'INACTIVE' }],
-      thingName: 'thing-SN-E2E-1',
+      thingName: 'SN-E2E-1',
       alreadyDone: false,
     });
     expect((await table.store.history('SN-E2E-1')).at(-1)).toMatchObject({

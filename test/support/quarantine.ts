@@ -80,11 +80,13 @@ export async function seedActiveDevice(
 ): Promise<{ device: DeviceRecord; certificateId: string; thingName: string }> {
   const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
   const certificateId = cert.certificateId ?? '';
-  const thingName = `thing-${serial}`;
-  await iot.send(new CreateThingCommand({ thingName }));
-  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn ?? '' }));
+  // Thing name = THING_NAME_PREFIX (default empty) + serial, as every flow names things. The store
+  // knows the device before the thing exists, so registry-event consumers see an allowlisted serial.
+  const thingName = serial;
   const device = allowlistedDevice({ serial, state: 'ACTIVE', certificateId, thingName });
   await table.store.createDevice(device, { id: `seed-${serial}`, actor: 'test' });
+  await iot.send(new CreateThingCommand({ thingName }));
+  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn ?? '' }));
   return { device, certificateId, thingName };
 }
 

@@ -167,6 +167,36 @@ describe('quarantineDevice', () => {
     expect(events).toEqual(expect.arrayContaining(['QUARANTINE', 'QUARANTINE_EVIDENCE']));
   });
 
+  it('quarantines the owner of a known certificate when the request names an unknown serial', async () => {
+    // Prepare
+    const { certificateId } = await seedActiveDevice(table, iot, 'SN-Q-0009');
+    await table.store.putCertificateIfAbsent({
+      certificateId,
+      kind: 'DEVICE',
+      status: 'ACTIVE',
+      source: 'FLEET_PROVISIONING',
+      serial: 'SN-Q-0009',
+      issuer: 'test',
+      notBefore: '2026-01-01T00:00:00.000Z',
+      notAfter: '2027-01-01T00:00:00.000Z',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    });
+    // Act
+    const response = await worker.handler(
+      sqsEvent([
+        quarantineRequest({ serial: 'NOT-ITS-SERIAL', certificateId, reason: 'CLONE_CERTIFICATE_MISMATCH' }),
+      ]),
+      context,
+    );
+    // Assess
+    expect(response.batchItemFailures).toEqual([]);
+    expect(await table.store.getDevice('SN-Q-0009')).toMatchObject({ state: 'QUARANTINED' });
+    expect((await table.store.history('SN-Q-0009')).at(-1)?.detail).toMatchObject({
+      claimedSerial: 'NOT-ITS-SERIAL',
+    });
+  });
+
   it('quarantines the certificate of an unknown serial and lists it', async () => {
     // Prepare: a JITR certificate whose serial was never allowlisted.
     const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
