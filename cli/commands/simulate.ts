@@ -46,6 +46,8 @@ export function printSimulationSummary(output: Output, summary: SimulationSummar
   );
   for (const [reason, n] of Object.entries(summary.deniedByReason))
     output.say(`  denied           ${n}  ${reason}`);
+  for (const [reason, n] of Object.entries(summary.legitimateFailures))
+    output.say(`  FAILED           ${n}  legitimate: ${reason}`);
   for (const [reason, n] of Object.entries(summary.quarantinedByReason))
     output.say(`  quarantined      ${n}  ${reason}`);
   if (summary.admittedBadActors.length > 0)

@@ -46,6 +46,8 @@ import {
 export type { SimulationFlow } from './plan';
 
 const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+/** RegisterThing attempts per device before it gives up. */
+const REGISTER_ATTEMPTS = 3;
 
 export interface SimulationOptions {
   devices: number;
@@ -84,6 +86,8 @@ export interface SimulationSummary {
   /** State legitimate devices had to reach: ACTIVE when deviceLifecycle runs, else PROVISIONING. */
   expectedState: 'ACTIVE' | 'PROVISIONING';
   deniedByReason: Record<string, number>;
+  /** Why legitimate devices failed to provision, when they did (each one is also lost). */
+  legitimateFailures: Record<string, number>;
   quarantinedByReason: Record<string, number>;
   /** Bad actors that were neither denied nor quarantined (must be empty). */
   admittedBadActors: Array<{ kind: ActorKind; serial: string }>;
@@ -112,6 +116,27 @@ export const FLOW_FUNCTIONS: Record<SimulationFlow, string[]> = {
   jitr: ['registerCertificate', 'deviceLifecycle'],
   jitp: ['deviceLifecycle'],
 };
+
+/** Functions the simulation makes run, loaded one at a time before it starts. */
+const WARM_UP: Record<string, unknown> = {
+  preProvisionHook: {},
+  registerCertificate: { Records: [] },
+  deviceLifecycle: { Records: [] },
+  quarantineDevice: { Records: [] },
+};
+
+/**
+ * Loads each function before devices arrive. The local stack's functions share one process and set
+ * their environment on `process.env` per invocation, so two cold starts at once can read each
+ * other's configuration; one cold start at a time cannot.
+ */
+async function warmUp(handle: StackHandle, names: ReadonlySet<string>): Promise<void> {
+  for (const [name, event] of Object.entries(WARM_UP)) {
+    if (!names.has(name)) continue;
+    // A denial or a parse failure of the empty event is expected: only the cold start matters.
+    await handle.invoke(name, event).catch(() => undefined);
+  }
+}
 
 /** The flows this stack can run. */
 export async function availableFlows(handle: StackHandle): Promise<SimulationFlow[]> {
@@ -156,6 +181,7 @@ export async function runSimulation(
   if (options.flow !== 'fleet') {
     throw new FlowUnavailableError(`the ${options.flow} flow is not simulated yet`);
   }
+  await warmUp(handle, names);
   const iotEndpoint = handle.endpoints.iot;
   if (!iotEndpoint) throw new FlowUnavailableError('the local stack runs without the IoT emulator');
   const runId = options.runId ?? randomBytes(3).toString('hex').toUpperCase();
@@ -358,13 +384,22 @@ async function runFleetParticipant(
     const { csrPem } = await createCsr({ subject: { commonName: serial }, keys });
     const created = await rig.devices.createCertificateFromCsr(csrPem);
     if (isRejection(created)) return denied(`CreateCertificateFromCsr:${created.errorCode}`);
-    const registered = await rig.devices.registerThing({
-      templateName: context.templateName,
-      certificateOwnershipToken: created.certificateOwnershipToken,
-      parameters: { SerialNumber: serial },
-      claimCertificateId: context.claim.certificateId,
-      clientId: claimSession.clientId,
-    });
+    const register = () =>
+      rig.devices.registerThing({
+        templateName: context.templateName,
+        certificateOwnershipToken: created.certificateOwnershipToken,
+        parameters: { SerialNumber: serial },
+        claimCertificateId: context.claim.certificateId,
+        clientId: claimSession.clientId,
+      });
+    // Devices retry RegisterThing with the same ownership token, as the AWS IoT Device SDK samples
+    // do: a hook that answered too late may have bound the serial, and the same certificate is then
+    // allowed again, where a fresh one would be a second certificate for the serial.
+    let registered = await register();
+    for (let attempt = 1; isRejection(registered) && attempt < REGISTER_ATTEMPTS; attempt += 1) {
+      await sleep(200 * 2 ** attempt);
+      registered = await register();
+    }
     if (isRejection(registered)) return denied(`RegisterThing:${registered.errorCode}`);
     const connected = await rig.devices.connect({
       certificatePem: created.certificatePem,
@@ -386,7 +421,7 @@ async function watchActivation(
   legitimate: readonly Participant[],
   startedAt: ReadonlyMap<string, number>,
   finished: Promise<unknown>,
-  timeoutMs = 60_000,
+  timeoutMs = 30_000,
 ): Promise<Map<string, number>> {
   const activeAt = new Map<string, number>();
   let deadline = Number.POSITIVE_INFINITY;
@@ -451,8 +486,15 @@ async function summarize(
   const deniedByReason: Record<string, number> = {};
   const quarantinedByReason: Record<string, number> = {};
   const admittedBadActors: SimulationSummary['admittedBadActors'] = [];
+  const legitimateFailures: Record<string, number> = {};
   for (const outcome of outcomes) {
-    if (outcome.kind === 'legitimate') continue;
+    if (outcome.kind === 'legitimate') {
+      if (outcome.result !== 'provisioned') {
+        const key = outcome.reason ?? outcome.result;
+        legitimateFailures[key] = (legitimateFailures[key] ?? 0) + 1;
+      }
+      continue;
+    }
     if (outcome.result === 'denied') {
       const key = `${outcome.kind}: ${outcome.reason ?? 'denied'}`;
       deniedByReason[key] = (deniedByReason[key] ?? 0) + 1;
@@ -486,6 +528,7 @@ async function summarize(
     active: plan.legitimate.filter((device) => records.get(device.serial)?.state === 'ACTIVE').length,
     expectedState,
     deniedByReason,
+    legitimateFailures,
     quarantinedByReason,
     admittedBadActors,
     duplicatesCreated,
