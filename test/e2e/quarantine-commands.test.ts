@@ -62,7 +62,8 @@ afterAll(async () => {
 
 const url = (logicalId: string) => sqs.urls.get(logicalId) ?? '';
 
-describe('fleetgate quarantine', () => {
+// Each command is a cold CLI process (a few seconds each on a busy machine).
+describe('fleetgate quarantine', { timeout: 180_000 }, () => {
   it('lists quarantined devices by reason, releases one and refuses what does not apply', async () => {
     // Prepare
     const worker = buildTestWorker(table, iot);
@@ -151,7 +152,7 @@ describe('fleetgate quarantine', () => {
   });
 });
 
-describe('fleetgate dlq', () => {
+describe('fleetgate dlq', { timeout: 180_000 }, () => {
   const long = `{"requestId":"r-long","pad":"${'x'.repeat(300)}"}`;
 
   it('lists, replays to the source queue with body and attributes intact, and discards with a trace', async () => {

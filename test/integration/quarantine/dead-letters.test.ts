@@ -60,7 +60,8 @@ async function depth(client: SQSClient, url: string): Promise<number> {
   );
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+// Generous: five receives per poison message, on a machine other test runs share.
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
@@ -119,7 +120,7 @@ afterAll(async () => {
   await Promise.all([sqs?.stop(), table?.drop(), emulator?.stop()]);
 });
 
-describe('dead letters of the quarantine queue', () => {
+describe('dead letters of the quarantine queue', { timeout: 150_000 }, () => {
   const poison = '{"requestId": "r-poison", "serial": "SN-P-1", "reason": ';
   const tooEarly = quarantineRequest({ requestId: 'r-too-early', serial: 'SN-LATE-1' });
 
