@@ -184,7 +184,9 @@ async function load(
       if (batch.length === 0) return;
       let pending = batch;
       while (pending.length > 0) {
-        const out = await doc.send(new BatchWriteCommand({ RequestItems: { [tableName]: pending } }));
+        const out = await withRetries(() =>
+          doc.send(new BatchWriteCommand({ RequestItems: { [tableName]: pending } })),
+        );
         pending = (out.UnprocessedItems?.[tableName] ?? []) as typeof pending;
       }
     }
@@ -200,14 +202,34 @@ async function scan(
   let readUnits = 0;
   let startKey: Record<string, unknown> | undefined;
   do {
-    const out = await doc.send(
-      new ScanCommand({ TableName: tableName, ExclusiveStartKey: startKey, ReturnConsumedCapacity: 'TOTAL' }),
+    // Pages of 1,000 items: DynamoDB Local fails 1 MB pages of a large in-memory table. Capacity is
+    // the summed item sizes rounded up per page, so smaller pages change it by well under 1 %.
+    const out = await withRetries(() =>
+      doc.send(
+        new ScanCommand({
+          TableName: tableName,
+          ExclusiveStartKey: startKey,
+          Limit: 1000,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      ),
     );
     items += out.Count ?? 0;
     readUnits += readUnitsOf(out.ConsumedCapacity);
     startKey = out.LastEvaluatedKey;
   } while (startKey);
   return { items, readUnits };
+}
+
+async function withRetries<T>(operation: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (attempt >= 6) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
 }
 
 /** An HTTP endpoint standing in for AWS IoT that only counts what reaches it. */
