@@ -52,9 +52,11 @@ export interface LifecycleDeps {
     | 'transition'
     | 'updateCertificateStatus'
     | 'bindCertificate'
+    | 'markOnce'
   >;
   registrations: Pick<
     RegistrationStore,
+    | 'wasSeen'
     | 'recordSession'
     | 'sessionsOf'
     | 'recordPresence'
@@ -83,6 +85,27 @@ export type LifecycleOutcome =
 
 /** Handles one presence event. */
 export async function handlePresence(
+  event: PresenceEvent,
+  owner: string,
+  deps: LifecycleDeps,
+  now: Instant,
+): Promise<LifecycleOutcome[]> {
+  // A repeat of an event processed to the end costs one read. (Everything below is idempotent
+  // too, so a repeat that slips past this check, e.g. a concurrent duplicate, changes nothing.)
+  const identity = presenceIdentity(event);
+  if (await deps.registrations.wasSeen(identity))
+    return [{ kind: 'noted', detail: 'duplicate presence event' }];
+  const outcomes = await presenceEffects(event, owner, deps, now);
+  await deps.store.markOnce(identity, { ttlSeconds: deps.config.sessionTtlSeconds, now: now.iso });
+  return outcomes;
+}
+
+/** The dedup identity of a presence event (one connected and one disconnected per session). */
+export function presenceIdentity(event: Pick<PresenceEvent, 'eventType' | 'sessionIdentifier'>): string {
+  return `presence:${event.eventType}:${event.sessionIdentifier}`;
+}
+
+async function presenceEffects(
   event: PresenceEvent,
   owner: string,
   deps: LifecycleDeps,
@@ -370,7 +393,8 @@ async function verify(
         ? ['pendingCertificateId', 'provisioningDeadline']
         : ['pendingCertificateId', 'rotationDeadline'],
     dedup: {
-      identity: `presence:connected:${presence.sessionIdentifier}`,
+      // Not the event's own identity: that one is marked only after every effect below.
+      identity: `verify:${presence.sessionIdentifier}`,
       ttlSeconds: deps.config.sessionTtlSeconds,
     },
   });

@@ -212,6 +212,19 @@ export class RegistrationStore {
     );
   }
 
+  /** Whether a dedup marker for `identity` exists (written by `markOnce` or a transition's dedup). */
+  async wasSeen(identity: string): Promise<boolean> {
+    const out = await this.send<{ Item?: Record<string, unknown> }>(
+      new GetCommand({
+        TableName: this.table,
+        Key: keys.dedup(identity),
+        ConsistentRead: true,
+        ProjectionExpression: 'PK',
+      }),
+    );
+    return out.Item !== undefined;
+  }
+
   /** Whether the effect `identity` was completed. */
   async isEffectDone(identity: string): Promise<boolean> {
     const out = await this.send<{ Item?: Record<string, unknown> }>(

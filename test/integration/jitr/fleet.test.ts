@@ -100,7 +100,7 @@ describe('a fleet through JITR', () => {
       lifecycle,
       outcomes: tally(rig.registrationOutcomes),
     });
-  });
+  }, 150_000);
 
   it('under AWS default quotas and 10 % injected 5xx every valid device ends ACTIVE, nothing is orphaned or dead-lettered', async () => {
     // Prepare
