@@ -4,7 +4,7 @@ import { parseQuarantineBody } from '../../functions/quarantine-device/consumer'
 import { ValidationError } from '../../shared/errors';
 
 const sample = JSON.parse(
-  readFileSync(new URL('../../events/sqs/quarantine-request.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../../events/quarantine/quarantine-request.json', import.meta.url), 'utf8'),
 ) as {
   Records: Array<{ body: string }>;
 };
