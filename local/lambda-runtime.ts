@@ -70,6 +70,8 @@ export class LocalFunctions {
       root: string;
       /** Variables every function gets first (endpoints, region, credentials). */
       baseEnv: Record<string, string>;
+      /** Variables that win over what serverless.yml declares: AWS-only resources with a local stand-in. */
+      overrides?: Record<string, string>;
     },
   ) {
     this.specs = new Map(functions.map((fn) => [fn.name, fn]));
@@ -98,6 +100,7 @@ export class LocalFunctions {
     return {
       ...this.options.baseEnv,
       ...spec.environment,
+      ...this.options.overrides,
       AWS_LAMBDA_FUNCTION_NAME: spec.deployedName,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memorySize),
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',

@@ -4,7 +4,7 @@
  * serverless.yml — with the functions running in-process, unchanged, against those endpoints.
  */
 import { randomUUID } from 'node:crypto';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local';
@@ -36,6 +36,8 @@ export interface LocalStackOptions {
   pollers?: boolean;
   /** Extra environment every function gets. */
   env?: Record<string, string>;
+  /** Environment that wins over serverless.yml's (default: REPORT_DESTINATION → file://.fleetgate/reports). */
+  overrides?: Record<string, string>;
   /** Where poller and async-invocation errors go (default: stderr). */
   onError?: (error: unknown) => void;
 }
@@ -157,7 +159,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...options.env,
     };
     const root = options.root ?? dirname(serverlessFile);
-    functions = new LocalFunctions(model.functions, { root, baseEnv: env });
+    // There is no local S3: reports go to a folder (the same one `fleetgate sweep` writes to).
+    const overrides = {
+      REPORT_DESTINATION: `file://${join(root, '.fleetgate', 'reports')}`,
+      ...options.overrides,
+    };
+    functions = new LocalFunctions(model.functions, { root, baseEnv: env, overrides });
     const localFunctions = functions;
     const ledger = new MessageLedger();
     const queueByLogicalId = new Map(model.queues.map((queue) => [queue.logicalId, queue]));

@@ -94,12 +94,17 @@ describe('pki', () => {
     expect(() => toDistinguishedName({})).toThrow();
   });
 
-  it('is fast enough for fleets: 50 EC device certificates in well under 2 s', async () => {
+  it('issues many device certificates concurrently, each distinct and signed by the CA', async () => {
+    // Speed lives in the benchmarks, not in timed tests.
     const ca = await createCertificateAuthority();
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: 50 }, (_, i) => createDeviceCertificate(ca, { subject: { commonName: `d${i}` } })),
+    const devices = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => createDeviceCertificate(ca, { subject: { commonName: `d${i}` } })),
     );
-    expect(performance.now() - started).toBeLessThan(2000);
+    const ids = new Set(devices.map((device) => certificateId(device.certificatePem)));
+    expect(ids.size).toBe(20);
+    for (const device of devices) {
+      expect(device.certificateId).toBe(certificateId(device.certificatePem));
+      expect(await isSignedBy(device.certificate, ca.certificate)).toBe(true);
+    }
   });
 });
