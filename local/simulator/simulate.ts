@@ -15,6 +15,7 @@ import {
   CreatePolicyCommand,
   CreateProvisioningTemplateCommand,
   IoTClient,
+  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { importAllowlistCsv } from '../../shared/allowlist/import-csv';
@@ -31,9 +32,10 @@ import {
   createCsr,
   createDeviceCertificate,
   generateKeyPair,
+  issueCertificate,
 } from '../pki';
 import type { StackHandle } from '../stack-control';
-import { DeviceClient, type EmulatorMessage } from './device-client';
+import { DeviceClient, type EmulatorMessage, type EmulatorState } from './device-client';
 import {
   type ActorKind,
   BAD_ACTOR_KINDS,
@@ -72,6 +74,8 @@ export interface ParticipantOutcome {
   /** `provisioned`: connected with its own certificate; `denied`: refused by IoT or the hook. */
   result: 'provisioned' | 'denied' | 'error';
   reason?: string;
+  /** The certificate it connected with, when IoT accepted it. */
+  certificateId?: string;
   /** Milliseconds from the first request to ACTIVE in the store (legitimate devices). */
   timeToActiveMs?: number;
 }
@@ -178,9 +182,6 @@ export async function runSimulation(
       `the ${options.flow} flow needs ${missing.join(', ')}, which serverless.yml does not declare yet`,
     );
   }
-  if (options.flow !== 'fleet') {
-    throw new FlowUnavailableError(`the ${options.flow} flow is not simulated yet`);
-  }
   await warmUp(handle, names);
   const iotEndpoint = handle.endpoints.iot;
   if (!iotEndpoint) throw new FlowUnavailableError('the local stack runs without the IoT emulator');
@@ -213,14 +214,14 @@ export async function runSimulation(
       accountId: state.accountId,
       lifecycle: names.has('deviceLifecycle'),
     };
-    return await simulateFleet(rig, plan, options);
+    return await simulate(rig, plan, options);
   } finally {
     iot.destroy();
     ddb.destroy();
   }
 }
 
-async function simulateFleet(
+async function simulate(
   rig: Rig,
   plan: SimulationPlan,
   options: SimulationOptions,
@@ -235,7 +236,7 @@ async function simulateFleet(
     phaseStart = now;
   };
   const publishedBefore = (await rig.devices.published('$aws/events/')).length;
-  const context = await prepareFleet(rig, plan);
+  const runParticipant = await prepareFlow(rig, plan, options.flow);
   phase('prepare');
   const started = performance.now();
   const startedAt = new Map<string, number>();
@@ -249,7 +250,7 @@ async function simulateFleet(
   const run = async (participant: Participant) => {
     startedAt.set(participant.serial, startedAt.get(participant.serial) ?? performance.now());
     try {
-      outcomes.push(await runFleetParticipant(rig, context, participant));
+      outcomes.push(await runParticipant(participant));
     } catch (error) {
       errors.push(`${participant.serial}: ${error instanceof Error ? error.message : String(error)}`);
       outcomes.push({ kind: participant.kind, serial: participant.serial, result: 'error' });
@@ -283,9 +284,13 @@ async function simulateFleet(
   return { ...summary, phasesMs };
 }
 
-async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContext> {
-  const templateName = `${rig.prefix}-fleet`;
-  const policyName = `${rig.prefix}-device`;
+type ParticipantRunner = (participant: Participant) => Promise<ParticipantOutcome>;
+
+/**
+ * What the account needs for every flow (quarantine group and policy, registry events, the shared
+ * device policy), then the flow's own setup; resolves with the function that runs one participant.
+ */
+async function prepareFlow(rig: Rig, plan: SimulationPlan, flow: SimulationFlow): Promise<ParticipantRunner> {
   await prepareAccount(rig.iot, {
     thingGroupName: `${rig.prefix}-quarantine`,
     policyName: `${rig.prefix}-quarantine`,
@@ -294,11 +299,22 @@ async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContex
   await ignoreExisting(
     rig.iot.send(
       new CreatePolicyCommand({
-        policyName,
+        policyName: `${rig.prefix}-device`,
         policyDocument: renderDevicePolicy(rig),
       }),
     ),
   );
+  if (flow === 'fleet') {
+    const context = await prepareFleet(rig, plan);
+    return (participant) => runFleetParticipant(rig, context, participant);
+  }
+  const context = await prepareDeviceCa(rig, plan, flow);
+  return (participant) => runCaParticipant(rig, context, participant);
+}
+
+async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContext> {
+  const templateName = `${rig.prefix}-fleet`;
+  const policyName = `${rig.prefix}-device`;
   const body = JSON.parse(readFileSync(join(projectRoot(), 'iot', 'provisioning-template.json'), 'utf8'));
   body.Resources.policy.Properties.PolicyName = policyName;
   await ignoreExisting(
@@ -326,14 +342,24 @@ async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContex
     subject: { commonName: `fleetgate expired ${plan.runId}` },
   });
 
-  // The allowlist: legitimate devices, and the expired ones (their certificate is what is wrong).
+  await importAllowlist(rig, plan, claim.certificateId);
+  return {
+    templateName,
+    claim: { certificateId: claim.certificateId, certificatePem: claim.certificatePem },
+    expiredCa,
+    keys: new Map(),
+  };
+}
+
+/** Imports the allowlist through the CSV import: legitimate devices and expired ones (their certificate is what is wrong). */
+async function importAllowlist(rig: Rig, plan: SimulationPlan, allowedClaim = ''): Promise<void> {
   const allowlisted = [
     ...plan.legitimate,
     ...plan.badActors.filter((actor) => actor.kind === 'expired-certificate'),
   ];
   const csv = [
     'serial,productLine,batch,allowedClaim',
-    ...allowlisted.map((device) => `${device.serial},simulator,${plan.runId},${claim.certificateId}`),
+    ...allowlisted.map((device) => `${device.serial},simulator,${plan.runId},${allowedClaim}`),
   ].join('\n');
   let historyId = 0;
   const imported = await importAllowlistCsv(Readable.from([Buffer.from(csv)]), {
@@ -346,12 +372,108 @@ async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContex
   if (imported.rejected.length > 0) {
     throw new Error(`the allowlist import rejected ${imported.rejected.length} row(s)`);
   }
-  return {
-    templateName,
-    claim: { certificateId: claim.certificateId, certificatePem: claim.certificatePem },
-    expiredCa,
-    keys: new Map(),
-  };
+}
+
+interface CaContext {
+  flow: 'jitr' | 'jitp';
+  ca: CertificateAuthority;
+  keys: Map<number, CryptoKeyPair>;
+}
+
+/** A device CA registered with auto-registration (JITR), and with a provisioning template for JITP. */
+async function prepareDeviceCa(rig: Rig, plan: SimulationPlan, flow: 'jitr' | 'jitp'): Promise<CaContext> {
+  const ca = await createCertificateAuthority({
+    subject: {
+      commonName: `fleetgate simulator ${flow} CA ${plan.runId}`,
+      organization: 'fleetgate simulator',
+    },
+  });
+  await rig.iot.send(
+    new RegisterCACertificateCommand({
+      caCertificate: ca.certificatePem,
+      setAsActive: true,
+      allowAutoRegistration: true,
+      ...(flow === 'jitp'
+        ? {
+            registrationConfig: {
+              templateBody: jitpTemplate(`${rig.prefix}-device`),
+              roleArn: `arn:aws:iam::${rig.accountId}:role/${rig.prefix}-jitp`,
+            },
+          }
+        : {}),
+    }),
+  );
+  await importAllowlist(rig, plan);
+  return { flow, ca, keys: new Map() };
+}
+
+/** A JITP template: the thing is named after the certificate's CN (the serial), shared device policy. */
+function jitpTemplate(policyName: string): string {
+  return JSON.stringify({
+    Parameters: {
+      'AWS::IoT::Certificate::CommonName': { Type: 'String' },
+      'AWS::IoT::Certificate::Id': { Type: 'String' },
+    },
+    Resources: {
+      thing: {
+        Type: 'AWS::IoT::Thing',
+        Properties: {
+          ThingName: { Ref: 'AWS::IoT::Certificate::CommonName' },
+          AttributePayload: { serial: { Ref: 'AWS::IoT::Certificate::CommonName' } },
+        },
+      },
+      certificate: {
+        Type: 'AWS::IoT::Certificate',
+        Properties: { CertificateId: { Ref: 'AWS::IoT::Certificate::Id' }, Status: 'Active' },
+      },
+      policy: { Type: 'AWS::IoT::Policy', Properties: { PolicyName: policyName } },
+    },
+  });
+}
+
+/** How long a JITR / JITP device keeps reconnecting before it gives up. */
+const RECONNECT_FOR_MS = 20_000;
+
+/**
+ * JITR / JITP: the device connects with a certificate from the registered CA and reconnects with
+ * backoff while IoT refuses it (PENDING_ACTIVATION until registerCertificate activates it; the
+ * JITP connection that provisions is refused once), until it is accepted or gives up.
+ */
+async function runCaParticipant(
+  rig: Rig,
+  context: CaContext,
+  participant: Participant,
+): Promise<ParticipantOutcome> {
+  const { kind, serial } = participant;
+  const expired = kind === 'expired-certificate';
+  const victimKeys = participant.victim === undefined ? undefined : context.keys.get(participant.victim);
+  const keys = kind === 'clone' && victimKeys ? victimKeys : await generateKeyPair();
+  if (kind === 'legitimate') context.keys.set(participant.index, keys);
+  const issued = await issueCertificate(context.ca, {
+    publicKey: keys.publicKey,
+    subject: { commonName: serial },
+    ...(expired
+      ? {
+          notBefore: new Date(Date.now() - 400 * 86_400_000),
+          notAfter: new Date(Date.now() - 30 * 86_400_000),
+        }
+      : {}),
+  });
+  // Clones and takeovers present the original's client id, as copied firmware would.
+  const clientId = serial;
+  const deadline = performance.now() + RECONNECT_FOR_MS;
+  let delay = 100;
+  for (;;) {
+    const outcome = await rig.devices.connect({ certificatePem: issued.certificatePem, clientId });
+    if (outcome.accepted)
+      return { kind, serial, result: 'provisioned', certificateId: outcome.certificateId };
+    const retryable = outcome.reason === 'PENDING_ACTIVATION' || outcome.reason === 'JITP_PROVISIONED';
+    if (!retryable || performance.now() + delay > deadline) {
+      return { kind, serial, result: 'denied', reason: `connect:${outcome.reason}` };
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 2000);
+  }
 }
 
 /** Claim connection → CreateCertificateFromCsr → RegisterThing (hook) → connect with the new certificate. */
@@ -406,7 +528,7 @@ async function runFleetParticipant(
       clientId: registered.thingName,
     });
     if (!connected.accepted) return denied(`connect:${connected.reason}`);
-    return { kind, serial, result: 'provisioned' };
+    return { kind, serial, result: 'provisioned', certificateId: connected.certificateId };
   } finally {
     await rig.devices.disconnect(claimSession.clientId);
   }
@@ -480,12 +602,35 @@ async function summarize(
     records.set(serial, await rig.store.getDevice(serial));
   });
 
-  const lostSerials = plan.legitimate
-    .filter((device) => records.get(device.serial)?.state !== expectedState)
-    .map((device) => device.serial);
-  const deniedByReason: Record<string, number> = {};
+  // A device whose serial a clone or takeover used may be quarantined for review (the backend
+  // cannot tell the original from the copy): that is the expected outcome, not a lost device.
+  const imitated = new Map<string, ActorKind>();
+  for (const actor of plan.badActors) if (actor.victim !== undefined) imitated.set(actor.serial, actor.kind);
   const quarantinedByReason: Record<string, number> = {};
+  for (const device of plan.legitimate) {
+    const record = records.get(device.serial);
+    const imitator = imitated.get(device.serial);
+    if (imitator && record?.state === 'QUARANTINED') {
+      const key = `original imitated by a ${imitator}: ${record.quarantine?.reason ?? 'QUARANTINED'}`;
+      quarantinedByReason[key] = (quarantinedByReason[key] ?? 0) + 1;
+    }
+  }
+  const lostSerials = plan.legitimate
+    .filter((device) => {
+      const state = records.get(device.serial)?.state;
+      return state !== expectedState && !(imitated.has(device.serial) && state === 'QUARANTINED');
+    })
+    .map((device) => {
+      const record = records.get(device.serial);
+      const why = record?.quarantine
+        ? `${record.state}: ${record.quarantine.reason}`
+        : (record?.state ?? 'missing');
+      return `${device.serial} (${why})`;
+    });
+  const deniedByReason: Record<string, number> = {};
   const admittedBadActors: SimulationSummary['admittedBadActors'] = [];
+  const emulatorState = await rig.devices.state();
+  const certificateStatus = new Map(emulatorState.certificates.map((c) => [c.certificateId, c.status]));
   const legitimateFailures: Record<string, number> = {};
   for (const outcome of outcomes) {
     if (outcome.kind === 'legitimate') {
@@ -500,16 +645,22 @@ async function summarize(
       deniedByReason[key] = (deniedByReason[key] ?? 0) + 1;
       continue;
     }
-    const record = records.get(outcome.serial);
-    if (record?.state === 'QUARANTINED' || record?.state === 'REVOKED') {
-      const key = `${outcome.kind}: ${record.quarantine?.reason ?? record.state}`;
+    // Admitted by IoT: it must have been caught afterwards (certificate deactivated by the quarantine).
+    const status = outcome.certificateId ? certificateStatus.get(outcome.certificateId) : undefined;
+    if (status !== undefined && status !== 'ACTIVE') {
+      const certificate = outcome.certificateId
+        ? await rig.store.getCertificate(outcome.certificateId)
+        : undefined;
+      const device = records.get(outcome.serial);
+      const reason = certificate?.quarantine?.reason ?? device?.quarantine?.reason ?? `certificate ${status}`;
+      const key = `${outcome.kind}: ${reason}`;
       quarantinedByReason[key] = (quarantinedByReason[key] ?? 0) + 1;
     } else {
       admittedBadActors.push({ kind: outcome.kind, serial: outcome.serial });
     }
   }
 
-  const duplicatesCreated = await countDuplicates(rig.devices, new Set(serials));
+  const duplicatesCreated = countDuplicates(emulatorState, new Set(serials));
   const times = [...run.activeAt.entries()]
     .map(([serial, at]) => at - (run.startedAt.get(serial) ?? at))
     .sort((a, b) => a - b);
@@ -546,8 +697,7 @@ async function summarize(
 }
 
 /** Serials with more than one thing, or more than one ACTIVE certificate on their things. */
-async function countDuplicates(devices: DeviceClient, serials: ReadonlySet<string>): Promise<number> {
-  const state = await devices.state();
+function countDuplicates(state: EmulatorState, serials: ReadonlySet<string>): number {
   const thingsBySerial = new Map<string, string[]>();
   for (const thing of state.things) {
     const serial = thing.attributes.serial;
