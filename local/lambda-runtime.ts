@@ -118,8 +118,12 @@ export class LocalFunctions {
     const requestId = randomUUID();
     const started = performance.now();
     try {
-      this.applyEnvironment(name);
-      const handler = await this.load(spec);
+      // Functions share this process: the environment is applied and the module imported under one
+      // lock, so a cold start never reads another function's variables while its import is pending.
+      const handler = await this.exclusive(async () => {
+        this.applyEnvironment(name);
+        return this.load(spec);
+      });
       const deadline = Date.now() + spec.timeoutSeconds * 1000;
       const context = lambdaContext(spec, requestId, deadline);
       let timer: NodeJS.Timeout | undefined;
@@ -178,6 +182,14 @@ export class LocalFunctions {
     }
     this.applied = new Set(Object.keys(this.spec(name).environment));
     Object.assign(process.env, environment);
+  }
+
+  private envLock: Promise<unknown> = Promise.resolve();
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.envLock.then(work, work);
+    this.envLock = run.catch(() => undefined);
+    return run;
   }
 
   private record(entry: InvocationRecord): void {

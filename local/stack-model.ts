@@ -85,6 +85,15 @@ export interface StackModel {
   queues: QueueSpec[];
   rules: RuleSpec[];
   functions: FunctionSpec[];
+  /** `Custom::FleetgateAccount` resources: what the deploy prepares in the account (quarantine group, events). */
+  accountPreparations: AccountPreparationSpec[];
+}
+
+export interface AccountPreparationSpec {
+  logicalId: string;
+  thingGroupName: string;
+  policyName: string;
+  eventTypes: string[];
 }
 
 /** Thrown when serverless.yml uses a construct the local stack cannot resolve. */
@@ -153,6 +162,17 @@ class Resolver {
       queues,
       rules,
       functions: functions.map(([name, fn]) => this.function(name, fn)),
+      accountPreparations: Object.entries(this.resources)
+        .filter(([, resource]) => resource.Type === 'Custom::FleetgateAccount')
+        .map(([logicalId, resource]) => {
+          const properties = resource.Properties ?? {};
+          return {
+            logicalId,
+            thingGroupName: String(this.variables(properties.ThingGroupName)),
+            policyName: String(this.variables(properties.PolicyName)),
+            eventTypes: Array.isArray(properties.EventTypes) ? properties.EventTypes.map(String) : [],
+          };
+        }),
     };
   }
 

@@ -6,7 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { IoTClient } from '@aws-sdk/client-iot';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  FLEETGATE_EVENT_TYPES,
+  prepareAccount,
+  quarantinePolicyDocument,
+} from '../shared/iot/prepare-account';
 import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local';
 import { type IotEmulator, startIotEmulator } from './iot-emulator/index';
 import { LocalFunctions } from './lambda-runtime';
@@ -141,6 +147,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             },
           });
     if (emulator) cleanup.push(() => emulator.stop());
+    // What CloudFormation's Custom::FleetgateAccount does at deploy (quarantine group with its deny
+    // policy, registry event configurations), done here so the local account starts prepared.
+    if (emulator) await prepareLocalAccount(emulator, model);
 
     const endpoints: StackEndpoints = {
       dynamodb: dynamodbEndpoint,
@@ -336,4 +345,23 @@ export function scheduledEvent(model: StackModel, fn: FunctionSpec, time?: strin
     ],
     detail: {},
   };
+}
+
+async function prepareLocalAccount(emulator: IotEmulator, model: StackModel): Promise<void> {
+  if (model.accountPreparations.length === 0) return;
+  const iot = new IoTClient(emulator.clientConfig());
+  try {
+    for (const preparation of model.accountPreparations) {
+      await prepareAccount(iot, {
+        thingGroupName: preparation.thingGroupName,
+        policyName: preparation.policyName,
+        policyDocument: quarantinePolicyDocument({ region: model.region, accountId: model.accountId }),
+        eventTypes: (preparation.eventTypes.length
+          ? preparation.eventTypes
+          : FLEETGATE_EVENT_TYPES) as typeof FLEETGATE_EVENT_TYPES,
+      });
+    }
+  } finally {
+    iot.destroy();
+  }
 }
