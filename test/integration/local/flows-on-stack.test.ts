@@ -1,0 +1,124 @@
+/**
+ * The flows end to end on the local stack, wired only by serverless.yml: IoT emulator → topic rule
+ * → SQS → function → store, exactly as a device's first connection travels in AWS.
+ */
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreatePolicyCommand,
+  DescribeCertificateCommand,
+  IoTClient,
+  ListThingPrincipalsCommand,
+  RegisterCACertificateCommand,
+} from '@aws-sdk/client-iot';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createCertificateAuthority, createDeviceCertificate } from '../../../local/pki';
+import { type LocalStack, startLocalStack } from '../../../local/stack';
+import { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { allowlistedDevice } from '../../support/devices';
+
+let stack: LocalStack;
+let iot: IoTClient;
+let store: ProvisioningStore;
+
+beforeAll(async () => {
+  stack = await startLocalStack({
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    tableName: `flows-${randomUUID().slice(0, 8)}`,
+    overrides: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
+  });
+  if (!stack.emulator) throw new Error('the local stack started without the IoT emulator');
+  iot = new IoTClient(stack.emulator.clientConfig());
+  const ddb = new DynamoDBClient({
+    endpoint: stack.endpoints.dynamodb,
+    region: stack.region,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  store = new ProvisioningStore(DynamoDBDocumentClient.from(ddb), stack.tableName);
+  // The shared device policy serverless.yml deploys (JITR attaches it to every certificate).
+  await iot.send(
+    new CreatePolicyCommand({
+      policyName: 'fleetgate-local-device',
+      policyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
+      }),
+    }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  iot?.destroy();
+  await stack?.stop();
+});
+
+describe('JITR on the local stack', () => {
+  it('takes an allowlisted device from its first connection to ACTIVE, and quarantines a stranger', async () => {
+    // Prepare: a device CA registered with auto-registration, one allowlisted serial, one stranger.
+    const ca = await createCertificateAuthority({ subject: { commonName: 'Flows Test CA' } });
+    await iot.send(
+      new RegisterCACertificateCommand({
+        caCertificate: ca.certificatePem,
+        setAsActive: true,
+        allowAutoRegistration: true,
+      }),
+    );
+    const serial = `STACK-${randomUUID().slice(0, 6).toUpperCase()}`;
+    await store.createDevice(allowlistedDevice({ serial }), { id: 'import', actor: 'test' });
+    const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });
+    const stranger = await createDeviceCertificate(ca, { subject: { commonName: 'NOT-ALLOWLISTED-1' } });
+    const emulator = stack.emulator;
+    if (!emulator) throw new Error('no emulator');
+
+    // Act: first connections are refused while AWS publishes the registered events.
+    const first = await emulator.connect({ certificatePem: device.certificatePem, clientId: serial });
+    const strangerFirst = await emulator.connect({
+      certificatePem: stranger.certificatePem,
+      clientId: 'stranger',
+    });
+    expect(first).toMatchObject({ accepted: false, reason: 'PENDING_ACTIVATION' });
+    expect(strangerFirst).toMatchObject({ accepted: false });
+    await stack.settle(60_000);
+
+    // Assess: the registration function activated the device's certificate and bound it.
+    const described = await iot.send(new DescribeCertificateCommand({ certificateId: device.certificateId }));
+    expect(described.certificateDescription?.status).toBe('ACTIVE');
+    expect(await store.getDevice(serial)).toMatchObject({
+      state: 'PROVISIONING',
+      pendingCertificateId: device.certificateId,
+    });
+    const principals = await iot.send(
+      new ListThingPrincipalsCommand({ thingName: (await store.getDevice(serial))?.thingName ?? serial }),
+    );
+    expect(principals.principals).toHaveLength(1);
+    const strangerCert = await iot.send(
+      new DescribeCertificateCommand({ certificateId: stranger.certificateId }),
+    );
+    expect(strangerCert.certificateDescription?.status).toBe('INACTIVE');
+
+    // Act: the device reconnects with its now-active certificate → presence connected → lifecycle.
+    const second = await emulator.connect({ certificatePem: device.certificatePem, clientId: serial });
+    expect(second).toMatchObject({ accepted: true });
+    await stack.settle(60_000);
+
+    // Assess: verified, ACTIVE, with one history entry per transition; nothing dead-lettered.
+    expect(await store.getDevice(serial)).toMatchObject({
+      state: 'ACTIVE',
+      certificateId: device.certificateId,
+    });
+    const events = (await store.history(serial)).map((entry) => entry.event);
+    expect(events.filter((event) => event === 'PROVISION')).toHaveLength(1);
+    expect(events.filter((event) => event === 'ACTIVATE')).toHaveLength(1);
+    const depths = await stack.depths();
+    // The stranger's quarantine request went through QuarantineQueue to quarantineDevice.
+    expect(await store.getCertificate(stranger.certificateId)).toMatchObject({
+      status: 'INACTIVE',
+      quarantine: expect.objectContaining({ reason: 'SERIAL_NOT_ALLOWLISTED' }),
+    });
+    const deadLettered = Object.entries(depths).filter(
+      ([queue, depth]) => queue.endsWith('-dlq') && depth > 0,
+    );
+    expect(deadLettered).toEqual([]);
+  });
+});
