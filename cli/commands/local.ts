@@ -289,7 +289,11 @@ export function registerLocalCommands({ program, setExitCode }: CommandRegistry)
               printStack(output, file);
               if (options.demo) {
                 output.say('');
-                const demo = await runDemo(localHandle(stack), { onStep: (line) => output.say(`  ${line}`) });
+                const reportsDir = process.env.FLEETGATE_REPORTS_DIR;
+                const demo = await runDemo(localHandle(stack), {
+                  onStep: (line) => output.say(`  ${line}`),
+                  ...(reportsDir ? { reportsDir } : {}),
+                });
                 printDemoSummary(output, demo, Boolean(options.exit));
                 result = { ...result, demo };
                 if (!demo.ok) {

@@ -65,6 +65,8 @@ export function printSimulationSummary(output: Output, summary: SimulationSummar
       ? `  time to ACTIVE   p50 ${summary.timeToActiveMs.p50} ms, p99 ${summary.timeToActiveMs.p99} ms`
       : '  time to ACTIVE   n/a (no deviceLifecycle function on this stack)',
   );
+  for (const [queue, depth] of Object.entries(summary.unsettled ?? {}))
+    output.say(`  still queued     ${depth} message(s) on ${queue} (a retry after the visibility timeout)`);
   for (const error of summary.errors) output.warn(`  error: ${error}`);
 }
 

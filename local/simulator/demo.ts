@@ -17,9 +17,9 @@ import { availableFlows, runSimulation, type SimulationFlow, type SimulationSumm
 
 /** How many devices and bad actors each flow gets in the demo (about 50 devices in all). */
 const DEMO_FLEETS: Record<SimulationFlow, { devices: number; clones: number; invalid: number }> = {
-  fleet: { devices: 30, clones: 2, invalid: 3 },
-  jitr: { devices: 10, clones: 1, invalid: 2 },
-  jitp: { devices: 10, clones: 0, invalid: 2 },
+  fleet: { devices: 26, clones: 2, invalid: 3 },
+  jitr: { devices: 12, clones: 1, invalid: 3 },
+  jitp: { devices: 12, clones: 0, invalid: 2 },
 };
 
 export interface DemoSweep {

@@ -64,6 +64,8 @@ export interface SimulationOptions {
   runId?: string;
   /** How long legitimate devices may take to turn ACTIVE after the last connection. */
   activationTimeoutMs?: number;
+  /** How long to wait for the stack's queues to drain after the run (default 60 s). */
+  settleTimeoutMs?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -105,6 +107,8 @@ export interface SimulationSummary {
   devicesPerSecond: number;
   timeToActiveMs: { p50: number; p99: number } | null;
   errors: string[];
+  /** Messages still queued (awaiting a retry) when the run stopped waiting, by queue name. */
+  unsettled?: Record<string, number>;
   /** Wall time of each phase: prepare, devices, redeliver, settle, verify. */
   phasesMs?: Record<string, number>;
 }
@@ -271,7 +275,16 @@ async function simulate(
   const events = (await rig.devices.published('$aws/events/')).slice(publishedBefore);
   const redelivered = await redeliver(rig.handle, events, options.duplicates ?? 0, concurrency);
   phase('redeliver');
-  await rig.handle.settle(120_000);
+  // A message a consumer reported as a partial batch failure waits out its queue's visibility
+  // timeout (180 s) before the retry: report what is still queued rather than wait for it.
+  let unsettled: Record<string, number> = {};
+  await rig.handle.settle(options.settleTimeoutMs ?? 20_000).catch(async () => {
+    unsettled = Object.fromEntries(
+      Object.entries(await rig.handle.depths()).filter(
+        ([name, depth]) => depth > 0 && !name.endsWith('-dlq'),
+      ),
+    );
+  });
   phase('settle');
   const summary = await summarize(rig, plan, options.flow, outcomes, {
     activeAt,
@@ -281,7 +294,7 @@ async function simulate(
     errors,
   });
   phase('verify');
-  return { ...summary, phasesMs };
+  return { ...summary, unsettled, phasesMs };
 }
 
 type ParticipantRunner = (participant: Participant) => Promise<ParticipantOutcome>;

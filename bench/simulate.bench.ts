@@ -1,0 +1,50 @@
+/**
+ * Devices per second through each flow the local stack can run, end to end: real keys and
+ * certificates, the IoT emulator, DynamoDB Local, the rules engine, SQS and the functions in-process,
+ * up to ACTIVE in the store. Bad actors and one redelivery of every event ride along.
+ */
+import { quietStackOptions } from '../local/simulator/demo';
+import { availableFlows, runSimulation, type SimulationFlow } from '../local/simulator/simulate';
+import { startLocalStack } from '../local/stack';
+import { localHandle } from '../local/stack-control';
+import type { BenchContext, BenchRow } from './types';
+
+const DEVICES: Record<SimulationFlow, number> = { fleet: 100, jitr: 50, jitp: 50 };
+
+export async function run(context: BenchContext): Promise<BenchRow[]> {
+  const stack = await startLocalStack(
+    quietStackOptions({ dynamodbEndpoint: await context.dynamodb(), tableName: 'fleetgate-bench-simulate' }),
+  );
+  const rows: BenchRow[] = [];
+  try {
+    const handle = localHandle(stack);
+    for (const flow of await availableFlows(handle)) {
+      const summary = await runSimulation(handle, {
+        flow,
+        devices: DEVICES[flow],
+        clones: 2,
+        invalid: flow === 'jitp' ? 2 : 3,
+        duplicates: 1,
+        concurrency: 8,
+      });
+      rows.push({
+        name: `${flow}: devices/s (${summary.devices} + bad actors)`,
+        value: summary.devicesPerSecond,
+        unit: 'devices/s',
+      });
+      if (summary.timeToActiveMs) {
+        rows.push({ name: `${flow}: time to ACTIVE p50`, value: summary.timeToActiveMs.p50, unit: 'ms' });
+        rows.push({ name: `${flow}: time to ACTIVE p99`, value: summary.timeToActiveMs.p99, unit: 'ms' });
+      }
+      rows.push({
+        name: `${flow}: duplicates + lost`,
+        value: summary.duplicatesCreated + summary.lost,
+        unit: 'devices',
+        target: '0',
+      });
+    }
+  } finally {
+    await stack.stop();
+  }
+  return rows;
+}
