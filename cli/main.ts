@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAllowlistCommands } from './commands/allowlist';
 import { registerDevicesCommands } from './commands/devices';
 import { registerDlqCommands } from './commands/dlq';
+import { registerDoctorCommand } from './commands/doctor';
 import { registerInvokeCommand } from './commands/invoke';
 import { registerLocalCommands } from './commands/local';
 import { registerQuarantineCommands } from './commands/quarantine';
@@ -88,6 +89,7 @@ export function buildProgram(): { program: Command; exitCode: () => number | und
   registerQuarantineCommands(registry);
   registerDlqCommands(registry);
   registerSimulateCommand(registry);
+  registerDoctorCommand(registry);
   for (const extend of extraCommands) extend(registry);
   return { program, exitCode: () => exitCode };
 }

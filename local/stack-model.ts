@@ -87,6 +87,17 @@ export interface StackModel {
   functions: FunctionSpec[];
   /** `Custom::FleetgateAccount` resources: what the deploy prepares in the account (quarantine group, events). */
   accountPreparations: AccountPreparationSpec[];
+  /** `custom.devicePolicyName`: the one shared device policy JITR and fleet provisioning attach. */
+  devicePolicyName?: string;
+  /** `AWS::IoT::ProvisioningTemplate` resources (fleet provisioning by claim). */
+  provisioningTemplates: ProvisioningTemplateSpec[];
+}
+
+export interface ProvisioningTemplateSpec {
+  logicalId: string;
+  templateName: string;
+  /** The pre-provisioning hook's function (serverless.yml name), when it is one of this file's. */
+  preProvisioningHookFunction?: string;
 }
 
 export interface AccountPreparationSpec {
@@ -173,6 +184,27 @@ class Resolver {
             eventTypes: Array.isArray(properties.EventTypes) ? properties.EventTypes.map(String) : [],
           };
         }),
+      ...(this.config.custom?.devicePolicyName !== undefined
+        ? { devicePolicyName: String(this.variables(this.config.custom.devicePolicyName)) }
+        : {}),
+      provisioningTemplates: Object.entries(this.resources)
+        .filter(([, resource]) => resource.Type === 'AWS::IoT::ProvisioningTemplate')
+        .map(([logicalId, resource]) => this.provisioningTemplate(logicalId, resource)),
+    };
+  }
+
+  // Only the name and the hook are resolved: TemplateBody is rendered at package time (${file(…)}).
+  private provisioningTemplate(logicalId: string, resource: CfnResource): ProvisioningTemplateSpec {
+    const properties = resource.Properties ?? {};
+    const hook = (properties.PreProvisioningHook ?? {}) as { TargetArn?: unknown };
+    const target = hook.TargetArn as { 'Fn::GetAtt'?: string[] } | string | undefined;
+    const logical = typeof target === 'object' ? target?.['Fn::GetAtt']?.[0] : undefined;
+    const byArn = typeof target === 'string' ? String(this.variables(target)).split(':').pop() : undefined;
+    const fn = (logical ? this.functionNames.get(logical) : undefined) ?? this.functionByDeployedName(byArn);
+    return {
+      logicalId,
+      templateName: properties.TemplateName ? String(this.variables(properties.TemplateName)) : logicalId,
+      ...(fn ? { preProvisioningHookFunction: fn } : {}),
     };
   }
 

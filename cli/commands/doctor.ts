@@ -1,0 +1,248 @@
+/**
+ * `fleetgate doctor [--target local|aws] [--stage S] [--json]` — preflight: does the account (or
+ * the local stack) have what serverless.yml says fleetgate needs? The checks live in
+ * shared/doctor/checks.ts; this file finds the target and the names to expect.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { IoTClient } from '@aws-sdk/client-iot';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { loadServerlessConfig, type ServerlessConfig, tableDefinition } from '../../local/serverless-config';
+import { startLocalStack } from '../../local/stack';
+import { readStackFile } from '../../local/stack-file';
+import { buildStackModel, type StackModel } from '../../local/stack-model';
+import { deadLetterQueues } from '../../shared/dlq/dead-letters';
+import { type CheckResult, type DoctorExpectations, runDoctorChecks } from '../../shared/doctor/checks';
+import { EXIT_FAILURE, EXIT_OK, type Output, UsageError } from '../io';
+import { type CommandRegistry, contract } from '../main';
+import { localStackOptions } from '../target';
+
+const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+interface DoctorOptions {
+  json?: boolean;
+  target?: string;
+  stage?: string;
+}
+
+/** The `--json` document. */
+export interface DoctorReport {
+  ok: boolean;
+  /** `local`, or `aws`. */
+  target: 'local' | 'aws';
+  /** Where the local checks ran: the running stack, AWS_ENDPOINT_URL_* or an ephemeral stack. */
+  via: 'stack' | 'env' | 'ephemeral' | 'aws';
+  stage: string;
+  checks: CheckResult[];
+}
+
+interface DoctorTarget {
+  via: DoctorReport['via'];
+  stage: string;
+  region: string;
+  tableName?: string;
+  dynamodb: DynamoDBClient;
+  sqs: SQSClient;
+  iot: IoTClient;
+  close(): Promise<void>;
+}
+
+function clients(endpoints: { dynamodb?: string; sqs?: string; iot?: string }, region: string) {
+  const local = (endpoint: string | undefined) =>
+    endpoint ? { endpoint, region, credentials: LOCAL_CREDENTIALS } : { region };
+  return {
+    dynamodb: new DynamoDBClient(local(endpoints.dynamodb)),
+    sqs: new SQSClient(local(endpoints.sqs)),
+    iot: new IoTClient(local(endpoints.iot)),
+  };
+}
+
+function destroyer(target: Pick<DoctorTarget, 'dynamodb' | 'sqs' | 'iot'>) {
+  return () => {
+    target.dynamodb.destroy();
+    target.sqs.destroy();
+    target.iot.destroy();
+  };
+}
+
+/**
+ * AWS (`--target aws`), the running local stack, the three AWS_ENDPOINT_URL_* variables
+ * (DYNAMODB, SQS, IOT), or an ephemeral local stack started for this command.
+ */
+async function resolveDoctorTarget(options: DoctorOptions, output: Output): Promise<DoctorTarget> {
+  const target = options.target ?? 'local';
+  if (target !== 'local' && target !== 'aws')
+    throw new UsageError(`--target must be local or aws (got "${target}")`);
+  if (target === 'aws') {
+    const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+    const made = clients({}, region);
+    return {
+      via: 'aws',
+      stage: options.stage ?? 'dev',
+      region,
+      ...made,
+      close: async () => destroyer(made)(),
+    };
+  }
+  const stack = readStackFile();
+  if (stack?.endpoints.dynamodb && stack.endpoints.sqs && stack.endpoints.iot) {
+    const made = clients(stack.endpoints, stack.region);
+    return {
+      via: 'stack',
+      stage: options.stage ?? 'local',
+      region: stack.region,
+      // The stack's table follows its stage; another --stage names another table.
+      ...(options.stage ? {} : { tableName: stack.tableName }),
+      ...made,
+      close: async () => destroyer(made)(),
+    };
+  }
+  const env = {
+    dynamodb: process.env.AWS_ENDPOINT_URL_DYNAMODB,
+    sqs: process.env.AWS_ENDPOINT_URL_SQS,
+    iot: process.env.AWS_ENDPOINT_URL_IOT,
+  };
+  if (env.dynamodb && env.sqs && env.iot) {
+    const region = process.env.AWS_REGION ?? 'us-east-1';
+    const made = clients(env, region);
+    return {
+      via: 'env',
+      stage: options.stage ?? 'local',
+      region,
+      ...(process.env.TABLE_NAME ? { tableName: process.env.TABLE_NAME } : {}),
+      ...made,
+      close: async () => destroyer(made)(),
+    };
+  }
+  output.warn(
+    'fleetgate: no local stack is running (start one with `fleetgate local up`); using an ephemeral one for this command',
+  );
+  const local = await startLocalStack(localStackOptions());
+  const made = clients(local.endpoints, local.region);
+  return {
+    via: 'ephemeral',
+    stage: 'local',
+    region: local.region,
+    tableName: local.tableName,
+    ...made,
+    close: async () => {
+      destroyer(made)();
+      await local.stop();
+    },
+  };
+}
+
+/** The names and shapes serverless.yml declares for this stage, as the checks expect them. */
+export function doctorExpectations(
+  config: ServerlessConfig,
+  model: StackModel,
+  options: { strict: boolean; tableName?: string; trustedCaIds?: string },
+): DoctorExpectations {
+  const tableName = options.tableName ?? model.tableName;
+  const { create, ttlAttribute } = tableDefinition(tableName, config);
+  const nameOf = new Map(model.queues.map((queue) => [queue.logicalId, queue.name]));
+  const declarations = model.queues.map((queue) => ({
+    logicalId: queue.logicalId,
+    name: queue.name,
+    ...(queue.redrive ? { deadLetterQueue: queue.redrive.deadLetterQueue } : {}),
+  }));
+  const ruleErrors = model.rules.flatMap((rule) =>
+    rule.errorAction?.type === 'sqs' ? [rule.errorAction.queue] : [],
+  );
+  const trusted =
+    options.trustedCaIds ??
+    model.functions.find((fn) => fn.environment.TRUSTED_CA_IDS !== undefined)?.environment.TRUSTED_CA_IDS ??
+    '';
+  const preparation = model.accountPreparations[0];
+  const template = model.provisioningTemplates[0];
+  const hook = model.functions.find((fn) => fn.name === template?.preProvisioningHookFunction);
+  return {
+    strict: options.strict,
+    table: {
+      name: tableName,
+      keySchema: create.KeySchema ?? [],
+      indexes: (create.GlobalSecondaryIndexes ?? []).map((index) => ({
+        indexName: index.IndexName ?? '',
+        keySchema: index.KeySchema ?? [],
+      })),
+      ...(ttlAttribute ? { ttlAttribute } : {}),
+    },
+    queues: model.queues.map((queue) => ({
+      name: queue.name,
+      ...(queue.redrive ? { deadLetterQueue: nameOf.get(queue.redrive.deadLetterQueue) ?? '' } : {}),
+    })),
+    deadLetterQueues: deadLetterQueues(declarations, ruleErrors).map((queue) => queue.name),
+    eventTypes: model.accountPreparations.flatMap((spec) => spec.eventTypes),
+    trustedCaIds: trusted
+      .split(',')
+      .map((id) => id.trim())
+      .filter(Boolean),
+    ...(model.devicePolicyName ? { devicePolicyName: model.devicePolicyName } : {}),
+    ...(preparation
+      ? { quarantine: { thingGroupName: preparation.thingGroupName, policyName: preparation.policyName } }
+      : {}),
+    ...(template
+      ? {
+          provisioningTemplate: {
+            templateName: template.templateName,
+            ...(hook ? { hookFunctionName: hook.deployedName } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+const MARK = { ok: '✔', warn: '!', fail: '✖' } as const;
+
+/** `fleetgate doctor` */
+export function registerDoctorCommand({ program, setExitCode }: CommandRegistry): void {
+  program
+    .command('doctor')
+    .description(
+      'Preflight: table, queues, event configurations, CA auto-registration, device policy, quarantine group, hook wiring',
+    )
+    .option('--json', 'print one JSON document')
+    .option('--target <target>', 'local (default) or aws')
+    .option('--stage <stage>', 'stage of the names in serverless.yml (default: local; dev with --target aws)')
+    .action(async (options: DoctorOptions) => {
+      let failed: CheckResult[] = [];
+      const code = await contract(Boolean(options.json), async (output): Promise<DoctorReport> => {
+        const target = await resolveDoctorTarget(options, output);
+        try {
+          const serverlessFile = process.env.FLEETGATE_SERVERLESS_FILE;
+          const config = loadServerlessConfig(...(serverlessFile ? [serverlessFile] : []));
+          const model = buildStackModel(config, { stage: target.stage, region: target.region });
+          const strict = target.via === 'aws';
+          const expected = doctorExpectations(config, model, {
+            strict,
+            ...(target.tableName ? { tableName: target.tableName } : {}),
+            ...(process.env.TRUSTED_CA_IDS !== undefined ? { trustedCaIds: process.env.TRUSTED_CA_IDS } : {}),
+          });
+          const checks = await runDoctorChecks(target, expected);
+          for (const check of checks) {
+            const mark = !check.ok ? MARK.fail : check.warn ? MARK.warn : MARK.ok;
+            output.say(`${mark} ${check.name}: ${check.detail}`);
+            if (check.fix && (!check.ok || check.warn)) output.say(`    fix: ${check.fix}`);
+          }
+          failed = checks.filter((check) => !check.ok);
+          return {
+            ok: failed.length === 0,
+            target: strict ? 'aws' : 'local',
+            via: target.via,
+            stage: target.stage,
+            checks,
+          };
+        } finally {
+          await target.close();
+        }
+      });
+      // The report is the JSON document whether or not every check passed; failed checks exit 1.
+      if (code === EXIT_OK && failed.length > 0) {
+        process.stderr.write(
+          `fleetgate: ${failed.length} doctor check(s) failed: ${failed.map((check) => check.name).join(', ')}\n`,
+        );
+        setExitCode(EXIT_FAILURE);
+        return;
+      }
+      setExitCode(code);
+    });
+}

@@ -1,0 +1,369 @@
+/**
+ * `fleetgate doctor` checks with mocked clients (aws-sdk-client-mock): each check's ok and failing
+ * path, warnings that stay ok, strict (aws) vs local severity, and errors that fail one check only.
+ */
+import {
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  DynamoDBClient,
+  ResourceNotFoundException,
+} from '@aws-sdk/client-dynamodb';
+import {
+  DescribeCACertificateCommand,
+  DescribeEventConfigurationsCommand,
+  DescribeProvisioningTemplateCommand,
+  DescribeThingGroupCommand,
+  GetPolicyCommand,
+  IoTClient,
+  ResourceNotFoundException as IotNotFound,
+  ListAttachedPoliciesCommand,
+  ListCACertificatesCommand,
+} from '@aws-sdk/client-iot';
+import {
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  QueueDoesNotExist,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { doctorExpectations } from '../../cli/commands/doctor';
+import { loadServerlessConfig } from '../../local/serverless-config';
+import { buildStackModel } from '../../local/stack-model';
+import {
+  checkDevicePolicy,
+  checkEventConfigurations,
+  checkJitr,
+  checkProvisioningTemplate,
+  checkQuarantine,
+  checkQueues,
+  checkTable,
+  type DoctorExpectations,
+  runDoctorChecks,
+} from '../../shared/doctor/checks';
+
+const ddbMock = mockClient(DynamoDBClient);
+const sqsMock = mockClient(SQSClient);
+const iotMock = mockClient(IoTClient);
+const dynamodb = new DynamoDBClient({});
+const sqs = new SQSClient({});
+const iot = new IoTClient({});
+
+const config = loadServerlessConfig();
+const expected: DoctorExpectations = doctorExpectations(config, buildStackModel(config, { stage: 'dev' }), {
+  strict: true,
+});
+const local: DoctorExpectations = { ...expected, strict: false };
+const notFound = (message: string) => new IotNotFound({ message, $metadata: {} });
+
+/** DescribeTable output for the table serverless.yml declares. */
+function declaredTable(overrides: Record<string, unknown> = {}) {
+  return {
+    Table: {
+      TableName: expected.table.name,
+      TableStatus: 'ACTIVE' as const,
+      KeySchema: expected.table.keySchema,
+      GlobalSecondaryIndexes: expected.table.indexes.map((index) => ({
+        IndexName: index.indexName,
+        KeySchema: index.keySchema,
+      })),
+      ...overrides,
+    },
+  };
+}
+
+beforeEach(() => {
+  ddbMock.reset();
+  sqsMock.reset();
+  iotMock.reset();
+});
+
+describe('doctorExpectations', () => {
+  it('takes every name from serverless.yml for the stage', () => {
+    expect(expected).toMatchObject({
+      table: { name: 'fleetgate-dev-provisioning', ttlAttribute: 'ttl' },
+      devicePolicyName: 'fleetgate-dev-device',
+      quarantine: { thingGroupName: 'fleetgate-dev-quarantine', policyName: 'fleetgate-dev-quarantine' },
+      provisioningTemplate: {
+        templateName: 'fleetgate-dev-fleet',
+        hookFunctionName: 'fleetgate-dev-preProvisionHook',
+      },
+      trustedCaIds: [],
+    });
+    expect(expected.table.indexes.map((index) => index.indexName)).toEqual([
+      'ExpiryIndex',
+      'StateIndex',
+      'IssuedIndex',
+    ]);
+    expect(expected.queues).toContainEqual({
+      name: 'fleetgate-dev-registration',
+      deadLetterQueue: 'fleetgate-dev-registration-dlq',
+    });
+    expect(expected.deadLetterQueues).toEqual(
+      expect.arrayContaining(['fleetgate-dev-registration-dlq', 'fleetgate-dev-rule-errors']),
+    );
+    expect(expected.eventTypes).toEqual(expect.arrayContaining(['THING', 'THING_GROUP_MEMBERSHIP']));
+  });
+});
+
+describe('checkTable', () => {
+  it('is ok for an ACTIVE table with the declared keys, GSIs and TTL', async () => {
+    ddbMock.on(DescribeTableCommand).resolves(declaredTable());
+    ddbMock
+      .on(DescribeTimeToLiveCommand)
+      .resolves({ TimeToLiveDescription: { TimeToLiveStatus: 'ENABLED', AttributeName: 'ttl' } });
+    expect(await checkTable(dynamodb, expected.table)).toMatchObject({ name: 'table', ok: true });
+  });
+
+  it('fails on a missing GSI and TTL off, naming both', async () => {
+    ddbMock.on(DescribeTableCommand).resolves(
+      declaredTable({
+        GlobalSecondaryIndexes: declaredTable().Table.GlobalSecondaryIndexes.slice(1),
+      }),
+    );
+    ddbMock
+      .on(DescribeTimeToLiveCommand)
+      .resolves({ TimeToLiveDescription: { TimeToLiveStatus: 'DISABLED' } });
+    const result = await checkTable(dynamodb, expected.table);
+    expect(result.ok).toBe(false);
+    expect(result.detail).toContain('GSI ExpiryIndex missing');
+    expect(result.detail).toContain('TTL DISABLED');
+  });
+
+  it('fails when the table does not exist', async () => {
+    ddbMock.on(DescribeTableCommand).rejects(new ResourceNotFoundException({ message: 'no', $metadata: {} }));
+    expect(await checkTable(dynamodb, expected.table)).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('does not exist'),
+      fix: expect.any(String),
+    });
+  });
+});
+
+describe('checkQueues', () => {
+  const urlOf = (name: string) => `https://sqs.us-east-1.amazonaws.com/123456789012/${name}`;
+  const redriveOf = new Map(expected.queues.map((queue) => [urlOf(queue.name), queue.deadLetterQueue]));
+
+  function declaredQueues(depth: Record<string, number> = {}, missing: string[] = []) {
+    sqsMock.on(GetQueueUrlCommand).callsFake((input: { QueueName: string }) => {
+      if (missing.includes(input.QueueName)) throw new QueueDoesNotExist({ message: 'no', $metadata: {} });
+      return { QueueUrl: urlOf(input.QueueName) };
+    });
+    sqsMock
+      .on(GetQueueAttributesCommand)
+      .callsFake((input: { QueueUrl: string; AttributeNames: string[] }) => {
+        const name = input.QueueUrl.split('/').pop() ?? '';
+        if (input.AttributeNames.includes('RedrivePolicy')) {
+          const dlq = redriveOf.get(input.QueueUrl);
+          return {
+            Attributes: dlq
+              ? {
+                  RedrivePolicy: JSON.stringify({
+                    deadLetterTargetArn: `arn:aws:sqs:us-east-1:123456789012:${dlq}`,
+                    maxReceiveCount: 5,
+                  }),
+                }
+              : {},
+          };
+        }
+        return { Attributes: { ApproximateNumberOfMessages: String(depth[name] ?? 0) } };
+      });
+  }
+
+  it('is ok when every queue exists and redrives to its DLQ', async () => {
+    declaredQueues();
+    expect(await checkQueues(sqs, expected)).toMatchObject({ name: 'queues', ok: true });
+  });
+
+  it('warns (still ok) about dead letters waiting', async () => {
+    declaredQueues({ 'fleetgate-dev-quarantine-dlq': 3 });
+    const result = await checkQueues(sqs, expected);
+    expect(result).toMatchObject({ ok: true, warn: true, fix: expect.stringContaining('dlq') });
+    expect(result.detail).toContain('fleetgate-dev-quarantine-dlq=3');
+  });
+
+  it('fails on a missing queue and on a redrive to the wrong queue', async () => {
+    declaredQueues({}, ['fleetgate-dev-rotation']);
+    redriveOf.set(urlOf('fleetgate-dev-lifecycle'), 'fleetgate-dev-registration-dlq');
+    const result = await checkQueues(sqs, expected);
+    redriveOf.set(urlOf('fleetgate-dev-lifecycle'), 'fleetgate-dev-lifecycle-dlq');
+    expect(result.ok).toBe(false);
+    expect(result.detail).toContain('fleetgate-dev-rotation missing');
+    expect(result.detail).toContain('fleetgate-dev-lifecycle redrives to fleetgate-dev-registration-dlq');
+  });
+});
+
+describe('checkEventConfigurations', () => {
+  it('is ok when every declared event type is enabled', async () => {
+    iotMock.on(DescribeEventConfigurationsCommand).resolves({
+      eventConfigurations: Object.fromEntries(expected.eventTypes.map((type) => [type, { Enabled: true }])),
+    });
+    expect(await checkEventConfigurations(iot, expected.eventTypes)).toMatchObject({ ok: true });
+  });
+
+  it('fails naming THING when it is off, with the command that fixes it', async () => {
+    iotMock.on(DescribeEventConfigurationsCommand).resolves({
+      eventConfigurations: { THING: { Enabled: false }, THING_GROUP_MEMBERSHIP: { Enabled: true } },
+    });
+    const result = await checkEventConfigurations(iot, []);
+    expect(result).toMatchObject({
+      ok: false,
+      detail: 'disabled: THING',
+      fix: expect.stringContaining('THING'),
+    });
+  });
+});
+
+describe('checkJitr', () => {
+  function cas(list: Array<{ id: string; status: string; auto: string }>) {
+    iotMock.on(ListCACertificatesCommand).resolves({
+      certificates: list.map((ca) => ({ certificateId: ca.id, status: ca.status as 'ACTIVE' })),
+    });
+    for (const ca of list) {
+      iotMock.on(DescribeCACertificateCommand, { certificateId: ca.id }).resolves({
+        certificateDescription: {
+          certificateId: ca.id,
+          status: ca.status as 'ACTIVE',
+          autoRegistrationStatus: ca.auto as 'ENABLE',
+        },
+      });
+    }
+  }
+
+  it('is ok with an ACTIVE CA that has auto-registration on', async () => {
+    cas([
+      { id: 'a'.repeat(64), status: 'INACTIVE', auto: 'ENABLE' },
+      { id: 'b'.repeat(64), status: 'ACTIVE', auto: 'ENABLE' },
+    ]);
+    expect(await checkJitr(iot, expected)).toMatchObject({ name: 'jitr', ok: true });
+  });
+
+  it('fails on aws, warns locally, when no CA auto-registers', async () => {
+    cas([{ id: 'a'.repeat(64), status: 'ACTIVE', auto: 'DISABLE' }]);
+    expect(await checkJitr(iot, expected)).toMatchObject({
+      ok: false,
+      fix: expect.stringContaining('ENABLE'),
+    });
+    expect(await checkJitr(iot, local)).toMatchObject({ ok: true, warn: true });
+  });
+
+  it('fails when a TRUSTED_CA_IDS entry is not registered or not ACTIVE', async () => {
+    cas([
+      { id: 'a'.repeat(64), status: 'ACTIVE', auto: 'ENABLE' },
+      { id: 'b'.repeat(64), status: 'INACTIVE', auto: 'ENABLE' },
+    ]);
+    const result = await checkJitr(iot, { ...local, trustedCaIds: ['b'.repeat(64), 'c'.repeat(64)] });
+    expect(result.ok).toBe(false);
+    expect(result.detail).toContain(`trusted CA ${'b'.repeat(64)} is INACTIVE`);
+    expect(result.detail).toContain(`trusted CA ${'c'.repeat(64)} is not registered`);
+  });
+});
+
+describe('checkDevicePolicy', () => {
+  it('is ok when the shared device policy exists', async () => {
+    iotMock
+      .on(GetPolicyCommand, { policyName: 'fleetgate-dev-device' })
+      .resolves({ policyName: 'fleetgate-dev-device' });
+    expect(await checkDevicePolicy(iot, expected)).toMatchObject({ ok: true });
+  });
+
+  it('fails on aws, warns locally, when it is missing', async () => {
+    iotMock.on(GetPolicyCommand).rejects(notFound('no policy'));
+    expect(await checkDevicePolicy(iot, expected)).toMatchObject({ ok: false, fix: expect.any(String) });
+    expect(await checkDevicePolicy(iot, local)).toMatchObject({ ok: true, warn: true });
+  });
+});
+
+describe('checkQuarantine', () => {
+  const groupArn = 'arn:aws:iot:us-east-1:123456789012:thinggroup/fleetgate-dev-quarantine';
+
+  it('is ok when the group exists with the quarantine policy attached', async () => {
+    iotMock
+      .on(DescribeThingGroupCommand)
+      .resolves({ thingGroupName: 'fleetgate-dev-quarantine', thingGroupArn: groupArn });
+    iotMock
+      .on(ListAttachedPoliciesCommand, { target: groupArn })
+      .resolves({ policies: [{ policyName: 'fleetgate-dev-quarantine' }] });
+    expect(await checkQuarantine(iot, expected.quarantine)).toMatchObject({ ok: true });
+  });
+
+  it('fails when the policy is not attached, or the group is missing', async () => {
+    iotMock.on(DescribeThingGroupCommand).resolves({ thingGroupArn: groupArn });
+    iotMock.on(ListAttachedPoliciesCommand).resolves({ policies: [] });
+    expect(await checkQuarantine(iot, expected.quarantine)).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('is not attached'),
+    });
+    iotMock.on(DescribeThingGroupCommand).rejects(notFound('no group'));
+    expect(await checkQuarantine(iot, expected.quarantine)).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('does not exist'),
+      fix: expect.stringContaining('quarantine prepare'),
+    });
+  });
+});
+
+describe('checkProvisioningTemplate', () => {
+  const hookArn = (fn: string) => `arn:aws:lambda:us-east-1:123456789012:function:${fn}`;
+
+  it('is ok when the template’s hook is the preProvisionHook function', async () => {
+    iotMock.on(DescribeProvisioningTemplateCommand).resolves({
+      templateName: 'fleetgate-dev-fleet',
+      preProvisioningHook: { targetArn: hookArn('fleetgate-dev-preProvisionHook') },
+    });
+    expect(await checkProvisioningTemplate(iot, expected)).toMatchObject({
+      name: 'fleet-provisioning',
+      ok: true,
+    });
+  });
+
+  it('fails when the hook targets another function, locally too', async () => {
+    iotMock.on(DescribeProvisioningTemplateCommand).resolves({
+      templateName: 'fleetgate-dev-fleet',
+      preProvisioningHook: { targetArn: hookArn('something-else') },
+    });
+    expect(await checkProvisioningTemplate(iot, local)).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('something-else'),
+    });
+  });
+
+  it('fails on aws, warns locally, when the template is missing', async () => {
+    iotMock.on(DescribeProvisioningTemplateCommand).rejects(notFound('no template'));
+    expect(await checkProvisioningTemplate(iot, expected)).toMatchObject({ ok: false });
+    expect(await checkProvisioningTemplate(iot, local)).toMatchObject({
+      ok: true,
+      warn: true,
+      fix: expect.any(String),
+    });
+  });
+});
+
+describe('runDoctorChecks', () => {
+  it('runs every check even when one of them throws something unexpected', async () => {
+    ddbMock
+      .on(DescribeTableCommand)
+      .rejects(Object.assign(new Error('User is not authorized'), { name: 'AccessDeniedException' }));
+    sqsMock
+      .on(GetQueueUrlCommand)
+      .callsFake((input: { QueueName: string }) => ({ QueueUrl: `http://q/${input.QueueName}` }));
+    sqsMock.on(GetQueueAttributesCommand).resolves({ Attributes: {} });
+    iotMock.on(DescribeEventConfigurationsCommand).resolves({ eventConfigurations: {} });
+    iotMock.on(ListCACertificatesCommand).resolves({ certificates: [] });
+    iotMock.on(GetPolicyCommand).resolves({});
+    iotMock.on(DescribeThingGroupCommand).rejects(notFound('no group'));
+    iotMock.on(DescribeProvisioningTemplateCommand).rejects(notFound('no template'));
+    const checks = await runDoctorChecks({ dynamodb, sqs, iot }, local);
+    expect(checks.map((check) => check.name)).toEqual([
+      'table',
+      'queues',
+      'events',
+      'jitr',
+      'device-policy',
+      'quarantine',
+      'fleet-provisioning',
+    ]);
+    expect(checks[0]).toMatchObject({ ok: false, detail: expect.stringContaining('AccessDeniedException') });
+    expect(checks.find((check) => check.name === 'device-policy')).toMatchObject({ ok: true });
+  });
+});
