@@ -48,6 +48,8 @@ import {
 export type { SimulationFlow } from './plan';
 
 const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+/** Devices provisioned with one claim certificate (a production batch). */
+const DEVICES_PER_CLAIM = 50;
 /** RegisterThing attempts per device before it gives up. */
 const REGISTER_ATTEMPTS = 3;
 
@@ -166,7 +168,8 @@ interface Rig {
 
 interface FleetContext {
   templateName: string;
-  claim: { certificateId: string; certificatePem: string };
+  /** Claim certificates, one per production batch of {@link DEVICES_PER_CLAIM} devices. */
+  claims: Array<{ certificateId: string; certificatePem: string }>;
   expiredCa: CertificateAuthority;
   keys: Map<number, CryptoKeyPair>;
 }
@@ -344,35 +347,44 @@ async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContex
       }),
     ),
   );
-  // One claim certificate for the run, issued by the emulator (AWS's CA) and active.
-  const claimCsr = await createCsr({ subject: { commonName: `fleetgate claim ${plan.runId}` } });
-  const claim = await rig.iot.send(
-    new CreateCertificateFromCsrCommand({ certificateSigningRequest: claimCsr.csrPem, setAsActive: true }),
-  );
-  if (!claim.certificateId || !claim.certificatePem)
-    throw new Error('the emulator issued no claim certificate');
+  // Claim certificates issued by the emulator (AWS's CA) and active, one per batch of devices, as a
+  // factory line would use: each stays under the hook's per-claim rate limit (60/min by default).
+  const batches = Math.max(1, Math.ceil(plan.legitimate.length / DEVICES_PER_CLAIM));
+  const claims: FleetContext['claims'] = [];
+  for (let batch = 0; batch < batches; batch += 1) {
+    const claimCsr = await createCsr({ subject: { commonName: `fleetgate claim ${plan.runId} ${batch}` } });
+    const claim = await rig.iot.send(
+      new CreateCertificateFromCsrCommand({ certificateSigningRequest: claimCsr.csrPem, setAsActive: true }),
+    );
+    if (!claim.certificateId || !claim.certificatePem)
+      throw new Error('the emulator issued no claim certificate');
+    claims.push({ certificateId: claim.certificateId, certificatePem: claim.certificatePem });
+  }
   const expiredCa = await createCertificateAuthority({
     subject: { commonName: `fleetgate expired ${plan.runId}` },
   });
-
-  await importAllowlist(rig, plan, claim.certificateId);
+  await importAllowlist(rig, plan, (device) => claimOf(claims, device).certificateId);
   return {
     templateName,
-    claim: { certificateId: claim.certificateId, certificatePem: claim.certificatePem },
+    claims,
     expiredCa,
     keys: new Map(),
   };
 }
 
 /** Imports the allowlist through the CSV import: legitimate devices and expired ones (their certificate is what is wrong). */
-async function importAllowlist(rig: Rig, plan: SimulationPlan, allowedClaim = ''): Promise<void> {
+async function importAllowlist(
+  rig: Rig,
+  plan: SimulationPlan,
+  allowedClaim: (device: Participant) => string = () => '',
+): Promise<void> {
   const allowlisted = [
     ...plan.legitimate,
     ...plan.badActors.filter((actor) => actor.kind === 'expired-certificate'),
   ];
   const csv = [
     'serial,productLine,batch,allowedClaim',
-    ...allowlisted.map((device) => `${device.serial},simulator,${plan.runId},${allowedClaim}`),
+    ...allowlisted.map((device) => `${device.serial},simulator,${plan.runId},${allowedClaim(device)}`),
   ].join('\n');
   let historyId = 0;
   const imported = await importAllowlistCsv(Readable.from([Buffer.from(csv)]), {
@@ -489,6 +501,12 @@ async function runCaParticipant(
   }
 }
 
+/** The claim certificate of a participant's batch (an imitator uses its victim's). */
+function claimOf<T>(claims: readonly T[], participant: Participant): T {
+  const index = participant.victim ?? participant.index;
+  return claims[Math.floor(index / DEVICES_PER_CLAIM) % claims.length] as T;
+}
+
 /** Claim connection → CreateCertificateFromCsr → RegisterThing (hook) → connect with the new certificate. */
 async function runFleetParticipant(
   rig: Rig,
@@ -507,8 +525,9 @@ async function runFleetParticipant(
     const outcome = await rig.devices.connect({ certificatePem: expired.certificatePem, clientId: serial });
     return outcome.accepted ? { kind, serial, result: 'provisioned' } : denied(`connect:${outcome.reason}`);
   }
+  const claim = claimOf(context.claims, participant);
   const claimSession = await rig.devices.connect({
-    certificatePem: context.claim.certificatePem,
+    certificatePem: claim.certificatePem,
     clientId: `claim-${serial}-${participant.index}`,
   });
   if (!claimSession.accepted) return denied(`claim-connect:${claimSession.reason}`);
@@ -524,7 +543,7 @@ async function runFleetParticipant(
         templateName: context.templateName,
         certificateOwnershipToken: created.certificateOwnershipToken,
         parameters: { SerialNumber: serial },
-        claimCertificateId: context.claim.certificateId,
+        claimCertificateId: claim.certificateId,
         clientId: claimSession.clientId,
       });
     // Devices retry RegisterThing with the same ownership token, as the AWS IoT Device SDK samples

@@ -1,0 +1,217 @@
+/**
+ * Per-function bundle size (esbuild with serverless.yml's custom.esbuild settings), cold module-load
+ * time of the bundle vs the same handler through tsx (median of fresh `node` processes), and peak
+ * RSS of a fresh process handling 1,000 events. I/O goes to DynamoDB Local and the IoT emulator (real
+ * round trips, so the SDK's buffers and sockets count); SQS sends go to an address nothing listens on
+ * only where a handler would send (quarantine), which the sample events do not trigger.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { build } from 'esbuild';
+import { startIotEmulator } from '../local/iot-emulator/index';
+import { projectRoot } from '../local/paths';
+import { loadServerlessConfig } from '../local/serverless-config';
+import { buildStackModel, type FunctionSpec } from '../local/stack-model';
+import { ensureTable } from '../local/table';
+import type { BenchContext, BenchRow } from './types';
+
+const LOAD_RUNS = 7;
+const EVENTS = 1000;
+const RSS_TARGET_MB = 128;
+
+/** Sample events each function is driven with for the RSS run (cycled). */
+const RSS_EVENTS: Record<string, string[]> = {
+  preProvisionHook: [
+    'events/hook/allowed.json',
+    'events/hook/unknown-serial.json',
+    'events/hook/invalid-serial.json',
+  ],
+  deviceLifecycle: ['events/sqs/lifecycle-connected.json', 'events/sqs/lifecycle-disconnected.json'],
+  registerCertificate: ['events/sqs/registration-jitr.json'],
+};
+
+export async function run(context: BenchContext): Promise<BenchRow[]> {
+  const root = projectRoot();
+  const config = loadServerlessConfig(join(root, 'serverless.yml'));
+  const model = buildStackModel(config, {
+    stage: 'local',
+    region: 'us-east-1',
+    sqsEndpoint: 'http://127.0.0.1:9',
+  });
+  const esbuildSettings = (config.custom as { esbuild: EsbuildSettings }).esbuild;
+  const out = mkdtempSync(join(tmpdir(), 'fleetgate-bench-handlers-'));
+  const dynamodb = await context.dynamodb();
+  const ddb = new DynamoDBClient({ endpoint: dynamodb, region: 'us-east-1' });
+  await ensureTable(ddb, model.tableName);
+  ddb.destroy();
+  const emulator = await startIotEmulator();
+  const baseEnv = {
+    ...process.env,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_DYNAMODB: dynamodb,
+    AWS_ENDPOINT_URL_IOT: emulator.endpoint,
+    AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:9',
+    POWERTOOLS_LOG_LEVEL: 'SILENT',
+    POWERTOOLS_METRICS_DISABLED: 'true',
+  };
+  const rows: BenchRow[] = [];
+  try {
+    for (const fn of model.functions) {
+      const entry = handlerFile(root, fn);
+      const bundle = join(out, `${fn.name}.mjs`);
+      await build({
+        entryPoints: [entry],
+        outfile: bundle,
+        bundle: esbuildSettings.bundle,
+        minify: esbuildSettings.minify,
+        target: esbuildSettings.target,
+        platform: esbuildSettings.platform,
+        format: esbuildSettings.format,
+        mainFields: esbuildSettings.mainFields,
+        banner: esbuildSettings.banner,
+        logLevel: 'silent',
+      });
+      // REPORT_DESTINATION names the bucket by its logical id locally; the bench writes no report.
+      const env = {
+        ...baseEnv,
+        ...fn.environment,
+        NODE_OPTIONS: '',
+        REPORT_DESTINATION: `file://${out}/reports`,
+      };
+      rows.push({ name: `${fn.name} bundle`, value: Math.round(statSync(bundle).size / 1024), unit: 'KiB' });
+      try {
+        rows.push(...(await measure(fn, entry, bundle, env, out, root)));
+      } catch (error) {
+        process.stderr.write(
+          `bench: ${fn.name}: ${error instanceof Error ? error.message : String(error)}\n`,
+        );
+      }
+    }
+  } finally {
+    await emulator.stop();
+  }
+  return rows;
+}
+
+async function measure(
+  fn: FunctionSpec,
+  entry: string,
+  bundle: string,
+  env: NodeJS.ProcessEnv,
+  out: string,
+  root: string,
+): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const bundled = medianLoadMs(['--input-type=module', '-e', loadScript(bundle)], env);
+  const unbundled = medianLoadMs(['--import', 'tsx', '--input-type=module', '-e', loadScript(entry)], env);
+  rows.push({ name: `${fn.name} cold load, bundle`, value: bundled, unit: 'ms (median)' });
+  rows.push({
+    name: `${fn.name} cold load, tsx unbundled`,
+    value: unbundled,
+    unit: 'ms (median)',
+    target: 'bundle faster',
+    ratio: unbundled / bundled,
+  });
+  const events = RSS_EVENTS[fn.name];
+  if (events) {
+    const rss = await peakRssMb(
+      bundle,
+      events.map((file) => join(root, file)),
+      env,
+      out,
+      fn.name,
+    );
+    rows.push({
+      name: `${fn.name} peak RSS, ${EVENTS} events`,
+      value: rss,
+      unit: 'MB',
+      target: `< ${RSS_TARGET_MB} MB`,
+      ratio: RSS_TARGET_MB / rss,
+    });
+  }
+  return rows;
+}
+
+interface EsbuildSettings {
+  bundle: boolean;
+  minify: boolean;
+  target: string;
+  platform: 'node';
+  format: 'esm';
+  mainFields: string[];
+  banner: { js: string };
+}
+
+function handlerFile(root: string, fn: FunctionSpec): string {
+  const modulePath = fn.handler.slice(0, fn.handler.lastIndexOf('.'));
+  return join(root, `${modulePath}.ts`);
+}
+
+function loadScript(file: string): string {
+  return `const t = performance.now(); await import(${JSON.stringify(file)}); process.stdout.write(String(performance.now() - t));`;
+}
+
+function medianLoadMs(args: string[], env: NodeJS.ProcessEnv): number {
+  const times: number[] = [];
+  for (let i = 0; i < LOAD_RUNS; i += 1) {
+    const child = spawnSync(process.execPath, args, { env, encoding: 'utf8', cwd: projectRoot() });
+    if (child.status !== 0) throw new Error(`loading failed: ${lastLines(child.stderr)}`);
+    times.push(Number(child.stdout));
+  }
+  times.sort((a, b) => a - b);
+  return Math.round((times[Math.floor(times.length / 2)] ?? 0) * 10) / 10;
+}
+
+/** Runs the bundled handler on `EVENTS` events in a fresh process and returns its peak RSS. */
+async function peakRssMb(
+  bundle: string,
+  eventFiles: string[],
+  env: NodeJS.ProcessEnv,
+  dir: string,
+  name: string,
+): Promise<number> {
+  const events = eventFiles.map((file) => JSON.parse(readFileSync(file, 'utf8')));
+  const eventsFile = join(dir, `${name}-events.json`);
+  writeFileSync(eventsFile, JSON.stringify(events));
+  const script = `
+    import { readFileSync } from 'node:fs';
+    const { handler } = await import(${JSON.stringify(bundle)});
+    const events = JSON.parse(readFileSync(${JSON.stringify(eventsFile)}, 'utf8'));
+    const context = { functionName: ${JSON.stringify(name)}, functionVersion: '$LATEST', memoryLimitInMB: '256',
+      invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:${name}', awsRequestId: 'bench',
+      logGroupName: 'bench', logStreamName: 'bench', getRemainingTimeInMillis: () => 30000,
+      callbackWaitsForEmptyEventLoop: true, done() {}, fail() {}, succeed() {} };
+    for (let i = 0; i < ${EVENTS}; i += 1) {
+      const event = structuredClone(events[i % events.length]);
+      try { await handler(event, { ...context, awsRequestId: 'bench-' + i }); } catch {}
+    }
+    process.stdout.write(String(process.resourceUsage().maxRSS / 1024));
+  `;
+  // Asynchronous: the IoT emulator this process serves must keep answering the child.
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env, cwd: projectRoot() });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`${name} RSS run failed: ${lastLines(stderr)}`);
+  return Math.round(Number(stdout) * 10) / 10;
+}
+
+/** The error lines of a child's stderr (a minified bundle prints its source line first). */
+function lastLines(stderr: string): string {
+  return stderr
+    .split('\n')
+    .filter((line) => line.trim() !== '' && line.length < 400 && !line.trim().startsWith('at '))
+    .slice(-3)
+    .join(' | ');
+}
