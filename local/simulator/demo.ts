@@ -65,7 +65,16 @@ export async function runDemo(
   for (const flow of flows) {
     const fleet = DEMO_FLEETS[flow];
     say(`${flow}: ${fleet.devices} devices, ${fleet.clones} clones, ${fleet.invalid} invalid …`);
-    summaries.push(await runSimulation(handle, { flow, ...fleet, duplicates: 1, concurrency: 8, seed: 7 }));
+    summaries.push(
+      await runSimulation(handle, {
+        flow,
+        ...fleet,
+        duplicates: 1,
+        concurrency: 8,
+        seed: 7,
+        settleTimeoutMs: 10_000,
+      }),
+    );
   }
   const reportsDir = options.reportsDir ?? join(projectRoot(), '.fleetgate', 'reports');
   say('expiry sweep …');
