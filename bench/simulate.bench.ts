@@ -11,10 +11,10 @@ import type { BenchContext, BenchRow } from './types';
 
 const DEVICES: Record<SimulationFlow, number> = { fleet: 100, jitr: 50, jitp: 50 };
 
+// The stack's own table name (fleetgate-local-provisioning): the simulator derives the template,
+// policy and hook names from it, as serverless.yml does for stage `local`.
 export async function run(context: BenchContext): Promise<BenchRow[]> {
-  const stack = await startLocalStack(
-    quietStackOptions({ dynamodbEndpoint: await context.dynamodb(), tableName: 'fleetgate-bench-simulate' }),
-  );
+  const stack = await startLocalStack(quietStackOptions({ dynamodbEndpoint: await context.dynamodb() }));
   const rows: BenchRow[] = [];
   try {
     const handle = localHandle(stack);
