@@ -25,7 +25,11 @@ import { TransientError, ValidationError } from '../../shared/errors';
 import type { IotRegistry } from '../../shared/iot/iot-registry';
 import { type QuarantineSender, requestQuarantineOnce } from '../../shared/quarantine-queue';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
-import type { CertificateRecord, DeviceRecord } from '../../shared/store/records';
+import {
+  type CertificateRecord,
+  type DeviceRecord,
+  deviceCertificateRecord,
+} from '../../shared/store/records';
 import type { RegistrationStore } from '../../shared/store/registration-store';
 
 export const ACTOR = 'deviceLifecycle';
@@ -303,21 +307,16 @@ export async function handleThingEvent(
   if (decision.alreadyBound || !facts.device) {
     return [{ kind: 'recorded', serial, thingName: event.thingName, certificateId }];
   }
-  const record: CertificateRecord = {
-    certificateId,
-    kind: 'DEVICE',
-    status: description.status === 'ACTIVE' ? 'ACTIVE' : 'PENDING',
-    source: 'JITP',
-    serial,
-    thingName: event.thingName,
-    issuer: certificate.issuer,
-    subject: certificate.subject,
-    notBefore: certificate.notBefore,
-    notAfter: certificate.notAfter,
-    publicKeyHash: certificate.publicKeyHash,
-    createdAt: now.iso,
-    updatedAt: now.iso,
-  };
+  const record = deviceCertificateRecord(
+    { ...certificate, certificateId },
+    {
+      status: description.status === 'ACTIVE' ? 'ACTIVE' : 'PENDING',
+      source: 'JITP',
+      serial,
+      thingName: event.thingName,
+      now: now.iso,
+    },
+  );
   const outcome = await deps.store.bindCertificate({
     serial,
     event: 'PROVISION',

@@ -23,6 +23,7 @@ import {
 } from '../../shared/domain/provisioning-rules';
 import { ValidationError } from '../../shared/errors';
 import type { BindOutcome, ProvisioningStore } from '../../shared/store/provisioning-store';
+import { deviceCertificateRecord } from '../../shared/store/records';
 
 export const ACTOR = 'preProvisionHook';
 
@@ -98,21 +99,13 @@ export async function provisionDevice(
       serial,
       event: 'PROVISION',
       device: facts.device,
-      certificate: {
-        certificateId: certificate.certificateId,
-        kind: 'DEVICE',
+      certificate: deviceCertificateRecord(certificate, {
         status: 'PENDING',
         source: 'FLEET_PROVISIONING',
         serial,
         thingName: decision.thingName,
-        issuer: certificate.issuer,
-        subject: certificate.subject,
-        notBefore: certificate.notBefore,
-        notAfter: certificate.notAfter,
-        publicKeyHash: certificate.publicKeyHash,
-        createdAt: now.iso,
-        updatedAt: now.iso,
-      },
+        now: now.iso,
+      }),
       publicKeyHash: certificate.publicKeyHash,
       now: now.iso,
       history: {

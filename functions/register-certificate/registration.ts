@@ -37,7 +37,11 @@ import { TransientError, ValidationError } from '../../shared/errors';
 import type { CertificateDescription, IotRegistry } from '../../shared/iot/iot-registry';
 import { type QuarantineSender, requestQuarantineOnce } from '../../shared/quarantine-queue';
 import type { ProvisioningFacts, ProvisioningStore } from '../../shared/store/provisioning-store';
-import type { CertificateRecord, DeviceRecord } from '../../shared/store/records';
+import {
+  type CertificateRecord,
+  type DeviceRecord,
+  deviceCertificateRecord,
+} from '../../shared/store/records';
 import { RegistrationStore } from '../../shared/store/registration-store';
 import type { CaTrust } from './ca-trust';
 
@@ -342,20 +346,12 @@ function certificateRecord(
   status: CertificateRecord['status'],
   serial?: string,
 ): CertificateRecord {
-  return {
-    certificateId: certificate.certificateId,
-    kind: 'DEVICE',
+  return deviceCertificateRecord(certificate, {
     status,
     source: 'JITR',
+    now: now.iso,
     ...(serial !== undefined ? { serial } : {}),
-    issuer: certificate.issuer,
-    subject: certificate.subject,
-    notBefore: certificate.notBefore,
-    notAfter: certificate.notAfter,
-    publicKeyHash: certificate.publicKeyHash,
-    createdAt: now.iso,
-    updatedAt: now.iso,
-  };
+  });
 }
 
 /** Thing attributes from the allowlist entry (AWS: at most 50; the serial first). */

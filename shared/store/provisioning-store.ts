@@ -27,6 +27,7 @@ import {
   daysBetween,
   EXPIRY_INDEX,
   expiryPartition,
+  type Key,
   keys,
   minuteBucket,
   SHARDS,
@@ -141,44 +142,33 @@ export class ProvisioningStore {
 
   /** The device record for `serial`, or undefined when the serial was never allowlisted. */
   async getDevice(serial: string): Promise<DeviceRecord | undefined> {
-    const out = await this.count(
-      this.client.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: keys.device(serial),
-          ConsistentRead: true,
-          ReturnConsumedCapacity: 'TOTAL',
-        }),
-      ),
-    );
-    return out.Item ? toDevice(out.Item) : undefined;
+    const item = await this.getItem(keys.device(serial));
+    return item ? toDevice(item) : undefined;
   }
 
   async getCertificate(certificateId: string): Promise<CertificateRecord | undefined> {
+    const item = await this.getItem(keys.certificate(certificateId));
+    return item ? toCertificate(item) : undefined;
+  }
+
+  async getPublicKeyOwner(publicKeyHash: string): Promise<PublicKeyRecord | undefined> {
+    const item = await this.getItem(keys.publicKey(publicKeyHash));
+    return item ? toPublicKey(item) : undefined;
+  }
+
+  /** One strongly consistent GetItem. */
+  private async getItem(key: Key): Promise<Record<string, unknown> | undefined> {
     const out = await this.count(
       this.client.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: keys.certificate(certificateId),
+          Key: key,
           ConsistentRead: true,
           ReturnConsumedCapacity: 'TOTAL',
         }),
       ),
     );
-    return out.Item ? toCertificate(out.Item) : undefined;
-  }
-
-  async getPublicKeyOwner(publicKeyHash: string): Promise<PublicKeyRecord | undefined> {
-    const out = await this.count(
-      this.client.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: keys.publicKey(publicKeyHash),
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    return out.Item ? toPublicKey(out.Item) : undefined;
+    return out.Item;
   }
 
   /**

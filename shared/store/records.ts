@@ -103,3 +103,41 @@ export interface PublicKeyRecord {
   certificateId: string;
   createdAt: string;
 }
+
+/** What a certificate record needs from a parsed device certificate (`shared/certificates.ts`). */
+export interface CertificateFacts {
+  certificateId: string;
+  issuer: string;
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  publicKeyHash: string;
+}
+
+/** The store's record of a device certificate, built the same way by every flow. */
+export function deviceCertificateRecord(
+  certificate: CertificateFacts,
+  fields: {
+    status: CertificateStatus;
+    source: CertificateSource;
+    now: string;
+    serial?: string;
+    thingName?: string;
+  },
+): CertificateRecord {
+  return {
+    certificateId: certificate.certificateId,
+    kind: 'DEVICE',
+    status: fields.status,
+    source: fields.source,
+    ...(fields.serial !== undefined ? { serial: fields.serial } : {}),
+    ...(fields.thingName !== undefined ? { thingName: fields.thingName } : {}),
+    issuer: certificate.issuer,
+    subject: certificate.subject,
+    notBefore: certificate.notBefore,
+    notAfter: certificate.notAfter,
+    publicKeyHash: certificate.publicKeyHash,
+    createdAt: fields.now,
+    updatedAt: fields.now,
+  };
+}

@@ -232,7 +232,7 @@ describe('fleetgate local', () => {
 
 describe('fleetgate dev --exit', () => {
   it('starts the stack, prints its endpoints and stops', async () => {
-    const result = await fleetgate(['dev', '--exit', '--json'], {
+    const result = await fleetgate(['dev', '--exit', '--no-demo', '--json'], {
       FLEETGATE_STACK_FILE: join(dir, 'dev', 'stack.json'),
     });
     expect(result.code, result.stderr).toBe(0);
