@@ -629,8 +629,10 @@ export class ProvisioningStore {
         certificateId: input.certificate.certificateId,
       }),
     ];
+    let claimIndex: number | undefined;
     if (input.claim) {
       const minute = minuteBucket(input.now);
+      claimIndex = items.length;
       items.push({
         Update: {
           TableName: this.tableName,
@@ -668,25 +670,29 @@ export class ProvisioningStore {
         device: applied(expected, transitionKey, input.now, rule.to, set, new Set()),
       };
     }
-    const [deviceOld, certOld, keyOld, , claimFailed] = failed;
-    const device = deviceOld ? toDeviceOrUndefined(deviceOld) : undefined;
-    const certificate = certOld ? toCertificate(certOld) : undefined;
-    if (device && isBoundTo(device, input.certificate.certificateId))
-      return { status: 'already-done', device };
-    if (certificate) {
-      if (certificate.serial === input.serial) {
-        const current = device ?? (await this.getDevice(input.serial));
-        if (current && isBoundTo(current, input.certificate.certificateId)) {
-          return { status: 'already-done', device: current };
-        }
-      }
-      return { status: 'conflict', reason: 'CERTIFICATE_IN_USE', owner: certificate };
+    const [deviceOld, certOld, keyOld] = failed;
+    const claimFailed = claimIndex !== undefined && failed[claimIndex] !== undefined;
+    const certificateId = input.certificate.certificateId;
+    // A concurrent request for the same certificate may have won: that is "already done". The old
+    // image of the device says so; without one (DynamoDB may omit it), read the device once.
+    let current = deviceOld ? toDeviceOrUndefined(deviceOld) : undefined;
+    if (current && isBoundTo(current, certificateId)) return { status: 'already-done', device: current };
+    current ??= await this.getDevice(input.serial);
+    if (current && isBoundTo(current, certificateId)) return { status: 'already-done', device: current };
+    if (certOld) {
+      const owner = certOld.SK === 'CERT' ? toCertificate(certOld) : await this.getCertificate(certificateId);
+      return owner
+        ? { status: 'conflict', reason: 'CERTIFICATE_IN_USE', owner }
+        : { status: 'conflict', reason: 'CERTIFICATE_IN_USE' };
     }
-    if (keyOld) return { status: 'conflict', reason: 'PUBLIC_KEY_IN_USE', owner: toPublicKey(keyOld) };
+    if (keyOld) {
+      const owner =
+        keyOld.SK === 'PUBKEY' ? toPublicKey(keyOld) : await this.getPublicKeyOwner(input.publicKeyHash);
+      return owner
+        ? { status: 'conflict', reason: 'PUBLIC_KEY_IN_USE', owner }
+        : { status: 'conflict', reason: 'PUBLIC_KEY_IN_USE' };
+    }
     if (claimFailed) return { status: 'conflict', reason: 'CLAIM_RATE_EXCEEDED' };
-    const current = device ?? (await this.getDevice(input.serial));
-    if (current && isBoundTo(current, input.certificate.certificateId))
-      return { status: 'already-done', device: current };
     return current
       ? { status: 'conflict', reason: 'DEVICE_CHANGED', device: current }
       : { status: 'conflict', reason: 'DEVICE_CHANGED' };
