@@ -152,11 +152,13 @@ describe('preProvisionHook against DynamoDB Local', () => {
 
   it('allows one certificate retried 20 times concurrently, with one binding', async () => {
     await allowlist(['INT-RETRY-1']);
-    const { hook } = buildTestHook(table.store, ROOMY, NOW_MS);
+    const { hook, outcomes } = buildTestHook(table.store, ROOMY, NOW_MS);
     const cert = await certificate();
     const responses = await Promise.all(
       Array.from({ length: 20 }, () => hook(hookEvent('INT-RETRY-1', cert), lambdaContext())),
     );
+    const denials = outcomes.filter((outcome) => outcome.reason !== undefined);
+    expect(denials, 'denial reasons').toEqual([]);
     expect(responses.every((response) => response.allowProvisioning)).toBe(true);
     expect(new Set(responses.map((response) => JSON.stringify(response))).size).toBe(1);
     const history = await table.store.history('INT-RETRY-1');
