@@ -211,9 +211,12 @@ export function decideProvisioning(
   if (owner && owner.serial !== request.serial) {
     return deny('CERTIFICATE_IN_USE', 'certificate is bound to another device');
   }
-  if (owner) {
+  if (owner && (device?.pendingCertificateId === certificateId || device?.certificateId === certificateId)) {
     return deny('CERTIFICATE_IN_USE', 'certificate was bound to this device before and is no longer usable');
   }
+  // A certificate record of this serial that the device does not reference: the read may predate a
+  // concurrent binding of this very certificate (the facts are not one snapshot). The conditional
+  // write decides: "already done" for that race, CERTIFICATE_IN_USE for an abandoned attempt.
   const keyOwner = facts.publicKeyOwner;
   if (keyOwner && keyOwner.serial !== request.serial) {
     return deny('PUBLIC_KEY_IN_USE', 'public key belongs to another device');

@@ -15,7 +15,6 @@ import {
   PutCommand,
   QueryCommand,
   type QueryCommandOutput,
-  TransactGetCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
   UpdateCommand,
@@ -173,8 +172,11 @@ export class ProvisioningStore {
   }
 
   /**
-   * Device, certificate, public-key owner and claim counter in one TransactGetItems round trip: a
-   * consistent snapshot. Conflicts with a concurrent write are retried, which only adds round trips.
+   * Device, certificate, public-key owner and claim counter in one BatchGetItem round trip (each
+   * item strongly consistent). Not a snapshot: the rules treat a certificate record of this serial
+   * that the device does not reference as possibly a concurrent binding, and let the conditional
+   * write decide. (TransactGetItems would be a snapshot, but it conflicts with every transaction
+   * writing the hot claim counter.) Unprocessed keys are retried.
    */
   async loadProvisioningFacts(input: {
     serial: string;
@@ -189,34 +191,30 @@ export class ProvisioningStore {
     if (input.claim) {
       wanted.push(keys.claimWindow(input.claim.claimCertificateId, minuteBucket(input.claim.now)));
     }
-    // TransactGetItems, not BatchGetItem: the items are read as one snapshot, so a binding committed
-    // by a concurrent request is seen whole (device and certificate) or not at all.
-    for (let attempt = 0; ; attempt += 1) {
+    const facts: ProvisioningFacts = {};
+    let pending: Array<Record<string, unknown>> = wanted;
+    for (let attempt = 0; pending.length > 0; attempt += 1) {
       if (attempt > 0) await backoff(attempt);
-      try {
-        const out = await this.count(
-          this.client.send(
-            new TransactGetCommand({
-              TransactItems: wanted.map((Key) => ({ Get: { TableName: this.tableName, Key } })),
-              ReturnConsumedCapacity: 'TOTAL',
-            }),
-          ),
-        );
-        const facts: ProvisioningFacts = {};
-        for (const response of out.Responses ?? []) {
-          const item = response.Item;
-          if (!item) continue;
-          if (item.SK === 'DEVICE') facts.device = toDevice(item);
-          else if (item.SK === 'CERT') facts.certificate = toCertificate(item);
-          else if (item.SK === 'PUBKEY') facts.publicKeyOwner = toPublicKey(item);
-          else if (item.SK === 'CLAIM' && typeof item.count === 'number') facts.claimCount = item.count;
-        }
-        return facts;
-      } catch (error) {
-        // A transaction writing the same items at this moment: read again shortly.
-        if (!cancellationReasons(error) || attempt >= TRANSACTION_RETRIES) throw error;
+      if (attempt > TRANSACTION_RETRIES)
+        throw new TransientError('BatchGetItem kept returning unprocessed keys');
+      const out = await this.count(
+        this.client.send(
+          new BatchGetCommand({
+            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+      for (const item of out.Responses?.[this.tableName] ?? []) {
+        if (item.SK === 'DEVICE') facts.device = toDevice(item);
+        else if (item.SK === 'CERT') facts.certificate = toCertificate(item);
+        else if (item.SK === 'PUBKEY') facts.publicKeyOwner = toPublicKey(item);
+        else if (item.SK === 'CLAIM' && typeof item.count === 'number') facts.claimCount = item.count;
       }
+      pending =
+        (out.UnprocessedKeys?.[this.tableName]?.Keys as Array<Record<string, unknown>> | undefined) ?? [];
     }
+    return facts;
   }
 
   /** The device's audit trail, oldest first. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { DynamoDBDocumentClient, TransactGetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { documentClient } from '../../shared/aws/clients';
@@ -36,7 +36,7 @@ function deviceItem(overrides: Record<string, unknown> = {}) {
 }
 
 function withDevice(item: Record<string, unknown> | undefined) {
-  ddb.on(TransactGetCommand).resolves({ Responses: item ? [{ Item: item }] : [] });
+  ddb.on(BatchGetCommand).resolves({ Responses: { 'hook-unit': item ? [item] : [] } });
 }
 
 function cancelled(codes: string[]) {
@@ -70,7 +70,7 @@ describe('preProvisionHook handler', () => {
         CertificateIssueDate: '2026-01-01T00:00:00.000Z',
       },
     });
-    expect(ddb.commandCalls(TransactGetCommand)).toHaveLength(1);
+    expect(ddb.commandCalls(BatchGetCommand)).toHaveLength(1);
     expect(ddb.commandCalls(TransactWriteCommand)).toHaveLength(1);
     const items = ddb.commandCalls(TransactWriteCommand)[0]?.args[0].input.TransactItems ?? [];
     expect(items.map((item) => Object.keys(item)[0])).toEqual(['Update', 'Put', 'Put', 'Put', 'Update']);
@@ -106,7 +106,7 @@ describe('preProvisionHook handler', () => {
   );
 
   it('denies when the read fails', async () => {
-    ddb.on(TransactGetCommand).rejects(Object.assign(new Error('down'), { name: 'InternalServerError' }));
+    ddb.on(BatchGetCommand).rejects(Object.assign(new Error('down'), { name: 'InternalServerError' }));
     expect(await handler(allowedEvent(), lambdaContext())).toEqual({ allowProvisioning: false });
   });
 
@@ -162,10 +162,12 @@ describe('createHandler', () => {
   it('denies with TIME_BUDGET_EXCEEDED when the store is slower than the budget', async () => {
     // Prepare
     ddb
-      .on(TransactGetCommand)
+      .on(BatchGetCommand)
       .callsFake(
         () =>
-          new Promise((resolve) => setTimeout(() => resolve({ Responses: [{ Item: deviceItem() }] }), 400)),
+          new Promise((resolve) =>
+            setTimeout(() => resolve({ Responses: { 'hook-unit': [deviceItem()] } }), 400),
+          ),
       );
     const { hook, counted } = build({ HOOK_TIME_BUDGET_MS: '100' });
     // Act
@@ -179,10 +181,12 @@ describe('createHandler', () => {
 
   it('shrinks the budget to the Lambda time left minus the safety margin', async () => {
     ddb
-      .on(TransactGetCommand)
+      .on(BatchGetCommand)
       .callsFake(
         () =>
-          new Promise((resolve) => setTimeout(() => resolve({ Responses: [{ Item: deviceItem() }] }), 400)),
+          new Promise((resolve) =>
+            setTimeout(() => resolve({ Responses: { 'hook-unit': [deviceItem()] } }), 400),
+          ),
       );
     const { hook, counted } = build({ HOOK_TIME_BUDGET_MS: '3000', HOOK_SAFETY_MARGIN_MS: '250' });
     const started = Date.now();
@@ -219,7 +223,7 @@ describe('createHandler', () => {
 
   it('answers an unexpected exception with a denial', async () => {
     const { hook, counted } = build();
-    ddb.on(TransactGetCommand).callsFake(() => {
+    ddb.on(BatchGetCommand).callsFake(() => {
       throw new TypeError('boom');
     });
     expect(await hook(allowedEvent(), lambdaContext())).toEqual({ allowProvisioning: false });

@@ -257,6 +257,15 @@ describe('decideProvisioning allows', () => {
     expect(again.allow && first.allow && again.overrides).toEqual(first.allow && first.overrides);
   });
 
+  it('a certificate of this serial the device does not reference yet (a read racing a concurrent binding): the write decides', () => {
+    const facts = {
+      device: device(),
+      certificate: { certificateId: CERT, serial: 'SN-0001' },
+      publicKeyOwner: { serial: 'SN-0001', certificateId: CERT },
+    };
+    expect(decideProvisioning(request(), facts, RULES, NOW)).toMatchObject({ allow: true, binding: 'new' });
+  });
+
   it('the current certificate of an ACTIVE device again', () => {
     const decision = decideProvisioning(
       request(),
