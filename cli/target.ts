@@ -74,7 +74,14 @@ export async function resolveStoreTarget(
     credentials: LOCAL_CREDENTIALS,
   });
   const tableName = options.table ?? LOCAL_TABLE_NAME;
-  await ensureTable(client, tableName);
+  try {
+    await ensureTable(client, tableName);
+  } catch (error) {
+    // Never leave the ephemeral DynamoDB Local (or this process) running after a failed start.
+    client.destroy();
+    await ddb.stop();
+    throw error;
+  }
   const resolved = fromClient('ephemeral', client, tableName, ddb.endpoint);
   return {
     ...resolved,

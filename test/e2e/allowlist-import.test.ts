@@ -54,6 +54,16 @@ describe('fleetgate allowlist import', () => {
     expect(result.json()).toMatchObject({ ok: false, error: { code: 'FAILED' } });
   });
 
+  it('stops its ephemeral DynamoDB Local and exits 1 when the table cannot be created', async () => {
+    // No stack and no endpoints: the command starts an ephemeral DynamoDB Local. A failure after that
+    // must not leave it (or the command) running.
+    const file = join(dir, 'ephemeral.csv');
+    await writeFile(file, 'serial\nE2E-0200\n');
+    const result = await fleetgate(['allowlist', 'import', file, '--table', 't4', '--json']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Invalid table/index name');
+  });
+
   it.each([
     [['allowlist', 'import'], "missing required argument 'csv'"],
     [['allowlist', 'import', '/nonexistent.csv', '--json'], 'no such file'],
