@@ -1,21 +1,11 @@
-/**
- * Pre-provisioning hook benchmarks: decision latency against DynamoDB Local at concurrency 1 and 16
- * (target p99 < 100 ms), DynamoDB round trips per decision (target ≤ 2), and CPU time per decision
- * with I/O excluded (schema + certificate parsing + the pure rules, measured with process.cpuUsage).
- */
-import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createHandler } from '../functions/pre-provision-hook/hook';
 import { createCertificateAuthority, createDeviceCertificate } from '../local/pki';
-import { ensureTable } from '../local/table';
 import { parsePreProvisionHookEvent, preProvisionHookEventSchema } from '../schemas/pre-provision-hook';
 import { parseCertificatePem } from '../shared/certificates';
 import { configFor } from '../shared/config';
 import { decideProvisioning, type Instant } from '../shared/domain/provisioning-rules';
-import { ProvisioningStore } from '../shared/store/provisioning-store';
 import type { BenchContext, BenchRow } from './types';
 
 const CLAIM = 'b'.repeat(64);
@@ -28,18 +18,7 @@ const CPU_ITERATIONS = 3000;
 const silentMetrics = { singleMetric: () => ({ addDimension: () => undefined, addMetric: () => undefined }) };
 
 export async function run(context: BenchContext): Promise<BenchRow[]> {
-  const endpoint = await context.dynamodb();
-  const client = new DynamoDBClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  const tableName = `bench-hook-${randomUUID().slice(0, 8)}`;
-  await ensureTable(client, tableName);
-  const store = new ProvisioningStore(
-    DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
-    tableName,
-  );
+  const { client, tableName, store } = await context.table('hook');
   const config = configFor({
     TABLE_NAME: tableName,
     CLAIM_RATE_LIMIT_PER_MINUTE: '100000',

@@ -1,17 +1,4 @@
-/**
- * JITR benchmarks against the IoT emulator (AWS default API quotas) and DynamoDB Local: IoT API
- * calls and DynamoDB round trips per registered device, DynamoDB round trips per verification
- * (first connected event), and devices/s through registerCertificate as a ratio of the ideal that
- * the quotas allow (DescribeCertificate and UpdateCertificate, 10 TPS each, one call per device).
- * Delivery mirrors the deployed event source: 2 concurrent invocations (maximumConcurrency) of 10
- * records each.
- */
-import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AWS_DEFAULT_QUOTAS } from '../local/iot-emulator';
-import { ensureTable } from '../local/table';
-import { ProvisioningStore } from '../shared/store/provisioning-store';
 import { allowlist, deliver, deviceCertificate, ruleOutput, startRig } from '../test/support/jitr';
 import type { BenchContext, BenchRow } from './types';
 
@@ -25,18 +12,7 @@ const REGISTRATION_APIS = [
 ];
 
 export async function run(context: BenchContext): Promise<BenchRow[]> {
-  const endpoint = await context.dynamodb();
-  const client = new DynamoDBClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  const tableName = `bench-jitr-${randomUUID().slice(0, 8)}`;
-  await ensureTable(client, tableName);
-  const store = new ProvisioningStore(
-    DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
-    tableName,
-  );
+  const { client, store } = await context.table('jitr');
   const rig = await startRig(store, { maxAttempts: 5 });
   try {
     const serials = Array.from({ length: DEVICES }, (_, i) => `SN-BENCH-${String(i).padStart(5, '0')}`);

@@ -2,10 +2,16 @@
  * `npm run bench`: runs every `bench/*.bench.ts` (or those named on the command line), prints one
  * table (name, value, unit, target, ratio) and saves the rows as JSON under bench/results/.
  */
+
+import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../local/dynamodb-local';
+import { ensureTable } from '../local/table';
+import { ProvisioningStore } from '../shared/store/provisioning-store';
 import type { BenchContext, BenchRow } from './types';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -22,10 +28,23 @@ async function main(): Promise<void> {
   process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   let ddb: DynamoDbLocal | undefined;
+  const dynamodb = async () => {
+    ddb ??= await startDynamoDbLocal();
+    return ddb.endpoint;
+  };
   const context: BenchContext = {
-    dynamodb: async () => {
-      ddb ??= await startDynamoDbLocal();
-      return ddb.endpoint;
+    dynamodb,
+    table: async (prefix) => {
+      const endpoint = await dynamodb();
+      const client = new DynamoDBClient({
+        endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      });
+      const tableName = `bench-${prefix}-${randomUUID().slice(0, 8)}`;
+      await ensureTable(client, tableName);
+      const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+      return { endpoint, client, tableName, store: new ProvisioningStore(doc, tableName) };
     },
   };
   const rows: Array<BenchRow & { suite: string }> = [];

@@ -3,35 +3,19 @@
  * and memory on a generated CSV (100,000 rows by default; BENCH_IMPORT_ROWS to change).
  */
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { ensureTable } from '../local/table';
-import { ProvisioningStore } from '../shared/store/provisioning-store';
 import type { DeviceRecord } from '../shared/store/records';
 import type { BenchContext, BenchRow } from './types';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 export async function run(context: BenchContext): Promise<BenchRow[]> {
-  const endpoint = await context.dynamodb();
-  const client = new DynamoDBClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  const tableName = `bench-store-${randomUUID().slice(0, 8)}`;
-  await ensureTable(client, tableName);
-  const store = new ProvisioningStore(
-    DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
-    tableName,
-  );
+  const { endpoint, client, tableName, store } = await context.table('store');
   const rows: BenchRow[] = [];
   const now = new Date().toISOString();
 
