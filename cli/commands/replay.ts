@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { MessageTrace } from '../../local/queue-poller';
 import type { ActionOutcome, RuleOutcome } from '../../local/rules-engine';
+import { seededRandom } from '../../local/seeded-random';
 import { CommandFailure, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { resolveStackTarget } from '../target';
@@ -98,18 +99,6 @@ export function readRecordedEvents(path: string, topicOverride?: string): Record
     });
   }
   return events;
-}
-
-/** A small seeded PRNG (mulberry32): the same seed replays the same order. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The deliveries of a replay: each event `times` times, shuffled (Fisher–Yates) when asked. */

@@ -1,4 +1,8 @@
+import { seededRandom } from '../seeded-random';
 import { IotError } from './errors';
+
+/** Re-exported for the emulator's own tests. */
+export { seededRandom };
 
 /**
  * Default AWS IoT Core API rate quotas (transactions per second, per account and region), transcribed from
@@ -73,18 +77,6 @@ export interface FaultSettings {
   seed?: number;
   /** Restrict error/latency injection to these APIs (quotas always apply per API). Default all. */
   apis?: string[];
-}
-
-/** mulberry32: small, fast, seedable PRNG (not for cryptography). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Bucket {

@@ -2,6 +2,7 @@
  * Who takes part in a simulation: legitimate devices and bad actors, in a seeded, reproducible order.
  * Pure: no I/O, no clock.
  */
+import { seededRandom } from '../seeded-random';
 
 /** A flow a device goes through to its first connection with its own certificate. */
 export type SimulationFlow = 'fleet' | 'jitr' | 'jitp';
@@ -47,18 +48,6 @@ export interface PlanOptions {
   invalid: number;
   seed: number;
   runId: string;
-}
-
-/** mulberry32: a small seeded generator, enough to pick victims reproducibly. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** The serial of the n-th device of a run: `SIM-<runId>-<n>` (matches the default serial pattern). */
