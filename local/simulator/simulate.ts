@@ -51,7 +51,7 @@ const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 /** Devices provisioned with one claim certificate (a production batch). */
 const DEVICES_PER_CLAIM = 50;
 /** RegisterThing attempts per device before it gives up. */
-const REGISTER_ATTEMPTS = 3;
+const REGISTER_ATTEMPTS = 5;
 
 export interface SimulationOptions {
   devices: number;
@@ -457,7 +457,8 @@ function jitpTemplate(policyName: string): string {
 }
 
 /** How long a JITR / JITP device keeps reconnecting before it gives up. */
-const RECONNECT_FOR_MS = 20_000;
+// Devices keep retrying with backoff (capped at 2 s) for a minute, as firmware would under a slow backend.
+const RECONNECT_FOR_MS = 60_000;
 
 /**
  * JITR / JITP: the device connects with a certificate from the registered CA and reconnects with

@@ -26,7 +26,8 @@ beforeAll(async () => {
 
 describe('fleetgate dev --exit (the npm start demo)', () => {
   it('runs the demo and prints one JSON document with its summary', () => {
-    expect(result.code, result.stderr).toBe(0);
+    // On failure, show the summary too: it says which invariant broke and for which device.
+    expect(result.code, `${result.stderr}\n${result.stdout.slice(0, 6000)}`).toBe(0);
     const { demo } = result.json<DevResult>();
     expect(demo).toMatchObject({ ok: true, duplicatesCreated: 0, lost: 0, admittedBadActors: 0 });
     expect(demo.flows.map((flow) => flow.flow)).toContain('fleet');
