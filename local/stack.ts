@@ -138,8 +138,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         : await startIotEmulator({
             region,
             accountId: model.accountId,
-            publish: async (topic, payload) => {
-              await rules?.publish(topic, payload);
+            // A device's publish carries its session's principal and client id (principal(), clientid()).
+            publish: async (topic, payload, meta) => {
+              await rules?.publish(topic, payload, {
+                ...(meta.principal ? { principal: meta.principal } : {}),
+                ...(meta.clientId ? { clientId: meta.clientId } : {}),
+              });
             },
             invokeHook: (arn, event) => {
               if (!functions) throw new Error('the local stack is not ready');

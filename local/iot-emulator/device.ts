@@ -21,6 +21,7 @@ import {
   type DisconnectReason,
   type PresenceConnectedEvent,
   type PresenceDisconnectedEvent,
+  type PublishedMessage,
   type Publisher,
   topics,
 } from './events';
@@ -74,6 +75,24 @@ export interface Session {
   ipAddress: string;
   connectedAt: Date;
 }
+
+/** Input of {@link DeviceGateway.publish}. */
+export interface DevicePublishInput {
+  /** The publishing client; it must have a live session. */
+  clientId: string;
+  topic: string;
+  /** Objects are JSON-encoded, strings sent as UTF-8. */
+  payload: Buffer | string | object;
+  qos?: 0 | 1;
+}
+
+/** The outcome of a device publish. */
+export type DevicePublishOutcome =
+  | { accepted: true; message: PublishedMessage }
+  | { accepted: false; reason: 'NOT_CONNECTED' | 'INVALID_TOPIC' | 'PAYLOAD_TOO_LARGE'; message: string };
+
+/** IoT Core's message size limit (128 KB). */
+const MAX_PAYLOAD_BYTES = 128 * 1024;
 
 /** Fleet provisioning: response of CreateCertificateFromCsr / CreateKeysAndCertificate over MQTT. */
 export interface FleetCertificateResponse {
@@ -328,6 +347,50 @@ export class DeviceGateway {
     if (input.sessionIdentifier && session.sessionIdentifier !== input.sessionIdentifier) return false;
     await this.endSession(session, input.reason ?? 'CLIENT_INITIATED_DISCONNECT');
     return true;
+  }
+
+  /**
+   * A connected device publishes `payload` on `topic`. The message goes to the publisher (sink, listeners,
+   * log) with the session's certificate id as `principal` and its client id, which the rules engine's
+   * `principal()` and `clientid()` return. Refused without a live session, on a topic with wildcards or
+   * longer than 256 bytes, and over 128 KB (AWS closes such connections; here the publish is refused).
+   */
+  async publish(input: DevicePublishInput): Promise<DevicePublishOutcome> {
+    const session = this.sessions.get(input.clientId);
+    if (!session) {
+      return {
+        accepted: false,
+        reason: 'NOT_CONNECTED',
+        message: `Client ${input.clientId} is not connected`,
+      };
+    }
+    const topic = input.topic;
+    if (
+      typeof topic !== 'string' ||
+      topic.length === 0 ||
+      Buffer.byteLength(topic) > 256 ||
+      topic.includes('+') ||
+      topic.includes('#')
+    ) {
+      return {
+        accepted: false,
+        reason: 'INVALID_TOPIC',
+        message: 'A publish topic is 1-256 bytes without wildcards',
+      };
+    }
+    const bytes = Buffer.isBuffer(input.payload)
+      ? input.payload
+      : Buffer.from(typeof input.payload === 'string' ? input.payload : JSON.stringify(input.payload));
+    if (bytes.length > MAX_PAYLOAD_BYTES) {
+      return { accepted: false, reason: 'PAYLOAD_TOO_LARGE', message: 'The payload exceeds 128 KB' };
+    }
+    const message = await this.ctx.publisher.publish(topic, bytes, {
+      source: 'device',
+      qos: input.qos ?? 0,
+      principal: session.certificateId,
+      clientId: session.clientId,
+    });
+    return { accepted: true, message };
   }
 
   private async publishRegistered(cert: CertificateRecord, ca: CaRecord): Promise<void> {

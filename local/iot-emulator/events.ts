@@ -4,7 +4,7 @@
  */
 
 /** Where a published message came from. */
-export type PublishSource = 'presence' | 'certificate-registration' | 'registry' | 'data-plane';
+export type PublishSource = 'presence' | 'certificate-registration' | 'registry' | 'data-plane' | 'device';
 
 /** Metadata passed with every published message. */
 export interface PublishMeta {
@@ -13,6 +13,10 @@ export interface PublishMeta {
   retain: boolean;
   /** Emulator clock time of the publish (ISO-8601). */
   at: string;
+  /** Source `device`: the certificate id the publishing session authenticated with (`principal()`). */
+  principal?: string;
+  /** Source `device`: the publishing session's MQTT client id (`clientid()`). */
+  clientId?: string;
 }
 
 /** A message the emulator published. */

@@ -10,7 +10,8 @@
  * - `GET /_emulator/calls` (`?api=`), `DELETE /_emulator/calls`
  * - `GET /_emulator/published` (`?topicPrefix=`), `DELETE /_emulator/published`
  * - `GET /_emulator/faults`, `POST /_emulator/faults` (body: {@link FaultSettings})
- * - `POST /_emulator/connect`, `POST /_emulator/disconnect`
+ * - `POST /_emulator/connect`, `POST /_emulator/disconnect`, `POST /_emulator/publish` (a connected device
+ *   publishes: `{clientId, topic, payload}`; `payload` a JSON value, or a string with `encoding: "base64"`)
  * - `POST /_emulator/fleet/create-certificate-from-csr`, `POST /_emulator/fleet/create-keys-and-certificate`,
  *   `POST /_emulator/fleet/register-thing`
  *
@@ -19,6 +20,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { topicMatches } from '../iot-sql';
 import { type CertificateAuthority, createCertificateAuthority } from '../pki';
 import { CallLog, type CallRecord, summarizeInput } from './call-log';
 import { createHandlers, type Handler, ROUTES } from './control-plane';
@@ -26,6 +28,8 @@ import {
   type ConnectInput,
   type ConnectOutcome,
   DeviceGateway,
+  type DevicePublishInput,
+  type DevicePublishOutcome,
   type FleetCertificateResponse,
   type FleetRejection,
   type HookInvoker,
@@ -45,6 +49,8 @@ export type {
   ConnectInput,
   ConnectOutcome,
   ConnectRefusal,
+  DevicePublishInput,
+  DevicePublishOutcome,
   FleetCertificateResponse,
   FleetRejection,
   HookInvoker,
@@ -63,6 +69,7 @@ export type {
   PublishedMessage,
   PublishMeta,
   PublishSink,
+  PublishSource,
   ThingEvent,
   ThingGroupMembershipEvent,
 } from './events';
@@ -228,6 +235,26 @@ export class IotEmulator {
     return this.publisher.onPublish(listener);
   }
 
+  /**
+   * Resolves with the first message published on a topic matching `topicFilter` (MQTT wildcards) from now
+   * on, or rejects after `timeoutMs` (default 10 s). Messages already in the log do not count: subscribe
+   * before the action that publishes, as a device would.
+   */
+  nextPublished(topicFilter: string, timeoutMs = 10_000): Promise<PublishedMessage> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`nothing was published on ${topicFilter} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.publisher.onPublish((message) => {
+        if (!topicMatches(topicFilter, message.topic)) return;
+        clearTimeout(timer);
+        off();
+        resolve(message);
+      });
+    });
+  }
+
   /** Replaces the fault settings at runtime (omitted fields are off). */
   setFaults(settings: FaultSettings): void {
     this.faultInjector.set(settings);
@@ -302,6 +329,11 @@ export class IotEmulator {
     reason?: DisconnectReason;
   }): Promise<boolean> {
     return this.devices.disconnect(input);
+  }
+
+  /** A connected device publishes on a topic (routed with its certificate as `principal()`). */
+  publish(input: DevicePublishInput): Promise<DevicePublishOutcome> {
+    return this.devices.publish(input);
   }
 
   /** Live sessions by client id. */
@@ -478,6 +510,28 @@ export class IotEmulator {
         case 'POST /_emulator/disconnect': {
           const body = (await bodyOf()) as { clientId: string; reason?: DisconnectReason };
           return sendJson(res, 200, { disconnected: await this.disconnect(body) });
+        }
+        case 'POST /_emulator/publish': {
+          const body = await bodyOf();
+          const payload =
+            body.encoding === 'base64' && typeof body.payload === 'string'
+              ? Buffer.from(body.payload, 'base64')
+              : typeof body.payload === 'string'
+                ? body.payload
+                : JSON.stringify(body.payload ?? null);
+          const outcome = await this.publish({
+            clientId: String(body.clientId ?? ''),
+            topic: String(body.topic ?? ''),
+            payload,
+            ...(body.qos === 1 ? { qos: 1 as const } : {}),
+          });
+          return sendJson(
+            res,
+            200,
+            outcome.accepted
+              ? { accepted: true, topic: outcome.message.topic, meta: outcome.message.meta }
+              : outcome,
+          );
         }
         case 'POST /_emulator/fleet/create-certificate-from-csr':
           return sendJson(res, 200, await this.createCertificateFromCsr((await bodyOf()) as { csr: string }));
