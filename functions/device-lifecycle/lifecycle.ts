@@ -34,6 +34,14 @@ import type { RegistrationStore } from '../../shared/store/registration-store';
 
 export const ACTOR = 'deviceLifecycle';
 const CERTIFICATE_ID = /^[0-9a-f]{64}$/;
+/** States in which a device's certificates are all known to the store. */
+const HAS_OWN_CERTIFICATE = new Set<DeviceRecord['state']>([
+  'ACTIVE',
+  'ROTATING',
+  'QUARANTINED',
+  'REVOKED',
+  'DECOMMISSIONED',
+]);
 
 /**
  * The seam to the rotation work: called once a device has connected with its new certificate
@@ -118,6 +126,21 @@ async function presenceEffects(
   const outcomes: LifecycleOutcome[] = [];
   const principal = event.principalIdentifier.toLowerCase();
   const isCertificate = CERTIFICATE_ID.test(principal);
+  // The client's presence is recorded before the device is read. The JITP follow-up does the
+  // reverse (binds, then reads the presence), so when the two race, at least one of them sees
+  // the other's write and the device is verified; read the other way round, both could miss.
+  const newest = await deps.registrations.recordPresence({
+    clientId: event.clientId,
+    rank: presenceRank(event),
+    eventType: event.eventType,
+    sessionIdentifier: event.sessionIdentifier,
+    principalIdentifier: principal,
+    timestamp: event.timestamp,
+    ttlSeconds: deps.config.sessionTtlSeconds,
+  });
+  if (!newest)
+    outcomes.push({ kind: 'stale', detail: 'a newer presence event of this client id was recorded' });
+
   const { certificate, device } = isCertificate ? await loadDeviceFor(event.clientId, principal, deps) : {};
   const boundSerial = certificate?.kind === 'DEVICE' ? certificate.serial : undefined;
 
@@ -135,17 +158,6 @@ async function presenceEffects(
       ttlSeconds: deps.config.sessionTtlSeconds,
     });
   }
-  const newest = await deps.registrations.recordPresence({
-    clientId: event.clientId,
-    rank: presenceRank(event),
-    eventType: event.eventType,
-    sessionIdentifier: event.sessionIdentifier,
-    principalIdentifier: principal,
-    timestamp: event.timestamp,
-    ttlSeconds: deps.config.sessionTtlSeconds,
-  });
-  if (!newest)
-    outcomes.push({ kind: 'stale', detail: 'a newer presence event of this client id was recorded' });
 
   if (event.eventType === 'disconnected') {
     if (event.disconnectReason === 'DUPLICATE_CLIENTID') {
@@ -204,10 +216,20 @@ async function presenceEffects(
   }
 
   if (boundSerial === undefined) {
-    // A certificate fleetgate never bound, used with the client id of a provisioned device.
-    if (isCertificate && certificate === undefined && device?.state === 'ACTIVE') {
+    // A certificate fleetgate never bound, used with the client id of a device that has (or had)
+    // its own: a takeover. A quarantined or revoked device's thing already exists, so JITP raises
+    // no CREATED event for it and this connect is the only signal that its certificate must go.
+    if (isCertificate && certificate === undefined && device && HAS_OWN_CERTIFICATE.has(device.state)) {
       outcomes.push(
-        await mismatch(device, principal, event, owner, deps, now, 'certificate unknown to the store'),
+        await mismatch(
+          device,
+          principal,
+          event,
+          owner,
+          deps,
+          now,
+          `certificate unknown to the store (device is ${device.state})`,
+        ),
       );
     }
     return outcomes;
@@ -249,8 +271,13 @@ export async function handleThingEvent(
     device?.thingName === event.thingName &&
     ['PROVISIONING', 'ACTIVE', 'ROTATING'].includes(device.state)
   ) {
-    // Created by fleetgate's own flows (hook or JITR), which bound the device first.
-    return [{ kind: 'noted', detail: 'thing of a device fleetgate is provisioning' }];
+    // Created by fleetgate's own flows (hook or JITR), which bound the device first, or a repeat
+    // of this event after the binding below: then the connect may still be waiting for it.
+    const pending = device.state === 'PROVISIONING' ? device.pendingCertificateId : undefined;
+    const verified = pending
+      ? await verifyIfConnected(device, pending, event.thingName, undefined, deps, now)
+      : [];
+    return [{ kind: 'noted', detail: 'thing of a device fleetgate is provisioning' }, ...verified];
   }
   const certificateIds = await deps.iot.listThingCertificateIds(event.thingName);
   const [certificateId] = certificateIds;
@@ -349,21 +376,34 @@ export async function handleThingEvent(
     { kind: 'recorded', serial, thingName: event.thingName, certificateId },
   ];
   // JITP devices connect right after provisioning; that connected event may have come first.
-  const presence = await deps.registrations.presenceOf(event.thingName);
-  if (outcome.status === 'applied' && presence?.connected && presence.principalIdentifier === certificateId) {
+  if (outcome.status === 'applied') {
     outcomes.push(
-      ...(await verify(
-        outcome.device,
-        'ACTIVATE',
-        certificateId,
-        record,
-        { sessionIdentifier: presence.sessionIdentifier, clientId: event.thingName },
-        deps,
-        now,
-      )),
+      ...(await verifyIfConnected(outcome.device, certificateId, event.thingName, record, deps, now)),
     );
   }
   return outcomes;
+}
+
+/** Verifies `device` when its client id's newest presence is a connection with `certificateId`. */
+async function verifyIfConnected(
+  device: DeviceRecord,
+  certificateId: string,
+  clientId: string,
+  certificate: CertificateRecord | undefined,
+  deps: LifecycleDeps,
+  now: Instant,
+): Promise<LifecycleOutcome[]> {
+  const presence = await deps.registrations.presenceOf(clientId);
+  if (!presence?.connected || presence.principalIdentifier !== certificateId) return [];
+  return verify(
+    device,
+    'ACTIVATE',
+    certificateId,
+    certificate,
+    { sessionIdentifier: presence.sessionIdentifier, clientId },
+    deps,
+    now,
+  );
 }
 
 async function verify(

@@ -253,4 +253,69 @@ describe('deviceLifecycle: JITP follow-up', () => {
       }),
     ]);
   });
+  it('verifies every JITP device when its connected and thing events race, duplicated and shuffled', async () => {
+    // Prepare: ten devices provisioned by JITP and connected with their certificates
+    const serials = Array.from({ length: 10 }, (_, i) => `SN-JITP-RACE-${i}`);
+    await allowlist(table.store, serials);
+    for (const serial of serials) {
+      const certificate = await deviceCertificate(rig.ca, serial);
+      const first = await rig.emulator.connect({
+        certificatePem: certificate.certificatePem,
+        clientId: serial,
+      });
+      expect(first).toMatchObject({ accepted: false, reason: 'JITP_PROVISIONED' });
+      expect(
+        await rig.emulator.connect({ certificatePem: certificate.certificatePem, clientId: serial }),
+      ).toMatchObject({
+        accepted: true,
+      });
+    }
+    // Act: thing CREATED and presence connected events of every device delivered together
+    await deliver(rig.lifecycle, rig.take('lifecycle').map(ruleOutput), {
+      times: 3,
+      shuffle: true,
+      batchSize: 2,
+      concurrency: 16,
+    });
+    // Assess
+    for (const serial of serials) {
+      expect(await table.store.getDevice(serial), serial).toMatchObject({ state: 'ACTIVE' });
+    }
+    expect(rig.quarantine.requests).toEqual([]);
+  });
+
+  it('a JITP certificate of a quarantined device is sent to quarantine when it connects (no thing event comes)', async () => {
+    // Prepare: a JITP device, verified, then quarantined by an operator
+    await allowlist(table.store, ['SN-JITP-Q']);
+    const original = await deviceCertificate(rig.ca, 'SN-JITP-Q');
+    await rig.emulator.connect({ certificatePem: original.certificatePem, clientId: 'SN-JITP-Q' });
+    await rig.emulator.connect({ certificatePem: original.certificatePem, clientId: 'SN-JITP-Q' });
+    await deliver(rig.lifecycle, rig.take('lifecycle').map(ruleOutput));
+    const device = await table.store.getDevice('SN-JITP-Q');
+    expect(device).toMatchObject({ state: 'ACTIVE' });
+    if (!device) throw new Error('device missing');
+    const now = new Date().toISOString();
+    await table.store.transition({
+      serial: 'SN-JITP-Q',
+      event: 'QUARANTINE',
+      device,
+      transitionKey: 'QUARANTINE:test',
+      now,
+      history: { id: 'q', actor: 'test' },
+    });
+    // Act: another key under the same serial, signed by the JITP CA, takes the thing over
+    const takeover = await deviceCertificate(rig.ca, 'SN-JITP-Q');
+    await rig.emulator.connect({ certificatePem: takeover.certificatePem, clientId: 'SN-JITP-Q' });
+    await rig.emulator.connect({ certificatePem: takeover.certificatePem, clientId: 'SN-JITP-Q' });
+    await deliver(rig.lifecycle, rig.take('lifecycle').map(ruleOutput), { times: 2, shuffle: true });
+    // Assess
+    expect(rig.quarantine.requests).toEqual([
+      expect.objectContaining({
+        serial: 'SN-JITP-Q',
+        certificateId: takeover.certificateId,
+        reason: 'CLONE_CERTIFICATE_MISMATCH',
+        evidence: expect.objectContaining({ deviceState: 'QUARANTINED' }),
+      }),
+    ]);
+  });
 });
