@@ -41,6 +41,10 @@
  * | SWEEP_SAFETY_MARGIN_MS        | 20000                                | sweep checkpoints when less time remains  |
  * | SWEEP_PAGE_SIZE               | 500                                  | index items per sweep Query page          |
  * | ROTATION_GRACE_SECONDS        | 86400                                | old certificate kept after a rotation     |
+ * | ROTATION_DEADLINE_SECONDS     | 86400                                | connect with the new certificate within   |
+ * |                               |                                      | this, or the rotation is aborted          |
+ * | ROTATION_LEASE_SECONDS        | 120                                  | one delivery owns a rotation request      |
+ * | ROTATION_NOTICES_PER_RUN      | 100                                  | rotate/required notices per sweep run     |
  * | REPORT_DESTINATION            | file://.fleetgate/reports            | `s3://bucket/prefix` or `file://dir`      |
  */
 import { z } from 'zod';
@@ -87,6 +91,9 @@ export interface Config {
   readonly sweepSafetyMarginMs: number;
   readonly sweepPageSize: number;
   readonly rotationGraceSeconds: number;
+  readonly rotationDeadlineSeconds: number;
+  readonly rotationLeaseSeconds: number;
+  readonly rotationNoticesPerRun: number;
   readonly reportDestination: string;
 }
 
@@ -237,6 +244,9 @@ const EnvSchema = z.object({
   SWEEP_SAFETY_MARGIN_MS: integer(20_000, 0, 600_000),
   SWEEP_PAGE_SIZE: integer(500, 1, 1000),
   ROTATION_GRACE_SECONDS: integer(86_400, 0, 90 * 86_400),
+  ROTATION_DEADLINE_SECONDS: integer(86_400, 60, 30 * 86_400),
+  ROTATION_LEASE_SECONDS: integer(120, 1, 3_600),
+  ROTATION_NOTICES_PER_RUN: integer(100, 0, 100_000),
   REPORT_DESTINATION: z
     .string()
     .default('file://.fleetgate/reports')
@@ -312,6 +322,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     sweepSafetyMarginMs: e.SWEEP_SAFETY_MARGIN_MS,
     sweepPageSize: e.SWEEP_PAGE_SIZE,
     rotationGraceSeconds: e.ROTATION_GRACE_SECONDS,
+    rotationDeadlineSeconds: e.ROTATION_DEADLINE_SECONDS,
+    rotationLeaseSeconds: e.ROTATION_LEASE_SECONDS,
+    rotationNoticesPerRun: e.ROTATION_NOTICES_PER_RUN,
     reportDestination: e.REPORT_DESTINATION,
   };
   return deepFreeze(config);

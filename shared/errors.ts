@@ -58,6 +58,16 @@ export class PermanentError extends FleetgateError {
   readonly retryable = false;
 }
 
+/**
+ * Thrown when an SQS message cannot be processed at all (not JSON, no reply topic to answer on):
+ * the record is failed, not acknowledged, so that SQS dead-letters it after `maxReceiveCount`
+ * deliveries and nothing is lost silently. Retryable only in that sense.
+ */
+export class UnprocessableMessageError extends FleetgateError {
+  readonly code = 'UNPROCESSABLE_MESSAGE';
+  readonly retryable = true;
+}
+
 export function isRetryable(error: unknown): boolean {
   if (error instanceof FleetgateError) return error.retryable;
   return isTransientAwsError(error);

@@ -29,6 +29,7 @@ import {
   type CertificateRecord,
   type DeviceRecord,
   deviceCertificateRecord,
+  type Retirement,
 } from '../../shared/store/records';
 import type { RegistrationStore } from '../../shared/store/registration-store';
 
@@ -45,13 +46,16 @@ const HAS_OWN_CERTIFICATE = new Set<DeviceRecord['state']>([
 
 /**
  * The seam to the rotation work: called once a device has connected with its new certificate
- * (COMMIT_ROTATION applied). Retiring the old certificate (deactivate, detach, delete after the
- * grace period) belongs to `rotateCertificate`; the default only logs.
+ * (COMMIT_ROTATION applied). The commit's transaction already put the retirement of the old
+ * certificate on its record (`retirement`: deactivate and detach now, delete after
+ * ROTATION_GRACE_SECONDS), so the work survives a crash here; the seam carries it out right away
+ * (`shared/rotation/retirement.ts`), and `sweepRotations` does whatever is still due.
  */
 export type RotationCommitted = (input: {
   serial: string;
   certificateId: string;
   previousCertificateId?: string;
+  retirement?: Retirement;
 }) => Promise<void>;
 
 export interface LifecycleDeps {
@@ -415,6 +419,20 @@ async function verify(
   deps: LifecycleDeps,
   now: Instant,
 ): Promise<LifecycleOutcome[]> {
+  // The commit retires the old certificate in the same transaction (see RotationCommitted).
+  const retirement: Retirement | undefined =
+    event === 'COMMIT_ROTATION' &&
+    device.certificateId !== undefined &&
+    device.certificateId !== certificateId
+      ? {
+          step: 'DEACTIVATE',
+          dueAt: now.iso,
+          deleteAfter: new Date(now.epochMs + deps.config.rotationGraceSeconds * 1000).toISOString(),
+          serial: device.serial,
+          ...(device.thingName !== undefined ? { thingName: device.thingName } : {}),
+          reason: 'ROTATED',
+        }
+      : undefined;
   const outcome = await deps.store.transition({
     serial: device.serial,
     event,
@@ -436,6 +454,9 @@ async function verify(
       identity: `verify:${presence.sessionIdentifier}`,
       ttlSeconds: deps.config.sessionTtlSeconds,
     },
+    ...(retirement && device.certificateId !== undefined
+      ? { retire: { certificateId: device.certificateId, status: 'RETIRED' as const, retirement } }
+      : {}),
   });
   switch (outcome.status) {
     case 'applied':
@@ -446,6 +467,7 @@ async function verify(
           serial: device.serial,
           certificateId,
           ...(device.certificateId !== undefined ? { previousCertificateId: device.certificateId } : {}),
+          ...(retirement ? { retirement } : {}),
         });
       }
       return [{ kind: 'verified', serial: device.serial, event, certificateId }];

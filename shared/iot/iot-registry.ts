@@ -12,12 +12,16 @@ import {
   AttachPolicyCommand,
   AttachThingPrincipalCommand,
   type CertificateStatus,
+  CreateCertificateFromCsrCommand,
   CreateThingCommand,
+  DeleteCertificateCommand,
   DescribeCACertificateCommand,
   DescribeCertificateCommand,
   DescribeThingCommand,
+  DetachThingPrincipalCommand,
   IoTClient,
   type IoTClientConfig,
+  ListPrincipalThingsCommand,
   ListThingPrincipalsCommand,
   UpdateCertificateCommand,
   UpdateThingCommand,
@@ -178,6 +182,73 @@ export class IotRegistry {
       await this.client.send(new UpdateCertificateCommand({ certificateId, newStatus }));
     } catch (error) {
       throw mapped('UpdateCertificate', error);
+    }
+  }
+
+  /**
+   * CreateCertificateFromCsr (certificate rotation). Not idempotent in IoT: every call issues a new
+   * certificate, so callers claim the request in the store first.
+   */
+  async createCertificateFromCsr(
+    certificateSigningRequest: string,
+    setAsActive: boolean,
+  ): Promise<{ certificateId: string; certificateArn: string; certificatePem: string }> {
+    try {
+      const out = await this.client.send(
+        new CreateCertificateFromCsrCommand({ certificateSigningRequest, setAsActive }),
+      );
+      if (!out.certificateId || !out.certificateArn || !out.certificatePem) {
+        throw new PermanentError('CreateCertificateFromCsr returned an incomplete answer');
+      }
+      return {
+        certificateId: out.certificateId.toLowerCase(),
+        certificateArn: out.certificateArn,
+        certificatePem: out.certificatePem,
+      };
+    } catch (error) {
+      throw mapped('CreateCertificateFromCsr', error);
+    }
+  }
+
+  /** Detaches the certificate from the thing; a thing or attachment that is gone is success. */
+  async detachThingPrincipal(thingName: string, certificateArn: string): Promise<void> {
+    try {
+      await this.client.send(new DetachThingPrincipalCommand({ thingName, principal: certificateArn }));
+    } catch (error) {
+      if (awsName(error) === 'ResourceNotFoundException') return;
+      throw mapped('DetachThingPrincipal', error);
+    }
+  }
+
+  /** Things the certificate is attached to. */
+  async listPrincipalThings(certificateArn: string): Promise<string[]> {
+    const things: string[] = [];
+    let nextToken: string | undefined;
+    try {
+      do {
+        const out = await this.client.send(
+          new ListPrincipalThingsCommand({ principal: certificateArn, nextToken }),
+        );
+        things.push(...(out.things ?? []));
+        nextToken = out.nextToken;
+      } while (nextToken);
+    } catch (error) {
+      if (awsName(error) === 'ResourceNotFoundException') return [];
+      throw mapped('ListPrincipalThings', error);
+    }
+    return things;
+  }
+
+  /**
+   * Deletes a certificate that is not ACTIVE and attached to no thing; its policies are detached by
+   * IoT (`forceDelete`). A certificate that is already gone is success.
+   */
+  async deleteCertificate(certificateId: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteCertificateCommand({ certificateId, forceDelete: true }));
+    } catch (error) {
+      if (awsName(error) === 'ResourceNotFoundException') return;
+      throw mapped('DeleteCertificate', error);
     }
   }
 

@@ -18,6 +18,8 @@
  * | quarantined certificates of unknown devices (StateIndex) | GSI2PK=QUARANTINED_CERT#<shard> GSI2SK=<id> |
  * | device certificates by issue month (IssuedIndex) | GSI3PK=ISSUED#<yyyy-mm>#<shard> GSI3SK=<notBefore>#<id>  |
  * | CA and claim certificates (IssuedIndex)    | GSI3PK=ANCHOR#<CA|CLAIM>            GSI3SK=<notBefore>#<id> |
+ * | rotation request (one device, one new key) | PK=ROTATION#<serial>          SK=REQUEST#<sha256(SPKI)>    |
+ * | certificates due for retirement (StateIndex) | GSI2PK=RETIRING_CERT#<shard>  GSI2SK=<dueAt>#<id>         |
  * | expiry sweep checkpoint (TTL)              | PK=SWEEP#<runId>              SK=CHECKPOINT                |
  * | expiry sweep results, one item per page    | PK=SWEEP#<runId>              SK=PAGE#<seq>                |
  *
@@ -97,12 +99,29 @@ export const keys = {
     GSI2PK: statePartition(state, shardOf(serial)),
     GSI2SK: serial,
   }),
+  /** One rotation request: claimed before CreateCertificateFromCsr, so a repeat issues nothing new. */
+  rotationRequest: (serial: string, publicKeyHash: string): Key => ({
+    PK: `ROTATION#${serial}`,
+    SK: `REQUEST#${publicKeyHash}`,
+  }),
+  /**
+   * A certificate with retirement work due at `dueAt` (deactivate, delete after the grace period,
+   * revoke after an aborted rotation) shares the StateIndex, in its own partitions.
+   */
+  retirementIndex: (dueAt: string, certificateId: string) => ({
+    GSI2PK: retirementPartition(shardOf(certificateId)),
+    GSI2SK: `${dueAt}#${certificateId}`,
+  }),
   /** A certificate quarantined without a known device shares the StateIndex, in its own partitions. */
   quarantinedCertificateIndex: (certificateId: string) => ({
     GSI2PK: quarantinedCertificatePartition(shardOf(certificateId)),
     GSI2SK: certificateId,
   }),
 };
+
+export function retirementPartition(shard: number): string {
+  return `RETIRING_CERT#${shard}`;
+}
 
 export function quarantinedCertificatePartition(shard: number): string {
   return `QUARANTINED_CERT#${shard}`;

@@ -34,7 +34,7 @@ import {
   STATE_INDEX,
   statePartition,
 } from './keys';
-import type { CertificateRecord, DeviceRecord, HistoryEntry, PublicKeyRecord } from './records';
+import type { CertificateRecord, DeviceRecord, HistoryEntry, PublicKeyRecord, Retirement } from './records';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -67,6 +67,12 @@ export interface TransitionInput {
   remove?: ReadonlyArray<keyof DeviceRecord>;
   /** A dedup identity written in the same transaction (exactly-once effects). */
   dedup?: { identity: string; ttlSeconds: number };
+  /**
+   * Retirement work on a certificate, written in the same transaction (a rotation's commit retires
+   * the old certificate, its abort the new one): the certificate record gets `status`, the work item
+   * and its StateIndex keys (`keys.retirementIndex`), so the work survives any crash after the commit.
+   */
+  retire?: { certificateId: string; status: CertificateRecord['status']; retirement: Retirement };
 }
 
 export type TransitionOutcome =
@@ -565,6 +571,8 @@ export class ProvisioningStore {
       this.historyPut(input.serial, input.now, input.history, input.event, expected.state, to),
     ];
     if (input.dedup) items.push(this.dedupPut(input.dedup.identity, input.dedup.ttlSeconds, input.now));
+    // Last, so the dedup item keeps its place (index 2) in a cancellation's reasons.
+    if (input.retire) items.push(this.retirementUpdate(input.retire, input.now));
     const failed = await this.transact(items);
     if (!failed) {
       return {
@@ -779,6 +787,27 @@ export class ProvisioningStore {
         TableName: this.tableName,
         Item: { ...keys.history(serial, now, history.id), ...entry },
         ConditionExpression: 'attribute_not_exists(PK)',
+      },
+    };
+  }
+
+  /** Puts retirement work on a certificate record (status, work item, StateIndex keys). */
+  retirementUpdate(retire: NonNullable<TransitionInput['retire']>, now: string): TransactItem {
+    const index = keys.retirementIndex(retire.retirement.dueAt, retire.certificateId);
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: keys.certificate(retire.certificateId),
+        UpdateExpression:
+          'SET #status = :status, retirement = :retirement, GSI2PK = :g2pk, GSI2SK = :g2sk, updatedAt = :now',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':status': retire.status,
+          ':retirement': retire.retirement,
+          ':g2pk': index.GSI2PK,
+          ':g2sk': index.GSI2SK,
+          ':now': now,
+        },
       },
     };
   }

@@ -79,8 +79,29 @@ export interface CertificateRecord {
   publicKeyHash?: string;
   /** Set while a certificate of an unknown device is quarantined (listed by `quarantine list`). */
   quarantine?: QuarantineInfo;
+  /** Set while retirement work on the certificate is pending (certificate rotation). */
+  retirement?: Retirement;
   createdAt: string;
   updatedAt: string;
+}
+
+/**
+ * Retirement work on a certificate, carried out by `shared/rotation/retirement.ts`:
+ * `DEACTIVATE` (INACTIVE in IoT, detached from the thing; then `DELETE` at `deleteAfter`),
+ * `DELETE` (deleted from IoT), `REVOKE` (REVOKED in IoT and detached: an aborted rotation's new
+ * certificate).
+ */
+export type RetirementStep = 'DEACTIVATE' | 'DELETE' | 'REVOKE';
+
+export interface Retirement {
+  step: RetirementStep;
+  /** When the step is due (the StateIndex sort key of the work item). */
+  dueAt: string;
+  /** When the certificate may be deleted (after the grace period). */
+  deleteAfter?: string;
+  serial: string;
+  thingName?: string;
+  reason: 'ROTATED' | 'ROTATION_ABORTED';
 }
 
 /** One append-only audit entry next to the device record. */

@@ -1,0 +1,332 @@
+/**
+ * Device-initiated certificate rotation: a CSR published on `fleetgate/<thingName>/rotate/request`
+ * (RotationRequestRule adds `principal()`, `clientid()` and the thing name) becomes a new certificate
+ * for the same thing and policy, returned on `fleetgate/<thingName>/rotate/accepted`; anything
+ * refused is answered on `.../rotate/rejected` with `{reason, message}`.
+ *
+ * Order of work, each step safe to repeat:
+ * 1. decide (pure, `decideRotation`) from the device, the sender's certificate and the parsed CSR;
+ * 2. claim the request in the store (one device, one new key) before CreateCertificateFromCsr, which
+ *    IoT does not de-duplicate: a concurrent duplicate finds the claim held and does nothing, a repeat
+ *    of an answered request re-publishes the same answer;
+ * 3. CreateCertificateFromCsr INACTIVE and record its id on the claim at once (a certificate issued
+ *    by a delivery that lost the claim is deleted); a retry after a crash continues with that id;
+ * 4. attach the device policy and the thing principal; bind (device ACTIVE → ROTATING with the new
+ *    certificate pending and a rotation deadline, certificate record, public key, history: one
+ *    transaction); activate the certificate last; publish; store the answer.
+ * The old certificate stays ACTIVE until the device connects with the new one (`deviceLifecycle`
+ * commits the rotation); no connect before the deadline aborts it (`sweepRotations`).
+ */
+import type { RotationRequest } from '../../schemas/iot-events';
+import {
+  type ParsedCertificate,
+  type ParsedCsr,
+  parseCertificatePem,
+  parseCsrPem,
+} from '../../shared/certificates';
+import type { Config } from '../../shared/config';
+import type { Instant } from '../../shared/domain/provisioning-rules';
+import { decideRotation, type RotationRejectReason } from '../../shared/domain/rotation-rules';
+import { TransientError, ValidationError } from '../../shared/errors';
+import {
+  type DeviceMessenger,
+  type RotationAccepted,
+  rotationTopics,
+} from '../../shared/iot/device-messages';
+import { type IotRegistry, IotRequestError } from '../../shared/iot/iot-registry';
+import type { ProvisioningStore } from '../../shared/store/provisioning-store';
+import { type DeviceRecord, deviceCertificateRecord } from '../../shared/store/records';
+import type { RotationAnswer, RotationStore } from '../../shared/store/rotation-store';
+
+export const ACTOR = 'rotateCertificate';
+/** Rotation request items outlive any redelivery (SQS keeps messages 4 days). */
+const REQUEST_TTL_SECONDS = 30 * 86_400;
+
+export interface RotationDeps {
+  config: Config;
+  store: Pick<ProvisioningStore, 'loadProvisioningFacts' | 'bindCertificate'>;
+  rotations: Pick<RotationStore, 'claimRequest' | 'getRequest' | 'recordIssued' | 'completeRequest'>;
+  iot: Pick<
+    IotRegistry,
+    | 'createCertificateFromCsr'
+    | 'describeCertificate'
+    | 'attachPolicy'
+    | 'attachThingPrincipal'
+    | 'updateCertificateStatus'
+    | 'detachThingPrincipal'
+    | 'deleteCertificate'
+  >;
+  messenger: DeviceMessenger;
+  newId: () => string;
+}
+
+export type RotationOutcome =
+  | { status: 'accepted'; serial: string; thingName: string; certificateId: string; repeat: boolean }
+  | { status: 'rejected'; thingName: string; serial?: string; reason: RotationRejectReason; detail: string }
+  | { status: 'in-progress'; serial: string; thingName: string };
+
+/** Handles one parsed rotation request; `owner` is the SQS message id (the claim's lease owner). */
+export async function rotateCertificate(
+  request: RotationRequest,
+  owner: string,
+  deps: RotationDeps,
+  now: Instant,
+): Promise<RotationOutcome> {
+  const { thingName } = request;
+  const reject = (reason: RotationRejectReason, detail: string, serial?: string) =>
+    answerRejected(thingName, reason, detail, deps, serial);
+
+  const serial = serialOfThing(thingName, deps.config);
+  if (serial === undefined) return reject('UNKNOWN_DEVICE', `thing ${thingName} names no serial`);
+  let csr: ParsedCsr;
+  try {
+    csr = await parseCsrPem(request.csr, { maxBytes: deps.config.maxCertificatePemBytes });
+  } catch (error) {
+    if (error instanceof ValidationError) return reject('INVALID_CSR', error.message, serial);
+    throw error;
+  }
+  const principal = request.principal.toLowerCase();
+  const facts = await deps.store.loadProvisioningFacts({ serial, certificateId: principal });
+  const current = facts.certificate?.serial === serial ? facts.certificate : undefined;
+  const decision = decideRotation(
+    { thingName, principal, csr },
+    facts.device,
+    current?.publicKeyHash,
+    deps.config,
+  );
+  if (!decision.allow) return reject(decision.reason, decision.detail, serial);
+  const device = facts.device as DeviceRecord;
+
+  if (decision.resume) {
+    // ROTATING: only the request that started this rotation may continue (or be answered again).
+    const started = await deps.rotations.getRequest(serial, csr.publicKeyHash);
+    if (!started?.certificateId || started.certificateId !== device.pendingCertificateId) {
+      return reject(
+        'ROTATION_IN_PROGRESS',
+        'another rotation of this device waits for its commit or its deadline',
+        serial,
+      );
+    }
+  }
+
+  const claim = await deps.rotations.claimRequest({
+    serial,
+    publicKeyHash: csr.publicKeyHash,
+    owner,
+    now: now.iso,
+    leaseSeconds: deps.config.rotationLeaseSeconds,
+    ttlSeconds: REQUEST_TTL_SECONDS,
+  });
+  if (claim.status === 'held') return { status: 'in-progress', serial, thingName };
+  if (claim.status === 'done') {
+    const answer = claim.request.answer;
+    if (!answer) throw new TransientError('rotation request is done without an answer');
+    if (
+      answer.accepted &&
+      answer.certificateId !== device.pendingCertificateId &&
+      answer.certificateId !== device.certificateId
+    ) {
+      // The rotation this key started was aborted: its certificate is revoked for good.
+      return reject('KEY_REVOKED', 'the certificate issued for this key was revoked; use a new key', serial);
+    }
+    return republish(answer, serial, thingName, deps);
+  }
+
+  // Acquired: issue a certificate unless an earlier delivery did.
+  let certificateId = claim.request.certificateId;
+  let issued: { certificateArn: string; certificatePem: string } | undefined;
+  if (certificateId === undefined) {
+    let created: Awaited<ReturnType<RotationDeps['iot']['createCertificateFromCsr']>>;
+    try {
+      created = await deps.iot.createCertificateFromCsr(request.csr, false);
+    } catch (error) {
+      if (!(error instanceof IotRequestError)) throw error;
+      return finishRejected(serial, thingName, csr, 'CERTIFICATE_REJECTED', error.message, deps, now);
+    }
+    const recorded = await deps.rotations.recordIssued({
+      serial,
+      publicKeyHash: csr.publicKeyHash,
+      owner,
+      certificateId: created.certificateId,
+    });
+    if (recorded !== created.certificateId) {
+      // Another delivery recorded its certificate first: ours is an unused, INACTIVE orphan.
+      await deps.iot.deleteCertificate(created.certificateId);
+      if (recorded === undefined) throw new TransientError('rotation claim was lost while issuing');
+      certificateId = recorded;
+    } else {
+      certificateId = created.certificateId;
+      issued = created;
+    }
+  }
+  if (!issued) {
+    const description = await deps.iot.describeCertificate(certificateId);
+    if (!description) throw new TransientError(`issued certificate ${certificateId} is not in IoT`);
+    issued = description;
+  }
+
+  const certificate = parseCertificatePem(issued.certificatePem, {
+    maxBytes: deps.config.maxCertificatePemBytes,
+    field: 'issued certificate',
+  });
+  await deps.iot.attachPolicy(deps.config.devicePolicyName, issued.certificateArn);
+  await deps.iot.attachThingPrincipal(thingName, issued.certificateArn);
+  const bound = await bind(device, certificate, csr, thingName, principal, request.clientId, deps, now);
+  if (bound.status === 'rejected') {
+    await discard(certificateId, issued.certificateArn, thingName, deps);
+    return finishRejected(serial, thingName, csr, bound.reason, bound.detail, deps, now);
+  }
+  await deps.iot.updateCertificateStatus(certificateId, 'ACTIVE');
+  const answer: RotationAnswer = { accepted: true, certificateId, rotationDeadline: bound.rotationDeadline };
+  const accepted: RotationAccepted = {
+    certificateId,
+    certificatePem: issued.certificatePem,
+    rotationDeadline: bound.rotationDeadline,
+  };
+  await deps.messenger.publish(rotationTopics.accepted(thingName), accepted);
+  await deps.rotations.completeRequest({ serial, publicKeyHash: csr.publicKeyHash, now: now.iso, answer });
+  return { status: 'accepted', serial, thingName, certificateId, repeat: false };
+}
+
+async function bind(
+  device: DeviceRecord,
+  certificate: ParsedCertificate,
+  csr: ParsedCsr,
+  thingName: string,
+  previousCertificateId: string,
+  clientId: string,
+  deps: RotationDeps,
+  now: Instant,
+): Promise<
+  | { status: 'bound'; rotationDeadline: string }
+  | { status: 'rejected'; reason: RotationRejectReason; detail: string }
+> {
+  // The device must connect with the new certificate before this, or the rotation is aborted.
+  const deadline = new Date(now.epochMs + deps.config.rotationDeadlineSeconds * 1000).toISOString();
+  const outcome = await deps.store.bindCertificate({
+    serial: device.serial,
+    event: 'START_ROTATION',
+    device,
+    certificate: deviceCertificateRecord(certificate, {
+      status: 'PENDING',
+      source: 'ROTATION',
+      serial: device.serial,
+      thingName,
+      now: now.iso,
+    }),
+    publicKeyHash: csr.publicKeyHash,
+    now: now.iso,
+    history: {
+      id: deps.newId(),
+      actor: ACTOR,
+      detail: { previousCertificateId, clientId, rotationDeadline: deadline },
+    },
+    set: { rotationDeadline: deadline },
+  });
+  switch (outcome.status) {
+    case 'applied':
+      return { status: 'bound', rotationDeadline: deadline };
+    case 'already-done':
+      return { status: 'bound', rotationDeadline: outcome.device.rotationDeadline ?? deadline };
+    case 'illegal':
+      return { status: 'rejected', reason: 'DEVICE_NOT_ACTIVE', detail: outcome.reason };
+    default:
+      if (outcome.reason === 'PUBLIC_KEY_IN_USE' || outcome.reason === 'CERTIFICATE_IN_USE') {
+        return {
+          status: 'rejected',
+          reason: 'PUBLIC_KEY_IN_USE',
+          detail: 'the CSR key belongs to another device',
+        };
+      }
+      throw new TransientError(`device changed while starting the rotation (${outcome.reason})`);
+  }
+}
+
+/** Detaches and deletes a certificate issued for a request that was then refused. */
+async function discard(
+  certificateId: string,
+  certificateArn: string,
+  thingName: string,
+  deps: RotationDeps,
+): Promise<void> {
+  await deps.iot.detachThingPrincipal(thingName, certificateArn);
+  await deps.iot.deleteCertificate(certificateId);
+}
+
+async function finishRejected(
+  serial: string,
+  thingName: string,
+  csr: ParsedCsr,
+  reason: RotationRejectReason,
+  detail: string,
+  deps: RotationDeps,
+  now: Instant,
+): Promise<RotationOutcome> {
+  const outcome = await answerRejected(thingName, reason, detail, deps, serial);
+  await deps.rotations.completeRequest({
+    serial,
+    publicKeyHash: csr.publicKeyHash,
+    now: now.iso,
+    answer: { accepted: false, reason, message: detail },
+  });
+  return outcome;
+}
+
+async function answerRejected(
+  thingName: string,
+  reason: RotationRejectReason,
+  detail: string,
+  deps: RotationDeps,
+  serial?: string,
+): Promise<RotationOutcome> {
+  await deps.messenger.publish(rotationTopics.rejected(thingName), { reason, message: detail });
+  return { status: 'rejected', thingName, ...(serial !== undefined ? { serial } : {}), reason, detail };
+}
+
+async function republish(
+  answer: RotationAnswer,
+  serial: string,
+  thingName: string,
+  deps: RotationDeps,
+): Promise<RotationOutcome> {
+  if (!answer.accepted) {
+    await deps.messenger.publish(rotationTopics.rejected(thingName), {
+      reason: answer.reason,
+      message: answer.message,
+    });
+    return {
+      status: 'rejected',
+      thingName,
+      serial,
+      reason: answer.reason as RotationRejectReason,
+      detail: answer.message,
+    };
+  }
+  const description = await deps.iot.describeCertificate(answer.certificateId);
+  if (!description) {
+    return answerRejected(
+      thingName,
+      'CERTIFICATE_REJECTED',
+      'the certificate issued for this request no longer exists',
+      deps,
+      serial,
+    );
+  }
+  const accepted: RotationAccepted = {
+    certificateId: answer.certificateId,
+    certificatePem: description.certificatePem,
+    rotationDeadline: answer.rotationDeadline,
+  };
+  await deps.messenger.publish(rotationTopics.accepted(thingName), accepted);
+  return { status: 'accepted', serial, thingName, certificateId: answer.certificateId, repeat: true };
+}
+
+/** The serial a thing name stands for (thing name = prefix + serial), if it does. */
+export function serialOfThing(
+  thingName: string,
+  config: Pick<Config, 'thingNamePrefix' | 'serialPattern'>,
+): string | undefined {
+  if (!thingName.startsWith(config.thingNamePrefix)) return undefined;
+  const serial = thingName.slice(config.thingNamePrefix.length);
+  return config.serialPattern.test(serial) ? serial : undefined;
+}
