@@ -24,8 +24,14 @@ export function createHandler(deps: SweepRotationsHandlerDeps) {
   const sweepDeps: SweepRotationsDeps = { ...deps, newId: deps.newId ?? randomUUID };
   return middy()
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .handler(async () => {
-      const epochMs = clock();
+    .handler(async (event: unknown) => {
+      // A manual invocation `{"now": "<ISO>"}` runs as of that instant (like expirySweep's);
+      // the schedule's event has no `now`.
+      const requested = (event as { now?: unknown } | null)?.now;
+      const epochMs =
+        typeof requested === 'string' && !Number.isNaN(Date.parse(requested))
+          ? Date.parse(requested)
+          : clock();
       const result = await sweepRotations(sweepDeps, { iso: new Date(epochMs).toISOString(), epochMs });
       for (const aborted of result.aborted) {
         // An alert: a device did not connect with its new certificate in time.
