@@ -8,6 +8,7 @@
  * @see https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html
  * @see https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html
  */
+import { setMaxListeners } from 'node:events';
 import {
   DeleteMessageBatchCommand,
   type Message,
@@ -120,7 +121,10 @@ export class QueuePoller {
   private loop: Promise<void> | undefined;
   private readonly abort = new AbortController();
 
-  constructor(private readonly options: PollerOptions) {}
+  constructor(private readonly options: PollerOptions) {
+    // Every in-flight ReceiveMessage listens on this one signal; more than ten is normal here.
+    setMaxListeners(0, this.abort.signal);
+  }
 
   /** Batches being handled right now. */
   get busy(): number {

@@ -3,9 +3,11 @@
  * serverless.yml). Composition happens once per container, here; the behaviour is in `hook.ts`.
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html
  */
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { documentClient } from '../../shared/aws/clients';
 import { loadConfig } from '../../shared/config';
 import { createLogger, createMetrics } from '../../shared/logging';
+import { QuarantineQueue } from '../../shared/quarantine-queue';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { createHandler, type HookDeps } from './hook';
 
@@ -19,6 +21,9 @@ function defaultDeps(): HookDeps {
     store: new ProvisioningStore(documentClient(), config.tableName),
     logger: createLogger('preProvisionHook'),
     metrics: createMetrics('preProvisionHook'),
+    ...(config.quarantineQueueUrl
+      ? { quarantine: new QuarantineQueue(new SQSClient({ maxAttempts: 2 }), config.quarantineQueueUrl) }
+      : {}),
   };
 }
 

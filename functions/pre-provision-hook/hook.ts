@@ -19,6 +19,7 @@ import { type PreProvisionHookResponse, preProvisionHookEventSchema } from '../.
 import type { Config } from '../../shared/config';
 import { deny, type Instant, type ProvisioningDecision } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
+import type { QuarantineSender } from '../../shared/quarantine-queue';
 import { type ProvisionDeps, type ProvisionResult, provisionDevice } from './provision';
 import { denied, toHookResponse } from './response';
 import { timeBudgetMs, withTimeBudget } from './time-budget';
@@ -28,6 +29,8 @@ export interface HookDeps {
   store: ProvisionDeps['store'];
   logger: Logger;
   metrics: Metrics;
+  /** Where clone and takeover evidence goes; without it the hook only denies and logs. */
+  quarantine?: QuarantineSender;
   /** Epoch milliseconds; tests freeze it. */
   clock?: () => number;
   newId?: () => string;
@@ -57,6 +60,9 @@ export function createHandler(deps: HookDeps) {
       result = { error, decision: deny('INTERNAL_ERROR', errorName(error)) };
     }
     report(result, logger, metrics);
+    if (result.suspicion && result.certificateId && deps.quarantine) {
+      await reportSuspicion(result, deps.quarantine, now, budget - (clock() - epochMs), logger);
+    }
     return toHookResponse(result.decision);
   };
 
@@ -73,6 +79,47 @@ export function createHandler(deps: HookDeps) {
       },
     })
     .handler(decide);
+}
+
+/**
+ * Sends a denial's clone or takeover evidence to the quarantine queue within what is left of the
+ * budget. The answer stays a denial whatever happens here; a failed send is logged (the denial's
+ * own log line and metric still record the attempt).
+ */
+async function reportSuspicion(
+  result: ProvisionResult,
+  quarantine: QuarantineSender,
+  now: Instant,
+  remainingMs: number,
+  logger: Logger,
+): Promise<void> {
+  const { suspicion, certificateId } = result;
+  if (!suspicion || !certificateId) return;
+  const send = quarantine.send({
+    // One request per presented certificate and reason: AWS IoT's retries of RegisterThing repeat it.
+    requestId: `preProvisionHook:${suspicion.reason}:${certificateId}`,
+    ...(suspicion.serial ? { serial: suspicion.serial } : {}),
+    certificateId,
+    reason: suspicion.reason,
+    evidence: {
+      flow: 'FLEET_PROVISIONING',
+      detail: suspicion.detail,
+      ...(result.serial ? { claimedSerial: result.serial } : {}),
+      ...(result.claimCertificateId ? { claimCertificateId: result.claimCertificateId } : {}),
+    },
+    source: 'preProvisionHook',
+    at: now.iso,
+  });
+  const sent = await withTimeBudget(
+    send.then(() => true as const),
+    remainingMs,
+    () => false as const,
+  ).catch((error: unknown) => {
+    logger.error('quarantine request not sent', { reason: suspicion.reason, certificateId, error });
+    return undefined;
+  });
+  if (sent === false)
+    logger.error('quarantine request not sent in time', { reason: suspicion.reason, certificateId });
 }
 
 function report(result: ProvisionResult, logger: Logger, metrics: Metrics): void {

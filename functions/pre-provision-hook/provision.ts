@@ -17,6 +17,8 @@ import {
   checkRequest,
   decideProvisioning,
   deny,
+  type HookSuspicion,
+  hookSuspicion,
   type Instant,
   type ProvisioningDecision,
   type ProvisioningRequest,
@@ -42,6 +44,8 @@ export interface ProvisionResult {
   claimCertificateId?: string;
   /** The underlying failure of STORE_UNAVAILABLE / INTERNAL_ERROR, for the log. */
   error?: unknown;
+  /** Clone or takeover evidence in a denial: the handler sends it to the quarantine queue. */
+  suspicion?: HookSuspicion;
 }
 
 export async function provisionDevice(
@@ -91,7 +95,11 @@ export async function provisionDevice(
   }
 
   const decision = decideProvisioning(request, facts, config, now);
-  if (!decision.allow || decision.alreadyBound || !facts.device) return { ...ids, decision };
+  if (!decision.allow) {
+    const suspicion = hookSuspicion(decision, serial, facts);
+    return { ...ids, decision, ...(suspicion ? { suspicion } : {}) };
+  }
+  if (decision.alreadyBound || !facts.device) return { ...ids, decision };
 
   let outcome: BindOutcome;
   try {

@@ -78,7 +78,7 @@ export interface ParticipantOutcome {
   /** `provisioned`: connected with its own certificate; `denied`: refused by IoT or the hook. */
   result: 'provisioned' | 'denied' | 'error';
   reason?: string;
-  /** The certificate it connected with, when IoT accepted it. */
+  /** The certificate it connected with, when IoT accepted it; for a denied RegisterThing, the one it was issued. */
   certificateId?: string;
   /** Milliseconds from the first request to ACTIVE in the store (legitimate devices). */
   timeToActiveMs?: number;
@@ -555,7 +555,9 @@ async function runFleetParticipant(
       await sleep(200 * 2 ** attempt);
       registered = await register();
     }
-    if (isRejection(registered)) return denied(`RegisterThing:${registered.errorCode}`);
+    if (isRejection(registered)) {
+      return { ...denied(`RegisterThing:${registered.errorCode}`), certificateId: created.certificateId };
+    }
     const connected = await rig.devices.connect({
       certificatePem: created.certificatePem,
       clientId: registered.thingName,
@@ -676,6 +678,17 @@ async function summarize(
     if (outcome.result === 'denied') {
       const key = `${outcome.kind}: ${outcome.reason ?? 'denied'}`;
       deniedByReason[key] = (deniedByReason[key] ?? 0) + 1;
+      // Denied and also reported: the hook sends clone and takeover evidence to quarantine.
+      const device = records.get(outcome.serial);
+      const quarantine = !outcome.certificateId
+        ? undefined
+        : device?.quarantine?.certificateIds?.includes(outcome.certificateId)
+          ? device.quarantine
+          : (await rig.store.getCertificate(outcome.certificateId))?.quarantine;
+      if (quarantine) {
+        const quarantined = `${outcome.kind}: ${quarantine.reason}`;
+        quarantinedByReason[quarantined] = (quarantinedByReason[quarantined] ?? 0) + 1;
+      }
       continue;
     }
     // Admitted by IoT: it must have been caught afterwards (certificate deactivated by the quarantine).

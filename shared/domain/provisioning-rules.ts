@@ -341,3 +341,47 @@ function overridesFor(
   if (device.batch !== undefined) overrides.Batch = device.batch;
   return overrides;
 }
+
+/** A hook denial worth an operator's attention, as the quarantine request it becomes. */
+export interface HookSuspicion {
+  reason: 'CLONE_PUBLIC_KEY' | 'PUBLIC_KEY_IN_USE' | 'SERIAL_TAKEOVER_ATTEMPT';
+  /** The device to quarantine; absent when only the presented certificate is quarantined. */
+  serial?: string;
+  detail: string;
+}
+
+/**
+ * Which denials of the fleet-provisioning hook are clone or takeover evidence, and what they take
+ * offline. The presented certificate is always quarantined (it is INACTIVE and stays so).
+ * - the serial's own public key under a new certificate while the serial is bound: the device's
+ *   key was copied (a clone), so the device is quarantined too, as JITR and JITP do;
+ * - another device's public key: that key was copied, so its owner is quarantined;
+ * - a different key for a bound serial: anyone holding a claim certificate can try a serial, so
+ *   only the certificate is quarantined (with the claimed serial and claim in the evidence) and
+ *   the device keeps working — a claim certificate is shared by many devices, and quarantining the
+ *   original would let one leaked claim take a fleet offline.
+ */
+export function hookSuspicion(
+  decision: ProvisioningDecision,
+  serial: string,
+  facts: Pick<ProvisioningFacts, 'publicKeyOwner'>,
+): HookSuspicion | undefined {
+  if (decision.allow) return undefined;
+  const keyOwner = facts.publicKeyOwner;
+  if (decision.reason === 'PUBLIC_KEY_IN_USE' && keyOwner) {
+    return {
+      reason: 'PUBLIC_KEY_IN_USE',
+      serial: keyOwner.serial,
+      detail: `key of ${keyOwner.serial} presented for ${serial}`,
+    };
+  }
+  if (decision.reason !== 'SERIAL_BOUND_TO_OTHER_CERTIFICATE') return undefined;
+  if (keyOwner?.serial === serial) {
+    return {
+      reason: 'CLONE_PUBLIC_KEY',
+      serial,
+      detail: 'the device key under a new certificate while the serial is bound',
+    };
+  }
+  return { reason: 'SERIAL_TAKEOVER_ATTEMPT', detail: 'another key for a bound serial' };
+}

@@ -223,6 +223,65 @@ describe('preProvisionHook against DynamoDB Local', () => {
     expect(events.filter((event) => event === 'PROVISION')).toHaveLength(2);
   });
 
+  it('sends clone and takeover evidence to the quarantine queue, once per certificate and reason', async () => {
+    // Prepare: INT-Q1 ACTIVE with its first certificate, INT-Q2 allowlisted
+    await allowlist(['INT-Q1', 'INT-Q2']);
+    const { hook, quarantined } = buildTestHook(table.store, {}, NOW_MS);
+    const first = await certificate();
+    expect(await hook(hookEvent('INT-Q1', first), lambdaContext())).toMatchObject({
+      allowProvisioning: true,
+    });
+    const provisioning = await table.store.getDevice('INT-Q1');
+    if (!provisioning) throw new Error('INT-Q1 missing');
+    await table.store.transition({
+      serial: 'INT-Q1',
+      event: 'ACTIVATE',
+      device: provisioning,
+      transitionKey: 'ACTIVATE:test',
+      now: new Date(NOW_MS).toISOString(),
+      history: { id: 'activate', actor: 'test' },
+      set: { certificateId: first.certificateId },
+      remove: ['pendingCertificateId', 'provisioningDeadline'],
+    });
+    const clone = await certificate({ spki: first.spki });
+    const takeover = await certificate();
+    const keyThief = await certificate({ spki: first.spki });
+    // Act: every request twice, as AWS IoT retries RegisterThing
+    for (const [serial, cert] of [
+      ['INT-Q1', clone],
+      ['INT-Q1', takeover],
+      ['INT-Q2', keyThief],
+    ] as const) {
+      for (let i = 0; i < 2; i += 1) {
+        expect(await hook(hookEvent(serial, cert), lambdaContext())).toEqual({ allowProvisioning: false });
+      }
+    }
+    // Assess
+    const unique = new Map(quarantined.map((request) => [request.requestId, request]));
+    expect(quarantined).toHaveLength(6);
+    expect([...unique.values()]).toEqual([
+      expect.objectContaining({
+        serial: 'INT-Q1',
+        certificateId: clone.certificateId,
+        reason: 'CLONE_PUBLIC_KEY',
+        source: 'preProvisionHook',
+        evidence: expect.objectContaining({ claimedSerial: 'INT-Q1', claimCertificateId: CLAIM }),
+      }),
+      expect.objectContaining({ certificateId: takeover.certificateId, reason: 'SERIAL_TAKEOVER_ATTEMPT' }),
+      expect.objectContaining({
+        serial: 'INT-Q1',
+        certificateId: keyThief.certificateId,
+        reason: 'PUBLIC_KEY_IN_USE',
+        evidence: expect.objectContaining({ claimedSerial: 'INT-Q2' }),
+      }),
+    ]);
+    // a takeover attempt names no device: the original keeps working
+    expect(
+      unique.get(`preProvisionHook:SERIAL_TAKEOVER_ATTEMPT:${takeover.certificateId}`)?.serial,
+    ).toBeUndefined();
+    expect(await table.store.getDevice('INT-Q1')).toMatchObject({ state: 'ACTIVE' });
+  });
+
   describe('bad input', async () => {
     const ready = (async () => {
       const ca2 = await createCa('Corpus CA');

@@ -5,6 +5,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { createHandler } from '../../functions/pre-provision-hook/hook';
+import type { QuarantineRequest } from '../../schemas/quarantine-request';
 import { type Config, configFor } from '../../shared/config';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 
@@ -34,6 +35,8 @@ export interface TestHook {
   hook: ReturnType<typeof createHandler>;
   config: Config;
   outcomes: RecordedOutcome[];
+  /** Quarantine requests the hook sent (clone and takeover evidence). */
+  quarantined: QuarantineRequest[];
   /** Moves the hook's clock (epoch ms). */
   setNow(epochMs: number): void;
 }
@@ -45,18 +48,25 @@ export function buildTestHook(
 ): TestHook {
   const config = configFor({ TABLE_NAME: store.tableName, ...env });
   const outcomes: RecordedOutcome[] = [];
+  const quarantined: QuarantineRequest[] = [];
   let now = nowMs;
   const hook = createHandler({
     config,
     store,
     logger: new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' }),
     metrics: recordingMetrics(outcomes),
+    quarantine: {
+      send: async (request) => {
+        quarantined.push(request);
+      },
+    },
     clock: () => now,
   });
   return {
     hook,
     config,
     outcomes,
+    quarantined,
     setNow: (epochMs) => {
       now = epochMs;
     },

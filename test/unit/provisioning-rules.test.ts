@@ -5,6 +5,8 @@ import {
   type DenyReason,
   type DeviceFacts,
   decideProvisioning,
+  deny,
+  hookSuspicion,
   type Instant,
   type ProvisioningFacts,
   type ProvisioningRequest,
@@ -352,4 +354,39 @@ describe('decideProvisioning allows', () => {
       overrides: { ThingName: 'legacy-name' },
     });
   });
+});
+
+describe('hookSuspicion', () => {
+  const owner = (serial: string) => ({ publicKeyOwner: { serial, certificateId: OLD_CERT } });
+  it.each([
+    [
+      'the serial’s own key under a new certificate → clone, device quarantined',
+      'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
+      owner('SN-1'),
+      { reason: 'CLONE_PUBLIC_KEY', serial: 'SN-1' },
+    ],
+    [
+      'another device’s key → its owner quarantined',
+      'PUBLIC_KEY_IN_USE',
+      owner('SN-2'),
+      { reason: 'PUBLIC_KEY_IN_USE', serial: 'SN-2' },
+    ],
+    [
+      'a new key for a bound serial → only the certificate',
+      'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
+      {},
+      { reason: 'SERIAL_TAKEOVER_ATTEMPT' },
+    ],
+  ] as const)('%s', (_, reason, facts, expected) => {
+    const suspicion = hookSuspicion(deny(reason, 'x'), 'SN-1', facts);
+    expect(suspicion).toMatchObject(expected);
+    if (!('serial' in expected)) expect(suspicion?.serial).toBeUndefined();
+  });
+
+  it.each(DENY_REASONS.filter((r) => r !== 'PUBLIC_KEY_IN_USE' && r !== 'SERIAL_BOUND_TO_OTHER_CERTIFICATE'))(
+    '%s is not clone evidence',
+    (reason) => {
+      expect(hookSuspicion(deny(reason, 'x'), 'SN-1', owner('SN-1'))).toBeUndefined();
+    },
+  );
 });
