@@ -103,8 +103,3 @@ export function decideRotation(
   }
   return { allow: true, serial: device.serial, resume: device.state === 'ROTATING' };
 }
-
-/** The identity of one rotation request: one device, one new key. */
-export function rotationRequestIdentity(serial: string, publicKeyHash: string): string {
-  return `rotation:${serial}:${publicKeyHash}`;
-}
