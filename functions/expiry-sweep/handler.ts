@@ -6,8 +6,11 @@
 import { documentClient } from '../../shared/aws/clients';
 import { loadConfig } from '../../shared/config';
 import { sweepPolicy } from '../../shared/expiry/expiry-sweep';
+import { IotDataMessenger, iotDataClient } from '../../shared/iot/device-messages';
 import { createLogger, createMetrics } from '../../shared/logging';
 import { createReportSink } from '../../shared/reports/report-sink';
+import { RotationNotices } from '../../shared/rotation/rotation-notices';
+import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { createHandler, type ExpirySweepDeps } from './sweep-handler';
 
@@ -16,14 +19,25 @@ export { createHandler, type ExpirySweepDeps } from './sweep-handler';
 /** Composition from the environment, once per container. Throws ConfigError on a bad environment. */
 function defaultDeps(): ExpirySweepDeps {
   const config = loadConfig(process.env);
+  const client = documentClient();
+  const logger = createLogger('expirySweep');
+  const metrics = createMetrics('expirySweep');
   return {
     policy: sweepPolicy(config),
-    sweepStore: new SweepStore(documentClient(), config.tableName),
+    sweepStore: new SweepStore(client, config.tableName),
     sink: createReportSink(config.reportDestination),
-    logger: createLogger('expirySweep'),
-    metrics: createMetrics('expirySweep'),
+    logger,
+    metrics,
     safetyMarginMs: config.sweepSafetyMarginMs,
     pageSize: config.sweepPageSize,
+    // Devices inside the rotation window get a rotate/required notice (ROTATION_NOTICES_PER_RUN per run).
+    rotation: new RotationNotices({
+      messenger: new IotDataMessenger(iotDataClient()),
+      marks: new ProvisioningStore(client, config.tableName),
+      limit: config.rotationNoticesPerRun,
+      logger,
+      metrics,
+    }),
   };
 }
 
