@@ -26,6 +26,12 @@ import {
 } from '../../shared/store/quarantine-store';
 import type { DeviceRecord, QuarantineInfo } from '../../shared/store/records';
 
+/** How often one request decides again when its device changed under it before SQS retries it. */
+const DEVICE_CHANGED_ATTEMPTS = 4;
+
+/** The device moved between the read and the conditional write (retryable). */
+class DeviceChangedError extends TransientError {}
+
 export interface QuarantineWorkDeps {
   config: Pick<Config, 'quarantineGroupName'>;
   store: ProvisioningStore;
@@ -66,7 +72,17 @@ export async function quarantine(
     const owner = (await deps.store.getCertificate(request.certificateId))?.serial;
     device = owner ? await deps.store.getDevice(owner) : undefined;
   }
-  if (device) return quarantineDevice(request, device, deps, context);
+  // Two suspicions about one device (a clone and a takeover at once) race for it; the loser
+  // decides again on the device as it now stands (usually: add its evidence) instead of waiting
+  // out the queue's visibility timeout.
+  for (let attempt = 1; device; attempt += 1) {
+    try {
+      return await quarantineDevice(request, device, deps, context);
+    } catch (error) {
+      if (!(error instanceof DeviceChangedError) || attempt >= DEVICE_CHANGED_ATTEMPTS) throw error;
+      device = await deps.store.getDevice(device.serial);
+    }
+  }
   if (request.certificateId) return quarantineCertificate(request, request.certificateId, deps, context);
   throw new NotFoundError(`serial ${request.serial ?? '?'} is unknown and no certificateId was given`);
 }
@@ -143,7 +159,7 @@ async function quarantineDevice(
       return { kind: 'duplicate', requestId: request.requestId };
     case 'conflict':
       // The device moved between our read and our write (e.g. it was activated): retry on fresh facts.
-      throw new TransientError(`device ${device.serial} changed while being quarantined`);
+      throw new DeviceChangedError(`device ${device.serial} changed while being quarantined`);
     case 'illegal':
       throw new IllegalTransitionError(outcome.reason);
   }

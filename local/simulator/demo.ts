@@ -22,6 +22,16 @@ const DEMO_FLEETS: Record<SimulationFlow, { devices: number; clones: number; inv
   jitp: { devices: 12, clones: 0, invalid: 2 },
 };
 
+/**
+ * Certificate lifetimes of the JITR and JITP devices, spread so that the sweep's report has
+ * something in every window: 1 in 12 expires within 7 days, 2 within 30, 3 within the chart's
+ * 90 days; the rest live a year.
+ */
+function demoLifetimeDays(index: number): number {
+  const spread = [3, 20, 27, 45, 60, 85];
+  return index % 2 === 0 ? (spread[(index / 2) % spread.length] ?? 365) : 365;
+}
+
 export interface DemoSweep {
   runId: string;
   counts: Record<string, number>;
@@ -73,6 +83,7 @@ export async function runDemo(
         concurrency: 8,
         seed: 7,
         settleTimeoutMs: 10_000,
+        lifetimeDays: demoLifetimeDays,
       }),
     );
   }

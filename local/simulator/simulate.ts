@@ -68,6 +68,12 @@ export interface SimulationOptions {
   activationTimeoutMs?: number;
   /** How long to wait for the stack's queues to drain after the run (default 60 s). */
   settleTimeoutMs?: number;
+  /**
+   * Days until the certificate of legitimate device `index` expires (JITR and JITP, where the
+   * simulator's CA issues device certificates; default one year). The demo uses it to give the
+   * expiry sweep something to report.
+   */
+  lifetimeDays?: (index: number) => number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -243,7 +249,7 @@ async function simulate(
     phaseStart = now;
   };
   const publishedBefore = (await rig.devices.published('$aws/events/')).length;
-  const runParticipant = await prepareFlow(rig, plan, options.flow);
+  const runParticipant = await prepareFlow(rig, plan, options.flow, options.lifetimeDays);
   phase('prepare');
   const started = performance.now();
   const startedAt = new Map<string, number>();
@@ -306,7 +312,12 @@ type ParticipantRunner = (participant: Participant) => Promise<ParticipantOutcom
  * What the account needs for every flow (quarantine group and policy, registry events, the shared
  * device policy), then the flow's own setup; resolves with the function that runs one participant.
  */
-async function prepareFlow(rig: Rig, plan: SimulationPlan, flow: SimulationFlow): Promise<ParticipantRunner> {
+async function prepareFlow(
+  rig: Rig,
+  plan: SimulationPlan,
+  flow: SimulationFlow,
+  lifetimeDays?: (index: number) => number,
+): Promise<ParticipantRunner> {
   await prepareAccount(rig.iot, {
     thingGroupName: `${rig.prefix}-quarantine`,
     policyName: `${rig.prefix}-quarantine`,
@@ -324,7 +335,7 @@ async function prepareFlow(rig: Rig, plan: SimulationPlan, flow: SimulationFlow)
     const context = await prepareFleet(rig, plan);
     return (participant) => runFleetParticipant(rig, context, participant);
   }
-  const context = await prepareDeviceCa(rig, plan, flow);
+  const context = { ...(await prepareDeviceCa(rig, plan, flow)), lifetimeDays };
   return (participant) => runCaParticipant(rig, context, participant);
 }
 
@@ -403,6 +414,7 @@ interface CaContext {
   flow: 'jitr' | 'jitp';
   ca: CertificateAuthority;
   keys: Map<number, CryptoKeyPair>;
+  lifetimeDays?: (index: number) => number;
 }
 
 /** A device CA registered with auto-registration (JITR), and with a provisioning template for JITP. */
@@ -483,7 +495,9 @@ async function runCaParticipant(
           notBefore: new Date(Date.now() - 400 * 86_400_000),
           notAfter: new Date(Date.now() - 30 * 86_400_000),
         }
-      : {}),
+      : kind === 'legitimate' && context.lifetimeDays
+        ? { notAfter: new Date(Date.now() + context.lifetimeDays(participant.index) * 86_400_000) }
+        : {}),
   });
   // Clones and takeovers present the original's client id, as copied firmware would.
   const clientId = serial;

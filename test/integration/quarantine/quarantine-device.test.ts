@@ -167,6 +167,23 @@ describe('quarantineDevice', () => {
     expect(events).toEqual(expect.arrayContaining(['QUARANTINE', 'QUARANTINE_EVIDENCE']));
   });
 
+  it('two different suspicions about one device at once: one quarantines it, the other adds evidence, no retry', async () => {
+    // Prepare
+    await seedActiveDevice(table, iot, 'SN-Q-0009');
+    const clone = quarantineRequest({ serial: 'SN-Q-0009', reason: 'CLONE_CERTIFICATE_MISMATCH' });
+    const takeover = quarantineRequest({ serial: 'SN-Q-0009', reason: 'SERIAL_BOUND_TO_OTHER_CERTIFICATE' });
+    // Act: delivered in separate invocations at the same time, each twice
+    const responses = await Promise.all(
+      [clone, takeover, clone, takeover].map((request) => worker.handler(sqsEvent([request]), context)),
+    );
+    // Assess
+    expect(responses.flatMap((response) => response.batchItemFailures)).toEqual([]);
+    const events = (await table.store.history('SN-Q-0009')).map((entry) => entry.event);
+    expect(events.filter((event) => event === 'QUARANTINE')).toHaveLength(1);
+    expect(events.filter((event) => event === 'QUARANTINE_EVIDENCE')).toHaveLength(1);
+    expect(await table.store.getDevice('SN-Q-0009')).toMatchObject({ state: 'QUARANTINED', version: 2 });
+  });
+
   it('quarantines the owner of a known certificate when the request names an unknown serial', async () => {
     // Prepare
     const { certificateId } = await seedActiveDevice(table, iot, 'SN-Q-0009');
