@@ -17,6 +17,7 @@ import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local';
 import { type IotEmulator, startIotEmulator } from './iot-emulator/index';
 import { LocalFunctions } from './lambda-runtime';
 import { LOCAL_CREDENTIALS, type LocalSqs, startLocalSqs } from './local-sqs';
+import { type MqttBroker, startMqttBroker } from './mqtt/broker';
 import { projectRoot } from './paths';
 import { MessageLedger, type MessageTrace, QueuePoller } from './queue-poller';
 import { type PublishMeta, type RuleOutcome, RulesEngine } from './rules-engine';
@@ -38,6 +39,8 @@ export interface LocalStackOptions {
   tableName?: string;
   /** Start the IoT emulator (default true). */
   iot?: boolean;
+  /** Port of the MQTT device endpoint (mutual TLS; default a free one); `false` to not start it. */
+  mqttPort?: number | false;
   /** Start the queue pollers (default true). */
   pollers?: boolean;
   /** Extra environment every function gets. */
@@ -53,6 +56,8 @@ export interface StackEndpoints {
   sqs: string;
   iot?: string;
   iotData?: string;
+  /** The MQTT device endpoint (`mqtts://127.0.0.1:<port>`, mutual TLS; CA: the emulator's, `GET /_emulator/ca`). */
+  mqtt?: string;
 }
 
 /** One published message: the rules that ran and what their actions did. */
@@ -76,6 +81,8 @@ export interface LocalStack {
   /** Queue logical id → URL. */
   readonly queueUrls: Record<string, string>;
   readonly emulator?: IotEmulator;
+  /** The MQTT device endpoint in front of the emulator. */
+  readonly mqtt?: MqttBroker;
   /** The standard SDK variables pointing at this stack (endpoints, region, dummy credentials). */
   readonly env: Record<string, string>;
   /** Process ids of child processes (DynamoDB Local's process group leader). */
@@ -154,11 +161,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // What CloudFormation's Custom::FleetgateAccount does at deploy (quarantine group with its deny
     // policy, registry event configurations), done here so the local account starts prepared.
     if (emulator) await prepareLocalAccount(emulator, model);
+    const mqtt =
+      emulator && options.mqttPort !== false
+        ? await startMqttBroker({ emulator, ...(options.mqttPort ? { port: options.mqttPort } : {}) })
+        : undefined;
+    // Stopped before the emulator (cleanup runs in reverse).
+    if (mqtt) cleanup.push(() => mqtt.stop());
 
     const endpoints: StackEndpoints = {
       dynamodb: dynamodbEndpoint,
       sqs: sqs.endpoint,
       ...(emulator ? { iot: emulator.endpoint, iotData: emulator.endpoint } : {}),
+      ...(mqtt ? { mqtt: mqtt.url } : {}),
     };
     const env: Record<string, string> = {
       AWS_REGION: region,
@@ -261,6 +275,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       queues: Object.fromEntries(model.queues.map((queue) => [queue.name, urlOf(sqs, queue.logicalId)])),
       queueUrls: Object.fromEntries(sqs.urls),
       ...(emulator ? { emulator } : {}),
+      ...(mqtt ? { mqtt } : {}),
       env,
       pids: ddb ? { dynamodb: ddb.pid } : {},
       functions: localFunctions,

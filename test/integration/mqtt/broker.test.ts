@@ -1,0 +1,471 @@
+/**
+ * The local IoT Core device endpoint with real MQTT clients over mutual TLS, against the IoT emulator
+ * alone: who may connect, presence events, policy enforcement, the Fleet Provisioning MQTT API in JSON
+ * and CBOR, and data-plane messages reaching subscribed devices.
+ */
+import {
+  AttachPolicyCommand,
+  AttachThingPrincipalCommand,
+  CreateCertificateFromCsrCommand,
+  CreatePolicyCommand,
+  CreateProvisioningTemplateCommand,
+  CreateThingCommand,
+  IoTClient,
+  RegisterCACertificateCommand,
+  UpdateCertificateCommand,
+} from '@aws-sdk/client-iot';
+import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import { decode as decodeCbor, encode as encodeCbor } from 'cbor-x';
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator';
+import { type MqttBroker, startMqttBroker } from '../../../local/mqtt/broker';
+import { renderPolicyDocument } from '../../../local/mqtt/policies';
+import {
+  createCertificateAuthority,
+  createCsr,
+  createDeviceCertificate,
+  exportPrivateKeyPem,
+  parseCertificate,
+} from '../../../local/pki';
+import {
+  closed,
+  connect,
+  type DeviceIdentity,
+  nextMessage,
+  subscribeCodes,
+  tryConnect,
+} from '../../support/mqtt';
+
+const ACCOUNT = '123456789012';
+const REGION = 'us-east-1';
+const TEMPLATE = 'mqtt-test-fleet';
+
+let emulator: IotEmulator;
+let broker: MqttBroker;
+let iot: IoTClient;
+const open: MqttClient[] = [];
+
+/** A certificate issued by the emulator (as CreateCertificateFromCsr would), ACTIVE, with `policies`. */
+async function activeIdentity(
+  policies: string[],
+): Promise<DeviceIdentity & { certificateId: string; certificateArn: string }> {
+  const csr = await createCsr({ subject: { commonName: 'test' } });
+  const out = await iot.send(
+    new CreateCertificateFromCsrCommand({ certificateSigningRequest: csr.csrPem, setAsActive: true }),
+  );
+  for (const policyName of policies) {
+    await iot.send(new AttachPolicyCommand({ policyName, target: out.certificateArn }));
+  }
+  return {
+    certificatePem: out.certificatePem ?? '',
+    privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
+    certificateId: out.certificateId ?? '',
+    certificateArn: out.certificateArn ?? '',
+  };
+}
+
+async function connected(identity: DeviceIdentity, clientId: string): Promise<MqttClient> {
+  const client = await connect(broker, identity, clientId);
+  open.push(client);
+  return client;
+}
+
+/** A thing named `name` with `identity` attached: the device policy's `${iot:Connection.Thing.ThingName}`. */
+async function thingFor(name: string, identity: { certificateArn: string }): Promise<void> {
+  await iot.send(new CreateThingCommand({ thingName: name }));
+  await iot.send(new AttachThingPrincipalCommand({ thingName: name, principal: identity.certificateArn }));
+}
+
+beforeAll(async () => {
+  emulator = await startIotEmulator({ accountId: ACCOUNT, region: REGION });
+  broker = await startMqttBroker({ emulator });
+  iot = new IoTClient({ ...emulator.clientConfig(), maxAttempts: 1 });
+  await iot.send(
+    new CreatePolicyCommand({
+      policyName: 'claim',
+      policyDocument: renderPolicyDocument('claim-policy.json', {
+        region: REGION,
+        accountId: ACCOUNT,
+        parameters: { ProvisioningTemplateName: TEMPLATE },
+      }),
+    }),
+  );
+  await iot.send(
+    new CreatePolicyCommand({
+      policyName: 'device',
+      policyDocument: renderPolicyDocument('device-policy.json', { region: REGION, accountId: ACCOUNT }),
+    }),
+  );
+  // No hook: the emulator's template engine alone creates the thing and activates the certificate.
+  const body = JSON.parse(
+    JSON.stringify({
+      Parameters: { SerialNumber: { Type: 'String' }, 'AWS::IoT::Certificate::Id': { Type: 'String' } },
+      Resources: {
+        thing: { Type: 'AWS::IoT::Thing', Properties: { ThingName: { Ref: 'SerialNumber' } } },
+        certificate: {
+          Type: 'AWS::IoT::Certificate',
+          Properties: { CertificateId: { Ref: 'AWS::IoT::Certificate::Id' }, Status: 'Active' },
+        },
+        policy: { Type: 'AWS::IoT::Policy', Properties: { PolicyName: 'device' } },
+      },
+    }),
+  );
+  await iot.send(
+    new CreateProvisioningTemplateCommand({
+      templateName: TEMPLATE,
+      templateBody: JSON.stringify(body),
+      provisioningRoleArn: `arn:aws:iam::${ACCOUNT}:role/provisioning`,
+      enabled: true,
+    }),
+  );
+});
+
+afterAll(async () => {
+  for (const client of open) client.end(true);
+  iot?.destroy();
+  await broker?.stop();
+  await emulator?.stop();
+});
+
+describe('who may connect', () => {
+  it('refuses a certificate the registry does not know, without a CONNACK', async () => {
+    // Prepare
+    const stranger = await createDeviceCertificate(await createCertificateAuthority(), {
+      subject: { commonName: 'stranger' },
+    });
+    // Act
+    const attempt = await tryConnect(
+      broker,
+      {
+        certificatePem: stranger.certificatePem,
+        privateKeyPem: await exportPrivateKeyPem(stranger.keys.privateKey),
+      },
+      'stranger-1',
+    );
+    // Assess
+    expect(attempt.connected).toBe(false);
+    expect(broker.refusals.at(-1)).toMatchObject({ clientId: 'stranger-1', reason: 'UNKNOWN_CERTIFICATE' });
+  });
+
+  it('accepts an ACTIVE certificate whose policy allows iot:Connect and publishes presence events', async () => {
+    // Prepare
+    const identity = await activeIdentity(['claim']);
+    const connectedEvent = emulator.nextPublished('$aws/events/presence/connected/claim-presence');
+    // Act
+    const client = await connected(identity, 'claim-presence');
+    const event = (await connectedEvent).json;
+    const disconnectedEvent = emulator.nextPublished('$aws/events/presence/disconnected/claim-presence');
+    await client.endAsync();
+    // Assess
+    expect(event).toMatchObject({
+      clientId: 'claim-presence',
+      eventType: 'connected',
+      principalIdentifier: identity.certificateId,
+      sessionIdentifier: expect.any(String),
+      versionNumber: expect.any(Number),
+    });
+    expect((await disconnectedEvent).json).toMatchObject({
+      eventType: 'disconnected',
+      principalIdentifier: identity.certificateId,
+      disconnectReason: 'CLIENT_INITIATED_DISCONNECT',
+      clientInitiatedDisconnect: true,
+    });
+  });
+
+  it('reports CONNECTION_LOST when the socket goes away without DISCONNECT', async () => {
+    // Prepare
+    const identity = await activeIdentity(['claim']);
+    const client = await connected(identity, 'claim-lost');
+    const disconnectedEvent = emulator.nextPublished('$aws/events/presence/disconnected/claim-lost');
+    // Act
+    client.stream.destroy();
+    // Assess
+    expect((await disconnectedEvent).json).toMatchObject({ disconnectReason: 'CONNECTION_LOST' });
+  });
+
+  it('refuses a device certificate connecting under a client id that is not its attached thing', async () => {
+    // Prepare: the device policy allows iot:Connect only as client/<own thing name>.
+    const identity = await activeIdentity(['device']);
+    await thingFor('thing-own', identity);
+    // Act
+    const other = await tryConnect(broker, identity, 'thing-other');
+    const own = await tryConnect(broker, identity, 'thing-own');
+    if (own.connected) open.push(own.client);
+    // Assess
+    expect(other.connected).toBe(false);
+    expect(broker.refusals.at(-1)).toMatchObject({
+      clientId: 'thing-other',
+      reason: 'CONNECT_NOT_AUTHORIZED',
+    });
+    expect(own.connected).toBe(true);
+  });
+
+  it('refuses an INACTIVE and a REVOKED certificate', async () => {
+    // Prepare
+    const inactive = await activeIdentity(['claim']);
+    const revoked = await activeIdentity(['claim']);
+    await iot.send(
+      new UpdateCertificateCommand({ certificateId: inactive.certificateId, newStatus: 'INACTIVE' }),
+    );
+    await iot.send(
+      new UpdateCertificateCommand({ certificateId: revoked.certificateId, newStatus: 'REVOKED' }),
+    );
+    // Act
+    const first = await tryConnect(broker, inactive, 'inactive-1');
+    const second = await tryConnect(broker, revoked, 'revoked-1');
+    // Assess
+    expect(first.connected).toBe(false);
+    expect(second.connected).toBe(false);
+    expect(broker.refusals.slice(-2).map((refusal) => refusal.reason)).toEqual([
+      'CERTIFICATE_INACTIVE',
+      'CERTIFICATE_REVOKED',
+    ]);
+  });
+
+  it('JITR: registers a certificate from an auto-registration CA and drops the first connection', async () => {
+    // Prepare
+    const ca = await createCertificateAuthority({ subject: { commonName: 'MQTT JITR CA' } });
+    await iot.send(
+      new RegisterCACertificateCommand({
+        caCertificate: ca.certificatePem,
+        setAsActive: true,
+        allowAutoRegistration: true,
+      }),
+    );
+    const device = await createDeviceCertificate(ca, { subject: { commonName: 'JITR-1' } });
+    const identity = {
+      certificatePem: device.certificatePem,
+      privateKeyPem: await exportPrivateKeyPem(device.keys.privateKey),
+    };
+    const registered = emulator.nextPublished('$aws/events/certificates/registered/+');
+    // Act
+    const first = await tryConnect(broker, identity, 'JITR-1');
+    const event = (await registered).json as { certificateId: string; certificateStatus: string };
+    await iot.send(
+      new UpdateCertificateCommand({ certificateId: device.certificateId, newStatus: 'ACTIVE' }),
+    );
+    const certificateArn = `arn:aws:iot:${REGION}:${ACCOUNT}:cert/${device.certificateId}`;
+    await iot.send(new AttachPolicyCommand({ policyName: 'device', target: certificateArn }));
+    await thingFor('JITR-1', { certificateArn });
+    const second = await tryConnect(broker, identity, 'JITR-1');
+    if (second.connected) open.push(second.client);
+    // Assess
+    expect(first.connected).toBe(false);
+    expect(event).toMatchObject({
+      certificateId: device.certificateId,
+      certificateStatus: 'PENDING_ACTIVATION',
+    });
+    expect(second.connected).toBe(true);
+  });
+
+  it('DUPLICATE_CLIENTID: a second connection with the same client id disconnects the first', async () => {
+    // Prepare
+    const identity = await activeIdentity(['claim']);
+    const first = await connected(identity, 'dup-client');
+    const firstClosed = closed(first);
+    const kicked = emulator.nextPublished('$aws/events/presence/disconnected/dup-client');
+    // Act
+    await connected(identity, 'dup-client');
+    // Assess
+    await firstClosed;
+    expect((await kicked).json).toMatchObject({
+      disconnectReason: 'DUPLICATE_CLIENTID',
+      clientInitiatedDisconnect: false,
+    });
+    expect(emulator.sessions.get('dup-client')).toBeDefined();
+  });
+});
+
+describe('policy enforcement', () => {
+  it('closes the connection of a claim certificate publishing outside the provisioning API', async () => {
+    // Prepare
+    const identity = await activeIdentity(['claim']);
+    const client = await connected(identity, 'claim-rogue');
+    const disconnected = emulator.nextPublished('$aws/events/presence/disconnected/claim-rogue');
+    const routed = emulator.publishedOn('devices/claim-rogue/').length;
+    // Act
+    client.publish('devices/claim-rogue/telemetry', '{"t":1}', { qos: 1 });
+    // Assess
+    await closed(client);
+    expect((await disconnected).json).toMatchObject({ disconnectReason: 'AUTH_ERROR' });
+    expect(emulator.publishedOn('devices/claim-rogue/').length).toBe(routed);
+  });
+
+  it('answers a subscription the policy denies with a SUBACK failure and keeps the connection', async () => {
+    // Prepare
+    const identity = await activeIdentity(['claim']);
+    const client = await connected(identity, 'claim-subscriber');
+    // Act
+    const denied = await subscribeCodes(client, 'devices/+/telemetry');
+    const granted = await subscribeCodes(client, '$aws/certificates/create/json/accepted');
+    // Assess
+    expect(denied).toEqual([128]);
+    expect(granted).toEqual([1]);
+    expect(client.connected).toBe(true);
+  });
+
+  it('routes a device publish to the rules engine with its principal and delivers data-plane messages it may receive', async () => {
+    // Prepare
+    const identity = await activeIdentity(['device']);
+    await thingFor('thing-pubsub', identity);
+    const client = await connected(identity, 'thing-pubsub');
+    await client.subscribeAsync('devices/thing-pubsub/commands', { qos: 1 });
+    const sink = emulator.nextPublished('devices/thing-pubsub/telemetry');
+    const data = new IoTDataPlaneClient({ ...emulator.clientConfig(), maxAttempts: 1 });
+    // Act
+    await client.publishAsync('devices/thing-pubsub/telemetry', '{"t":21}', { qos: 1 });
+    const command = nextMessage(client, ['devices/thing-pubsub/commands']);
+    await data.send(
+      new PublishCommand({
+        topic: 'devices/thing-pubsub/commands',
+        qos: 1,
+        payload: Buffer.from('{"reboot":true}'),
+      }),
+    );
+    data.destroy();
+    // Assess
+    expect((await sink).meta).toMatchObject({
+      source: 'device',
+      principal: identity.certificateId,
+      clientId: 'thing-pubsub',
+    });
+    expect(JSON.parse((await command).payload.toString())).toEqual({ reboot: true });
+  });
+
+  it('does not deliver a message the device may not receive', async () => {
+    // Prepare: subscribing to another thing's topic is denied, and so is receiving on it.
+    const identity = await activeIdentity(['device']);
+    await thingFor('thing-nosy', identity);
+    const client = await connected(identity, 'thing-nosy');
+    const suback = await subscribeCodes(client, 'devices/thing-other/commands');
+    const received: string[] = [];
+    client.on('message', (topic) => received.push(topic));
+    // Act
+    const data = new IoTDataPlaneClient({ ...emulator.clientConfig(), maxAttempts: 1 });
+    await data.send(
+      new PublishCommand({ topic: 'devices/thing-other/commands', qos: 1, payload: Buffer.from('x') }),
+    );
+    data.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Assess
+    expect(suback).toEqual([128]);
+    expect(received).toEqual([]);
+  });
+});
+
+describe('Fleet Provisioning MQTT API', () => {
+  it('CreateCertificateFromCsr and RegisterThing in JSON, then the new certificate connects', async () => {
+    // Prepare
+    const claim = await activeIdentity(['claim']);
+    const client = await connected(claim, 'claim-json');
+    await client.subscribeAsync(
+      [
+        '$aws/certificates/create-from-csr/json/+',
+        `$aws/provisioning-templates/${TEMPLATE}/provision/json/+`,
+      ],
+      { qos: 1 },
+    );
+    const csr = await createCsr({ subject: { commonName: 'JSON-1' } });
+    // Act
+    const created = nextMessage(client, [
+      '$aws/certificates/create-from-csr/json/accepted',
+      '$aws/certificates/create-from-csr/json/rejected',
+    ]);
+    await client.publishAsync(
+      '$aws/certificates/create-from-csr/json',
+      JSON.stringify({ certificateSigningRequest: csr.csrPem }),
+      { qos: 1 },
+    );
+    const certificate = JSON.parse((await created).payload.toString()) as Record<string, string>;
+    const registered = nextMessage(client, [
+      `$aws/provisioning-templates/${TEMPLATE}/provision/json/accepted`,
+      `$aws/provisioning-templates/${TEMPLATE}/provision/json/rejected`,
+    ]);
+    await client.publishAsync(
+      `$aws/provisioning-templates/${TEMPLATE}/provision/json`,
+      JSON.stringify({
+        certificateOwnershipToken: certificate.certificateOwnershipToken,
+        parameters: { SerialNumber: 'JSON-1' },
+      }),
+      { qos: 1 },
+    );
+    const reply = await registered;
+    const device = await tryConnect(
+      broker,
+      {
+        certificatePem: certificate.certificatePem ?? '',
+        privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
+      },
+      'JSON-1',
+    );
+    if (device.connected) open.push(device.client);
+    // Assess
+    expect(Object.keys(certificate).sort()).toEqual([
+      'certificateId',
+      'certificateOwnershipToken',
+      'certificatePem',
+    ]);
+    expect(reply.topic).toBe(`$aws/provisioning-templates/${TEMPLATE}/provision/json/accepted`);
+    expect(JSON.parse(reply.payload.toString())).toEqual({ deviceConfiguration: {}, thingName: 'JSON-1' });
+    expect(device.connected).toBe(true);
+  });
+
+  it('CreateKeysAndCertificate in CBOR with the documented field names, only to the requester', async () => {
+    // Prepare: a second claim connection subscribed to the same reply topic must not see the reply.
+    const claim = await activeIdentity(['claim']);
+    const requester = await connected(claim, 'claim-cbor');
+    const bystander = await connected(claim, 'claim-bystander');
+    await requester.subscribeAsync('$aws/certificates/create/cbor/+', { qos: 1 });
+    await bystander.subscribeAsync('$aws/certificates/create/cbor/+', { qos: 1 });
+    const seenByBystander: string[] = [];
+    bystander.on('message', (topic) => seenByBystander.push(topic));
+    // Act
+    const reply = nextMessage(requester, [
+      '$aws/certificates/create/cbor/accepted',
+      '$aws/certificates/create/cbor/rejected',
+    ]);
+    await requester.publishAsync('$aws/certificates/create/cbor', Buffer.from(encodeCbor({})), { qos: 1 });
+    const message = await reply;
+    const body = decodeCbor(message.payload) as Record<string, string>;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Assess
+    expect(message.topic).toBe('$aws/certificates/create/cbor/accepted');
+    expect(Object.keys(body).sort()).toEqual([
+      'certificateId',
+      'certificateOwnershipToken',
+      'certificatePem',
+      'privateKey',
+    ]);
+    expect(parseCertificate(body.certificatePem ?? '')).toBeDefined();
+    expect(body.privateKey).toContain('PRIVATE KEY');
+    expect(seenByBystander).toEqual([]);
+  });
+
+  it('rejects RegisterThing with an unknown ownership token on /rejected (statusCode, errorCode, errorMessage)', async () => {
+    // Prepare
+    const claim = await activeIdentity(['claim']);
+    const client = await connected(claim, 'claim-bad-token');
+    await client.subscribeAsync(`$aws/provisioning-templates/${TEMPLATE}/provision/cbor/+`, { qos: 1 });
+    // Act
+    const reply = nextMessage(client, [
+      `$aws/provisioning-templates/${TEMPLATE}/provision/cbor/accepted`,
+      `$aws/provisioning-templates/${TEMPLATE}/provision/cbor/rejected`,
+    ]);
+    await client.publishAsync(
+      `$aws/provisioning-templates/${TEMPLATE}/provision/cbor`,
+      Buffer.from(
+        encodeCbor({ certificateOwnershipToken: 'not-a-token', parameters: { SerialNumber: 'X-1' } }),
+      ),
+      { qos: 1 },
+    );
+    const message = await reply;
+    // Assess
+    expect(message.topic).toBe(`$aws/provisioning-templates/${TEMPLATE}/provision/cbor/rejected`);
+    expect(decodeCbor(message.payload)).toEqual({
+      statusCode: 400,
+      errorCode: 'InvalidCertificateOwnershipToken',
+      errorMessage: expect.any(String),
+    });
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * Real MQTT clients (the `mqtt` package) over mutual TLS against the local device endpoint.
+ */
+import mqtt, { type MqttClient, type Packet } from 'mqtt';
+import type { MqttBroker } from '../../local/mqtt/broker';
+
+export interface DeviceIdentity {
+  certificatePem: string;
+  privateKeyPem: string;
+}
+
+/** The outcome of a connection attempt: a connected client, or how the endpoint ended it. */
+export type ConnectAttempt = { connected: true; client: MqttClient } | { connected: false; error: string };
+
+/** Connects once (no reconnects) and reports whether the endpoint sent a CONNACK accepting it. */
+export function tryConnect(
+  broker: Pick<MqttBroker, 'url' | 'caPem'>,
+  identity: DeviceIdentity,
+  clientId: string,
+): Promise<ConnectAttempt> {
+  return new Promise((resolve) => {
+    const client = mqtt.connect(broker.url, {
+      clientId,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      ca: broker.caPem,
+      cert: identity.certificatePem,
+      key: identity.privateKeyPem,
+    });
+    let settled = false;
+    const settle = (attempt: ConnectAttempt) => {
+      if (settled) return;
+      settled = true;
+      if (!attempt.connected) client.end(true);
+      resolve(attempt);
+    };
+    client.once('connect', () => settle({ connected: true, client }));
+    client.once('error', (error) => settle({ connected: false, error: error.message }));
+    client.once('close', () => settle({ connected: false, error: 'connection closed without CONNACK' }));
+  });
+}
+
+/** Connects or throws. */
+export async function connect(
+  broker: Pick<MqttBroker, 'url' | 'caPem'>,
+  identity: DeviceIdentity,
+  clientId: string,
+): Promise<MqttClient> {
+  const attempt = await tryConnect(broker, identity, clientId);
+  if (!attempt.connected) throw new Error(`${clientId} could not connect: ${attempt.error}`);
+  return attempt.client;
+}
+
+/** Resolves with the next message on a topic matching `filter`'s exact topic. */
+export function nextMessage(
+  client: MqttClient,
+  topics: string[],
+  timeoutMs = 10_000,
+): Promise<{ topic: string; payload: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('message', onMessage);
+      reject(new Error(`no message on ${topics.join(', ')} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (topic: string, payload: Buffer) => {
+      if (!topics.includes(topic)) return;
+      clearTimeout(timer);
+      client.off('message', onMessage);
+      resolve({ topic, payload });
+    };
+    client.on('message', onMessage);
+  });
+}
+
+/** Resolves when the client's connection closes. */
+export function closed(client: MqttClient, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!client.connected && client.disconnected) return resolve();
+    const timer = setTimeout(
+      () => reject(new Error(`the connection stayed open for ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    client.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Subscribes and resolves with the SUBACK's return codes (128 = refused), whatever they are. */
+export function subscribeCodes(client: MqttClient, filter: string, qos: 0 | 1 = 1): Promise<number[]> {
+  return new Promise((resolve) => {
+    const onPacket = (packet: Packet) => {
+      if (packet.cmd !== 'suback') return;
+      client.off('packetreceive', onPacket);
+      resolve(packet.granted.map(Number));
+    };
+    client.on('packetreceive', onPacket);
+    client.subscribe(filter, { qos }, () => undefined);
+  });
+}
