@@ -16,10 +16,20 @@ describe('device policy: rotation topics', () => {
       "cannot publish on another thing's request topic",
       'iot:Publish',
       'topic/fleetgate/SN-2/rotate/request',
-      'DENY',
+      'IMPLICIT_DENY',
     ],
-    ['cannot forge its own accepted answer', 'iot:Publish', 'topic/fleetgate/SN-1/rotate/accepted', 'IMPLICIT_DENY'],
-    ["cannot receive another thing's answers", 'iot:Receive', 'topic/fleetgate/SN-2/rotate/accepted', 'IMPLICIT_DENY'],
+    [
+      'cannot forge its own accepted answer',
+      'iot:Publish',
+      'topic/fleetgate/SN-1/rotate/accepted',
+      'IMPLICIT_DENY',
+    ],
+    [
+      "cannot receive another thing's answers",
+      'iot:Receive',
+      'topic/fleetgate/SN-2/rotate/accepted',
+      'IMPLICIT_DENY',
+    ],
   ])('%s', (_name, action, resource, verdict) => {
     expect(evaluatePolicies([device], action, `${ARN}:${resource}`, own)).toBe(verdict);
   });
