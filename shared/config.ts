@@ -45,6 +45,13 @@
  * |                               |                                      | this, or the rotation is aborted          |
  * | ROTATION_LEASE_SECONDS        | 120                                  | one delivery owns a rotation request      |
  * | ROTATION_NOTICES_PER_RUN      | 100                                  | rotate/required notices per sweep run     |
+ * | RECONCILE_MAX_TPS             | 5                                    | reconciliation's requests per second per  |
+ * |                               |                                      | IoT API (AWS default quota: 10 each)      |
+ * | RECONCILE_PAGE_SIZE           | 250                                  | items per ListCertificates / ListThings / |
+ * |                               |                                      | StateIndex page                           |
+ * | RECONCILE_SAFETY_MARGIN_MS    | 60000                                | reconciliation checkpoints when less time |
+ * |                               |                                      | remains                                   |
+ * | RECONCILE_QUEUE_URL           | (none; required by the function)     | where a run's continuation is sent        |
  * | REPORT_DESTINATION            | file://.fleetgate/reports            | `s3://bucket/prefix` or `file://dir`      |
  */
 import { z } from 'zod';
@@ -94,6 +101,10 @@ export interface Config {
   readonly rotationDeadlineSeconds: number;
   readonly rotationLeaseSeconds: number;
   readonly rotationNoticesPerRun: number;
+  readonly reconcileMaxTps: number;
+  readonly reconcilePageSize: number;
+  readonly reconcileSafetyMarginMs: number;
+  readonly reconcileQueueUrl?: string;
   readonly reportDestination: string;
 }
 
@@ -247,6 +258,10 @@ const EnvSchema = z.object({
   ROTATION_DEADLINE_SECONDS: integer(86_400, 60, 30 * 86_400),
   ROTATION_LEASE_SECONDS: integer(120, 1, 3_600),
   ROTATION_NOTICES_PER_RUN: integer(100, 0, 100_000),
+  RECONCILE_MAX_TPS: integer(5, 1, 100),
+  RECONCILE_PAGE_SIZE: integer(250, 1, 250),
+  RECONCILE_SAFETY_MARGIN_MS: integer(60_000, 0, 600_000),
+  RECONCILE_QUEUE_URL: z.string().url('must be an SQS queue URL').optional(),
   REPORT_DESTINATION: z
     .string()
     .default('file://.fleetgate/reports')
@@ -325,6 +340,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     rotationDeadlineSeconds: e.ROTATION_DEADLINE_SECONDS,
     rotationLeaseSeconds: e.ROTATION_LEASE_SECONDS,
     rotationNoticesPerRun: e.ROTATION_NOTICES_PER_RUN,
+    reconcileMaxTps: e.RECONCILE_MAX_TPS,
+    reconcilePageSize: e.RECONCILE_PAGE_SIZE,
+    reconcileSafetyMarginMs: e.RECONCILE_SAFETY_MARGIN_MS,
+    ...(e.RECONCILE_QUEUE_URL !== undefined ? { reconcileQueueUrl: e.RECONCILE_QUEUE_URL } : {}),
     reportDestination: e.REPORT_DESTINATION,
   };
   return deepFreeze(config);

@@ -22,6 +22,9 @@
  * | certificates due for retirement (StateIndex) | GSI2PK=RETIRING_CERT#<shard>  GSI2SK=<dueAt>#<id>         |
  * | expiry sweep checkpoint (TTL)              | PK=SWEEP#<runId>              SK=CHECKPOINT                |
  * | expiry sweep results, one item per page    | PK=SWEEP#<runId>              SK=PAGE#<seq>                |
+ * | reconciliation checkpoint (TTL)            | PK=RECONCILE#<runId>          SK=CHECKPOINT                |
+ * | reconciliation findings, one item per page | PK=RECONCILE#<runId>          SK=PAGE#<seq>                |
+ * | certificate listed by a reconciliation (TTL) | PK=RECONCILE#<runId>#CERT#<certificateId> SK=SEEN        |
  *
  * The IssuedIndex finds certificates older than a maximum age without a Scan (AWS-issued
  * certificates expire in 2049, so age matters). Month buckets keep the number of Queries of a
@@ -95,6 +98,17 @@ export const keys = {
     SK: `PAGE#${String(seq).padStart(8, '0')}`,
   }),
   sweepPagePrefix: 'PAGE#',
+  reconcileCheckpoint: (runId: string): Key => ({ PK: `RECONCILE#${runId}`, SK: 'CHECKPOINT' }),
+  reconcilePage: (runId: string, seq: number): Key => ({
+    PK: `RECONCILE#${runId}`,
+    SK: `PAGE#${String(seq).padStart(8, '0')}`,
+  }),
+  reconcilePagePrefix: 'PAGE#',
+  /** One partition per certificate: a run writes one per listed certificate, so none is hot. */
+  reconcileSeen: (runId: string, certificateId: string): Key => ({
+    PK: `RECONCILE#${runId}#CERT#${certificateId}`,
+    SK: 'SEEN',
+  }),
   stateIndex: (state: string, serial: string) => ({
     GSI2PK: statePartition(state, shardOf(serial)),
     GSI2SK: serial,
