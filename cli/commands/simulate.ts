@@ -5,7 +5,9 @@ import {
   runSimulation,
   type SimulationFlow,
   type SimulationSummary,
+  type TransportKind,
 } from '../../local/simulator/simulate';
+import { TransportUnavailableError } from '../../local/simulator/transport';
 import { startLocalStack } from '../../local/stack';
 import { localHandle, remoteHandle, type StackHandle } from '../../local/stack-control';
 import { readStackFile } from '../../local/stack-file';
@@ -14,6 +16,7 @@ import { type CommandRegistry, contract } from '../main';
 import { localStackOptions } from '../target';
 
 const FLOWS: readonly SimulationFlow[] = ['fleet', 'jitr', 'jitp'];
+const TRANSPORTS: readonly TransportKind[] = ['http', 'mqtt'];
 
 interface SimulateOptions {
   devices: string;
@@ -23,6 +26,7 @@ interface SimulateOptions {
   duplicates: string;
   concurrency: string;
   seed: string;
+  transport: string;
   json?: boolean;
 }
 
@@ -52,6 +56,8 @@ export function printSimulationSummary(output: Output, summary: SimulationSummar
     output.say(`  quarantined      ${n}  ${reason}`);
   if (summary.admittedBadActors.length > 0)
     output.say(`  ADMITTED BAD ACTORS ${summary.admittedBadActors.length}`);
+  if (summary.unquarantinedClones.length > 0)
+    output.say(`  CLONES NOT QUARANTINED ${summary.unquarantinedClones.join(', ')}`);
   output.say(`  redelivered      ${summary.redelivered} event(s)`);
   output.say(`  duplicates       ${summary.duplicatesCreated}`);
   output.say(
@@ -60,6 +66,10 @@ export function printSimulationSummary(output: Output, summary: SimulationSummar
   output.say(
     `  throughput       ${summary.devicesPerSecond} devices/s (${(summary.durationMs / 1000).toFixed(1)} s)`,
   );
+  if (summary.mqtt)
+    output.say(
+      `  MQTT             ${summary.mqtt.connections} connection(s), ${summary.mqtt.connectionsPerSecond} connections/s (mutual TLS)`,
+    );
   output.say(
     summary.timeToActiveMs
       ? `  time to ACTIVE   p50 ${summary.timeToActiveMs.p50} ms, p99 ${summary.timeToActiveMs.p99} ms`
@@ -76,6 +86,7 @@ export function simulationPassed(summary: SimulationSummary): boolean {
     summary.duplicatesCreated === 0 &&
     summary.lost === 0 &&
     summary.admittedBadActors.length === 0 &&
+    summary.unquarantinedClones.length === 0 &&
     summary.errors.length === 0
   );
 }
@@ -117,12 +128,20 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
     .option('--duplicates <d>', 'deliver every IoT event d more times through the rules engine', '0')
     .option('--concurrency <c>', 'devices in flight at once', '8')
     .option('--seed <s>', 'seed for picking which devices are cloned', '1')
+    .option(
+      '--transport <t>',
+      "http (the emulator's device routes) or mqtt (real MQTT connections over mutual TLS)",
+      'http',
+    )
     .option('--json', 'print one JSON document')
     .action(async (options: SimulateOptions) => {
       setExitCode(
         await contract(Boolean(options.json), async (output) => {
           const flow = options.flow as SimulationFlow;
           if (!FLOWS.includes(flow)) throw new UsageError(`--flow must be one of ${FLOWS.join(', ')}`);
+          const transport = options.transport as TransportKind;
+          if (!TRANSPORTS.includes(transport))
+            throw new UsageError(`--transport must be one of ${TRANSPORTS.join(', ')}`);
           const settings = {
             devices: count('devices', options.devices, 1),
             flow,
@@ -131,6 +150,7 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
             duplicates: count('duplicates', options.duplicates),
             concurrency: count('concurrency', options.concurrency, 1),
             seed: count('seed', options.seed),
+            transport,
           };
           const target = await simulationTarget(output);
           const bar = progressBar(output, 'simulating');
@@ -139,14 +159,15 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
               ...settings,
               onProgress: (done, total) => bar.update(`${done}/${total}`),
             }).catch((error: unknown) => {
-              if (error instanceof FlowUnavailableError) throw new CommandFailure(error.message);
+              if (error instanceof FlowUnavailableError || error instanceof TransportUnavailableError)
+                throw new CommandFailure(error.message);
               throw error;
             });
             bar.done();
             printSimulationSummary(output, summary);
             if (!simulationPassed(summary)) {
               throw new CommandFailure(
-                'the simulation broke an invariant (duplicates, lost devices, admitted bad actors or errors)',
+                'the simulation broke an invariant (duplicates, lost devices, admitted or unquarantined bad actors, or errors)',
                 summary,
               );
             }

@@ -19,7 +19,7 @@ import { availableFlows, runSimulation, type SimulationFlow, type SimulationSumm
 const DEMO_FLEETS: Record<SimulationFlow, { devices: number; clones: number; invalid: number }> = {
   fleet: { devices: 26, clones: 2, invalid: 3 },
   jitr: { devices: 12, clones: 1, invalid: 3 },
-  jitp: { devices: 12, clones: 0, invalid: 2 },
+  jitp: { devices: 12, clones: 1, invalid: 3 },
 };
 
 /**
@@ -92,7 +92,10 @@ export async function runDemo(
   const sweep = await sweepNow(handle, reportsDir);
   const duplicatesCreated = summaries.reduce((sum, s) => sum + s.duplicatesCreated, 0);
   const lost = summaries.reduce((sum, s) => sum + s.lost, 0);
-  const admittedBadActors = summaries.reduce((sum, s) => sum + s.admittedBadActors.length, 0);
+  const admittedBadActors = summaries.reduce(
+    (sum, s) => sum + s.admittedBadActors.length + s.unquarantinedClones.length,
+    0,
+  );
   const errors = summaries.reduce((sum, s) => sum + s.errors.length, 0);
   return {
     flows: summaries,

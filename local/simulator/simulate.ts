@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
   CreatePolicyCommand,
   CreateProvisioningTemplateCommand,
@@ -24,6 +25,7 @@ import { prepareAccount, quarantinePolicyDocument } from '../../shared/iot/prepa
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import type { DeviceRecord } from '../../shared/store/records';
 import { isRejection } from '../iot-emulator/index';
+import { renderPolicyDocument } from '../mqtt/policies';
 import { projectRoot } from '../paths';
 import {
   type CertificateAuthority,
@@ -31,11 +33,12 @@ import {
   createCertificateAuthority,
   createCsr,
   createDeviceCertificate,
+  exportPrivateKeyPem,
   generateKeyPair,
   issueCertificate,
 } from '../pki';
 import type { StackHandle } from '../stack-control';
-import { DeviceClient, type EmulatorMessage, type EmulatorState } from './device-client';
+import type { EmulatorMessage, EmulatorState } from './device-client';
 import {
   type ActorKind,
   BAD_ACTOR_KINDS,
@@ -45,7 +48,10 @@ import {
   type SimulationPlan,
 } from './plan';
 
+import { createTransport, type DeviceTransport, type TransportKind } from './transport';
+
 export type { SimulationFlow } from './plan';
+export type { TransportKind } from './transport';
 
 const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 /** Devices provisioned with one claim certificate (a production batch). */
@@ -62,6 +68,8 @@ export interface SimulationOptions {
   duplicates?: number;
   concurrency?: number;
   seed?: number;
+  /** How devices reach IoT: the emulator's device routes (`http`, default) or real MQTT connections over mutual TLS. */
+  transport?: TransportKind;
   /** Distinguishes the serials of this run from earlier runs on the same stack. */
   runId?: string;
   /** How long legitimate devices may take to turn ACTIVE after the last connection. */
@@ -105,6 +113,8 @@ export interface SimulationSummary {
   quarantinedByReason: Record<string, number>;
   /** Bad actors that were neither denied nor quarantined (must be empty). */
   admittedBadActors: Array<{ kind: ActorKind; serial: string }>;
+  /** Clones that were kept out but never reached the quarantine (no record for an operator). */
+  unquarantinedClones: string[];
   /** Serials with more than one thing or more than one active certificate (must be 0). */
   duplicatesCreated: number;
   /** Legitimate devices not in the expected state (must be 0). */
@@ -119,6 +129,8 @@ export interface SimulationSummary {
   unsettled?: Record<string, number>;
   /** Wall time of each phase: prepare, devices, redeliver, settle, verify. */
   phasesMs?: Record<string, number>;
+  /** `mqtt` runs: MQTT connections opened (claim, device, retries) and how many per second of the devices phase. */
+  mqtt?: { connections: number; connectionsPerSecond: number };
 }
 
 /** Thrown when a flow needs a function that is not in the stack's serverless.yml yet. */
@@ -164,7 +176,7 @@ export async function availableFlows(handle: StackHandle): Promise<SimulationFlo
 
 interface Rig {
   handle: StackHandle;
-  devices: DeviceClient;
+  devices: DeviceTransport;
   iot: IoTClient;
   store: ProvisioningStore;
   prefix: string;
@@ -175,7 +187,7 @@ interface Rig {
 interface FleetContext {
   templateName: string;
   /** Claim certificates, one per production batch of {@link DEVICES_PER_CLAIM} devices. */
-  claims: Array<{ certificateId: string; certificatePem: string }>;
+  claims: Array<{ certificateId: string; certificatePem: string; privateKeyPem: string }>;
   expiredCa: CertificateAuthority;
   keys: Map<number, CryptoKeyPair>;
 }
@@ -212,7 +224,7 @@ export async function runSimulation(
     credentials: LOCAL_CREDENTIALS,
   });
   const iot = new IoTClient({ endpoint: iotEndpoint, region: handle.region, credentials: LOCAL_CREDENTIALS });
-  const devices = new DeviceClient(iotEndpoint);
+  const devices = await createTransport(options.transport ?? 'http', handle);
   try {
     const state = await devices.state();
     const rig: Rig = {
@@ -229,6 +241,7 @@ export async function runSimulation(
     };
     return await simulate(rig, plan, options);
   } finally {
+    await devices.close();
     iot.destroy();
     ddb.destroy();
   }
@@ -279,6 +292,7 @@ async function simulate(
   await pool(plan.badActors, concurrency, run);
   const activeAt = await activation;
   const provisioningMs = performance.now() - started;
+  const connections = rig.devices.connections;
   phase('devices');
 
   const events = (await rig.devices.published('$aws/events/')).slice(publishedBefore);
@@ -303,7 +317,19 @@ async function simulate(
     errors,
   });
   phase('verify');
-  return { ...summary, unsettled, phasesMs };
+  return {
+    ...summary,
+    unsettled,
+    phasesMs,
+    ...(rig.devices.kind === 'mqtt'
+      ? {
+          mqtt: {
+            connections,
+            connectionsPerSecond: Math.round((connections / (provisioningMs / 1000)) * 10) / 10,
+          },
+        }
+      : {}),
+  };
 }
 
 type ParticipantRunner = (participant: Participant) => Promise<ParticipantOutcome>;
@@ -360,6 +386,19 @@ async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContex
   );
   // Claim certificates issued by the emulator (AWS's CA) and active, one per batch of devices, as a
   // factory line would use: each stays under the hook's per-claim rate limit (60/min by default).
+  const claimPolicyName = `${rig.prefix}-claim`;
+  await ignoreExisting(
+    rig.iot.send(
+      new CreatePolicyCommand({
+        policyName: claimPolicyName,
+        policyDocument: renderPolicyDocument('claim-policy.json', {
+          region: rig.handle.region,
+          accountId: rig.accountId,
+          parameters: { ProvisioningTemplateName: templateName },
+        }),
+      }),
+    ),
+  );
   const batches = Math.max(1, Math.ceil(plan.legitimate.length / DEVICES_PER_CLAIM));
   const claims: FleetContext['claims'] = [];
   for (let batch = 0; batch < batches; batch += 1) {
@@ -369,7 +408,15 @@ async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContex
     );
     if (!claim.certificateId || !claim.certificatePem)
       throw new Error('the emulator issued no claim certificate');
-    claims.push({ certificateId: claim.certificateId, certificatePem: claim.certificatePem });
+    // The claim policy serverless.yml deploys: the Fleet Provisioning MQTT API of this template only.
+    await rig.iot.send(
+      new AttachPolicyCommand({ policyName: claimPolicyName, target: claim.certificateArn }),
+    );
+    claims.push({
+      certificateId: claim.certificateId,
+      certificatePem: claim.certificatePem,
+      privateKeyPem: await exportPrivateKeyPem(claimCsr.keys.privateKey),
+    });
   }
   const expiredCa = await createCertificateAuthority({
     subject: { commonName: `fleetgate expired ${plan.runId}` },
@@ -501,15 +548,26 @@ async function runCaParticipant(
   });
   // Clones and takeovers present the original's client id, as copied firmware would.
   const clientId = serial;
+  const privateKeyPem = await exportPrivateKeyPem(keys.privateKey);
   const deadline = performance.now() + RECONNECT_FOR_MS;
   let delay = 100;
   for (;;) {
-    const outcome = await rig.devices.connect({ certificatePem: issued.certificatePem, clientId });
+    const outcome = await rig.devices.connect({
+      certificatePem: issued.certificatePem,
+      privateKeyPem,
+      clientId,
+    });
     if (outcome.accepted)
       return { kind, serial, result: 'provisioned', certificateId: outcome.certificateId };
     const retryable = outcome.reason === 'PENDING_ACTIVATION' || outcome.reason === 'JITP_PROVISIONED';
     if (!retryable || performance.now() + delay > deadline) {
-      return { kind, serial, result: 'denied', reason: `connect:${outcome.reason}` };
+      return {
+        kind,
+        serial,
+        result: 'denied',
+        reason: `connect:${outcome.reason}`,
+        ...(outcome.certificateId ? { certificateId: outcome.certificateId } : {}),
+      };
     }
     await sleep(delay);
     delay = Math.min(delay * 2, 2000);
@@ -537,12 +595,17 @@ async function runFleetParticipant(
       notBefore: new Date(Date.now() - 400 * 86_400_000),
       notAfter: new Date(Date.now() - 30 * 86_400_000),
     });
-    const outcome = await rig.devices.connect({ certificatePem: expired.certificatePem, clientId: serial });
+    const outcome = await rig.devices.connect({
+      certificatePem: expired.certificatePem,
+      privateKeyPem: await exportPrivateKeyPem(expired.keys.privateKey),
+      clientId: serial,
+    });
     return outcome.accepted ? { kind, serial, result: 'provisioned' } : denied(`connect:${outcome.reason}`);
   }
   const claim = claimOf(context.claims, participant);
   const claimSession = await rig.devices.connect({
     certificatePem: claim.certificatePem,
+    privateKeyPem: claim.privateKeyPem,
     clientId: `claim-${serial}-${participant.index}`,
   });
   if (!claimSession.accepted) return denied(`claim-connect:${claimSession.reason}`);
@@ -551,7 +614,7 @@ async function runFleetParticipant(
     const keys = kind === 'clone' && victimKeys ? victimKeys : await generateKeyPair();
     if (kind === 'legitimate') context.keys.set(participant.index, keys);
     const { csrPem } = await createCsr({ subject: { commonName: serial }, keys });
-    const created = await rig.devices.createCertificateFromCsr(csrPem);
+    const created = await rig.devices.createCertificateFromCsr(csrPem, claimSession.clientId);
     if (isRejection(created)) return denied(`CreateCertificateFromCsr:${created.errorCode}`);
     const register = () =>
       rig.devices.registerThing({
@@ -574,6 +637,7 @@ async function runFleetParticipant(
     }
     const connected = await rig.devices.connect({
       certificatePem: created.certificatePem,
+      privateKeyPem: await exportPrivateKeyPem(keys.privateKey),
       clientId: registered.thingName,
     });
     if (!connected.accepted) return denied(`connect:${connected.reason}`);
@@ -581,6 +645,28 @@ async function runFleetParticipant(
   } finally {
     await rig.devices.disconnect(claimSession.clientId);
   }
+}
+
+/**
+ * Why a certificate was quarantined, if it was: as the device's own quarantine, as evidence added
+ * to an already quarantined device, or as a certificate of no known device.
+ */
+async function quarantineReasonOf(
+  store: ProvisioningStore,
+  certificateId: string,
+  device: DeviceRecord | undefined,
+): Promise<string | undefined> {
+  if (device?.quarantine?.certificateIds?.includes(certificateId)) return device.quarantine.reason;
+  if (device?.state === 'QUARANTINED' || device?.state === 'REVOKED') {
+    for (const entry of await store.history(device.serial)) {
+      const certificates = entry.detail?.certificates;
+      const named =
+        Array.isArray(certificates) &&
+        certificates.some((c) => (c as { certificateId?: unknown })?.certificateId === certificateId);
+      if (entry.event.startsWith('QUARANTINE') && named) return entry.reason ?? entry.event;
+    }
+  }
+  return (await store.getCertificate(certificateId))?.quarantine?.reason;
 }
 
 /**
@@ -678,6 +764,7 @@ async function summarize(
     });
   const deniedByReason: Record<string, number> = {};
   const admittedBadActors: SimulationSummary['admittedBadActors'] = [];
+  const unquarantinedClones: string[] = [];
   const emulatorState = await rig.devices.state();
   const certificateStatus = new Map(emulatorState.certificates.map((c) => [c.certificateId, c.status]));
   const legitimateFailures: Record<string, number> = {};
@@ -693,15 +780,14 @@ async function summarize(
       const key = `${outcome.kind}: ${outcome.reason ?? 'denied'}`;
       deniedByReason[key] = (deniedByReason[key] ?? 0) + 1;
       // Denied and also reported: the hook sends clone and takeover evidence to quarantine.
-      const device = records.get(outcome.serial);
-      const quarantine = !outcome.certificateId
-        ? undefined
-        : device?.quarantine?.certificateIds?.includes(outcome.certificateId)
-          ? device.quarantine
-          : (await rig.store.getCertificate(outcome.certificateId))?.quarantine;
-      if (quarantine) {
-        const quarantined = `${outcome.kind}: ${quarantine.reason}`;
+      const reason = outcome.certificateId
+        ? await quarantineReasonOf(rig.store, outcome.certificateId, records.get(outcome.serial))
+        : undefined;
+      if (reason) {
+        const quarantined = `${outcome.kind}: ${reason}`;
         quarantinedByReason[quarantined] = (quarantinedByReason[quarantined] ?? 0) + 1;
+      } else if (outcome.kind === 'clone' && rig.lifecycle) {
+        unquarantinedClones.push(outcome.serial);
       }
       continue;
     }
@@ -742,6 +828,7 @@ async function summarize(
     legitimateFailures,
     quarantinedByReason,
     admittedBadActors,
+    unquarantinedClones,
     duplicatesCreated,
     lost: lostSerials.length,
     lostSerials: lostSerials.slice(0, 20),

@@ -44,6 +44,7 @@ describe('fleetgate dev --exit (the npm start demo)', () => {
       ].reduce((sum, n) => sum + n, 0);
       expect(flow.provisioned, flow.flow).toBe(flow.devices);
       expect(flow.admittedBadActors, flow.flow).toEqual([]);
+      expect(flow.unquarantinedClones, flow.flow).toEqual([]);
       expect(stopped, flow.flow).toBeGreaterThanOrEqual(badActors);
       expect(flow.duplicatesCreated, flow.flow).toBe(0);
       expect(flow.lost, flow.flow).toBe(0);
