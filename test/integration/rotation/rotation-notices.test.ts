@@ -28,7 +28,7 @@ afterAll(async () => {
 function candidate(
   serial: string,
   daysLeft: number,
-  thingName: string | undefined = serial,
+  thingName: string | null = serial,
 ): RotationCandidate {
   return {
     serial,
