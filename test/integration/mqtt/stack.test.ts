@@ -1,0 +1,298 @@
+/**
+ * Real MQTT devices over mutual TLS against the whole local stack (DynamoDB Local, local SQS, the IoT
+ * emulator, the rules engine and the functions of serverless.yml): fleet provisioning by claim in JSON
+ * and in CBOR through the real pre-provisioning hook, JITR on first connect through registerCertificate,
+ * and a DUPLICATE_CLIENTID storm seen by the clone detector (deviceLifecycle → quarantine).
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  AttachPolicyCommand,
+  CreateCertificateFromCsrCommand,
+  CreatePolicyCommand,
+  CreateProvisioningTemplateCommand,
+  DescribeCertificateCommand,
+  IoTClient,
+  RegisterCACertificateCommand,
+} from '@aws-sdk/client-iot';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { decode as decodeCbor, encode as encodeCbor } from 'cbor-x';
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { renderPolicyDocument } from '../../../local/mqtt/policies';
+import {
+  createCertificateAuthority,
+  createCsr,
+  createDeviceCertificate,
+  exportPrivateKeyPem,
+} from '../../../local/pki';
+import { type LocalStack, startLocalStack } from '../../../local/stack';
+import { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { allowlistedDevice } from '../../support/devices';
+import { closed, connect, type DeviceIdentity, nextMessage, tryConnect } from '../../support/mqtt';
+
+const DEVICE_POLICY = 'fleetgate-local-device';
+const TEMPLATE = 'fleetgate-local-fleet';
+
+let stack: LocalStack;
+let iot: IoTClient;
+let store: ProvisioningStore;
+let claim: DeviceIdentity & { certificateId: string };
+const open: MqttClient[] = [];
+
+function endpoint() {
+  if (!stack.mqtt) throw new Error('the local stack started without its MQTT endpoint');
+  return stack.mqtt;
+}
+
+async function connected(identity: DeviceIdentity, clientId: string): Promise<MqttClient> {
+  const client = await connect(endpoint(), identity, clientId);
+  open.push(client);
+  return client;
+}
+
+async function allowlist(serial: string): Promise<void> {
+  await store.createDevice(allowlistedDevice({ serial, allowedClaim: claim.certificateId }), {
+    id: `import-${serial}`,
+    actor: 'test',
+  });
+}
+
+/** A device on its claim connection: CreateCertificateFromCsr, then RegisterThing, in `format`. */
+async function provisionByClaim(serial: string, format: 'json' | 'cbor') {
+  const client = await connected(claim, `claim-${serial}`);
+  const encode = (value: object) =>
+    format === 'cbor' ? Buffer.from(encodeCbor(value)) : Buffer.from(JSON.stringify(value));
+  const decode = (payload: Buffer) =>
+    (format === 'cbor' ? decodeCbor(payload) : JSON.parse(payload.toString())) as Record<string, unknown>;
+  const csrTopic = `$aws/certificates/create-from-csr/${format}`;
+  const provisionTopic = `$aws/provisioning-templates/${TEMPLATE}/provision/${format}`;
+  await client.subscribeAsync([`${csrTopic}/+`, `${provisionTopic}/+`], { qos: 1 });
+  const csr = await createCsr({ subject: { commonName: serial } });
+  const created = nextMessage(client, [`${csrTopic}/accepted`, `${csrTopic}/rejected`]);
+  await client.publishAsync(csrTopic, encode({ certificateSigningRequest: csr.csrPem }), { qos: 1 });
+  const createReply = await created;
+  const certificate = decode(createReply.payload);
+  const registered = nextMessage(client, [`${provisionTopic}/accepted`, `${provisionTopic}/rejected`]);
+  await client.publishAsync(
+    provisionTopic,
+    encode({
+      certificateOwnershipToken: certificate.certificateOwnershipToken,
+      parameters: { SerialNumber: serial },
+    }),
+    { qos: 1 },
+  );
+  const registerReply = await registered;
+  await client.endAsync();
+  return {
+    createReply: { topic: createReply.topic, body: certificate },
+    registerReply: { topic: registerReply.topic, body: decode(registerReply.payload) },
+    identity: {
+      certificatePem: String(certificate.certificatePem),
+      privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
+    },
+  };
+}
+
+async function waitFor<T>(
+  read: () => Promise<T>,
+  until: (value: T) => boolean,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!until(value) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    value = await read();
+  }
+  return value;
+}
+
+beforeAll(async () => {
+  stack = await startLocalStack({
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    tableName: `mqtt-${randomUUID().slice(0, 8)}`,
+    overrides: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
+  });
+  if (!stack.emulator) throw new Error('the local stack started without the IoT emulator');
+  iot = new IoTClient(stack.emulator.clientConfig());
+  const ddb = new DynamoDBClient({
+    endpoint: stack.endpoints.dynamodb,
+    region: stack.region,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  store = new ProvisioningStore(DynamoDBDocumentClient.from(ddb), stack.tableName);
+  const render = { region: stack.region, accountId: stack.model.accountId };
+  // What serverless.yml deploys: the shared device policy, the claim policy, the template and its hook.
+  await iot.send(
+    new CreatePolicyCommand({
+      policyName: DEVICE_POLICY,
+      policyDocument: renderPolicyDocument('device-policy.json', render),
+    }),
+  );
+  await iot.send(
+    new CreatePolicyCommand({
+      policyName: 'fleetgate-local-claim',
+      policyDocument: renderPolicyDocument('claim-policy.json', {
+        ...render,
+        parameters: { ProvisioningTemplateName: TEMPLATE },
+      }),
+    }),
+  );
+  const body = JSON.parse(readFileSync('iot/provisioning-template.json', 'utf8'));
+  body.Resources.policy.Properties.PolicyName = DEVICE_POLICY;
+  await iot.send(
+    new CreateProvisioningTemplateCommand({
+      templateName: TEMPLATE,
+      templateBody: JSON.stringify(body),
+      provisioningRoleArn: `arn:aws:iam::${render.accountId}:role/provisioning`,
+      enabled: true,
+      preProvisioningHook: {
+        targetArn: `arn:aws:lambda:${stack.region}:${render.accountId}:function:preProvisionHook`,
+        payloadVersion: '2020-04-01',
+      },
+    }),
+  );
+  const claimCsr = await createCsr({ subject: { commonName: 'fleetgate claim' } });
+  const issued = await iot.send(
+    new CreateCertificateFromCsrCommand({ certificateSigningRequest: claimCsr.csrPem, setAsActive: true }),
+  );
+  await iot.send(
+    new AttachPolicyCommand({ policyName: 'fleetgate-local-claim', target: issued.certificateArn }),
+  );
+  claim = {
+    certificatePem: issued.certificatePem ?? '',
+    privateKeyPem: await exportPrivateKeyPem(claimCsr.keys.privateKey),
+    certificateId: issued.certificateId ?? '',
+  };
+}, 120_000);
+
+afterAll(async () => {
+  for (const client of open) client.end(true);
+  iot?.destroy();
+  await stack?.stop();
+});
+
+describe('fleet provisioning by claim over MQTT', () => {
+  it.each(['json', 'cbor'] as const)(
+    'in %s: the hook allows an allowlisted serial, the new certificate connects and the device turns ACTIVE',
+    async (format) => {
+      // Prepare
+      const serial = `MQTT-${format.toUpperCase()}-${randomUUID().slice(0, 6).toUpperCase()}`;
+      await allowlist(serial);
+      // Act
+      const { createReply, registerReply, identity } = await provisionByClaim(serial, format);
+      const device = await connected(identity, serial);
+      const record = await waitFor(
+        () => store.getDevice(serial),
+        (value) => value?.state === 'ACTIVE',
+      );
+      // Assess
+      expect(createReply.topic).toBe(`$aws/certificates/create-from-csr/${format}/accepted`);
+      expect(Object.keys(createReply.body).sort()).toEqual([
+        'certificateId',
+        'certificateOwnershipToken',
+        'certificatePem',
+      ]);
+      expect(registerReply).toEqual({
+        topic: `$aws/provisioning-templates/${TEMPLATE}/provision/${format}/accepted`,
+        body: { deviceConfiguration: {}, thingName: serial },
+      });
+      expect(device.connected).toBe(true);
+      expect(record).toMatchObject({ state: 'ACTIVE', certificateId: createReply.body.certificateId });
+    },
+  );
+
+  it('rejects RegisterThing for a serial that is not allowlisted (AccessDenied from the hook)', async () => {
+    // Prepare
+    const serial = `MQTT-STRANGER-${randomUUID().slice(0, 6).toUpperCase()}`;
+    // Act
+    const { registerReply, identity } = await provisionByClaim(serial, 'json');
+    const attempt = await tryConnect(endpoint(), identity, serial);
+    // Assess
+    expect(registerReply).toEqual({
+      topic: `$aws/provisioning-templates/${TEMPLATE}/provision/json/rejected`,
+      body: { statusCode: 403, errorCode: 'AccessDenied', errorMessage: expect.any(String) },
+    });
+    expect(attempt.connected).toBe(false);
+  });
+});
+
+describe('JITR over MQTT', () => {
+  it('drops the first connection, registerCertificate activates, the next connection is accepted', async () => {
+    // Prepare
+    const ca = await createCertificateAuthority({ subject: { commonName: 'MQTT stack JITR CA' } });
+    await iot.send(
+      new RegisterCACertificateCommand({
+        caCertificate: ca.certificatePem,
+        setAsActive: true,
+        allowAutoRegistration: true,
+      }),
+    );
+    const serial = `MQTT-JITR-${randomUUID().slice(0, 6).toUpperCase()}`;
+    await store.createDevice(allowlistedDevice({ serial }), { id: `import-${serial}`, actor: 'test' });
+    const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });
+    const identity = {
+      certificatePem: device.certificatePem,
+      privateKeyPem: await exportPrivateKeyPem(device.keys.privateKey),
+    };
+    // Act
+    const first = await tryConnect(endpoint(), identity, serial);
+    const status = await waitFor(
+      async () =>
+        (await iot.send(new DescribeCertificateCommand({ certificateId: device.certificateId })))
+          .certificateDescription?.status,
+      (value) => value === 'ACTIVE',
+    );
+    const second = await tryConnect(endpoint(), identity, serial);
+    if (second.connected) open.push(second.client);
+    const record = await waitFor(
+      () => store.getDevice(serial),
+      (value) => value?.state === 'ACTIVE',
+    );
+    // Assess
+    expect(first.connected).toBe(false);
+    expect(status).toBe('ACTIVE');
+    expect(second.connected).toBe(true);
+    expect(record).toMatchObject({ state: 'ACTIVE', certificateId: device.certificateId });
+  });
+});
+
+describe('clone detection over MQTT', () => {
+  it('two devices fighting over one client id: DUPLICATE_CLIENTID disconnects, deviceLifecycle quarantines', async () => {
+    // Prepare: a provisioned, ACTIVE device whose identity was copied.
+    const serial = `MQTT-CLONE-${randomUUID().slice(0, 6).toUpperCase()}`;
+    await allowlist(serial);
+    const { identity } = await provisionByClaim(serial, 'json');
+    const original = await connected(identity, serial);
+    await waitFor(
+      () => store.getDevice(serial),
+      (value) => value?.state === 'ACTIVE',
+    );
+    // Act: each connection takes the client id from the other, three times.
+    const kicked: Promise<void>[] = [closed(original)];
+    for (let round = 0; round < 3; round += 1) {
+      const next = await connected(identity, serial);
+      await kicked[kicked.length - 1];
+      kicked.push(closed(next));
+    }
+    const record = await waitFor(
+      () => store.getDevice(serial),
+      (value) => value?.state === 'QUARANTINED',
+    );
+    await stack.settle(30_000).catch(() => undefined);
+    const again = await tryConnect(endpoint(), identity, serial);
+    if (again.connected) open.push(again.client);
+    // Assess
+    const disconnects = stack.emulator
+      ?.publishedOn(`$aws/events/presence/disconnected/${serial}`)
+      .map((message) => (message.json as { disconnectReason: string }).disconnectReason);
+    expect(disconnects?.filter((reason) => reason === 'DUPLICATE_CLIENTID')).toHaveLength(3);
+    expect(record).toMatchObject({
+      state: 'QUARANTINED',
+      quarantine: { reason: 'CLONE_DUPLICATE_CLIENTID' },
+    });
+    expect(again.connected).toBe(false);
+  });
+});
