@@ -67,8 +67,14 @@ describe('rotateCertificate', () => {
     await start();
     const old = await rig.activeDevice('SN-ROT-1');
     rig.rig.emulator.clearCalls();
+    const csrPem = await rig.csr('SN-ROT-1');
+    const body = await rig.publishRequest('SN-ROT-1', 'SN-ROT-1', { csr: csrPem });
+    const roundTrips = table.store.stats.roundTrips;
     // Act
-    const { accepted } = await rotate('SN-ROT-1');
+    await deliver(rig.rotate, [body]);
+    const calls = rig.rig.emulator.calls.map((call) => `${call.api}:${call.outcome}`);
+    const storeRoundTrips = table.store.stats.roundTrips - roundTrips;
+    const accepted = answers('SN-ROT-1')[0]?.json as { certificateId: string; certificatePem: string };
     // Assess
     expect(answers('SN-ROT-1')).toHaveLength(1);
     expect(accepted).toMatchObject({
@@ -93,8 +99,16 @@ describe('rotateCertificate', () => {
     });
     const history = await table.store.history('SN-ROT-1');
     expect(history.filter((e) => e.event === 'START_ROTATION')).toHaveLength(1);
-    expect(rig.rig.emulator.callCount('CreateCertificateFromCsr', 'ok')).toBe(1);
-    expect(rig.rig.emulator.callCount('AttachPolicy', 'ok')).toBe(1);
+    // What one rotation costs: 4 IoT control-plane calls + 1 data-plane Publish, activation last;
+    // 5 DynamoDB round trips (facts, claim, issued id, bind transaction, answer).
+    expect(calls).toEqual([
+      'CreateCertificateFromCsr:ok',
+      'AttachPolicy:ok',
+      'AttachThingPrincipal:ok',
+      'UpdateCertificate:ok',
+      'Publish:ok',
+    ]);
+    expect(storeRoundTrips).toBe(5);
   });
 
   it('commits on the first connect with the new certificate: old INACTIVE and detached, deleted after the grace period', async () => {
