@@ -1,0 +1,42 @@
+/**
+ * Lambda entry point of the inventory reconciliation (`reconcileInventory` in serverless.yml,
+ * `rate(7 days)`, continued through `ReconcileQueue`). Composition happens once per container,
+ * here; the behaviour is in `reconcile-handler.ts` and `shared/reconcile/`.
+ */
+import { IoTClient } from '@aws-sdk/client-iot';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { documentClient } from '../../shared/aws/clients';
+import { loadConfig } from '../../shared/config';
+import { ConfigError } from '../../shared/errors';
+import { IotInventory } from '../../shared/iot/iot-inventory';
+import { createLogger, createMetrics } from '../../shared/logging';
+import { SqsContinuationQueue } from '../../shared/reconcile/continuation-queue';
+import { createReportSink } from '../../shared/reports/report-sink';
+import { ProvisioningStore } from '../../shared/store/provisioning-store';
+import { ReconcileStore } from '../../shared/store/reconcile-store';
+import { createHandler, type ReconcileInventoryDeps } from './reconcile-handler';
+
+export { createHandler, type ReconcileInventoryDeps } from './reconcile-handler';
+
+/** Composition from the environment, once per container. Throws ConfigError on a bad environment. */
+function defaultDeps(): ReconcileInventoryDeps {
+  const config = loadConfig(process.env);
+  if (!config.reconcileQueueUrl)
+    throw new ConfigError(['RECONCILE_QUEUE_URL: required by reconcileInventory']);
+  const client = documentClient();
+  return {
+    reconcileStore: new ReconcileStore(client, config.tableName),
+    provisioningStore: new ProvisioningStore(client, config.tableName),
+    inventory: new IotInventory(new IoTClient({}), config.reconcileMaxTps),
+    sink: createReportSink(config.reportDestination),
+    continuations: new SqsContinuationQueue(new SQSClient({}), config.reconcileQueueUrl),
+    safetyMarginMs: config.reconcileSafetyMarginMs,
+    pageSize: config.reconcilePageSize,
+    thingNamePrefix: config.thingNamePrefix,
+    clock: Date.now,
+    logger: createLogger('reconcileInventory'),
+    metrics: createMetrics('reconcileInventory'),
+  };
+}
+
+export const handler = createHandler(defaultDeps());
