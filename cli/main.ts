@@ -4,12 +4,14 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAllowlistCommands } from './commands/allowlist';
+import { registerDeviceCommands } from './commands/device';
 import { registerDevicesCommands } from './commands/devices';
 import { registerDlqCommands } from './commands/dlq';
 import { registerDoctorCommand } from './commands/doctor';
 import { registerInvokeCommand } from './commands/invoke';
 import { registerLocalCommands } from './commands/local';
 import { registerQuarantineCommands } from './commands/quarantine';
+import { registerReconcileCommand } from './commands/reconcile';
 import { registerReplayCommand } from './commands/replay';
 import { registerSimulateCommand } from './commands/simulate';
 import { registerSweepCommand } from './commands/sweep';
@@ -82,6 +84,7 @@ export function buildProgram(): { program: Command; exitCode: () => number | und
   };
   registerAllowlistCommands(registry);
   registerSweepCommand(registry);
+  registerReconcileCommand(registry);
   registerLocalCommands(registry);
   registerInvokeCommand(registry);
   registerReplayCommand(registry);
@@ -90,6 +93,7 @@ export function buildProgram(): { program: Command; exitCode: () => number | und
   registerDlqCommands(registry);
   registerSimulateCommand(registry);
   registerDoctorCommand(registry);
+  registerDeviceCommands(registry);
   for (const extend of extraCommands) extend(registry);
   return { program, exitCode: () => exitCode };
 }
