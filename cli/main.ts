@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAllowlistCommands } from './commands/allowlist';
+import { registerDeviceCommands } from './commands/device';
 import { registerDevicesCommands } from './commands/devices';
 import { registerDlqCommands } from './commands/dlq';
 import { registerDoctorCommand } from './commands/doctor';
@@ -92,6 +93,7 @@ export function buildProgram(): { program: Command; exitCode: () => number | und
   registerDlqCommands(registry);
   registerSimulateCommand(registry);
   registerDoctorCommand(registry);
+  registerDeviceCommands(registry);
   for (const extend of extraCommands) extend(registry);
   return { program, exitCode: () => exitCode };
 }
