@@ -27,7 +27,8 @@ function defaultDeps(): ReconcileInventoryDeps {
   return {
     reconcileStore: new ReconcileStore(client, config.tableName),
     provisioningStore: new ProvisioningStore(client, config.tableName),
-    inventory: new IotInventory(new IoTClient({}), config.reconcileMaxTps),
+    // The token buckets keep under the quota; the retries are the safety net when others share it.
+    inventory: new IotInventory(new IoTClient({ maxAttempts: 8 }), config.reconcileMaxTps),
     sink: createReportSink(config.reportDestination),
     continuations: new SqsContinuationQueue(new SQSClient({}), config.reconcileQueueUrl),
     safetyMarginMs: config.reconcileSafetyMarginMs,
