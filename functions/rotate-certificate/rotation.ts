@@ -45,7 +45,10 @@ const REQUEST_TTL_SECONDS = 30 * 86_400;
 export interface RotationDeps {
   config: Config;
   store: Pick<ProvisioningStore, 'loadProvisioningFacts' | 'bindCertificate'>;
-  rotations: Pick<RotationStore, 'claimRequest' | 'getRequest' | 'recordIssued' | 'completeRequest'>;
+  rotations: Pick<
+    RotationStore,
+    'claimRequest' | 'getRequest' | 'recordIssued' | 'completeRequest' | 'releaseRequest'
+  >;
   iot: Pick<
     IotRegistry,
     | 'createCertificateFromCsr'
@@ -141,7 +144,7 @@ export async function rotateCertificate(
       created = await deps.iot.createCertificateFromCsr(request.csr, false);
     } catch (error) {
       if (!(error instanceof IotRequestError)) throw error;
-      return finishRejected(serial, thingName, csr, 'CERTIFICATE_REJECTED', error.message, deps, now);
+      return finishRejected(serial, thingName, csr, owner, 'CERTIFICATE_REJECTED', error.message, deps);
     }
     const recorded = await deps.rotations.recordIssued({
       serial,
@@ -161,7 +164,11 @@ export async function rotateCertificate(
   }
   if (!issued) {
     const description = await deps.iot.describeCertificate(certificateId);
-    if (!description) throw new TransientError(`issued certificate ${certificateId} is not in IoT`);
+    if (!description) {
+      // Deleted after an earlier delivery's refusal that crashed before releasing the claim: start over.
+      await deps.rotations.releaseRequest({ serial, publicKeyHash: csr.publicKeyHash, owner });
+      throw new TransientError(`issued certificate ${certificateId} is no longer in IoT; deciding again`);
+    }
     issued = description;
   }
 
@@ -174,7 +181,7 @@ export async function rotateCertificate(
   const bound = await bind(device, certificate, csr, thingName, principal, request.clientId, deps, now);
   if (bound.status === 'rejected') {
     await discard(certificateId, issued.certificateArn, thingName, deps);
-    return finishRejected(serial, thingName, csr, bound.reason, bound.detail, deps, now);
+    return finishRejected(serial, thingName, csr, owner, bound.reason, bound.detail, deps);
   }
   await deps.iot.updateCertificateStatus(certificateId, 'ACTIVE');
   const answer: RotationAnswer = { accepted: true, certificateId, rotationDeadline: bound.rotationDeadline };
@@ -253,22 +260,18 @@ async function discard(
   await deps.iot.deleteCertificate(certificateId);
 }
 
+/** Answers a request refused after its claim, and releases the claim (rejections are not cached). */
 async function finishRejected(
   serial: string,
   thingName: string,
   csr: ParsedCsr,
+  owner: string,
   reason: RotationRejectReason,
   detail: string,
   deps: RotationDeps,
-  now: Instant,
 ): Promise<RotationOutcome> {
   const outcome = await answerRejected(thingName, reason, detail, deps, serial);
-  await deps.rotations.completeRequest({
-    serial,
-    publicKeyHash: csr.publicKeyHash,
-    now: now.iso,
-    answer: { accepted: false, reason, message: detail },
-  });
+  await deps.rotations.releaseRequest({ serial, publicKeyHash: csr.publicKeyHash, owner });
   return outcome;
 }
 

@@ -7,7 +7,13 @@
  * - retirement work items on certificate records (written by `ProvisioningStore.transition` with the
  *   commit or abort, listed here through the StateIndex partitions `RETIRING_CERT#<shard>`).
  */
-import { GetCommand, QueryCommand, type QueryCommandOutput, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  GetCommand,
+  QueryCommand,
+  type QueryCommandOutput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { keys, retirementPartition, SHARDS, STATE_INDEX } from './keys';
 import { type ProvisioningStore, toCertificate } from './provisioning-store';
 import type { CertificateRecord, Retirement } from './records';
@@ -41,7 +47,7 @@ export class RotationStore {
     return this.store.tableName;
   }
 
-  private async send<T>(command: GetCommand | UpdateCommand | QueryCommand): Promise<T> {
+  private async send<T>(command: GetCommand | UpdateCommand | QueryCommand | DeleteCommand): Promise<T> {
     this.store.stats.roundTrips += 1;
     const client = this.store.client as unknown as { send(command: unknown): Promise<unknown> };
     return (await client.send(command)) as T;
@@ -148,6 +154,26 @@ export class RotationStore {
         ExpressionAttributeValues: { ':true': true, ':answer': input.answer, ':now': input.now },
       }),
     );
+  }
+
+  /**
+   * Gives up a claim that ended in a rejection (nothing issued is left), so a repeat of the request is
+   * judged afresh rather than answered with a stale rejection. Only `owner`'s unfinished claim goes.
+   */
+  async releaseRequest(input: { serial: string; publicKeyHash: string; owner: string }): Promise<void> {
+    try {
+      await this.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: keys.rotationRequest(input.serial, input.publicKeyHash),
+          ConditionExpression: '#owner = :owner AND done = :false',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':owner': input.owner, ':false': false },
+        }),
+      );
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+    }
   }
 
   /**

@@ -288,6 +288,27 @@ describe('rotateCertificate', () => {
     });
   });
 
+  it("refuses a CSR with another device's key after issuing: the certificate is deleted and the claim released", async () => {
+    await start();
+    await rig.activeDevice('SN-ROT-10A');
+    const other = await rig.activeDevice('SN-ROT-10B');
+    rig.rig.emulator.clearCalls();
+    const stolen = (await createCsr({ subject: { commonName: 'SN-ROT-10A' }, keys: other.keys })).csrPem;
+    const body = await rig.publishRequest('SN-ROT-10A', 'SN-ROT-10A', { csr: stolen });
+    await deliver(rig.rotate, [body]);
+    expect(answers('SN-ROT-10A')).toEqual([
+      { topic: 'rejected', json: { reason: 'PUBLIC_KEY_IN_USE', message: expect.any(String) } },
+    ]);
+    expect(rig.rig.emulator.callCount('CreateCertificateFromCsr', 'ok')).toBe(1);
+    expect(rig.rig.emulator.callCount('DeleteCertificate', 'ok')).toBe(1);
+    expect(rig.rig.emulator.callCount('UpdateCertificate')).toBe(0);
+    expect(await table.store.getDevice('SN-ROT-10A')).toMatchObject({ state: 'ACTIVE' });
+    // Not cached: a repeat is judged again (and refused again, issuing and deleting again).
+    const { sha256 } = await import('../../../shared/certificates');
+    const spki = Buffer.from(await crypto.subtle.exportKey('spki', other.keys.publicKey));
+    expect(await rig.rotations.getRequest('SN-ROT-10A', sha256(spki))).toBeUndefined();
+  });
+
   it('answers bad requests on rejected and dead-letters what cannot be answered', async () => {
     await start();
     const current = await rig.activeDevice('SN-ROT-9');
