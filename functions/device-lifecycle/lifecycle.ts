@@ -239,6 +239,19 @@ async function presenceEffects(
     return outcomes;
   }
 
+  // The new certificate of a rotation that was aborted while this connect was on its way (the abort
+  // won the race and revoked it): the device's own certificate, not a clone's. IoT refuses it from
+  // now on and the device falls back to its current certificate.
+  if (
+    certificate?.status === 'REVOKED' &&
+    certificate.source === 'ROTATION' &&
+    device?.state === 'ACTIVE' &&
+    device.serial === boundSerial &&
+    device.certificateId !== principal
+  ) {
+    outcomes.push({ kind: 'noted', detail: 'connected with the certificate of an aborted rotation' });
+    return outcomes;
+  }
   const decision = decideConnected(device, principal);
   switch (decision.kind) {
     case 'verify':

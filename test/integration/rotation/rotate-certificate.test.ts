@@ -309,6 +309,25 @@ describe('rotateCertificate', () => {
     expect(await rig.rotations.getRequest('SN-ROT-10A', sha256(spki))).toBeUndefined();
   });
 
+  it('a connect with the new certificate that arrives after the abort is not taken for a clone', async () => {
+    await start({ ROTATION_DEADLINE_SECONDS: '600' });
+    const t0 = Date.now() + 60_000;
+    rig.setNow(t0);
+    const old = await rig.activeDevice('SN-ROT-11');
+    const { accepted } = await rotate('SN-ROT-11');
+    // The device connects just before the deadline; its presence event is still queued when the abort runs.
+    rig.setNow(t0 + 599_000);
+    await rig.rig.emulator.connect({ certificatePem: accepted.certificatePem, clientId: 'SN-ROT-11' });
+    rig.setNow(t0 + 601_000);
+    expect(await rig.sweep()).toMatchObject({ aborted: 1 });
+    await rig.deliverPresence();
+    expect(await table.store.getDevice('SN-ROT-11')).toMatchObject({
+      state: 'ACTIVE',
+      certificateId: old.certificateId,
+    });
+    expect(rig.rig.quarantine.requests).toEqual([]);
+  });
+
   it('answers bad requests on rejected and dead-letters what cannot be answered', async () => {
     await start();
     const current = await rig.activeDevice('SN-ROT-9');
