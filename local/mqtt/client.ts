@@ -52,7 +52,9 @@ export async function connectDevice(options: DeviceConnectOptions): Promise<Devi
         ca: options.caPem,
         cert: options.certificatePem,
         key: options.privateKeyPem,
-      });
+        // Passed on to tls.connect: small MQTT packets are not held back by Nagle's algorithm.
+        noDelay: true,
+      } as mqtt.IClientOptions);
       let settled = false;
       const settle = (result: { client?: MqttClient; error?: string }) => {
         if (settled) return;
