@@ -165,7 +165,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
     .option('--json', 'print one JSON document')
     .action(async (name: string, options: { json?: boolean }) => {
       setExitCode(
-        await contract(Boolean(options.json), (output) =>
+        await contract(Boolean(options.json), async (output) =>
           withEndpoint(async (endpoint) => {
             const names = fleetNames(endpoint.tableName);
             await prepareFleetProvisioning(endpoint.iot, names, endpoint);
@@ -229,7 +229,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
         },
       ) => {
         setExitCode(
-          await contract(Boolean(options.json), (output) => {
+          await contract(Boolean(options.json), async (output) => {
             const format = options.format;
             if (format !== 'json' && format !== 'cbor') throw new UsageError('--format must be json or cbor');
             if (Boolean(options.claimCert) !== Boolean(options.claimKey))
@@ -324,7 +324,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
     .option('--json', 'print one JSON document')
     .action(async (name: string, options: { for?: string; json?: boolean }) => {
       setExitCode(
-        await contract(Boolean(options.json), (output) => {
+        await contract(Boolean(options.json), async (output) => {
           const seconds =
             options.for === undefined ? (options.json ? 0 : Number.POSITIVE_INFINITY) : Number(options.for);
           if (!(seconds >= 0)) throw new UsageError('--for must be a number of seconds ≥ 0');
@@ -383,7 +383,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
     .option('--json', 'print one JSON document')
     .action(async (name: string, options: { timeout: string; json?: boolean }) => {
       setExitCode(
-        await contract(Boolean(options.json), (output) => {
+        await contract(Boolean(options.json), async (output) => {
           const timeoutMs = Number(options.timeout) * 1000;
           if (!(timeoutMs > 0)) throw new UsageError('--timeout must be a positive number of seconds');
           const identity = readIdentity(name);
