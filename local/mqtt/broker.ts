@@ -16,7 +16,7 @@
  * Lambda, …) are delivered to subscribed clients.
  */
 import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import type { DisconnectReason, IotEmulator, PublishedMessage, Session } from '../iot-emulator/index';
@@ -327,6 +327,11 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     },
   );
   server.on('tlsClientError', () => undefined);
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => {
@@ -349,8 +354,12 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       stopped ??= (async () => {
         offPublish();
         offDisconnect();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        // The server's close completes once every connection has ended: aedes ends the MQTT ones,
+        // what is left (a handshake in progress) is destroyed.
+        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        for (const socket of sockets) socket.destroy();
+        await serverClosed;
       })();
       return stopped;
     },

@@ -333,24 +333,47 @@ describe('policy enforcement', () => {
     expect(JSON.parse((await command).payload.toString())).toEqual({ reboot: true });
   });
 
-  it('does not deliver a message the device may not receive', async () => {
-    // Prepare: subscribing to another thing's topic is denied, and so is receiving on it.
-    const identity = await activeIdentity(['device']);
-    await thingFor('thing-nosy', identity);
+  it('delivers through a wildcard subscription only what iot:Receive allows', async () => {
+    // Prepare: subscribing to every device's commands is allowed, receiving only its own.
+    await iot.send(
+      new CreatePolicyCommand({
+        policyName: 'receive-own',
+        policyDocument: JSON.stringify({
+          Statement: [
+            { Effect: 'Allow', Action: 'iot:Connect', Resource: '*' },
+            {
+              Effect: 'Allow',
+              Action: 'iot:Subscribe',
+              Resource: `arn:aws:iot:${REGION}:${ACCOUNT}:topicfilter/devices/*`,
+            },
+            {
+              Effect: 'Allow',
+              Action: 'iot:Receive',
+              Resource: `arn:aws:iot:${REGION}:${ACCOUNT}:topic/devices/\${iot:ClientId}/*`,
+            },
+          ],
+        }),
+      }),
+    );
+    const identity = await activeIdentity(['receive-own']);
     const client = await connected(identity, 'thing-nosy');
-    const suback = await subscribeCodes(client, 'devices/thing-other/commands');
+    const suback = await subscribeCodes(client, 'devices/+/commands');
     const received: string[] = [];
     client.on('message', (topic) => received.push(topic));
-    // Act
+    const own = nextMessage(client, ['devices/thing-nosy/commands']);
     const data = new IoTDataPlaneClient({ ...emulator.clientConfig(), maxAttempts: 1 });
+    // Act
     await data.send(
       new PublishCommand({ topic: 'devices/thing-other/commands', qos: 1, payload: Buffer.from('x') }),
     );
+    await data.send(
+      new PublishCommand({ topic: 'devices/thing-nosy/commands', qos: 1, payload: Buffer.from('y') }),
+    );
     data.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await own;
     // Assess
-    expect(suback).toEqual([128]);
-    expect(received).toEqual([]);
+    expect(suback).toEqual([1]);
+    expect(received).toEqual(['devices/thing-nosy/commands']);
   });
 });
 
@@ -467,5 +490,43 @@ describe('Fleet Provisioning MQTT API', () => {
       errorCode: 'InvalidCertificateOwnershipToken',
       errorMessage: expect.any(String),
     });
+  });
+});
+
+describe('stop', () => {
+  it('closes connected clients and ends their sessions instead of waiting for them', async () => {
+    // Prepare: an endpoint of its own, with one device connected.
+    const ownEmulator = await startIotEmulator({ accountId: ACCOUNT, region: REGION });
+    const ownBroker = await startMqttBroker({ emulator: ownEmulator });
+    const ownIot = new IoTClient({ ...ownEmulator.clientConfig(), maxAttempts: 1 });
+    await ownIot.send(
+      new CreatePolicyCommand({
+        policyName: 'connect',
+        policyDocument: JSON.stringify({
+          Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
+        }),
+      }),
+    );
+    const csr = await createCsr({ subject: { commonName: 'stop' } });
+    const issued = await ownIot.send(
+      new CreateCertificateFromCsrCommand({ certificateSigningRequest: csr.csrPem, setAsActive: true }),
+    );
+    await ownIot.send(new AttachPolicyCommand({ policyName: 'connect', target: issued.certificateArn }));
+    const client = await connect(
+      ownBroker,
+      {
+        certificatePem: issued.certificatePem ?? '',
+        privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
+      },
+      'stop-1',
+    );
+    const gone = closed(client);
+    // Act
+    await ownBroker.stop();
+    await gone;
+    // Assess
+    expect(ownEmulator.sessions.size).toBe(0);
+    ownIot.destroy();
+    await ownEmulator.stop();
   });
 });
