@@ -9,12 +9,14 @@ import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../../functions/reconcile-inventory/reconcile-handler';
 import type { ReconcileContinuation } from '../../../schemas/reconcile-inventory';
+import type { Drift } from '../../../shared/domain/reconciliation';
 import { createLogger, createMetrics } from '../../../shared/logging';
 import {
   type ReconcileOutcome,
   type ReconcileReport,
   runReconciliation,
 } from '../../../shared/reconcile/reconcile-inventory';
+import { type ReconcileCheckpoint, ReconcileStore } from '../../../shared/store/reconcile-store';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import { lambdaContext } from '../../support/lambda';
 import {
@@ -162,6 +164,38 @@ describe('reconcileInventory handler: checkpoint and continuation', () => {
     expect(sink.files.get(`reconcile-reports/${runId}/reconcile-report.json`)).toBe(before);
     expect(queue).toEqual([]);
   }, 60_000);
+});
+
+describe('ReconcileStore', () => {
+  it('commits a unit once: a second commit from the same checkpoint is a conflict and writes nothing', async () => {
+    // Prepare
+    const store = new ReconcileStore(table.doc, table.tableName);
+    const checkpoint: ReconcileCheckpoint = {
+      runId: 'commit-once',
+      now: NOW,
+      status: 'RUNNING',
+      seq: 0,
+      phase: 'CERTIFICATES',
+      stateIndex: 0,
+      totals: {},
+      invocations: 1,
+      createdAt: NOW,
+      updatedAt: NOW,
+    };
+    expect(await store.createCheckpoint(checkpoint)).toBe(true);
+    expect(await store.createCheckpoint(checkpoint)).toBe(false);
+    const drift: Drift[] = [
+      { key: 'THING_WITHOUT_PRINCIPALS#T1', kind: 'THING_WITHOUT_PRINCIPALS', thingName: 'T1' },
+    ];
+    const next = { ...checkpoint, seq: 1, cursor: 'm1', totals: { certificatesListed: 250 } };
+    // Act
+    const first = await store.commit(0, next, drift);
+    const duplicate = await store.commit(0, { ...next, totals: { certificatesListed: 500 } }, drift);
+    // Assess
+    expect([first, duplicate]).toEqual(['committed', 'conflict']);
+    expect(await store.readPages('commit-once')).toEqual([drift]);
+    expect((await store.getCheckpoint('commit-once'))?.totals).toEqual({ certificatesListed: 250 });
+  });
 });
 
 describe('within API quotas', () => {
