@@ -530,3 +530,75 @@ describe('stop', () => {
     await ownEmulator.stop();
   });
 });
+
+describe('certificate ownership tokens', () => {
+  it('expire after one hour: RegisterThing is rejected with InvalidCertificateOwnershipToken', async () => {
+    // Prepare: an endpoint whose emulator clock the test moves.
+    let now = Date.now();
+    const clocked = await startIotEmulator({ accountId: ACCOUNT, region: REGION, now: () => new Date(now) });
+    const clockedBroker = await startMqttBroker({ emulator: clocked });
+    const clockedIot = new IoTClient({ ...clocked.clientConfig(), maxAttempts: 1 });
+    await clockedIot.send(
+      new CreatePolicyCommand({
+        policyName: 'claim',
+        policyDocument: renderPolicyDocument('claim-policy.json', {
+          region: REGION,
+          accountId: ACCOUNT,
+          parameters: { ProvisioningTemplateName: TEMPLATE },
+        }),
+      }),
+    );
+    await clockedIot.send(
+      new CreateProvisioningTemplateCommand({
+        templateName: TEMPLATE,
+        templateBody: JSON.stringify({ Resources: {} }),
+        provisioningRoleArn: `arn:aws:iam::${ACCOUNT}:role/provisioning`,
+        enabled: true,
+      }),
+    );
+    const csr = await createCsr({ subject: { commonName: 'claim' } });
+    const issued = await clockedIot.send(
+      new CreateCertificateFromCsrCommand({ certificateSigningRequest: csr.csrPem, setAsActive: true }),
+    );
+    await clockedIot.send(new AttachPolicyCommand({ policyName: 'claim', target: issued.certificateArn }));
+    const client = await connect(
+      clockedBroker,
+      {
+        certificatePem: issued.certificatePem ?? '',
+        privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
+      },
+      'claim-clock',
+    );
+    await client.subscribeAsync(
+      ['$aws/certificates/create/json/+', `$aws/provisioning-templates/${TEMPLATE}/provision/json/+`],
+      { qos: 1 },
+    );
+    const created = nextMessage(client, ['$aws/certificates/create/json/accepted']);
+    await client.publishAsync('$aws/certificates/create/json', '{}', { qos: 1 });
+    const { certificateOwnershipToken } = JSON.parse((await created).payload.toString()) as {
+      certificateOwnershipToken: string;
+    };
+    // Act
+    now += 61 * 60_000;
+    const reply = nextMessage(client, [
+      `$aws/provisioning-templates/${TEMPLATE}/provision/json/accepted`,
+      `$aws/provisioning-templates/${TEMPLATE}/provision/json/rejected`,
+    ]);
+    await client.publishAsync(
+      `$aws/provisioning-templates/${TEMPLATE}/provision/json`,
+      JSON.stringify({ certificateOwnershipToken, parameters: {} }),
+      { qos: 1 },
+    );
+    const message = await reply;
+    await client.endAsync();
+    // Assess
+    expect(message.topic).toBe(`$aws/provisioning-templates/${TEMPLATE}/provision/json/rejected`);
+    expect(JSON.parse(message.payload.toString())).toMatchObject({
+      statusCode: 400,
+      errorCode: 'InvalidCertificateOwnershipToken',
+    });
+    clockedIot.destroy();
+    await clockedBroker.stop();
+    await clocked.stop();
+  });
+});
