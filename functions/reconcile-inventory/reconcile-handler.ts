@@ -101,8 +101,15 @@ export function createHandler(deps: ReconcileInventoryDeps) {
         try {
           await work({ runId: continuation.runId, now: continuation.now }, context);
         } catch (error) {
-          if (!isRetryable(error)) throw error;
-          logger.warn('reconciliation failed; the continuation will be retried', { error });
+          // Unlike the event consumers, a permanent error is not acknowledged: that would drop the
+          // week's run silently. The message is retried and then dead-lettered (ReconcileDLQ alarms);
+          // `fleetgate dlq replay` resumes the run from its checkpoint once the cause is fixed.
+          if (isRetryable(error))
+            logger.warn('reconciliation failed; the continuation will be retried', { error });
+          else
+            logger.error('reconciliation failed; the continuation goes to the DLQ after its retries', {
+              error,
+            });
           batchItemFailures.push({ itemIdentifier: record.messageId });
         }
       }

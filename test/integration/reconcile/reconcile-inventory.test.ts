@@ -5,11 +5,13 @@
  * (delivered twice) gives the same report; AWS's default quotas throttle and the run still completes.
  */
 import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { IoTClient } from '@aws-sdk/client-iot';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../../functions/reconcile-inventory/reconcile-handler';
 import type { ReconcileContinuation } from '../../../schemas/reconcile-inventory';
 import type { Drift } from '../../../shared/domain/reconciliation';
+import { IotInventory } from '../../../shared/iot/iot-inventory';
 import { createLogger, createMetrics } from '../../../shared/logging';
 import {
   type ReconcileOutcome,
@@ -164,6 +166,40 @@ describe('reconcileInventory handler: checkpoint and continuation', () => {
     expect(sink.files.get(`reconcile-reports/${runId}/reconcile-report.json`)).toBe(before);
     expect(queue).toEqual([]);
   }, 60_000);
+});
+
+describe('reconcileInventory handler: failures', () => {
+  it('fails a continuation whose run cannot reach IoT (retried, then dead-lettered) and drops a malformed one', async () => {
+    // Prepare: an IoT endpoint nobody listens on.
+    const unreachable = new IoTClient({
+      ...rig.emulator.clientConfig(),
+      endpoint: 'http://127.0.0.1:9',
+      maxAttempts: 1,
+    });
+    const sent: ReconcileContinuation[] = [];
+    const handler = createHandler({
+      ...reconcileDeps(table, rig, memorySink()),
+      inventory: new IotInventory(unreachable, 100),
+      continuations: { send: async (continuation) => void sent.push(continuation) },
+      logger: createLogger('reconcileInventory'),
+      metrics: createMetrics('reconcileInventory') as Metrics,
+    });
+    const body = JSON.stringify({ runId: 'unreachable', seq: 0, now: NOW });
+    // Act
+    const result = (await handler(
+      {
+        Records: [
+          { messageId: 'broken-run', body },
+          { messageId: 'not-a-continuation', body: '{"hello":1}' },
+        ],
+      },
+      lambdaContext('fleetgate-dev-reconcileInventory', 60_000),
+    )) as SQSBatchResponse;
+    unreachable.destroy();
+    // Assess
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'broken-run' }]);
+    expect(sent).toEqual([]);
+  });
 });
 
 describe('ReconcileStore', () => {
