@@ -117,11 +117,20 @@ export interface StackTarget {
   close(): Promise<void>;
 }
 
-/** serverless.yml the local stack reads (`FLEETGATE_SERVERLESS_FILE`, default the project's). */
+/**
+ * serverless.yml the local stack reads (`FLEETGATE_SERVERLESS_FILE`, default the project's), and the
+ * MQTT endpoint's port (`FLEETGATE_MQTT_PORT`, default a free one).
+ */
 export function localStackOptions(): LocalStackOptions {
   const serverlessFile = process.env.FLEETGATE_SERVERLESS_FILE;
   const root = process.env.FLEETGATE_HANDLER_ROOT;
-  return { ...(serverlessFile ? { serverlessFile } : {}), ...(root ? { root } : {}) };
+  // A fixed port for the MQTT device endpoint (default: a free one), handy for hand-typed clients.
+  const mqttPort = Number(process.env.FLEETGATE_MQTT_PORT);
+  return {
+    ...(serverlessFile ? { serverlessFile } : {}),
+    ...(root ? { root } : {}),
+    ...(Number.isInteger(mqttPort) && mqttPort > 0 ? { mqttPort } : {}),
+  };
 }
 
 /**
