@@ -53,7 +53,7 @@ export async function connect(
   return attempt.client;
 }
 
-/** Resolves with the next message on a topic matching `filter`'s exact topic. */
+/** Resolves with the next message on one of `topics` (exact topic names). */
 export function nextMessage(
   client: MqttClient,
   topics: string[],
