@@ -121,6 +121,11 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     return evaluatePolicies(documents, action, arn(resource), connection) === 'ALLOW';
   };
 
+  // A certificate deactivated or revoked while connected (e.g. by the quarantine worker) ends the
+  // connection at its next action, as IoT Core stops honouring it.
+  const certificateActive = (connection: Connection) =>
+    registry.certificates.get(connection.session.certificateId)?.status === 'ACTIVE';
+
   const closeWith = (client: Client, reason: DisconnectReason) => {
     const connection = connections.get(client);
     if (connection && !connection.closeReason) connection.closeReason = reason;
@@ -178,9 +183,15 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
         );
     },
     authorizePublish: (client, packet, callback) => {
-      const connection = client ? connections.get(client) : undefined;
-      if (!client || !connection) return callback();
+      // The broker's own publishes (no client) are the emulator's messages, already authorised.
+      if (!client) return callback();
+      const connection = connections.get(client);
+      if (!connection) return callback(new Error('not connected'));
       const { clientId, certificateId } = connection.session;
+      if (!certificateActive(connection)) {
+        connection.closeReason = 'AUTH_ERROR';
+        return callback(new Error('the certificate is no longer ACTIVE'));
+      }
       if (!allowed(clientId, connection.certificateArn, 'iot:Publish', `topic/${packet.topic}`)) {
         // IoT Core disconnects an MQTT 3.1.1 client that publishes where it may not.
         connection.closeReason = 'AUTH_ERROR';
@@ -215,6 +226,10 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     authorizeSubscribe: (client, subscription, callback) => {
       const connection = connections.get(client);
       if (!connection) return callback(null, null);
+      if (!certificateActive(connection)) {
+        closeWith(client, 'AUTH_ERROR');
+        return callback(null, null);
+      }
       const ok = allowed(
         connection.session.clientId,
         connection.certificateArn,
@@ -229,6 +244,10 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       if (parseFleetTopic(packet.topic)) return null;
       const connection = connections.get(client);
       if (!connection) return null;
+      if (!certificateActive(connection)) {
+        setImmediate(() => closeWith(client, 'AUTH_ERROR'));
+        return null;
+      }
       return allowed(
         connection.session.clientId,
         connection.certificateArn,

@@ -292,6 +292,23 @@ describe('policy enforcement', () => {
     expect(emulator.publishedOn('devices/claim-rogue/').length).toBe(routed);
   });
 
+  it('closes a connection whose certificate was deactivated, at its next publish', async () => {
+    // Prepare
+    const identity = await activeIdentity(['device']);
+    await thingFor('thing-deactivated', identity);
+    const client = await connected(identity, 'thing-deactivated');
+    await client.publishAsync('devices/thing-deactivated/telemetry', '{"t":1}', { qos: 1 });
+    const disconnected = emulator.nextPublished('$aws/events/presence/disconnected/thing-deactivated');
+    // Act
+    await iot.send(
+      new UpdateCertificateCommand({ certificateId: identity.certificateId, newStatus: 'INACTIVE' }),
+    );
+    client.publish('devices/thing-deactivated/telemetry', '{"t":2}', { qos: 1 });
+    // Assess
+    await closed(client);
+    expect((await disconnected).json).toMatchObject({ disconnectReason: 'AUTH_ERROR' });
+  });
+
   it('answers a subscription the policy denies with a SUBACK failure and keeps the connection', async () => {
     // Prepare
     const identity = await activeIdentity(['claim']);
