@@ -1,7 +1,8 @@
 /**
  * IoT Core device-facing behaviour, transport-agnostic: what happens when a device presents a certificate
  * (known, JITR, JITP, refused), presence events, and the Fleet Provisioning API
- * (CreateCertificateFromCsr / CreateKeysAndCertificate / RegisterThing). A later MQTT gateway calls these.
+ * (CreateCertificateFromCsr / CreateKeysAndCertificate / RegisterThing). The MQTT device endpoint
+ * (local/mqtt/broker.ts) calls these for every MQTT connection.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
