@@ -166,14 +166,23 @@ async function presenceEffects(
   if (event.eventType === 'disconnected') {
     if (event.disconnectReason === 'DUPLICATE_CLIENTID') {
       const windowMs = deps.config.duplicateClientIdWindowSeconds * 1000;
+      // Later disconnects count too: handled concurrently or out of order, the last one handled sees all.
       const storm = await deps.registrations.recordDuplicateClientId({
         clientId: event.clientId,
         atMs: event.timestamp,
         fromMs: event.timestamp - windowMs,
+        toMs: event.timestamp + windowMs,
         sessionIdentifier: event.sessionIdentifier,
         ttlSeconds: deps.config.duplicateClientIdWindowSeconds * 2,
       });
-      if (isDuplicateClientIdStorm(storm.length, deps.config.duplicateClientIdThreshold)) {
+      if (
+        isDuplicateClientIdStorm(
+          storm.map((disconnect) => disconnect.atMs),
+          event.timestamp,
+          windowMs,
+          deps.config.duplicateClientIdThreshold,
+        )
+      ) {
         outcomes.push(
           await suspect(
             {

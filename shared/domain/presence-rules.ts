@@ -108,9 +108,25 @@ function overlaps(a: SessionFacts, b: SessionFacts): boolean {
   return (a.connectedAt ?? 0) < bEnd && (b.connectedAt ?? 0) < aEnd;
 }
 
-/** Whether `count` DUPLICATE_CLIENTID disconnects inside the window reach the threshold. */
-export function isDuplicateClientIdStorm(count: number, threshold: number): boolean {
-  return count >= threshold;
+/**
+ * Whether the DUPLICATE_CLIENTID disconnects of one client id (times in ms, this event's included)
+ * reach `threshold` inside some window of `windowMs` that contains this event at `atMs`. Events
+ * after `atMs` count too: presence events arrive in any order and are handled concurrently, so the
+ * event handled last — whichever it is — must see the storm.
+ */
+export function isDuplicateClientIdStorm(
+  disconnectsAtMs: readonly number[],
+  atMs: number,
+  windowMs: number,
+  threshold: number,
+): boolean {
+  const times = [...disconnectsAtMs].sort((a, b) => a - b);
+  for (const start of times) {
+    if (start < atMs - windowMs || start > atMs) continue;
+    const inWindow = times.filter((time) => time >= start && time <= start + windowMs).length;
+    if (inWindow >= threshold) return true;
+  }
+  return false;
 }
 
 /**

@@ -359,12 +359,13 @@ export class RegistrationStore {
 
   /**
    * Records a DUPLICATE_CLIENTID disconnect (idempotent per session) and returns the sessions of
-   * such disconnects of the client id within [fromMs, atMs].
+   * such disconnects of the client id within [fromMs, toMs] (toMs defaults to atMs).
    */
   async recordDuplicateClientId(input: {
     clientId: string;
     atMs: number;
     fromMs: number;
+    toMs?: number;
     sessionIdentifier: string;
     ttlSeconds: number;
   }): Promise<Array<{ sessionIdentifier: string; atMs: number }>> {
@@ -391,7 +392,7 @@ export class RegistrationStore {
             ':pk': keys.clientPresence(input.clientId).PK,
             ':from': keys.duplicateClientIdBound(input.fromMs),
             // `~` sorts after `#<sessionId>`, so the upper bound includes every session at atMs.
-            ':to': `${keys.duplicateClientIdBound(input.atMs)}~`,
+            ':to': `${keys.duplicateClientIdBound(input.toMs ?? input.atMs)}~`,
           },
           ExclusiveStartKey: startKey,
           ConsistentRead: true,

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { decideConnected, findConcurrentSessions, presenceRank } from '../../../shared/domain/presence-rules';
+import {
+  decideConnected,
+  findConcurrentSessions,
+  isDuplicateClientIdStorm,
+  presenceRank,
+} from '../../../shared/domain/presence-rules';
 import { checkTrustedCa, reject, serialFromSubject } from '../../../shared/domain/registration-rules';
 
 const CN = { serialSource: 'cn' as const, serialCnPattern: /^acme-([A-Z0-9-]+)$/ };
@@ -75,5 +80,20 @@ describe('presenceRank', () => {
     const disconnected1 = presenceRank({ versionNumber: 1, eventType: 'disconnected', timestamp: 200 });
     const connected2 = presenceRank({ versionNumber: 2, eventType: 'connected', timestamp: 150 });
     expect([connected2, disconnected1, connected1].sort()).toEqual([connected1, disconnected1, connected2]);
+  });
+});
+
+describe('isDuplicateClientIdStorm', () => {
+  const W = 300_000;
+  it.each<[string, number[], number, boolean]>([
+    ['three within the window, seen by the last', [0, 1_000, 2_000], 2_000, true],
+    // Handled out of order: the earliest one is handled last and must still see the storm.
+    ['three within the window, seen by the first', [0, 1_000, 2_000], 0, true],
+    ['three within the window, seen by the middle one', [0, 1_000, 2_000], 1_000, true],
+    ['two only', [0, 1_000], 1_000, false],
+    ['three, but spread over more than the window', [0, W / 2 + 1, W + 1], W / 2 + 1, false],
+    ['a storm that does not include this event', [0, 1, 2, W * 3], W * 3, false],
+  ])('%s', (_name, times, atMs, storm) => {
+    expect(isDuplicateClientIdStorm(times, atMs, W, 3)).toBe(storm);
   });
 });
