@@ -3,7 +3,7 @@
  * and RegisterThing, in JSON or CBOR, answered on `<request topic>/accepted` or `/rejected`.
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html
  */
-import { decode as decodeCbor, encode as encodeCbor } from 'cbor-x';
+import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { DeviceGateway, FleetRejection } from '../iot-emulator/device';
 
 export type PayloadFormat = 'json' | 'cbor';
@@ -38,7 +38,10 @@ export function parseFleetTopic(topic: string): FleetRequest | undefined {
 
 /** Encodes a reply in the request's format. */
 export function encodePayload(format: PayloadFormat, value: unknown): Buffer {
-  return format === 'cbor' ? Buffer.from(encodeCbor(value)) : Buffer.from(JSON.stringify(value));
+  return format === 'cbor'
+    ? // Through JSON first: the same fields in both formats (undefined dropped, as JSON drops it).
+      Buffer.from(encodeCbor(JSON.parse(JSON.stringify(value))))
+    : Buffer.from(JSON.stringify(value));
 }
 
 /** Decodes a request payload; an empty payload is `{}` (CreateKeysAndCertificate sends one). */

@@ -15,7 +15,7 @@ import {
   UpdateCertificateCommand,
 } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
-import { decode as decodeCbor, encode as encodeCbor } from 'cbor-x';
+import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator';

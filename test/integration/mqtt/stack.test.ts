@@ -17,7 +17,7 @@ import {
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { decode as decodeCbor, encode as encodeCbor } from 'cbor-x';
+import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { renderPolicyDocument } from '../../../local/mqtt/policies';
