@@ -25,11 +25,7 @@ afterAll(async () => {
   await table.drop();
 });
 
-function candidate(
-  serial: string,
-  daysLeft: number,
-  thingName: string | null = serial,
-): RotationCandidate {
+function candidate(serial: string, daysLeft: number, thingName: string | null = serial): RotationCandidate {
   return {
     serial,
     ...(thingName ? { thingName } : {}),
