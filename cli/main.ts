@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAllowlistCommands } from './commands/allowlist';
+import { registerCertificatesCommands } from './commands/certificates';
 import { registerDeviceCommands } from './commands/device';
 import { registerDevicesCommands } from './commands/devices';
 import { registerDlqCommands } from './commands/dlq';
@@ -83,6 +84,7 @@ export function buildProgram(): { program: Command; exitCode: () => number | und
     },
   };
   registerAllowlistCommands(registry);
+  registerCertificatesCommands(registry);
   registerSweepCommand(registry);
   registerReconcileCommand(registry);
   registerLocalCommands(registry);

@@ -4,6 +4,7 @@
  * RegisterThing over MQTT), connecting with the device certificate, rotation. Keys and certificates
  * live under `.fleetgate/devices/<name>/`; private keys are generated here and never printed.
  */
+
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IoTClient } from '@aws-sdk/client-iot';
@@ -13,8 +14,11 @@ import { createClaimCertificate, fleetNames, prepareFleetProvisioning } from '..
 import { projectRoot } from '../../local/paths';
 import { createCsr, exportPrivateKeyPem } from '../../local/pki';
 import { readStackFile } from '../../local/stack-file';
+import { parseCertificatePem } from '../../shared/certificates';
+import { anchorCertificateRecord } from '../../shared/store/records';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { resolveStoreTarget } from '../target';
 
 /** What `.fleetgate/devices/<name>/device.json` records (no key material). */
 interface DeviceFile {
@@ -170,6 +174,19 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
             const names = fleetNames(endpoint.tableName);
             await prepareFleetProvisioning(endpoint.iot, names, endpoint);
             const claim = await createClaimCertificate(endpoint.iot, names);
+            // The store knows its claim certificates: the expiry sweep watches them and
+            // reconciliation does not report them as unknown.
+            const target = await resolveStoreTarget({}, output);
+            try {
+              await target.store.putCertificateIfAbsent(
+                anchorCertificateRecord(parseCertificatePem(claim.certificatePem), {
+                  kind: 'CLAIM',
+                  now: new Date().toISOString(),
+                }),
+              );
+            } finally {
+              await target.close();
+            }
             const paths = writeIdentity(
               name,
               { name, kind: 'claim', certificateId: claim.certificateId, templateName: names.templateName },

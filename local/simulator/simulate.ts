@@ -21,9 +21,10 @@ import {
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { importAllowlistCsv } from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
+import { parseCertificatePem } from '../../shared/certificates';
 import { prepareAccount, quarantinePolicyDocument } from '../../shared/iot/prepare-account';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
-import type { DeviceRecord } from '../../shared/store/records';
+import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
 import { isRejection } from '../iot-emulator/index';
 import { renderPolicyDocument } from '../mqtt/policies';
 import { projectRoot } from '../paths';
@@ -411,6 +412,13 @@ async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContex
     // The claim policy serverless.yml deploys: the Fleet Provisioning MQTT API of this template only.
     await rig.iot.send(
       new AttachPolicyCommand({ policyName: claimPolicyName, target: claim.certificateArn }),
+    );
+    // Known to the store like a claim registered with `fleetgate certificates register`.
+    await rig.store.putCertificateIfAbsent(
+      anchorCertificateRecord(parseCertificatePem(claim.certificatePem), {
+        kind: 'CLAIM',
+        now: new Date().toISOString(),
+      }),
     );
     claims.push({
       certificateId: claim.certificateId,

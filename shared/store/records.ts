@@ -135,6 +135,30 @@ export interface CertificateFacts {
   publicKeyHash: string;
 }
 
+/**
+ * The record of a claim or CA certificate fleetgate should know: the expiry sweep reports all of
+ * them (an expired claim certificate stops every device still on the shelf) and reconciliation
+ * does not count them as unknown.
+ */
+export function anchorCertificateRecord(
+  certificate: CertificateFacts,
+  fields: { kind: 'CLAIM' | 'CA'; now: string },
+): CertificateRecord {
+  return {
+    certificateId: certificate.certificateId,
+    kind: fields.kind,
+    status: 'ACTIVE',
+    source: fields.kind,
+    issuer: certificate.issuer,
+    subject: certificate.subject,
+    notBefore: certificate.notBefore,
+    notAfter: certificate.notAfter,
+    publicKeyHash: certificate.publicKeyHash,
+    createdAt: fields.now,
+    updatedAt: fields.now,
+  };
+}
+
 /** The store's record of a device certificate, built the same way by every flow. */
 export function deviceCertificateRecord(
   certificate: CertificateFacts,
