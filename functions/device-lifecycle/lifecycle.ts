@@ -35,6 +35,19 @@ import type { RegistrationStore } from '../../shared/store/registration-store';
 
 export const ACTOR = 'deviceLifecycle';
 const CERTIFICATE_ID = /^[0-9a-f]{64}$/;
+/**
+ * Whether every certificate of `device` is known to the store, so that an unknown one connecting
+ * on its client id is an imitation: a device that has (or had) its own certificate, or one
+ * PROVISIONING with a pending certificate (a clone connecting while the original is still being
+ * verified must not slip through).
+ */
+function hasOwnCertificate(device: DeviceRecord): boolean {
+  return (
+    HAS_OWN_CERTIFICATE.has(device.state) ||
+    (device.state === 'PROVISIONING' && device.pendingCertificateId !== undefined)
+  );
+}
+
 /** States in which a device's certificates are all known to the store. */
 const HAS_OWN_CERTIFICATE = new Set<DeviceRecord['state']>([
   'ACTIVE',
@@ -232,7 +245,7 @@ async function presenceEffects(
     // A certificate fleetgate never bound, used with the client id of a device that has (or had)
     // its own: a takeover. A quarantined or revoked device's thing already exists, so JITP raises
     // no CREATED event for it and this connect is the only signal that its certificate must go.
-    if (isCertificate && certificate === undefined && device && HAS_OWN_CERTIFICATE.has(device.state)) {
+    if (isCertificate && certificate === undefined && device && hasOwnCertificate(device)) {
       outcomes.push(
         await mismatch(
           device,
@@ -307,26 +320,37 @@ export async function handleThingEvent(
   }
   const certificateIds = await deps.iot.listThingCertificateIds(event.thingName);
   const [certificateId] = certificateIds;
-  const suspicion = (reason: string, detail: string) =>
-    suspect(
-      {
-        reason,
-        identity: suspicionIdentity.jitp(event.thingName),
-        serial: device?.serial,
-        certificateId,
-        claimedSerial: serial,
-        evidence: {
-          flow: 'JITP',
-          thingName: event.thingName,
-          certificateIds,
-          detail,
-          eventId: event.eventId,
-        },
-      },
-      owner,
-      deps,
-      now,
+  // One request per certificate on the thing: each is deactivated (the first keeps the thing's
+  // identity, so a repeated event asks once).
+  const suspicion = async (reason: string, detail: string): Promise<LifecycleOutcome> => {
+    const sent = await Promise.all(
+      (certificateIds.length > 0 ? certificateIds : [undefined]).map((id, index) =>
+        suspect(
+          {
+            reason,
+            identity:
+              index === 0
+                ? suspicionIdentity.jitp(event.thingName)
+                : `${suspicionIdentity.jitp(event.thingName)}:${id}`,
+            serial: device?.serial,
+            certificateId: id,
+            claimedSerial: serial,
+            evidence: {
+              flow: 'JITP',
+              thingName: event.thingName,
+              certificateIds,
+              detail,
+              eventId: event.eventId,
+            },
+          },
+          owner,
+          deps,
+          now,
+        ),
+      ),
     );
+    return sent[0] as LifecycleOutcome;
+  };
   if (!device || serial === undefined)
     return [await suspicion('SERIAL_NOT_ALLOWLISTED', 'serial is not on the allowlist')];
   if (device.state === 'REVOKED' || device.state === 'DECOMMISSIONED' || device.state === 'QUARANTINED') {
@@ -339,6 +363,17 @@ export async function handleThingEvent(
     return [await suspicion(reason, `device is ${device.state}`)];
   }
   if (certificateId === undefined) return [{ kind: 'noted', detail: 'JITP thing has no certificate yet' }];
+  if (certificateIds.length > 1) {
+    // A new thing with two certificates: a second device with this serial connected (and JITP
+    // attached its certificate) before the first was recorded. Which one is the original cannot
+    // be told; the device and every certificate go to quarantine for review.
+    return [
+      await suspicion(
+        'JITP_MULTIPLE_CERTIFICATES',
+        `${certificateIds.length} certificates on a new JITP thing`,
+      ),
+    ];
+  }
   const description = await deps.iot.describeCertificate(certificateId);
   if (!description) return [{ kind: 'noted', detail: 'certificate of the JITP thing no longer exists' }];
   let certificate: ReturnType<typeof parseCertificatePem>;

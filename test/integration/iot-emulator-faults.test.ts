@@ -51,14 +51,18 @@ describe('quotas', () => {
     // Prepare
     await start({ faults: { quotas: 'aws-default' } });
     // Act: 30 concurrent DescribeCertificate calls against a 10 TPS bucket
+    const started = performance.now();
     const { errors } = await burst(30, () =>
       iot.send(new DescribeCertificateCommand({ certificateId: MISSING_CERT })),
     );
-    // Assess: the first ~10 reach the handler (ResourceNotFound), the rest are throttled
+    // Tokens refill at 10/s while the burst is in flight: a loaded machine takes longer and gets more.
+    const refilledDuringBurst = Math.ceil(((performance.now() - started) / 1000) * 10);
+    // Assess: the first 10 (the bucket) reach the handler (ResourceNotFound), the rest are throttled
     const throttled = errors.filter((e) => e instanceof ThrottlingException);
     const handled = errors.filter((e) => e instanceof ResourceNotFoundException);
     expect(handled.length).toBeGreaterThanOrEqual(10);
-    expect(handled.length).toBeLessThanOrEqual(13); // a few tokens refill while the burst is in flight
+    expect(handled.length).toBeLessThanOrEqual(10 + refilledDuringBurst);
+    expect(throttled.length).toBeGreaterThan(0);
     expect(throttled.length).toBe(30 - handled.length);
     expect(throttled[0]).toMatchObject({ name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });
     expect(emulator.callCount('DescribeCertificate', 'ThrottlingException')).toBe(throttled.length);
@@ -66,13 +70,15 @@ describe('quotas', () => {
     expect(emulator.callCount('DescribeCertificate')).toBe(30);
 
     // the bucket refills at the quota rate: ~3 tokens after 300 ms
+    const drained = performance.now();
     await sleep(300);
     const refill = await burst(10, () =>
       iot.send(new DescribeCertificateCommand({ certificateId: MISSING_CERT })),
     );
+    const elapsed = performance.now() - drained;
     const refilled = refill.errors.filter((e) => e instanceof ResourceNotFoundException).length;
     expect(refilled).toBeGreaterThanOrEqual(2);
-    expect(refilled).toBeLessThanOrEqual(6);
+    expect(refilled).toBeLessThanOrEqual(Math.min(10, Math.ceil((elapsed / 1000) * 10) + 1));
     // other APIs have their own buckets
     await expect(iot.send(new CreateThingCommand({ thingName: 'own-bucket' }))).resolves.toBeDefined();
   });

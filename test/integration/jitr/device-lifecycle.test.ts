@@ -318,4 +318,59 @@ describe('deviceLifecycle: JITP follow-up', () => {
       }),
     ]);
   });
+  it('a clone connecting while the original is still PROVISIONING is sent to quarantine', async () => {
+    // Prepare: the original provisioned by JITP and recorded (PROVISIONING), its connect not yet handled
+    await allowlist(table.store, ['SN-JITP-EARLY']);
+    const original = await deviceCertificate(rig.ca, 'SN-JITP-EARLY');
+    await rig.emulator.connect({ certificatePem: original.certificatePem, clientId: 'SN-JITP-EARLY' });
+    await rig.emulator.connect({ certificatePem: original.certificatePem, clientId: 'SN-JITP-EARLY' });
+    const first = rig.take('lifecycle');
+    await deliver(
+      rig.lifecycle,
+      first.filter((message) => message.topic.startsWith('$aws/events/thing/')).map(ruleOutput),
+    );
+    expect(await table.store.getDevice('SN-JITP-EARLY')).toMatchObject({ state: 'PROVISIONING' });
+    // Act: a clone with its own certificate connects on the same client id, then the original's connect arrives
+    const clone = await deviceCertificate(rig.ca, 'SN-JITP-EARLY');
+    await rig.emulator.connect({ certificatePem: clone.certificatePem, clientId: 'SN-JITP-EARLY' });
+    await rig.emulator.connect({ certificatePem: clone.certificatePem, clientId: 'SN-JITP-EARLY' });
+    await deliver(rig.lifecycle, rig.take('lifecycle').map(ruleOutput), { times: 2, shuffle: true });
+    // Assess
+    expect(rig.quarantine.requests).toEqual([
+      expect.objectContaining({
+        serial: 'SN-JITP-EARLY',
+        certificateId: clone.certificateId,
+        reason: 'CLONE_CERTIFICATE_MISMATCH',
+        evidence: expect.objectContaining({ deviceState: 'PROVISIONING' }),
+      }),
+    ]);
+  });
+
+  it('a new JITP thing with two certificates (a clone came first) sends the device and both certificates to quarantine', async () => {
+    // Prepare: original and clone both connect before any thing event is handled
+    await allowlist(table.store, ['SN-JITP-TWO']);
+    const original = await deviceCertificate(rig.ca, 'SN-JITP-TWO');
+    const clone = await deviceCertificate(rig.ca, 'SN-JITP-TWO');
+    for (const certificate of [original, clone]) {
+      await rig.emulator.connect({ certificatePem: certificate.certificatePem, clientId: 'SN-JITP-TWO' });
+    }
+    // Act: only the thing events (the connects come later)
+    await deliver(
+      rig.lifecycle,
+      rig
+        .take('lifecycle')
+        .filter((message) => message.topic.startsWith('$aws/events/thing/'))
+        .map(ruleOutput),
+      { times: 2, shuffle: true },
+    );
+    // Assess
+    const requests = rig.quarantine.requests;
+    expect(new Set(requests.map((request) => request.certificateId))).toEqual(
+      new Set([original.certificateId, clone.certificateId]),
+    );
+    expect(requests).toHaveLength(2);
+    for (const request of requests) {
+      expect(request).toMatchObject({ serial: 'SN-JITP-TWO', reason: 'JITP_MULTIPLE_CERTIFICATES' });
+    }
+  });
 });
