@@ -13,6 +13,7 @@ import { localHandle, remoteHandle, type StackHandle } from '../local/stack-cont
 import { readStackFile } from '../local/stack-file';
 import { buildStackModel } from '../local/stack-model';
 import { ensureTable } from '../local/table';
+import { type Config, loadConfig } from '../shared/config';
 import { DeadLetters, deadLetterQueues, type Republish } from '../shared/dlq/dead-letters';
 import { ProvisioningStore } from '../shared/store/provisioning-store';
 import { CommandFailure, type Output, UsageError } from './io';
@@ -312,4 +313,23 @@ function checkTarget(target: string | undefined): 'local' | 'aws' {
   if (value !== 'local' && value !== 'aws')
     throw new UsageError(`--target must be local or aws (got "${value}")`);
   return value;
+}
+
+/**
+ * What a report-writing command (`sweep`, `reconcile`) runs with: the instant (`--now`, default
+ * now), the configuration from the usual variables, and where the report goes (`--out DIR`, else
+ * the configured destination).
+ * @throws UsageError for a `--now` that is not an ISO-8601 time.
+ */
+export function reportRun(options: { now?: string; out?: string }): {
+  now: string;
+  config: Config;
+  destination: string;
+} {
+  const nowMs = options.now === undefined ? Date.now() : Date.parse(options.now);
+  if (Number.isNaN(nowMs)) throw new UsageError(`--now: not an ISO-8601 time: ${options.now}`);
+  // The store target decides the table; the other settings come from the usual variables.
+  const config = loadConfig({ ...process.env, TABLE_NAME: process.env.TABLE_NAME ?? 'fleetgate-local' });
+  const destination = options.out ? `file://${options.out}` : config.reportDestination;
+  return { now: new Date(nowMs).toISOString(), config, destination };
 }

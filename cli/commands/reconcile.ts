@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { IoTClient } from '@aws-sdk/client-iot';
 import { startIotEmulator } from '../../local/iot-emulator';
-import { loadConfig } from '../../shared/config';
 import { runIdFor } from '../../shared/expiry/expiry-sweep';
 import { IotInventory } from '../../shared/iot/iot-inventory';
 import { runReconciliation } from '../../shared/reconcile/reconcile-inventory';
 import { createReportSink } from '../../shared/reports/report-sink';
 import { ReconcileStore } from '../../shared/store/reconcile-store';
-import { CommandFailure, UsageError } from '../io';
+import { CommandFailure } from '../io';
 import { type CommandRegistry, contract } from '../main';
-import { resolveIotTarget, resolveStoreTarget } from '../target';
+import { reportRun, resolveIotTarget, resolveStoreTarget } from '../target';
 
 /**
  * `fleetgate reconcile [--out DIR] [--fail-on-drift]`: runs the inventory reconciliation now and
@@ -37,14 +36,7 @@ export function registerReconcileCommand({ program, setExitCode }: CommandRegist
       }) => {
         setExitCode(
           await contract(Boolean(options.json), async (output) => {
-            const nowMs = options.now === undefined ? Date.now() : Date.parse(options.now);
-            if (Number.isNaN(nowMs)) throw new UsageError(`--now: not an ISO-8601 time: ${options.now}`);
-            const now = new Date(nowMs).toISOString();
-            const config = loadConfig({
-              ...process.env,
-              TABLE_NAME: process.env.TABLE_NAME ?? 'fleetgate-local',
-            });
-            const destination = options.out ? `file://${options.out}` : config.reportDestination;
+            const { now, config, destination } = reportRun(options);
             const target = await resolveStoreTarget(options, output);
             const closers: Array<() => Promise<void> | void> = [() => target.close()];
             try {

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { loadConfig } from '../../shared/config';
 import { runExpirySweep, runIdFor, sweepPolicy } from '../../shared/expiry/expiry-sweep';
 import { createReportSink } from '../../shared/reports/report-sink';
 import { SweepStore } from '../../shared/store/sweep-store';
-import { CommandFailure, UsageError } from '../io';
+import { CommandFailure } from '../io';
 import { type CommandRegistry, contract } from '../main';
-import { resolveStoreTarget } from '../target';
+import { reportRun, resolveStoreTarget } from '../target';
 
 /** `fleetgate sweep [--now ISO] [--out DIR]`: runs the expiry sweep now and writes the report files. */
 export function registerSweepCommand({ program, setExitCode }: CommandRegistry): void {
@@ -23,15 +22,7 @@ export function registerSweepCommand({ program, setExitCode }: CommandRegistry):
       async (options: { now?: string; out?: string; json?: boolean; target?: string; table?: string }) => {
         setExitCode(
           await contract(Boolean(options.json), async (output) => {
-            const nowMs = options.now === undefined ? Date.now() : Date.parse(options.now);
-            if (Number.isNaN(nowMs)) throw new UsageError(`--now: not an ISO-8601 time: ${options.now}`);
-            const now = new Date(nowMs).toISOString();
-            // The store target decides the table; the sweep settings come from the usual variables.
-            const config = loadConfig({
-              ...process.env,
-              TABLE_NAME: process.env.TABLE_NAME ?? 'fleetgate-local',
-            });
-            const destination = options.out ? `file://${options.out}` : config.reportDestination;
+            const { now, config, destination } = reportRun(options);
             const target = await resolveStoreTarget(options, output);
             try {
               const runId = runIdFor('cli', now, randomUUID().slice(0, 8));
