@@ -3,39 +3,28 @@
  * → SQS → function → store, exactly as a device's first connection travels in AWS.
  */
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreatePolicyCommand,
   DescribeCertificateCommand,
-  IoTClient,
+  type IoTClient,
   ListThingPrincipalsCommand,
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, createDeviceCertificate } from '../../../local/pki';
-import { type LocalStack, startLocalStack } from '../../../local/stack';
-import { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import type { LocalStack } from '../../../local/stack';
+import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { allowlistedDevice } from '../../support/devices';
+import { startTestStack, type TestStack } from '../../support/stack';
 
+let testStack: TestStack;
 let stack: LocalStack;
 let iot: IoTClient;
 let store: ProvisioningStore;
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    tableName: `flows-${randomUUID().slice(0, 8)}`,
-    overrides: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
-  });
-  if (!stack.emulator) throw new Error('the local stack started without the IoT emulator');
-  iot = new IoTClient(stack.emulator.clientConfig());
-  const ddb = new DynamoDBClient({
-    endpoint: stack.endpoints.dynamodb,
-    region: stack.region,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  store = new ProvisioningStore(DynamoDBDocumentClient.from(ddb), stack.tableName);
+  testStack = await startTestStack('flows');
+  ({ stack, iot, store } = testStack);
   // The shared device policy serverless.yml deploys (JITR attaches it to every certificate).
   await iot.send(
     new CreatePolicyCommand({
@@ -49,8 +38,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  iot?.destroy();
-  await stack?.stop();
+  await testStack?.stop();
 });
 
 describe('JITR on the local stack', () => {

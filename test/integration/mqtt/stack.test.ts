@@ -6,20 +6,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
   CreatePolicyCommand,
   CreateProvisioningTemplateCommand,
   DescribeCertificateCommand,
-  IoTClient,
+  type IoTClient,
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderPolicyDocument } from '../../../local/mqtt/policies';
 import {
   createCertificateAuthority,
@@ -27,14 +25,16 @@ import {
   createDeviceCertificate,
   exportPrivateKeyPem,
 } from '../../../local/pki';
-import { type LocalStack, startLocalStack } from '../../../local/stack';
-import { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import type { LocalStack } from '../../../local/stack';
+import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { allowlistedDevice } from '../../support/devices';
 import { closed, connect, type DeviceIdentity, nextMessage, tryConnect } from '../../support/mqtt';
+import { startTestStack, type TestStack } from '../../support/stack';
 
 const DEVICE_POLICY = 'fleetgate-local-device';
 const TEMPLATE = 'fleetgate-local-fleet';
 
+let testStack: TestStack;
 let stack: LocalStack;
 let iot: IoTClient;
 let store: ProvisioningStore;
@@ -110,19 +110,8 @@ async function waitFor<T>(
 }
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    tableName: `mqtt-${randomUUID().slice(0, 8)}`,
-    overrides: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
-  });
-  if (!stack.emulator) throw new Error('the local stack started without the IoT emulator');
-  iot = new IoTClient(stack.emulator.clientConfig());
-  const ddb = new DynamoDBClient({
-    endpoint: stack.endpoints.dynamodb,
-    region: stack.region,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  store = new ProvisioningStore(DynamoDBDocumentClient.from(ddb), stack.tableName);
+  testStack = await startTestStack('mqtt');
+  ({ stack, iot, store } = testStack);
   const render = { region: stack.region, accountId: stack.model.accountId };
   // What serverless.yml deploys: the shared device policy, the claim policy, the template and its hook.
   await iot.send(
@@ -170,8 +159,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const client of open) client.end(true);
-  iot?.destroy();
-  await stack?.stop();
+  await testStack?.stop();
 });
 
 describe('fleet provisioning by claim over MQTT', () => {

@@ -6,15 +6,13 @@
  * grace period, or aborts a rotation that was never committed (run "as of" a later instant).
  */
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreatePolicyCommand,
   DescribeCertificateCommand,
-  IoTClient,
+  type IoTClient,
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IotEmulator } from '../../../local/iot-emulator';
 import {
   type CertificateAuthority,
@@ -23,13 +21,15 @@ import {
   createDeviceCertificate,
   type KeyedCertificate,
 } from '../../../local/pki';
-import { type LocalStack, startLocalStack } from '../../../local/stack';
-import { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import type { LocalStack } from '../../../local/stack';
+import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { allowlistedDevice } from '../../support/devices';
+import { startTestStack, type TestStack } from '../../support/stack';
 
 const GRACE_SECONDS = 7200;
 const DEADLINE_SECONDS = 3600;
 
+let testStack: TestStack;
 let stack: LocalStack;
 let emulator: IotEmulator;
 let iot: IoTClient;
@@ -37,24 +37,13 @@ let store: ProvisioningStore;
 let ca: CertificateAuthority;
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    tableName: `rotation-${randomUUID().slice(0, 8)}`,
+  testStack = await startTestStack('rotation', {
     overrides: {
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
       ROTATION_GRACE_SECONDS: String(GRACE_SECONDS),
       ROTATION_DEADLINE_SECONDS: String(DEADLINE_SECONDS),
     },
   });
-  if (!stack.emulator) throw new Error('the local stack started without the IoT emulator');
-  emulator = stack.emulator;
-  iot = new IoTClient(emulator.clientConfig());
-  const ddb = new DynamoDBClient({
-    endpoint: stack.endpoints.dynamodb,
-    region: stack.region,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  store = new ProvisioningStore(DynamoDBDocumentClient.from(ddb), stack.tableName);
+  ({ stack, iot, store, emulator } = testStack);
   await iot.send(
     new CreatePolicyCommand({
       policyName: 'fleetgate-local-device',
@@ -75,8 +64,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  iot?.destroy();
-  await stack?.stop();
+  await testStack?.stop();
 });
 
 /** Allowlist → first connect (JITR) → reconnect (verified): an ACTIVE, connected device. */

@@ -5,16 +5,14 @@
  * and retires the old certificate.
  */
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreatePolicyCommand,
   DescribeCertificateCommand,
-  IoTClient,
+  type IoTClient,
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDevice } from '../../../local/mqtt/client';
 import { renderPolicyDocument } from '../../../local/mqtt/policies';
 import {
@@ -23,29 +21,21 @@ import {
   createDeviceCertificate,
   exportPrivateKeyPem,
 } from '../../../local/pki';
-import { type LocalStack, startLocalStack } from '../../../local/stack';
-import { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import type { LocalStack } from '../../../local/stack';
+import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { allowlistedDevice } from '../../support/devices';
+import { startTestStack, type TestStack } from '../../support/stack';
 
+let testStack: TestStack;
 let stack: LocalStack;
 let iot: IoTClient;
 let store: ProvisioningStore;
 const open: MqttClient[] = [];
 
 beforeAll(async () => {
-  stack = await startLocalStack({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    tableName: `rotation-mqtt-${randomUUID().slice(0, 8)}`,
-    overrides: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
-  });
-  if (!stack.emulator || !stack.endpoints.mqtt) throw new Error('the local stack has no IoT device endpoint');
-  iot = new IoTClient({ ...stack.emulator.clientConfig(), maxAttempts: 1 });
-  const ddb = new DynamoDBClient({
-    endpoint: stack.endpoints.dynamodb,
-    region: stack.region,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  store = new ProvisioningStore(DynamoDBDocumentClient.from(ddb), stack.tableName);
+  testStack = await startTestStack('rotation-mqtt', { iotMaxAttempts: 1 });
+  ({ stack, iot, store } = testStack);
+  if (!stack.endpoints.mqtt) throw new Error('the local stack has no IoT device endpoint');
   await iot.send(
     new CreatePolicyCommand({
       policyName: 'fleetgate-local-device',
@@ -59,8 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const client of open) client.end(true);
-  iot?.destroy();
-  await stack?.stop();
+  await testStack?.stop();
 });
 
 async function connect(certificatePem: string, privateKeyPem: string, clientId: string) {
