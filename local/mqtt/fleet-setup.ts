@@ -94,7 +94,8 @@ export async function createClaimCertificate(
   };
 }
 
-async function ignoreExisting(request: Promise<unknown>): Promise<void> {
+/** Resolves when `request` succeeds or failed only because the resource already exists. */
+export async function ignoreExisting(request: Promise<unknown>): Promise<void> {
   try {
     await request;
   } catch (error) {

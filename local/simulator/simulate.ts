@@ -5,8 +5,6 @@
  * redelivered on demand and the outcome checked against the emulator's registry and the store.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -14,7 +12,6 @@ import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
   CreatePolicyCommand,
-  CreateProvisioningTemplateCommand,
   IoTClient,
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
@@ -26,8 +23,8 @@ import { prepareAccount, quarantinePolicyDocument } from '../../shared/iot/prepa
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
 import { isRejection } from '../iot-emulator/index';
+import { fleetNames, ignoreExisting, prepareFleetProvisioning } from '../mqtt/fleet-setup';
 import { renderPolicyDocument } from '../mqtt/policies';
-import { projectRoot } from '../paths';
 import {
   type CertificateAuthority,
   type CryptoKeyPair,
@@ -354,7 +351,10 @@ async function prepareFlow(
     rig.iot.send(
       new CreatePolicyCommand({
         policyName: `${rig.prefix}-device`,
-        policyDocument: renderDevicePolicy(rig),
+        policyDocument: renderPolicyDocument('device-policy.json', {
+          region: rig.handle.region,
+          accountId: rig.accountId,
+        }),
       }),
     ),
   );
@@ -367,39 +367,13 @@ async function prepareFlow(
 }
 
 async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContext> {
-  const templateName = `${rig.prefix}-fleet`;
-  const policyName = `${rig.prefix}-device`;
-  const body = JSON.parse(readFileSync(join(projectRoot(), 'iot', 'provisioning-template.json'), 'utf8'));
-  body.Resources.policy.Properties.PolicyName = policyName;
-  await ignoreExisting(
-    rig.iot.send(
-      new CreateProvisioningTemplateCommand({
-        templateName,
-        templateBody: JSON.stringify(body),
-        provisioningRoleArn: `arn:aws:iam::${rig.accountId}:role/${rig.prefix}-provisioning`,
-        enabled: true,
-        preProvisioningHook: {
-          targetArn: `arn:aws:lambda:${rig.handle.region}:${rig.accountId}:function:${rig.prefix}-preProvisionHook`,
-          payloadVersion: '2020-04-01',
-        },
-      }),
-    ),
-  );
+  // What serverless.yml deploys: the template (with its hook) and the claim policy, as
+  // `fleetgate device claim` creates them.
+  const names = fleetNames(rig.handle.tableName);
+  await prepareFleetProvisioning(rig.iot, names, { region: rig.handle.region, accountId: rig.accountId });
+  const { templateName, claimPolicyName } = names;
   // Claim certificates issued by the emulator (AWS's CA) and active, one per batch of devices, as a
   // factory line would use: each stays under the hook's per-claim rate limit (60/min by default).
-  const claimPolicyName = `${rig.prefix}-claim`;
-  await ignoreExisting(
-    rig.iot.send(
-      new CreatePolicyCommand({
-        policyName: claimPolicyName,
-        policyDocument: renderPolicyDocument('claim-policy.json', {
-          region: rig.handle.region,
-          accountId: rig.accountId,
-          parameters: { ProvisioningTemplateName: templateName },
-        }),
-      }),
-    ),
-  );
   const batches = Math.max(1, Math.ceil(plan.legitimate.length / DEVICES_PER_CLAIM));
   const claims: FleetContext['claims'] = [];
   for (let batch = 0; batch < batches; batch += 1) {
@@ -889,24 +863,4 @@ export async function pool<T>(
     }
   });
   await Promise.all(workers);
-}
-
-/** iot/device-policy.json with its CloudFormation `Fn::Sub` variables resolved, as deployed. */
-function renderDevicePolicy(rig: Rig): string {
-  const pseudo: Record<string, string> = {
-    Partition: 'aws',
-    Region: rig.handle.region,
-    AccountId: rig.accountId,
-  };
-  return readFileSync(join(projectRoot(), 'iot', 'device-policy.json'), 'utf8')
-    .replace(/\$\{AWS::(\w+)\}/g, (whole, name: string) => pseudo[name] ?? whole)
-    .replace(/\$\{!/g, '$${');
-}
-
-async function ignoreExisting(request: Promise<unknown>): Promise<void> {
-  try {
-    await request;
-  } catch (error) {
-    if ((error as { name?: string }).name !== 'ResourceAlreadyExistsException') throw error;
-  }
 }
