@@ -76,6 +76,21 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
     return performance.now() - started;
   };
 
+  /** Times every event, CONCURRENCY requests in flight at once. */
+  const timedConcurrently = async (batch: readonly unknown[], expectAllow = true): Promise<number[]> => {
+    const samples: number[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < batch.length) {
+        const event = batch[next];
+        next += 1;
+        samples.push(await timed(event, expectAllow));
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    return samples;
+  };
+
   // Warm up connections and JIT on a few requests that are not measured.
   for (const event of events.slice(0, 10)) await timed(event);
 
@@ -99,16 +114,7 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
   const tripsPerAllow = (store.stats.roundTrips - tripsBefore) / (SEQUENTIAL - 10);
   latencyRows('concurrency 1', sequential);
 
-  const concurrent: number[] = [];
-  let next = SEQUENTIAL;
-  const worker = async () => {
-    while (next < total) {
-      const event = events[next];
-      next += 1;
-      concurrent.push(await timed(event));
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const concurrent = await timedConcurrently(events.slice(SEQUENTIAL, total));
   latencyRows(`concurrency ${CONCURRENCY}`, concurrent);
 
   const spreadCertificates = await Promise.all(
@@ -122,16 +128,7 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
     clientId: serial,
     parameters: { SerialNumber: serial },
   }));
-  const spread: number[] = [];
-  let nextSpread = 0;
-  const spreadWorker = async () => {
-    while (nextSpread < spreadEvents.length) {
-      const event = spreadEvents[nextSpread];
-      nextSpread += 1;
-      spread.push(await timed(event));
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, spreadWorker));
+  const spread = await timedConcurrently(spreadEvents);
   latencyRows(`concurrency ${CONCURRENCY}, ${CONCURRENCY} claim certificates`, spread);
 
   // Denials of unknown serials: one read, no write, so DynamoDB Local's transaction cost is excluded.
@@ -141,16 +138,7 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
   const denials: number[] = [];
   for (const event of unknown.slice(0, 100)) denials.push(await timed(event, false));
   latencyRows('read-only denial, concurrency 1', denials);
-  const concurrentDenials: number[] = [];
-  let nextDenial = 100;
-  const denialWorker = async () => {
-    while (nextDenial < unknown.length) {
-      const event = unknown[nextDenial];
-      nextDenial += 1;
-      concurrentDenials.push(await timed(event, false));
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, denialWorker));
+  const concurrentDenials = await timedConcurrently(unknown.slice(100), false);
   latencyRows(`read-only denial, concurrency ${CONCURRENCY}`, concurrentDenials);
 
   rows.push({

@@ -144,19 +144,12 @@ export function anchorCertificateRecord(
   certificate: CertificateFacts,
   fields: { kind: 'CLAIM' | 'CA'; now: string },
 ): CertificateRecord {
-  return {
-    certificateId: certificate.certificateId,
+  return certificateRecord(certificate, {
     kind: fields.kind,
     status: 'ACTIVE',
     source: fields.kind,
-    issuer: certificate.issuer,
-    subject: certificate.subject,
-    notBefore: certificate.notBefore,
-    notAfter: certificate.notAfter,
-    publicKeyHash: certificate.publicKeyHash,
-    createdAt: fields.now,
-    updatedAt: fields.now,
-  };
+    now: fields.now,
+  });
 }
 
 /** The store's record of a device certificate, built the same way by every flow. */
@@ -170,9 +163,24 @@ export function deviceCertificateRecord(
     thingName?: string;
   },
 ): CertificateRecord {
+  return certificateRecord(certificate, { kind: 'DEVICE', ...fields });
+}
+
+/** A certificate record: what the certificate says, plus how fleetgate holds it. */
+function certificateRecord(
+  certificate: CertificateFacts,
+  fields: {
+    kind: CertificateKind;
+    status: CertificateStatus;
+    source: CertificateSource;
+    now: string;
+    serial?: string;
+    thingName?: string;
+  },
+): CertificateRecord {
   return {
     certificateId: certificate.certificateId,
-    kind: 'DEVICE',
+    kind: fields.kind,
     status: fields.status,
     source: fields.source,
     ...(fields.serial !== undefined ? { serial: fields.serial } : {}),
