@@ -15,11 +15,13 @@
  * on the requesting connection only; messages the emulator publishes (presence, data-plane Publish from a
  * Lambda, …) are delivered to subscribed clients.
  */
+
 import { createHash } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import type { DisconnectReason, IotEmulator, PublishedMessage, Session } from '../iot-emulator/index';
+import { topicMatches } from '../iot-sql';
 import { exportPrivateKeyPem, generateKeyPair, x509 } from '../pki';
 import { encodePayload, handleFleetRequest, parseFleetTopic } from './fleet-api';
 import { evaluatePolicies, type MqttAction, type PolicyConnection } from './policy';
@@ -264,9 +266,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     if (client.closed) return;
     const subscriptions = (client as unknown as { subscriptions: Record<string, { qos: number }> })
       .subscriptions;
-    const matching = Object.entries(subscriptions ?? {}).filter(([filter]) =>
-      topicMatchesFilter(filter, topic),
-    );
+    const matching = Object.entries(subscriptions ?? {}).filter(([filter]) => topicMatches(filter, topic));
     if (matching.length === 0) return;
     const qos = Math.max(...matching.map(([, sub]) => sub.qos)) > 0 ? 1 : 0;
     client.publish(
@@ -383,20 +383,6 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       return stopped;
     },
   };
-}
-
-/** MQTT topic-filter match (`+` one level, `#` the rest; wildcards do not match `$` topics at the root). */
-export function topicMatchesFilter(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  if ((f[0] === '+' || f[0] === '#') && topic.startsWith('$')) return false;
-  for (let i = 0; i < f.length; i += 1) {
-    const level = f[i];
-    if (level === '#') return true;
-    if (i >= t.length) return false;
-    if (level !== '+' && level !== t[i]) return false;
-  }
-  return f.length === t.length;
 }
 
 /** A server certificate for localhost / 127.0.0.1 from the emulator's CA. */
