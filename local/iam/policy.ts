@@ -156,7 +156,17 @@ function globToRegExp(glob: string, ignoreCase: boolean): RegExp {
   let regexp = globCache.get(cacheKey);
   if (!regexp) {
     const body = [...glob]
-      .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+      .map((ch) =>
+        ch === '*'
+          ? '.*'
+          : ch === '?'
+            ? '.'
+            : ch === LITERAL_STAR
+              ? '\\*'
+              : ch === LITERAL_QMARK
+                ? '\\?'
+                : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&'),
+      )
       .join('');
     regexp = new RegExp(`^${body}$`, ignoreCase ? 'is' : 's');
     globCache.set(cacheKey, regexp);
@@ -174,24 +184,26 @@ function substitute(value: string, context: RequestContext): string | undefined 
   if (!value.includes('${')) return value;
   let missing = false;
   const replaced = value.replace(/\$\{([^}]*)\}/g, (_whole, inner: string) => {
-    if (inner === '*') return '\u0000STAR\u0000';
-    if (inner === '?') return '\u0000QMARK\u0000';
+    if (inner === '*') return LITERAL_STAR;
+    if (inner === '?') return LITERAL_QMARK;
     if (inner === '$') return '$';
     const [rawKey, rawDefault] = inner.split(',', 2);
     const key = (rawKey ?? '').trim();
     const found = lookup(context, key);
     const single = Array.isArray(found) ? (found.length === 1 ? found[0] : undefined) : found;
     if (single !== undefined)
-      return single.replace(/\*/g, '\u0000STAR\u0000').replace(/\?/g, '\u0000QMARK\u0000');
+      return single.replaceAll('*', LITERAL_STAR).replaceAll('?', LITERAL_QMARK);
     const fallback = rawDefault?.trim().match(/^'(.*)'$/)?.[1];
     if (fallback !== undefined) return fallback;
     missing = true;
     return '';
   });
-  if (missing) return undefined;
-  // Escaped wildcards stand for the literal characters: match them literally.
-  return replaced.replace(/\u0000STAR\u0000/g, '*').replace(/\u0000QMARK\u0000/g, '?');
+  return missing ? undefined : replaced;
 }
+
+/** `${*}`, `${?}` and wildcard characters inside substituted values match themselves, not anything. */
+const LITERAL_STAR = '\uE000';
+const LITERAL_QMARK = '\uE001';
 
 /** Condition keys are case-insensitive. */
 function lookup(context: RequestContext, key: string): string | string[] | undefined {
