@@ -55,6 +55,8 @@ export interface CallRecord {
   decision: Decision;
   /** The statements that decided. */
   statements: string[];
+  /** The function's role had been replaced at run time (a test removing a permission on purpose). */
+  altered?: boolean;
 }
 
 /** AWS's denial: the action, the resource and why, in AWS's words. */
@@ -85,6 +87,8 @@ export class UnmappedCallError extends Error {
 
 export class Authorizer {
   private readonly principals = new Map<string, FunctionPrincipal>();
+  private readonly altered = new Set<string>();
+  private readonly written = new Set<string>();
   /** Every decision, oldest first (bounded). */
   readonly log: CallRecord[] = [];
   private readonly auditFile: string | undefined;
@@ -113,11 +117,17 @@ export class Authorizer {
     return accessKeyId ? this.principals.get(accessKeyId) : undefined;
   }
 
-  /** Replaces a function's role (tests remove a permission to see the call fail). */
+  /** Marks a function's denials from now on as expected (a test probing what its role refuses). */
+  expectDenials(functionName: string): void {
+    this.altered.add(functionName);
+  }
+
+  /** Replaces a function's role (tests remove a permission to see the call fail); its denials are expected. */
   setRole(functionName: string, role: RoleSpec): void {
     const principal = this.principals.get(functionAccessKeyId(functionName));
     if (!principal) throw new Error(`no function ${functionName} is registered`);
     principal.role = role;
+    this.altered.add(functionName);
     principal.arn = `arn:aws:sts::${this.options.accountId}:assumed-role/${role.roleName}/${principal.sessionName}`;
   }
 
@@ -152,6 +162,7 @@ export class Authorizer {
         resource,
         decision: result.decision,
         statements: result.statements,
+        ...(this.altered.has(principal.functionName) ? { altered: true } : {}),
       });
       if (result.decision !== 'Allowed') {
         throw new AccessDeniedError(
@@ -192,9 +203,20 @@ export class Authorizer {
     return call.resources.map((resource) => resource.arn);
   }
 
+  /** Denials of functions whose role was not replaced at run time: what AWS would refuse too. */
+  denials(): CallRecord[] {
+    return this.log.filter((entry) => entry.decision !== 'Allowed' && !entry.altered);
+  }
+
   private record(entry: CallRecord): void {
     this.log.push(entry);
     if (this.log.length > 20_000) this.log.splice(0, this.log.length - 20_000);
+    // The file gets every denial and the first of each allowed (function, action, resource).
+    const key = `${entry.functionName}|${entry.action}|${entry.resource}|${entry.decision}`;
+    if (entry.decision === 'Allowed') {
+      if (this.written.has(key)) return;
+      this.written.add(key);
+    }
     if (this.auditFile) {
       try {
         appendFileSync(this.auditFile, `${JSON.stringify(entry)}\n`);

@@ -139,6 +139,8 @@ export function resourceMatches(pattern: string, resource: string): boolean {
   if (pattern === '*') return true;
   const patternParts = splitArn(pattern);
   const resourceParts = splitArn(resource);
+  // An ARN pattern with fewer than six segments matches no ARN (wildcards do not make up segments).
+  if (pattern.startsWith('arn:') && !patternParts) return false;
   if (!patternParts || !resourceParts) return globToRegExp(pattern, false).test(resource);
   return patternParts.every((part, index) => globToRegExp(part, false).test(resourceParts[index] ?? ''));
 }
@@ -191,8 +193,7 @@ function substitute(value: string, context: RequestContext): string | undefined 
     const key = (rawKey ?? '').trim();
     const found = lookup(context, key);
     const single = Array.isArray(found) ? (found.length === 1 ? found[0] : undefined) : found;
-    if (single !== undefined)
-      return single.replaceAll('*', LITERAL_STAR).replaceAll('?', LITERAL_QMARK);
+    if (single !== undefined) return single.replaceAll('*', LITERAL_STAR).replaceAll('?', LITERAL_QMARK);
     const fallback = rawDefault?.trim().match(/^'(.*)'$/)?.[1];
     if (fallback !== undefined) return fallback;
     missing = true;
@@ -337,13 +338,11 @@ export function conditionMatches(
     }
     return false;
   }
-  if (!values || values.length === 0) return ifExists || negated;
-  // A single-valued operator on a multivalued key: AWS evaluates the key as absent-safe only with
-  // a set operator; here every value must satisfy (stricter than matching any).
-  for (const value of values) {
-    const matched = matchOne(value);
-    if (matched === 'unknown') return 'unknown';
-    if (negated ? matched : !matched) return false;
-  }
-  return true;
+  if (values === undefined) return ifExists || negated;
+  // A single-valued operator on a multivalued key (an array, e.g. dynamodb:LeadingKeys) never matches:
+  // AWS asks for ForAllValues / ForAnyValue there.
+  if (Array.isArray(raw)) return false;
+  const matched = matchOne(values[0] ?? '');
+  if (matched === 'unknown') return 'unknown';
+  return negated ? !matched : matched;
 }
