@@ -107,6 +107,8 @@ export interface StackModel {
   provisioningTemplates: ProvisioningTemplateSpec[];
   /** `AWS::S3::Bucket` names (the local S3 creates them). */
   buckets: string[];
+  /** The logical ids of `buckets`, in the same order. */
+  bucketLogicalIds: string[];
 }
 
 export interface ProvisioningTemplateSpec {
@@ -209,6 +211,9 @@ class Resolver {
       buckets: Object.entries(this.resources)
         .filter(([, resource]) => resource.Type === 'AWS::S3::Bucket')
         .map(([logicalId]) => this.bucketName(logicalId)),
+      bucketLogicalIds: Object.entries(this.resources)
+        .filter(([, resource]) => resource.Type === 'AWS::S3::Bucket')
+        .map(([logicalId]) => logicalId),
     };
   }
 

@@ -3,14 +3,19 @@
  * the local stack) have what serverless.yml says fleetgate needs? The checks live in
  * shared/doctor/checks.ts; this file finds the target and the names to expect.
  */
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { IAMClient } from '@aws-sdk/client-iam';
 import { IoTClient } from '@aws-sdk/client-iot';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { readManifest } from '../../local/iam/call-manifest';
 import { loadServerlessConfig, type ServerlessConfig, tableDefinition } from '../../local/serverless-config';
 import { startLocalStack } from '../../local/stack';
 import { readStackFile } from '../../local/stack-file';
 import { buildStackModel, type StackModel } from '../../local/stack-model';
 import { deadLetterQueues } from '../../shared/dlq/dead-letters';
+import { type AwsDoctorExpectations, runAwsDoctorChecks } from '../../shared/doctor/aws-checks';
 import { type CheckResult, type DoctorExpectations, runDoctorChecks } from '../../shared/doctor/checks';
 import { EXIT_FAILURE, EXIT_OK, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
@@ -191,6 +196,52 @@ export function doctorExpectations(
   };
 }
 
+/** What serverless.yml and the local IAM's call list say a deployment of this stage must allow. */
+export function awsDoctorExpectations(model: StackModel, tableName: string): AwsDoctorExpectations {
+  const queueName = new Map(model.queues.map((queue) => [queue.logicalId, queue.name]));
+  const template = model.provisioningTemplates[0];
+  const hook = model.functions.find((fn) => fn.name === template?.preProvisioningHookFunction);
+  return {
+    stackName: `${model.service}-${model.stage}`,
+    region: model.region,
+    service: model.service,
+    stage: model.stage,
+    tableName,
+    functions: model.functions.map((fn) => ({
+      name: fn.name,
+      deployedName: fn.deployedName,
+      queueNames: fn.sqs
+        .filter((mapping) => mapping.enabled)
+        .map((mapping) => queueName.get(mapping.queue) ?? ''),
+    })),
+    ...(template && hook
+      ? { hook: { deployedName: hook.deployedName, templateName: template.templateName } }
+      : {}),
+    calls: readManifest(),
+  };
+}
+
+async function awsOnlyChecks(
+  target: DoctorTarget,
+  model: StackModel,
+  tableName: string,
+): Promise<CheckResult[]> {
+  const region = target.region;
+  const made = {
+    iam: new IAMClient({ region }),
+    lambda: new LambdaClient({ region }),
+    cloudformation: new CloudFormationClient({ region }),
+    iot: target.iot,
+  };
+  try {
+    return await runAwsDoctorChecks(made, awsDoctorExpectations(model, tableName));
+  } finally {
+    made.iam.destroy();
+    made.lambda.destroy();
+    made.cloudformation.destroy();
+  }
+}
+
 const MARK = { ok: '✔', warn: '!', fail: '✖' } as const;
 
 /** `fleetgate doctor` */
@@ -218,6 +269,7 @@ export function registerDoctorCommand({ program, setExitCode }: CommandRegistry)
             ...(process.env.TRUSTED_CA_IDS !== undefined ? { trustedCaIds: process.env.TRUSTED_CA_IDS } : {}),
           });
           const checks = await runDoctorChecks(target, expected);
+          if (strict) checks.push(...(await awsOnlyChecks(target, model, expected.table.name)));
           for (const check of checks) {
             const mark = !check.ok ? MARK.fail : check.warn ? MARK.warn : MARK.ok;
             output.say(`${mark} ${check.name}: ${check.detail}`);

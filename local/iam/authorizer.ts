@@ -57,6 +57,8 @@ export interface CallRecord {
   statements: string[];
   /** The function's role had been replaced at run time (a test removing a permission on purpose). */
   altered?: boolean;
+  /** `dynamodb:LeadingKeys` of the request, when it had any. */
+  leadingKeys?: string[];
 }
 
 /** AWS's denial: the action, the resource and why, in AWS's words. */
@@ -163,6 +165,9 @@ export class Authorizer {
         decision: result.decision,
         statements: result.statements,
         ...(this.altered.has(principal.functionName) ? { altered: true } : {}),
+        ...(Array.isArray(context['dynamodb:LeadingKeys']) && context['dynamodb:LeadingKeys'].length > 0
+          ? { leadingKeys: context['dynamodb:LeadingKeys'] }
+          : {}),
       });
       if (result.decision !== 'Allowed') {
         throw new AccessDeniedError(
@@ -212,7 +217,7 @@ export class Authorizer {
     this.log.push(entry);
     if (this.log.length > 20_000) this.log.splice(0, this.log.length - 20_000);
     // The file gets every denial and the first of each allowed (function, action, resource).
-    const key = `${entry.functionName}|${entry.action}|${entry.resource}|${entry.decision}`;
+    const key = `${entry.functionName}|${entry.action}|${entry.resource}|${entry.decision}|${entry.leadingKeys?.join(',') ?? ''}`;
     if (entry.decision === 'Allowed') {
       if (this.written.has(key)) return;
       this.written.add(key);

@@ -1,9 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../../local/dynamodb-local';
 import type { CallRecord } from '../../local/iam/authorizer';
+import { MANIFEST_FILE, mergeManifest, readManifest } from '../../local/iam/call-manifest';
+import { projectRoot } from '../../local/paths';
+import { loadServerlessConfig } from '../../local/serverless-config';
+import { buildStackModel } from '../../local/stack-model';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -43,6 +47,20 @@ export async function teardown(): Promise<void> {
     `\nlocal IAM: ${calls.size} distinct (function, action) pairs authorized across the run, ${denied.length} denied\n`,
   );
   if (auditDir) rmSync(auditDir, { recursive: true, force: true });
+  // The calls doctor --target aws checks on a deployment: the committed list plus any new ones seen.
+  const { manifest, added } = mergeManifest(
+    readManifest(),
+    records,
+    buildStackModel(loadServerlessConfig(), { stage: 'local' }),
+  );
+  if (added.length > 0) {
+    const out = join(projectRoot(), '.fleetgate', 'iam-calls.json');
+    mkdirSync(join(projectRoot(), '.fleetgate'), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(manifest, null, 2)}\n`);
+    process.stdout.write(
+      `local IAM: ${added.length} call(s) not yet in ${MANIFEST_FILE} (doctor --target aws checks that list); \`npm run iam:calls\` adds them\n`,
+    );
+  }
   if (denied.length > 0) {
     const lines = [
       ...new Set(denied.map((d) => `${d.functionName}: ${d.action} on ${d.resource} (${d.decision})`)),
