@@ -28,7 +28,11 @@ export function checkTemplate(template: CfnTemplate): Finding[] {
       },
     ];
   }
-  return [...checkSchema(template), ...checkRules(template)];
+  const order = (finding: Finding) => RULE_IDS.indexOf(finding.rule as (typeof RULE_IDS)[number]);
+  // Sorted by rule, then resource, then path, so runs on the same template print the same lines.
+  return [...checkSchema(template), ...checkRules(template)].sort(
+    (a, b) => order(a) - order(b) || a.resource.localeCompare(b.resource) || a.path.localeCompare(b.path),
+  );
 }
 
 export async function readTemplate(file: string): Promise<CfnTemplate> {
