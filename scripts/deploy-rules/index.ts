@@ -15,8 +15,13 @@ export { formatFinding } from './template';
 /** Every rule id the checker reports under. */
 export const RULE_IDS = [SCHEMA_RULE, REFERENCE_RULE, ...Object.values(RULES)] as const;
 
+export interface CheckOptions {
+  /** Rules a stage breaks on purpose (e.g. `reserved-concurrency` where the account's quota allows it). */
+  allow?: readonly string[];
+}
+
 /** All findings for a template; an empty list means it passes. */
-export function checkTemplate(template: CfnTemplate): Finding[] {
+export function checkTemplate(template: CfnTemplate, options: CheckOptions = {}): Finding[] {
   if (typeof template !== 'object' || template === null || typeof template.Resources !== 'object') {
     return [
       {
@@ -30,9 +35,12 @@ export function checkTemplate(template: CfnTemplate): Finding[] {
   }
   const order = (finding: Finding) => RULE_IDS.indexOf(finding.rule as (typeof RULE_IDS)[number]);
   // Sorted by rule, then resource, then path, so runs on the same template print the same lines.
-  return [...checkSchema(template), ...checkRules(template)].sort(
-    (a, b) => order(a) - order(b) || a.resource.localeCompare(b.resource) || a.path.localeCompare(b.path),
-  );
+  const allowed = new Set(options.allow ?? []);
+  return [...checkSchema(template), ...checkRules(template)]
+    .filter((finding) => !allowed.has(finding.rule))
+    .sort(
+      (a, b) => order(a) - order(b) || a.resource.localeCompare(b.resource) || a.path.localeCompare(b.path),
+    );
 }
 
 export async function readTemplate(file: string): Promise<CfnTemplate> {
