@@ -352,4 +352,92 @@ describe('deploy rules on the packaged template', () => {
       ),
     ]);
   });
+
+  describe('operations, as osls renders them', () => {
+    const alarms = () =>
+      Object.entries(packaged.Resources).filter(([, resource]) => resource.Type === 'AWS::CloudWatch::Alarm');
+
+    it('every function has an Errors and a Throttles alarm that notifies the alarm topic like the other alarms', () => {
+      const functions = Object.entries(packaged.Resources)
+        .filter(([, resource]) => resource.Type === 'AWS::Lambda::Function')
+        .map(([id]) => id);
+      const topicActions = properties(packaged, 'RegistrationDLQAlarm').AlarmActions;
+      expect(topicActions).toEqual({ 'Fn::If': ['HasAlarmTopic', [''], { Ref: 'AWS::NoValue' }] });
+      expect(functions).toHaveLength(9);
+      for (const fn of functions) {
+        for (const metric of ['Errors', 'Throttles']) {
+          const matching = alarms().filter(([, alarm]) => {
+            const props = alarm.Properties ?? {};
+            return (
+              props.Namespace === 'AWS/Lambda' &&
+              props.MetricName === metric &&
+              JSON.stringify(props.Dimensions) ===
+                JSON.stringify([{ Name: 'FunctionName', Value: { Ref: fn } }])
+            );
+          });
+          expect(matching, `${fn} ${metric}`).toHaveLength(1);
+          expect(matching[0]?.[1].Properties).toMatchObject({
+            Statistic: 'Sum',
+            Threshold: 0,
+            ComparisonOperator: 'GreaterThanThreshold',
+            AlarmActions: topicActions,
+          });
+        }
+      }
+    });
+
+    it('the scheduled functions send failed runs to FailedRunsQueue, which alarms', () => {
+      const scheduled = Object.values(packaged.Resources)
+        .filter((resource) => resource.Type === 'AWS::Events::Rule')
+        .flatMap((rule) => (rule.Properties?.Targets as Array<{ Arn: { 'Fn::GetAtt': string[] } }>) ?? [])
+        .map((target) => target.Arn['Fn::GetAtt'][0])
+        .sort();
+      expect(scheduled).toEqual([
+        'ExpirySweepLambdaFunction',
+        'ReconcileInventoryLambdaFunction',
+        'SweepRotationsLambdaFunction',
+      ]);
+      for (const fn of scheduled) {
+        const config = Object.values(packaged.Resources).find(
+          (resource) =>
+            resource.Type === 'AWS::Lambda::EventInvokeConfig' &&
+            JSON.stringify(resource.Properties?.FunctionName) === JSON.stringify({ Ref: fn }),
+        );
+        expect(config?.Properties?.DestinationConfig, fn).toEqual({
+          OnFailure: { Destination: { 'Fn::GetAtt': ['FailedRunsQueue', 'Arn'] } },
+        });
+      }
+      expect(properties(packaged, 'FailedRunsQueueAlarm')).toMatchObject({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['FailedRunsQueue', 'QueueName'] } }],
+        Threshold: 0,
+      });
+    });
+
+    it('alarms on hook denials for TIME_BUDGET_EXCEEDED and STORE_UNAVAILABLE', () => {
+      const reasons = alarms()
+        .map(([, alarm]) => alarm.Properties ?? {})
+        .filter((props) => props.Namespace === 'fleetgate' && props.MetricName === 'ProvisioningDenied')
+        .map(
+          (props) =>
+            (props.Dimensions as Array<{ Name: string; Value: string }>).find((d) => d.Name === 'reason')
+              ?.Value,
+        )
+        .sort();
+      expect(reasons).toEqual(['STORE_UNAVAILABLE', 'TIME_BUDGET_EXCEEDED']);
+    });
+
+    it('reserves no concurrency and retains the IoT policies by default', () => {
+      expect(
+        properties(packaged, 'RegisterCertificateLambdaFunction').ReservedConcurrentExecutions,
+      ).toBeUndefined();
+      for (const id of ['DevicePolicy', 'ClaimPolicy']) {
+        expect(packaged.Resources[id]).toMatchObject({
+          DeletionPolicy: 'Retain',
+          UpdateReplacePolicy: 'Retain',
+        });
+      }
+    });
+  });
 });
