@@ -1,9 +1,13 @@
 /**
  * Runs serverless.yml functions in-process, unchanged: the handler module is imported from the path
- * serverless.yml names (TypeScript through tsx), with the function's environment set before the import
- * (handlers read their configuration at cold start) and before every invocation. Each function of each
- * stack gets its own module instance, as each Lambda function gets its own sandbox.
+ * serverless.yml names (TypeScript through tsx). Each function of each stack gets its own module
+ * instance and its own environment, as each Lambda function gets its own sandbox: while a function's
+ * code runs (its cold start and every invocation, including everything it awaits), `process.env` is
+ * that function's environment — its serverless.yml variables and its own credentials — and nothing
+ * else in the process sees them. (An AsyncLocalStorage behind `process.env`: concurrent invocations of
+ * different functions each read their own variables, so the SDK signs each call as its function.)
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +31,64 @@ export interface LocalLambdaContext {
 }
 
 type Handler = (event: unknown, context: LocalLambdaContext) => unknown;
+
+const sandboxEnv = new AsyncLocalStorage<Record<string, string | undefined>>();
+let envInstalled = false;
+
+/**
+ * Puts a per-sandbox view behind `process.env` (once per process): inside a function's async
+ * context reads and writes go to that function's variables; outside, to the process's own.
+ */
+function installSandboxEnv(): void {
+  if (envInstalled) return;
+  envInstalled = true;
+  const real = process.env;
+  process.env = new Proxy(real, {
+    get(target, key) {
+      const store = sandboxEnv.getStore();
+      if (store && typeof key === 'string') return store[key];
+      return Reflect.get(target, key);
+    },
+    set(target, key, value) {
+      const store = sandboxEnv.getStore();
+      if (store && typeof key === 'string') {
+        store[key] = String(value);
+        return true;
+      }
+      return Reflect.set(target, key, value);
+    },
+    deleteProperty(target, key) {
+      const store = sandboxEnv.getStore();
+      if (store && typeof key === 'string') {
+        delete store[key];
+        return true;
+      }
+      return Reflect.deleteProperty(target, key);
+    },
+    has(target, key) {
+      const store = sandboxEnv.getStore();
+      if (store && typeof key === 'string') return key in store && store[key] !== undefined;
+      return Reflect.has(target, key);
+    },
+    ownKeys(target) {
+      const store = sandboxEnv.getStore();
+      return store ? Object.keys(store).filter((key) => store[key] !== undefined) : Reflect.ownKeys(target);
+    },
+    getOwnPropertyDescriptor(target, key) {
+      const store = sandboxEnv.getStore();
+      if (!store) return Reflect.getOwnPropertyDescriptor(target, key);
+      if (typeof key !== 'string' || store[key] === undefined) return undefined;
+      return { value: store[key], writable: true, enumerable: true, configurable: true };
+    },
+  });
+}
+
+/** Credentials a function's calls are signed with (its execution role's, on AWS). */
+export interface FunctionCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
 
 /** Thrown when an invocation fails: the handler threw, timed out, or could not be loaded. */
 export class InvocationError extends Error {
@@ -58,7 +120,7 @@ export class LocalFunctions {
   private readonly specs: Map<string, FunctionSpec>;
   private readonly modules = new Map<string, Promise<Handler>>();
   private active = 0;
-  private applied = new Set<string>();
+  private readonly sandboxes = new Map<string, Record<string, string | undefined>>();
   private readonly instance = randomUUID().slice(0, 8);
   /** Every invocation, oldest first (bounded). */
   readonly log: InvocationRecord[] = [];
@@ -72,9 +134,12 @@ export class LocalFunctions {
       baseEnv: Record<string, string>;
       /** Variables that win over what serverless.yml declares: AWS-only resources with a local stand-in. */
       overrides?: Record<string, string>;
+      /** Each function's own credentials (the local IAM tells functions apart by them). */
+      credentials?: (functionName: string) => FunctionCredentials | undefined;
     },
   ) {
     this.specs = new Map(functions.map((fn) => [fn.name, fn]));
+    installSandboxEnv();
   }
 
   get names(): string[] {
@@ -97,14 +162,32 @@ export class LocalFunctions {
   /** The environment a function runs with. */
   environment(name: string): Record<string, string> {
     const spec = this.spec(name);
+    const credentials = this.options.credentials?.(name);
     return {
       ...this.options.baseEnv,
       ...spec.environment,
       ...this.options.overrides,
+      ...(credentials
+        ? {
+            AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+            ...(credentials.sessionToken ? { AWS_SESSION_TOKEN: credentials.sessionToken } : {}),
+          }
+        : {}),
       AWS_LAMBDA_FUNCTION_NAME: spec.deployedName,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memorySize),
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
     };
+  }
+
+  /** The function's sandbox environment: created at its first cold start, kept like a warm sandbox's. */
+  private sandbox(name: string): Record<string, string | undefined> {
+    let env = this.sandboxes.get(name);
+    if (!env) {
+      env = this.environment(name);
+      this.sandboxes.set(name, env);
+    }
+    return env;
   }
 
   /**
@@ -118,12 +201,9 @@ export class LocalFunctions {
     const requestId = randomUUID();
     const started = performance.now();
     try {
-      // Functions share this process: the environment is applied and the module imported under one
-      // lock, so a cold start never reads another function's variables while its import is pending.
-      const handler = await this.exclusive(async () => {
-        this.applyEnvironment(name);
-        return this.load(spec);
-      });
+      const env = this.sandbox(name);
+      // The import runs in the function's environment (handlers read their configuration at cold start).
+      const handler = await sandboxEnv.run(env, () => this.load(spec));
       const deadline = Date.now() + spec.timeoutSeconds * 1000;
       const context = lambdaContext(spec, requestId, deadline);
       let timer: NodeJS.Timeout | undefined;
@@ -142,7 +222,10 @@ export class LocalFunctions {
         timer.unref();
       });
       try {
-        const result = await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout]);
+        const result = await Promise.race([
+          sandboxEnv.run(env, () => Promise.resolve().then(() => handler(event, context))),
+          timeout,
+        ]);
         this.record({ functionName: name, requestId, ok: true, durationMs: performance.now() - started });
         return result;
       } finally {
@@ -169,27 +252,6 @@ export class LocalFunctions {
     } finally {
       this.active -= 1;
     }
-  }
-
-  /**
-   * Sets the function's environment on `process.env`, removing the variables only other functions
-   * declare (functions share this process, not a sandbox each).
-   */
-  private applyEnvironment(name: string): void {
-    const environment = this.environment(name);
-    for (const key of this.applied) {
-      if (!(key in environment)) delete process.env[key];
-    }
-    this.applied = new Set(Object.keys(this.spec(name).environment));
-    Object.assign(process.env, environment);
-  }
-
-  private envLock: Promise<unknown> = Promise.resolve();
-
-  private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.envLock.then(work, work);
-    this.envLock = run.catch(() => undefined);
-    return run;
   }
 
   private record(entry: InvocationRecord): void {

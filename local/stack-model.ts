@@ -5,6 +5,8 @@
  * local values. The deployed file is the routing table: nothing here is configured twice.
  */
 
+import { managedPolicyDocument } from './iam/managed-policies';
+import type { NamedPolicy, PolicyDocument, PolicyStatement } from './iam/policy';
 import { type IotSqlStatement, parseIotSql } from './iot-sql';
 import type { CfnResource, ServerlessConfig, ServerlessFunction } from './serverless-config';
 
@@ -74,6 +76,18 @@ export interface FunctionSpec {
   environment: Record<string, string>;
   sqs: SqsMapping[];
   schedules: ScheduleSpec[];
+  /** The execution role, with its policies resolved as `serverless package` renders them. */
+  role: RoleSpec;
+}
+
+/** An IAM role of the template, with intrinsics resolved to local values. */
+export interface RoleSpec {
+  /** The role's logical id (`IamRoleLambdaExecution` for the Framework's default role). */
+  logicalId: string;
+  roleName: string;
+  arn: string;
+  /** Inline policies (by PolicyName) and managed policies (by ARN), evaluated together. */
+  policies: NamedPolicy[];
 }
 
 export interface StackModel {
@@ -91,6 +105,8 @@ export interface StackModel {
   devicePolicyName?: string;
   /** `AWS::IoT::ProvisioningTemplate` resources (fleet provisioning by claim). */
   provisioningTemplates: ProvisioningTemplateSpec[];
+  /** `AWS::S3::Bucket` names (the local S3 creates them). */
+  buckets: string[];
 }
 
 export interface ProvisioningTemplateSpec {
@@ -190,6 +206,9 @@ class Resolver {
       provisioningTemplates: Object.entries(this.resources)
         .filter(([, resource]) => resource.Type === 'AWS::IoT::ProvisioningTemplate')
         .map(([logicalId, resource]) => this.provisioningTemplate(logicalId, resource)),
+      buckets: Object.entries(this.resources)
+        .filter(([, resource]) => resource.Type === 'AWS::S3::Bucket')
+        .map(([logicalId]) => this.bucketName(logicalId)),
     };
   }
 
@@ -355,7 +374,129 @@ class Resolver {
       environment,
       sqs,
       schedules,
+      role: this.functionRole(name, fn),
     };
+  }
+
+  /**
+   * The function's execution role: `role:` on the function, else `provider.iam.role` when it names a
+   * role, else the Framework's default role (`IamRoleLambdaExecution`), built as osls builds it.
+   */
+  private functionRole(name: string, fn: ServerlessFunction): RoleSpec {
+    const providerRole = (this.config.provider.iam as { role?: unknown } | undefined)?.role;
+    const declared =
+      fn.role ?? (typeof providerRole === 'string' || isGetAtt(providerRole) ? providerRole : undefined);
+    if (declared === undefined) return this.defaultRole();
+    const logicalId = isGetAtt(declared)
+      ? String(declared['Fn::GetAtt'][0])
+      : typeof declared === 'string' && !declared.startsWith('arn:')
+        ? declared
+        : undefined;
+    if (!logicalId) {
+      throw new StackModelError(
+        `functions.${name}.role: ${JSON.stringify(declared)} is not a role of this file; the local stack can only authorize roles it can read (a logical id or !GetAtt Role.Arn)`,
+      );
+    }
+    return this.roleResource(logicalId, `functions.${name}.role`);
+  }
+
+  /** An `AWS::IAM::Role` resource of this file, resolved. */
+  roleResource(logicalId: string, where = logicalId): RoleSpec {
+    const resource = this.resources[logicalId];
+    if (resource?.Type !== 'AWS::IAM::Role') {
+      throw new StackModelError(`${where}: ${logicalId} is not an AWS::IAM::Role of this file`);
+    }
+    const properties = this.resolve(resource.Properties ?? {}) as {
+      RoleName?: string;
+      Policies?: Array<{ PolicyName: string; PolicyDocument: PolicyDocument }>;
+      ManagedPolicyArns?: string[];
+    };
+    const roleName = properties.RoleName ?? this.generatedName(logicalId, 64);
+    const policies: NamedPolicy[] = (properties.Policies ?? []).map((policy) => ({
+      name: String(policy.PolicyName),
+      document: policy.PolicyDocument,
+    }));
+    for (const arn of properties.ManagedPolicyArns ?? []) {
+      policies.push({ name: String(arn), document: managedPolicyDocument(String(arn)) });
+    }
+    return { logicalId, roleName, arn: `arn:aws:iam::${this.accountId}:role/${roleName}`, policies };
+  }
+
+  /** The Framework's IamRoleLambdaExecution (osls lib/plugins/aws/package/lib/merge-iam-templates.js). */
+  private defaultRole(): RoleSpec {
+    const service = String(this.variables(this.config.service));
+    const iam = (this.config.provider.iam ?? {}) as {
+      role?: { name?: string; statements?: PolicyStatement[]; managedPolicies?: string[] };
+    };
+    const role = typeof iam.role === 'object' && !isGetAtt(iam.role) ? iam.role : {};
+    const logGroups = `arn:aws:logs:${this.region}:${this.accountId}:log-group:/aws/lambda/${service}-${this.stage}*`;
+    const statements: PolicyStatement[] = [
+      {
+        Effect: 'Allow',
+        Action: ['logs:CreateLogStream', 'logs:CreateLogGroup', 'logs:TagResource'],
+        Resource: [`${logGroups}:*`],
+      },
+      { Effect: 'Allow', Action: ['logs:PutLogEvents'], Resource: [`${logGroups}:*:*`] },
+      ...((this.resolve(
+        role.statements ?? (this.config.provider as { iamRoleStatements?: unknown }).iamRoleStatements ?? [],
+      ) ?? []) as PolicyStatement[]),
+    ];
+    // compile/functions.js: tracing adds X-Ray to the default role.
+    const tracing = (this.config.provider.tracing as { lambda?: unknown } | undefined)?.lambda;
+    if (tracing) {
+      statements.push({
+        Effect: 'Allow',
+        Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+        Resource: ['*'],
+      });
+    }
+    // compile/events/sqs.js: every sqs event source's queue, on the default role.
+    const queues: string[] = [];
+    for (const fn of Object.values(this.config.functions ?? {})) {
+      if (fn.role !== undefined) continue;
+      for (const event of fn.events ?? []) {
+        if (!('sqs' in event)) continue;
+        const raw = event.sqs as Record<string, unknown> | string;
+        const arn = typeof raw === 'object' && raw !== null && !isGetAtt(raw) ? raw.arn : raw;
+        queues.push(String(this.resolve(arn)));
+      }
+    }
+    if (queues.length > 0) {
+      statements.push({
+        Effect: 'Allow',
+        Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+        Resource: queues,
+      });
+    }
+    const policies: NamedPolicy[] = [
+      { name: `${this.stage}-${service}-lambda`, document: { Version: '2012-10-17', Statement: statements } },
+    ];
+    for (const arn of (this.resolve(role.managedPolicies ?? []) ?? []) as string[]) {
+      policies.push({ name: arn, document: managedPolicyDocument(arn) });
+    }
+    const roleName = role.name
+      ? String(this.resolve(role.name))
+      : `${service}-${this.stage}-${this.region}-lambdaRole`;
+    return {
+      logicalId: 'IamRoleLambdaExecution',
+      roleName,
+      arn: `arn:aws:iam::${this.accountId}:role/${roleName}`,
+      policies,
+    };
+  }
+
+  /** CloudFormation's generated physical name: `<stack>-<logicalId>-<suffix>`, bounded. */
+  private generatedName(logicalId: string, max: number, lower = false): string {
+    const stack = `${String(this.variables(this.config.service))}-${this.stage}`;
+    const name = `${stack}-${logicalId}`.slice(0, max - 6);
+    const generated = `${name}-local`;
+    return lower ? generated.toLowerCase() : generated;
+  }
+
+  /** A bucket's name: BucketName, else a generated lower-case name. */
+  bucketName(logicalId: string): string {
+    const declared = this.resources[logicalId]?.Properties?.BucketName;
+    return declared ? String(this.resolve(declared)) : this.generatedName(logicalId, 63, true);
   }
 
   private sqsMapping(functionName: string, raw: unknown): SqsMapping {
@@ -419,6 +560,12 @@ class Resolver {
     const queue = this.queueNames.get(id);
     if (queue) return this.queueUrl(queue);
     if (id === 'ProvisioningTable') return this.tableName;
+    const type = this.resources[id]?.Type;
+    if (type === 'AWS::S3::Bucket') return this.bucketName(id);
+    if (type === 'AWS::IAM::Role') {
+      const declared = this.resources[id]?.Properties?.RoleName;
+      return declared ? String(this.resolve(declared)) : this.generatedName(id, 64);
+    }
     const fn = this.functionNames.get(id);
     if (fn) return this.functionNames.get(`fn:${fn}`) ?? fn;
     const resource = this.resources[id];
@@ -441,6 +588,14 @@ class Resolver {
     if (id === 'ProvisioningTable' && attribute === 'Arn') {
       return `arn:aws:dynamodb:${this.region}:${this.accountId}:table/${this.tableName}`;
     }
+    const type = this.resources[id]?.Type;
+    if (type === 'AWS::S3::Bucket') {
+      if (attribute === 'Arn') return `arn:aws:s3:::${this.bucketName(id)}`;
+      if (attribute === 'DomainName') return `${this.bucketName(id)}.s3.amazonaws.com`;
+    }
+    if (type === 'AWS::IAM::Role' && attribute === 'Arn') {
+      return `arn:aws:iam::${this.accountId}:role/${this.ref(id)}`;
+    }
     return `arn:aws:local:${this.region}:${this.accountId}:${id}`;
   }
 
@@ -448,16 +603,19 @@ class Resolver {
   variables(value: unknown, depth = 0): unknown {
     if (typeof value !== 'string' || !value.includes('${')) return value;
     if (depth > 20) throw new StackModelError(`variable nesting too deep in ${value}`);
-    const innermost = /\$\{([^${}]+)\}/;
+    // `${AWS::Region}`, `${Queue.Arn}`, `${LogicalId}` are Fn::Sub references, left for CloudFormation.
+    const isSubReference = (inner: string) => inner.includes('::') || !inner.includes(':');
+    const innermost = /\$\{([^${}]+)\}/g;
+    const next = (text: string) => [...text.matchAll(innermost)].find((m) => !isSubReference(String(m[1])));
     let text = value;
-    let match = innermost.exec(text);
+    let match = next(text);
     while (match) {
       const whole = match[0];
       const resolved = this.variable(String(match[1]).trim(), depth);
       // A variable that is the whole string keeps its type (objects from ${self:custom.x}).
       if (whole === text && typeof resolved !== 'string') return resolved;
       text = text.replace(whole, String(resolved));
-      match = innermost.exec(text);
+      match = next(text);
     }
     return text;
   }
@@ -504,6 +662,14 @@ class Resolver {
         return undefined;
     }
   }
+}
+
+function isGetAtt(value: unknown): value is { 'Fn::GetAtt': unknown[] } {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Array.isArray((value as { 'Fn::GetAtt'?: unknown })['Fn::GetAtt'])
+  );
 }
 
 function splitTopLevel(expression: string): string[] {

@@ -4,16 +4,23 @@
  * serverless.yml — with the functions running in-process, unchanged, against those endpoints.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IoTClient } from '@aws-sdk/client-iot';
-import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import {
   FLEETGATE_EVENT_TYPES,
   prepareAccount,
   quarantinePolicyDocument,
 } from '../shared/iot/prepare-account';
 import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local';
+import { AccessDeniedError, Authorizer, functionAccessKeyId, UnmappedCallError } from './iam/authorizer';
+import { startAwsGateway } from './iam/gateway';
+import { iotCheck } from './iam/requests';
+import { ServiceAuthorizationData } from './iam/service-data';
+import { IotError } from './iot-emulator/errors';
 import { type IotEmulator, startIotEmulator } from './iot-emulator/index';
 import { LocalFunctions } from './lambda-runtime';
 import { LOCAL_CREDENTIALS, type LocalSqs, startLocalSqs } from './local-sqs';
@@ -21,6 +28,7 @@ import { type MqttBroker, startMqttBroker } from './mqtt/broker';
 import { projectRoot } from './paths';
 import { MessageLedger, type MessageTrace, QueuePoller } from './queue-poller';
 import { type PublishMeta, type RuleOutcome, RulesEngine } from './rules-engine';
+import { type LocalS3, startLocalS3 } from './s3-local';
 import { loadServerlessConfig } from './serverless-config';
 import { buildStackModel, type FunctionSpec, type StackModel } from './stack-model';
 import { ensureTable } from './table';
@@ -49,11 +57,17 @@ export interface LocalStackOptions {
   overrides?: Record<string, string>;
   /** Where poller and async-invocation errors go (default: stderr). */
   onError?: (error: unknown) => void;
+  /** Folder the local S3 keeps its buckets in (default: a new temporary folder). */
+  s3Root?: string;
 }
 
 export interface StackEndpoints {
+  /** DynamoDB through the local IAM gateway (DynamoDB Local behind it). */
   dynamodb: string;
+  /** SQS through the local IAM gateway (the local SQS server behind it). */
   sqs: string;
+  /** The local S3 with the buckets serverless.yml declares. */
+  s3: string;
   iot?: string;
   iotData?: string;
   /** The MQTT device endpoint (`mqtts://127.0.0.1:<port>`, mutual TLS; CA: the emulator's, `GET /_emulator/ca`). */
@@ -88,6 +102,10 @@ export interface LocalStack {
   /** Process ids of child processes (DynamoDB Local's process group leader). */
   readonly pids: { dynamodb?: number };
   readonly functions: LocalFunctions;
+  /** The local IAM: every call a function makes is authorized against its role (see docs/local-iam.md). */
+  readonly iam: Authorizer;
+  /** Where the local S3 keeps its buckets. */
+  readonly s3Root: string;
   /** Invokes a function by its serverless.yml name and resolves with its result. */
   invoke(functionName: string, event: unknown): Promise<unknown>;
   /** Publishes through the rules engine (as IoT Core would) and returns what each matching rule did. */
@@ -120,14 +138,40 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     for (const step of cleanup.reverse()) await step().catch(onError);
   };
   try {
-    const [ddb, sqs] = await Promise.all([
+    const [ddb, sqs, authorizationData] = await Promise.all([
       options.dynamodbEndpoint ? Promise.resolve(undefined) : startDynamoDbLocal(),
       startLocalSqs({ queues: draft.queues, region, accountId: draft.accountId }),
+      serviceAuthorizationData(),
     ]);
     if (ddb) cleanup.push(() => ddb.stop());
     cleanup.push(() => sqs.stop());
-    const model = buildStackModel(config, { ...modelOptions(options, region), sqsEndpoint: sqs.endpoint });
-    const dynamodbEndpoint = options.dynamodbEndpoint ?? (ddb as DynamoDbLocal).endpoint;
+    const dynamodbUpstream = options.dynamodbEndpoint ?? (ddb as DynamoDbLocal).endpoint;
+    // The local IAM: functions sign with their own keys; the gateway and the emulator authorize.
+    const iam = new Authorizer(authorizationData, {
+      region,
+      accountId: draft.accountId,
+      stack: `${draft.service}-${draft.stage}`,
+    });
+    const gateway = await startAwsGateway({
+      authorizer: iam,
+      scope: { region, accountId: draft.accountId },
+      dynamodb: dynamodbUpstream,
+      sqs: sqs.endpoint,
+      dynamodbAccessKeyId: LOCAL_CREDENTIALS.accessKeyId,
+    });
+    cleanup.push(() => gateway.stop());
+    // Queue URLs name the gateway, so a function's SendMessage (the SDK sends to the URL's host) is authorized.
+    const model = buildStackModel(config, {
+      ...modelOptions(options, region),
+      sqsEndpoint: gateway.endpoint,
+    });
+    for (const fn of model.functions) iam.registerFunction(fn.name, fn.deployedName, fn.role);
+    const s3Root = options.s3Root ?? (await mkdtemp(join(tmpdir(), 'fleetgate-s3-')));
+    const s3: LocalS3 = await startLocalS3({ root: s3Root, buckets: model.buckets, authorizer: iam });
+    cleanup.push(() => s3.stop());
+    const publicQueueUrl = (raw: string) =>
+      raw.startsWith(sqs.endpoint) ? `${gateway.endpoint}${raw.slice(sqs.endpoint.length)}` : raw;
+    const dynamodbEndpoint = dynamodbUpstream;
     const ddbClient = new DynamoDBClient({
       endpoint: dynamodbEndpoint,
       region,
@@ -156,6 +200,25 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
               if (!functions) throw new Error('the local stack is not ready');
               return functions.invoke(functionForArn(model.functions, arn), event);
             },
+            authorize: (accessKeyId, api, input) => {
+              if (!iam.principal(accessKeyId)) return;
+              try {
+                iam.authorize(
+                  accessKeyId,
+                  iotCheck(api, input, { region, accountId: model.accountId }, authorizationData),
+                );
+              } catch (error) {
+                if (error instanceof AccessDeniedError)
+                  throw new IotError('AccessDeniedException', error.message);
+                if (error instanceof UnmappedCallError) {
+                  throw new IotError(
+                    'NotEmulatedException',
+                    `fleetgate local IAM cannot authorize ${api} (not emulated): ${error.message}`,
+                  );
+                }
+                throw error;
+              }
+            },
           });
     if (emulator) cleanup.push(() => emulator.stop());
     // What CloudFormation's Custom::FleetgateAccount does at deploy (quarantine group with its deny
@@ -169,8 +232,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (mqtt) cleanup.push(() => mqtt.stop());
 
     const endpoints: StackEndpoints = {
-      dynamodb: dynamodbEndpoint,
-      sqs: sqs.endpoint,
+      dynamodb: gateway.endpoint,
+      sqs: gateway.endpoint,
+      s3: s3.endpoint,
       ...(emulator ? { iot: emulator.endpoint, iotData: emulator.endpoint } : {}),
       ...(mqtt ? { mqtt: mqtt.url } : {}),
     };
@@ -181,17 +245,24 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
       AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+      AWS_ENDPOINT_URL_S3: endpoints.s3,
       ...(endpoints.iot ? { AWS_ENDPOINT_URL_IOT: endpoints.iot } : {}),
       ...(endpoints.iotData ? { AWS_ENDPOINT_URL_IOT_DATA_PLANE: endpoints.iotData } : {}),
       ...options.env,
     };
     const root = options.root ?? dirname(serverlessFile);
-    // There is no local S3: reports go to a folder (the same one `fleetgate sweep` writes to).
-    const overrides = {
-      REPORT_DESTINATION: `file://${join(root, '.fleetgate', 'reports')}`,
-      ...options.overrides,
-    };
-    functions = new LocalFunctions(model.functions, { root, baseEnv: env, overrides });
+    const overrides = { ...options.overrides };
+    const functionCredentials = (name: string) => ({
+      accessKeyId: functionAccessKeyId(name),
+      secretAccessKey: 'local',
+      sessionToken: `local-session-${name}`,
+    });
+    functions = new LocalFunctions(model.functions, {
+      root,
+      baseEnv: env,
+      overrides,
+      credentials: functionCredentials,
+    });
     const localFunctions = functions;
     const ledger = new MessageLedger();
     const queueByLogicalId = new Map(model.queues.map((queue) => [queue.logicalId, queue]));
@@ -221,10 +292,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           const queue = queueByLogicalId.get(mapping.queue);
           if (!queue) continue;
           consumed.add(queue.logicalId);
+          // Lambda polls a queue with the function's execution role (ReceiveMessage, DeleteMessage).
+          const pollerClient = new SQSClient({
+            endpoint: gateway.endpoint,
+            region,
+            credentials: functionCredentials(fn.name),
+          });
+          cleanup.push(async () => pollerClient.destroy());
           const poller = new QueuePoller({
-            client: sqs.client,
+            client: pollerClient,
             queue,
-            queueUrl: urlOf(sqs, queue.logicalId),
+            queueUrl: publicQueueUrl(urlOf(sqs, queue.logicalId)),
             mapping,
             functionName: fn.name,
             region,
@@ -272,13 +350,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       endpoints,
       region,
       tableName: model.tableName,
-      queues: Object.fromEntries(model.queues.map((queue) => [queue.name, urlOf(sqs, queue.logicalId)])),
-      queueUrls: Object.fromEntries(sqs.urls),
+      queues: Object.fromEntries(
+        model.queues.map((queue) => [queue.name, publicQueueUrl(urlOf(sqs, queue.logicalId))]),
+      ),
+      queueUrls: Object.fromEntries([...sqs.urls].map(([id, url]) => [id, publicQueueUrl(url)])),
       ...(emulator ? { emulator } : {}),
       ...(mqtt ? { mqtt } : {}),
       env,
       pids: ddb ? { dynamodb: ddb.pid } : {},
       functions: localFunctions,
+      iam,
+      s3Root,
       invoke: (name, event) => localFunctions.invoke(name, event),
       publish: async (topic, payload, meta) => ({ topic, rules: await engine.publish(topic, payload, meta) }),
       trigger: (name, triggerOptions) => {
@@ -319,6 +401,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await stopAll();
     throw error;
   }
+}
+
+let authorizationData: Promise<ServiceAuthorizationData> | undefined;
+
+/** The Service Authorization Reference, loaded once per process. */
+function serviceAuthorizationData(): Promise<ServiceAuthorizationData> {
+  authorizationData ??= ServiceAuthorizationData.load();
+  authorizationData.catch(() => {
+    authorizationData = undefined;
+  });
+  return authorizationData;
 }
 
 function modelOptions(options: LocalStackOptions, region: string) {

@@ -5,6 +5,8 @@
  * the SDK recognises throttling by the error name, so its retries work the same.
  */
 export const ERROR_STATUS = {
+  /** IAM denied the caller (the local stack's IAM, from the calling function's role). */
+  AccessDeniedException: 403,
   CertificateConflictException: 409,
   CertificateStateException: 406,
   CertificateValidationException: 400,
@@ -20,6 +22,11 @@ export const ERROR_STATUS = {
   ThrottlingException: 400,
   UnauthorizedException: 401,
   VersionConflictException: 409,
+  /**
+   * Not AWS's: an operation or a case the emulator (or the local IAM) does not emulate. 501, which the
+   * SDK does not retry, so the caller fails at once with a message naming what is missing.
+   */
+  NotEmulatedException: 501,
   /** Data plane: unknown route / method. */
   MethodNotAllowedException: 405,
 } as const;

@@ -101,6 +101,11 @@ export interface IotEmulatorOptions {
   ownershipTokenTtlMs?: number;
   /** Endpoint prefix returned by DescribeEndpoint; default derived from the account id. */
   endpointPrefix?: string;
+  /**
+   * IAM for calls over HTTP: called with the caller's access key id (from the SigV4 header), the
+   * operation and its input before the operation runs; throws (an {@link IotError}) to deny.
+   */
+  authorize?: (accessKeyId: string | undefined, api: string, input: Record<string, unknown>) => void;
 }
 
 /** SDK client configuration pointing at an emulator. */
@@ -123,6 +128,7 @@ export class IotEmulator {
   private readonly now: () => Date;
   private server?: Server;
   private baseUrl = '';
+  private authorizeCall: IotEmulatorOptions['authorize'];
 
   /** Use {@link startIotEmulator}. */
   constructor(
@@ -132,6 +138,7 @@ export class IotEmulator {
   ) {
     this.accountId = options.accountId ?? '123456789012';
     this.region = options.region ?? 'us-east-1';
+    this.authorizeCall = options.authorize;
     this.now = options.now ?? (() => new Date());
     this.publisher = new Publisher(options.publish, this.now);
     this.faultInjector = new FaultInjector(options.faults);
@@ -253,6 +260,11 @@ export class IotEmulator {
         resolve(message);
       });
     });
+  }
+
+  /** Sets (or clears) the IAM check for calls over HTTP (see {@link IotEmulatorOptions.authorize}). */
+  setAuthorizer(authorize: IotEmulatorOptions['authorize']): void {
+    this.authorizeCall = authorize;
   }
 
   /** Replaces the fault settings at runtime (omitted fields are off). */
@@ -446,6 +458,10 @@ export class IotEmulator {
       }
       api = match.route.api;
       input = buildInput(match.route, match.labels, url, req.headers, body);
+      const authorization = req.headers.authorization;
+      const accessKeyId =
+        typeof authorization === 'string' ? /Credential=([^/,\s]+)\//.exec(authorization)?.[1] : undefined;
+      this.authorizeCall?.(accessKeyId, api, input);
     } catch (error) {
       const iotError =
         error instanceof IotError ? error : new IotError('InvalidRequestException', String(error));

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DescribeTableCommand, DescribeTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServerlessConfig } from '../../local/serverless-config';
+import { buildStackModel, functionLogicalId } from '../../local/stack-model';
 import { createTestTable, type TestTable } from '../support/dynamo';
 import { packagedTemplate } from '../support/packaged-template';
 
@@ -82,6 +83,26 @@ describe('npm run package (offline serverless package)', () => {
       const artifact = join(out, code.S3Key.split('/').pop() ?? '');
       expect(existsSync(artifact)).toBe(true);
       expect((await stat(artifact)).size).toBeGreaterThan(0);
+    }
+  });
+
+  it('gives every function the role the local IAM enforces: the packaged roles, resolved, equal the local model', () => {
+    const config = loadServerlessConfig();
+    const options = { stage: 'dev', region: 'us-east-1' };
+    const local = buildStackModel(config, options);
+    // The same resolver over the template serverless package wrote (variables already resolved by osls).
+    const packaged = buildStackModel(
+      { ...config, resources: { Resources: template.Resources as never } },
+      options,
+    );
+    expect(local.functions.length).toBeGreaterThan(0);
+    for (const fn of local.functions) {
+      const resource = template.Resources[functionLogicalId(fn.name)];
+      const role = resource?.Properties.Role as { 'Fn::GetAtt'?: string[] } | undefined;
+      expect(role?.['Fn::GetAtt']?.[0], fn.name).toBe(fn.role.logicalId);
+      const fromPackage = packaged.functions.find((candidate) => candidate.name === fn.name)?.role;
+      expect(fromPackage?.policies, fn.name).toEqual(fn.role.policies);
+      expect(fn.role.policies.length, fn.name).toBeGreaterThan(0);
     }
   });
 });

@@ -58,6 +58,9 @@ export async function startTestStack(
       iot.destroy();
       ddb.destroy();
       await stack.stop();
+      // Every call a function made was one its role allows, as AWS would have it.
+      const denied = stack.iam.denials().map((d) => `${d.functionName}: ${d.action} on ${d.resource}`);
+      if (denied.length > 0) throw new Error(`the local IAM denied:\n${[...new Set(denied)].join('\n')}`);
     },
   };
 }
