@@ -2,7 +2,9 @@
  * `Custom::FleetgateAccount`: prepares the account at deploy time (quarantine thing group with its
  * deny policy attached, registry event configurations). Create and Update run the idempotent
  * `prepareAccount`; Delete undoes only what this resource created, read back from its physical
- * resource id (`fleetgate-account|<group>|<policy>|<flags>|<events>`).
+ * resource id (`fleetgate-account|<group>|<policy>|<flags>|<events>`), and leaves the registry
+ * event configurations on: they are account-wide (another stage may use them), and event types the
+ * operator had enabled before were never this resource's. The events it turned on are logged.
  *
  * An Update that keeps the group and policy names keeps the physical id: a new id would make
  * CloudFormation delete the "old" resource — the very group and policy still in use.
@@ -85,6 +87,14 @@ async function run(event: CustomResourceEvent, deps: PrepareAccountDeps): Promis
     if (event.RequestType === 'Delete') {
       const record = fromPhysicalId(event.PhysicalResourceId);
       if (record) await unprepareAccount(deps.iot, record);
+      if (record && record.enabledEvents.length > 0) {
+        deps.logger.info(
+          'registry event configurations left on (account-wide; turn them off by hand if unused)',
+          {
+            turnedOnAtCreate: record.enabledEvents,
+          },
+        );
+      }
       return { Status: 'SUCCESS', PhysicalResourceId: event.PhysicalResourceId ?? `${ID_PREFIX}-none` };
     }
     const properties = readProperties(event);

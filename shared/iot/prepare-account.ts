@@ -5,7 +5,8 @@
  * deploy time and by local tooling (`prepareAccount(iot, …)` against the IoT emulator).
  *
  * Every step looks before it creates and reports what it created, so the custom resource can undo
- * exactly that on Delete and nothing an operator made by hand.
+ * exactly that on Delete and nothing an operator made by hand. Event configurations are the
+ * exception: they are account-wide and stay on after Delete (see `unprepareAccount`).
  */
 import {
   AttachPolicyCommand,
@@ -111,7 +112,10 @@ export async function prepareAccount(
   };
 }
 
-/** Undoes what `record` says a preparation created, and nothing else; safe to run again. */
+/**
+ * Undoes what `record` says a preparation created (group, policy, attachment), and nothing else;
+ * event configurations stay on. Safe to run again.
+ */
 export async function unprepareAccount(iot: IoTClient, record: PreparationRecord): Promise<void> {
   const groupArn = record.thingGroupArn || (await describeGroupArn(iot, record.thingGroupName));
   if ((record.attachedPolicy || record.createdPolicy) && groupArn) {
@@ -141,15 +145,10 @@ export async function unprepareAccount(iot: IoTClient, record: PreparationRecord
       iot.send(new DeleteThingGroupCommand({ thingGroupName: record.thingGroupName })),
     );
   }
-  if (record.enabledEvents.length > 0) {
-    await iot.send(
-      new UpdateEventConfigurationsCommand({
-        eventConfigurations: Object.fromEntries(
-          record.enabledEvents.map((type) => [type, { Enabled: false }]),
-        ),
-      }),
-    );
-  }
+  // Registry event configurations are left as they are, including those this preparation turned on
+  // (record.enabledEvents): they are account- and region-wide, so another fleetgate stage, or
+  // anything else the operator runs, may rely on them; switching them off here would silently stop
+  // its registry events. The operator turns them off by hand if nothing uses them (README, "Deploying").
 }
 
 async function ensureThingGroup(

@@ -1,16 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DescribeTableCommand, DescribeTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServerlessConfig } from '../../local/serverless-config';
 import { buildStackModel, functionLogicalId } from '../../local/stack-model';
 import { createTestTable, type TestTable } from '../support/dynamo';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
+import { packagedTemplate } from '../support/packaged-template';
 
 interface Template {
   Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
@@ -21,16 +17,9 @@ let template: Template;
 let table: TestTable;
 
 beforeAll(async () => {
-  out = await mkdtemp(join(tmpdir(), 'fleetgate-package-'));
-  const result = spawnSync(process.execPath, [join(root, 'scripts', 'package.mjs'), '--package', out], {
-    cwd: root,
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
-  if (result.status !== 0) throw new Error(`serverless package failed:\n${result.stdout}\n${result.stderr}`);
-  template = JSON.parse(
-    await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8'),
-  ) as Template;
+  const packaged = await packagedTemplate();
+  out = packaged.dir;
+  template = packaged.template as unknown as Template;
   table = await createTestTable('package');
 }, 300_000);
 

@@ -61,7 +61,7 @@ export async function serverlessCopy(edit: (text: string) => string = (text) => 
   const end = lines.findIndex((line, index) => index > start && /^[A-Za-z]/.test(line));
   const withFunctions = [...lines.slice(0, start), TEST_FUNCTIONS, ...lines.slice(end)].join('\n');
   const fast = withFunctions
-    .replaceAll('VisibilityTimeout: 180', 'VisibilityTimeout: 1')
+    .replace(/VisibilityTimeout: (181|361)\b/g, 'VisibilityTimeout: 1')
     .replaceAll('maxReceiveCount: 5', 'maxReceiveCount: 3');
   const dir = await mkdtemp(join(tmpdir(), 'fleetgate-sls-'));
   const file = join(dir, 'serverless.yml');

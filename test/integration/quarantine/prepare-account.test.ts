@@ -12,6 +12,7 @@ import {
   GetPolicyCommand,
   type IoTClient,
   ListAttachedPoliciesCommand,
+  UpdateEventConfigurationsCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CustomResourceEvent } from '../../../functions/prepare-account/cfn-response';
@@ -137,8 +138,62 @@ describe('Custom::FleetgateAccount', () => {
       await exists(() => iot.send(new DescribeThingGroupCommand({ thingGroupName: 'cr-quarantine' }))),
     ).toBe(false);
     expect(await exists(() => iot.send(new GetPolicyCommand({ policyName: 'cr-quarantine' })))).toBe(false);
+    // Event configurations are account-wide: left on (another stage may rely on them).
     const after = await iot.send(new DescribeEventConfigurationsCommand({}));
-    expect(after.eventConfigurations?.THING?.Enabled).toBe(false);
+    expect(after.eventConfigurations?.THING?.Enabled).toBe(true);
+  });
+
+  it('leaves the event configurations as the operator had them, and on for a second stage, when a stage is deleted', async () => {
+    // Prepare: the operator had CERTIFICATE events on and the others off before fleetgate.
+    const isolated = await startIotEmulator();
+    const client = iotClientFor(isolated);
+    try {
+      await client.send(
+        new UpdateEventConfigurationsCommand({
+          eventConfigurations: {
+            THING: { Enabled: false },
+            THING_GROUP_MEMBERSHIP: { Enabled: false },
+            CERTIFICATE: { Enabled: true },
+            CA_CERTIFICATE: { Enabled: false },
+          },
+        }),
+      );
+      const run = createHandler({
+        iot: client,
+        logger: new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' }),
+      });
+      const stage = (name: string) => ({
+        ResourceProperties: { ThingGroupName: `${name}-quarantine`, PolicyName: `${name}-quarantine` },
+      });
+      // Act: two stages deployed, then the first one deleted
+      const dev = await run(cfnEvent('Create', stage('dev')), lambdaContext('prepareAccount', 60_000));
+      const prod = await run(cfnEvent('Create', stage('prod')), lambdaContext('prepareAccount', 60_000));
+      const deleted = await run(
+        cfnEvent('Delete', { ...stage('dev'), PhysicalResourceId: dev.PhysicalResourceId }),
+        lambdaContext('prepareAccount', 60_000),
+      );
+      const after = await client.send(new DescribeEventConfigurationsCommand({}));
+      // Assess: dev turned on only what was off; nothing was switched off on delete.
+      expect(fromPhysicalId(dev.PhysicalResourceId)?.enabledEvents).toEqual([
+        'THING',
+        'THING_GROUP_MEMBERSHIP',
+        'CA_CERTIFICATE',
+      ]);
+      expect(fromPhysicalId(prod.PhysicalResourceId)?.enabledEvents).toEqual([]);
+      expect(deleted.Status).toBe('SUCCESS');
+      for (const type of ['THING', 'THING_GROUP_MEMBERSHIP', 'CERTIFICATE', 'CA_CERTIFICATE'] as const) {
+        expect(after.eventConfigurations?.[type]?.Enabled, type).toBe(true);
+      }
+      expect(
+        await exists(() => client.send(new DescribeThingGroupCommand({ thingGroupName: 'dev-quarantine' }))),
+      ).toBe(false);
+      expect(
+        await exists(() => client.send(new DescribeThingGroupCommand({ thingGroupName: 'prod-quarantine' }))),
+      ).toBe(true);
+    } finally {
+      client.destroy();
+      await isolated.stop();
+    }
   });
 
   it('leaves a group it did not create in place on Delete', async () => {
