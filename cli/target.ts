@@ -2,6 +2,7 @@
  * Where a command acts: the running local stack, explicit endpoints from the environment, AWS
  * (`--target aws`), or — when none is running — an ephemeral local stack for this command only.
  */
+import { dirname, join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IoTClient } from '@aws-sdk/client-iot';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -10,7 +11,7 @@ import { startDynamoDbLocal } from '../local/dynamodb-local';
 import { loadServerlessConfig } from '../local/serverless-config';
 import { type LocalStackOptions, type StackEndpoints, startLocalStack } from '../local/stack';
 import { localHandle, remoteHandle, type StackHandle } from '../local/stack-control';
-import { readStackFile } from '../local/stack-file';
+import { readStackFile, stackFilePath } from '../local/stack-file';
 import { buildStackModel } from '../local/stack-model';
 import { ensureTable } from '../local/table';
 import { type Config, loadConfig } from '../shared/config';
@@ -131,6 +132,8 @@ export function localStackOptions(): LocalStackOptions {
     ...(serverlessFile ? { serverlessFile } : {}),
     ...(root ? { root } : {}),
     ...(Number.isInteger(mqttPort) && mqttPort > 0 ? { mqttPort } : {}),
+    // The local S3's buckets live beside the stack file (.fleetgate/s3), across restarts, like an account's.
+    s3Root: join(dirname(stackFilePath()), 's3'),
   };
 }
 

@@ -4,7 +4,7 @@
  * serverless.yml — with the functions running in-process, unchanged, against those endpoints.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -167,6 +167,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     for (const fn of model.functions) iam.registerFunction(fn.name, fn.deployedName, fn.role);
     const s3Root = options.s3Root ?? (await mkdtemp(join(tmpdir(), 'fleetgate-s3-')));
+    // A folder made for this stack goes with it; one the caller named stays.
+    if (!options.s3Root) cleanup.push(() => rm(s3Root, { recursive: true, force: true }));
     const s3: LocalS3 = await startLocalS3({ root: s3Root, buckets: model.buckets, authorizer: iam });
     cleanup.push(() => s3.stop());
     const publicQueueUrl = (raw: string) =>

@@ -64,7 +64,37 @@ async function attempt(
   }
 }
 
+describe('the scheduled functions on the stack, each with its own role', () => {
+  it('expirySweep, reconcileInventory and sweepRotations run with no denial; the sweep writes its reports to the reports bucket', async () => {
+    const sweep = (await test.stack.trigger('expirySweep')) as { status: string; files: { json: string } };
+    expect(sweep.status).toBe('complete');
+    const bucket = test.stack.model.buckets[0] ?? '';
+    expect(sweep.files.json).toMatch(new RegExp(`^s3://${bucket}/expiry/`));
+    // The second run reads the first one's latest.json (the first read was a 404, not a 403).
+    expect(((await test.stack.trigger('expirySweep')) as { status: string }).status).toBe('complete');
+    await test.stack.trigger('reconcileInventory');
+    await test.stack.trigger('sweepRotations');
+    const used = new Set(test.stack.iam.log.map((entry) => `${entry.functionName} ${entry.action}`));
+    for (const call of [
+      'expirySweep s3:GetObject',
+      'expirySweep s3:PutObject',
+      'expirySweep dynamodb:Query',
+      'reconcileInventory iot:ListCertificates',
+    ]) {
+      expect(used, call).toContain(call);
+    }
+    expect(test.stack.iam.denials()).toEqual([]);
+  });
+});
+
 describe('local IAM on the stack', () => {
+  // These tests probe what roles refuse with the functions' own keys: their calls are not the
+  // functions' real calls (kept out of the recorded call list) and their denials are expected.
+  beforeAll(() => {
+    for (const fn of ['registerCertificate', 'expirySweep', 'deviceLifecycle'])
+      test.stack.iam.expectDenials(fn);
+  });
+
   it('DynamoDB: each item of a transaction is authorized as its own action (ConditionCheckItem)', async () => {
     const ddb = new DynamoDBClient({
       endpoint: test.stack.endpoints.dynamodb,
