@@ -3,6 +3,8 @@
  * (`run.ts`) parses the command line once and passes the result on in environment variables, which
  * the suite's global setup reads back with `optionsFromEnv`.
  */
+import { randomBytes } from 'node:crypto';
+
 export type TargetKind = 'local' | 'aws';
 
 export interface AcceptanceOptions {
@@ -15,6 +17,11 @@ export interface AcceptanceOptions {
   stackFile?: string;
   /** Passed to vitest as they are (file filters, `--reporter`, …). */
   vitestArgs: string[];
+}
+
+/** Unique per run (serials, thing names, CA subjects): re-running against the same stack works. */
+export function newRunId(now = Date.now()): string {
+  return `${now.toString(36)}${randomBytes(2).toString('hex')}`.toUpperCase();
 }
 
 /** A command line the runner refuses; exit code 2. */
@@ -87,6 +94,8 @@ export const ENV = {
   stage: 'FLEETGATE_ACCEPTANCE_STAGE',
   region: 'FLEETGATE_ACCEPTANCE_REGION',
   stackFile: 'FLEETGATE_ACCEPTANCE_STACK_FILE',
+  /** The AWS target as the runner resolved it (JSON), so the suite does not resolve it again. */
+  descriptor: 'FLEETGATE_ACCEPTANCE_DESCRIPTOR',
 } as const;
 
 export function optionsToEnv(options: AcceptanceOptions): Record<string, string> {

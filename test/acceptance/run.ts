@@ -1,24 +1,59 @@
 /**
  * `npm run test:acceptance [-- --target local|aws --stage S --region R …]`: parses the options,
- * passes them to the suite in environment variables and runs vitest with the acceptance config.
- * Exit code: vitest's; 2 on a usage error.
+ * checks an AWS target before anything runs (credentials, stack, endpoint: one clear line and exit
+ * 1 when the suite cannot run there), passes the options on in environment variables and runs vitest
+ * with the acceptance config. Exit code: vitest's; 1 when the AWS target is unusable; 2 on a usage
+ * error.
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { PROJECT_ROOT } from './names';
-import { optionsToEnv, parseAcceptanceArgs, USAGE, UsageError } from './options';
+import { awsClients, resolveAwsTarget, TargetUnavailableError } from './aws-target';
+import { PROJECT_ROOT, serviceName } from './names';
+import {
+  type AcceptanceOptions,
+  ENV,
+  newRunId,
+  optionsToEnv,
+  parseAcceptanceArgs,
+  USAGE,
+  UsageError,
+} from './options';
 
-function main(): void {
-  let options: ReturnType<typeof parseAcceptanceArgs>;
+async function main(): Promise<number> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  let options: AcceptanceOptions;
   try {
     options = parseAcceptanceArgs(process.argv.slice(2));
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     if (error.message !== 'help') process.stderr.write(`test:acceptance: ${error.message}\n`);
     process.stderr.write(`${USAGE}\n`);
-    process.exitCode = error.message === 'help' ? 0 : 2;
-    return;
+    return error.message === 'help' ? 0 : 2;
+  }
+  const env: Record<string, string> = { ...optionsToEnv(options) };
+  if (options.target === 'aws') {
+    const clients = awsClients(options.region as string);
+    try {
+      const descriptor = await resolveAwsTarget(
+        {
+          service: serviceName(),
+          stage: options.stage as string,
+          region: options.region as string,
+          runId: newRunId(),
+        },
+        clients,
+      );
+      env[ENV.descriptor] = JSON.stringify(descriptor);
+    } catch (error) {
+      if (!(error instanceof TargetUnavailableError)) throw error;
+      process.stderr.write(`test:acceptance: ${error.message}\n`);
+      return 1;
+    } finally {
+      clients.cloudformation.destroy();
+      clients.iot.destroy();
+      clients.lambda.destroy();
+    }
   }
   const vitest = join(dirname(createRequire(import.meta.url).resolve('vitest/package.json')), 'vitest.mjs');
   const child = spawn(
@@ -30,14 +65,28 @@ function main(): void {
       join(PROJECT_ROOT, 'test', 'acceptance', 'vitest.config.ts'),
       ...options.vitestArgs,
     ],
-    { cwd: PROJECT_ROOT, stdio: 'inherit', env: { ...process.env, ...optionsToEnv(options) } },
+    {
+      cwd: PROJECT_ROOT,
+      stdio: 'inherit',
+      env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...process.env, ...env },
+    },
   );
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   process.once('SIGINT', forward);
   process.once('SIGTERM', forward);
-  child.on('exit', (code, signal) => {
-    process.exitCode = code ?? (signal ? 1 : 0);
+  return new Promise((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
 }
 
-main();
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(
+      `test:acceptance: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);

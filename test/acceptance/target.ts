@@ -116,7 +116,7 @@ function openLocal(descriptor: LocalDescriptor): AcceptanceTarget {
   });
   const dir = workDir();
   const env = { FLEETGATE_STACK_FILE: descriptor.stackFile, FLEETGATE_DEVICES_DIR: descriptor.devicesDir };
-  const fleetgate = (args: string[]) => runFleetgate([...args, '--json'], env);
+  const fleetgate = (args: string[]) => runFleetgate(cliArgs(descriptor, args), env);
   return {
     kind: 'local',
     runId: descriptor.runId,
@@ -163,15 +163,22 @@ function openLocal(descriptor: LocalDescriptor): AcceptanceTarget {
   };
 }
 
-/** Commands that read or write the store take the target's table. */
-function storeCommand(args: string[]): boolean {
+/**
+ * The command line of `fleetgate <args>` on a target: `--json` always; on AWS the commands that
+ * read or write the store also get `--target aws --table <the stack's table>`.
+ */
+export function cliArgs(descriptor: TargetDescriptor, args: string[]): string[] {
   const [group, command] = args;
-  return (
+  const storeCommand =
     (group === 'allowlist' && command === 'import') ||
     (group === 'devices' && command !== undefined) ||
     (group === 'quarantine' && command === 'list') ||
-    (group === 'certificates' && command === 'register')
-  );
+    (group === 'certificates' && command === 'register');
+  const target =
+    descriptor.kind === 'aws' && storeCommand
+      ? ['--target', 'aws', '--table', descriptor.names.tableName]
+      : [];
+  return [...args, ...target, '--json'];
 }
 
 function openAws(descriptor: AwsDescriptor): AcceptanceTarget {
@@ -191,15 +198,7 @@ function openAws(descriptor: AwsDescriptor): AcceptanceTarget {
     // Lambda cold starts, SQS batching windows and IoT's eventual consistency.
     patienceMs: 180_000,
     workDir: dir,
-    fleetgate: (args) =>
-      runFleetgate(
-        [
-          ...args,
-          ...(storeCommand(args) ? ['--target', 'aws', '--table', descriptor.names.tableName] : []),
-          '--json',
-        ],
-        env,
-      ),
+    fleetgate: (args) => runFleetgate(cliArgs(descriptor, args), env),
     createClaim: () => createClaimCertificate(iot, descriptor.names),
     registrationCode: () => registrationCode(iot),
     invokeExpirySweep: (event) => invokeSweep(lambda, descriptor.names.functions.expirySweep, event),
