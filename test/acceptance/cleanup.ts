@@ -124,8 +124,17 @@ async function deleteCertificate(iot: IoTClient, certificateId: string): Promise
   }
   const status = description.certificateDescription?.status;
   const arn = description.certificateDescription?.certificateArn;
-  if (status !== 'INACTIVE' && status !== 'REVOKED')
-    await iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }));
+  // A certificate that never became ACTIVE (PENDING_ACTIVATION, or the emulator's INACTIVE after a
+  // refused RegisterThing) may refuse the update; the delete below is what has to succeed.
+  let deactivation: unknown;
+  if (status !== 'INACTIVE' && status !== 'REVOKED') {
+    try {
+      await iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }));
+    } catch (error) {
+      if (status === 'ACTIVE') throw error;
+      deactivation = error;
+    }
+  }
   if (arn) {
     let nextToken: string | undefined;
     const things: string[] = [];
@@ -138,10 +147,16 @@ async function deleteCertificate(iot: IoTClient, certificateId: string): Promise
       await iot.send(new DetachThingPrincipalCommand({ thingName, principal: arn }));
   }
   // Detaching is eventually consistent on AWS: a DeleteConflict right after it is retried.
-  await retrying(
-    () => iot.send(new DeleteCertificateCommand({ certificateId, forceDelete: true })),
-    'DeleteConflictException',
-  );
+  try {
+    await retrying(
+      () => iot.send(new DeleteCertificateCommand({ certificateId, forceDelete: true })),
+      'DeleteConflictException',
+    );
+  } catch (error) {
+    if (deactivation)
+      throw new Error(`${(error as Error).message} (after ${name(deactivation)} on INACTIVE)`);
+    throw error;
+  }
   return true;
 }
 

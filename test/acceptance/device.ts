@@ -3,6 +3,7 @@
  * `mqtt` package, one connection attempt at a time (no automatic reconnects), the Fleet Provisioning
  * MQTT API in JSON, and waiting for messages on the device's own topics.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type MqttClient } from 'mqtt';
 
 /** Where devices connect: `mqtts://<host>:<port>`, and the CA to trust (none: Node's roots, as on AWS). */
@@ -20,13 +21,27 @@ export interface DeviceIdentity {
 
 export type ConnectAttempt = { connected: true; client: MqttClient } | { connected: false; error: string };
 
+/**
+ * AWS IoT Core accepts one CONNECT per second per client id (a hard quota); faster attempts are
+ * throttled. Every connection of the suite keeps to it, on both targets.
+ */
+const CONNECT_SPACING_MS = 1100;
+const lastConnect = new Map<string, number>();
+
+async function paced(clientId: string): Promise<void> {
+  const wait = (lastConnect.get(clientId) ?? 0) + CONNECT_SPACING_MS - Date.now();
+  if (wait > 0) await sleep(wait);
+  lastConnect.set(clientId, Date.now());
+}
+
 /** Connects once and says whether the endpoint accepted (CONNACK) or dropped the connection. */
-export function tryConnect(
+export async function tryConnect(
   endpoint: MqttEndpoint,
   identity: DeviceIdentity,
   clientId: string,
   timeoutMs = 20_000,
 ): Promise<ConnectAttempt> {
+  await paced(clientId);
   return new Promise((resolve) => {
     const client = mqtt.connect(endpoint.url, {
       clientId,
@@ -80,29 +95,62 @@ export function closed(client: MqttClient, timeoutMs = 20_000): Promise<void> {
   });
 }
 
-/** Resolves with the next message on one of `topics` (exact names), parsed as JSON. */
-export function nextJson(
+/** A JSON message a device received. */
+export interface Received {
+  topic: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * Starts keeping what arrives on `topics` (exact names) from now on; `next` resolves with the first
+ * kept message, waiting up to `timeoutMs` from the moment it is called.
+ */
+export function inbox(
   client: MqttClient,
   topics: string[],
-  timeoutMs = 30_000,
-): Promise<{ topic: string; body: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+): { next(timeoutMs?: number): Promise<Received>; stop(): void } {
+  const kept: Received[] = [];
+  const waiting: Array<(message: Received) => void> = [];
+  const onMessage = (topic: string, payload: Buffer) => {
+    if (!topics.includes(topic)) return;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      body = { unparsable: payload.toString('utf8') };
+    }
+    const waiter = waiting.shift();
+    if (waiter) waiter({ topic, body });
+    else kept.push({ topic, body });
+  };
+  client.on('message', onMessage);
+  return {
+    next: (timeoutMs = 30_000) => {
+      const first = kept.shift();
+      if (first) return Promise.resolve(first);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          const index = waiting.indexOf(deliver);
+          if (index >= 0) waiting.splice(index, 1);
+          reject(new Error(`no message on ${topics.join(' | ')} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const deliver = (message: Received) => {
+          clearTimeout(timer);
+          resolve(message);
+        };
+        waiting.push(deliver);
+      });
+    },
+    stop: () => {
       client.off('message', onMessage);
-      reject(new Error(`no message on ${topics.join(' | ')} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onMessage = (topic: string, payload: Buffer) => {
-      if (!topics.includes(topic)) return;
-      clearTimeout(timer);
-      client.off('message', onMessage);
-      try {
-        resolve({ topic, body: JSON.parse(payload.toString('utf8')) as Record<string, unknown> });
-      } catch (error) {
-        reject(error);
-      }
-    };
-    client.on('message', onMessage);
-  });
+    },
+  };
+}
+
+/** Resolves with the next message on one of `topics` (exact names), parsed as JSON. */
+export function nextJson(client: MqttClient, topics: string[], timeoutMs = 30_000): Promise<Received> {
+  const messages = inbox(client, topics);
+  return messages.next(timeoutMs).finally(() => messages.stop());
 }
 
 /**

@@ -109,7 +109,7 @@ export async function connectUntilAccepted(
   const deadline = Date.now() + withinMs;
   let attempts = 0;
   let firstAccepted = false;
-  let delayMs = 500;
+  let delayMs = 1000;
   for (;;) {
     attempts += 1;
     const attempt = await tryConnect(flow.target.endpoint, identity, clientId);
@@ -120,6 +120,6 @@ export async function connectUntilAccepted(
     if (Date.now() > deadline)
       throw new Error(`${clientId}: still refused after ${attempts} attempts (${attempt.error})`);
     await sleep(delayMs);
-    delayMs = Math.min(delayMs * 2, 5000);
+    delayMs = Math.min(delayMs * 2, 8000);
   }
 }

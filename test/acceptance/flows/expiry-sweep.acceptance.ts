@@ -5,7 +5,7 @@
  * the certificate is in the JSON and the CSV as expiring, and the device, a rotation candidate, is told to rotate on `fleetgate/<thing>/rotate/required`.
  */
 import { describe, expect, it } from 'vitest';
-import { end, nextJson } from '../device';
+import { end, inbox } from '../device';
 import { allowlist, deviceReaches, registerDeviceCa } from '../operator';
 import { connectUntilAccepted, jitrIdentity } from '../steps';
 import { flowContext } from '../suite';
@@ -37,12 +37,12 @@ describe('expiry sweep and report', () => {
     // The device listens for the sweep's notice, as firmware that rotates on request does.
     const requiredTopic = `fleetgate/${thingName}/rotate/required`;
     await client.subscribeAsync(requiredTopic, { qos: 1 });
-    const notice = nextJson(client, [requiredTopic], target.patienceMs);
+    const notices = inbox(client, [requiredTopic]);
 
     // Act: a manual run (`{"runId"}`), as an operator starts one between the daily schedules.
     const runId = `acceptance-${target.runId}-${Date.now().toString(36)}`;
     const answer = await target.invokeExpirySweep({ runId });
-    const required = await notice;
+    const required = await notices.next(target.patienceMs);
     await end(client);
     const report = JSON.parse(await target.readReport(answer.files.json)) as ExpiryReport;
     const csv = await target.readReport(answer.files.csv);
