@@ -34,6 +34,15 @@ async function paced(clientId: string): Promise<void> {
   lastConnect.set(clientId, Date.now());
 }
 
+/** Connections still open, ended by `endAll` after a file (also when a test failed half-way). */
+const open = new Set<MqttClient>();
+
+/** Ends every connection this process still has open. */
+export async function endAll(): Promise<void> {
+  await Promise.all([...open].map((client) => end(client)));
+  open.clear();
+}
+
 /** Connects once and says whether the endpoint accepted (CONNACK) or dropped the connection. */
 export async function tryConnect(
   endpoint: MqttEndpoint,
@@ -63,7 +72,11 @@ export async function tryConnect(
       if (!attempt.connected) client.end(true);
       resolve(attempt);
     };
-    client.once('connect', () => settle({ connected: true, client }));
+    client.once('connect', () => {
+      open.add(client);
+      client.once('close', () => open.delete(client));
+      settle({ connected: true, client });
+    });
     client.once('error', (error) => settle({ connected: false, error: error.message }));
     client.once('close', () => settle({ connected: false, error: 'closed without a CONNACK' }));
   });

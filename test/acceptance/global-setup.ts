@@ -27,9 +27,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('acceptanceTarget', descriptor);
     return async () => undefined;
   }
+  const ownStackFile = process.env[ENV.ownStackFile];
   const local = await startLocalTarget({
     runId,
     ...(options.stackFile ? { stackFile: options.stackFile } : {}),
+    ...(ownStackFile ? { ownStackFile } : {}),
   });
   process.stdout.write(`acceptance run ${runId} on the local stack: ${local.descriptor.endpoint.url}\n`);
   project.provide('acceptanceTarget', local.descriptor);

@@ -25,9 +25,18 @@ export interface LocalTarget {
   stop(): Promise<void>;
 }
 
-export async function startLocalTarget(options: { runId: string; stackFile?: string }): Promise<LocalTarget> {
+/**
+ * @param options.stackFile a running stack to use (left running)
+ * @param options.ownStackFile where the stack this run starts writes its stack file (the runner
+ *   picks it, so it can stop the stack even when vitest is interrupted); default a new temporary one
+ */
+export async function startLocalTarget(options: {
+  runId: string;
+  stackFile?: string;
+  ownStackFile?: string;
+}): Promise<LocalTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'fleetgate-acceptance-stack-'));
-  const stackFile = options.stackFile ?? join(dir, 'stack.json');
+  const stackFile = options.stackFile ?? options.ownStackFile ?? join(dir, 'stack.json');
   const env = { FLEETGATE_STACK_FILE: stackFile, FLEETGATE_DEVICES_DIR: join(dir, 'devices') };
   let status: StackStatus;
   if (options.stackFile) {
@@ -66,4 +75,9 @@ export async function startLocalTarget(options: { runId: string; stackFile?: str
     await stop();
     throw error;
   }
+}
+
+/** Stops the stack of `stackFile` if one is still running there (the runner's last resort). */
+export async function stopLocalStack(stackFile: string): Promise<void> {
+  await runFleetgate(['local', 'down', '--json'], { FLEETGATE_STACK_FILE: stackFile });
 }

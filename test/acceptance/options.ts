@@ -96,6 +96,8 @@ export const ENV = {
   stackFile: 'FLEETGATE_ACCEPTANCE_STACK_FILE',
   /** The AWS target as the runner resolved it (JSON), so the suite does not resolve it again. */
   descriptor: 'FLEETGATE_ACCEPTANCE_DESCRIPTOR',
+  /** Where the local stack the run starts keeps its stack file (chosen by the runner). */
+  ownStackFile: 'FLEETGATE_ACCEPTANCE_OWN_STACK_FILE',
 } as const;
 
 export function optionsToEnv(options: AcceptanceOptions): Record<string, string> {

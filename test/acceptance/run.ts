@@ -6,9 +6,12 @@
  * error.
  */
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { awsClients, resolveAwsTarget, TargetUnavailableError } from './aws-target';
+import { stopLocalStack } from './local-target';
 import { PROJECT_ROOT, serviceName } from './names';
 import {
   type AcceptanceOptions,
@@ -55,6 +58,13 @@ async function main(): Promise<number> {
       clients.lambda.destroy();
     }
   }
+  // The stack a local run starts is stopped by the suite; if vitest is interrupted before its
+  // teardown, the runner stops it here, so no stack outlives the run.
+  let ownStackFile: string | undefined;
+  if (options.target === 'local' && !options.stackFile) {
+    ownStackFile = join(mkdtempSync(join(tmpdir(), 'fleetgate-acceptance-run-')), 'stack.json');
+    env[ENV.ownStackFile] = ownStackFile;
+  }
   const vitest = join(dirname(createRequire(import.meta.url).resolve('vitest/package.json')), 'vitest.mjs');
   const child = spawn(
     process.execPath,
@@ -71,12 +81,18 @@ async function main(): Promise<number> {
       env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...process.env, ...env },
     },
   );
-  const forward = (signal: NodeJS.Signals) => child.kill(signal);
-  process.once('SIGINT', forward);
-  process.once('SIGTERM', forward);
-  return new Promise((resolve) => {
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  // Ctrl-C reaches vitest directly (same process group) and may reach this process more than once
+  // (npm and tsx pass it on too): every one is handled, so the stack is stopped below.
+  const forward = (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  const code = await new Promise<number>((resolve) => {
+    child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
   });
+  if (ownStackFile && existsSync(ownStackFile)) await stopLocalStack(ownStackFile);
+  return code;
 }
 
 main().then(

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, inject } from 'vitest';
 import { cleanUp, Ledger, leftovers } from './cleanup';
+import { endAll } from './device';
 import { type AcceptanceTarget, openTarget } from './target';
 
 export interface FlowContext {
@@ -23,6 +24,7 @@ export function flowContext(): FlowContext {
     target = openTarget(inject('acceptanceTarget'));
   });
   afterAll(async () => {
+    await endAll();
     if (!target) return;
     try {
       const report = await cleanUp(target.iot, ledger);
