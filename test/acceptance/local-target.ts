@@ -4,7 +4,7 @@
  * `fleetgate local down` at the end. With `--stack-file` the suite uses a stack that is already
  * running and leaves it running.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliJson, runFleetgate } from './cli';
@@ -47,9 +47,14 @@ export async function startLocalTarget(options: {
     status = cliJson<StackStatus>(await runFleetgate(['local', 'up', '--json', '--timeout', '120000'], env));
   }
   const stop = async () => {
-    if (options.stackFile) return;
-    const down = await runFleetgate(['local', 'down', '--json'], env);
-    if (down.code !== 0) throw new Error(`fleetgate local down exited ${down.code}: ${down.stderr.trim()}`);
+    try {
+      if (options.stackFile) return;
+      const down = await runFleetgate(['local', 'down', '--json'], env);
+      if (down.code !== 0) throw new Error(`fleetgate local down exited ${down.code}: ${down.stderr.trim()}`);
+    } finally {
+      // The run's device keys (fleetgate device claim) and, for a stack of its own, its stack file.
+      await rm(dir, { recursive: true, force: true });
+    }
   };
   try {
     const { iot, mqtt } = status.endpoints;

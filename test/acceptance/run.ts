@@ -6,7 +6,7 @@
  * error.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -91,7 +91,13 @@ async function main(): Promise<number> {
   const code = await new Promise<number>((resolve) => {
     child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
   });
-  if (ownStackFile && existsSync(ownStackFile)) await stopLocalStack(ownStackFile);
+  if (ownStackFile) {
+    if (existsSync(ownStackFile)) await stopLocalStack(ownStackFile);
+    // The stack's log is next to its stack file: kept when something failed.
+    const log = ownStackFile.replace(/\.json$/, '.log');
+    if (code === 0) rmSync(dirname(ownStackFile), { recursive: true, force: true });
+    else if (existsSync(log)) process.stderr.write(`test:acceptance: the local stack's log is ${log}\n`);
+  }
   return code;
 }
 

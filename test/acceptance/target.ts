@@ -8,7 +8,7 @@
  * The global setup resolves a serializable `TargetDescriptor` once; each test file opens it
  * (`openTarget`) to get SDK clients of its own.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,7 +159,10 @@ function openLocal(descriptor: LocalDescriptor): AcceptanceTarget {
       return out.result;
     },
     readReport: (location) => readFile(location, 'utf8'),
-    close: () => iot.destroy(),
+    close: () => {
+      iot.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -207,6 +210,7 @@ function openAws(descriptor: AwsDescriptor): AcceptanceTarget {
       iot.destroy();
       lambda.destroy();
       s3.destroy();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
