@@ -166,7 +166,7 @@ export async function registerCertificate(
       event: 'PROVISION',
       device: facts.device,
       certificate: RegistrationStore.withLease(
-        certificateRecord(certificate, now, 'PENDING', decision.serial),
+        certificateRecord(certificate, now, 'PENDING', decision.serial, decision.thingName),
         {
           leaseOwner: owner,
           leaseUntil: new Date(now.epochMs + deps.config.registrationLeaseSeconds * 1000).toISOString(),
@@ -345,12 +345,16 @@ function certificateRecord(
   now: Instant,
   status: CertificateRecord['status'],
   serial?: string,
+  thingName?: string,
 ): CertificateRecord {
+  // The thing name travels with the record like in every other flow: the expiry sweep's
+  // rotate/required notice goes to the thing the certificate record names.
   return deviceCertificateRecord(certificate, {
     status,
     source: 'JITR',
     now: now.iso,
     ...(serial !== undefined ? { serial } : {}),
+    ...(thingName !== undefined ? { thingName } : {}),
   });
 }
 

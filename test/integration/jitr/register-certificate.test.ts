@@ -94,6 +94,7 @@ describe('registerCertificate', () => {
       status: 'ACTIVE',
       source: 'JITR',
       serial: 'SN-VALID-1',
+      thingName: 'SN-VALID-1',
     });
 
     // Act: the device reconnects with its now-active certificate
