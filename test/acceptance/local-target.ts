@@ -73,6 +73,7 @@ export async function startLocalTarget(options: {
         stackFile,
         devicesDir: env.FLEETGATE_DEVICES_DIR,
         iotEndpoint: iot,
+        ...(status.endpoints.s3 ? { s3Endpoint: status.endpoints.s3 } : {}),
       },
       stop,
     };

@@ -51,6 +51,8 @@ export interface LocalDescriptor extends CommonDescriptor {
   devicesDir: string;
   /** The IoT emulator (control and data plane). */
   iotEndpoint: string;
+  /** The local S3 (the reports bucket), when the stack has one. */
+  s3Endpoint?: string;
 }
 
 export interface AwsDescriptor extends CommonDescriptor {
@@ -114,6 +116,14 @@ function openLocal(descriptor: LocalDescriptor): AcceptanceTarget {
     region: descriptor.region,
     credentials: LOCAL_CREDENTIALS,
   });
+  const s3 = descriptor.s3Endpoint
+    ? new S3Client({
+        endpoint: descriptor.s3Endpoint,
+        region: descriptor.region,
+        credentials: LOCAL_CREDENTIALS,
+        forcePathStyle: true,
+      })
+    : undefined;
   const dir = workDir();
   const env = { FLEETGATE_STACK_FILE: descriptor.stackFile, FLEETGATE_DEVICES_DIR: descriptor.devicesDir };
   const fleetgate = (args: string[]) => runFleetgate(cliArgs(descriptor, args), env);
@@ -158,9 +168,12 @@ function openLocal(descriptor: LocalDescriptor): AcceptanceTarget {
       );
       return out.result;
     },
-    readReport: (location) => readFile(location, 'utf8'),
+    // The sweep writes where serverless.yml says: the reports bucket (the local S3), or a folder.
+    readReport: (location) =>
+      location.startsWith('s3://') && s3 ? readS3(s3, location) : readFile(location, 'utf8'),
     close: () => {
       iot.destroy();
+      s3?.destroy();
       rmSync(dir, { recursive: true, force: true });
     },
   };
