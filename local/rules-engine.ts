@@ -31,7 +31,8 @@ export interface RuleOutcome {
 
 export interface RulesEngineTargets {
   /** Sends a message to the queue with this logical id; resolves with the message id. */
-  sendMessage(queue: string, body: string): Promise<string>;
+  /** Sends as the rule action's role (`role`: its logical id), as IoT does. */
+  sendMessage(queue: string, body: string, role?: string): Promise<string>;
   /** Starts an asynchronous invocation (IoT invokes Lambda with InvocationType Event). */
   invokeAsync(functionName: string, event: unknown): void;
   hasFunction(functionName: string): boolean;
@@ -110,7 +111,7 @@ export class RulesEngine {
         const body = action.useBase64
           ? Buffer.from(serialize(output, original)).toString('base64')
           : serialize(output, original);
-        const messageId = await this.targets.sendMessage(action.queue, body);
+        const messageId = await this.targets.sendMessage(action.queue, body, action.role);
         return { type: 'sqs', queue: action.queue, ok: true, messageId };
       } catch (error) {
         return { type: 'sqs', target: action.queue, ok: false, error: messageOf(error) };

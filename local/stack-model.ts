@@ -35,7 +35,12 @@ export interface QueueSpec {
 }
 
 export type ActionSpec =
-  | { type: 'sqs'; queue: string; useBase64: boolean }
+  | {
+      type: 'sqs';
+      queue: string;
+      useBase64: boolean /** The role the rule sends with (RoleArn). */;
+      role?: string;
+    }
   | { type: 'lambda'; functionName: string }
   | { type: 'unsupported'; actionType: string };
 
@@ -109,6 +114,20 @@ export interface StackModel {
   buckets: string[];
   /** The logical ids of `buckets`, in the same order. */
   bucketLogicalIds: string[];
+  /** `AWS::Lambda::Permission` resources: who may invoke which function (resource-based policy). */
+  lambdaPermissions: LambdaPermissionSpec[];
+  /** Every `AWS::IAM::Role` of the file, by logical id (service roles: topic rules, provisioning). */
+  roles: Record<string, RoleSpec>;
+}
+
+export interface LambdaPermissionSpec {
+  logicalId: string;
+  /** The function's serverless.yml name (or the ARN/name as written when it is not one of this file's). */
+  functionName: string;
+  action: string;
+  principal: string;
+  sourceArn?: string;
+  sourceAccount?: string;
 }
 
 export interface ProvisioningTemplateSpec {
@@ -211,9 +230,37 @@ class Resolver {
       buckets: Object.entries(this.resources)
         .filter(([, resource]) => resource.Type === 'AWS::S3::Bucket')
         .map(([logicalId]) => this.bucketName(logicalId)),
+      roles: Object.fromEntries(
+        Object.entries(this.resources)
+          .filter(([, resource]) => resource.Type === 'AWS::IAM::Role')
+          .map(([logicalId]) => [logicalId, this.roleResource(logicalId)]),
+      ),
+      lambdaPermissions: Object.entries(this.resources)
+        .filter(([, resource]) => resource.Type === 'AWS::Lambda::Permission')
+        .map(([logicalId, resource]) => this.lambdaPermission(logicalId, resource)),
       bucketLogicalIds: Object.entries(this.resources)
         .filter(([, resource]) => resource.Type === 'AWS::S3::Bucket')
         .map(([logicalId]) => logicalId),
+    };
+  }
+
+  private lambdaPermission(logicalId: string, resource: CfnResource): LambdaPermissionSpec {
+    const properties = resource.Properties ?? {};
+    const target = properties.FunctionName;
+    const byLogical = isGetAtt(target) ? this.functionNames.get(String(target['Fn::GetAtt'][0])) : undefined;
+    const written = String(this.resolve(target));
+    const functionName = byLogical ?? this.functionByDeployedName(written.split(':').pop()) ?? written;
+    return {
+      logicalId,
+      functionName,
+      action: String(this.resolve(properties.Action)),
+      principal: String(this.resolve(properties.Principal)),
+      ...(properties.SourceArn !== undefined
+        ? { sourceArn: String(this.resolve(properties.SourceArn)) }
+        : {}),
+      ...(properties.SourceAccount !== undefined
+        ? { sourceAccount: String(this.resolve(properties.SourceAccount)) }
+        : {}),
     };
   }
 
@@ -303,7 +350,8 @@ class Resolver {
     if (type === 'Sqs') {
       const queue = this.queueByReference(body.QueueUrl);
       if (!queue) throw new StackModelError(`${ruleId}: the Sqs action's QueueUrl must be !Ref of a queue`);
-      return { type: 'sqs', queue, useBase64: body.UseBase64 === true };
+      const role = isGetAtt(body.RoleArn) ? String(body.RoleArn['Fn::GetAtt'][0]) : undefined;
+      return { type: 'sqs', queue, useBase64: body.UseBase64 === true, ...(role ? { role } : {}) };
     }
     if (type === 'Lambda') {
       const arn = body.FunctionArn as { 'Fn::GetAtt'?: string[] } | string | undefined;

@@ -166,6 +166,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       sqsEndpoint: gateway.endpoint,
     });
     for (const fn of model.functions) iam.registerFunction(fn.name, fn.deployedName, fn.role);
+    // Topic rule actions act with their RoleArn role (IoT assumes it).
+    const ruleRoleKeys = new Map<string, string>();
+    for (const rule of model.rules) {
+      for (const action of [...rule.actions, ...(rule.errorAction ? [rule.errorAction] : [])]) {
+        const spec = action.type === 'sqs' && action.role ? model.roles[action.role] : undefined;
+        if (spec && !ruleRoleKeys.has(spec.logicalId)) {
+          ruleRoleKeys.set(spec.logicalId, iam.registerRole(`iot-rule:${spec.logicalId}`, spec));
+        }
+      }
+    }
     const s3Root = options.s3Root ?? (await mkdtemp(join(tmpdir(), 'fleetgate-s3-')));
     // A folder made for this stack goes with it; one the caller named stays.
     if (!options.s3Root) cleanup.push(() => rm(s3Root, { recursive: true, force: true }));
@@ -200,7 +210,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             },
             invokeHook: (arn, event) => {
               if (!functions) throw new Error('the local stack is not ready');
-              return functions.invoke(functionForArn(model.functions, arn), event);
+              const name = functionForArn(model.functions, arn);
+              // AWS IoT invokes the hook only where the function's resource policy lets it.
+              const denial = hookInvokeDenial(model, name, event.templateArn);
+              if (denial) throw new Error(denial);
+              return functions.invoke(name, event);
             },
             authorize: (accessKeyId, api, input) => {
               if (!iam.principal(accessKeyId)) return;
@@ -271,7 +285,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     rules = new RulesEngine(model.rules, {
       accountId: model.accountId,
       hasFunction: (name) => model.functions.some((fn) => fn.name === name),
-      sendMessage: async (queue, body) => {
+      sendMessage: async (queue, body, role) => {
+        // A rule action sends as its role (RoleArn): IoT assumes it, so that role must allow the send.
+        const key = role ? ruleRoleKeys.get(role) : undefined;
+        if (role && !key)
+          throw new Error(`the rule's RoleArn names ${role}, which is not a role of serverless.yml`);
+        if (key) {
+          const queueArn = model.queues.find((candidate) => candidate.logicalId === queue)?.arn ?? '';
+          iam.authorize(key, { action: 'sqs:SendMessage', resources: [{ type: 'queue', arn: queueArn }] });
+        }
         const out = await sqs.client.send(
           new SendMessageCommand({ QueueUrl: urlOf(sqs, queue), MessageBody: body }),
         );
@@ -403,6 +425,41 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await stopAll();
     throw error;
   }
+}
+
+/**
+ * Why AWS IoT could not invoke `functionName` as the pre-provisioning hook of `templateArn`, or
+ * undefined when an `AWS::Lambda::Permission` lets `iot.amazonaws.com` invoke it for that template
+ * (https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html: "grant AWS IoT
+ * permission to invoke the Lambda function").
+ */
+export function hookInvokeDenial(
+  model: StackModel,
+  functionName: string,
+  templateArn: string,
+): string | undefined {
+  const fn = model.functions.find((candidate) => candidate.name === functionName);
+  const granted = model.lambdaPermissions.some(
+    (permission) =>
+      permission.functionName === functionName &&
+      (permission.action === 'lambda:InvokeFunction' || permission.action === 'lambda:*') &&
+      permission.principal === 'iot.amazonaws.com' &&
+      (permission.sourceArn === undefined || arnMatches(permission.sourceArn, templateArn)) &&
+      (permission.sourceAccount === undefined || permission.sourceAccount === model.accountId),
+  );
+  return granted
+    ? undefined
+    : `AccessDeniedException: iot.amazonaws.com is not authorized to perform lambda:InvokeFunction on ${fn?.arn ?? functionName} for ${templateArn} (no AWS::Lambda::Permission in serverless.yml grants it)`;
+}
+
+function arnMatches(pattern: string, arn: string): boolean {
+  const regexp = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
+  return regexp.test(arn);
 }
 
 let authorizationData: Promise<ServiceAuthorizationData> | undefined;

@@ -104,7 +104,28 @@ export class Authorizer {
 
   /** Registers a function's identity; returns the access key id its calls are signed with. */
   registerFunction(functionName: string, sessionName: string, role: RoleSpec): string {
-    const accessKeyId = functionAccessKeyId(functionName);
+    return this.registerPrincipal(functionAccessKeyId(functionName), functionName, sessionName, role);
+  }
+
+  /**
+   * Registers a service acting with a role of the template (e.g. a topic rule's action with
+   * IotTopicRulesRole): `label` names it in the log; returns the access key id to sign with.
+   */
+  registerRole(label: string, role: RoleSpec): string {
+    return this.registerPrincipal(
+      `local-role-${role.logicalId}`,
+      label,
+      label.replace(/[^\w+=,.@-]/g, '-'),
+      role,
+    );
+  }
+
+  private registerPrincipal(
+    accessKeyId: string,
+    functionName: string,
+    sessionName: string,
+    role: RoleSpec,
+  ): string {
     this.principals.set(accessKeyId, {
       functionName,
       sessionName,
@@ -126,7 +147,9 @@ export class Authorizer {
 
   /** Replaces a function's role (tests remove a permission to see the call fail); its denials are expected. */
   setRole(functionName: string, role: RoleSpec): void {
-    const principal = this.principals.get(functionAccessKeyId(functionName));
+    const principal =
+      this.principals.get(functionAccessKeyId(functionName)) ??
+      [...this.principals.values()].find((candidate) => candidate.functionName === functionName);
     if (!principal) throw new Error(`no function ${functionName} is registered`);
     principal.role = role;
     this.altered.add(functionName);

@@ -270,6 +270,28 @@ describe('local IAM on the stack', () => {
     s3.destroy();
   });
 
+  it("a topic rule's action sends as its RoleArn role: without sqs:SendMessage the message goes to the error action", async () => {
+    const rule = 'iot-rule:IotTopicRulesRole';
+    const delivered = await test.stack.publish('$aws/events/presence/connected/iam-probe', {
+      clientId: 'iam-probe',
+      eventType: 'connected',
+      timestamp: Date.now(),
+    });
+    expect(delivered.rules[0]?.actions[0]).toMatchObject({ ok: true });
+    const spec = structuredClone(test.stack.model.roles.IotTopicRulesRole);
+    if (!spec) throw new Error('serverless.yml has no IotTopicRulesRole');
+    test.stack.iam.setRole(rule, without(spec, 'sqs:SendMessage'));
+    const refused = await test.stack.publish('$aws/events/presence/connected/iam-probe', {
+      clientId: 'iam-probe',
+      eventType: 'connected',
+      timestamp: Date.now(),
+    });
+    const outcome = refused.rules[0];
+    expect(outcome?.actions[0]).toMatchObject({ ok: false });
+    expect(JSON.stringify(outcome?.actions[0])).toContain('is not authorized to perform: sqs:SendMessage');
+    test.stack.iam.setRole(rule, spec);
+  });
+
   it("the operator's own credentials are not restricted (like an administrator's)", async () => {
     const s3 = new S3Client({
       endpoint: test.stack.endpoints.s3,
