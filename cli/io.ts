@@ -1,5 +1,5 @@
 /**
- * The command contract (DESIGN.md §6): with `--json` exactly one JSON document on stdout; exit 0
+ * The command contract (docs/architecture.md §7): with `--json` exactly one JSON document on stdout; exit 0
  * on success, 1 on a handled failure (one-line reason on stderr), 2 on usage errors.
  */
 

@@ -1,5 +1,5 @@
 /**
- * `fleetgate` — the operator and developer tool (DESIGN.md §6). Each command registers itself
+ * `fleetgate` — the operator and developer tool (docs/architecture.md §7). Each command registers itself
  * from `cli/commands/`; this file owns parsing, the JSON contract and exit codes.
  */
 import { Command, CommanderError } from 'commander';

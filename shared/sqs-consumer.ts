@@ -1,5 +1,5 @@
 /**
- * The one place where an SQS consumer maps errors to outcomes (STYLE.md): every record of the
+ * The one place where an SQS consumer maps errors to outcomes (docs/architecture.md, “Adding a flow”): every record of the
  * batch is handled (Powertools `BatchProcessor`, in parallel); a retryable error fails just that
  * record, so SQS redelivers it after its visibility timeout (and dead-letters it after
  * maxReceiveCount); any other error is reported once and the record acknowledged.

@@ -1,5 +1,5 @@
 /**
- * `fleetgate doctor` checks (DESIGN.md §6): does an account (or the local stack) have what
+ * `fleetgate doctor` checks (docs/doctor.md): does an account (or the local stack) have what
  * serverless.yml says fleetgate needs? Each check takes the clients and the names expected from
  * the serverless.yml model, makes read-only calls, and answers with a {@link CheckResult}; a check
  * never throws (an unexpected error, e.g. AccessDenied, is that check's failure) and no check

@@ -1,5 +1,5 @@
 /**
- * The device state machine (DESIGN.md §2). This table is the only place that says which move is
+ * The device state machine (docs/architecture.md §2). This table is the only place that says which move is
  * legal; the store enforces it with conditional writes on `state` and `version`.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Account preparation (DESIGN.md §4): the quarantine thing group with its explicit-deny policy
+ * Account preparation (docs/architecture.md §4): the quarantine thing group with its explicit-deny policy
  * attached (CloudFormation cannot attach a policy to a thing group), and the registry event
  * configurations fleetgate consumes. Used by the `Custom::FleetgateAccount` custom resource at
  * deploy time and by local tooling (`prepareAccount(iot, …)` against the IoT emulator).

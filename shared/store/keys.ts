@@ -1,7 +1,7 @@
 /**
  * Every key of the single provisioning table is built here, and nowhere else.
  *
- * Access patterns (DESIGN.md §3):
+ * Access patterns (docs/architecture.md §3):
  * | pattern                                    | key                                                        |
  * |--------------------------------------------|------------------------------------------------------------|
  * | device record (the allowlist entry)        | PK=DEVICE#<serial>            SK=DEVICE                    |
