@@ -15,6 +15,7 @@ import {
 } from '../shared/iot/prepare-account';
 import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local';
 import { type IotEmulator, startIotEmulator } from './iot-emulator/index';
+import { type MaterializedIotResource, materializeIotResources } from './iot-resources';
 import { LocalFunctions } from './lambda-runtime';
 import { LOCAL_CREDENTIALS, type LocalSqs, startLocalSqs } from './local-sqs';
 import { type MqttBroker, startMqttBroker } from './mqtt/broker';
@@ -22,13 +23,21 @@ import { projectRoot } from './paths';
 import { MessageLedger, type MessageTrace, QueuePoller } from './queue-poller';
 import { type PublishMeta, type RuleOutcome, RulesEngine } from './rules-engine';
 import { loadServerlessConfig } from './serverless-config';
-import { buildStackModel, type FunctionSpec, type StackModel } from './stack-model';
+import {
+  buildStackModel,
+  type DeclaredIotNames,
+  declaredIotNames,
+  declaredIotResources,
+  type FunctionSpec,
+  type IotResourceSpec,
+  type StackModel,
+} from './stack-model';
 import { ensureTable } from './table';
 
 export interface LocalStackOptions {
   /** serverless.yml to read (default: the project's). */
   serverlessFile?: string;
-  /** Folder handler paths are relative to (default: the folder of `serverlessFile`). */
+  /** Folder handler and `${file(…)}` paths are relative to (default: the folder of `serverlessFile`). */
   root?: string;
   stage?: string;
   region?: string;
@@ -81,6 +90,10 @@ export interface LocalStack {
   /** Queue logical id → URL. */
   readonly queueUrls: Record<string, string>;
   readonly emulator?: IotEmulator;
+  /** The IoT resources serverless.yml declares, as created in the emulator at start. */
+  readonly iotResources: MaterializedIotResource[];
+  /** Names of the declared device policy, claim policy and fleet-provisioning template. */
+  readonly declared: DeclaredIotNames;
   /** The MQTT device endpoint in front of the emulator. */
   readonly mqtt?: MqttBroker;
   /** The standard SDK variables pointing at this stack (endpoints, region, dummy credentials). */
@@ -106,13 +119,23 @@ export interface LocalStack {
 /**
  * Starts the local stack. DynamoDB Local is the slow part (~3 s, unless `dynamodbEndpoint` is given);
  * everything else runs in this process.
- * @throws StackModelError when serverless.yml uses a construct the local stack cannot resolve.
+ * @throws StackModelError when serverless.yml uses a construct (or a resource type) the local
+ *   stack cannot resolve; IotResourceError when a declared IoT resource cannot be created.
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const serverlessFile = resolve(options.serverlessFile ?? `${projectRoot()}/serverless.yml`);
   const config = loadServerlessConfig(serverlessFile);
   const region = options.region ?? 'us-east-1';
   const draft = buildStackModel(config, modelOptions(options, region));
+  // Resolved before anything starts: a resource that cannot be rendered fails the start at once.
+  // `${file(…)}` paths are relative to the service folder (`root`: where the handlers are too).
+  const iotSpecs =
+    options.iot === false
+      ? []
+      : await declaredIotResources(config, {
+          ...modelOptions(options, region),
+          baseDir: options.root ?? dirname(serverlessFile),
+        });
   const onError =
     options.onError ?? ((error: unknown) => process.stderr.write(`fleetgate local: ${String(error)}\n`));
   const cleanup: Array<() => Promise<void>> = [];
@@ -161,6 +184,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // What CloudFormation's Custom::FleetgateAccount does at deploy (quarantine group with its deny
     // policy, registry event configurations), done here so the local account starts prepared.
     if (emulator) await prepareLocalAccount(emulator, model);
+    // What CloudFormation creates at deploy: the IoT resources serverless.yml declares.
+    const iotResources = emulator ? await materializeDeclaredIot(emulator, iotSpecs) : [];
     const mqtt =
       emulator && options.mqttPort !== false
         ? await startMqttBroker({ emulator, ...(options.mqttPort ? { port: options.mqttPort } : {}) })
@@ -275,6 +300,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       queues: Object.fromEntries(model.queues.map((queue) => [queue.name, urlOf(sqs, queue.logicalId)])),
       queueUrls: Object.fromEntries(sqs.urls),
       ...(emulator ? { emulator } : {}),
+      iotResources,
+      declared: declaredIotNames(model),
       ...(mqtt ? { mqtt } : {}),
       env,
       pids: ddb ? { dynamodb: ddb.pid } : {},
@@ -364,6 +391,18 @@ export function scheduledEvent(model: StackModel, fn: FunctionSpec, time?: strin
     ],
     detail: {},
   };
+}
+
+async function materializeDeclaredIot(
+  emulator: IotEmulator,
+  specs: readonly IotResourceSpec[],
+): Promise<MaterializedIotResource[]> {
+  const iot = new IoTClient(emulator.clientConfig());
+  try {
+    return await materializeIotResources(iot, specs);
+  } finally {
+    iot.destroy();
+  }
 }
 
 async function prepareLocalAccount(emulator: IotEmulator, model: StackModel): Promise<void> {
