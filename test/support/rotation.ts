@@ -8,9 +8,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/consumer';
-import { createHandler as createRotateHandler } from '../../functions/rotate-certificate/consumer';
-import { createHandler as createSweepHandler } from '../../functions/sweep-rotations/sweep-handler';
+import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/create-handler';
+import { createHandler as createRotateHandler } from '../../functions/rotate-certificate/create-handler';
+import { createHandler as createSweepHandler } from '../../functions/sweep-rotations/create-handler';
 import type { PublishedMessage } from '../../local/iot-emulator';
 import { createCsr, type KeyAlgorithm, type KeyedCertificate } from '../../local/pki';
 import type { Config } from '../../shared/config';
@@ -76,6 +76,7 @@ export async function startRotationRig(
     rotations,
     iot,
     messenger: new IotDataMessenger(data),
+    deadLetters: rig.deadLetters,
     logger,
     metrics: recordingMetrics(rotateOutcomes),
     clock,
@@ -87,6 +88,7 @@ export async function startRotationRig(
     registrations: new RegistrationStore(store),
     iot,
     quarantine: rig.quarantine,
+    deadLetters: rig.deadLetters,
     logger,
     metrics: lifecycleMetrics,
     clock,

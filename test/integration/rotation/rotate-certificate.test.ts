@@ -328,7 +328,7 @@ describe('rotateCertificate', () => {
     expect(rig.rig.quarantine.requests).toEqual([]);
   });
 
-  it('answers bad requests on rejected and dead-letters what cannot be answered', async () => {
+  it('answers bad requests on rejected and dead-letters at once what cannot be answered', async () => {
     await start();
     const current = await rig.activeDevice('SN-ROT-9');
     const p521 = (await createCsr({ subject: { commonName: 'SN-ROT-9' }, keys: await p521Keys() })).csrPem;
@@ -353,12 +353,15 @@ describe('rotateCertificate', () => {
       });
     }
     expect(rig.rig.emulator.callCount('CreateCertificateFromCsr')).toBe(0);
-    // Not JSON, no thing name: failed on every delivery, then dead-lettered.
+    expect(rig.rig.deadLetters.records).toEqual([]);
+    // Not JSON, no thing name: nobody to answer — sent to RotationDLQ at once, never redelivered.
     const stats = await deliver(rig.rotate, ['not json', JSON.stringify({ csr: 'x' })], {
       maxReceiveCount: 2,
       redeliveryMs: 1,
     });
-    expect(stats.deadLettered.map((r) => r.body)).toEqual(['not json', JSON.stringify({ csr: 'x' })]);
+    expect(stats.retried).toBe(0);
+    expect(stats.deadLettered).toEqual([]);
+    expect(rig.rig.deadLetters.bodies.sort()).toEqual([JSON.stringify({ csr: 'x' }), 'not json'].sort());
   });
 });
 
