@@ -54,7 +54,11 @@ export interface RotationRig {
 
 export async function startRotationRig(
   store: ProvisioningStore,
-  options: { env?: Record<string, string> } = {},
+  options: {
+    env?: Record<string, string>;
+    /** Stands between rotateCertificate and the IoT registry (e.g. to make one call fail). */
+    wrapRotationIot?: (iot: IotRegistry) => IotRegistry;
+  } = {},
 ): Promise<RotationRig> {
   let nowMs: number | undefined;
   const clock = () => nowMs ?? Date.now();
@@ -74,7 +78,7 @@ export async function startRotationRig(
     config,
     store,
     rotations,
-    iot,
+    iot: options.wrapRotationIot ? options.wrapRotationIot(iot) : iot,
     messenger: new IotDataMessenger(data),
     deadLetters: rig.deadLetters,
     logger,
