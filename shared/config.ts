@@ -1,5 +1,5 @@
 /**
- * Configuration of every fleetgate function (DESIGN.md §7). Per-stage parameters in serverless.yml
+ * Configuration of every fleetgate function (README, "Configuration"). Per-stage parameters in serverless.yml
  * become environment variables; `loadConfig` validates them once, at cold start, into a frozen typed
  * object and reports every problem at once. Nothing below a handler reads `process.env`.
  *

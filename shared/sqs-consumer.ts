@@ -1,6 +1,6 @@
 /**
- * The one SQS consumer every SQS-triggered function is built on (docs/architecture of the flows:
- * README "The flows"). Powertools' `BatchProcessor` handles the records of a batch (in parallel) and
+ * The one SQS consumer every SQS-triggered function is built on (docs/quarantine.md, "Dead
+ * letters"). Powertools' `BatchProcessor` handles the records of a batch (in parallel) and
  * reports partial failures (`ReportBatchItemFailures`); its parser integration parses each body —
  * the `json` transformer and the function's `innerSchema` on Powertools' SQS record schema — before
  * the function sees it.
