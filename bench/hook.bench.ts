@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { createHandler } from '../functions/pre-provision-hook/hook';
+import { createHandler } from '../functions/pre-provision-hook/create-handler';
 import { createCertificateAuthority, createDeviceCertificate } from '../local/pki';
 import { parsePreProvisionHookEvent, preProvisionHookEventSchema } from '../schemas/pre-provision-hook';
 import { parseCertificatePem } from '../shared/certificates';

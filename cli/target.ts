@@ -12,7 +12,7 @@ import { loadServerlessConfig } from '../local/serverless-config';
 import { type LocalStackOptions, type StackEndpoints, startLocalStack } from '../local/stack';
 import { localHandle, remoteHandle, type StackHandle } from '../local/stack-control';
 import { readStackFile, stackFilePath } from '../local/stack-file';
-import { buildStackModel } from '../local/stack-model';
+import { buildStackModel, type DeclaredIotNames } from '../local/stack-model';
 import { ensureTable } from '../local/table';
 import { type Config, loadConfig } from '../shared/config';
 import { DeadLetters, deadLetterQueues, type Republish } from '../shared/dlq/dead-letters';
@@ -152,6 +152,7 @@ export async function resolveStackTarget(output: Output): Promise<StackTarget> {
         region: stack.region,
         tableName: stack.tableName,
         queues: stack.queues ?? {},
+        ...(stack.declared ? { declared: stack.declared as DeclaredIotNames } : {}),
       }),
       close: async () => undefined,
     };

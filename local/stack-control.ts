@@ -9,6 +9,7 @@ import { InvocationError, UnknownFunctionError } from './lambda-runtime';
 import type { MessageTrace } from './queue-poller';
 import type { PublishMeta } from './rules-engine';
 import type { LocalStack, PublishResult, StackEndpoints } from './stack';
+import type { DeclaredIotNames } from './stack-model';
 
 /** What a command needs from a local stack, wherever it runs. */
 export interface StackHandle {
@@ -16,6 +17,8 @@ export interface StackHandle {
   readonly region: string;
   readonly tableName: string;
   readonly queues: Record<string, string>;
+  /** The device policy, claim policy and fleet-provisioning template serverless.yml declares. */
+  readonly declared: DeclaredIotNames;
   /** Resolves with the handler's result; rejects with InvocationError / UnknownFunctionError. */
   invoke(functionName: string, event: unknown): Promise<unknown>;
   publish(topic: string, payload: unknown, meta?: PublishMeta): Promise<PublishResult>;
@@ -33,6 +36,7 @@ export function localHandle(stack: LocalStack): StackHandle {
     region: stack.region,
     tableName: stack.tableName,
     queues: stack.queues,
+    declared: stack.declared,
     invoke: (name, event) => stack.invoke(name, event),
     publish: (topic, payload, meta) => stack.publish(topic, payload as object, meta),
     trigger: (name, options) => stack.trigger(name, options),
@@ -133,6 +137,7 @@ export function remoteHandle(stack: {
   region: string;
   tableName: string;
   queues: Record<string, string>;
+  declared?: DeclaredIotNames;
 }): StackHandle {
   const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
     const response = await fetch(`${stack.control}${path}`, {
@@ -158,6 +163,7 @@ export function remoteHandle(stack: {
     region: stack.region,
     tableName: stack.tableName,
     queues: stack.queues,
+    declared: stack.declared ?? {},
     invoke: (functionName, event) => call('POST', '/invoke', { functionName, event }),
     publish: async (topic, payload, meta) =>
       (await call('POST', '/publish', { topic, payload, meta })) as PublishResult,

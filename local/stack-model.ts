@@ -1,10 +1,13 @@
 /**
  * The local stack's view of serverless.yml: queues, topic rules, functions and their event sources,
  * with Serverless variables (`${self:…}`, `${sls:stage}`, `${opt:…}`, `${param:…}`, `${aws:…}`,
- * `${env:…}`) and CloudFormation intrinsics (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`) resolved to
- * local values. The deployed file is the routing table: nothing here is configured twice.
+ * `${env:…}`, and `${file(…):…}` in {@link declaredIotResources}) and CloudFormation intrinsics
+ * (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`) resolved to local values. The deployed file is the
+ * routing table: nothing here is configured twice.
  */
 
+import { createRequire } from 'node:module';
+import { resolve as resolvePath } from 'node:path';
 import { managedPolicyDocument } from './iam/managed-policies';
 import type { NamedPolicy, PolicyDocument, PolicyStatement } from './iam/policy';
 import { type IotSqlStatement, parseIotSql } from './iot-sql';
@@ -108,6 +111,8 @@ export interface StackModel {
   accountPreparations: AccountPreparationSpec[];
   /** `custom.devicePolicyName`: the one shared device policy JITR and fleet provisioning attach. */
   devicePolicyName?: string;
+  /** `custom.claimPolicyName`: the policy claim certificates carry (fleet provisioning by claim). */
+  claimPolicyName?: string;
   /** `AWS::IoT::ProvisioningTemplate` resources (fleet provisioning by claim). */
   provisioningTemplates: ProvisioningTemplateSpec[];
   /** `AWS::S3::Bucket` names (the local S3 creates them). */
@@ -133,6 +138,8 @@ export interface LambdaPermissionSpec {
 export interface ProvisioningTemplateSpec {
   logicalId: string;
   templateName: string;
+  /** `FLEET_PROVISIONING` (the default) or `JITP`. */
+  templateType: string;
   /** The pre-provisioning hook's function (serverless.yml name), when it is one of this file's. */
   preProvisioningHookFunction?: string;
 }
@@ -147,6 +154,127 @@ export interface AccountPreparationSpec {
 /** Thrown when serverless.yml uses a construct the local stack cannot resolve. */
 export class StackModelError extends Error {
   override name = 'StackModelError';
+}
+
+/**
+ * Every resource type the local stack knows, and what it does with it. A type that is not here
+ * fails the model (and so `fleetgate local up`) with the resource's logical id and type: nothing
+ * serverless.yml declares is skipped without saying so.
+ */
+export const LOCAL_RESOURCE_TYPES: Readonly<Record<string, string>> = {
+  'AWS::DynamoDB::Table': 'created in DynamoDB Local from its definition',
+  'AWS::SQS::Queue': 'created in local SQS with its attributes and redrive policy',
+  'AWS::SQS::QueuePolicy': 'not enforced locally (local SQS has no resource policies)',
+  'AWS::IoT::TopicRule': 'run by the local rules engine',
+  'AWS::IoT::Policy': 'created in the IoT emulator (CreatePolicy)',
+  'AWS::IoT::ProvisioningTemplate': 'created in the IoT emulator (CreateProvisioningTemplate)',
+  'AWS::IoT::ThingGroup': 'created in the IoT emulator (CreateThingGroup)',
+  'AWS::IoT::CACertificate': 'registered in the IoT emulator (RegisterCACertificate)',
+  'Custom::FleetgateAccount':
+    'prepared in the IoT emulator (quarantine group and policy, event configurations)',
+  'AWS::IAM::Role': 'the role of a function or of IoT; no local IAM service',
+  'AWS::IAM::Policy': 'part of a role; no local IAM service',
+  'AWS::IAM::ManagedPolicy': 'part of a role; no local IAM service',
+  'AWS::Lambda::Permission': 'not needed locally (functions are invoked in-process)',
+  'AWS::Lambda::EventInvokeConfig': 'not emulated (asynchronous invocations run once)',
+  'AWS::S3::Bucket': 'a folder (REPORT_DESTINATION is file://.fleetgate/reports)',
+  'AWS::S3::BucketPolicy': 'not enforced locally (no local S3)',
+  'AWS::CloudWatch::Alarm': 'not emulated (no local CloudWatch)',
+  'AWS::SNS::Topic': 'not emulated (no local SNS; alarm actions only)',
+  'AWS::SNS::TopicPolicy': 'not emulated (no local SNS)',
+  'AWS::Logs::LogGroup': 'not emulated (handler logs go to the local stack output)',
+};
+
+/** The IoT resources serverless.yml declares, resolved, as the local stack creates them. */
+export type IotResourceSpec =
+  | {
+      type: 'AWS::IoT::Policy';
+      logicalId: string;
+      policyName: string;
+      /** The JSON document as CloudFormation sends it to CreatePolicy. */
+      policyDocument: string;
+    }
+  | {
+      type: 'AWS::IoT::ProvisioningTemplate';
+      logicalId: string;
+      templateName: string;
+      templateBody: string;
+      provisioningRoleArn: string;
+      enabled: boolean;
+      templateType: string;
+      description?: string;
+      preProvisioningHook?: { targetArn: string; payloadVersion: string };
+    }
+  | {
+      type: 'AWS::IoT::ThingGroup';
+      logicalId: string;
+      thingGroupName: string;
+      parentGroupName?: string;
+      description?: string;
+      attributes?: Record<string, string>;
+    }
+  | {
+      type: 'AWS::IoT::CACertificate';
+      logicalId: string;
+      caCertificatePem: string;
+      verificationCertificatePem?: string;
+      status: 'ACTIVE' | 'INACTIVE';
+      autoRegistration: boolean;
+      certificateMode?: string;
+      registrationConfig?: { templateBody?: string; roleArn?: string; templateName?: string };
+    };
+
+/**
+ * Resolves CloudFormation intrinsics (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`) in `value` with
+ * the local values of a serverless.yml — e.g. a resource of a packaged template, to compare what
+ * `serverless package` renders with what the local stack creates.
+ */
+export function resolveCloudFormation(
+  config: ServerlessConfig,
+  options: ModelOptions,
+  value: unknown,
+): unknown {
+  return new Resolver(config, options).resolve(value);
+}
+
+/** The names a device-side tool needs (`fleetgate device`, the simulator), from serverless.yml. */
+export interface DeclaredIotNames {
+  devicePolicyName?: string;
+  claimPolicyName?: string;
+  /** The `FLEET_PROVISIONING` template (with the pre-provisioning hook). */
+  fleetTemplateName?: string;
+}
+
+export function declaredIotNames(model: StackModel): DeclaredIotNames {
+  const fleet = model.provisioningTemplates.find(
+    (template) => template.templateType === 'FLEET_PROVISIONING',
+  );
+  return {
+    ...(model.devicePolicyName !== undefined ? { devicePolicyName: model.devicePolicyName } : {}),
+    ...(model.claimPolicyName !== undefined ? { claimPolicyName: model.claimPolicyName } : {}),
+    ...(fleet ? { fleetTemplateName: fleet.templateName } : {}),
+  };
+}
+
+/** Every resource the local stack creates in the IoT emulator, in creation order. */
+export const IOT_RESOURCE_TYPES = [
+  'AWS::IoT::ThingGroup',
+  'AWS::IoT::Policy',
+  'AWS::IoT::ProvisioningTemplate',
+  'AWS::IoT::CACertificate',
+] as const;
+
+/**
+ * The IoT resources of a parsed serverless.yml, resolved as a deploy would: `${file(…):…}` through
+ * the same module `serverless package` calls (iot/render.cjs), then CloudFormation's intrinsics.
+ * @param options.baseDir the folder `${file(…)}` paths are relative to (serverless.yml's)
+ * @throws StackModelError naming the resource when a property cannot be resolved or is unsupported.
+ */
+export async function declaredIotResources(
+  config: ServerlessConfig,
+  options: ModelOptions & { baseDir: string },
+): Promise<IotResourceSpec[]> {
+  return new Resolver(config, options).iotResources(options.baseDir);
 }
 
 /** The Serverless Framework's logical id of a function's AWS::Lambda::Function resource. */
@@ -171,6 +299,8 @@ class Resolver {
   private tableName = '';
   private configuredTableName = '';
 
+  private readonly service: string;
+
   constructor(
     private readonly config: ServerlessConfig,
     private readonly options: ModelOptions,
@@ -179,10 +309,8 @@ class Resolver {
     this.stage = options.stage ?? 'local';
     this.region = options.region ?? 'us-east-1';
     this.accountId = options.accountId ?? LOCAL_ACCOUNT_ID;
-  }
-
-  build(): StackModel {
     const service = String(this.variables(this.config.service));
+    this.service = service;
     const table = this.resources.ProvisioningTable?.Properties?.TableName;
     this.configuredTableName = table ? String(this.variables(table)) : `${service}-${this.stage}`;
     this.tableName = this.options.tableName ?? this.configuredTableName;
@@ -191,12 +319,24 @@ class Resolver {
       const name = resource.Properties?.QueueName;
       this.queueNames.set(logicalId, name ? String(this.variables(name)) : logicalId);
     }
-    const functions = Object.entries(this.config.functions ?? {});
-    for (const [name, fn] of functions) {
+    for (const [name, fn] of Object.entries(this.config.functions ?? {})) {
       const deployed = fn.name ? String(this.variables(fn.name)) : `${service}-${this.stage}-${name}`;
       this.functionNames.set(functionLogicalId(name), name);
       this.functionNames.set(`fn:${name}`, deployed);
     }
+  }
+
+  build(): StackModel {
+    const service = this.service;
+    for (const [logicalId, resource] of Object.entries(this.resources)) {
+      if (!(resource.Type in LOCAL_RESOURCE_TYPES)) {
+        throw new StackModelError(
+          `resources.Resources.${logicalId}: ${resource.Type} is not a resource type the local stack knows; ` +
+            'add it to LOCAL_RESOURCE_TYPES (local/stack-model.ts) with what the local stack does with it',
+        );
+      }
+    }
+    const functions = Object.entries(this.config.functions ?? {});
     const queues = [...this.queueNames].map(([logicalId, name]) => this.queue(logicalId, name));
     const rules = Object.entries(this.resources)
       .filter(([, resource]) => resource.Type === 'AWS::IoT::TopicRule')
@@ -223,6 +363,9 @@ class Resolver {
         }),
       ...(this.config.custom?.devicePolicyName !== undefined
         ? { devicePolicyName: String(this.variables(this.config.custom.devicePolicyName)) }
+        : {}),
+      ...(this.config.custom?.claimPolicyName !== undefined
+        ? { claimPolicyName: String(this.variables(this.config.custom.claimPolicyName)) }
         : {}),
       provisioningTemplates: Object.entries(this.resources)
         .filter(([, resource]) => resource.Type === 'AWS::IoT::ProvisioningTemplate')
@@ -274,9 +417,186 @@ class Resolver {
     const fn = (logical ? this.functionNames.get(logical) : undefined) ?? this.functionByDeployedName(byArn);
     return {
       logicalId,
-      templateName: properties.TemplateName ? String(this.variables(properties.TemplateName)) : logicalId,
+      templateName: this.templateName(logicalId, properties),
+      templateType: properties.TemplateType
+        ? String(this.variables(properties.TemplateType))
+        : 'FLEET_PROVISIONING',
       ...(fn ? { preProvisioningHookFunction: fn } : {}),
     };
+  }
+
+  private templateName(logicalId: string, properties: Record<string, unknown>): string {
+    return properties.TemplateName ? String(this.variables(properties.TemplateName)) : logicalId;
+  }
+
+  async iotResources(baseDir: string): Promise<IotResourceSpec[]> {
+    const specs: IotResourceSpec[] = [];
+    for (const type of IOT_RESOURCE_TYPES) {
+      for (const [logicalId, resource] of Object.entries(this.resources)) {
+        if (resource.Type !== type) continue;
+        let properties: Record<string, unknown>;
+        try {
+          properties = this.resolve(await this.expandFiles(resource.Properties ?? {}, baseDir)) as Record<
+            string,
+            unknown
+          >;
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error);
+          throw new StackModelError(`resources.Resources.${logicalId} (${type}): ${reason}`);
+        }
+        specs.push(this.iotResource(type, logicalId, properties));
+      }
+    }
+    return specs;
+  }
+
+  private iotResource(
+    type: (typeof IOT_RESOURCE_TYPES)[number],
+    logicalId: string,
+    p: Record<string, unknown>,
+  ): IotResourceSpec {
+    const where = `resources.Resources.${logicalId} (${type})`;
+    const text = (key: string, required = true): string | undefined => {
+      const value = p[key];
+      if (value === undefined || value === null) {
+        if (required) throw new StackModelError(`${where}: ${key} is required`);
+        return undefined;
+      }
+      if (typeof value !== 'string') throw new StackModelError(`${where}: ${key} must be a string`);
+      return value;
+    };
+    const json = (key: string): string => {
+      const value = p[key];
+      if (typeof value === 'string') return value;
+      if (typeof value === 'object' && value !== null) return JSON.stringify(value);
+      throw new StackModelError(`${where}: ${key} is required`);
+    };
+    switch (type) {
+      case 'AWS::IoT::Policy':
+        return {
+          type,
+          logicalId,
+          policyName: text('PolicyName', false) ?? this.generatedName(logicalId),
+          policyDocument: json('PolicyDocument'),
+        };
+      case 'AWS::IoT::ProvisioningTemplate': {
+        const hook = p.PreProvisioningHook as { TargetArn?: unknown; PayloadVersion?: unknown } | undefined;
+        if (hook !== undefined && typeof hook.TargetArn !== 'string') {
+          throw new StackModelError(`${where}: PreProvisioningHook.TargetArn must resolve to an ARN`);
+        }
+        const description = text('Description', false);
+        return {
+          type,
+          logicalId,
+          templateName: text('TemplateName', false) ?? logicalId,
+          templateBody: json('TemplateBody'),
+          provisioningRoleArn: text('ProvisioningRoleArn') as string,
+          enabled: p.Enabled === true || p.Enabled === 'true',
+          templateType: text('TemplateType', false) ?? 'FLEET_PROVISIONING',
+          ...(description !== undefined ? { description } : {}),
+          ...(hook
+            ? {
+                preProvisioningHook: {
+                  targetArn: String(hook.TargetArn),
+                  payloadVersion:
+                    typeof hook.PayloadVersion === 'string' ? hook.PayloadVersion : '2020-04-01',
+                },
+              }
+            : {}),
+        };
+      }
+      case 'AWS::IoT::ThingGroup': {
+        if (p.QueryString !== undefined) {
+          throw new StackModelError(`${where}: dynamic thing groups (QueryString) are not emulated`);
+        }
+        const properties = (p.ThingGroupProperties ?? {}) as {
+          ThingGroupDescription?: unknown;
+          AttributePayload?: { Attributes?: Record<string, unknown> };
+        };
+        const attributes = properties.AttributePayload?.Attributes;
+        const parentGroupName = text('ParentGroupName', false);
+        return {
+          type,
+          logicalId,
+          thingGroupName: text('ThingGroupName', false) ?? this.generatedName(logicalId),
+          ...(parentGroupName !== undefined ? { parentGroupName } : {}),
+          ...(typeof properties.ThingGroupDescription === 'string'
+            ? { description: properties.ThingGroupDescription }
+            : {}),
+          ...(attributes
+            ? { attributes: Object.fromEntries(Object.entries(attributes).map(([k, v]) => [k, String(v)])) }
+            : {}),
+        };
+      }
+      case 'AWS::IoT::CACertificate': {
+        const status = text('Status');
+        if (status !== 'ACTIVE' && status !== 'INACTIVE') {
+          throw new StackModelError(`${where}: Status must be ACTIVE or INACTIVE`);
+        }
+        const config = p.RegistrationConfig as
+          | { TemplateBody?: unknown; RoleArn?: unknown; TemplateName?: unknown }
+          | undefined;
+        const verification = text('VerificationCertificatePem', false);
+        const mode = text('CertificateMode', false);
+        return {
+          type,
+          logicalId,
+          caCertificatePem: text('CACertificatePem') as string,
+          ...(verification !== undefined ? { verificationCertificatePem: verification } : {}),
+          status,
+          autoRegistration: p.AutoRegistrationStatus === 'ENABLE',
+          ...(mode !== undefined ? { certificateMode: mode } : {}),
+          ...(config
+            ? {
+                registrationConfig: {
+                  ...(typeof config.TemplateBody === 'string' ? { templateBody: config.TemplateBody } : {}),
+                  ...(typeof config.RoleArn === 'string' ? { roleArn: config.RoleArn } : {}),
+                  ...(typeof config.TemplateName === 'string' ? { templateName: config.TemplateName } : {}),
+                },
+              }
+            : {}),
+        };
+      }
+    }
+  }
+
+  /**
+   * Replaces every `${file(path):export}` value with what Serverless would put there: the export of
+   * the module (a function is called with `{options, resolveVariable}` and awaited). The result is
+   * left unresolved: CloudFormation's intrinsics in it are resolved afterwards, once.
+   */
+  private async expandFiles(value: unknown, baseDir: string): Promise<unknown> {
+    if (typeof value === 'string') {
+      const file = /^\$\{file\(([^)]+)\):([\w.]+)\}$/.exec(value.trim());
+      if (file) return this.fileVariable(resolvePath(baseDir, String(file[1]).trim()), String(file[2]));
+      if (value.includes('${file(')) {
+        throw new StackModelError(`\${file(…)} must be the whole value locally (in ${value})`);
+      }
+      return value;
+    }
+    if (Array.isArray(value)) return Promise.all(value.map((item) => this.expandFiles(item, baseDir)));
+    if (typeof value !== 'object' || value === null) return value;
+    const entries = await Promise.all(
+      Object.entries(value).map(async ([key, item]) => [key, await this.expandFiles(item, baseDir)] as const),
+    );
+    return Object.fromEntries(entries);
+  }
+
+  private async fileVariable(file: string, address: string): Promise<unknown> {
+    const load = createRequire(import.meta.url);
+    let current: unknown = load(file);
+    for (const key of address.split('.')) {
+      if (typeof current !== 'object' || current === null) current = undefined;
+      else current = (current as Record<string, unknown>)[key];
+      if (typeof current === 'function') {
+        current = await (current as (context: unknown) => unknown)({
+          options: { stage: this.stage, region: this.region, ...this.options.params },
+          resolveVariable: async (expression: string) => this.variable(expression, 0),
+        });
+      }
+    }
+    if (current === undefined) throw new StackModelError(`\${file(${file}):${address}} is undefined`);
+    return current;
   }
 
   private queueUrl(name: string): string {
@@ -538,8 +858,11 @@ class Resolver {
     };
   }
 
-  /** CloudFormation's generated physical name: `<stack>-<logicalId>-<suffix>`, bounded. */
-  private generatedName(logicalId: string, max: number, lower = false): string {
+  /**
+   * A name CloudFormation would generate for a resource declared without one: `<stack>-<logicalId>-<suffix>`,
+   * bounded (the suffix is random on AWS, `local` here).
+   */
+  private generatedName(logicalId: string, max = 128, lower = false): string {
     const stack = `${String(this.variables(this.config.service))}-${this.stage}`;
     const name = `${stack}-${logicalId}`.slice(0, max - 6);
     const generated = `${name}-local`;
@@ -593,8 +916,13 @@ class Resolver {
         return (parts.map((part) => this.resolve(part)) as string[]).join(separator);
       }
       if (key === 'Fn::Sub') {
-        const template = String(this.variables(Array.isArray(arg) ? arg[0] : arg));
+        // `[template, {Name: value}]` or `template`; `${!Literal}` is the literal `${Literal}`.
+        const [raw, named] = Array.isArray(arg) ? [arg[0], arg[1] ?? {}] : [arg, {}];
+        const template = String(this.variables(raw));
+        const values = this.resolve(named) as Record<string, unknown>;
         return template.replace(/\$\{([^}]+)\}/g, (_match, name: string) => {
+          if (name.startsWith('!')) return `\${${name.slice(1)}}`;
+          if (Object.hasOwn(values, name)) return String(values[name]);
           const [id, attribute] = name.split('.');
           return String(attribute ? this.getAtt(String(id), attribute) : this.ref(String(id)));
         });
@@ -622,8 +950,13 @@ class Resolver {
     const fn = this.functionNames.get(id);
     if (fn) return this.functionNames.get(`fn:${fn}`) ?? fn;
     const resource = this.resources[id];
+    const properties = resource?.Properties ?? {};
     const name =
-      resource?.Properties?.RuleName ?? resource?.Properties?.PolicyName ?? resource?.Properties?.RoleName;
+      properties.RuleName ??
+      properties.PolicyName ??
+      properties.RoleName ??
+      properties.TemplateName ??
+      properties.ThingGroupName;
     return name ? String(this.resolve(name)) : id;
   }
 
@@ -646,29 +979,35 @@ class Resolver {
       if (attribute === 'Arn') return `arn:aws:s3:::${this.bucketName(id)}`;
       if (attribute === 'DomainName') return `${this.bucketName(id)}.s3.amazonaws.com`;
     }
-    if (type === 'AWS::IAM::Role' && attribute === 'Arn') {
-      return `arn:aws:iam::${this.accountId}:role/${this.ref(id)}`;
+    if (attribute === 'Arn' && type === 'AWS::IAM::Role') {
+      const roleName = this.resources[id]?.Properties?.RoleName;
+      return `arn:aws:iam::${this.accountId}:role/${roleName ? String(this.resolve(roleName)) : this.generatedName(id)}`;
+    }
+    if (attribute === 'Arn' && type === 'AWS::IoT::Policy') {
+      return `arn:aws:iot:${this.region}:${this.accountId}:policy/${this.ref(id)}`;
+    }
+    if (attribute === 'Arn' && type === 'AWS::IoT::ThingGroup') {
+      return `arn:aws:iot:${this.region}:${this.accountId}:thinggroup/${this.ref(id)}`;
     }
     return `arn:aws:local:${this.region}:${this.accountId}:${id}`;
   }
 
-  /** Expands `${…}` Serverless variables, innermost first. */
+  /**
+   * Expands `${…}` Serverless variables, innermost first. CloudFormation's own placeholders in
+   * `Fn::Sub` strings (`${AWS::Region}`, `${Name}`, `${Logical.Attr}`, `${!Literal}`) are left for it.
+   */
   variables(value: unknown, depth = 0): unknown {
     if (typeof value !== 'string' || !value.includes('${')) return value;
     if (depth > 20) throw new StackModelError(`variable nesting too deep in ${value}`);
-    // `${AWS::Region}`, `${Queue.Arn}`, `${LogicalId}` are Fn::Sub references, left for CloudFormation.
-    const isSubReference = (inner: string) => inner.includes('::') || !inner.includes(':');
-    const innermost = /\$\{([^${}]+)\}/g;
-    const next = (text: string) => [...text.matchAll(innermost)].find((m) => !isSubReference(String(m[1])));
     let text = value;
-    let match = next(text);
+    let match = nextServerlessVariable(text);
     while (match) {
       const whole = match[0];
       const resolved = this.variable(String(match[1]).trim(), depth);
       // A variable that is the whole string keeps its type (objects from ${self:custom.x}).
       if (whole === text && typeof resolved !== 'string') return resolved;
       text = text.replace(whole, String(resolved));
-      match = next(text);
+      match = nextServerlessVariable(text);
     }
     return text;
   }
@@ -723,6 +1062,23 @@ function isGetAtt(value: unknown): value is { 'Fn::GetAtt': unknown[] } {
     value !== null &&
     Array.isArray((value as { 'Fn::GetAtt'?: unknown })['Fn::GetAtt'])
   );
+}
+
+/**
+ * The first innermost `${…}` that is a Serverless variable (`source:address`, `file(…)`, a quoted
+ * or numeric literal, alternatives); CloudFormation's `Fn::Sub` placeholders are skipped.
+ */
+function nextServerlessVariable(text: string): RegExpExecArray | undefined {
+  const innermost = /\$\{([^${}]+)\}/g;
+  for (let match = innermost.exec(text); match; match = innermost.exec(text)) {
+    const expression = String(match[1]).trim();
+    const cloudFormation =
+      expression.startsWith('!') ||
+      /^[A-Za-z0-9]+::[A-Za-z0-9]+$/.test(expression) ||
+      /^[\w]+(\.[\w.]+)?$/.test(expression);
+    if (!cloudFormation) return match;
+  }
+  return undefined;
 }
 
 function splitTopLevel(expression: string): string[] {

@@ -22,6 +22,7 @@ import { iotCheck } from './iam/requests';
 import { ServiceAuthorizationData } from './iam/service-data';
 import { IotError } from './iot-emulator/errors';
 import { type IotEmulator, startIotEmulator } from './iot-emulator/index';
+import { type MaterializedIotResource, materializeIotResources } from './iot-resources';
 import { LocalFunctions } from './lambda-runtime';
 import { LOCAL_CREDENTIALS, type LocalSqs, startLocalSqs } from './local-sqs';
 import { type MqttBroker, startMqttBroker } from './mqtt/broker';
@@ -30,13 +31,21 @@ import { MessageLedger, type MessageTrace, QueuePoller } from './queue-poller';
 import { type PublishMeta, type RuleOutcome, RulesEngine } from './rules-engine';
 import { type LocalS3, startLocalS3 } from './s3-local';
 import { loadServerlessConfig } from './serverless-config';
-import { buildStackModel, type FunctionSpec, type StackModel } from './stack-model';
+import {
+  buildStackModel,
+  type DeclaredIotNames,
+  declaredIotNames,
+  declaredIotResources,
+  type FunctionSpec,
+  type IotResourceSpec,
+  type StackModel,
+} from './stack-model';
 import { ensureTable } from './table';
 
 export interface LocalStackOptions {
   /** serverless.yml to read (default: the project's). */
   serverlessFile?: string;
-  /** Folder handler paths are relative to (default: the folder of `serverlessFile`). */
+  /** Folder handler and `${file(…)}` paths are relative to (default: the folder of `serverlessFile`). */
   root?: string;
   stage?: string;
   region?: string;
@@ -95,6 +104,10 @@ export interface LocalStack {
   /** Queue logical id → URL. */
   readonly queueUrls: Record<string, string>;
   readonly emulator?: IotEmulator;
+  /** The IoT resources serverless.yml declares, as created in the emulator at start. */
+  readonly iotResources: MaterializedIotResource[];
+  /** Names of the declared device policy, claim policy and fleet-provisioning template. */
+  readonly declared: DeclaredIotNames;
   /** The MQTT device endpoint in front of the emulator. */
   readonly mqtt?: MqttBroker;
   /** The standard SDK variables pointing at this stack (endpoints, region, dummy credentials). */
@@ -124,13 +137,23 @@ export interface LocalStack {
 /**
  * Starts the local stack. DynamoDB Local is the slow part (~3 s, unless `dynamodbEndpoint` is given);
  * everything else runs in this process.
- * @throws StackModelError when serverless.yml uses a construct the local stack cannot resolve.
+ * @throws StackModelError when serverless.yml uses a construct (or a resource type) the local
+ *   stack cannot resolve; IotResourceError when a declared IoT resource cannot be created.
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const serverlessFile = resolve(options.serverlessFile ?? `${projectRoot()}/serverless.yml`);
   const config = loadServerlessConfig(serverlessFile);
   const region = options.region ?? 'us-east-1';
   const draft = buildStackModel(config, modelOptions(options, region));
+  // Resolved before anything starts: a resource that cannot be rendered fails the start at once.
+  // `${file(…)}` paths are relative to the service folder (`root`: where the handlers are too).
+  const iotSpecs =
+    options.iot === false
+      ? []
+      : await declaredIotResources(config, {
+          ...modelOptions(options, region),
+          baseDir: options.root ?? dirname(serverlessFile),
+        });
   const onError =
     options.onError ?? ((error: unknown) => process.stderr.write(`fleetgate local: ${String(error)}\n`));
   const cleanup: Array<() => Promise<void>> = [];
@@ -240,6 +263,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // What CloudFormation's Custom::FleetgateAccount does at deploy (quarantine group with its deny
     // policy, registry event configurations), done here so the local account starts prepared.
     if (emulator) await prepareLocalAccount(emulator, model);
+    // What CloudFormation creates at deploy: the IoT resources serverless.yml declares.
+    const iotResources = emulator ? await materializeDeclaredIot(emulator, iotSpecs) : [];
     const mqtt =
       emulator && options.mqttPort !== false
         ? await startMqttBroker({ emulator, ...(options.mqttPort ? { port: options.mqttPort } : {}) })
@@ -379,6 +404,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ),
       queueUrls: Object.fromEntries([...sqs.urls].map(([id, url]) => [id, publicQueueUrl(url)])),
       ...(emulator ? { emulator } : {}),
+      iotResources,
+      declared: declaredIotNames(model),
       ...(mqtt ? { mqtt } : {}),
       env,
       pids: ddb ? { dynamodb: ddb.pid } : {},
@@ -516,6 +543,18 @@ export function scheduledEvent(model: StackModel, fn: FunctionSpec, time?: strin
     ],
     detail: {},
   };
+}
+
+async function materializeDeclaredIot(
+  emulator: IotEmulator,
+  specs: readonly IotResourceSpec[],
+): Promise<MaterializedIotResource[]> {
+  const iot = new IoTClient(emulator.clientConfig());
+  try {
+    return await materializeIotResources(iot, specs);
+  } finally {
+    iot.destroy();
+  }
 }
 
 async function prepareLocalAccount(emulator: IotEmulator, model: StackModel): Promise<void> {

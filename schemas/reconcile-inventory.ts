@@ -1,6 +1,7 @@
 /**
- * What starts or continues an inventory reconciliation: the EventBridge scheduled event (weekly),
- * a manual invocation, or a continuation message on `ReconcileQueue` (an SQS event).
+ * What starts or continues an inventory reconciliation: the EventBridge scheduled event (weekly) or
+ * a manual invocation (the schedule entry point), or a continuation message on `ReconcileQueue`
+ * (the queue entry point, one body per SQS record).
  * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
  */
 import { z } from 'zod';
@@ -23,14 +24,6 @@ export const ReconcileContinuationSchema = z
   .strict();
 export type ReconcileContinuation = z.infer<typeof ReconcileContinuationSchema>;
 
-/** The SQS event delivering continuation messages (bodies are parsed one by one). */
-export const ReconcileSqsEventSchema = z.object({
-  Records: z.array(z.object({ messageId: z.string(), body: z.string() })).min(1),
-});
-
-export const ReconcileInventoryEventSchema = z.union([
-  ScheduledEventSchema,
-  ReconcileSqsEventSchema,
-  ManualReconcileEventSchema,
-]);
-export type ReconcileInventoryEvent = z.infer<typeof ReconcileInventoryEventSchema>;
+/** What the schedule entry point takes: the scheduled event or a manual invocation. */
+export const ReconcileRunEventSchema = z.union([ScheduledEventSchema, ManualReconcileEventSchema]);
+export type ReconcileRunEvent = z.infer<typeof ReconcileRunEventSchema>;

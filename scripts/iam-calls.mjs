@@ -10,7 +10,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const recorded = join(root, '.fleetgate', 'iam-calls.json');
 const committed = join(root, 'local', 'iam', 'function-calls.json');
 if (!existsSync(recorded)) {
-  process.stderr.write('no .fleetgate/iam-calls.json: run `npm test` first (it is written when a run sees new calls)\n');
+  process.stderr.write(
+    'no .fleetgate/iam-calls.json: run `npm test` first (it is written when a run sees new calls)\n',
+  );
   process.exit(1);
 }
 const before = existsSync(committed) ? JSON.parse(readFileSync(committed, 'utf8')).length : 0;

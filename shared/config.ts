@@ -52,6 +52,7 @@
  * | RECONCILE_SAFETY_MARGIN_MS    | 60000                                | reconciliation checkpoints when less time |
  * |                               |                                      | remains                                   |
  * | RECONCILE_QUEUE_URL           | (none; required by the function)     | where a run's continuation is sent        |
+ * | DEAD_LETTER_QUEUE_URL         | (none; required by SQS consumers)    | the source queue's DLQ: invalid messages  |
  * | REPORT_DESTINATION            | file://.fleetgate/reports            | `s3://bucket/prefix` or `file://dir`      |
  */
 import { z } from 'zod';
@@ -105,6 +106,8 @@ export interface Config {
   readonly reconcilePageSize: number;
   readonly reconcileSafetyMarginMs: number;
   readonly reconcileQueueUrl?: string;
+  /** The DLQ of the queue an SQS consumer reads: where a message that can never succeed goes at once. */
+  readonly deadLetterQueueUrl?: string;
   readonly reportDestination: string;
 }
 
@@ -262,6 +265,7 @@ const EnvSchema = z.object({
   RECONCILE_PAGE_SIZE: integer(250, 1, 250),
   RECONCILE_SAFETY_MARGIN_MS: integer(60_000, 0, 600_000),
   RECONCILE_QUEUE_URL: z.string().url('must be an SQS queue URL').optional(),
+  DEAD_LETTER_QUEUE_URL: z.string().url('must be an SQS queue URL').optional(),
   REPORT_DESTINATION: z
     .string()
     .default('file://.fleetgate/reports')
@@ -344,6 +348,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     reconcilePageSize: e.RECONCILE_PAGE_SIZE,
     reconcileSafetyMarginMs: e.RECONCILE_SAFETY_MARGIN_MS,
     ...(e.RECONCILE_QUEUE_URL !== undefined ? { reconcileQueueUrl: e.RECONCILE_QUEUE_URL } : {}),
+    ...(e.DEAD_LETTER_QUEUE_URL !== undefined ? { deadLetterQueueUrl: e.DEAD_LETTER_QUEUE_URL } : {}),
     reportDestination: e.REPORT_DESTINATION,
   };
   return deepFreeze(config);

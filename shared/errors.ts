@@ -59,13 +59,21 @@ export class PermanentError extends FleetgateError {
 }
 
 /**
- * Thrown when an SQS message cannot be processed at all (not JSON, no reply topic to answer on):
- * the record is failed, not acknowledged, so that SQS dead-letters it after `maxReceiveCount`
- * deliveries and nothing is lost silently. Retryable only in that sense.
+ * Thrown when an SQS message can never be processed, whatever the retries: a malformed body, a
+ * schema violation, a request that names nothing that exists ("serial X is unknown and no
+ * certificateId was given"). `issues` says which field breaks which rule. The SQS consumer
+ * (shared/sqs-consumer.ts) records it and applies its invalid-message policy (dead-letter at once,
+ * or acknowledge) instead of letting SQS redeliver it; every other error is retried.
  */
-export class UnprocessableMessageError extends FleetgateError {
-  readonly code = 'UNPROCESSABLE_MESSAGE';
-  readonly retryable = true;
+export class InvalidMessageError extends FleetgateError {
+  readonly code = 'INVALID_MESSAGE';
+  readonly retryable = false;
+  constructor(
+    readonly issues: ReadonlyArray<{ field: string; rule: string }>,
+    options?: { cause?: unknown },
+  ) {
+    super(issues.map((issue) => `${issue.field}: ${issue.rule}`).join('; '), options);
+  }
 }
 
 export function isRetryable(error: unknown): boolean {

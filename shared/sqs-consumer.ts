@@ -1,56 +1,168 @@
 /**
- * The one place where an SQS consumer maps errors to outcomes (docs/architecture.md, “Adding a flow”): every record of the
- * batch is handled (Powertools `BatchProcessor`, in parallel); a retryable error fails just that
- * record, so SQS redelivers it after its visibility timeout (and dead-letters it after
- * maxReceiveCount); any other error is reported once and the record acknowledged.
+ * The one SQS consumer every SQS-triggered function is built on (docs/quarantine.md, "Dead
+ * letters"). Powertools' `BatchProcessor` handles the records of a batch (in parallel) and
+ * reports partial failures (`ReportBatchItemFailures`); its parser integration parses each body —
+ * the `json` transformer and the function's `innerSchema` on Powertools' SQS record schema — before
+ * the function sees it.
+ *
+ * Failure policy, the same for every consumer:
+ * - **Invalid message** — the body is not JSON or breaks the schema, or processing threw
+ *   `InvalidMessageError` (a request that can never succeed): recorded with its reason (`field:
+ *   rule`) in the log and a metric, then handled by the consumer's `invalid` option:
+ *   `dead-letter` sends it to the queue's DLQ at once (body and attributes intact) and acknowledges
+ *   it; `acknowledge` only acknowledges it. It is never redelivered to fail again.
+ * - **Anything else** — AWS errors (throttling, 5xx, timeouts, AccessDenied, a resource of our own
+ *   configuration that is missing), a store conflict, a bug: the record fails, SQS redelivers it
+ *   after the visibility timeout and dead-letters it after `maxReceiveCount` receives (the DLQ
+ *   alarms fire). Nothing is acknowledged that was neither processed nor dead-lettered.
+ *
+ * middy carries Powertools' logger (`injectLambdaContext`) and metrics (`logMetrics`: the batch's
+ * `SqsRecords` / `SqsRecordsRetried` counts) middleware. Logs name the message id and the reason,
+ * never the body.
  */
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import {
+  BatchProcessor,
+  EventType,
+  ParsingError,
+  processPartialResponse,
+} from '@aws-lambda-powertools/batch';
+import { parser as powertoolsParser } from '@aws-lambda-powertools/batch/parser';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { FleetgateError, isRetryable } from './errors';
+import type { z } from 'zod';
+import type { DeadLetterSender } from './dlq/dead-letter-sender';
+import { FleetgateError, InvalidMessageError } from './errors';
+import { countOutcome } from './logging';
 
-export interface SqsConsumerOptions {
+/** What happens to a message that can never be processed. */
+export type InvalidMessagePolicy =
+  /** Sent to the queue's DLQ at once (then acknowledged): kept for an operator, the DLQ alarm fires. */
+  | { action: 'dead-letter'; deadLetters: DeadLetterSender }
+  /** Acknowledged: the reason is recorded elsewhere (the log and metric; an answer to the sender). */
+  | { action: 'acknowledge' };
+
+export interface SqsConsumerOptions<T> {
+  /** Prefix of the consumer's metrics: `<name>Retried{reason}`, `<name>Invalid{reason}`. */
+  name: string;
   logger: Logger;
-  /** Handles one record; throws to fail it. */
-  processRecord(record: SQSRecord): Promise<void>;
-  /** Records a failure no retry can fix (the record is then acknowledged). */
-  onPermanentFailure(record: SQSRecord, error: unknown, code: string): void;
-  /** Notes a failure that SQS will retry. */
-  onRetryableFailure?(record: SQSRecord, error: unknown): void;
+  metrics: Metrics;
+  /** Schema of the message body, a JSON document. */
+  body: z.ZodType<T>;
+  invalid: InvalidMessagePolicy;
+  /**
+   * Handles one valid message. Throw `InvalidMessageError` for a request that can never succeed;
+   * anything else thrown fails the record, to be retried.
+   */
+  process(message: T, delivery: { record: SQSRecord; context: Context }): Promise<void>;
+  /**
+   * A body that breaks the schema may still be answerable (a device told why on its reply topic):
+   * resolves true when it was answered — the record is then acknowledged, not dead-lettered.
+   */
+  answerInvalid?(record: SQSRecord, reason: string): Promise<boolean>;
+  /** middy's `timeoutEarlyInMillis` (0 when the function watches its own remaining time). */
+  timeoutEarlyInMillis?: number;
 }
+
+/** What the parser hands the record handler: the parsed body, or why there is none. */
+type Parsed<T> =
+  | { valid: true; record: SQSRecord; body: T }
+  | { valid: false; record: SQSRecord; reason: string };
 
 /** A Lambda handler for an SQS event source with `ReportBatchItemFailures`. */
-export function createSqsConsumer(options: SqsConsumerOptions) {
-  const recordHandler = async (record: SQSRecord): Promise<void> => {
+export function createSqsConsumer<T>(options: SqsConsumerOptions<T>) {
+  const { logger, metrics, name } = options;
+  // Powertools' parser with `innerSchema` + `json`; a body it refuses comes back as a reason, so
+  // that the failure policy (not the processor) decides what happens to it.
+  const parser = (async (record: SQSRecord, eventType, parserLogger, config) => {
     try {
-      await options.processRecord(record);
+      const parsed = (await powertoolsParser(record, eventType, parserLogger, config)) as { body: T };
+      return { valid: true, record, body: parsed.body } satisfies Parsed<T>;
     } catch (error) {
-      if (isRetryable(error)) {
-        options.onRetryableFailure?.(record, error);
-        throw error;
+      if (!(error instanceof ParsingError)) throw error;
+      return { valid: false, record, reason: error.message } satisfies Parsed<T>;
+    }
+  }) as typeof powertoolsParser;
+
+  const receiveCount = (record: SQSRecord) => record.attributes?.ApproximateReceiveCount;
+
+  const rejectInvalid = async (record: SQSRecord, reason: string, where: 'body' | 'request') => {
+    const fields = { messageId: record.messageId, receiveCount: receiveCount(record), reason };
+    if (where === 'body' && options.answerInvalid && (await options.answerInvalid(record, reason))) {
+      logger.warn('invalid message answered and acknowledged', fields);
+      countOutcome(metrics, `${name}Invalid`, { reason: where });
+      return;
+    }
+    if (options.invalid.action === 'dead-letter') {
+      await options.invalid.deadLetters.send(record, reason);
+      logger.warn('invalid message sent to the dead-letter queue', fields);
+    } else {
+      logger.warn('invalid message acknowledged', fields);
+    }
+    countOutcome(metrics, `${name}Invalid`, { reason: where });
+  };
+
+  const handleRecord = async (item: Parsed<T>, context: Context): Promise<void> => {
+    const { record } = item;
+    try {
+      if (!item.valid) return await rejectInvalid(record, item.reason, 'body');
+      try {
+        await options.process(item.body, { record, context });
+      } catch (error) {
+        if (!(error instanceof InvalidMessageError)) throw error;
+        await rejectInvalid(record, error.message, 'request');
       }
-      options.onPermanentFailure(record, error, errorCode(error));
+    } catch (error) {
+      logger.warn('message failed; SQS redelivers it, then dead-letters it', {
+        messageId: record.messageId,
+        receiveCount: receiveCount(record),
+        code: errorCode(error),
+        error,
+      });
+      countOutcome(metrics, `${name}Retried`, { reason: errorCode(error) });
+      throw error;
     }
   };
-  return middy<SQSEvent, SQSBatchResponse>()
-    .use(injectLambdaContext(options.logger, { resetKeys: true }))
-    .handler((event: SQSEvent, context: Context) =>
-      // One processor per invocation: it holds the batch's state, and a handler may be invoked
-      // concurrently in one process (the local stack, tests).
-      processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
-        context,
-        throwOnFullBatchFailure: false,
-        processInParallel: true,
-      }),
+
+  const consume = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    // One processor per invocation: it holds the batch's state, and a handler may be invoked
+    // concurrently in one process (the local stack, tests).
+    const processor = new BatchProcessor(EventType.SQS, {
+      parser,
+      innerSchema: options.body,
+      transformer: 'json',
+      logger,
+    });
+    const response = await processPartialResponse(
+      event,
+      handleRecord as unknown as (record: SQSRecord, context?: Context) => Promise<void>,
+      processor,
+      { context, throwOnFullBatchFailure: false, processInParallel: true },
     );
+    metrics.addMetric('SqsRecords', MetricUnit.Count, event.Records.length);
+    metrics.addMetric('SqsRecordsRetried', MetricUnit.Count, response.batchItemFailures.length);
+    return response;
+  };
+
+  return middy<SQSEvent, SQSBatchResponse>(
+    options.timeoutEarlyInMillis !== undefined ? { timeoutEarlyInMillis: options.timeoutEarlyInMillis } : {},
+  )
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics))
+    .handler(consume);
 }
 
-function errorCode(error: unknown): string {
+/** AWS's error name (of the error or the SDK error it wraps), else fleetgate's code, else the error's name. */
+export function errorCode(error: unknown): string {
   if (error instanceof FleetgateError) {
     const aws = (error as { awsCode?: unknown }).awsCode;
-    return typeof aws === 'string' ? aws : error.code;
+    if (typeof aws === 'string') return aws;
+    const cause = error.cause as { name?: unknown; $metadata?: unknown } | undefined;
+    if (typeof cause?.name === 'string' && cause.$metadata !== undefined) return cause.name;
+    return error.code;
   }
   return error instanceof Error ? error.name : 'UNKNOWN';
 }

@@ -10,10 +10,16 @@ import { join } from 'node:path';
 import { IoTClient } from '@aws-sdk/client-iot';
 import type { MqttClient } from 'mqtt';
 import { connectDevice, fleetRequest, fleetTopics } from '../../local/mqtt/client';
-import { createClaimCertificate, fleetNames, prepareFleetProvisioning } from '../../local/mqtt/fleet-setup';
+import {
+  createClaimCertificate,
+  declaredFleet,
+  type FleetNames,
+  FleetSetupError,
+} from '../../local/mqtt/fleet-setup';
 import { projectRoot } from '../../local/paths';
 import { createCsr, exportPrivateKeyPem } from '../../local/pki';
 import { readStackFile } from '../../local/stack-file';
+import type { DeclaredIotNames } from '../../local/stack-model';
 import { parseCertificatePem } from '../../shared/certificates';
 import { anchorCertificateRecord } from '../../shared/store/records';
 import { CommandFailure, type Output, UsageError } from '../io';
@@ -42,6 +48,8 @@ interface Endpoint {
   tableName: string;
   iot: IoTClient;
   accountId: string;
+  /** What serverless.yml declares and the stack created at start (template, claim and device policy). */
+  declared: DeclaredIotNames;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -110,6 +118,7 @@ async function resolveEndpoint(): Promise<Endpoint> {
     region: stack.region,
     tableName: stack.tableName,
     accountId: state.accountId,
+    declared: (stack.declared ?? {}) as DeclaredIotNames,
     iot: new IoTClient({
       endpoint: iotUrl,
       region: stack.region,
@@ -139,6 +148,16 @@ async function connectOrFail(
   return result.client;
 }
 
+/** The declared template and policies, or a CommandFailure saying how to get them. */
+async function fleet(endpoint: Endpoint): Promise<FleetNames> {
+  try {
+    return await declaredFleet(endpoint.iot, endpoint.declared);
+  } catch (error) {
+    if (error instanceof FleetSetupError) throw new CommandFailure(error.message);
+    throw error;
+  }
+}
+
 function withEndpoint<T>(body: (endpoint: Endpoint) => Promise<T>): Promise<T> {
   return resolveEndpoint().then(async (endpoint) => {
     try {
@@ -163,7 +182,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
   device
     .command('claim')
     .description(
-      'Create a claim certificate (claim policy attached) and the fleet-provisioning template if missing',
+      'Create a claim certificate carrying the claim policy serverless.yml declares (the local stack created it)',
     )
     .argument('[name]', 'where to keep it: .fleetgate/devices/<name>/', 'claim')
     .option('--json', 'print one JSON document')
@@ -171,8 +190,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
       setExitCode(
         await contract(Boolean(options.json), async (output) =>
           withEndpoint(async (endpoint) => {
-            const names = fleetNames(endpoint.tableName);
-            await prepareFleetProvisioning(endpoint.iot, names, endpoint);
+            const names = await fleet(endpoint);
             const claim = await createClaimCertificate(endpoint.iot, names);
             // The store knows its claim certificates: the expiry sweep watches them and
             // reconciliation does not report them as unknown.
@@ -198,7 +216,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
             output.say(`  private key  ${paths.privateKey}`);
             sayWhere(output, endpoint);
             output.say(
-              `  template     ${names.templateName} (pre-provisioning hook ${names.hookFunctionName})`,
+              `  template     ${names.templateName} (pre-provisioning hook ${names.hookTargetArn?.split(':').pop() ?? 'none'})`,
             );
             output.say('allowlist the serials this claim may provision, e.g.:');
             output.say(`  printf 'serial,allowedClaim\\nSN-0001,${claim.certificateId}\\n' > serials.csv`);
@@ -260,7 +278,10 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
                       privateKeyPem: readFileSync(options.claimKey, 'utf8'),
                     }
                   : readIdentity(options.claim);
-              const templateName = options.template ?? fleetNames(endpoint.tableName).templateName;
+              const templateName =
+                options.template ??
+                endpoint.declared.fleetTemplateName ??
+                (await fleet(endpoint)).templateName;
               const client = await connectOrFail(endpoint, claim, `claim-${options.serial}`);
               let provisioned: { certificateId: string; certificatePem: string; thingName: string };
               const csr = await createCsr({ subject: { commonName: options.serial } });

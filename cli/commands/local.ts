@@ -32,6 +32,8 @@ function stackFileOf(stack: LocalStack, control: string, mode: 'serve' | 'dev'):
     tableName: stack.tableName,
     endpoints: { ...stack.endpoints },
     queues: stack.queues,
+    declared: stack.declared,
+    iotResources: stack.iotResources,
     control,
     pids: { supervisor: process.pid, ...stack.pids },
     serverlessFile: localStackOptions().serverlessFile ?? join(projectRoot(), 'serverless.yml'),
@@ -91,6 +93,7 @@ function describeStack(file: StackFile) {
     tableName: file.tableName,
     endpoints: file.endpoints,
     queues: file.queues ?? {},
+    iotResources: file.iotResources ?? [],
     control: file.control,
     pids: file.pids,
     stackFile: stackFilePath(),
@@ -102,6 +105,9 @@ function printStack(output: Output, file: StackFile): void {
   for (const [name, url] of Object.entries(file.endpoints)) output.say(`  ${name.padEnd(9)} ${url}`);
   output.say(`  table     ${file.tableName}`);
   for (const [name, url] of Object.entries(file.queues ?? {})) output.say(`  queue     ${name}  ${url}`);
+  for (const resource of (file.iotResources ?? []) as Array<{ type: string; name: string }>) {
+    output.say(`  iot       ${resource.type.replace('AWS::IoT::', '')}  ${resource.name}`);
+  }
   output.say(`  stack file ${stackFilePath()}`);
 }
 
@@ -203,6 +209,10 @@ export function registerLocalCommands({ program, setExitCode }: CommandRegistry)
       } catch (error) {
         process.stderr.write(
           `fleetgate local serve: ${error instanceof Error ? error.stack : String(error)}\n`,
+        );
+        // Last, so that `local up` (which shows the log's tail) names the cause.
+        process.stderr.write(
+          `fleetgate local serve failed: ${error instanceof Error ? error.message : String(error)}\n`,
         );
         setExitCode(1);
       }

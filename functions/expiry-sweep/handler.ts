@@ -1,6 +1,6 @@
 /**
  * Lambda entry point of the expiry sweep (`expirySweep` in serverless.yml, `rate(1 day)`).
- * Composition happens once per container, here; the behaviour is in `sweep-handler.ts` and
+ * Composition happens once per container, here; the behaviour is in `create-handler.ts` and
  * `shared/expiry/expiry-sweep.ts`.
  */
 import { documentClient } from '../../shared/aws/clients';
@@ -12,9 +12,9 @@ import { createReportSink } from '../../shared/reports/report-sink';
 import { RotationNotices } from '../../shared/rotation/rotation-notices';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { SweepStore } from '../../shared/store/sweep-store';
-import { createHandler, type ExpirySweepDeps } from './sweep-handler';
+import { createHandler, type ExpirySweepDeps } from './create-handler';
 
-export { createHandler, type ExpirySweepDeps } from './sweep-handler';
+export { createHandler, type ExpirySweepDeps } from './create-handler';
 
 /** Composition from the environment, once per container. Throws ConfigError on a bad environment. */
 function defaultDeps(): ExpirySweepDeps {

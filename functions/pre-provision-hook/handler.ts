@@ -1,6 +1,6 @@
 /**
  * Lambda entry point of the fleet-provisioning pre-provisioning hook (`preProvisionHook` in
- * serverless.yml). Composition happens once per container, here; the behaviour is in `hook.ts`.
+ * serverless.yml). Composition happens once per container, here; the behaviour is in `create-handler.ts`.
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -9,9 +9,9 @@ import { loadConfig } from '../../shared/config';
 import { createLogger, createMetrics } from '../../shared/logging';
 import { QuarantineQueue } from '../../shared/quarantine-queue';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
-import { createHandler, type HookDeps } from './hook';
+import { createHandler, type HookDeps } from './create-handler';
 
-export { createHandler, type HookDeps } from './hook';
+export { createHandler, type HookDeps } from './create-handler';
 
 /** Composition from the environment, once per container. Throws ConfigError on a bad environment. */
 function defaultDeps(): HookDeps {

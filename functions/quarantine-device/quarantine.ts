@@ -16,7 +16,7 @@
 import type { QuarantineRequest } from '../../schemas/quarantine-request';
 import type { Config } from '../../shared/config';
 import { certificatesToDeactivate, planQuarantine } from '../../shared/domain/quarantine';
-import { IllegalTransitionError, NotFoundError, TransientError } from '../../shared/errors';
+import { IllegalTransitionError, InvalidMessageError, TransientError } from '../../shared/errors';
 import type { IotQuarantineActions, StatusOutcome } from '../../shared/iot/quarantine-actions';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import {
@@ -55,7 +55,7 @@ export type QuarantineOutcome =
 /**
  * Quarantines what the request names.
  * @throws TransientError when the device moved under us or a dependency failed (retry);
- *   NotFoundError when the request names neither a known serial nor a certificate.
+ *   InvalidMessageError when the request names neither a known serial nor a certificate.
  */
 export async function quarantine(
   request: QuarantineRequest,
@@ -84,7 +84,14 @@ export async function quarantine(
     }
   }
   if (request.certificateId) return quarantineCertificate(request, request.certificateId, deps, context);
-  throw new NotFoundError(`serial ${request.serial ?? '?'} is unknown and no certificateId was given`);
+  // Can never succeed as it is: no redelivery will make the serial known. Not dropped either: the
+  // consumer sends it to the DLQ at once, from where it can be replayed once the serial is imported.
+  throw new InvalidMessageError([
+    {
+      field: 'serial',
+      rule: `serial ${request.serial ?? '?'} is unknown and no certificateId was given`,
+    },
+  ]);
 }
 
 async function quarantineDevice(

@@ -1,12 +1,14 @@
 /**
  * Lambda entry point of the inventory reconciliation (`reconcileInventory` in serverless.yml,
- * `rate(7 days)`, continued through `ReconcileQueue`). Composition happens once per container,
- * here; the behaviour is in `reconcile-handler.ts` and `shared/reconcile/`.
+ * `rate(7 days)`, continued through `ReconcileQueue`): one Lambda handler routing the scheduled
+ * event to the schedule entry point and SQS events to the queue entry point. Composition happens
+ * once per container, here; the behaviour is in `create-handler.ts` and `shared/reconcile/`.
  */
 import { IoTClient } from '@aws-sdk/client-iot';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { documentClient } from '../../shared/aws/clients';
 import { loadConfig } from '../../shared/config';
+import { SqsDeadLetterQueue } from '../../shared/dlq/dead-letter-sender';
 import { ConfigError } from '../../shared/errors';
 import { IotInventory } from '../../shared/iot/iot-inventory';
 import { createLogger, createMetrics } from '../../shared/logging';
@@ -14,23 +16,27 @@ import { SqsContinuationQueue } from '../../shared/reconcile/continuation-queue'
 import { createReportSink } from '../../shared/reports/report-sink';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { ReconcileStore } from '../../shared/store/reconcile-store';
-import { createHandler, type ReconcileInventoryDeps } from './reconcile-handler';
+import { createHandler, type ReconcileInventoryDeps } from './create-handler';
 
-export { createHandler, type ReconcileInventoryDeps } from './reconcile-handler';
+export { createHandler, type ReconcileInventoryDeps } from './create-handler';
 
 /** Composition from the environment, once per container. Throws ConfigError on a bad environment. */
 function defaultDeps(): ReconcileInventoryDeps {
   const config = loadConfig(process.env);
   if (!config.reconcileQueueUrl)
     throw new ConfigError(['RECONCILE_QUEUE_URL: required by reconcileInventory']);
+  if (!config.deadLetterQueueUrl)
+    throw new ConfigError(['DEAD_LETTER_QUEUE_URL: required by reconcileInventory']);
   const client = documentClient();
+  const sqs = new SQSClient({});
   return {
     reconcileStore: new ReconcileStore(client, config.tableName),
     provisioningStore: new ProvisioningStore(client, config.tableName),
     // The token buckets keep under the quota; the retries are the safety net when others share it.
     inventory: new IotInventory(new IoTClient({ maxAttempts: 8 }), config.reconcileMaxTps),
     sink: createReportSink(config.reportDestination),
-    continuations: new SqsContinuationQueue(new SQSClient({}), config.reconcileQueueUrl),
+    continuations: new SqsContinuationQueue(sqs, config.reconcileQueueUrl),
+    deadLetters: new SqsDeadLetterQueue(sqs, config.deadLetterQueueUrl),
     safetyMarginMs: config.reconcileSafetyMarginMs,
     pageSize: config.reconcilePageSize,
     thingNamePrefix: config.thingNamePrefix,

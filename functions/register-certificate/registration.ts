@@ -8,9 +8,12 @@
  *    where competing certificates for one serial or one key are decided, by DynamoDB conditions,
  *    before anything in IoT can make a loser usable; and no certificate ever becomes ACTIVE in
  *    IoT without the store knowing it.
- * 2. **CreateThing** (ResourceAlreadyExists with other attributes → verify and merge), then the
- *    optional thing group, the ONE shared device policy on the certificate, AttachThingPrincipal:
- *    each idempotent, so a redelivery repeats them harmlessly.
+ * 2. **AttachPolicy** — the ONE shared device policy on the certificate, first: it is the step that
+ *    depends on the account's configuration (the policy must exist), so a missing policy fails the
+ *    delivery before anything is created in IoT (retried, then dead-lettered; never acknowledged).
+ *    Then **CreateThing** (ResourceAlreadyExists with other attributes → verify and merge), the
+ *    optional thing group, AttachThingPrincipal: each idempotent, so a redelivery repeats them
+ *    harmlessly.
  * 3. **UpdateCertificate ACTIVE, last**: the device can connect only once everything it needs is
  *    in place.
  * 4. **Commit** the certificate record ACTIVE (lease released). A redelivery after the commit
@@ -85,8 +88,9 @@ export type IgnoreReason = 'CERTIFICATE_NOT_FOUND' | 'CERTIFICATE_NOT_PENDING';
 
 /**
  * Registers (or rejects) the certificate of one event. `owner` is the SQS message id: the lease
- * holder of the registration. Throws `TransientError` when a retry can help (the record is then
- * redelivered) and `PermanentError` when it cannot.
+ * holder of the registration. Whatever it throws — a `TransientError` (lost race, throttling), an
+ * `IotRequestError` (AccessDenied, the device policy missing) — fails the record: the SQS consumer
+ * retries it and the queue's redrive policy dead-letters it; nothing is acknowledged half-done.
  */
 export async function registerCertificate(
   event: CertificateRegisteredEvent,
@@ -246,10 +250,10 @@ async function activate(
   description: CertificateDescription,
   deps: RegistrationDeps,
 ): Promise<void> {
+  await deps.iot.attachPolicy(deps.config.devicePolicyName, description.certificateArn);
   await deps.iot.ensureThing(thingName, attributes);
   if (deps.config.deviceThingGroup)
     await deps.iot.addThingToThingGroup(deps.config.deviceThingGroup, thingName);
-  await deps.iot.attachPolicy(deps.config.devicePolicyName, description.certificateArn);
   await deps.iot.attachThingPrincipal(thingName, description.certificateArn);
   if (description.status !== 'ACTIVE')
     await deps.iot.updateCertificateStatus(description.certificateId, 'ACTIVE');

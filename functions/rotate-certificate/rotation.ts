@@ -143,7 +143,9 @@ export async function rotateCertificate(
     try {
       created = await deps.iot.createCertificateFromCsr(request.csr, false);
     } catch (error) {
-      if (!(error instanceof IotRequestError)) throw error;
+      // Only IoT refusing the CSR itself is the device's to hear about. AccessDenied, throttling, a
+      // 5xx are ours or AWS's: thrown, so the record is retried and then dead-lettered.
+      if (!(error instanceof IotRequestError) || error.awsCode !== 'InvalidRequestException') throw error;
       return finishRejected(serial, thingName, csr, owner, 'CERTIFICATE_REJECTED', error.message, deps);
     }
     const recorded = await deps.rotations.recordIssued({

@@ -8,9 +8,9 @@ import { IotRegistry, iotClient } from '../../shared/iot/iot-registry';
 import { createLogger, createMetrics } from '../../shared/logging';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { RotationStore } from '../../shared/store/rotation-store';
-import { createHandler, type SweepRotationsHandlerDeps } from './sweep-handler';
+import { createHandler, type SweepRotationsHandlerDeps } from './create-handler';
 
-export { createHandler, type SweepRotationsHandlerDeps } from './sweep-handler';
+export { createHandler, type SweepRotationsHandlerDeps } from './create-handler';
 
 /** Composition from the environment, once per container. Throws ConfigError on a bad environment. */
 function defaultDeps(): SweepRotationsHandlerDeps {

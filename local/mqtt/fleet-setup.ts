@@ -1,86 +1,81 @@
 /**
- * What a person needs to play a device by hand against the local stack, as serverless.yml deploys it:
- * the shared device policy, the claim policy, the fleet-provisioning template wired to the
- * pre-provisioning hook, and a claim certificate carrying the claim policy. Idempotent.
+ * What a person (or the simulator) needs to play a device against the local stack: the fleet-
+ * provisioning template, the claim policy and the shared device policy serverless.yml declares —
+ * created by the local stack at start, as a deploy creates them — and claim certificates carrying
+ * the claim policy.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   AttachPolicyCommand,
   CreateKeysAndCertificateCommand,
-  CreatePolicyCommand,
-  CreateProvisioningTemplateCommand,
+  DescribeProvisioningTemplateCommand,
+  GetPolicyCommand,
   type IoTClient,
 } from '@aws-sdk/client-iot';
-import { projectRoot } from '../paths';
-import { renderPolicyDocument } from './policies';
+import type { DeclaredIotNames } from '../stack-model';
 
-/** Names serverless.yml gives for a stage: `<service>-<stage>-fleet|device|claim`. */
+/** The declared names a device-side tool works with. */
 export interface FleetNames {
   templateName: string;
   devicePolicyName: string;
   claimPolicyName: string;
-  hookFunctionName: string;
+  /** The template's pre-provisioning hook (a Lambda function ARN), when it has one. */
+  hookTargetArn?: string;
 }
 
-/** The names for a stack whose table is `<prefix>-provisioning` (stage local: `fleetgate-local`). */
-export function fleetNames(tableName: string): FleetNames {
-  const prefix = tableName.replace(/-provisioning$/, '');
-  return {
-    templateName: `${prefix}-fleet`,
-    devicePolicyName: `${prefix}-device`,
-    claimPolicyName: `${prefix}-claim`,
-    hookFunctionName: `${prefix}-preProvisionHook`,
+/** Thrown when the local stack lacks a declared resource (or serverless.yml declares none). */
+export class FleetSetupError extends Error {
+  override name = 'FleetSetupError';
+}
+
+/**
+ * The declared template, claim policy and device policy, after checking that the emulator has
+ * them (the local stack creates them from serverless.yml when it starts).
+ * @throws FleetSetupError naming what is missing and how to get it.
+ */
+export async function declaredFleet(iot: IoTClient, declared: DeclaredIotNames): Promise<FleetNames> {
+  const { fleetTemplateName, claimPolicyName, devicePolicyName } = declared;
+  if (!fleetTemplateName || !claimPolicyName || !devicePolicyName) {
+    throw new FleetSetupError(
+      'this local stack knows no fleet-provisioning template, claim policy and device policy: serverless.yml ' +
+        'declares them (FleetProvisioningTemplate, custom.claimPolicyName, custom.devicePolicyName); ' +
+        'restart the stack with `fleetgate local down && fleetgate local up`',
+    );
+  }
+  const missing: string[] = [];
+  const check = async <T>(what: string, request: Promise<T>): Promise<T | undefined> => {
+    try {
+      return await request;
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'ResourceNotFoundException') throw error;
+      missing.push(what);
+      return undefined;
+    }
   };
-}
-
-/** Creates the device policy, the claim policy and the template (with its hook) unless they exist. */
-export async function prepareFleetProvisioning(
-  iot: IoTClient,
-  names: FleetNames,
-  account: { region: string; accountId: string },
-): Promise<void> {
-  await ignoreExisting(
-    iot.send(
-      new CreatePolicyCommand({
-        policyName: names.devicePolicyName,
-        policyDocument: renderPolicyDocument('device-policy.json', account),
-      }),
-    ),
+  const template = await check(
+    `template ${fleetTemplateName}`,
+    iot.send(new DescribeProvisioningTemplateCommand({ templateName: fleetTemplateName })),
   );
-  await ignoreExisting(
-    iot.send(
-      new CreatePolicyCommand({
-        policyName: names.claimPolicyName,
-        policyDocument: renderPolicyDocument('claim-policy.json', {
-          ...account,
-          parameters: { ProvisioningTemplateName: names.templateName },
-        }),
-      }),
-    ),
-  );
-  const body = JSON.parse(readFileSync(join(projectRoot(), 'iot', 'provisioning-template.json'), 'utf8'));
-  body.Resources.policy.Properties.PolicyName = names.devicePolicyName;
-  await ignoreExisting(
-    iot.send(
-      new CreateProvisioningTemplateCommand({
-        templateName: names.templateName,
-        templateBody: JSON.stringify(body),
-        provisioningRoleArn: `arn:aws:iam::${account.accountId}:role/${names.templateName}-provisioning`,
-        enabled: true,
-        preProvisioningHook: {
-          targetArn: `arn:aws:lambda:${account.region}:${account.accountId}:function:${names.hookFunctionName}`,
-          payloadVersion: '2020-04-01',
-        },
-      }),
-    ),
-  );
+  await check(`policy ${claimPolicyName}`, iot.send(new GetPolicyCommand({ policyName: claimPolicyName })));
+  await check(`policy ${devicePolicyName}`, iot.send(new GetPolicyCommand({ policyName: devicePolicyName })));
+  if (missing.length > 0) {
+    throw new FleetSetupError(
+      `the local IoT emulator has no ${missing.join(', ')}: the local stack creates them from serverless.yml ` +
+        'when it starts; restart it with `fleetgate local down && fleetgate local up`',
+    );
+  }
+  const hookTargetArn = template?.preProvisioningHook?.targetArn;
+  return {
+    templateName: fleetTemplateName,
+    claimPolicyName,
+    devicePolicyName,
+    ...(hookTargetArn ? { hookTargetArn } : {}),
+  };
 }
 
 /** A new ACTIVE claim certificate (keys generated by IoT) with the claim policy attached. */
 export async function createClaimCertificate(
   iot: IoTClient,
-  names: FleetNames,
+  names: Pick<FleetNames, 'claimPolicyName'>,
 ): Promise<{ certificateId: string; certificatePem: string; privateKeyPem: string }> {
   const out = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
   if (!out.certificateId || !out.certificatePem || !out.keyPair?.PrivateKey || !out.certificateArn) {

@@ -11,7 +11,6 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
-  CreatePolicyCommand,
   IoTClient,
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
@@ -19,12 +18,10 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { importAllowlistCsv } from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { parseCertificatePem } from '../../shared/certificates';
-import { prepareAccount, quarantinePolicyDocument } from '../../shared/iot/prepare-account';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
 import { isRejection } from '../iot-emulator/index';
-import { fleetNames, ignoreExisting, prepareFleetProvisioning } from '../mqtt/fleet-setup';
-import { renderPolicyDocument } from '../mqtt/policies';
+import { declaredFleet, FleetSetupError } from '../mqtt/fleet-setup';
 import {
   type CertificateAuthority,
   type CryptoKeyPair,
@@ -333,8 +330,9 @@ async function simulate(
 type ParticipantRunner = (participant: Participant) => Promise<ParticipantOutcome>;
 
 /**
- * What the account needs for every flow (quarantine group and policy, registry events, the shared
- * device policy), then the flow's own setup; resolves with the function that runs one participant.
+ * The flow's own setup on an account the local stack prepared from serverless.yml (quarantine group
+ * and policy, registry events, the device policy, the claim policy and the fleet-provisioning
+ * template, as a deploy creates them); resolves with the function that runs one participant.
  */
 async function prepareFlow(
   rig: Rig,
@@ -342,22 +340,6 @@ async function prepareFlow(
   flow: SimulationFlow,
   lifetimeDays?: (index: number) => number,
 ): Promise<ParticipantRunner> {
-  await prepareAccount(rig.iot, {
-    thingGroupName: `${rig.prefix}-quarantine`,
-    policyName: `${rig.prefix}-quarantine`,
-    policyDocument: quarantinePolicyDocument({ region: rig.handle.region, accountId: rig.accountId }),
-  });
-  await ignoreExisting(
-    rig.iot.send(
-      new CreatePolicyCommand({
-        policyName: `${rig.prefix}-device`,
-        policyDocument: renderPolicyDocument('device-policy.json', {
-          region: rig.handle.region,
-          accountId: rig.accountId,
-        }),
-      }),
-    ),
-  );
   if (flow === 'fleet') {
     const context = await prepareFleet(rig, plan);
     return (participant) => runFleetParticipant(rig, context, participant);
@@ -367,11 +349,9 @@ async function prepareFlow(
 }
 
 async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContext> {
-  // What serverless.yml deploys: the template (with its hook) and the claim policy, as
-  // `fleetgate device claim` creates them.
-  const names = fleetNames(rig.handle.tableName);
-  await prepareFleetProvisioning(rig.iot, names, { region: rig.handle.region, accountId: rig.accountId });
-  const { templateName, claimPolicyName } = names;
+  // What serverless.yml deploys and the local stack created at start: the template (with its hook)
+  // and the claim policy.
+  const { templateName, claimPolicyName } = await declaredFleet(rig.iot, rig.handle.declared);
   // Claim certificates issued by the emulator (AWS's CA) and active, one per batch of devices, as a
   // factory line would use: each stays under the hook's per-claim rate limit (60/min by default).
   const batches = Math.max(1, Math.ceil(plan.legitimate.length / DEVICES_PER_CLAIM));
@@ -462,7 +442,7 @@ async function prepareDeviceCa(rig: Rig, plan: SimulationPlan, flow: 'jitr' | 'j
       ...(flow === 'jitp'
         ? {
             registrationConfig: {
-              templateBody: jitpTemplate(`${rig.prefix}-device`),
+              templateBody: jitpTemplate(devicePolicyOf(rig)),
               roleArn: `arn:aws:iam::${rig.accountId}:role/${rig.prefix}-jitp`,
             },
           }
@@ -471,6 +451,13 @@ async function prepareDeviceCa(rig: Rig, plan: SimulationPlan, flow: 'jitr' | 'j
   );
   await importAllowlist(rig, plan);
   return { flow, ca, keys: new Map() };
+}
+
+/** The shared device policy serverless.yml declares (the local stack created it at start). */
+function devicePolicyOf(rig: Rig): string {
+  const name = rig.handle.declared.devicePolicyName;
+  if (!name) throw new FleetSetupError('serverless.yml declares no device policy (custom.devicePolicyName)');
+  return name;
 }
 
 /** A JITP template: the thing is named after the certificate's CN (the serial), shared device policy. */

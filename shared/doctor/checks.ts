@@ -5,9 +5,10 @@
  * never throws (an unexpected error, e.g. AccessDenied, is that check's failure) and no check
  * depends on another.
  *
- * Severity: `strict` (the `aws` target) makes the things only a deploy creates — a JITR CA, the
- * device policy, the provisioning template — failures; on the local stack they are warnings, since
- * only the simulator / demo create them there.
+ * Severity: what serverless.yml declares — the device policy, the provisioning template — is
+ * created by a deploy and by the local stack alike, so its absence fails on both targets. A JITR CA
+ * is the operator's (serverless.yml declares none): `strict` (the `aws` target) makes its absence a
+ * failure; on the local stack it is a warning.
  */
 import {
   DescribeTableCommand,
@@ -45,7 +46,7 @@ export interface DoctorClients {
 
 /** What serverless.yml declares, as the checks need it (built from local/stack-model.ts). */
 export interface DoctorExpectations {
-  /** Failures for what only a deploy creates (aws); warnings on the local stack. */
+  /** A missing JITR CA fails (aws) instead of warning (local stack). */
   strict: boolean;
   table: {
     name: string;
@@ -300,6 +301,10 @@ export function checkJitr(iot: IoTClient, expected: Pick<DoctorExpectations, 'tr
   });
 }
 
+/** How a local stack gets what serverless.yml declares back: it creates it at start. */
+const RESTART_LOCAL =
+  'the local stack creates it from serverless.yml when it starts: restart it (`fleetgate local down && fleetgate local up`)';
+
 /** The shared device policy (`custom.devicePolicyName`) exists. */
 export function checkDevicePolicy(
   iot: IoTClient,
@@ -316,12 +321,9 @@ export function checkDevicePolicy(
       if (!notFound(error)) throw error;
       return {
         name,
-        ok: !expected.strict,
-        ...(expected.strict ? {} : { warn: true }),
+        ok: false,
         detail: `${policyName} does not exist: JITR and fleet provisioning cannot attach it`,
-        fix: expected.strict
-          ? 'deploy the stack (DevicePolicy in serverless.yml)'
-          : 'the local stack does not create it; `fleetgate simulate` / `fleetgate dev` do',
+        fix: expected.strict ? 'deploy the stack (DevicePolicy in serverless.yml)' : RESTART_LOCAL,
       };
     }
   });
@@ -389,12 +391,11 @@ export function checkProvisioningTemplate(
       if (!notFound(error)) throw error;
       return {
         name,
-        ok: !expected.strict,
-        ...(expected.strict ? {} : { warn: true }),
+        ok: false,
         detail: `template ${template.templateName} does not exist`,
         fix: expected.strict
           ? 'deploy the stack (FleetProvisioningTemplate in serverless.yml)'
-          : 'the local stack does not create it; `fleetgate simulate --flow fleet` / `fleetgate dev` do',
+          : RESTART_LOCAL,
       };
     }
     if (template.hookFunctionName) {

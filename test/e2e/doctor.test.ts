@@ -1,8 +1,9 @@
 /**
  * `fleetgate doctor` against `fleetgate local up`, as a developer runs it: a fresh local stack
- * passes (the stack prepares the table, queues, events and quarantine group itself; what only the
- * simulator or a deploy creates is a warning), and the JITR check turns ok once a CA with
- * auto-registration is registered through the stack's IoT endpoint.
+ * passes (the stack creates the table, queues, events, quarantine group, device policy and
+ * provisioning template from serverless.yml itself; only a JITR CA — the operator's — is a
+ * warning), and the JITR check turns ok once a CA with auto-registration is registered through the
+ * stack's IoT endpoint.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -54,12 +55,11 @@ describe('fleetgate doctor', () => {
     const { code, stderr, report } = await doctor();
     expect(code, stderr).toBe(0);
     expect(report).toMatchObject({ ok: true, target: 'local' });
-    for (const name of ['table', 'queues', 'events', 'quarantine']) {
+    for (const name of ['table', 'queues', 'events', 'quarantine', 'device-policy', 'fleet-provisioning']) {
       expect(check(report, name), name).toMatchObject({ ok: true });
       expect(check(report, name)?.warn, name).toBeUndefined();
     }
     expect(check(report, 'jitr')).toMatchObject({ ok: true, warn: true, fix: expect.any(String) });
-    expect(check(report, 'fleet-provisioning')).toMatchObject({ ok: true, warn: true });
 
     const iot = new IoTClient({
       endpoint: up.endpoints.iot,
@@ -88,7 +88,7 @@ describe('fleetgate doctor', () => {
     const human = await fleetgate(['doctor'], env);
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toMatch(/^✔ table: /m);
-    expect(human.stdout).toMatch(/^! fleet-provisioning: /m);
+    expect(human.stdout).toMatch(/^✔ fleet-provisioning: /m);
 
     const usage = await fleetgate(['doctor', '--target', 'gcp', '--json'], env);
     expect(usage.code).toBe(2);

@@ -1,12 +1,20 @@
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DescribeTableCommand, DescribeTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServerlessConfig } from '../../local/serverless-config';
-import { buildStackModel, functionLogicalId } from '../../local/stack-model';
+import {
+  buildStackModel,
+  declaredIotResources,
+  functionLogicalId,
+  resolveCloudFormation,
+} from '../../local/stack-model';
 import { createTestTable, type TestTable } from '../support/dynamo';
 import { packagedTemplate } from '../support/packaged-template';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
 
 interface Template {
   Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
@@ -69,6 +77,43 @@ describe('npm run package (offline serverless package)', () => {
     }
     const ttl = await table.client.send(new DescribeTimeToLiveCommand({ TableName: table.tableName }));
     expect(ttl.TimeToLiveDescription?.AttributeName).toBe('ttl');
+  });
+
+  it('creates locally the IoT resources it packages: policy documents, template body and hook as rendered', async () => {
+    // Prepare: the packaged resources, their intrinsics resolved for the stage the template was built for.
+    const config = loadServerlessConfig();
+    const packaged = (logicalId: string) =>
+      resolveCloudFormation(
+        config,
+        { stage: 'dev' },
+        template.Resources[logicalId]?.Properties ?? {},
+      ) as Record<string, unknown>;
+    // Act
+    const local = await declaredIotResources(config, { stage: 'dev', baseDir: root });
+    // Assess
+    const iotTypes = Object.values(template.Resources)
+      .map((resource) => resource.Type)
+      .filter((type) => type.startsWith('AWS::IoT::') && type !== 'AWS::IoT::TopicRule');
+    expect(local.map((spec) => spec.type).sort()).toEqual(iotTypes.sort());
+    for (const spec of local) {
+      const properties = packaged(spec.logicalId);
+      if (spec.type === 'AWS::IoT::Policy') {
+        expect(properties.PolicyName).toBe(spec.policyName);
+        expect(properties.PolicyDocument).toEqual(JSON.parse(spec.policyDocument));
+      }
+      if (spec.type === 'AWS::IoT::ProvisioningTemplate') {
+        expect(properties).toMatchObject({
+          TemplateName: spec.templateName,
+          TemplateBody: spec.templateBody,
+          Enabled: spec.enabled,
+          ProvisioningRoleArn: spec.provisioningRoleArn,
+          PreProvisioningHook: {
+            TargetArn: spec.preProvisioningHook?.targetArn,
+            PayloadVersion: spec.preProvisioningHook?.payloadVersion,
+          },
+        });
+      }
+    }
   });
 
   it('builds one bundle per function on nodejs22.x arm64', async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { inject } from 'vitest';
 import { ensureTable } from '../../local/table';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
@@ -11,6 +11,8 @@ export interface TestTable {
   client: DynamoDBClient;
   doc: DynamoDBDocumentClient;
   store: ProvisioningStore;
+  /** Every item of the table, ordered by key (to compare the whole table before and after). */
+  dump(): Promise<Array<Record<string, unknown>>>;
   drop(): Promise<void>;
 }
 
@@ -31,9 +33,28 @@ export async function createTestTable(prefix = 'test'): Promise<TestTable> {
     client,
     doc,
     store: new ProvisioningStore(doc, tableName),
+    dump: () => dumpTable(doc, tableName),
     drop: async () => {
       await client.send(new DeleteTableCommand({ TableName: tableName }));
       client.destroy();
     },
   };
+}
+
+/** Every item of a table (a full Scan; tests only), ordered by PK then SK. */
+export async function dumpTable(
+  doc: DynamoDBDocumentClient,
+  tableName: string,
+): Promise<Array<Record<string, unknown>>> {
+  const items: Array<Record<string, unknown>> = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await doc.send(
+      new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: start }),
+    );
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  const key = (item: Record<string, unknown>) => `${String(item.PK)}\u0000${String(item.SK)}`;
+  return items.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }

@@ -4,7 +4,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { createHandler } from '../../functions/pre-provision-hook/hook';
+import { createHandler } from '../../functions/pre-provision-hook/create-handler';
 import type { QuarantineRequest } from '../../schemas/quarantine-request';
 import { type Config, configFor } from '../../shared/config';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
@@ -14,8 +14,11 @@ export interface RecordedOutcome {
   reason?: string;
 }
 
-/** Metrics that remember each single metric instead of printing EMF. */
-export function recordingMetrics(outcomes: RecordedOutcome[]): Metrics {
+/**
+ * Metrics that remember each single metric instead of printing EMF; stored metrics (flushed by
+ * `logMetrics`) go to `stored` when given.
+ */
+export function recordingMetrics(outcomes: RecordedOutcome[], stored: RecordedOutcome[] = []): Metrics {
   return {
     singleMetric: () => {
       const dimensions: Record<string, string> = {};
@@ -28,6 +31,10 @@ export function recordingMetrics(outcomes: RecordedOutcome[]): Metrics {
         },
       };
     },
+    addMetric: (name: string) => {
+      stored.push({ name });
+    },
+    publishStoredMetrics: () => undefined,
   } as unknown as Metrics;
 }
 

@@ -14,9 +14,9 @@ import {
   UpdateEventConfigurationsCommand,
 } from '@aws-sdk/client-iot';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/consumer';
+import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/create-handler';
 import { CaTrust } from '../../functions/register-certificate/ca-trust';
-import { createHandler as createRegistrationHandler } from '../../functions/register-certificate/consumer';
+import { createHandler as createRegistrationHandler } from '../../functions/register-certificate/create-handler';
 import { type IotEmulator, type PublishedMessage, startIotEmulator } from '../../local/iot-emulator';
 import {
   type CertificateAuthority,
@@ -26,6 +26,7 @@ import {
 } from '../../local/pki';
 import type { QuarantineRequest } from '../../schemas/quarantine-request';
 import { type Config, configFor } from '../../shared/config';
+import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import { IotRegistry } from '../../shared/iot/iot-registry';
 import type { QuarantineSender } from '../../shared/quarantine-queue';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
@@ -52,6 +53,17 @@ export class RecordingQuarantine implements QuarantineSender {
   }
 }
 
+/** Collects what a consumer sends to its DLQ at once (invalid messages) instead of sending it to SQS. */
+export class RecordingDeadLetters implements DeadLetterSender {
+  readonly records: Array<{ record: SQSRecord; reason: string }> = [];
+  async send(record: SQSRecord, reason: string): Promise<void> {
+    this.records.push({ record, reason });
+  }
+  get bodies(): string[] {
+    return this.records.map(({ record }) => record.body);
+  }
+}
+
 type Handler = (event: SQSEvent, context: ReturnType<typeof lambdaContext>) => Promise<SQSBatchResponse>;
 
 export interface DeliveryStats {
@@ -68,6 +80,8 @@ export interface Rig {
   caCertificateId: string;
   config: Config;
   quarantine: RecordingQuarantine;
+  /** What the registration and lifecycle consumers sent to their DLQ at once. */
+  deadLetters: RecordingDeadLetters;
   registration: Handler;
   lifecycle: Handler;
   registrationOutcomes: RecordedOutcome[];
@@ -107,6 +121,7 @@ export async function startRig(
   });
   const registry = new IotRegistry(iot);
   const quarantine = new RecordingQuarantine();
+  const deadLetters = new RecordingDeadLetters();
   const logger = new Logger({
     serviceName: 'fleetgate',
     logLevel: (process.env.JITR_TEST_LOG_LEVEL ?? 'SILENT') as 'SILENT',
@@ -124,6 +139,7 @@ export async function startRig(
       trustedCaIds: config.trustedCaIds,
     }),
     quarantine,
+    deadLetters,
     logger,
     metrics: recordingMetrics(registrationOutcomes),
     clock,
@@ -134,6 +150,7 @@ export async function startRig(
     registrations,
     iot: registry,
     quarantine,
+    deadLetters,
     logger,
     metrics: recordingMetrics(lifecycleOutcomes),
     clock,
@@ -155,6 +172,7 @@ export async function startRig(
     caCertificateId: certificateId ?? '',
     config,
     quarantine,
+    deadLetters,
     registration,
     lifecycle,
     registrationOutcomes,

@@ -12,8 +12,9 @@ import {
 } from '@aws-sdk/client-iot';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { vi } from 'vitest';
-import { createHandler } from '../../functions/quarantine-device/consumer';
+import { createHandler } from '../../functions/quarantine-device/create-handler';
 import type { IotEmulator } from '../../local/iot-emulator/index';
+import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import { prepareAccount, quarantinePolicyDocument } from '../../shared/iot/prepare-account';
 import { IotQuarantineActions } from '../../shared/iot/quarantine-actions';
 import type { OperatorDeps } from '../../shared/quarantine/operator';
@@ -22,6 +23,7 @@ import type { DeviceRecord } from '../../shared/store/records';
 import { allowlistedDevice } from './devices';
 import type { TestTable } from './dynamo';
 import { type RecordedOutcome, recordingMetrics } from './hook';
+import { RecordingDeadLetters } from './jitr';
 
 export const QUARANTINE_GROUP = 'fleetgate-test-quarantine';
 export const QUARANTINE_QUEUE_ARN = 'arn:aws:sqs:us-east-1:123456789012:fleetgate-local-quarantine';
@@ -42,18 +44,28 @@ export async function prepareTestAccount(iot: IoTClient): Promise<void> {
 export interface TestWorker {
   handler: ReturnType<typeof createHandler>;
   outcomes: RecordedOutcome[];
+  /** Error and warning log lines (a failed or invalid request is logged at warn). */
   errorLogs: Array<{ message: string; fields: Record<string, unknown> }>;
   operator: OperatorDeps;
 }
 
-/** The quarantineDevice consumer around the test table and the emulator, recording metrics and error logs. */
-export function buildTestWorker(table: TestTable, iot: IoTClient): TestWorker {
+/**
+ * The quarantineDevice handler around the test table and the emulator, recording metrics and
+ * error/warning logs; invalid requests go to `deadLetters` (a recording DLQ unless given one).
+ */
+export function buildTestWorker(
+  table: TestTable,
+  iot: IoTClient,
+  deadLetters?: DeadLetterSender,
+): TestWorker {
   const outcomes: RecordedOutcome[] = [];
   const errorLogs: TestWorker['errorLogs'] = [];
   const logger = new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' });
-  vi.spyOn(logger, 'error').mockImplementation((message: unknown, ...extra: unknown[]) => {
-    errorLogs.push({ message: String(message), fields: Object.assign({}, ...(extra as object[])) });
-  });
+  for (const level of ['error', 'warn'] as const) {
+    vi.spyOn(logger, level).mockImplementation((message: unknown, ...extra: unknown[]) => {
+      errorLogs.push({ message: String(message), fields: Object.assign({}, ...(extra as object[])) });
+    });
+  }
   const quarantineStore = new QuarantineStore(table.store);
   const actions = new IotQuarantineActions(iot);
   const handler = createHandler({
@@ -63,6 +75,7 @@ export function buildTestWorker(table: TestTable, iot: IoTClient): TestWorker {
     iot: actions,
     logger,
     metrics: recordingMetrics(outcomes),
+    deadLetters: deadLetters ?? new RecordingDeadLetters(),
   });
   return {
     handler,

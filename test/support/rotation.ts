@@ -8,9 +8,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/consumer';
-import { createHandler as createRotateHandler } from '../../functions/rotate-certificate/consumer';
-import { createHandler as createSweepHandler } from '../../functions/sweep-rotations/sweep-handler';
+import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/create-handler';
+import { createHandler as createRotateHandler } from '../../functions/rotate-certificate/create-handler';
+import { createHandler as createSweepHandler } from '../../functions/sweep-rotations/create-handler';
 import type { PublishedMessage } from '../../local/iot-emulator';
 import { createCsr, type KeyAlgorithm, type KeyedCertificate } from '../../local/pki';
 import type { Config } from '../../shared/config';
@@ -54,7 +54,11 @@ export interface RotationRig {
 
 export async function startRotationRig(
   store: ProvisioningStore,
-  options: { env?: Record<string, string> } = {},
+  options: {
+    env?: Record<string, string>;
+    /** Stands between rotateCertificate and the IoT registry (e.g. to make one call fail). */
+    wrapRotationIot?: (iot: IotRegistry) => IotRegistry;
+  } = {},
 ): Promise<RotationRig> {
   let nowMs: number | undefined;
   const clock = () => nowMs ?? Date.now();
@@ -74,8 +78,9 @@ export async function startRotationRig(
     config,
     store,
     rotations,
-    iot,
+    iot: options.wrapRotationIot ? options.wrapRotationIot(iot) : iot,
     messenger: new IotDataMessenger(data),
+    deadLetters: rig.deadLetters,
     logger,
     metrics: recordingMetrics(rotateOutcomes),
     clock,
@@ -87,6 +92,7 @@ export async function startRotationRig(
     registrations: new RegistrationStore(store),
     iot,
     quarantine: rig.quarantine,
+    deadLetters: rig.deadLetters,
     logger,
     metrics: lifecycleMetrics,
     clock,

@@ -51,15 +51,21 @@ export const TEST_FUNCTIONS = `functions:
 
 /**
  * Writes a copy of the project's serverless.yml to a temp folder with the test functions in place of
- * the real ones and short visibility timeouts / receive counts (so redrive takes seconds); `edit`
- * changes anything else (e.g. a rule's topic).
+ * the real ones (or the project's own with `functions: 'project'`) and short visibility timeouts /
+ * receive counts (so redrive takes seconds); `edit` changes anything else (e.g. a rule's topic).
  */
-export async function serverlessCopy(edit: (text: string) => string = (text) => text): Promise<string> {
+export async function serverlessCopy(
+  edit: (text: string) => string = (text) => text,
+  options: { functions?: 'fixtures' | 'project' } = {},
+): Promise<string> {
   const original = readFileSync(join(PROJECT_ROOT, 'serverless.yml'), 'utf8');
   const lines = original.split('\n');
   const start = lines.findIndex((line) => /^functions:/.test(line));
   const end = lines.findIndex((line, index) => index > start && /^[A-Za-z]/.test(line));
-  const withFunctions = [...lines.slice(0, start), TEST_FUNCTIONS, ...lines.slice(end)].join('\n');
+  const withFunctions =
+    options.functions === 'project'
+      ? original
+      : [...lines.slice(0, start), TEST_FUNCTIONS, ...lines.slice(end)].join('\n');
   const fast = withFunctions
     .replace(/VisibilityTimeout: (181|361)\b/g, 'VisibilityTimeout: 1')
     .replaceAll('maxReceiveCount: 5', 'maxReceiveCount: 3');

@@ -14,12 +14,14 @@ import {
 } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { awsDoctorExpectations } from '../../cli/commands/doctor';
 import { readManifest } from '../../local/iam/call-manifest';
 import { loadServerlessConfig } from '../../local/serverless-config';
 import { buildStackModel } from '../../local/stack-model';
-import { awsDoctorExpectations } from '../../cli/commands/doctor';
 import { concreteResource, runAwsDoctorChecks } from '../../shared/doctor/aws-checks';
 
+/** The call list's placeholder syntax, `${name}`. */
+const ph = (name: string) => `\${${name}}`;
 const iam = mockClient(IAMClient);
 const lambda = mockClient(LambdaClient);
 const cloudformation = mockClient(CloudFormationClient);
@@ -40,8 +42,20 @@ function healthy(): void {
   iot.reset();
   cloudformation.on(DescribeStackResourcesCommand).resolves({
     StackResources: [
-      { LogicalResourceId: 'ExpiryReportsBucket', PhysicalResourceId: 'fleetgate-prod-expiryreportsbucket-1abc', ResourceType: 'AWS::S3::Bucket', ResourceStatus: 'CREATE_COMPLETE', Timestamp: new Date() },
-      { LogicalResourceId: 'PresenceRule', PhysicalResourceId: 'PresenceRule_x1', ResourceType: 'AWS::IoT::TopicRule', ResourceStatus: 'CREATE_COMPLETE', Timestamp: new Date() },
+      {
+        LogicalResourceId: 'ExpiryReportsBucket',
+        PhysicalResourceId: 'fleetgate-prod-expiryreportsbucket-1abc',
+        ResourceType: 'AWS::S3::Bucket',
+        ResourceStatus: 'CREATE_COMPLETE',
+        Timestamp: new Date(),
+      },
+      {
+        LogicalResourceId: 'PresenceRule',
+        PhysicalResourceId: 'PresenceRule_x1',
+        ResourceType: 'AWS::IoT::TopicRule',
+        ResourceStatus: 'CREATE_COMPLETE',
+        Timestamp: new Date(),
+      },
     ],
   });
   lambda.on(GetFunctionConfigurationCommand).callsFake((input: { FunctionName: string }) => ({
@@ -55,7 +69,11 @@ function healthy(): void {
           Effect: 'Allow',
           Principal: { Service: 'iot.amazonaws.com' },
           Action: 'lambda:InvokeFunction',
-          Condition: { ArnLike: { 'AWS:SourceArn': 'arn:aws:iot:eu-west-1:210987654321:provisioningtemplate/fleetgate-prod-fleet' } },
+          Condition: {
+            ArnLike: {
+              'AWS:SourceArn': 'arn:aws:iot:eu-west-1:210987654321:provisioningtemplate/fleetgate-prod-fleet',
+            },
+          },
         },
       ],
     }),
@@ -69,7 +87,9 @@ function healthy(): void {
       })),
   }));
   iot.on(GetTopicRuleCommand).resolves({ rule: { ruleDisabled: false } });
-  iam.on(SimulatePrincipalPolicyCommand).resolves({ EvaluationResults: [{ EvalActionName: 'x', EvalDecision: 'allowed' }] });
+  iam
+    .on(SimulatePrincipalPolicyCommand)
+    .resolves({ EvaluationResults: [{ EvalActionName: 'x', EvalDecision: 'allowed' }] });
 }
 
 beforeEach(healthy);
@@ -78,22 +98,34 @@ describe('doctor --target aws', () => {
   it('the committed call list covers every function that calls AWS, in placeholders doctor can fill', () => {
     const calls = readManifest();
     expect(calls.length).toBeGreaterThan(20);
-    for (const name of ['preProvisionHook', 'registerCertificate', 'deviceLifecycle', 'quarantineDevice', 'rotateCertificate']) {
-      expect(calls.some((call) => call.function === name), name).toBe(true);
+    for (const name of [
+      'preProvisionHook',
+      'registerCertificate',
+      'deviceLifecycle',
+      'quarantineDevice',
+      'rotateCertificate',
+    ]) {
+      expect(
+        calls.some((call) => call.function === name),
+        name,
+      ).toBe(true);
     }
     expect(calls.every((call) => !call.resource.includes('123456789012'))).toBe(true);
   });
 
   it('fills a call template with the deployment’s names', () => {
     expect(
-      concreteResource('arn:${Partition}:s3:::${Resource:ExpiryReportsBucket}/expiry/latest.json', {
-        region: 'eu-west-1',
-        account: '210987654321',
-        service: 'fleetgate',
-        stage: 'prod',
-        tableName: 't',
-        physical: new Map([['ExpiryReportsBucket', 'b-1']]),
-      }),
+      concreteResource(
+        `arn:${ph('Partition')}:s3:::${ph('Resource:ExpiryReportsBucket')}/expiry/latest.json`,
+        {
+          region: 'eu-west-1',
+          account: '210987654321',
+          service: 'fleetgate',
+          stage: 'prod',
+          tableName: 't',
+          physical: new Map([['ExpiryReportsBucket', 'b-1']]),
+        },
+      ),
     ).toBe('arn:aws:s3:::b-1/expiry/latest.json');
   });
 
@@ -105,7 +137,9 @@ describe('doctor --target aws', () => {
     const attach = calls.find((call) => call.args[0].input.ActionNames?.[0] === 'iot:AttachThingPrincipal');
     expect(attach?.args[0].input.ResourceArns?.[0]).toMatch(/^arn:aws:iot:eu-west-1:210987654321:cert\//);
     expect(attach?.args[0].input.PolicySourceArn).toMatch(/^arn:aws:iam::210987654321:role\/fleetgate-prod-/);
-    const sweep = calls.find((call) => call.args[0].input.ResourceArns?.[0]?.includes('fleetgate-prod-expiryreportsbucket-1abc'));
+    const sweep = calls.find((call) =>
+      call.args[0].input.ResourceArns?.[0]?.includes('fleetgate-prod-expiryreportsbucket-1abc'),
+    );
     expect(sweep).toBeDefined();
   });
 
@@ -115,11 +149,15 @@ describe('doctor --target aws', () => {
     });
     const roles = (await runAwsDoctorChecks(clients, expected)).find((check) => check.name === 'iam-roles');
     expect(roles?.ok).toBe(false);
-    expect(roles?.detail).toMatch(/registerCertificate: iot:AttachThingPrincipal on arn:aws:iot:eu-west-1:210987654321:cert\/\S+ \(implicitDeny\)/);
+    expect(roles?.detail).toMatch(
+      /registerCertificate: iot:AttachThingPrincipal on arn:aws:iot:eu-west-1:210987654321:cert\/\S+ \(implicitDeny\)/,
+    );
   });
 
   it('fails the hook over 5 s or without an invoke permission for the template', async () => {
-    lambda.on(GetFunctionConfigurationCommand, { FunctionName: 'fleetgate-prod-preProvisionHook' }).resolves({ Role: 'arn:aws:iam::210987654321:role/r', Timeout: 6 });
+    lambda
+      .on(GetFunctionConfigurationCommand, { FunctionName: 'fleetgate-prod-preProvisionHook' })
+      .resolves({ Role: 'arn:aws:iam::210987654321:role/r', Timeout: 6 });
     lambda.on(GetPolicyCommand).resolves({ Policy: JSON.stringify({ Statement: [] }) });
     const hook = (await runAwsDoctorChecks(clients, expected)).find((check) => check.name === 'hook');
     expect(hook?.ok).toBe(false);
@@ -131,7 +169,9 @@ describe('doctor --target aws', () => {
     iot.on(GetTopicRuleCommand).resolves({ rule: { ruleDisabled: true } });
     lambda.on(ListEventSourceMappingsCommand).resolves({ EventSourceMappings: [] });
     const checks = await runAwsDoctorChecks(clients, expected);
-    expect(checks.find((check) => check.name === 'topic-rules')?.detail).toContain('PresenceRule (PresenceRule_x1) is disabled');
+    expect(checks.find((check) => check.name === 'topic-rules')?.detail).toContain(
+      'PresenceRule (PresenceRule_x1) is disabled',
+    );
     expect(checks.find((check) => check.name === 'event-source-mappings')?.detail).toContain(
       'registerCertificate: no event source mapping for queue fleetgate-prod-registration',
     );

@@ -1,6 +1,7 @@
 /**
  * `fleetgate doctor` checks with mocked clients (aws-sdk-client-mock): each check's ok and failing
- * path, warnings that stay ok, strict (aws) vs local severity, and errors that fail one check only.
+ * path, warnings that stay ok, strict (aws) vs local severity of a missing JITR CA, what serverless.yml
+ * declares failing on both targets, and errors that fail one check only.
  */
 import {
   DescribeTableCommand,
@@ -267,10 +268,15 @@ describe('checkDevicePolicy', () => {
     expect(await checkDevicePolicy(iot, expected)).toMatchObject({ ok: true });
   });
 
-  it('fails on aws, warns locally, when it is missing', async () => {
+  it('fails on aws and locally when it is missing: the local stack creates it from serverless.yml', async () => {
     iotMock.on(GetPolicyCommand).rejects(notFound('no policy'));
-    expect(await checkDevicePolicy(iot, expected)).toMatchObject({ ok: false, fix: expect.any(String) });
-    expect(await checkDevicePolicy(iot, local)).toMatchObject({ ok: true, warn: true });
+    expect(await checkDevicePolicy(iot, expected)).toMatchObject({
+      ok: false,
+      fix: expect.stringContaining('deploy'),
+    });
+    const result = await checkDevicePolicy(iot, local);
+    expect(result).toMatchObject({ ok: false, fix: expect.stringContaining('fleetgate local up') });
+    expect(result.warn).toBeUndefined();
   });
 });
 
@@ -328,14 +334,12 @@ describe('checkProvisioningTemplate', () => {
     });
   });
 
-  it('fails on aws, warns locally, when the template is missing', async () => {
+  it('fails on aws and locally when the template is missing: the local stack creates it from serverless.yml', async () => {
     iotMock.on(DescribeProvisioningTemplateCommand).rejects(notFound('no template'));
     expect(await checkProvisioningTemplate(iot, expected)).toMatchObject({ ok: false });
-    expect(await checkProvisioningTemplate(iot, local)).toMatchObject({
-      ok: true,
-      warn: true,
-      fix: expect.any(String),
-    });
+    const result = await checkProvisioningTemplate(iot, local);
+    expect(result).toMatchObject({ ok: false, fix: expect.stringContaining('fleetgate local up') });
+    expect(result.warn).toBeUndefined();
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * registerCertificate with a mocked IoT client (aws-sdk-client-mock) and in-memory store fakes:
- * the order of side effects, and how errors map to SQS outcomes (retryable → the record fails and
- * is redelivered; permanent → recorded and acknowledged).
+ * the order of side effects, and how errors map to SQS outcomes (an AWS or configuration error →
+ * the record fails and is redelivered, then dead-lettered by the queue; a body that is not a JITR
+ * event → sent to the DLQ at once; nothing acknowledged that was not done).
  */
 
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -17,7 +18,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createHandler } from '../../functions/register-certificate/consumer';
+import { createHandler } from '../../functions/register-certificate/create-handler';
 import type { RegistrationDeps } from '../../functions/register-certificate/registration';
 import {
   type CertificateAuthority,
@@ -29,7 +30,7 @@ import { configFor } from '../../shared/config';
 import { IotRegistry } from '../../shared/iot/iot-registry';
 import type { DeviceRecord } from '../../shared/store/records';
 import { type RecordedOutcome, recordingMetrics } from '../support/hook';
-import { RecordingQuarantine, sqsRecord } from '../support/jitr';
+import { RecordingDeadLetters, RecordingQuarantine, sqsRecord } from '../support/jitr';
 import { lambdaContext } from '../support/lambda';
 
 const CA_ID = 'c'.repeat(64);
@@ -41,6 +42,7 @@ let device: KeyedCertificate;
 let log: string[];
 let outcomes: RecordedOutcome[];
 let quarantine: RecordingQuarantine;
+let deadLetters: RecordingDeadLetters;
 
 beforeAll(async () => {
   ca = await createCertificateAuthority({ subject: { commonName: 'Unit CA' } });
@@ -101,6 +103,7 @@ function build(overrides: { device?: DeviceRecord } = {}) {
     },
     logger: new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' }),
     metrics: recordingMetrics(outcomes),
+    deadLetters,
   });
 }
 
@@ -161,10 +164,11 @@ beforeEach(() => {
   log = [];
   outcomes = [];
   quarantine = new RecordingQuarantine();
+  deadLetters = new RecordingDeadLetters();
 });
 
 describe('registerCertificate: order of side effects', () => {
-  it('reserves in the store, creates, attaches the shared policy and the principal, activates last, then commits', async () => {
+  it('reserves in the store, attaches the shared policy, creates, attaches the principal, activates last, then commits', async () => {
     // Prepare
     mockIot();
     // Act
@@ -176,8 +180,8 @@ describe('registerCertificate: order of side effects', () => {
       'DescribeCertificate',
       'store.loadProvisioningFacts',
       'store.bindCertificate',
-      'CreateThing',
       'AttachPolicy',
+      'CreateThing',
       'AttachThingPrincipal',
       'UpdateCertificate:ACTIVE',
       'store.completeRegistration',
@@ -231,6 +235,7 @@ describe('registerCertificate: order of side effects', () => {
       },
       logger: new Logger({ logLevel: 'SILENT' }),
       metrics: recordingMetrics(outcomes),
+      deadLetters,
     });
     // Act
     await handler(event(), lambdaContext());
@@ -268,33 +273,55 @@ describe('registerCertificate: error mapping', () => {
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'message-1' }] });
     expect(log).not.toContain('UpdateCertificate:ACTIVE');
     expect(log).not.toContain('store.completeRegistration');
-    expect(outcomes).toEqual([{ name: 'RegistrationRetried' }]);
+    expect(outcomes).toEqual([{ name: 'RegistrationRetried', reason: name }]);
   });
 
   it.each([
-    ['InvalidRequestException', 400],
+    ['AccessDeniedException', 403],
     ['UnauthorizedException', 401],
     ['ResourceNotFoundException', 404],
-  ])('%s is permanent: recorded with its code and acknowledged', async (name, status) => {
-    // Prepare
-    mockIot();
-    iotMock.on(AttachPolicyCommand).rejects(awsError(name, status));
-    // Act
-    const response = await build()(event(), lambdaContext());
-    // Assess
-    expect(response).toEqual({ batchItemFailures: [] });
-    expect(log).not.toContain('UpdateCertificate:ACTIVE');
-    expect(outcomes).toEqual([{ name: 'RegistrationFailed', reason: name }]);
-  });
+    ['InvalidRequestException', 400],
+  ])(
+    '%s (our configuration, not the device) fails the record too: retried, then dead-lettered, never acknowledged',
+    async (name, status) => {
+      // Prepare: e.g. AttachPolicy … ResourceNotFoundException: the device policy is missing.
+      mockIot();
+      iotMock.on(AttachPolicyCommand).rejects(awsError(name, status));
+      // Act
+      const response = await build()(event(), lambdaContext());
+      // Assess
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'message-1' }] });
+      expect(log).not.toContain('CreateThing');
+      expect(log).not.toContain('UpdateCertificate:ACTIVE');
+      expect(log).not.toContain('store.completeRegistration');
+      expect(outcomes).toEqual([{ name: 'RegistrationRetried', reason: name }]);
+      expect(deadLetters.records).toEqual([]);
+    },
+  );
 
-  it('acknowledges an event that is not a JITR event, with a reason', async () => {
+  it('sends an event that is not a JITR event to the DLQ at once, naming the field, and acknowledges it', async () => {
     const response = await build()(
       { Records: [sqsRecord('{"certificateId":"nope"}', 'message-2')] },
       lambdaContext(),
     );
     expect(response).toEqual({ batchItemFailures: [] });
-    expect(outcomes).toEqual([{ name: 'RegistrationFailed', reason: 'INVALID_EVENT' }]);
+    expect(outcomes).toEqual([{ name: 'RegistrationInvalid', reason: 'body' }]);
+    expect(deadLetters.records).toHaveLength(1);
+    expect(deadLetters.records[0]?.record.messageId).toBe('message-2');
+    expect(deadLetters.records[0]?.reason).toContain('body.certificateId: must be 64 hex characters');
     expect(log).toEqual([]);
+  });
+
+  it('fails the record (to be retried) when the DLQ does not take an invalid event: nothing is dropped', async () => {
+    // Prepare
+    deadLetters.send = async () => {
+      throw new Error('SendMessage refused');
+    };
+    // Act
+    const response = await build()({ Records: [sqsRecord('not json', 'message-3')] }, lambdaContext());
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'message-3' }] });
+    expect(outcomes).toEqual([{ name: 'RegistrationRetried', reason: 'Error' }]);
   });
 
   it('handles every record of a batch and fails only the one that hit a retryable error', async () => {
@@ -314,7 +341,10 @@ describe('registerCertificate: error mapping', () => {
     // Assess
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'message-3' }] });
     expect(outcomes).toEqual(
-      expect.arrayContaining([{ name: 'DeviceRegistered' }, { name: 'RegistrationRetried' }]),
+      expect.arrayContaining([
+        { name: 'DeviceRegistered' },
+        { name: 'RegistrationRetried', reason: 'ThrottlingException' },
+      ]),
     );
   });
 });

@@ -6,7 +6,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHandler, SweepIncompleteError } from '../../../functions/expiry-sweep/sweep-handler';
+import { createHandler, SweepIncompleteError } from '../../../functions/expiry-sweep/create-handler';
 import { DAY_MS, type ExpiryPolicy, formatIso } from '../../../shared/domain/expiry';
 import { runExpirySweep, type SweepDeps } from '../../../shared/expiry/expiry-sweep';
 import { createReportSink } from '../../../shared/reports/report-sink';

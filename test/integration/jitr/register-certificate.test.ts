@@ -52,7 +52,7 @@ describe('registerCertificate', () => {
     rig = await startRig(table.store);
   });
 
-  it('registers a valid device: thing, shared policy, principal, ACTIVE last; ACTIVE in the store after its first connect', async () => {
+  it('registers a valid device: shared policy, thing, principal, ACTIVE last; ACTIVE in the store after its first connect', async () => {
     // Prepare
     await allowlist(table.store, ['SN-VALID-1']);
     const device = await deviceCertificate(rig.ca, 'SN-VALID-1');
@@ -65,8 +65,8 @@ describe('registerCertificate', () => {
     const apis = rig.emulator.calls.map((call) => call.api).filter((api) => api !== 'DescribeCACertificate');
     expect(apis).toEqual([
       'DescribeCertificate',
-      'CreateThing',
       'AttachPolicy',
+      'CreateThing',
       'AttachThingPrincipal',
       'UpdateCertificate',
     ]);

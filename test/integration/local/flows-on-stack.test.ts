@@ -4,7 +4,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  CreatePolicyCommand,
   DescribeCertificateCommand,
   type IoTClient,
   ListThingPrincipalsCommand,
@@ -25,16 +24,6 @@ let store: ProvisioningStore;
 beforeAll(async () => {
   testStack = await startTestStack('flows');
   ({ stack, iot, store } = testStack);
-  // The shared device policy serverless.yml deploys (JITR attaches it to every certificate).
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: 'fleetgate-local-device',
-      policyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
-      }),
-    }),
-  );
 }, 120_000);
 
 afterAll(async () => {

@@ -5,12 +5,9 @@
  * and a DUPLICATE_CLIENTID storm seen by the clone detector (deviceLifecycle → quarantine).
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
-  CreatePolicyCommand,
-  CreateProvisioningTemplateCommand,
   DescribeCertificateCommand,
   type IoTClient,
   RegisterCACertificateCommand,
@@ -18,7 +15,6 @@ import {
 import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderPolicyDocument } from '../../../local/mqtt/policies';
 import {
   createCertificateAuthority,
   createCsr,
@@ -112,37 +108,13 @@ async function waitFor<T>(
 beforeAll(async () => {
   testStack = await startTestStack('mqtt');
   ({ stack, iot, store } = testStack);
-  const render = { region: stack.region, accountId: stack.model.accountId };
-  // What serverless.yml deploys: the shared device policy, the claim policy, the template and its hook.
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: DEVICE_POLICY,
-      policyDocument: renderPolicyDocument('device-policy.json', render),
-    }),
-  );
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: 'fleetgate-local-claim',
-      policyDocument: renderPolicyDocument('claim-policy.json', {
-        ...render,
-        parameters: { ProvisioningTemplateName: TEMPLATE },
-      }),
-    }),
-  );
-  const body = JSON.parse(readFileSync('iot/provisioning-template.json', 'utf8'));
-  body.Resources.policy.Properties.PolicyName = DEVICE_POLICY;
-  await iot.send(
-    new CreateProvisioningTemplateCommand({
-      templateName: TEMPLATE,
-      templateBody: JSON.stringify(body),
-      provisioningRoleArn: `arn:aws:iam::${render.accountId}:role/provisioning`,
-      enabled: true,
-      preProvisioningHook: {
-        targetArn: `arn:aws:lambda:${stack.region}:${render.accountId}:function:preProvisionHook`,
-        payloadVersion: '2020-04-01',
-      },
-    }),
-  );
+  // The device policy, the claim policy and the template (with its hook) are serverless.yml's,
+  // created by the local stack at start; the claim certificate is this test's.
+  expect(stack.declared).toEqual({
+    devicePolicyName: DEVICE_POLICY,
+    claimPolicyName: 'fleetgate-local-claim',
+    fleetTemplateName: TEMPLATE,
+  });
   const claimCsr = await createCsr({ subject: { commonName: 'fleetgate claim' } });
   const issued = await iot.send(
     new CreateCertificateFromCsrCommand({ certificateSigningRequest: claimCsr.csrPem, setAsActive: true }),

@@ -1,21 +1,31 @@
 /**
  * Poison quarantine requests on local SQS (local-aws-sqs, redrive as SQS does it): the real queue
- * poller feeds quarantineDevice, failures end in QuarantineDLQ with their body intact, and the
- * dead-letter tools replay them once the cause is fixed — or discard them with a trace.
- * The queues are serverless.yml's, with QuarantineQueue's visibility timeout cut to 1 s so five
- * receives take seconds, not 15 minutes.
+ * poller feeds quarantineDevice, a request that can never be processed is sent to QuarantineDLQ at
+ * once with its body intact and its reason, and the dead-letter tools replay them once the cause is
+ * fixed — or discard them with a trace. The queues are serverless.yml's, with QuarantineQueue's
+ * visibility timeout cut to 1 s so a redrive (five receives) takes seconds, not 15 minutes.
  */
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IoTClient } from '@aws-sdk/client-iot';
-import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator/index';
 import { type LocalSqs, startLocalSqs } from '../../../local/local-sqs';
 import { MessageLedger, QueuePoller } from '../../../local/queue-poller';
 import { loadServerlessConfig } from '../../../local/serverless-config';
 import { buildStackModel, type QueueSpec, type StackModel } from '../../../local/stack-model';
+import {
+  DEAD_LETTER_REASON,
+  DEAD_LETTER_SOURCE_MESSAGE,
+  SqsDeadLetterQueue,
+} from '../../../shared/dlq/dead-letter-sender';
 import { DeadLetters, deadLetterQueues } from '../../../shared/dlq/dead-letters';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import { lambdaContext } from '../../support/lambda';
@@ -81,7 +91,8 @@ beforeAll(async () => {
   ]);
   iot = iotClientFor(emulator);
   await prepareTestAccount(iot);
-  worker = buildTestWorker(table, iot);
+  // Invalid requests go to QuarantineDLQ at once, as DEAD_LETTER_QUEUE_URL: !Ref QuarantineDLQ says.
+  worker = buildTestWorker(table, iot, new SqsDeadLetterQueue(sqs.client, url('QuarantineDLQ')));
   const quarantineQueue = queues.find((queue) => queue.logicalId === 'QuarantineQueue');
   const mapping = model.functions.find((fn) => fn.name === 'quarantineDevice')?.sqs[0];
   if (!quarantineQueue || !mapping)
@@ -143,7 +154,7 @@ describe('dead letters of the quarantine queue', { timeout: 150_000 }, () => {
     );
   });
 
-  it('redrives a poison body and a request that cannot be done yet to the DLQ, bodies intact, the poison logged by messageId', async () => {
+  it('sends a poison body and a request for an unknown serial to the DLQ at once, bodies intact, the reason logged by messageId', async () => {
     // Act
     const sent = await sqs.client.send(
       new SendMessageCommand({ QueueUrl: url('QuarantineQueue'), MessageBody: poison }),
@@ -164,9 +175,26 @@ describe('dead letters of the quarantine queue', { timeout: 150_000 }, () => {
       [JSON.stringify(tooEarly), poison].sort(),
     );
     expect(await depth(sqs.client, url('QuarantineQueue'))).toBe(0);
+    // At once: one receive each, not maxReceiveCount of them.
     const logged = worker.errorLogs.filter((log) => log.fields.messageId === sent.MessageId);
-    expect(logged.length).toBeGreaterThanOrEqual(5);
-    expect(logged[0]?.fields.reason).toBe('body: must be a JSON document');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]?.fields).toMatchObject({ receiveCount: '1' });
+    expect(String(logged[0]?.fields.reason)).toMatch(/^body: Invalid JSON/);
+    // The copy keeps the original attributes and says why and where it came from.
+    const received = await sqs.client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: url('QuarantineDLQ'),
+        MaxNumberOfMessages: 10,
+        MessageAttributeNames: ['All'],
+        VisibilityTimeout: 0,
+      }),
+    );
+    const request = received.Messages?.find((message) => message.Body === JSON.stringify(tooEarly));
+    expect(request?.MessageAttributes?.producer?.StringValue).toBe('deviceLifecycle');
+    expect(request?.MessageAttributes?.[DEAD_LETTER_REASON]?.StringValue).toBe(
+      'serial: serial SN-LATE-1 is unknown and no certificateId was given',
+    );
+    expect(request?.MessageAttributes?.[DEAD_LETTER_SOURCE_MESSAGE]?.StringValue).toEqual(expect.any(String));
   });
 
   it('replays after the cause is fixed: the request is processed, the poison comes back to the DLQ', async () => {

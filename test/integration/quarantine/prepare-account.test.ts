@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CustomResourceEvent } from '../../../functions/prepare-account/cfn-response';
-import { createHandler, fromPhysicalId } from '../../../functions/prepare-account/custom-resource';
+import { createHandler, fromPhysicalId } from '../../../functions/prepare-account/create-handler';
 import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator/index';
 import { lambdaContext } from '../../support/lambda';
 import { iotClientFor } from '../../support/quarantine';

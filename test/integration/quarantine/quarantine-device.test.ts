@@ -16,6 +16,7 @@ import { listQuarantine, rejectQuarantine, releaseQuarantine } from '../../../sh
 import { createCa, issueTestCertificate } from '../../support/certs';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import { buildTestHook } from '../../support/hook';
+import { RecordingDeadLetters } from '../../support/jitr';
 import { lambdaContext } from '../../support/lambda';
 import {
   buildTestWorker,
@@ -32,13 +33,14 @@ let table: TestTable;
 let emulator: IotEmulator;
 let iot: IoTClient;
 let worker: TestWorker;
+const deadLetters = new RecordingDeadLetters();
 const context = lambdaContext('fleetgate-local-quarantineDevice', 30_000);
 
 beforeAll(async () => {
   [table, emulator] = await Promise.all([createTestTable('quarantine'), startIotEmulator()]);
   iot = iotClientFor(emulator);
   await prepareTestAccount(iot);
-  worker = buildTestWorker(table, iot);
+  worker = buildTestWorker(table, iot, deadLetters);
 });
 afterAll(async () => {
   iot?.destroy();
@@ -244,25 +246,49 @@ describe('quarantineDevice', () => {
     expect(worker.outcomes.filter((o) => o.name === 'CertificateQuarantined')).toHaveLength(1);
   });
 
-  it('fails an unparseable body for the DLQ and logs the messageId and the field, never the body', async () => {
+  it('sends an unparseable body to the DLQ at once and logs the messageId and the field, never the body', async () => {
     // Prepare
     const secret = 'not-for-logs';
     const event = sqsEvent([
       { requestId: 'r-bad', serial: 'SN-1', reason: 'lowercase', source: 'deviceLifecycle', at: 'x', secret },
       `{"truncated": "${secret}`,
     ]);
+    deadLetters.records.length = 0;
+    worker.errorLogs.length = 0;
     // Act
     const response = await worker.handler(event, context);
-    // Assess
-    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier)).toEqual(
+    // Assess: acknowledged (never redelivered), kept in the DLQ with its body.
+    expect(response.batchItemFailures).toEqual([]);
+    expect(deadLetters.records.map(({ record }) => record.messageId)).toEqual(
       event.Records.map((record) => record.messageId),
     );
-    const logs = worker.errorLogs.filter((log) => log.message.includes('does not parse'));
-    expect(logs.map((log) => log.fields.messageId)).toEqual(event.Records.map((record) => record.messageId));
-    expect(logs[0]?.fields.reason).toContain('reason: must be an UPPER_SNAKE reason code');
-    expect(logs[0]?.fields.reason).toContain('at:');
-    expect(logs[1]?.fields.reason).toBe('body: must be a JSON document');
+    expect(deadLetters.bodies).toEqual(event.Records.map((record) => record.body));
+    const logs = worker.errorLogs.filter((log) => log.message.includes('dead-letter queue'));
+    expect(logs.map((log) => log.fields.messageId).sort()).toEqual(
+      event.Records.map((record) => record.messageId).sort(),
+    );
+    const byId = (id: string | undefined) => logs.find((log) => log.fields.messageId === id)?.fields.reason;
+    expect(byId(event.Records[0]?.messageId)).toContain('body.reason: must be an UPPER_SNAKE reason code');
+    expect(byId(event.Records[0]?.messageId)).toContain('body.at:');
+    expect(byId(event.Records[1]?.messageId)).toMatch(/^body: Invalid JSON/);
     expect(JSON.stringify(logs)).not.toContain(secret);
+  });
+
+  it('sends a request for an unknown serial without a certificateId to the DLQ at once, naming the field, and writes nothing', async () => {
+    // Prepare: the request the shipped events/iot samples lead to (no such serial in the store).
+    const event = sqsEvent([quarantineRequest({ requestId: 'r-unknown', serial: 'SN-NOBODY-1' })]);
+    deadLetters.records.length = 0;
+    const before = await table.dump();
+    // Act
+    const response = await worker.handler(event, context);
+    // Assess: not redelivered (the old behaviour failed it on every delivery, every 180 s).
+    expect(response.batchItemFailures).toEqual([]);
+    expect(deadLetters.records).toHaveLength(1);
+    expect(deadLetters.records[0]?.reason).toBe(
+      'serial: serial SN-NOBODY-1 is unknown and no certificateId was given',
+    );
+    expect(worker.outcomes.at(-1)).toEqual({ name: 'QuarantineInvalid', reason: 'request' });
+    expect(await table.dump()).toEqual(before);
   });
 });
 

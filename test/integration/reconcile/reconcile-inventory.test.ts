@@ -2,13 +2,14 @@
  * Inventory reconciliation against the IoT emulator and DynamoDB Local through the real SDK: a few
  * dozen agreeing devices with drift planted both ways (and decoys that are not drift), found
  * exactly; a run stopped by a tiny time budget and continued through its continuation messages
- * (delivered twice) gives the same report; AWS's default quotas throttle and the run still completes.
+ * (delivered twice) gives the same report; a continuation that fails is retried, one that is not a
+ * continuation is dead-lettered at once; AWS's default quotas throttle and the run still completes.
  */
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { IoTClient } from '@aws-sdk/client-iot';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHandler } from '../../../functions/reconcile-inventory/reconcile-handler';
+import { createHandler } from '../../../functions/reconcile-inventory/create-handler';
 import type { ReconcileContinuation } from '../../../schemas/reconcile-inventory';
 import type { Drift } from '../../../shared/domain/reconciliation';
 import { IotInventory } from '../../../shared/iot/iot-inventory';
@@ -20,6 +21,7 @@ import {
 } from '../../../shared/reconcile/reconcile-inventory';
 import { type ReconcileCheckpoint, ReconcileStore } from '../../../shared/store/reconcile-store';
 import { createTestTable, type TestTable } from '../../support/dynamo';
+import { RecordingDeadLetters, sqsRecord } from '../../support/jitr';
 import { lambdaContext } from '../../support/lambda';
 import {
   memorySink,
@@ -118,6 +120,7 @@ describe('reconcileInventory handler: checkpoint and continuation', () => {
       ...reconcileDeps(table, rig, sink),
       safetyMarginMs: 500,
       continuations: { send: async (continuation) => void queue.push(continuation) },
+      deadLetters: new RecordingDeadLetters(),
       logger: createLogger('reconcileInventory'),
       metrics: createMetrics('reconcileInventory') as Metrics,
     });
@@ -129,7 +132,7 @@ describe('reconcileInventory handler: checkpoint and continuation', () => {
       };
     };
     const sqsEvent = (continuation: ReconcileContinuation) => ({
-      Records: [{ messageId: `m-${continuation.seq}`, body: JSON.stringify(continuation) }],
+      Records: [sqsRecord(JSON.stringify(continuation), `m-${continuation.seq}`)],
     });
     // Act: the scheduled event, then every continuation delivered twice at once (at-least-once SQS).
     const first = await handler(
@@ -169,7 +172,7 @@ describe('reconcileInventory handler: checkpoint and continuation', () => {
 });
 
 describe('reconcileInventory handler: failures', () => {
-  it('fails a continuation whose run cannot reach IoT (retried, then dead-lettered) and drops a malformed one', async () => {
+  it('fails a continuation whose run cannot reach IoT (retried, then dead-lettered) and sends one that is not a continuation to the DLQ at once', async () => {
     // Prepare: an IoT endpoint nobody listens on.
     const unreachable = new IoTClient({
       ...rig.emulator.clientConfig(),
@@ -177,10 +180,12 @@ describe('reconcileInventory handler: failures', () => {
       maxAttempts: 1,
     });
     const sent: ReconcileContinuation[] = [];
+    const deadLetters = new RecordingDeadLetters();
     const handler = createHandler({
       ...reconcileDeps(table, rig, memorySink()),
       inventory: new IotInventory(unreachable, 100),
       continuations: { send: async (continuation) => void sent.push(continuation) },
+      deadLetters,
       logger: createLogger('reconcileInventory'),
       metrics: createMetrics('reconcileInventory') as Metrics,
     });
@@ -188,10 +193,7 @@ describe('reconcileInventory handler: failures', () => {
     // Act
     const result = (await handler(
       {
-        Records: [
-          { messageId: 'broken-run', body },
-          { messageId: 'not-a-continuation', body: '{"hello":1}' },
-        ],
+        Records: [sqsRecord(body, 'broken-run'), sqsRecord('{"hello":1}', 'not-a-continuation')],
       },
       lambdaContext('fleetgate-dev-reconcileInventory', 60_000),
     )) as SQSBatchResponse;
@@ -199,6 +201,21 @@ describe('reconcileInventory handler: failures', () => {
     // Assess
     expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'broken-run' }]);
     expect(sent).toEqual([]);
+    expect(deadLetters.records.map(({ record }) => record.messageId)).toEqual(['not-a-continuation']);
+    expect(deadLetters.records[0]?.reason).toMatch(/body\.runId: /);
+  });
+
+  it('refuses an event that is neither a schedule, a manual run nor an SQS event (the schedule entry point)', async () => {
+    const handler = createHandler({
+      ...reconcileDeps(table, rig, memorySink()),
+      continuations: { send: async () => undefined },
+      deadLetters: new RecordingDeadLetters(),
+      logger: createLogger('reconcileInventory'),
+      metrics: createMetrics('reconcileInventory') as Metrics,
+    });
+    await expect(
+      handler({ runId: 'bad id with spaces' }, lambdaContext('fleetgate-dev-reconcileInventory', 60_000)),
+    ).rejects.toMatchObject({ code: 'VALIDATION' });
   });
 });
 

@@ -7,6 +7,7 @@
 import { DescribeCertificateCommand, ListPrincipalThingsCommand } from '@aws-sdk/client-iot';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCsr, generateKeyPair } from '../../../local/pki';
+import { type IotRegistry, IotRequestError } from '../../../shared/iot/iot-registry';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import { deliver, sqsRecord } from '../../support/jitr';
 import { lambdaContext } from '../../support/lambda';
@@ -25,8 +26,8 @@ afterEach(async () => {
   await rig?.stop();
 });
 
-async function start(env: Record<string, string> = {}) {
-  rig = await startRotationRig(table.store, { env });
+async function start(env: Record<string, string> = {}, wrapRotationIot?: (iot: IotRegistry) => IotRegistry) {
+  rig = await startRotationRig(table.store, { env, ...(wrapRotationIot ? { wrapRotationIot } : {}) });
   return rig;
 }
 
@@ -328,7 +329,7 @@ describe('rotateCertificate', () => {
     expect(rig.rig.quarantine.requests).toEqual([]);
   });
 
-  it('answers bad requests on rejected and dead-letters what cannot be answered', async () => {
+  it('answers bad requests on rejected and dead-letters at once what cannot be answered', async () => {
     await start();
     const current = await rig.activeDevice('SN-ROT-9');
     const p521 = (await createCsr({ subject: { commonName: 'SN-ROT-9' }, keys: await p521Keys() })).csrPem;
@@ -353,12 +354,56 @@ describe('rotateCertificate', () => {
       });
     }
     expect(rig.rig.emulator.callCount('CreateCertificateFromCsr')).toBe(0);
-    // Not JSON, no thing name: failed on every delivery, then dead-lettered.
+    expect(rig.rig.deadLetters.records).toEqual([]);
+    // Not JSON, no thing name: nobody to answer — sent to RotationDLQ at once, never redelivered.
     const stats = await deliver(rig.rotate, ['not json', JSON.stringify({ csr: 'x' })], {
       maxReceiveCount: 2,
       redeliveryMs: 1,
     });
-    expect(stats.deadLettered.map((r) => r.body)).toEqual(['not json', JSON.stringify({ csr: 'x' })]);
+    expect(stats.retried).toBe(0);
+    expect(stats.deadLettered).toEqual([]);
+    expect(rig.rig.deadLetters.bodies.sort()).toEqual([JSON.stringify({ csr: 'x' }), 'not json'].sort());
+  });
+});
+
+describe("rotateCertificate: errors that are ours, not the device's", () => {
+  it('AccessDenied on CreateCertificateFromCsr is retried and dead-lettered, never answered CERTIFICATE_REJECTED; replayed once allowed, it rotates', async () => {
+    // Prepare: the role lacks iot:CreateCertificateFromCsr until `denied` is lifted.
+    let denied = true;
+    await start({}, (iot) => {
+      const wrapped = Object.create(iot) as IotRegistry;
+      wrapped.createCertificateFromCsr = async (csr, setAsActive) => {
+        if (denied) {
+          throw new IotRequestError('CreateCertificateFromCsr', 'AccessDeniedException', {
+            cause: Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }),
+          });
+        }
+        return iot.createCertificateFromCsr(csr, setAsActive);
+      };
+      return wrapped;
+    });
+    await rig.activeDevice('SN-ROT-DENY');
+    const body = await rig.publishRequest('SN-ROT-DENY', 'SN-ROT-DENY', {
+      csr: await rig.csr('SN-ROT-DENY'),
+    });
+    // Act
+    const stats = await deliver(rig.rotate, [body], { batchSize: 1, maxReceiveCount: 3, redeliveryMs: 1 });
+    // Assess: failed on every receive, then dead-lettered by the redrive; the device was told nothing.
+    expect(stats.retried).toBe(2);
+    expect(stats.deadLettered.map((record) => record.body)).toEqual([body]);
+    expect(answers('SN-ROT-DENY')).toEqual([]);
+    expect(rig.rig.deadLetters.records).toEqual([]);
+    expect(rig.rotateOutcomes).toContainEqual({ name: 'RotationRetried', reason: 'AccessDeniedException' });
+    expect(await table.store.getDevice('SN-ROT-DENY')).toMatchObject({ state: 'ACTIVE' });
+    // Act: the permission is fixed and the dead letter replayed (a new message, after the failed
+    // delivery's lease ran out — on AWS the redrive alone takes 5 × 180 s).
+    denied = false;
+    rig.setNow(Date.now() + 121_000);
+    const replay = await deliver(rig.rotate, [body], { batchSize: 1 });
+    // Assess
+    expect(replay.deadLettered).toEqual([]);
+    expect(answers('SN-ROT-DENY').map((answer) => answer.topic)).toEqual(['accepted']);
+    expect(await table.store.getDevice('SN-ROT-DENY')).toMatchObject({ state: 'ROTATING' });
   });
 });
 

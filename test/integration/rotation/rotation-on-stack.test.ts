@@ -7,7 +7,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  CreatePolicyCommand,
   DescribeCertificateCommand,
   type IoTClient,
   RegisterCACertificateCommand,
@@ -44,15 +43,6 @@ beforeAll(async () => {
     },
   });
   ({ stack, iot, store, emulator } = testStack);
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: 'fleetgate-local-device',
-      policyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: ['iot:Connect', 'iot:Publish'], Resource: '*' }],
-      }),
-    }),
-  );
   ca = await createCertificateAuthority({ subject: { commonName: 'Rotation Stack CA' } });
   await iot.send(
     new RegisterCACertificateCommand({

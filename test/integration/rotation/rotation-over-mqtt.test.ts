@@ -6,7 +6,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  CreatePolicyCommand,
   DescribeCertificateCommand,
   type IoTClient,
   RegisterCACertificateCommand,
@@ -14,7 +13,6 @@ import {
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDevice } from '../../../local/mqtt/client';
-import { renderPolicyDocument } from '../../../local/mqtt/policies';
 import {
   createCertificateAuthority,
   createCsr,
@@ -36,15 +34,6 @@ beforeAll(async () => {
   testStack = await startTestStack('rotation-mqtt', { iotMaxAttempts: 1 });
   ({ stack, iot, store } = testStack);
   if (!stack.endpoints.mqtt) throw new Error('the local stack has no IoT device endpoint');
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: 'fleetgate-local-device',
-      policyDocument: renderPolicyDocument('device-policy.json', {
-        region: stack.region,
-        accountId: stack.model.accountId,
-      }),
-    }),
-  );
 }, 120_000);
 
 afterAll(async () => {

@@ -12,7 +12,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type PreProvisionHookResponse, preProvisionHookEventSchema } from '../../schemas/pre-provision-hook';
@@ -48,6 +49,7 @@ export function createHandler(deps: HookDeps) {
   };
 
   const decide = async (event: unknown, context: Context): Promise<PreProvisionHookResponse> => {
+    const started = performance.now();
     const epochMs = clock();
     const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
     const budget = timeBudgetMs(config.hookTimeBudgetMs, config.hookSafetyMarginMs, context);
@@ -63,11 +65,14 @@ export function createHandler(deps: HookDeps) {
     if (result.suspicion && result.certificateId && deps.quarantine) {
       await reportSuspicion(result, deps.quarantine, now, budget - (clock() - epochMs), logger);
     }
+    // AWS IoT waits 5 s at most: how close each decision came (published by logMetrics).
+    metrics.addMetric('HookDecisionTime', MetricUnit.Milliseconds, Math.round(performance.now() - started));
     return toHookResponse(result.decision);
   };
 
   return middy<unknown, PreProvisionHookResponse>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics))
     .use({
       // The last line of deny-by-default: whatever a middleware throws becomes a denial.
       onError: (request) => {

@@ -1,13 +1,15 @@
 /**
- * The registration consumer, built around its dependencies (`handler.ts` composes them from the
- * environment): one `registerCertificate` per SQS record, outcomes logged and counted once.
+ * The registration handler, built around its dependencies (`handler.ts` composes them from the
+ * environment): one `registerCertificate` per RegistrationQueue record on the shared SQS consumer,
+ * outcomes logged and counted once. A body that is not a JITR event goes to RegistrationDLQ at once;
+ * any error (AWS, the device policy missing, the store) fails the record, to be retried and then
+ * dead-lettered by the queue's redrive policy.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import type { SQSRecord } from 'aws-lambda';
-import { formatIssues } from '../../schemas/issues';
-import { CertificateRegisteredEvent, parseBody } from '../../schemas/registration-events';
+import { CertificateRegisteredEvent } from '../../schemas/registration-events';
+import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import type { Instant } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
 import { createSqsConsumer } from '../../shared/sqs-consumer';
@@ -16,6 +18,8 @@ import { type RegistrationDeps, type RegistrationOutcome, registerCertificate } 
 export interface RegisterCertificateDeps extends Omit<RegistrationDeps, 'newId'> {
   logger: Logger;
   metrics: Metrics;
+  /** RegistrationDLQ: where an event that is not a JITR event goes at once. */
+  deadLetters: DeadLetterSender;
   /** Epoch milliseconds; tests freeze it. */
   clock?: () => number;
   newId?: () => string;
@@ -25,22 +29,6 @@ export function createHandler(deps: RegisterCertificateDeps) {
   const { logger, metrics } = deps;
   const clock = deps.clock ?? Date.now;
   const registrationDeps: RegistrationDeps = { ...deps, newId: deps.newId ?? randomUUID };
-
-  const processRecord = async (record: SQSRecord): Promise<void> => {
-    const parsed = parseBody(CertificateRegisteredEvent, record.body);
-    if (!parsed.success) {
-      logger.warn('registration event rejected', {
-        messageId: record.messageId,
-        reason: 'INVALID_EVENT',
-        detail: formatIssues(parsed.issues),
-      });
-      countOutcome(metrics, 'RegistrationFailed', { reason: 'INVALID_EVENT' });
-      return;
-    }
-    const epochMs = clock();
-    const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
-    report(await registerCertificate(parsed.data, record.messageId, registrationDeps, now));
-  };
 
   const report = (outcome: RegistrationOutcome): void => {
     switch (outcome.status) {
@@ -63,19 +51,15 @@ export function createHandler(deps: RegisterCertificateDeps) {
   };
 
   return createSqsConsumer({
+    name: 'Registration',
     logger,
-    processRecord,
-    onRetryableFailure: (record, error) => {
-      logger.warn('registration will be retried', { messageId: record.messageId, error });
-      countOutcome(metrics, 'RegistrationRetried');
-    },
-    onPermanentFailure: (record, error, code) => {
-      logger.error('registration failed permanently; acknowledged', {
-        messageId: record.messageId,
-        code,
-        error,
-      });
-      countOutcome(metrics, 'RegistrationFailed', { reason: code });
+    metrics,
+    body: CertificateRegisteredEvent,
+    invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
+    process: async (event, { record }) => {
+      const epochMs = clock();
+      const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
+      report(await registerCertificate(event, record.messageId, registrationDeps, now));
     },
   });
 }

@@ -1,19 +1,18 @@
 /**
- * The rotation consumer, built around its dependencies (`handler.ts` composes them from the
- * environment): one `rotateCertificate` per RotationQueue record, outcomes logged and counted once.
- * A request that cannot be answered at all (not JSON, no thing name to reply to) fails its record,
- * so SQS dead-letters it to RotationDLQ; every other bad request is answered on `.../rotate/rejected`
- * and acknowledged.
+ * The rotation handler, built around its dependencies (`handler.ts` composes them from the
+ * environment): one `rotateCertificate` per RotationQueue record on the shared SQS consumer, outcomes
+ * logged and counted once. A request that breaks the schema is answered on `.../rotate/rejected`
+ * when it names a thing to answer, and acknowledged; one that cannot be answered at all (not JSON,
+ * no thing name) goes to RotationDLQ at once. Any error while handling a request fails the record,
+ * to be retried and then dead-lettered by the queue's redrive policy.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import { RotationRequest } from '../../schemas/iot-events';
-import { formatIssues } from '../../schemas/issues';
-import { parseBody } from '../../schemas/registration-events';
+import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import type { Instant } from '../../shared/domain/provisioning-rules';
-import { UnprocessableMessageError } from '../../shared/errors';
 import { rotationTopics } from '../../shared/iot/device-messages';
 import { countOutcome } from '../../shared/logging';
 import { createSqsConsumer } from '../../shared/sqs-consumer';
@@ -22,6 +21,8 @@ import { type RotationDeps, type RotationOutcome, rotateCertificate } from './ro
 export interface RotateCertificateDeps extends Omit<RotationDeps, 'newId'> {
   logger: Logger;
   metrics: Metrics;
+  /** RotationDLQ: where a request that cannot even be answered goes at once. */
+  deadLetters: DeadLetterSender;
   /** Epoch milliseconds; tests freeze it. */
   clock?: () => number;
   newId?: () => string;
@@ -33,26 +34,6 @@ export function createHandler(deps: RotateCertificateDeps) {
   const { logger, metrics } = deps;
   const clock = deps.clock ?? Date.now;
   const rotationDeps: RotationDeps = { ...deps, newId: deps.newId ?? randomUUID };
-
-  const processRecord = async (record: SQSRecord): Promise<void> => {
-    const parsed = parseBody(RotationRequest, record.body);
-    if (!parsed.success) {
-      const thingName = thingNameOf(record.body);
-      const detail = formatIssues(parsed.issues);
-      if (thingName === undefined) {
-        throw new UnprocessableMessageError(`rotation request has no thing name to answer: ${detail}`);
-      }
-      await deps.messenger.publish(rotationTopics.rejected(thingName), {
-        reason: 'INVALID_REQUEST',
-        message: detail,
-      });
-      report({ status: 'rejected', thingName, reason: 'INVALID_REQUEST', detail }, record);
-      return;
-    }
-    const epochMs = clock();
-    const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
-    report(await rotateCertificate(parsed.data, record.messageId, rotationDeps, now), record);
-  };
 
   const report = (outcome: RotationOutcome, record: SQSRecord): void => {
     const fields = { messageId: record.messageId, ...outcome };
@@ -72,19 +53,26 @@ export function createHandler(deps: RotateCertificateDeps) {
   };
 
   return createSqsConsumer({
+    name: 'Rotation',
     logger,
-    processRecord,
-    onRetryableFailure: (record, error) => {
-      logger.warn('rotation request will be retried', { messageId: record.messageId, error });
-      countOutcome(metrics, 'RotationRetried');
+    metrics,
+    body: RotationRequest,
+    invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
+    process: async (request, { record }) => {
+      const epochMs = clock();
+      const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
+      report(await rotateCertificate(request, record.messageId, rotationDeps, now), record);
     },
-    onPermanentFailure: (record, error, code) => {
-      logger.error('rotation request failed permanently; acknowledged', {
-        messageId: record.messageId,
-        code,
-        error,
+    // The device asked: it is told why on its rejected topic (the request is then acknowledged).
+    answerInvalid: async (record, reason) => {
+      const thingName = thingNameOf(record.body);
+      if (thingName === undefined) return false;
+      await deps.messenger.publish(rotationTopics.rejected(thingName), {
+        reason: 'INVALID_REQUEST',
+        message: reason,
       });
-      countOutcome(metrics, 'RotationFailed', { reason: code });
+      report({ status: 'rejected', thingName, reason: 'INVALID_REQUEST', detail: reason }, record);
+      return true;
     },
   });
 }

@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { countOutcome } from '../../shared/logging';
 import { type SweepRotationsDeps, sweepRotations } from './sweep';
@@ -24,6 +25,7 @@ export function createHandler(deps: SweepRotationsHandlerDeps) {
   const sweepDeps: SweepRotationsDeps = { ...deps, newId: deps.newId ?? randomUUID };
   return middy()
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics))
     .handler(async (event: unknown) => {
       // A manual invocation `{"now": "<ISO>"}` runs as of that instant (like expirySweep's);
       // the schedule's event has no `now`.
@@ -49,6 +51,8 @@ export function createHandler(deps: SweepRotationsHandlerDeps) {
         logger.warn('rotation housekeeping failed for one item; next run retries', { ...failure });
         countOutcome(metrics, 'RotationSweepFailed');
       }
+      // The run's counts, published by logMetrics (alerts stay single metrics above).
+      metrics.addMetric('RotationSweepFailures', MetricUnit.Count, result.failures.length);
       return {
         aborted: result.aborted.length,
         retired: result.retired.filter((r) => r.result !== 'not-due' && r.result !== 'already-done').length,

@@ -1,13 +1,14 @@
 /**
- * The lifecycle consumer, built around its dependencies (`handler.ts` composes them from the
- * environment): presence and registry events from LifecycleQueue, one per SQS record.
+ * The lifecycle handler, built around its dependencies (`handler.ts` composes them from the
+ * environment): presence and registry events from LifecycleQueue, one per SQS record, on the shared
+ * SQS consumer. An event that is neither goes to LifecycleDLQ at once; any error while handling one
+ * fails the record, to be retried and then dead-lettered by the queue's redrive policy.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import type { SQSRecord } from 'aws-lambda';
-import { formatIssues } from '../../schemas/issues';
-import { LifecycleEvent, parseBody } from '../../schemas/registration-events';
+import { LifecycleEvent } from '../../schemas/registration-events';
+import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import type { Instant } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
 import { createSqsConsumer } from '../../shared/sqs-consumer';
@@ -16,6 +17,8 @@ import { handlePresence, handleThingEvent, type LifecycleDeps, type LifecycleOut
 export interface DeviceLifecycleDeps extends Omit<LifecycleDeps, 'newId' | 'onRotationCommitted'> {
   logger: Logger;
   metrics: Metrics;
+  /** LifecycleDLQ: where a message that is not a lifecycle event goes at once. */
+  deadLetters: DeadLetterSender;
   clock?: () => number;
   newId?: () => string;
   onRotationCommitted?: LifecycleDeps['onRotationCommitted'];
@@ -33,27 +36,6 @@ export function createHandler(deps: DeviceLifecycleDeps) {
         // Seam: retiring the previous certificate is the rotation work's (rotateCertificate).
         logger.info('rotation committed; previous certificate left for retirement', input);
       }),
-  };
-
-  const processRecord = async (record: SQSRecord): Promise<void> => {
-    const parsed = parseBody(LifecycleEvent, record.body);
-    if (!parsed.success) {
-      logger.warn('lifecycle event rejected', {
-        messageId: record.messageId,
-        reason: 'INVALID_EVENT',
-        detail: formatIssues(parsed.issues),
-      });
-      countOutcome(metrics, 'LifecycleEventInvalid');
-      return;
-    }
-    const epochMs = clock();
-    const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
-    const event = parsed.data;
-    const outcomes =
-      event.eventType === 'THING_EVENT'
-        ? await handleThingEvent(event, record.messageId, lifecycleDeps, now)
-        : await handlePresence(event, record.messageId, lifecycleDeps, now);
-    for (const outcome of outcomes) report(outcome);
   };
 
   const report = (outcome: LifecycleOutcome): void => {
@@ -76,19 +58,19 @@ export function createHandler(deps: DeviceLifecycleDeps) {
   };
 
   return createSqsConsumer({
+    name: 'Lifecycle',
     logger,
-    processRecord,
-    onRetryableFailure: (record, error) => {
-      logger.warn('lifecycle event will be retried', { messageId: record.messageId, error });
-      countOutcome(metrics, 'LifecycleRetried');
-    },
-    onPermanentFailure: (record, error, code) => {
-      logger.error('lifecycle event failed permanently; acknowledged', {
-        messageId: record.messageId,
-        code,
-        error,
-      });
-      countOutcome(metrics, 'LifecycleFailed', { reason: code });
+    metrics,
+    body: LifecycleEvent,
+    invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
+    process: async (event, { record }) => {
+      const epochMs = clock();
+      const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
+      const outcomes =
+        event.eventType === 'THING_EVENT'
+          ? await handleThingEvent(event, record.messageId, lifecycleDeps, now)
+          : await handlePresence(event, record.messageId, lifecycleDeps, now);
+      for (const outcome of outcomes) report(outcome);
     },
   });
 }

@@ -7,6 +7,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { ExpiryPolicy } from '../../shared/domain/expiry';
@@ -45,6 +46,8 @@ export function createHandler(deps: ExpirySweepDeps) {
   const sweep = async (event: unknown, context: Context): Promise<ExpirySweepResult> => {
     const request = toRunRequest(event, clock());
     logger.appendKeys({ runId: request.runId });
+    // One per invocation, published by logMetrics (an incomplete run is invoked again).
+    metrics.addMetric('ExpirySweepInvocations', MetricUnit.Count, 1);
     const outcome = await runExpirySweep(
       { ...request, policy: deps.policy },
       {
@@ -87,6 +90,7 @@ export function createHandler(deps: ExpirySweepDeps) {
   // The sweep watches the remaining time itself; middy must not abort it early.
   return middy<unknown, ExpirySweepResult>({ timeoutEarlyInMillis: 0 })
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics))
     .handler(sweep);
 }
 
