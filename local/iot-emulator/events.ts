@@ -17,6 +17,11 @@ export interface PublishMeta {
   principal?: string;
   /** Source `device`: the publishing session's MQTT client id (`clientid()`). */
   clientId?: string;
+  /**
+   * MQTT 5 PUBLISH properties to deliver with the message (user properties, response topic, correlation
+   * data, content type, payload format indicator) and its Message Expiry Interval in seconds.
+   */
+  mqtt5?: { properties?: Record<string, unknown>; messageExpiryInterval?: number };
 }
 
 /** A message the emulator published. */
