@@ -205,6 +205,11 @@ export const ROUTES: Route[] = [
       responseTopic: ['responseTopic', 'string'],
       messageExpiry: ['messageExpiry', 'number'],
     },
+    headers: {
+      userProperties: 'x-amz-mqtt5-user-properties',
+      payloadFormatIndicator: 'x-amz-mqtt5-payload-format-indicator',
+      correlationData: 'x-amz-mqtt5-correlation-data',
+    },
   },
 ];
 

@@ -38,7 +38,13 @@ import {
   type Session,
 } from './device';
 import { IotError } from './errors';
-import { type DisconnectReason, type PublishedMessage, Publisher, type PublishSink } from './events';
+import {
+  type DisconnectReason,
+  type PublishedMessage,
+  Publisher,
+  type PublishMeta,
+  type PublishSink,
+} from './events';
 import { FaultInjector, type FaultSettings } from './faults';
 import { buildInput, matchRoute, readBody, sendError, sendJson } from './http-server';
 import { Registry } from './registry';
@@ -188,6 +194,7 @@ export class IotEmulator {
           source: 'data-plane',
           qos,
           retain: input.retain === true,
+          ...mqtt5PublishMeta(input),
         });
       },
     });
@@ -569,6 +576,58 @@ export class IotEmulator {
       );
     }
   }
+}
+
+/**
+ * The MQTT 5 properties of a data-plane Publish, as the API reference binds them: `contentType`,
+ * `responseTopic`, `messageExpiry` in the query, `x-amz-mqtt5-user-properties` (base64 of a JSON array
+ * of one-pair objects), `x-amz-mqtt5-payload-format-indicator` (`UNSPECIFIED_BYTES` | `UTF8_DATA`) and
+ * `x-amz-mqtt5-correlation-data` (base64) in headers.
+ * @see https://docs.aws.amazon.com/iot/latest/apireference/API_iotdata_Publish.html
+ */
+function mqtt5PublishMeta(input: Record<string, unknown>): { mqtt5?: PublishMeta['mqtt5'] } {
+  const properties: Record<string, unknown> = {};
+  if (typeof input.contentType === 'string') properties.contentType = input.contentType;
+  if (typeof input.responseTopic === 'string') properties.responseTopic = input.responseTopic;
+  const format = input.payloadFormatIndicator;
+  if (format !== undefined) {
+    if (format !== 'UNSPECIFIED_BYTES' && format !== 'UTF8_DATA')
+      throw new IotError(
+        'InvalidRequestException',
+        'payloadFormatIndicator must be UNSPECIFIED_BYTES or UTF8_DATA',
+      );
+    properties.payloadFormatIndicator = format === 'UTF8_DATA';
+  }
+  if (typeof input.correlationData === 'string')
+    properties.correlationData = Buffer.from(input.correlationData, 'base64');
+  if (typeof input.userProperties === 'string') {
+    let pairs: unknown;
+    try {
+      pairs = JSON.parse(Buffer.from(input.userProperties, 'base64').toString('utf8'));
+    } catch {
+      throw new IotError('InvalidRequestException', 'userProperties must be a JSON array of objects');
+    }
+    if (!Array.isArray(pairs))
+      throw new IotError('InvalidRequestException', 'userProperties must be a JSON array');
+    const user: Record<string, string | string[]> = {};
+    for (const pair of pairs) {
+      if (typeof pair !== 'object' || pair === null)
+        throw new IotError('InvalidRequestException', 'invalid userProperties');
+      for (const [key, value] of Object.entries(pair as Record<string, unknown>)) {
+        const text = String(value);
+        const existing = user[key];
+        user[key] =
+          existing === undefined ? text : [...(Array.isArray(existing) ? existing : [existing]), text];
+      }
+    }
+    properties.userProperties = user;
+  }
+  const expiry = input.messageExpiry;
+  const mqtt5: NonNullable<PublishMeta['mqtt5']> = {
+    ...(Object.keys(properties).length > 0 ? { properties } : {}),
+    ...(typeof expiry === 'number' ? { messageExpiryInterval: expiry } : {}),
+  };
+  return Object.keys(mqtt5).length > 0 ? { mqtt5 } : {};
 }
 
 /**

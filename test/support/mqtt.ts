@@ -1,7 +1,7 @@
 /**
  * Real MQTT clients (the `mqtt` package) over mutual TLS against the local device endpoint.
  */
-import mqtt, { type MqttClient, type Packet } from 'mqtt';
+import mqtt, { type IConnackPacket, type MqttClient, type Packet } from 'mqtt';
 import type { MqttBroker } from '../../local/mqtt/broker';
 
 export interface DeviceIdentity {
@@ -20,7 +20,7 @@ export const PROTOCOL_VERSIONS = [
 
 /** The outcome of a connection attempt: a connected client, or how the endpoint ended it. */
 export type ConnectAttempt =
-  | { connected: true; client: MqttClient }
+  | { connected: true; client: MqttClient; connack: IConnackPacket }
   | { connected: false; error: string; reasonCode?: number };
 
 /** Connects once (no reconnects) and reports whether the endpoint sent a CONNACK accepting it. */
@@ -30,6 +30,8 @@ export function tryConnect(
   clientId: string,
   version: ProtocolVersion = 4,
   extra: Partial<mqtt.IClientOptions> = {},
+  /** Called with the client before it connects (to listen for what arrives right after the CONNACK). */
+  onClient?: (client: MqttClient) => void,
 ): Promise<ConnectAttempt> {
   return new Promise((resolve) => {
     const client = mqtt.connect(broker.url, {
@@ -43,6 +45,7 @@ export function tryConnect(
       cert: identity.certificatePem,
       key: identity.privateKeyPem,
     });
+    onClient?.(client);
     let settled = false;
     const settle = (attempt: ConnectAttempt) => {
       if (settled) return;
@@ -50,7 +53,7 @@ export function tryConnect(
       if (!attempt.connected) client.end(true);
       resolve(attempt);
     };
-    client.once('connect', () => settle({ connected: true, client }));
+    client.once('connect', (connack) => settle({ connected: true, client, connack }));
     client.once('error', (error) =>
       settle({
         connected: false,
