@@ -4,7 +4,13 @@
  */
 
 /** Where a published message came from. */
-export type PublishSource = 'presence' | 'certificate-registration' | 'registry' | 'data-plane' | 'device';
+export type PublishSource =
+  | 'presence'
+  | 'certificate-registration'
+  | 'registry'
+  | 'data-plane'
+  | 'device'
+  | 'shadow';
 
 /** Metadata passed with every published message. */
 export interface PublishMeta {

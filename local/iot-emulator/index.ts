@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { topicMatches } from '../iot-sql';
 import { type CertificateAuthority, createCertificateAuthority } from '../pki';
 import { CallLog, type CallRecord, summarizeInput } from './call-log';
-import { createHandlers, type Handler, ROUTES } from './control-plane';
+import { createHandlers, type Handler, ROUTES, type Route } from './control-plane';
 import {
   type ConnectInput,
   type ConnectOutcome,
@@ -48,6 +48,8 @@ import {
 import { FaultInjector, type FaultSettings } from './faults';
 import { buildInput, matchRoute, readBody, sendError, sendJson } from './http-server';
 import { Registry } from './registry';
+import { type ModelOperation, serviceModelOperations } from './service-model';
+import { parseShadowTopic, ShadowService } from './shadow';
 
 export type { CallRecord } from './call-log';
 export { ROUTES } from './control-plane';
@@ -105,8 +107,6 @@ export interface IotEmulatorOptions {
   hookTimeoutMs?: number;
   /** Certificate ownership token lifetime; AWS: one hour. */
   ownershipTokenTtlMs?: number;
-  /** Endpoint prefix returned by DescribeEndpoint; default derived from the account id. */
-  endpointPrefix?: string;
   /**
    * IAM for calls over HTTP: called with the caller's access key id (from the SigV4 header), the
    * operation and its input before the operation runs; throws (an {@link IotError}) to deny.
@@ -127,6 +127,8 @@ export class IotEmulator {
   readonly region: string;
   readonly registry: Registry;
   readonly devices: DeviceGateway;
+  /** The Device Shadow service (classic and named shadows). */
+  readonly shadows: ShadowService;
   private readonly callLog = new CallLog();
   private readonly publisher: Publisher;
   private readonly faultInjector: FaultInjector;
@@ -165,16 +167,34 @@ export class IotEmulator {
       ownershipTokenTtlMs: options.ownershipTokenTtlMs ?? 3_600_000,
       issuedNotAfter: new Date('2049-12-31T23:59:59Z'),
     });
-    const prefix = options.endpointPrefix ?? `a${this.accountId.slice(-6)}emu`;
+    this.shadows = new ShadowService(this.publisher, this.now);
+    // A device's publish on a shadow request topic is a Device Shadow service request.
+    this.publisher.onPublish((message) => {
+      if (message.meta.source === 'device' && parseShadowTopic(message.topic)) {
+        void this.shadows.handleMqtt(message.topic, message.payload);
+      }
+    });
     this.handlers = createHandlers({
+      shadows: this.shadows,
       registry: this.registry,
       accountId: this.accountId,
       endpointAddress: (type) => {
-        if (type === 'iot:Data') return `${prefix}.iot.${this.region}.amazonaws.com`;
-        if (type === 'iot:Data-ATS') return `${prefix}-ats.iot.${this.region}.amazonaws.com`;
-        if (type === 'iot:CredentialProvider')
-          return `${prefix}.credentials.iot.${this.region}.amazonaws.com`;
-        return `${prefix}.jobs.iot.${this.region}.amazonaws.com`;
+        if (type !== 'iot:Data' && type !== 'iot:Data-ATS') {
+          throw new IotError(
+            'NotEmulatedException',
+            `DescribeEndpoint ${type}: the local stack serves no ${type === 'iot:Jobs' ? 'Jobs' : 'credential provider'} endpoint`,
+          );
+        }
+        const mqtt = this.mqttEndpoint;
+        if (!mqtt) {
+          throw new IotError(
+            'NotEmulatedException',
+            'DescribeEndpoint: no local MQTT endpoint is running with this emulator (startMqttBroker attaches one)',
+          );
+        }
+        // What a client can connect to: the address alone when the endpoint is on IoT Core's port (a
+        // client that appends :8883 works unchanged), otherwise with its port.
+        return mqtt.port === 8883 ? mqtt.host : `${mqtt.host}:${mqtt.port}`;
       },
       createCertificateFromCsr: (csr, setAsActive) =>
         this.devices.issueFromCsr(csr, setAsActive ? 'ACTIVE' : 'INACTIVE'),
@@ -198,6 +218,14 @@ export class IotEmulator {
         });
       },
     });
+  }
+
+  /** The MQTT device endpoint serving this emulator's devices, when one is running. */
+  mqttEndpoint?: { host: string; port: number };
+
+  /** Called by the MQTT endpoint (local/mqtt/broker.ts) when it starts (and with undefined when it stops). */
+  setMqttEndpoint(endpoint: { host: string; port: number } | undefined): void {
+    this.mqttEndpoint = endpoint;
   }
 
   /** `http://127.0.0.1:<port>`: pass as `endpoint` to IoTClient and IoTDataPlaneClient. */
@@ -461,7 +489,20 @@ export class IotEmulator {
       const match = matchRoute(ROUTES, req.method ?? 'GET', rawPath);
       const body = await readBody(req);
       if (!match) {
-        throw new IotError('ResourceNotFoundException', `No operation for ${req.method} ${rawPath}`);
+        // A real operation the emulator does not serve fails as such, never with a plausible answer
+        // (a 404 would read as "does not exist" to code that creates what is missing).
+        const modelled = matchRoute(serviceModelOperations() as Route[], req.method ?? 'GET', rawPath);
+        if (modelled) {
+          api = modelled.route.api;
+          throw new IotError(
+            'NotEmulatedException',
+            `${api} is an AWS IoT ${(modelled.route as ModelOperation).service === 'iot-data' ? 'data-plane' : 'control-plane'} operation that the local IoT emulator does not emulate`,
+          );
+        }
+        throw new IotError(
+          'NotEmulatedException',
+          `No AWS IoT operation is bound to ${req.method} ${rawPath} (the local IoT emulator serves the operations in local/iot-emulator/control-plane.ts)`,
+        );
       }
       api = match.route.api;
       input = buildInput(match.route, match.labels, url, req.headers, body);

@@ -914,6 +914,8 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     });
   });
   const port = (server.address() as AddressInfo).port;
+  // DescribeEndpoint (iot:Data-ATS) answers with this endpoint from now on.
+  emulator.setMqttEndpoint({ host, port });
   let stopped: Promise<void> | undefined;
   return {
     url: `mqtts://${host}:${port}`,
@@ -928,6 +930,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       stopped ??= (async () => {
         offPublish();
         offDisconnect();
+        if (emulator.mqttEndpoint?.port === port) emulator.setMqttEndpoint(undefined);
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         const closing = [...live].map(
           (connection) =>

@@ -5,11 +5,13 @@
  * warning), and the JITR check turns ok once a CA with auto-registration is registered through the
  * stack's IoT endpoint.
  */
+
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IoTClient, RegisterCACertificateCommand } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../local/ca-registration';
 import { createCertificateAuthority } from '../../local/pki';
 import { fleetgate } from '../support/cli';
 
@@ -70,7 +72,7 @@ describe('fleetgate doctor', () => {
       const ca = await createCertificateAuthority({ subject: { commonName: 'Doctor Test CA' } });
       await iot.send(
         new RegisterCACertificateCommand({
-          caCertificate: ca.certificatePem,
+          ...(await verifiedCaCertificate(iot, ca)),
           setAsActive: true,
           allowAutoRegistration: true,
         }),

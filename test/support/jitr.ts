@@ -5,6 +5,7 @@
  * built from what the emulator publishes, partial batch failures redelivered with the same message
  * id (up to maxReceiveCount, then "dead-lettered"), duplication and shuffling on demand.
  */
+
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import {
@@ -17,6 +18,7 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/create-handler';
 import { CaTrust } from '../../functions/register-certificate/ca-trust';
 import { createHandler as createRegistrationHandler } from '../../functions/register-certificate/create-handler';
+import { verifiedCaCertificate } from '../../local/ca-registration';
 import { type IotEmulator, type PublishedMessage, startIotEmulator } from '../../local/iot-emulator';
 import {
   type CertificateAuthority,
@@ -105,7 +107,7 @@ export async function startRig(
   });
   const { certificateId } = await iot.send(
     new RegisterCACertificateCommand({
-      caCertificate: ca.certificatePem,
+      ...(await verifiedCaCertificate(iot, ca)),
       setAsActive: true,
       allowAutoRegistration: true,
     }),

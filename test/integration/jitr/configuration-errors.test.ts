@@ -6,6 +6,7 @@
  * is back, replaying the dead letter registers the device. RegistrationQueue's visibility timeout
  * is cut to 1 s and maxReceiveCount to 3, so the redrive takes seconds.
  */
+
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
@@ -18,6 +19,7 @@ import {
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { materializeIotResources } from '../../../local/iot-resources';
 import { createCertificateAuthority, createDeviceCertificate } from '../../../local/pki';
 import { loadServerlessConfig } from '../../../local/serverless-config';
@@ -110,7 +112,7 @@ describe('JITR with the device policy missing', () => {
     const ca = await createCertificateAuthority({ subject: { commonName: 'Config Errors CA' } });
     await iot.send(
       new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
+        ...(await verifiedCaCertificate(iot, ca)),
         setAsActive: true,
         allowAutoRegistration: true,
       }),

@@ -4,12 +4,14 @@
  * delivery loop of test/support/jitr.ts (partial batch failures redelivered with the same message
  * id). Quarantine requests are recorded instead of sent to SQS.
  */
+
 import {
   DescribeCertificateCommand,
   ListAttachedPoliciesCommand,
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { createCertificateAuthority } from '../../../local/pki';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import {
@@ -208,7 +210,7 @@ describe('registerCertificate', () => {
     const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
     await rig.iot.send(
       new RegisterCACertificateCommand({
-        caCertificate: foreign.certificatePem,
+        ...(await verifiedCaCertificate(rig.iot, foreign)),
         setAsActive: true,
         allowAutoRegistration: true,
       }),

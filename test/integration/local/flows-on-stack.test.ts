@@ -2,6 +2,7 @@
  * The flows end to end on the local stack, wired only by serverless.yml: IoT emulator → topic rule
  * → SQS → function → store, exactly as a device's first connection travels in AWS.
  */
+
 import { randomUUID } from 'node:crypto';
 import {
   DescribeCertificateCommand,
@@ -10,6 +11,7 @@ import {
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { createCertificateAuthority, createDeviceCertificate } from '../../../local/pki';
 import type { LocalStack } from '../../../local/stack';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
@@ -36,7 +38,7 @@ describe('JITR on the local stack', () => {
     const ca = await createCertificateAuthority({ subject: { commonName: 'Flows Test CA' } });
     await iot.send(
       new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
+        ...(await verifiedCaCertificate(iot, ca)),
         setAsActive: true,
         allowAutoRegistration: true,
       }),

@@ -3,6 +3,7 @@
  * emulator's IoT API, from the same template, idempotently — and a device CA registered with the
  * AWS SDK is then all JITR needs: a first connection makes the certificate ACTIVE.
  */
+
 import { randomUUID } from 'node:crypto';
 import {
   DescribeCACertificateCommand,
@@ -15,6 +16,7 @@ import {
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { IotResourceError, materializeIotResources } from '../../../local/iot-resources';
 import { createCertificateAuthority, createDeviceCertificate, exportPrivateKeyPem } from '../../../local/pki';
 import { loadServerlessConfig } from '../../../local/serverless-config';
@@ -144,7 +146,7 @@ describe('IoT resources of serverless.yml on the local stack', () => {
     // Act: the only setup — RegisterCACertificate with auto-registration, as a user would.
     await iot.send(
       new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
+        ...(await verifiedCaCertificate(iot, ca)),
         setAsActive: true,
         allowAutoRegistration: true,
       }),

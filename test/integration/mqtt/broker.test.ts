@@ -3,6 +3,7 @@
  * alone: who may connect, presence events, policy enforcement, the Fleet Provisioning MQTT API in JSON
  * and CBOR, and data-plane messages reaching subscribed devices.
  */
+
 import {
   AttachPolicyCommand,
   AttachThingPrincipalCommand,
@@ -18,6 +19,7 @@ import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-pla
 import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator';
 import { type MqttBroker, startMqttBroker } from '../../../local/mqtt/broker';
 import { renderPolicyDocument } from '../../../local/mqtt/policies';
@@ -251,7 +253,7 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
       const ca = await createCertificateAuthority({ subject: { commonName: 'MQTT JITR CA' } });
       await iot.send(
         new RegisterCACertificateCommand({
-          caCertificate: ca.certificatePem,
+          ...(await verifiedCaCertificate(iot, ca)),
           setAsActive: true,
           allowAutoRegistration: true,
         }),

@@ -4,6 +4,7 @@
  * and in CBOR through the real pre-provisioning hook, JITR on first connect through registerCertificate,
  * and a DUPLICATE_CLIENTID storm seen by the clone detector (deviceLifecycle → quarantine).
  */
+
 import { randomUUID } from 'node:crypto';
 import {
   AttachPolicyCommand,
@@ -15,6 +16,7 @@ import {
 import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
 import {
   createCertificateAuthority,
   createCsr,
@@ -185,7 +187,7 @@ describe('JITR over MQTT', () => {
     const ca = await createCertificateAuthority({ subject: { commonName: 'MQTT stack JITR CA' } });
     await iot.send(
       new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
+        ...(await verifiedCaCertificate(iot, ca)),
         setAsActive: true,
         allowAutoRegistration: true,
       }),

@@ -5,6 +5,7 @@
  * PresenceRule → deviceLifecycle commits → sweepRotations deletes the old certificate after the
  * grace period, or aborts a rotation that was never committed (run "as of" a later instant).
  */
+
 import { randomUUID } from 'node:crypto';
 import {
   DescribeCertificateCommand,
@@ -12,6 +13,7 @@ import {
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
 import type { IotEmulator } from '../../../local/iot-emulator';
 import {
   type CertificateAuthority,
@@ -46,7 +48,7 @@ beforeAll(async () => {
   ca = await createCertificateAuthority({ subject: { commonName: 'Rotation Stack CA' } });
   await iot.send(
     new RegisterCACertificateCommand({
-      caCertificate: ca.certificatePem,
+      ...(await verifiedCaCertificate(iot, ca)),
       setAsActive: true,
       allowAutoRegistration: true,
     }),

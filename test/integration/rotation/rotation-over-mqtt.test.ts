@@ -4,6 +4,7 @@
  * answers, publishes a CSR, receives its new certificate and reconnects with it; the backend commits
  * and retires the old certificate.
  */
+
 import { randomUUID } from 'node:crypto';
 import {
   DescribeCertificateCommand,
@@ -12,6 +13,7 @@ import {
 } from '@aws-sdk/client-iot';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { connectDevice } from '../../../local/mqtt/client';
 import {
   createCertificateAuthority,
@@ -62,7 +64,7 @@ describe('rotation over MQTT on the local stack', () => {
     const ca = await createCertificateAuthority({ subject: { commonName: 'MQTT Rotation CA' } });
     await iot.send(
       new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
+        ...(await verifiedCaCertificate(iot, ca)),
         setAsActive: true,
         allowAutoRegistration: true,
       }),
