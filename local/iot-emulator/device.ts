@@ -8,7 +8,6 @@ import { KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import {
   type CertificateAuthority,
   certificateId as computeCertificateId,
-  exportPrivateKeyPem,
   generateKeyPair,
   issueCertificate,
   parseCertificate,

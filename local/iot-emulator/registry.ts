@@ -710,9 +710,29 @@ export class Registry {
     if (existing) {
       if (existing.thingTypeName === thingTypeName && sameAttributes(existing.attributes, attributes))
         return existing;
+      // CreateThing is idempotent only for the same thing type and attributes; the message names what
+      // differs so the caller can tell a conflicting claim on the name from a retry.
+      const differences: string[] = [];
+      if (existing.thingTypeName !== thingTypeName) {
+        differences.push(
+          `thingTypeName (existing: ${existing.thingTypeName ?? 'none'}, requested: ${thingTypeName ?? 'none'})`,
+        );
+      }
+      const names = [...new Set([...Object.keys(existing.attributes), ...Object.keys(attributes)])].sort();
+      const changed = names.filter((name) => existing.attributes[name] !== attributes[name]);
+      if (changed.length > 0) {
+        differences.push(
+          `attributes (${changed
+            .map(
+              (name) =>
+                `${name}: existing ${JSON.stringify(existing.attributes[name] ?? null)}, requested ${JSON.stringify(attributes[name] ?? null)}`,
+            )
+            .join('; ')})`,
+        );
+      }
       throw new IotError(
         'ResourceAlreadyExistsException',
-        `Thing ${thingName} already exists with different tags`,
+        `Thing ${thingName} already exists with a different ${differences.join(' and ')}`,
         {
           resourceId: existing.thingId,
           resourceArn: existing.thingArn,

@@ -4,6 +4,7 @@
  * connection with its own certificate — legitimate devices and bad actors alike — then IoT events
  * redelivered on demand and the outcome checked against the emulator's registry and the store.
  */
+
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +21,7 @@ import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { parseCertificatePem } from '../../shared/certificates';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
+import { verifiedCaCertificate } from '../ca-registration';
 import { isRejection } from '../iot-emulator/index';
 import { declaredFleet, FleetSetupError } from '../mqtt/fleet-setup';
 import {
@@ -436,7 +438,7 @@ async function prepareDeviceCa(rig: Rig, plan: SimulationPlan, flow: 'jitr' | 'j
   });
   await rig.iot.send(
     new RegisterCACertificateCommand({
-      caCertificate: ca.certificatePem,
+      ...(await verifiedCaCertificate(rig.iot, ca)),
       setAsActive: true,
       allowAutoRegistration: true,
       ...(flow === 'jitp'
