@@ -84,6 +84,8 @@ export interface MqttBroker {
   readonly connections: number;
   /** The last refused connections (at most 1,000), oldest first. */
   readonly refusals: readonly ConnectionRefusal[];
+  /** The last accepted connections (at most 1,000), oldest first, with their protocol version. */
+  readonly accepted: readonly { clientId: string; protocolVersion: number; at: string }[];
   stop(): Promise<void>;
 }
 
@@ -178,6 +180,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
   const retained = new Map<string, Message>();
   const sharedCursor = new Map<string, number>();
   const refusals: ConnectionRefusal[] = [];
+  const accepted: { clientId: string; protocolVersion: number; at: string }[] = [];
   const pendingDisconnects = new Set<Promise<unknown>>();
   const arn = (resource: string) => `arn:aws:iot:${emulator.region}:${emulator.accountId}:${resource}`;
 
@@ -608,6 +611,8 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       if (previous && !previous.closed)
         closeWith(previous, 'DUPLICATE_CLIENTID', ReasonCode.SessionTakenOver);
       connection = opened;
+      accepted.push({ clientId, protocolVersion: version, at: new Date().toISOString() });
+      if (accepted.length > 1000) accepted.shift();
       clearTimeout(connectTimer);
       live.add(opened);
       bySessionId.set(session.sessionIdentifier, opened);
@@ -926,6 +931,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       return live.size;
     },
     refusals,
+    accepted,
     stop: () => {
       stopped ??= (async () => {
         offPublish();
