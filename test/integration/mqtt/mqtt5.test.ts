@@ -26,6 +26,7 @@ import {
   closed,
   connect,
   type DeviceIdentity,
+  PROTOCOL_VERSIONS,
   type ProtocolVersion,
   subscribeCodes,
   tryConnect,
@@ -440,9 +441,9 @@ describe('what IoT Core refuses, with its reason codes', () => {
 });
 
 describe('sessions and message expiry', () => {
-  it.each([4, 5] as const)(
-    'MQTT %s: a persistent session keeps subscriptions and stores QoS 1 messages while offline (sessionPresent)',
-    async (version) => {
+  it.each(PROTOCOL_VERSIONS)(
+    '$name: a persistent session keeps subscriptions and stores QoS 1 messages while offline (sessionPresent)',
+    async ({ version }) => {
       // Prepare
       const id = `persist-v${version}`;
       const persistent =
