@@ -369,13 +369,21 @@ export class Registry {
    * until DeleteRegistrationCode.
    */
   get registrationCode(): string {
-    this.registrationCodeValue ??= randomBytes(32).toString('hex');
+    // Stable per account, as on AWS, so a verification certificate made once (e.g. for a CA declared in
+    // serverless.yml) stays valid across restarts of the local stack; a new one after each delete.
+    this.registrationCodeValue ??=
+      this.registrationCodeDeleted === 0
+        ? createHash('sha256').update(`fleetgate local registration code ${this.ctx.accountId}`).digest('hex')
+        : randomBytes(32).toString('hex');
     return this.registrationCodeValue;
   }
+
+  private registrationCodeDeleted = 0;
 
   /** DeleteRegistrationCode: the next GetRegistrationCode returns a new code. */
   deleteRegistrationCode(): void {
     this.registrationCodeValue = undefined;
+    this.registrationCodeDeleted += 1;
   }
 
   private checkRegistrationConfig(config: CaRecord['registrationConfig'] | undefined): void {

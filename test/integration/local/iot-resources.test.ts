@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifiedCaCertificate } from '../../../local/ca-registration';
+import { startIotEmulator } from '../../../local/iot-emulator';
 import { IotResourceError, materializeIotResources } from '../../../local/iot-resources';
 import { createCertificateAuthority, createDeviceCertificate, exportPrivateKeyPem } from '../../../local/pki';
 import { loadServerlessConfig } from '../../../local/serverless-config';
@@ -187,6 +188,14 @@ describe('serverless.yml with more IoT resources', () => {
     // Prepare
     const ca = await createCertificateAuthority({ subject: { commonName: 'Declared Device CA' } });
     const pem = ca.certificatePem.trim().split('\n').join('\n          ');
+    // DEFAULT mode needs the verification certificate, made with the account's registration code (the
+    // local one is stable per account, as AWS's is until DeleteRegistrationCode).
+    const probe = await startIotEmulator({ accountId: stack.model.accountId });
+    const probeIot = new IoTClient({ ...probe.clientConfig(), maxAttempts: 1 });
+    const { verificationCertificate } = await verifiedCaCertificate(probeIot, ca);
+    probeIot.destroy();
+    await probe.stop();
+    const verificationPem = verificationCertificate.trim().split('\n').join('\n          ');
     const file = await serverlessCopy((text) =>
       text.replace(
         /^resources:\n {2}Resources:\n/m,
@@ -199,6 +208,8 @@ describe('serverless.yml with more IoT resources', () => {
         AutoRegistrationStatus: ENABLE
         CACertificatePem: |
           ${pem}
+        VerificationCertificatePem: |
+          ${verificationPem}
     DeviceGroup:
       Type: AWS::IoT::ThingGroup
       Properties:

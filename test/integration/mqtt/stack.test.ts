@@ -26,7 +26,15 @@ import {
 import type { LocalStack } from '../../../local/stack';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { allowlistedDevice } from '../../support/devices';
-import { closed, connect, type DeviceIdentity, nextMessage, tryConnect } from '../../support/mqtt';
+import {
+  closed,
+  connect,
+  type DeviceIdentity,
+  nextMessage,
+  PROTOCOL_VERSIONS,
+  type ProtocolVersion,
+  tryConnect,
+} from '../../support/mqtt';
 import { startTestStack, type TestStack } from '../../support/stack';
 
 const DEVICE_POLICY = 'fleetgate-local-device';
@@ -44,8 +52,12 @@ function endpoint() {
   return stack.mqtt;
 }
 
-async function connected(identity: DeviceIdentity, clientId: string): Promise<MqttClient> {
-  const client = await connect(endpoint(), identity, clientId);
+async function connected(
+  identity: DeviceIdentity,
+  clientId: string,
+  version: ProtocolVersion = 4,
+): Promise<MqttClient> {
+  const client = await connect(endpoint(), identity, clientId, version);
   open.push(client);
   return client;
 }
@@ -58,8 +70,8 @@ async function allowlist(serial: string): Promise<void> {
 }
 
 /** A device on its claim connection: CreateCertificateFromCsr, then RegisterThing, in `format`. */
-async function provisionByClaim(serial: string, format: 'json' | 'cbor') {
-  const client = await connected(claim, `claim-${serial}`);
+async function provisionByClaim(serial: string, format: 'json' | 'cbor', version: ProtocolVersion = 4) {
+  const client = await connected(claim, `claim-${serial}`, version);
   const encode = (value: object) =>
     format === 'cbor' ? Buffer.from(encodeCbor(value)) : Buffer.from(JSON.stringify(value));
   const decode = (payload: Buffer) =>
@@ -137,15 +149,20 @@ afterAll(async () => {
 });
 
 describe('fleet provisioning by claim over MQTT', () => {
-  it.each(['json', 'cbor'] as const)(
-    'in %s: the hook allows an allowlisted serial, the new certificate connects and the device turns ACTIVE',
-    async (format) => {
+  it.each([
+    { format: 'json', version: 4, name: 'MQTT 3.1.1' },
+    { format: 'cbor', version: 4, name: 'MQTT 3.1.1' },
+    { format: 'json', version: 5, name: 'MQTT 5' },
+    { format: 'cbor', version: 5, name: 'MQTT 5' },
+  ] as const)(
+    'in $format over $name: the hook allows an allowlisted serial, the new certificate connects and the device turns ACTIVE',
+    async ({ format, version }) => {
       // Prepare
-      const serial = `MQTT-${format.toUpperCase()}-${randomUUID().slice(0, 6).toUpperCase()}`;
+      const serial = `MQTT-${format.toUpperCase()}-${version}-${randomUUID().slice(0, 6).toUpperCase()}`;
       await allowlist(serial);
       // Act
-      const { createReply, registerReply, identity } = await provisionByClaim(serial, format);
-      const device = await connected(identity, serial);
+      const { createReply, registerReply, identity } = await provisionByClaim(serial, format, version);
+      const device = await connected(identity, serial, version);
       const record = await waitFor(
         () => store.getDevice(serial),
         (value) => value?.state === 'ACTIVE',
@@ -166,19 +183,22 @@ describe('fleet provisioning by claim over MQTT', () => {
     },
   );
 
-  it('rejects RegisterThing for a serial that is not allowlisted (AccessDenied from the hook)', async () => {
-    // Prepare
-    const serial = `MQTT-STRANGER-${randomUUID().slice(0, 6).toUpperCase()}`;
-    // Act
-    const { registerReply, identity } = await provisionByClaim(serial, 'json');
-    const attempt = await tryConnect(endpoint(), identity, serial);
-    // Assess
-    expect(registerReply).toEqual({
-      topic: `$aws/provisioning-templates/${TEMPLATE}/provision/json/rejected`,
-      body: { statusCode: 403, errorCode: 'AccessDenied', errorMessage: expect.any(String) },
-    });
-    expect(attempt.connected).toBe(false);
-  });
+  it.each(PROTOCOL_VERSIONS)(
+    'rejects RegisterThing for a serial that is not allowlisted (AccessDenied from the hook) over $name',
+    async ({ version }) => {
+      // Prepare
+      const serial = `MQTT-STRANGER-${version}-${randomUUID().slice(0, 6).toUpperCase()}`;
+      // Act
+      const { registerReply, identity } = await provisionByClaim(serial, 'json', version);
+      const attempt = await tryConnect(endpoint(), identity, serial);
+      // Assess
+      expect(registerReply).toEqual({
+        topic: `$aws/provisioning-templates/${TEMPLATE}/provision/json/rejected`,
+        body: { statusCode: 403, errorCode: 'AccessDenied', errorMessage: expect.any(String) },
+      });
+      expect(attempt.connected).toBe(false);
+    },
+  );
 });
 
 describe('JITR over MQTT', () => {
