@@ -107,3 +107,34 @@ describe('layer rules (dependency-cruiser)', () => {
     });
   }
 });
+
+describe('the domain does not read the clock (Biome plugin lint/no-clock-in-domain.grit)', () => {
+  it('flags Date.now() and new Date() in shared/domain, and nothing elsewhere or with an argument', () => {
+    const fixture = mkdtempSync(join(tmpdir(), 'fleetgate-clock-'));
+    try {
+      writeFileSync(
+        join(fixture, 'biome.json'),
+        JSON.stringify({ plugins: [join(root, 'lint', 'no-clock-in-domain.grit')] }),
+      );
+      const code =
+        'export const a = () => Date.now();\nexport const b = () => new Date();\nexport const c = (t: number) => new Date(t).toISOString();\n';
+      mkdirSync(join(fixture, 'shared', 'domain'), { recursive: true });
+      mkdirSync(join(fixture, 'shared', 'store'), { recursive: true });
+      writeFileSync(join(fixture, 'shared', 'domain', 'clock.ts'), code);
+      writeFileSync(join(fixture, 'shared', 'store', 'clock.ts'), code);
+      const result = spawnSync(join(root, 'node_modules', '.bin', 'biome'), ['lint', '.'], {
+        cwd: fixture,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      const output = `${result.stdout}${result.stderr}`;
+      expect(result.status).not.toBe(0);
+      expect(output.match(/the time is a parameter/g)?.length).toBe(2);
+      expect(output).toContain('shared/domain/clock.ts:1:');
+      expect(output).toContain('shared/domain/clock.ts:2:');
+      expect(output).not.toContain('shared/store/clock.ts');
+    } finally {
+      rmSync(fixture, { recursive: true, force: true });
+    }
+  });
+});
