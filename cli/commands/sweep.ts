@@ -4,7 +4,8 @@ import { createReportSink } from '../../shared/reports/report-sink';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { CommandFailure } from '../io';
 import { type CommandRegistry, contract } from '../main';
-import { reportRun, resolveStoreTarget } from '../target';
+import { resolveStoreTarget } from '../target';
+import { reportRun } from '../target-report';
 
 /** `fleetgate sweep [--now ISO] [--out DIR]`: runs the expiry sweep now and writes the report files. */
 export function registerSweepCommand({ program, setExitCode }: CommandRegistry): void {
