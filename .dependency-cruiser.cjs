@@ -46,6 +46,17 @@ module.exports = {
       to: { path: '^functions/', pathNot: '^functions/$1/' },
     },
     {
+      name: 'lambda-bundle-no-local-tools',
+      comment:
+        'what a Lambda bundle pulls in never includes the local tools (MQTT broker and client, local SQS, tsx, the CLI parser, CSV, YAML, CBOR, IAM data)',
+      severity: 'error',
+      from: { path: '^functions/[^/]+/handler\\.ts$' },
+      to: {
+        path: 'node_modules/(aedes|mqtt|local-aws-sqs|tsx|commander|csv-parse|yaml|cborg|@cloud-copilot|esbuild|osls)/',
+        reachable: true,
+      },
+    },
+    {
       name: 'no-circular',
       comment: 'no import cycles in Lambda code',
       severity: 'error',
@@ -55,7 +66,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(node_modules|\\.fleetgate|\\.serverless|\\.esbuild|dist)/' },
+    exclude: { path: '^(\\.fleetgate|\\.serverless|\\.esbuild|dist)/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: {

@@ -72,6 +72,33 @@ describe('layer rules (dependency-cruiser)', () => {
     expect(result.code).toBe(0);
   });
 
+  it('fail, naming lambda-bundle-no-local-tools, when a handler reaches a local tool through shared code', () => {
+    write(
+      'node_modules/yaml/package.json',
+      JSON.stringify({ name: 'yaml', version: '0.0.0', main: 'index.js' }),
+    );
+    write('node_modules/yaml/index.js', 'exports.parse = () => ({});\n');
+    write(
+      'shared/store/config-file.ts',
+      "import { parse } from 'yaml';\nexport const read = (text: string) => parse(text);\n",
+    );
+    write(
+      'functions/hook/handler.ts',
+      "import { read } from '../../shared/store/config-file';\nexport const handler = () => read('');\n",
+    );
+    try {
+      const result = cruise();
+      expect(result.code).not.toBe(0);
+      expect(result.output).toContain('lambda-bundle-no-local-tools');
+    } finally {
+      rmSync(join(dir, 'shared/store/config-file.ts'));
+      write(
+        'functions/hook/handler.ts',
+        "import { first } from '../../shared/store/store';\nimport { EVENT } from '../../schemas/event';\nexport const handler = () => [first, EVENT];\n",
+      );
+    }
+  });
+
   const broken: Array<[string, string, string]> = [
     [
       'lambda-code-not-local-or-cli',
