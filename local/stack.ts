@@ -317,6 +317,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       credentials: functionCredentials,
     });
     const localFunctions = functions;
+    // The pre-provisioning hook answers AWS IoT within 5 s: its cold start happens now, not then.
+    for (const template of model.provisioningTemplates) {
+      if (template.preProvisioningHookFunction)
+        await localFunctions.warm(template.preProvisioningHookFunction);
+    }
     const ledger = new MessageLedger();
     const queueByLogicalId = new Map(model.queues.map((queue) => [queue.logicalId, queue]));
     rules = new RulesEngine(model.rules, {
