@@ -26,6 +26,8 @@ import {
 import {
   certificateCreate,
   certificateFromItem,
+  type IndexedCertificate,
+  indexedCertificateFromItem,
   readCertificate,
   retirementUpdate,
 } from './entities/certificate';
@@ -204,7 +206,7 @@ export class ProvisioningStore {
    * Certificates whose `notAfter` lies in [from, to), read from the sharded expiry index: one
    * Query per (day, shard), so the cost grows with what expires, not with the fleet.
    */
-  async *certificatesExpiringBetween(fromIso: string, toIso: string): AsyncGenerator<CertificateRecord> {
+  async *certificatesExpiringBetween(fromIso: string, toIso: string): AsyncGenerator<IndexedCertificate> {
     const from = normalizeIso(fromIso);
     const to = normalizeIso(toIso);
     if (from >= to) return;
@@ -217,7 +219,7 @@ export class ProvisioningStore {
           ExpressionAttributeValues: { ':pk': expiryPartition(day, shard), ':from': from, ':to': to },
           ReturnConsumedCapacity: 'TOTAL',
         });
-        for await (const item of items) yield certificateFromItem(item);
+        for await (const item of items) yield indexedCertificateFromItem(item);
       }
     }
   }

@@ -8,7 +8,7 @@
  */
 import type { ExpiryPolicy } from '../domain/expiry';
 import { type Item, type StoreAccess, type StoreClient, storeClient } from './client';
-import { certificateFromItem } from './entities/certificate';
+import { type IndexedCertificate, indexedCertificateFromItem } from './entities/certificate';
 import { SWEEP_RUN, type SweepCheckpoint, type SweepPage } from './entities/run';
 import { normalizeIso } from './item';
 import {
@@ -21,9 +21,9 @@ import {
   monthsBetween,
   SHARDS,
 } from './keys';
-import type { CertificateRecord } from './records';
 import { type CommitOutcome, RunStore } from './run-store';
 
+export type { IndexedCertificate } from './entities/certificate';
 export type { SweepCheckpoint, SweepPage } from './entities/run';
 export type { CommitOutcome } from './run-store';
 
@@ -34,7 +34,7 @@ export type SweepSource =
   | { index: 'issued'; month: string; shard: number; from: string; to: string };
 
 export interface IndexPage {
-  items: CertificateRecord[];
+  items: IndexedCertificate[];
   /** Where the next page of the same source starts; absent when the source is exhausted. */
   nextKey?: Record<string, unknown>;
   readUnits: number;
@@ -125,7 +125,7 @@ export class SweepStore {
       ReturnConsumedCapacity: 'TOTAL',
     });
     const page: IndexPage = {
-      items: (out.Items ?? []).map((item) => certificateFromItem(item)),
+      items: (out.Items ?? []).map((item) => indexedCertificateFromItem(item)),
       readUnits: readUnitsOf(out.ConsumedCapacity),
     };
     return out.LastEvaluatedKey ? { ...page, nextKey: out.LastEvaluatedKey } : page;

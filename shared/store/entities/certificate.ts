@@ -48,6 +48,35 @@ const certificateSchema: z.ZodType<CertificateRecord> = z.looseObject({
   updatedAt: z.string(),
 });
 
+/**
+ * A certificate as the ExpiryIndex and IssuedIndex hold it: they project only these attributes
+ * (`NonKeyAttributes` in serverless.yml), so a record read from them is this much of one.
+ */
+export type IndexedCertificate = Pick<
+  CertificateRecord,
+  | 'certificateId'
+  | 'kind'
+  | 'status'
+  | 'source'
+  | 'issuer'
+  | 'notBefore'
+  | 'notAfter'
+  | 'serial'
+  | 'thingName'
+>;
+
+const indexedCertificateSchema: z.ZodType<IndexedCertificate> = z.looseObject({
+  certificateId: z.string(),
+  kind,
+  status,
+  source: z.enum(CERTIFICATE_SOURCES),
+  issuer: z.string(),
+  notBefore: z.string(),
+  notAfter: z.string(),
+  serial: z.string().optional(),
+  thingName: z.string().optional(),
+});
+
 /** What reconciliation reads of a certificate (a projection: `CERTIFICATE_FACT_PROJECTION`). */
 const certificateFactSchema: z.ZodType<StoreCertificateFact> = z.object({
   certificateId: z.string(),
@@ -72,6 +101,11 @@ export function certificateItem(record: CertificateRecord): Item {
 
 export function certificateFromItem(item: Item): CertificateRecord {
   return fromItem(certificateSchema, 'certificate', item);
+}
+
+/** A certificate read from the ExpiryIndex or the IssuedIndex. */
+export function indexedCertificateFromItem(item: Item): IndexedCertificate {
+  return fromItem(indexedCertificateSchema, 'certificate (index projection)', item);
 }
 
 export function certificateFactFromItem(item: Item): StoreCertificateFact {
