@@ -55,22 +55,11 @@ export class ReconcileStore {
    * `expectedSeq`. `conflict` means another invocation committed first; the caller stops.
    */
   commit(expectedSeq: number, next: ReconcileCheckpoint, drift: readonly Drift[]): Promise<CommitOutcome> {
-    if (next.seq !== expectedSeq + 1) {
-      throw new RangeError(
-        `reconciliation ${next.runId}: commit from ${expectedSeq} must move to the next unit`,
-      );
-    }
-    const { runId, seq: _seq, createdAt: _createdAt, ...set } = next;
     const page =
       drift.length > 0
-        ? { seq: next.seq, body: { runId, seq: next.seq, drift: [...drift] }, at: next.createdAt }
+        ? { seq: next.seq, body: { runId: next.runId, seq: next.seq, drift: [...drift] }, at: next.createdAt }
         : undefined;
-    return this.runs.commit(
-      runId,
-      expectedSeq,
-      { set: { cursor: undefined, result: undefined, ...set } },
-      page,
-    );
+    return this.runs.commit(next.runId, expectedSeq, { next }, page);
   }
 
   /** Every committed page's findings, in order. */

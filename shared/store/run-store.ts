@@ -12,13 +12,13 @@ import { conditionally } from './retry';
 
 export type CommitOutcome = 'committed' | 'conflict';
 
-/** How a commit moves the checkpoint (besides `seq`, which always moves to the next unit). */
-export interface RunAdvance {
-  /** Checkpoint attributes to set; an undefined value removes the attribute. */
-  set: Record<string, unknown>;
-  /** Checkpoint counters to add to. */
-  add?: Record<string, number>;
-}
+/**
+ * How a commit moves the checkpoint to the next unit: either attributes set (an undefined value
+ * removes the attribute) and counters added to, with `seq` moved on (one UpdateItem), or the whole
+ * next checkpoint, whose `seq` is the next unit's (one PutItem). Each kind of run keeps the one its
+ * function's role is granted.
+ */
+export type RunAdvance<C> = { set: Record<string, unknown>; add?: Record<string, number> } | { next: C };
 
 /** A unit's results, written with the commit; its TTL counts from `at`. */
 export interface RunPage<P> {
@@ -45,14 +45,7 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
   /** Creates the run's checkpoint; false when a run of that id already exists. */
   create(checkpoint: C): Promise<boolean> {
     return conditionally(
-      this.db.put({
-        Item: {
-          ...this.kind.checkpointKey(checkpoint.runId),
-          ...stripUndefined(checkpoint),
-          ttl: this.expiry(checkpoint.createdAt),
-        },
-        ConditionExpression: 'attribute_not_exists(PK)',
-      }),
+      this.db.put({ Item: this.checkpointItem(checkpoint), ConditionExpression: 'attribute_not_exists(PK)' }),
     );
   }
 
@@ -84,10 +77,10 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
   async commit(
     runId: string,
     expectedSeq: number,
-    advance: RunAdvance,
+    advance: RunAdvance<C>,
     page?: RunPage<P>,
   ): Promise<CommitOutcome> {
-    const items: WriteItem[] = [this.checkpointUpdate(runId, expectedSeq, advance)];
+    const items: WriteItem[] = [this.checkpointWrite(runId, expectedSeq, advance)];
     if (page) {
       items.push({
         Put: {
@@ -136,8 +129,25 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
     return pages;
   }
 
-  private checkpointUpdate(runId: string, expectedSeq: number, advance: RunAdvance): WriteItem {
+  /** The checkpoint write of a commit, conditional on the checkpoint at `expectedSeq` and RUNNING. */
+  private checkpointWrite(runId: string, expectedSeq: number, advance: RunAdvance<C>): WriteItem {
     const names: Record<string, string> = { '#seq': 'seq', '#status': 'status' };
+    const condition = '#seq = :expected AND #status = :running';
+    if ('next' in advance) {
+      if (advance.next.runId !== runId || advance.next.seq !== expectedSeq + 1) {
+        throw new RangeError(
+          `${this.kind.entity} ${runId}: a commit from unit ${expectedSeq} moves to the next`,
+        );
+      }
+      return {
+        Put: {
+          Item: this.checkpointItem(advance.next),
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':expected': expectedSeq, ':running': 'RUNNING' },
+        },
+      };
+    }
     const values: Record<string, unknown> = {
       ':expected': expectedSeq,
       ':next': expectedSeq + 1,
@@ -170,10 +180,18 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
       Update: {
         Key: this.kind.checkpointKey(runId),
         UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-        ConditionExpression: '#seq = :expected AND #status = :running',
+        ConditionExpression: condition,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
       },
+    };
+  }
+
+  private checkpointItem(checkpoint: C) {
+    return {
+      ...this.kind.checkpointKey(checkpoint.runId),
+      ...stripUndefined(checkpoint),
+      ttl: this.expiry(checkpoint.createdAt),
     };
   }
 

@@ -168,6 +168,18 @@ describe.each([sweep, reconcile] as Array<RunCase<RunCheckpoint, object>>)(
       expect((await store().get(id))?.result).toBeUndefined();
     });
 
+    it('commits a whole next checkpoint in place of the old one, conditional the same way', async () => {
+      const id = runId('replace');
+      const fresh = { ...run.fresh(id), result: { partial: true } };
+      await store().claim(fresh);
+      const { result: _result, ...next } = { ...fresh, seq: 1, invocations: 1, updatedAt: LATER };
+      expect(await store().commit(id, 0, { next }, { seq: 1, body: run.page(1), at: AT })).toBe('committed');
+      expect(await store().get(id)).toEqual(next);
+      expect(await store().commit(id, 0, { next })).toBe('conflict');
+      await expect(store().commit(id, 1, { next })).rejects.toThrow(RangeError);
+      expect(await store().pages(id)).toEqual([run.page(1)]);
+    });
+
     it('refuses a malformed checkpoint with its key and field', async () => {
       const id = runId('malformed');
       await table.doc.send(
