@@ -79,6 +79,12 @@ export class StoreClient {
     return out.Item;
   }
 
+  /** The record at `key` (one strongly consistent GetItem), read with an entity's `fromItem`. */
+  async readAs<T>(key: Key, fromItem: (item: Item) => T): Promise<T | undefined> {
+    const item = await this.read(key);
+    return item ? fromItem(item) : undefined;
+  }
+
   put(input: TableInput<PutCommandInput>) {
     return this.count(this.doc.send(new PutCommand({ TableName: this.tableName, ...input })));
   }

@@ -73,12 +73,7 @@ export class ReconcileStore {
       certificateIds.map((id) => keys.certificate(id)),
       CERTIFICATE_FACT_PROJECTION,
     );
-    const records = new Map<string, StoreCertificateFact>();
-    for (const item of items) {
-      const record = certificateFactFromItem(item);
-      records.set(record.certificateId, record);
-    }
-    return records;
+    return new Map(items.map(certificateFactFromItem).map((record) => [record.certificateId, record]));
   }
 
   /** Device records of these serials (those the store has). */
@@ -87,12 +82,7 @@ export class ReconcileStore {
       serials.map((serial) => keys.device(serial)),
       DEVICE_FACT_PROJECTION,
     );
-    const devices = new Map<string, StoreDeviceFact>();
-    for (const item of items) {
-      const device = deviceFactFromItem(item);
-      devices.set(device.serial, device);
-    }
-    return devices;
+    return new Map(items.map(deviceFactFromItem).map((device) => [device.serial, device]));
   }
 
   /** Records that the run's IoT listing saw these certificates with these statuses (idempotent puts). */

@@ -270,8 +270,7 @@ export class RegistrationStore {
 
   /** The newest presence recorded for a client id. */
   async presenceOf(clientId: string): Promise<ClientPresence | undefined> {
-    const item = await this.db.read(keys.clientPresence(clientId));
-    return item ? clientPresenceFromItem(item) : undefined;
+    return this.db.readAs(keys.clientPresence(clientId), clientPresenceFromItem);
   }
 
   /**

@@ -75,9 +75,8 @@ export class RotationStore {
     }
   }
 
-  async getRequest(serial: string, publicKeyHash: string): Promise<RotationRequestRecord | undefined> {
-    const item = await this.db.read(keys.rotationRequest(serial, publicKeyHash));
-    return item ? rotationRequestFromItem(item) : undefined;
+  getRequest(serial: string, publicKeyHash: string): Promise<RotationRequestRecord | undefined> {
+    return this.db.readAs(keys.rotationRequest(serial, publicKeyHash), rotationRequestFromItem);
   }
 
   /**

@@ -37,9 +37,10 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
     this.db = storeClient(access);
   }
 
-  async get(runId: string): Promise<C | undefined> {
-    const item = await this.db.read(this.kind.checkpointKey(runId));
-    return item ? fromItem(this.kind.checkpoint, `${this.kind.entity} checkpoint`, item) : undefined;
+  get(runId: string): Promise<C | undefined> {
+    return this.db.readAs(this.kind.checkpointKey(runId), (item) =>
+      fromItem(this.kind.checkpoint, `${this.kind.entity} checkpoint`, item),
+    );
   }
 
   /** Creates the run's checkpoint; false when a run of that id already exists. */

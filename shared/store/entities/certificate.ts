@@ -150,10 +150,9 @@ export function retirementUpdate(
 }
 
 /** The certificate record of `certificateId` (one strongly consistent GetItem), or undefined. */
-export async function readCertificate(
+export function readCertificate(
   db: StoreClient,
   certificateId: string,
 ): Promise<CertificateRecord | undefined> {
-  const item = await db.read(keys.certificate(certificateId));
-  return item ? certificateFromItem(item) : undefined;
+  return db.readAs(keys.certificate(certificateId), certificateFromItem);
 }

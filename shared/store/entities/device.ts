@@ -191,7 +191,6 @@ export function allowlistUpdate(entry: AllowlistEntry, version: number, now: str
 }
 
 /** The device record of `serial` (one strongly consistent GetItem), or undefined. */
-export async function readDevice(db: StoreClient, serial: string): Promise<DeviceRecord | undefined> {
-  const item = await db.read(keys.device(serial));
-  return item ? deviceFromItem(item) : undefined;
+export function readDevice(db: StoreClient, serial: string): Promise<DeviceRecord | undefined> {
+  return db.readAs(keys.device(serial), deviceFromItem);
 }

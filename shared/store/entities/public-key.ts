@@ -40,10 +40,9 @@ export function publicKeyClaim(record: PublicKeyRecord): WriteItem {
 }
 
 /** The owner of a public key (one strongly consistent GetItem), or undefined. */
-export async function readPublicKeyOwner(
+export function readPublicKeyOwner(
   db: StoreClient,
   publicKeyHash: string,
 ): Promise<PublicKeyRecord | undefined> {
-  const item = await db.read(keys.publicKey(publicKeyHash));
-  return item ? publicKeyFromItem(item) : undefined;
+  return db.readAs(keys.publicKey(publicKeyHash), publicKeyFromItem);
 }

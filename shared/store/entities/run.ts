@@ -5,6 +5,7 @@
  * counters, and says what its pages hold.
  */
 import { z } from 'zod';
+import { AtRiskCertificateSchema } from '../../../schemas/expiry-sweep';
 import type { AtRiskCertificate, ExpiryPolicy } from '../../domain/expiry';
 import { DRIFT_KINDS, type Drift } from '../../domain/reconciliation';
 import type { Key } from '../keys';
@@ -75,22 +76,7 @@ const policySchema: z.ZodType<ExpiryPolicy> = z.looseObject({
   chartDays: z.number(),
 });
 
-const atRiskSchema: z.ZodType<AtRiskCertificate> = z.looseObject({
-  certificateId: z.string(),
-  kind: z.enum(['DEVICE', 'CLAIM', 'CA']),
-  status: z.string(),
-  serial: z.string().optional(),
-  thingName: z.string().optional(),
-  notBefore: z.string(),
-  notAfter: z.string(),
-  daysLeft: z.number(),
-  ageDays: z.number(),
-  class: z.union([
-    z.literal('EXPIRED'),
-    z.literal('TOO_OLD'),
-    z.templateLiteral(['EXPIRING_', z.number(), 'D']),
-  ]),
-});
+const atRiskSchema: z.ZodType<AtRiskCertificate> = AtRiskCertificateSchema;
 
 export const SWEEP_RUN: RunKind<SweepCheckpoint, SweepPage> = {
   entity: 'sweep',
