@@ -21,6 +21,7 @@ import {
   clientPresenceFromItem,
   type DuplicateClientIdDisconnect,
   duplicateClientIdFromItem,
+  duplicateClientIdItem,
   sessionFromItem,
 } from './entities/presence';
 import { plusSeconds } from './item';
@@ -285,15 +286,7 @@ export class RegistrationStore {
     sessionIdentifier: string;
     ttlSeconds: number;
   }): Promise<DuplicateClientIdDisconnect[]> {
-    await this.db.put({
-      Item: {
-        ...keys.duplicateClientId(input.clientId, input.atMs, input.sessionIdentifier),
-        clientId: input.clientId,
-        sessionIdentifier: input.sessionIdentifier,
-        atMs: input.atMs,
-        ttl: Math.floor(input.atMs / 1000) + input.ttlSeconds,
-      },
-    });
+    await this.db.put({ Item: duplicateClientIdItem(input) });
     const found: DuplicateClientIdDisconnect[] = [];
     const items = this.db.queryAll({
       KeyConditionExpression: 'PK = :pk AND SK BETWEEN :from AND :to',

@@ -6,8 +6,14 @@
  * invocation can never count a unit twice or skip one; every step is safe to repeat.
  */
 import { type StoreAccess, type StoreClient, storeClient, type WriteItem } from './client';
-import type { RunCheckpoint, RunKind } from './entities/run';
-import { epochSeconds, fromItem, stripUndefined } from './item';
+import {
+  type RunCheckpoint,
+  type RunKind,
+  runCheckpointFromItem,
+  runCheckpointItem,
+  runPageFromItem,
+  runPageItem,
+} from './entities/run';
 import { conditionally } from './retry';
 
 export type CommitOutcome = 'committed' | 'conflict';
@@ -38,15 +44,16 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
   }
 
   get(runId: string): Promise<C | undefined> {
-    return this.db.readAs(this.kind.checkpointKey(runId), (item) =>
-      fromItem(this.kind.checkpoint, `${this.kind.entity} checkpoint`, item),
-    );
+    return this.db.readAs(this.kind.checkpointKey(runId), (item) => runCheckpointFromItem(this.kind, item));
   }
 
   /** Creates the run's checkpoint; false when a run of that id already exists. */
   create(checkpoint: C): Promise<boolean> {
     return conditionally(
-      this.db.put({ Item: this.checkpointItem(checkpoint), ConditionExpression: 'attribute_not_exists(PK)' }),
+      this.db.put({
+        Item: runCheckpointItem(this.kind, checkpoint),
+        ConditionExpression: 'attribute_not_exists(PK)',
+      }),
     );
   }
 
@@ -84,14 +91,7 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
     const items: WriteItem[] = [this.checkpointWrite(runId, expectedSeq, advance)];
     if (page) {
       items.push({
-        Put: {
-          Item: {
-            ...this.kind.pageKey(runId, page.seq),
-            ...stripUndefined(page.body),
-            ttl: this.expiry(page.at),
-          },
-          ConditionExpression: 'attribute_not_exists(PK)',
-        },
+        Put: { Item: runPageItem(this.kind, runId, page), ConditionExpression: 'attribute_not_exists(PK)' },
       });
     }
     return (await this.db.transact(items)) ? 'conflict' : 'committed';
@@ -126,7 +126,7 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
       },
       ConsistentRead: true,
     });
-    for await (const item of items) pages.push(fromItem(this.kind.page, `${this.kind.entity} page`, item));
+    for await (const item of items) pages.push(runPageFromItem(this.kind, item));
     return pages;
   }
 
@@ -142,7 +142,7 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
       }
       return {
         Put: {
-          Item: this.checkpointItem(advance.next),
+          Item: runCheckpointItem(this.kind, advance.next),
           ConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: { ':expected': expectedSeq, ':running': 'RUNNING' },
@@ -186,17 +186,5 @@ export class RunStore<C extends RunCheckpoint, P extends object> {
         ExpressionAttributeValues: values,
       },
     };
-  }
-
-  private checkpointItem(checkpoint: C) {
-    return {
-      ...this.kind.checkpointKey(checkpoint.runId),
-      ...stripUndefined(checkpoint),
-      ttl: this.expiry(checkpoint.createdAt),
-    };
-  }
-
-  private expiry(at: string): number {
-    return epochSeconds(at) + this.kind.ttlSeconds;
   }
 }

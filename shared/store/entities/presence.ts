@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { SessionFacts } from '../../domain/presence-rules';
 import type { Item } from '../client';
 import { fromItem } from '../item';
+import { keys } from '../keys';
 
 export interface ClientPresence {
   connected: boolean;
@@ -50,6 +51,22 @@ export function clientPresenceFromItem(item: Item): ClientPresence {
     connected: presence.connected,
     sessionIdentifier: presence.sessionIdentifier,
     principalIdentifier: presence.principalIdentifier,
+  };
+}
+
+/** One DUPLICATE_CLIENTID disconnect of a client id, kept `ttlSeconds` after it happened. */
+export function duplicateClientIdItem(input: {
+  clientId: string;
+  atMs: number;
+  sessionIdentifier: string;
+  ttlSeconds: number;
+}): Item {
+  return {
+    ...keys.duplicateClientId(input.clientId, input.atMs, input.sessionIdentifier),
+    clientId: input.clientId,
+    sessionIdentifier: input.sessionIdentifier,
+    atMs: input.atMs,
+    ttl: Math.floor(input.atMs / 1000) + input.ttlSeconds,
   };
 }
 

@@ -8,8 +8,9 @@ import { z } from 'zod';
 import { AtRiskCertificateSchema } from '../../../schemas/expiry-sweep';
 import type { AtRiskCertificate, ExpiryPolicy } from '../../domain/expiry';
 import { DRIFT_KINDS, type Drift } from '../../domain/reconciliation';
-import type { Key } from '../keys';
-import { keys } from '../keys';
+import type { Item } from '../client';
+import { epochSeconds, fromItem, stripUndefined } from '../item';
+import { type Key, keys } from '../keys';
 
 /** What every run's checkpoint holds. */
 export interface RunCheckpoint {
@@ -32,6 +33,36 @@ export interface RunKind<C extends RunCheckpoint, P> {
   ttlSeconds: number;
   checkpoint: z.ZodType<C>;
   page: z.ZodType<P>;
+}
+
+/** The checkpoint item of a run: its key, the checkpoint, and a TTL counted from the run's start. */
+export function runCheckpointItem<C extends RunCheckpoint, P>(kind: RunKind<C, P>, checkpoint: C) {
+  return {
+    ...kind.checkpointKey(checkpoint.runId),
+    ...stripUndefined(checkpoint),
+    ttl: epochSeconds(checkpoint.createdAt) + kind.ttlSeconds,
+  };
+}
+
+/** The item of unit `seq`'s page of a run, with a TTL counted from `at`. */
+export function runPageItem<C extends RunCheckpoint, P extends object>(
+  kind: RunKind<C, P>,
+  runId: string,
+  page: { seq: number; body: P; at: string },
+) {
+  return {
+    ...kind.pageKey(runId, page.seq),
+    ...stripUndefined(page.body),
+    ttl: epochSeconds(page.at) + kind.ttlSeconds,
+  };
+}
+
+export function runCheckpointFromItem<C extends RunCheckpoint, P>(kind: RunKind<C, P>, item: Item): C {
+  return fromItem(kind.checkpoint, `${kind.entity} checkpoint`, item);
+}
+
+export function runPageFromItem<C extends RunCheckpoint, P>(kind: RunKind<C, P>, item: Item): P {
+  return fromItem(kind.page, `${kind.entity} page`, item);
 }
 
 const runFields = {
