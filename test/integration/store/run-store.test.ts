@@ -37,17 +37,16 @@ interface RunCase<C extends RunCheckpoint, P extends object> {
   advance: { set: Record<string, unknown>; add?: Record<string, number> };
 }
 
+/** What every run's fresh checkpoint holds (and the instant both kinds run as of). */
+function started(runId: string) {
+  return { runId, status: 'RUNNING', seq: 0, invocations: 0, createdAt: AT, updatedAt: AT, now: AT } as const;
+}
+
 const sweep: RunCase<SweepCheckpoint, SweepPage> = {
   name: 'expiry sweep',
   kind: SWEEP_RUN,
   fresh: (runId) => ({
-    runId,
-    status: 'RUNNING',
-    seq: 0,
-    invocations: 0,
-    createdAt: AT,
-    updatedAt: AT,
-    now: AT,
+    ...started(runId),
     policy: {
       windowsDays: [7, 30],
       lookbackDays: 30,
@@ -67,13 +66,7 @@ const reconcile: RunCase<ReconcileCheckpoint, ReconcilePage> = {
   name: 'reconciliation',
   kind: RECONCILE_RUN,
   fresh: (runId) => ({
-    runId,
-    status: 'RUNNING',
-    seq: 0,
-    invocations: 0,
-    createdAt: AT,
-    updatedAt: AT,
-    now: AT,
+    ...started(runId),
     phase: 'CERTIFICATES',
     stateIndex: 0,
     totals: {},
