@@ -15,6 +15,7 @@ import { projectRoot } from '../../local/paths';
 import { createCsr, exportPrivateKeyPem } from '../../local/pki';
 import { readStackFile } from '../../local/stack-file';
 import { parseCertificatePem } from '../../shared/certificates';
+import { claimClientId } from '../../shared/domain/client-ids';
 import { anchorCertificateRecord } from '../../shared/store/records';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
@@ -261,7 +262,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
                     }
                   : readIdentity(options.claim);
               const templateName = options.template ?? fleetNames(endpoint.tableName).templateName;
-              const client = await connectOrFail(endpoint, claim, `claim-${options.serial}`);
+              const client = await connectOrFail(endpoint, claim, claimClientId(options.serial));
               let provisioned: { certificateId: string; certificatePem: string; thingName: string };
               const csr = await createCsr({ subject: { commonName: options.serial } });
               try {

@@ -19,6 +19,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { importAllowlistCsv } from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { parseCertificatePem } from '../../shared/certificates';
+import { claimClientId } from '../../shared/domain/client-ids';
 import { prepareAccount, quarantinePolicyDocument } from '../../shared/iot/prepare-account';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
@@ -45,7 +46,6 @@ import {
   type SimulationFlow,
   type SimulationPlan,
 } from './plan';
-
 import { createTransport, type DeviceTransport, type TransportKind } from './transport';
 
 export type { SimulationFlow } from './plan';
@@ -588,7 +588,7 @@ async function runFleetParticipant(
   const claimSession = await rig.devices.connect({
     certificatePem: claim.certificatePem,
     privateKeyPem: claim.privateKeyPem,
-    clientId: `claim-${serial}-${participant.index}`,
+    clientId: claimClientId(`${serial}-${participant.index}`),
   });
   if (!claimSession.accepted) return denied(`claim-connect:${claimSession.reason}`);
   try {

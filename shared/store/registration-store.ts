@@ -23,7 +23,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { SessionFacts } from '../domain/presence-rules';
 import { keys } from './keys';
 import { certificateItem, type ProvisioningStore } from './provisioning-store';
-import type { CertificateRecord } from './records';
+import type { CertificateRecord, HistoryEntry } from './records';
 
 export type LeaseOutcome = 'acquired' | 'held' | 'done' | 'missing';
 export type ClaimOutcome = 'acquired' | 'held' | 'done';
@@ -238,6 +238,8 @@ export class RegistrationStore {
     certificateId: string;
     sessionIdentifier: string;
     clientId: string;
+    /** The presence events' versionNumber: which connection of the client id this session was. */
+    versionNumber?: number;
     connectedAt?: number;
     disconnectedAt?: number;
     disconnectReason?: string;
@@ -261,6 +263,10 @@ export class RegistrationStore {
     if (input.disconnectReason !== undefined) {
       values[':reason'] = input.disconnectReason;
       sets.push('disconnectReason = :reason');
+    }
+    if (input.versionNumber !== undefined) {
+      values[':version'] = input.versionNumber;
+      sets.push('versionNumber = :version');
     }
     await this.send(
       new UpdateCommand({
@@ -296,6 +302,7 @@ export class RegistrationStore {
           clientId: String(item.clientId),
           ...(typeof item.connectedAt === 'number' ? { connectedAt: item.connectedAt } : {}),
           ...(typeof item.disconnectedAt === 'number' ? { disconnectedAt: item.disconnectedAt } : {}),
+          ...(typeof item.versionNumber === 'number' ? { versionNumber: item.versionNumber } : {}),
         });
       }
       startKey = out.LastEvaluatedKey;
@@ -358,8 +365,8 @@ export class RegistrationStore {
   }
 
   /**
-   * Records a DUPLICATE_CLIENTID disconnect (idempotent per session) and returns the sessions of
-   * such disconnects of the client id within [fromMs, toMs] (toMs defaults to atMs).
+   * Records a DUPLICATE_CLIENTID disconnect of a device's own certificate (idempotent per session)
+   * and returns such disconnects of the client id within [fromMs, toMs] (toMs defaults to atMs).
    */
   async recordDuplicateClientId(input: {
     clientId: string;
@@ -367,8 +374,10 @@ export class RegistrationStore {
     fromMs: number;
     toMs?: number;
     sessionIdentifier: string;
+    principalIdentifier: string;
+    versionNumber: number;
     ttlSeconds: number;
-  }): Promise<Array<{ sessionIdentifier: string; atMs: number }>> {
+  }): Promise<DuplicateClientIdDisconnect[]> {
     await this.send(
       new PutCommand({
         TableName: this.table,
@@ -376,12 +385,27 @@ export class RegistrationStore {
           ...keys.duplicateClientId(input.clientId, input.atMs, input.sessionIdentifier),
           clientId: input.clientId,
           sessionIdentifier: input.sessionIdentifier,
+          principalIdentifier: input.principalIdentifier,
+          versionNumber: input.versionNumber,
           atMs: input.atMs,
           ttl: Math.floor(input.atMs / 1000) + input.ttlSeconds,
         },
       }),
     );
-    const found: Array<{ sessionIdentifier: string; atMs: number }> = [];
+    return this.duplicateClientIds({
+      clientId: input.clientId,
+      fromMs: input.fromMs,
+      toMs: input.toMs ?? input.atMs,
+    });
+  }
+
+  /** The recorded DUPLICATE_CLIENTID disconnects of a client id within [fromMs, toMs]. */
+  async duplicateClientIds(input: {
+    clientId: string;
+    fromMs: number;
+    toMs: number;
+  }): Promise<DuplicateClientIdDisconnect[]> {
+    const found: DuplicateClientIdDisconnect[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const out: QueryCommandOutput = await this.send(
@@ -390,21 +414,57 @@ export class RegistrationStore {
           KeyConditionExpression: 'PK = :pk AND SK BETWEEN :from AND :to',
           ExpressionAttributeValues: {
             ':pk': keys.clientPresence(input.clientId).PK,
-            ':from': keys.duplicateClientIdBound(input.fromMs),
-            // `~` sorts after `#<sessionId>`, so the upper bound includes every session at atMs.
-            ':to': `${keys.duplicateClientIdBound(input.toMs ?? input.atMs)}~`,
+            ':from': keys.duplicateClientIdBound(Math.max(0, input.fromMs)),
+            // `~` sorts after `#<sessionId>`, so the upper bound includes every session at toMs.
+            ':to': `${keys.duplicateClientIdBound(input.toMs)}~`,
           },
           ExclusiveStartKey: startKey,
           ConsistentRead: true,
         }),
       );
       for (const item of out.Items ?? []) {
-        found.push({ sessionIdentifier: String(item.sessionIdentifier), atMs: Number(item.atMs) });
+        found.push({
+          sessionIdentifier: String(item.sessionIdentifier),
+          atMs: Number(item.atMs),
+          ...(typeof item.principalIdentifier === 'string'
+            ? { principalIdentifier: item.principalIdentifier }
+            : {}),
+          ...(typeof item.versionNumber === 'number' ? { versionNumber: item.versionNumber } : {}),
+        });
       }
       startKey = out.LastEvaluatedKey;
     } while (startKey);
     return found;
   }
+
+  /**
+   * Appends a history entry that changes no state (e.g. a suspicious connection an operator should
+   * see). Its key is derived from the event (`at`, `id`), so a redelivery writes nothing twice.
+   * False when the entry was already there.
+   */
+  async appendHistory(entry: HistoryEntry): Promise<boolean> {
+    try {
+      await this.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...keys.history(entry.serial, entry.at, entry.id), ...entry },
+          ConditionExpression: 'attribute_not_exists(PK)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (conditionFailureItem(error) !== undefined) return false;
+      throw error;
+    }
+  }
+}
+
+/** One DUPLICATE_CLIENTID disconnect as recorded (older items lack principal and version). */
+export interface DuplicateClientIdDisconnect {
+  sessionIdentifier: string;
+  atMs: number;
+  principalIdentifier?: string;
+  versionNumber?: number;
 }
 
 /** The old image of a failed condition (`{}` without one), or undefined for any other error. */

@@ -151,15 +151,15 @@ describe('who may connect', () => {
   it('accepts an ACTIVE certificate whose policy allows iot:Connect and publishes presence events', async () => {
     // Prepare
     const identity = await activeIdentity(['claim']);
-    const connectedEvent = emulator.nextPublished('$aws/events/presence/connected/claim-presence');
+    const connectedEvent = emulator.nextPublished('$aws/events/presence/connected/claim.presence');
     // Act
-    const client = await connected(identity, 'claim-presence');
+    const client = await connected(identity, 'claim.presence');
     const event = (await connectedEvent).json;
-    const disconnectedEvent = emulator.nextPublished('$aws/events/presence/disconnected/claim-presence');
+    const disconnectedEvent = emulator.nextPublished('$aws/events/presence/disconnected/claim.presence');
     await client.endAsync();
     // Assess
     expect(event).toMatchObject({
-      clientId: 'claim-presence',
+      clientId: 'claim.presence',
       eventType: 'connected',
       principalIdentifier: identity.certificateId,
       sessionIdentifier: expect.any(String),
@@ -176,8 +176,8 @@ describe('who may connect', () => {
   it('reports CONNECTION_LOST when the socket goes away without DISCONNECT', async () => {
     // Prepare
     const identity = await activeIdentity(['claim']);
-    const client = await connected(identity, 'claim-lost');
-    const disconnectedEvent = emulator.nextPublished('$aws/events/presence/disconnected/claim-lost');
+    const client = await connected(identity, 'claim.lost');
+    const disconnectedEvent = emulator.nextPublished('$aws/events/presence/disconnected/claim.lost');
     // Act
     client.stream.destroy();
     // Assess
@@ -262,18 +262,18 @@ describe('who may connect', () => {
   it('DUPLICATE_CLIENTID: a second connection with the same client id disconnects the first', async () => {
     // Prepare
     const identity = await activeIdentity(['claim']);
-    const first = await connected(identity, 'dup-client');
+    const first = await connected(identity, 'claim.dup-client');
     const firstClosed = closed(first);
-    const kicked = emulator.nextPublished('$aws/events/presence/disconnected/dup-client');
+    const kicked = emulator.nextPublished('$aws/events/presence/disconnected/claim.dup-client');
     // Act
-    await connected(identity, 'dup-client');
+    await connected(identity, 'claim.dup-client');
     // Assess
     await firstClosed;
     expect((await kicked).json).toMatchObject({
       disconnectReason: 'DUPLICATE_CLIENTID',
       clientInitiatedDisconnect: false,
     });
-    expect(emulator.sessions.get('dup-client')).toBeDefined();
+    expect(emulator.sessions.get('claim.dup-client')).toBeDefined();
   });
 });
 
@@ -281,15 +281,15 @@ describe('policy enforcement', () => {
   it('closes the connection of a claim certificate publishing outside the provisioning API', async () => {
     // Prepare
     const identity = await activeIdentity(['claim']);
-    const client = await connected(identity, 'claim-rogue');
-    const disconnected = emulator.nextPublished('$aws/events/presence/disconnected/claim-rogue');
-    const routed = emulator.publishedOn('devices/claim-rogue/').length;
+    const client = await connected(identity, 'claim.rogue');
+    const disconnected = emulator.nextPublished('$aws/events/presence/disconnected/claim.rogue');
+    const routed = emulator.publishedOn('devices/claim.rogue/').length;
     // Act
-    client.publish('devices/claim-rogue/telemetry', '{"t":1}', { qos: 1 });
+    client.publish('devices/claim.rogue/telemetry', '{"t":1}', { qos: 1 });
     // Assess
     await closed(client);
     expect((await disconnected).json).toMatchObject({ disconnectReason: 'AUTH_ERROR' });
-    expect(emulator.publishedOn('devices/claim-rogue/').length).toBe(routed);
+    expect(emulator.publishedOn('devices/claim.rogue/').length).toBe(routed);
   });
 
   it('closes a connection whose certificate was deactivated, at its next publish', async () => {
@@ -312,7 +312,7 @@ describe('policy enforcement', () => {
   it('answers a subscription the policy denies with a SUBACK failure and keeps the connection', async () => {
     // Prepare
     const identity = await activeIdentity(['claim']);
-    const client = await connected(identity, 'claim-subscriber');
+    const client = await connected(identity, 'claim.subscriber');
     // Act
     const denied = await subscribeCodes(client, 'devices/+/telemetry');
     const granted = await subscribeCodes(client, '$aws/certificates/create/json/accepted');
@@ -398,7 +398,7 @@ describe('Fleet Provisioning MQTT API', () => {
   it('CreateCertificateFromCsr and RegisterThing in JSON, then the new certificate connects', async () => {
     // Prepare
     const claim = await activeIdentity(['claim']);
-    const client = await connected(claim, 'claim-json');
+    const client = await connected(claim, 'claim.json');
     await client.subscribeAsync(
       [
         '$aws/certificates/create-from-csr/json/+',
@@ -454,8 +454,8 @@ describe('Fleet Provisioning MQTT API', () => {
   it('CreateKeysAndCertificate in CBOR with the documented field names, only to the requester', async () => {
     // Prepare: a second claim connection subscribed to the same reply topic must not see the reply.
     const claim = await activeIdentity(['claim']);
-    const requester = await connected(claim, 'claim-cbor');
-    const bystander = await connected(claim, 'claim-bystander');
+    const requester = await connected(claim, 'claim.cbor');
+    const bystander = await connected(claim, 'claim.bystander');
     await requester.subscribeAsync('$aws/certificates/create/cbor/+', { qos: 1 });
     await bystander.subscribeAsync('$aws/certificates/create/cbor/+', { qos: 1 });
     const seenByBystander: string[] = [];
@@ -485,7 +485,7 @@ describe('Fleet Provisioning MQTT API', () => {
   it('rejects RegisterThing with an unknown ownership token on /rejected (statusCode, errorCode, errorMessage)', async () => {
     // Prepare
     const claim = await activeIdentity(['claim']);
-    const client = await connected(claim, 'claim-bad-token');
+    const client = await connected(claim, 'claim.bad-token');
     await client.subscribeAsync(`$aws/provisioning-templates/${TEMPLATE}/provision/cbor/+`, { qos: 1 });
     // Act
     const reply = nextMessage(client, [
@@ -584,7 +584,7 @@ describe('certificate ownership tokens', () => {
         certificatePem: issued.certificatePem ?? '',
         privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
       },
-      'claim-clock',
+      'claim.clock',
     );
     await client.subscribeAsync(
       ['$aws/certificates/create/json/+', `$aws/provisioning-templates/${TEMPLATE}/provision/json/+`],
