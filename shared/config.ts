@@ -22,7 +22,7 @@
  * | MAX_CERTIFICATE_PEM_BYTES     | 16384                                | PEMs longer than this are refused unread  |
  * | DEVICE_POLICY_NAME            | fleetgate-device                     | the shared device policy                  |
  * | QUARANTINE_GROUP_NAME         | fleetgate-quarantine                 | thing group of quarantined devices        |
- * | TRUSTED_CA_IDS                | ''                                   | comma list of CA certificate ids (JITR)   |
+ * | TRUSTED_CA_IDS                | ''                                   | CA ids JITR trusts (+ CAs the store records) |
  * | SERIAL_SOURCE                 | cn                                   | JITR serial from `cn` or `serialNumber`   |
  * | SERIAL_CN_PATTERN             | ^(.+)$                               | CN regex; capture group 1 is the serial   |
  * | DEVICE_THING_GROUP            | (none)                               | thing group JITR adds new things to       |

@@ -29,7 +29,11 @@ function defaultDeps(): RegisterCertificateDeps {
     store,
     registrations: new RegistrationStore(store),
     iot,
-    caTrust: new CaTrust(iot, { ttlMs: config.caCacheTtlSeconds * 1000, trustedCaIds: config.trustedCaIds }),
+    caTrust: new CaTrust(iot, {
+      ttlMs: config.caCacheTtlSeconds * 1000,
+      trustedCaIds: config.trustedCaIds,
+      store,
+    }),
     quarantine: new QuarantineQueue(new SQSClient({ maxAttempts: 5 }), config.quarantineQueueUrl),
     logger: createLogger('registerCertificate'),
     metrics: createMetrics('registerCertificate'),

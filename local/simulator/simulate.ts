@@ -469,6 +469,14 @@ async function prepareDeviceCa(rig: Rig, plan: SimulationPlan, flow: 'jitr' | 'j
         : {}),
     }),
   );
+  // JITR trusts only CAs the operator named (TRUSTED_CA_IDS) or recorded in the store, as
+  // `fleetgate certificates register <ca.pem> --kind ca` does: the simulator records its own.
+  await rig.store.putCertificateIfAbsent(
+    anchorCertificateRecord(parseCertificatePem(ca.certificatePem), {
+      kind: 'CA',
+      now: new Date().toISOString(),
+    }),
+  );
   await importAllowlist(rig, plan);
   return { flow, ca, keys: new Map() };
 }

@@ -7,12 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
-import {
-  CreatePolicyCommand,
-  IoTClient,
-  RegisterCACertificateCommand,
-  UpdateEventConfigurationsCommand,
-} from '@aws-sdk/client-iot';
+import { CreatePolicyCommand, IoTClient, UpdateEventConfigurationsCommand } from '@aws-sdk/client-iot';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/consumer';
 import { CaTrust } from '../../functions/register-certificate/ca-trust';
@@ -30,6 +25,7 @@ import { IotRegistry } from '../../shared/iot/iot-registry';
 import type { QuarantineSender } from '../../shared/quarantine-queue';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { RegistrationStore } from '../../shared/store/registration-store';
+import { registerTrustedCa } from './device-ca';
 import { type RecordedOutcome, recordingMetrics } from './hook';
 import { lambdaContext } from './lambda';
 
@@ -89,13 +85,8 @@ export async function startRig(
   const ca = await createCertificateAuthority({
     subject: { commonName: 'Acme Device CA', organization: 'Acme' },
   });
-  const { certificateId } = await iot.send(
-    new RegisterCACertificateCommand({
-      caCertificate: ca.certificatePem,
-      setAsActive: true,
-      allowAutoRegistration: true,
-    }),
-  );
+  // Registered in IoT and recorded in the store, as an operator trusts a CA (JITR fails closed).
+  const certificateId = await registerTrustedCa(iot, store, ca);
   await iot.send(new CreatePolicyCommand({ policyName: POLICY_NAME, policyDocument: POLICY }));
   // Registry thing events are off by default in AWS IoT; fleetgate needs THING (JITP follow-up).
   await iot.send(new UpdateEventConfigurationsCommand({ eventConfigurations: { THING: { Enabled: true } } }));
@@ -122,6 +113,7 @@ export async function startRig(
     caTrust: new CaTrust(registry, {
       ttlMs: config.caCacheTtlSeconds * 1000,
       trustedCaIds: config.trustedCaIds,
+      store,
     }),
     quarantine,
     logger,

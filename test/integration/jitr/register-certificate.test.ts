@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCertificateAuthority } from '../../../local/pki';
+import { recordTrustedCa } from '../../support/device-ca';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import {
   allowlist,
@@ -223,6 +224,55 @@ describe('registerCertificate', () => {
       expect.objectContaining({ certificateId: device.certificateId, reason: 'UNTRUSTED_ISSUER' }),
     ]);
     expect(rig.quarantine.distinct[0]?.serial).toBeUndefined();
+  });
+
+  it('fails closed under the default configuration (issue 15): a registered, ACTIVE, auto-registering CA the operator never named or recorded → UNTRUSTED_ISSUER', async () => {
+    // Prepare: TRUSTED_CA_IDS empty (the default); a second CA registered in IoT only
+    expect(rig.config.trustedCaIds).toEqual([]);
+    await allowlist(table.store, ['SN-UNNAMED-1']);
+    const unnamed = await createCertificateAuthority({
+      subject: { commonName: 'Registered, never trusted CA' },
+    });
+    const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
+    await rig.iot.send(
+      new RegisterCACertificateCommand({
+        caCertificate: unnamed.certificatePem,
+        setAsActive: true,
+        allowAutoRegistration: true,
+      }),
+    );
+    const device = await deviceCertificate(unnamed, 'SN-UNNAMED-1');
+    await connect(device.certificatePem, 'SN-UNNAMED-1');
+    // Act
+    await deliverRegistrations();
+    // Assess
+    expect(rig.registrationOutcomes).toEqual([{ name: 'RegistrationRejected', reason: 'UNTRUSTED_ISSUER' }]);
+    expect(await table.store.getDevice('SN-UNNAMED-1')).toMatchObject({ state: 'ALLOWLISTED' });
+    expect(rig.quarantine.distinct).toEqual([
+      expect.objectContaining({ certificateId: device.certificateId, reason: 'UNTRUSTED_ISSUER' }),
+    ]);
+  });
+
+  it('trusts a CA once the operator records it in the store (fleetgate certificates register --kind ca)', async () => {
+    // Prepare: the same situation, then the CA recorded
+    await allowlist(table.store, ['SN-RECORDED-1']);
+    const recorded = await createCertificateAuthority({ subject: { commonName: 'Recorded CA' } });
+    const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
+    await rig.iot.send(
+      new RegisterCACertificateCommand({
+        caCertificate: recorded.certificatePem,
+        setAsActive: true,
+        allowAutoRegistration: true,
+      }),
+    );
+    await recordTrustedCa(table.store, recorded);
+    const device = await deviceCertificate(recorded, 'SN-RECORDED-1');
+    await connect(device.certificatePem, 'SN-RECORDED-1');
+    // Act
+    await deliverRegistrations();
+    // Assess
+    expect(rig.registrationOutcomes).toEqual([{ name: 'DeviceRegistered' }]);
+    expect(await table.store.getDevice('SN-RECORDED-1')).toMatchObject({ state: 'PROVISIONING' });
   });
 
   it('lets exactly one of two certificates for one serial win; the other is rejected and quarantined', async () => {

@@ -13,7 +13,6 @@ import {
   CreateProvisioningTemplateCommand,
   DescribeCertificateCommand,
   type IoTClient,
-  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { MqttClient } from 'mqtt';
@@ -28,6 +27,7 @@ import {
 import type { LocalStack } from '../../../local/stack';
 import { claimClientId } from '../../../shared/domain/client-ids';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { closed, connect, type DeviceIdentity, nextMessage, tryConnect } from '../../support/mqtt';
 import { startTestStack, type TestStack } from '../../support/stack';
@@ -212,13 +212,7 @@ describe('JITR over MQTT', () => {
   it('drops the first connection, registerCertificate activates, the next connection is accepted', async () => {
     // Prepare
     const ca = await createCertificateAuthority({ subject: { commonName: 'MQTT stack JITR CA' } });
-    await iot.send(
-      new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
+    await registerTrustedCa(iot, store, ca);
     const serial = `MQTT-JITR-${randomUUID().slice(0, 6).toUpperCase()}`;
     await store.createDevice(allowlistedDevice({ serial }), { id: `import-${serial}`, actor: 'test' });
     const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });

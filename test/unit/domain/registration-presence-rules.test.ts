@@ -27,10 +27,20 @@ describe('registration rejections', () => {
     expect(reject('DEVICE_REVOKED', 'x').certificateStatus).toBe('REVOKED');
     expect(reject('SERIAL_NOT_ALLOWLISTED', 'x').certificateStatus).toBe('INACTIVE');
   });
-  it('trusts any registered CA without an allowlist and only listed ones with one', () => {
-    expect(checkTrustedCa('AB'.repeat(32), [])).toEqual({ trusted: true });
-    expect(checkTrustedCa('AB'.repeat(32), ['ab'.repeat(32)])).toEqual({ trusted: true });
-    expect(checkTrustedCa('cd'.repeat(32), ['ab'.repeat(32)]).trusted).toBe(false);
+  it('fails closed (issue 15): an empty TRUSTED_CA_IDS trusts no CA the store has not recorded', () => {
+    expect(checkTrustedCa('AB'.repeat(32), { trustedCaIds: [], recordedCa: false })).toMatchObject({
+      trusted: false,
+      detail: expect.stringContaining('TRUSTED_CA_IDS (empty)'),
+    });
+    expect(checkTrustedCa('AB'.repeat(32), { trustedCaIds: [], recordedCa: true })).toEqual({
+      trusted: true,
+    });
+    expect(checkTrustedCa('AB'.repeat(32), { trustedCaIds: ['ab'.repeat(32)], recordedCa: false })).toEqual({
+      trusted: true,
+    });
+    expect(
+      checkTrustedCa('cd'.repeat(32), { trustedCaIds: ['ab'.repeat(32)], recordedCa: false }).trusted,
+    ).toBe(false);
   });
 });
 
