@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator';
 import { type MqttBroker, startMqttBroker } from '../../../local/mqtt/broker';
@@ -274,6 +274,78 @@ describe('who may connect', () => {
       clientInitiatedDisconnect: false,
     });
     expect(emulator.sessions.get('claim.dup-client')).toBeDefined();
+  });
+});
+
+/**
+ * IoT Core's message broker limits: client ids of at most 128 UTF-8 bytes, MQTT 3.1.1 (and 5), not
+ * MQTT 3.1. Refused as the MQTT 3.1.1 spec has a server refuse them (CONNACK 0x02 / 0x01).
+ * @see https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits
+ * @see https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html
+ */
+describe('message broker limits (issue 15)', () => {
+  /** One attempt with the `mqtt` package, any protocol level; the CONNACK error if refused. */
+  function attempt(identity: DeviceIdentity, clientId: string, protocolVersion: 3 | 4) {
+    return new Promise<{ connected: boolean; error?: string; code?: number; client?: MqttClient }>(
+      (resolve) => {
+        const client = mqtt.connect(broker.url, {
+          clientId,
+          protocolVersion,
+          ...(protocolVersion === 3 ? { protocolId: 'MQIsdp' as const } : {}),
+          clean: true,
+          reconnectPeriod: 0,
+          connectTimeout: 10_000,
+          ca: broker.caPem,
+          cert: identity.certificatePem,
+          key: identity.privateKeyPem,
+        });
+        let settled = false;
+        const settle = (result: { connected: boolean; error?: string; code?: number }) => {
+          if (settled) return;
+          settled = true;
+          if (!result.connected) client.end(true);
+          resolve({ ...result, ...(result.connected ? { client } : {}) });
+        };
+        client.once('connect', () => settle({ connected: true }));
+        client.once('error', (error) =>
+          settle({ connected: false, error: error.message, code: (error as { code?: number }).code }),
+        );
+        client.once('close', () => settle({ connected: false, error: 'closed without CONNACK' }));
+      },
+    );
+  }
+
+  it('refuses a client id over 128 UTF-8 bytes (CONNACK 2, identifier rejected) and accepts 128 bytes', async () => {
+    // Prepare: 129 bytes in 65 characters (é is two bytes), and exactly 128 bytes
+    const identity = await activeIdentity(['claim']);
+    const tooLong = `claim.${'é'.repeat(61)}x`;
+    const longest = `claim.${'x'.repeat(122)}`;
+    expect(Buffer.byteLength(tooLong)).toBe(129);
+    expect(Buffer.byteLength(longest)).toBe(128);
+    const presence = emulator.publishedOn('$aws/events/presence/').length;
+    // Act
+    const refused = await attempt(identity, tooLong, 4);
+    const accepted = await attempt(identity, longest, 4);
+    if (accepted.client) open.push(accepted.client);
+    // Assess
+    expect(refused).toMatchObject({ connected: false, code: 2 });
+    expect(refused.error).toMatch(/identifier rejected/i);
+    expect(broker.refusals.some((r) => r.reason.startsWith('CLIENT_ID_TOO_LONG: 129 bytes'))).toBe(true);
+    expect(accepted.connected).toBe(true);
+    // The refused one never had a session: only the accepted one's connected event was published.
+    expect(emulator.publishedOn('$aws/events/presence/').length).toBe(presence + 1);
+  });
+
+  it('refuses MQTT 3.1 (protocol level 3) with CONNACK 1 (unacceptable protocol version)', async () => {
+    const identity = await activeIdentity(['claim']);
+    const refused = await attempt(identity, 'claim.mqtt31', 3);
+    expect(refused).toMatchObject({ connected: false, code: 1 });
+    expect(refused.error).toMatch(/unacceptable protocol version/i);
+    expect(broker.refusals.at(-1)).toMatchObject({
+      clientId: 'claim.mqtt31',
+      reason: expect.stringContaining('UNSUPPORTED_PROTOCOL_VERSION: protocol level 3'),
+    });
+    expect(emulator.sessions.get('claim.mqtt31')).toBeUndefined();
   });
 });
 
