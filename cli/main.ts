@@ -22,6 +22,7 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_USAGE,
+  guardBrokenPipes,
   type Output,
   printJson,
   UsageError,
@@ -107,6 +108,7 @@ export function addCommands(extend: (registry: CommandRegistry) => void): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  guardBrokenPipes();
   const { program, exitCode } = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
