@@ -44,12 +44,16 @@ export function guardBrokenPipes(
   streams: ReadonlyArray<NodeJS.WriteStream> = [process.stdout, process.stderr],
 ): void {
   for (const stream of streams) {
+    if (guarded.has(stream)) continue;
+    guarded.add(stream);
     stream.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EPIPE') throw error;
       discardOutput(stream);
     });
   }
 }
+
+const guarded = new WeakSet<NodeJS.WriteStream>();
 
 function discardOutput(stream: NodeJS.WriteStream): void {
   stream.write = ((_chunk: unknown, encoding?: unknown, callback?: unknown) => {

@@ -41,16 +41,23 @@ export class CaTrust {
     });
     if (!listed.trusted) return listed;
     const ca = await this.describe(caCertificateId.toLowerCase());
-    if (!ca) return { trusted: false, detail: 'CA certificate is not registered' };
-    if (ca.status !== 'ACTIVE') return { trusted: false, detail: `CA certificate is ${ca.status}` };
+    if (!ca) return { trusted: false, detail: 'caCertificateId: the CA certificate is not registered' };
+    if (ca.status !== 'ACTIVE')
+      return { trusted: false, detail: `caCertificateId: the CA certificate is ${ca.status}` };
     try {
       const caCertificate = new X509Certificate(ca.certificatePem);
       const leaf = new X509Certificate(certificateDer);
       if (!leaf.checkIssued(caCertificate) || !leaf.verify(caCertificate.publicKey)) {
-        return { trusted: false, detail: 'certificate is not signed by the CA it names' };
+        return {
+          trusted: false,
+          detail: 'certificatePem: is not signed by the CA it names (signature does not verify)',
+        };
       }
     } catch {
-      return { trusted: false, detail: 'certificate or CA certificate could not be verified' };
+      return {
+        trusted: false,
+        detail: 'certificatePem: the certificate or its CA certificate could not be verified',
+      };
     }
     return { trusted: true };
   }

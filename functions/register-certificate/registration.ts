@@ -133,7 +133,10 @@ export async function registerCertificate(
 
   const issuer =
     description.caCertificateId !== undefined && description.caCertificateId !== event.caCertificateId
-      ? { trusted: false as const, detail: 'event names another CA than the certificate' }
+      ? {
+          trusted: false as const,
+          detail: 'caCertificateId: the event names another CA than the certificate',
+        }
       : await deps.caTrust.check(event.caCertificateId, certificate.der);
   const serial = serialFromSubject(certificate, deps.config);
   const facts: ProvisioningFacts =

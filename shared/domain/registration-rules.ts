@@ -82,8 +82,8 @@ export function checkTrustedCa(
     trusted: false,
     detail:
       trust.trustedCaIds.length === 0
-        ? 'CA certificate is neither on TRUSTED_CA_IDS (empty) nor recorded as a CA in the store'
-        : 'CA certificate is neither on TRUSTED_CA_IDS nor recorded as a CA in the store',
+        ? 'caCertificateId: the CA is neither on TRUSTED_CA_IDS (empty) nor recorded as a CA in the store'
+        : 'caCertificateId: the CA is neither on TRUSTED_CA_IDS nor recorded as a CA in the store',
   };
 }
 

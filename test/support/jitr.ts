@@ -12,7 +12,12 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/consumer';
 import { CaTrust } from '../../functions/register-certificate/ca-trust';
 import { createHandler as createRegistrationHandler } from '../../functions/register-certificate/consumer';
-import { type IotEmulator, type PublishedMessage, startIotEmulator } from '../../local/iot-emulator';
+import {
+  type IotEmulator,
+  type IotEmulatorOptions,
+  type PublishedMessage,
+  startIotEmulator,
+} from '../../local/iot-emulator';
 import {
   type CertificateAuthority,
   createCertificateAuthority,
@@ -76,11 +81,23 @@ export interface Rig {
 
 export async function startRig(
   store: ProvisioningStore,
-  options: { env?: Record<string, string>; maxAttempts?: number; now?: () => number } = {},
+  options: {
+    env?: Record<string, string>;
+    maxAttempts?: number;
+    now?: () => number;
+    /** The functions' logger (default: a silent one). */
+    logger?: Logger;
+    /** How the emulator's RegisterThing calls a template's pre-provisioning hook. */
+    invokeHook?: IotEmulatorOptions['invokeHook'];
+  } = {},
 ): Promise<Rig> {
   let nowMs: number | undefined;
   const clock = () => nowMs ?? options.now?.() ?? Date.now();
-  const emulator = await startIotEmulator({ accountId: ACCOUNT, now: () => new Date(clock()) });
+  const emulator = await startIotEmulator({
+    accountId: ACCOUNT,
+    now: () => new Date(clock()),
+    ...(options.invokeHook ? { invokeHook: options.invokeHook } : {}),
+  });
   const iot = new IoTClient({ ...emulator.clientConfig(), maxAttempts: options.maxAttempts ?? 1 });
   const ca = await createCertificateAuthority({
     subject: { commonName: 'Acme Device CA', organization: 'Acme' },
@@ -98,10 +115,12 @@ export async function startRig(
   });
   const registry = new IotRegistry(iot);
   const quarantine = new RecordingQuarantine();
-  const logger = new Logger({
-    serviceName: 'fleetgate',
-    logLevel: (process.env.JITR_TEST_LOG_LEVEL ?? 'SILENT') as 'SILENT',
-  });
+  const logger =
+    options.logger ??
+    new Logger({
+      serviceName: 'fleetgate',
+      logLevel: (process.env.JITR_TEST_LOG_LEVEL ?? 'SILENT') as 'SILENT',
+    });
   const registrationOutcomes: RecordedOutcome[] = [];
   const lifecycleOutcomes: RecordedOutcome[] = [];
   const registrations = new RegistrationStore(store);
