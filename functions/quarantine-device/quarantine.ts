@@ -14,6 +14,7 @@
  * and finished; once the transaction committed, every IoT effect had already happened.
  */
 import type { QuarantineRequest } from '../../schemas/quarantine-request';
+import { crashPoint } from '../../shared/chaos';
 import type { Config } from '../../shared/config';
 import { certificatesToDeactivate, planQuarantine } from '../../shared/domain/quarantine';
 import { IllegalTransitionError, NotFoundError, TransientError } from '../../shared/errors';
@@ -138,6 +139,7 @@ async function quarantineDevice(
   }
   const thingName = device.thingName ?? (await thingOfCertificates(deps.iot, certificates));
   const grouped = thingName ? await deps.iot.addToGroup(thingName, deps.config.quarantineGroupName) : false;
+  crashPoint('quarantineDevice.afterIot', request.requestId);
   const historyDetail = {
     requestId: request.requestId,
     ...(request.serial && request.serial !== device.serial ? { claimedSerial: request.serial } : {}),

@@ -24,6 +24,7 @@
  */
 import type { CertificateRegisteredEvent } from '../../schemas/registration-events';
 import { type ParsedCertificate, parseCertificatePem } from '../../shared/certificates';
+import { crashPoint } from '../../shared/chaos';
 import type { Config } from '../../shared/config';
 import { suspicionIdentity } from '../../shared/domain/presence-rules';
 import type { Instant } from '../../shared/domain/provisioning-rules';
@@ -232,6 +233,7 @@ export async function registerCertificate(
 
   const device = facts.device as DeviceRecord;
   await activate(decision.thingName, thingAttributes(device, decision.serial), description, deps);
+  crashPoint('registerCertificate.afterIot', certificateId);
   await deps.registrations.completeRegistration(certificateId, now.iso);
   return {
     status: 'registered',
@@ -305,6 +307,7 @@ async function rejectCertificate(
   if (description.status !== rejection.certificateStatus && description.status !== 'REVOKED') {
     await deps.iot.updateCertificateStatus(certificateId, rejection.certificateStatus);
   }
+  crashPoint('registerCertificate.afterReject', certificateId);
   await deps.registrations.recordRejection({
     certificate: {
       ...(certificate
