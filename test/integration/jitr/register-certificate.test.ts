@@ -160,9 +160,12 @@ describe('registerCertificate', () => {
         reason,
         source: 'registerCertificate',
         evidence: expect.objectContaining({ claimedSerial: serial, caCertificateId: rig.caCertificateId }),
-        ...(reason === 'SERIAL_NOT_ALLOWLISTED' ? {} : { serial }),
+        // Issue 15: only a device that cannot move anyway (revoked) is named; an expired or unknown
+        // certificate is the presenter's alone (certificate-scoped).
+        ...(reason === 'DEVICE_REVOKED' ? { serial } : { scope: 'certificate' }),
       }),
     ]);
+    if (reason !== 'DEVICE_REVOKED') expect(rig.quarantine.distinct[0]?.serial).toBeUndefined();
     const record = await table.store.getCertificate(device.certificateId);
     expect(record).toMatchObject({ kind: 'DEVICE', source: 'JITR', status: status });
     expect(record?.serial).toBeUndefined();
@@ -293,9 +296,38 @@ describe('registerCertificate', () => {
       ),
     );
     expect(statuses.sort()).toEqual(['ACTIVE', 'INACTIVE']);
+    // Issue 15: the loser's certificate is not the device's own — only it is quarantined.
     expect(rig.quarantine.distinct).toEqual([
-      expect.objectContaining({ serial: 'SN-TWIN-1', reason: 'PROVISIONING_IN_PROGRESS' }),
+      expect.objectContaining({ scope: 'certificate', reason: 'PROVISIONING_IN_PROGRESS' }),
     ]);
+    expect(rig.quarantine.distinct[0]?.serial).toBeUndefined();
+  });
+
+  it('a second key for an ACTIVE serial quarantines that certificate only; the device keeps working (issue 15)', async () => {
+    // Prepare: an ACTIVE device, then another certificate from the trusted CA for its serial
+    await allowlist(table.store, ['SN-SECOND-1']);
+    const original = await deviceCertificate(rig.ca, 'SN-SECOND-1');
+    await connect(original.certificatePem, 'SN-SECOND-1');
+    await deliverRegistrations();
+    await connect(original.certificatePem, 'SN-SECOND-1');
+    await deliverLifecycle();
+    expect(await table.store.getDevice('SN-SECOND-1')).toMatchObject({ state: 'ACTIVE' });
+    rig.quarantine.requests.length = 0;
+    const second = await deviceCertificate(rig.ca, 'SN-SECOND-1');
+    await connect(second.certificatePem, 'SN-SECOND-1');
+    // Act
+    await deliverRegistrations();
+    // Assess
+    expect(rig.quarantine.distinct).toEqual([
+      expect.objectContaining({ scope: 'certificate', certificateId: second.certificateId }),
+    ]);
+    expect(rig.quarantine.distinct[0]?.serial).toBeUndefined();
+    expect(await table.store.getDevice('SN-SECOND-1')).toMatchObject({
+      state: 'ACTIVE',
+      certificateId: original.certificateId,
+    });
+    const history = await table.store.history('SN-SECOND-1');
+    expect(history.some((entry) => entry.event === 'REGISTRATION_REJECTED')).toBe(true);
   });
 });
 
