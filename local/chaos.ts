@@ -48,7 +48,11 @@ export interface ChaosOptions {
   seed?: number;
   /** An already running DynamoDB Local (tests share one); default: the stack starts its own. */
   dynamodbEndpoint?: string;
-  tableName?: string;
+  /**
+   * Stage of the stack (default `local`): a shared DynamoDB Local needs a table of its own, and the
+   * simulator names policies and templates after the table, as serverless.yml names them after the stage.
+   */
+  stage?: string;
   onProgress?: (line: string) => void;
 }
 
@@ -88,7 +92,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosResult>
       serverlessFile,
       root: projectRoot(),
       ...(options.dynamodbEndpoint ? { dynamodbEndpoint: options.dynamodbEndpoint } : {}),
-      ...(options.tableName ? { tableName: options.tableName } : {}),
+      ...(options.stage ? { stage: options.stage } : {}),
       env: options.crashOnce
         ? { FLEETGATE_CHAOS_CRASH_ONCE: '1' }
         : { FLEETGATE_CHAOS_CRASH_RATE: String(options.crashRate ?? 0.1) },
