@@ -7,7 +7,8 @@
  *   (CLIENT_INITIATED_DISCONNECT, CONNECTION_LOST, MQTT_KEEP_ALIVE_TIMEOUT, DUPLICATE_CLIENTID, AUTH_ERROR);
  * - certificate from a registered CA with auto-registration (JITR) → registered PENDING_ACTIVATION, the
  *   `$aws/events/certificates/registered/<caId>` event published, connection dropped;
- * - unknown, inactive, revoked, expired, or Connect denied → connection dropped without a CONNACK.
+ * - unknown, inactive, revoked, expired, or Connect denied → connection dropped without a CONNACK;
+ * - a client id over 128 UTF-8 bytes or MQTT 3.1 → CONNACK 0x02 / 0x01 and closed (IoT Core's limits).
  * Publish, subscribe and receive are checked against the policies (explicit Deny wins, deny by default):
  * a denied PUBLISH closes the connection, a denied SUBSCRIBE gets a SUBACK failure (0x80), a message the
  * client may not receive is not delivered. Device publishes go through the emulator's gateway (so the
@@ -20,6 +21,7 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
+import { MAX_CLIENT_ID_BYTES } from '../../shared/domain/client-ids';
 import type { DisconnectReason, IotEmulator, PublishedMessage, Session } from '../iot-emulator/index';
 import { topicMatches } from '../iot-sql';
 import { exportPrivateKeyPem, generateKeyPair, x509 } from '../pki';
@@ -137,6 +139,34 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
   const aedes = await Aedes.createBroker({
     heartbeatInterval: 3_600_000,
     connectTimeout: 10_000,
+    // IoT Core's message broker limits, checked on the CONNECT packet before anything else:
+    // MQTT 3.1.1 only here (IoT Core speaks 3.1.1 and 5; 3.1, protocol level 3, is refused) and a
+    // client id of at most 128 UTF-8 bytes. Refused as the MQTT 3.1.1 spec says a server refuses
+    // them: CONNACK 0x01 (unacceptable protocol level, [MQTT-3.1.2-2]) or 0x02 (identifier rejected,
+    // [MQTT-3.1.3-9]), then the connection is closed; no presence event, nothing else happens.
+    // @see https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits
+    // @see https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html
+    preConnect: (client, packet, callback) => {
+      const connect = packet as { protocolVersion?: number; clientId?: string };
+      const refusal =
+        connect.protocolVersion !== 4
+          ? {
+              code: 1,
+              reason: `UNSUPPORTED_PROTOCOL_VERSION: protocol level ${connect.protocolVersion ?? '?'} (MQTT 3.1.1 is level 4)`,
+            }
+          : Buffer.byteLength(connect.clientId ?? '', 'utf8') > MAX_CLIENT_ID_BYTES
+            ? {
+                code: 2,
+                reason: `CLIENT_ID_TOO_LONG: ${Buffer.byteLength(connect.clientId ?? '', 'utf8')} bytes (at most ${MAX_CLIENT_ID_BYTES})`,
+              }
+            : undefined;
+      if (!refusal) return callback(null, true);
+      refuse({ id: (connect.clientId ?? '').slice(0, MAX_CLIENT_ID_BYTES) } as Client, refusal.reason);
+      const socket = client.conn as TLSSocket;
+      // CONNACK: fixed header 0x20, remaining length 2, no session present, the return code.
+      socket.end(Buffer.from([0x20, 0x02, 0x00, refusal.code]));
+      callback(new RefusedError(refusal.reason), false);
+    },
     authenticate: (client, _username, _password, done) => {
       const socket = client.conn as TLSSocket;
       const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
