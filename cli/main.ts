@@ -2,26 +2,17 @@
  * `fleetgate` — the operator and developer tool (docs/architecture.md §7). Each command registers itself
  * from `cli/commands/`; this file owns parsing, the JSON contract and exit codes.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { registerAllowlistCommands } from './commands/allowlist';
-import { registerCertificatesCommands } from './commands/certificates';
-import { registerDeviceCommands } from './commands/device';
-import { registerDevicesCommands } from './commands/devices';
-import { registerDlqCommands } from './commands/dlq';
-import { registerDoctorCommand } from './commands/doctor';
-import { registerInvokeCommand } from './commands/invoke';
-import { registerLocalCommands } from './commands/local';
-import { registerQuarantineCommands } from './commands/quarantine';
-import { registerReconcileCommand } from './commands/reconcile';
-import { registerReplayCommand } from './commands/replay';
-import { registerSimulateCommand } from './commands/simulate';
-import { registerSweepCommand } from './commands/sweep';
+import { projectRoot } from '../local/paths';
 import {
   CommandFailure,
   createOutput,
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_USAGE,
+  guardBrokenPipes,
   type Output,
   printJson,
   UsageError,
@@ -70,10 +61,121 @@ export interface CommandRegistry {
   setExitCode(code: number): void;
 }
 
-export function buildProgram(): { program: Command; exitCode: () => number | undefined } {
+/** A module of `cli/commands/` and the top-level commands it registers. */
+export interface CommandModule {
+  names: string[];
+  /** The top-level summaries `fleetgate --help` lists (test/unit/cli-commands.test.ts keeps them equal to the modules'). */
+  summaries: Record<string, string>;
+  load: () => Promise<(registry: CommandRegistry) => void>;
+}
+
+/**
+ * Every command module, loaded only when its command runs: `fleetgate devices get` loads the devices
+ * module and what it needs, not the local stack, the simulator or every AWS SDK client.
+ */
+export const COMMAND_MODULES: CommandModule[] = [
+  {
+    names: ['allowlist'],
+    summaries: { allowlist: 'Manage the allowlist of device serials' },
+    load: async () => (await import('./commands/allowlist')).registerAllowlistCommands,
+  },
+  {
+    names: ['certificates'],
+    summaries: { certificates: 'Claim and CA certificates fleetgate watches (expiry sweep, reconciliation)' },
+    load: async () => (await import('./commands/certificates')).registerCertificatesCommands,
+  },
+  {
+    names: ['sweep'],
+    summaries: {
+      sweep: 'Run the certificate expiry sweep now; write the report (JSON, CSV, HTML); print the summary',
+    },
+    load: async () => (await import('./commands/sweep')).registerSweepCommand,
+  },
+  {
+    names: ['reconcile'],
+    summaries: {
+      reconcile: 'Compare the IoT registry with the store (read-only); write the drift report (JSON, CSV)',
+    },
+    load: async () => (await import('./commands/reconcile')).registerReconcileCommand,
+  },
+  {
+    names: ['local', 'dev'],
+    summaries: {
+      local: 'Run a local stack in the background',
+      dev: 'Run the local stack in the foreground with a short demo fleet, then serve until Ctrl-C',
+    },
+    load: async () => (await import('./commands/local')).registerLocalCommands,
+  },
+  {
+    names: ['invoke'],
+    summaries: {
+      invoke: "Run a function's handler (by its serverless.yml name) on an event and print its result",
+    },
+    load: async () => (await import('./commands/invoke')).registerInvokeCommand,
+  },
+  {
+    names: ['replay'],
+    summaries: {
+      replay: 'Publish recorded IoT events through the local rules engine, as AWS would deliver them',
+    },
+    load: async () => (await import('./commands/replay')).registerReplayCommand,
+  },
+  {
+    names: ['devices'],
+    summaries: { devices: 'Read devices from the provisioning store' },
+    load: async () => (await import('./commands/devices')).registerDevicesCommands,
+  },
+  {
+    names: ['quarantine'],
+    summaries: { quarantine: 'List quarantined devices and certificates; release or reject them' },
+    load: async () => (await import('./commands/quarantine')).registerQuarantineCommands,
+  },
+  {
+    names: ['dlq'],
+    summaries: { dlq: 'Dead letters: list, replay to their source queue, or discard' },
+    load: async () => (await import('./commands/dlq')).registerDlqCommands,
+  },
+  {
+    names: ['simulate'],
+    summaries: {
+      simulate: 'Drive generated devices (real keys, CSRs, certificates) and bad actors through a flow',
+    },
+    load: async () => (await import('./commands/simulate')).registerSimulateCommand,
+  },
+  {
+    names: ['doctor'],
+    summaries: {
+      doctor:
+        'Preflight: table, queues, event configurations, CA auto-registration, device policy, quarantine group, hook wiring',
+    },
+    load: async () => (await import('./commands/doctor')).registerDoctorCommand,
+  },
+  {
+    names: ['device'],
+    summaries: { device: 'Play one device by hand over MQTT against the running local stack' },
+    load: async () => (await import('./commands/device')).registerDeviceCommands,
+  },
+];
+
+/** The package version (`fleetgate --version`), from package.json. */
+export function version(): string {
+  return (JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { version: string })
+    .version;
+}
+
+/**
+ * The program for `argv`: the module of the command `argv` names, fully registered; without a known
+ * command (`--help`, `--version`, a typo) every top-level command as a one-line summary, which is all
+ * the top-level help shows. `all` registers every module (tests, documentation).
+ */
+export async function buildProgram(
+  argv: readonly string[] = [],
+  options: { all?: boolean } = {},
+): Promise<{ program: Command; exitCode: () => number | undefined }> {
   let exitCode: number | undefined;
   const program = new Command('fleetgate')
     .description('Provision AWS IoT devices and keep their identities healthy')
+    .version(version(), '-V, --version', 'print the fleetgate version')
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
@@ -83,19 +185,25 @@ export function buildProgram(): { program: Command; exitCode: () => number | und
       exitCode = code;
     },
   };
-  registerAllowlistCommands(registry);
-  registerCertificatesCommands(registry);
-  registerSweepCommand(registry);
-  registerReconcileCommand(registry);
-  registerLocalCommands(registry);
-  registerInvokeCommand(registry);
-  registerReplayCommand(registry);
-  registerDevicesCommands(registry);
-  registerQuarantineCommands(registry);
-  registerDlqCommands(registry);
-  registerSimulateCommand(registry);
-  registerDoctorCommand(registry);
-  registerDeviceCommands(registry);
+  const positional = argv.filter((arg) => !arg.startsWith('-'));
+  // `fleetgate help devices` is `fleetgate devices --help`.
+  const first = positional[0] === 'help' ? positional[1] : positional[0];
+  const named = COMMAND_MODULES.find((module) => first !== undefined && module.names.includes(first));
+  if (options.all) {
+    for (const module of COMMAND_MODULES) (await module.load())(registry);
+  } else if (named) {
+    (await named.load())(registry);
+  } else {
+    for (const module of COMMAND_MODULES) {
+      for (const name of module.names) {
+        program
+          .command(name)
+          .description(module.summaries[name] ?? '')
+          .allowUnknownOption()
+          .allowExcessArguments();
+      }
+    }
+  }
   for (const extend of extraCommands) extend(registry);
   return { program, exitCode: () => exitCode };
 }
@@ -107,7 +215,8 @@ export function addCommands(extend: (registry: CommandRegistry) => void): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const { program, exitCode } = buildProgram();
+  guardBrokenPipes();
+  const { program, exitCode } = await buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {

@@ -3,57 +3,7 @@
  * become environment variables; `loadConfig` validates them once, at cold start, into a frozen typed
  * object and reports every problem at once. Nothing below a handler reads `process.env`.
  *
- * | variable                      | default                              | meaning                                   |
- * |-------------------------------|--------------------------------------|-------------------------------------------|
- * | TABLE_NAME                    | (required)                           | the provisioning table                    |
- * | THING_NAME_PREFIX             | ''                                   | thing name = prefix + serial              |
- * | SERIAL_PATTERN                | ^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$     | what a serial must look like              |
- * | SERIAL_PARAMETER              | SerialNumber                         | template parameter carrying the serial    |
- * | CLAIM_RATE_LIMIT_PER_MINUTE   | 60                                   | bindings per claim certificate per minute |
- * | CLAIM_GROUPS                  | {}                                   | JSON `{"group":["claimId",…]}`            |
- * | DEFAULT_ALLOWED_CLAIM         | (none: deny)                         | claim id, `group:<name>` or `*`           |
- * | REPROVISIONING_POLICY         | never                                | never / same-key / replace                |
- * | PROVISIONING_WINDOW_SECONDS   | 3600                                 | PROVISIONING → ALLOWLISTED after this     |
- * | HOOK_TIME_BUDGET_MS           | 3000                                 | the hook denies when its work runs longer |
- * | HOOK_SAFETY_MARGIN_MS         | 250                                  | kept free before the Lambda timeout       |
- * | CLOCK_SKEW_SECONDS            | 300                                  | tolerance on a future `notBefore`         |
- * | ALLOWED_EC_CURVES             | P-256,P-384                          | EC curves accepted on device certificates |
- * | MIN_RSA_BITS                  | 2048                                 | shortest RSA modulus accepted             |
- * | MAX_CERTIFICATE_PEM_BYTES     | 16384                                | PEMs longer than this are refused unread  |
- * | DEVICE_POLICY_NAME            | fleetgate-device                     | the shared device policy                  |
- * | QUARANTINE_GROUP_NAME         | fleetgate-quarantine                 | thing group of quarantined devices        |
- * | TRUSTED_CA_IDS                | ''                                   | comma list of CA certificate ids (JITR)   |
- * | SERIAL_SOURCE                 | cn                                   | JITR serial from `cn` or `serialNumber`   |
- * | SERIAL_CN_PATTERN             | ^(.+)$                               | CN regex; capture group 1 is the serial   |
- * | DEVICE_THING_GROUP            | (none)                               | thing group JITR adds new things to       |
- * | QUARANTINE_QUEUE_URL          | (none; required by senders)          | where quarantine requests go              |
- * | CA_CACHE_TTL_SECONDS          | 300                                  | CA certificates cached per container      |
- * | REGISTRATION_LEASE_SECONDS    | 120                                  | JITR work owned by one delivery this long |
- * | DUPLICATE_CLIENTID_THRESHOLD  | 3                                    | DUPLICATE_CLIENTID disconnects that ...   |
- * | DUPLICATE_CLIENTID_WINDOW_SECONDS | 300                              | ... within this window mean a clone       |
- * | SESSION_TTL_SECONDS           | 604800                               | presence session items live this long     |
- * | SUSPICION_TTL_SECONDS         | 604800                               | one quarantine request per suspicion      |
- * | EXPIRY_WINDOWS_DAYS           | 7,30                                 | expiry report windows                     |
- * | MAX_CERTIFICATE_AGE_DAYS      | 825                                  | older certificates are reported           |
- * | EXPIRY_LOOKBACK_DAYS          | 90                                   | sweep looks this far back for expired /   |
- * |                               |                                      | too-old certificates (bounds its cost)    |
- * | ROTATION_WINDOW_DAYS          | 30                                   | devices expiring sooner should rotate     |
- * | SWEEP_SAFETY_MARGIN_MS        | 20000                                | sweep checkpoints when less time remains  |
- * | SWEEP_PAGE_SIZE               | 500                                  | index items per sweep Query page          |
- * | ROTATION_GRACE_SECONDS        | 86400                                | old certificate kept after a rotation     |
- * | ROTATION_DEADLINE_SECONDS     | 86400                                | connect with the new certificate within   |
- * |                               |                                      | this, or the rotation is aborted          |
- * | ROTATION_LEASE_SECONDS        | 120                                  | one delivery owns a rotation request      |
- * | ROTATION_NOTICES_PER_RUN      | 100                                  | rotate/required notices per sweep run     |
- * | RECONCILE_MAX_TPS             | 5                                    | reconciliation's requests per second per  |
- * |                               |                                      | IoT API (AWS default quota: 10 each)      |
- * | RECONCILE_PAGE_SIZE           | 250                                  | items per ListCertificates / ListThings / |
- * |                               |                                      | StateIndex page                           |
- * | RECONCILE_SAFETY_MARGIN_MS    | 60000                                | reconciliation checkpoints when less time |
- * |                               |                                      | remains                                   |
- * | RECONCILE_QUEUE_URL           | (none; required by the function)     | where a run's continuation is sent        |
- * | DEAD_LETTER_QUEUE_URL         | (none; required by SQS consumers)    | the source queue's DLQ: invalid messages  |
- * | REPORT_DESTINATION            | file://.fleetgate/reports            | `s3://bucket/prefix` or `file://dir`      |
+ * The variables, their defaults and meanings: `shared/config-variables.ts` (also the README's table).
  */
 import { z } from 'zod';
 import { EC_CURVES, type EcCurve, type KeyPolicy } from './domain/certificate-rules';
@@ -366,3 +316,6 @@ function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+/** The environment variable names `loadConfig` reads (tests keep `CONFIG_VARIABLES` equal to them). */
+export const CONFIG_ENV_NAMES: readonly string[] = Object.keys(EnvSchema.shape);

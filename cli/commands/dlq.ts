@@ -8,7 +8,7 @@ import { projectRoot } from '../../local/paths';
 import { DeadLetterError } from '../../shared/dlq/dead-letters';
 import { CommandFailure, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
-import { resolveQueueTarget } from '../target';
+import { resolveQueueTarget } from '../target-queue';
 
 interface QueueOptions {
   json?: boolean;
@@ -49,7 +49,7 @@ export function registerDlqCommands({ program, setExitCode }: CommandRegistry): 
   ).action(async (options: QueueOptions & { messages?: boolean }) => {
     setExitCode(
       await contract(Boolean(options.json), async (output) => {
-        const target = resolveQueueTarget(options);
+        const target = await resolveQueueTarget(options);
         try {
           const queues = await target.deadLetters.list({ messages: Boolean(options.messages) });
           for (const queue of queues) {
@@ -86,7 +86,7 @@ export function registerDlqCommands({ program, setExitCode }: CommandRegistry): 
         if (max !== undefined && (!Number.isInteger(max) || max < 1)) {
           throw new UsageError('--max must be a positive integer');
         }
-        const target = resolveQueueTarget(options);
+        const target = await resolveQueueTarget(options);
         try {
           const result = await target.deadLetters
             .replay(queue, {
@@ -124,7 +124,7 @@ export function registerDlqCommands({ program, setExitCode }: CommandRegistry): 
   ).action(async (queue: string, options: QueueOptions & { reason: string; messageId?: string }) => {
     setExitCode(
       await contract(Boolean(options.json), async (output) => {
-        const target = resolveQueueTarget(options);
+        const target = await resolveQueueTarget(options);
         try {
           const dlqName = (() => {
             try {

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { projectRoot } from '../../local/paths';
 import { quietStackOptions, runDemo } from '../../local/simulator/demo';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack';
@@ -20,7 +19,7 @@ import { type CommandRegistry, contract } from '../main';
 import { localStackOptions } from '../target';
 import { printDemoSummary } from './simulate';
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'fleetgate.mjs');
+const BIN = join(projectRoot(), 'bin', 'fleetgate.mjs');
 
 /** The stack file of a stack serving in this process. */
 function stackFileOf(stack: LocalStack, control: string, mode: 'serve' | 'dev'): StackFile {

@@ -19,7 +19,8 @@ import {
 import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { CommandFailure } from '../io';
 import { type CommandRegistry, contract } from '../main';
-import { type IotTarget, resolveIotTarget, resolveStoreTarget } from '../target';
+import { resolveStoreTarget } from '../target';
+import { type IotTarget, resolveIotTarget } from '../target-iot';
 
 interface TargetOptions {
   json?: boolean;

@@ -8,7 +8,9 @@ import { createReportSink } from '../../shared/reports/report-sink';
 import { ReconcileStore } from '../../shared/store/reconcile-store';
 import { CommandFailure } from '../io';
 import { type CommandRegistry, contract } from '../main';
-import { reportRun, resolveIotTarget, resolveStoreTarget } from '../target';
+import { resolveStoreTarget } from '../target';
+import { resolveIotTarget } from '../target-iot';
+import { reportRun } from '../target-report';
 
 /**
  * `fleetgate reconcile [--out DIR] [--fail-on-drift]`: runs the inventory reconciliation now and
@@ -60,7 +62,7 @@ export function registerReconcileCommand({ program, setExitCode }: CommandRegist
               const outcome = await runReconciliation(
                 { runId, now },
                 {
-                  reconcileStore: new ReconcileStore(target.store.client, target.tableName),
+                  reconcileStore: new ReconcileStore(target.store),
                   provisioningStore: target.store,
                   inventory,
                   sink: createReportSink(destination),

@@ -4,7 +4,8 @@ import { createReportSink } from '../../shared/reports/report-sink';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { CommandFailure } from '../io';
 import { type CommandRegistry, contract } from '../main';
-import { reportRun, resolveStoreTarget } from '../target';
+import { resolveStoreTarget } from '../target';
+import { reportRun } from '../target-report';
 
 /** `fleetgate sweep [--now ISO] [--out DIR]`: runs the expiry sweep now and writes the report files. */
 export function registerSweepCommand({ program, setExitCode }: CommandRegistry): void {
@@ -29,7 +30,7 @@ export function registerSweepCommand({ program, setExitCode }: CommandRegistry):
               const outcome = await runExpirySweep(
                 { runId, now, policy: sweepPolicy(config) },
                 {
-                  sweepStore: new SweepStore(target.store.client, target.tableName),
+                  sweepStore: new SweepStore(target.store),
                   sink: createReportSink(destination),
                   remainingMs: () => Number.POSITIVE_INFINITY,
                   safetyMarginMs: 0,

@@ -316,7 +316,7 @@ export class IotEmulator {
    * Calls an operation directly (no HTTP), with the same faults, quotas and call logging as over HTTP.
    * Throws {@link IotError}.
    */
-  async invoke(api: string, input: Record<string, unknown> = {}): Promise<unknown> {
+  async invoke(api: string, input: Record<string, unknown> = {}, caller?: string): Promise<unknown> {
     const handler = this.handlers[api];
     if (!handler) throw new IotError('InvalidRequestException', `Unknown operation ${api}`);
     const started = performance.now();
@@ -329,10 +329,10 @@ export class IotEmulator {
       } catch (error) {
         throttled = error;
       }
-      const latency = this.faultInjector.latencyFor(api);
+      const latency = this.faultInjector.latencyFor(api, caller);
       if (latency > 0) await sleep(latency);
       if (throttled) throw throttled;
-      this.faultInjector.maybeFail(api);
+      this.faultInjector.maybeFail(api, caller);
       const output = await handler(input);
       this.log(api, input, 'ok', at, started);
       return output;
@@ -485,6 +485,7 @@ export class IotEmulator {
     if (rawPath.startsWith('/_emulator/')) return this.handleIntrospection(req, res, url);
     let api = 'Unknown';
     let input: Record<string, unknown> = {};
+    let caller: string | undefined;
     try {
       const match = matchRoute(ROUTES, req.method ?? 'GET', rawPath);
       const body = await readBody(req);
@@ -509,6 +510,7 @@ export class IotEmulator {
       const authorization = req.headers.authorization;
       const accessKeyId =
         typeof authorization === 'string' ? /Credential=([^/,\s]+)\//.exec(authorization)?.[1] : undefined;
+      caller = accessKeyId;
       this.authorizeCall?.(accessKeyId, api, input);
     } catch (error) {
       const iotError =
@@ -517,7 +519,7 @@ export class IotEmulator {
       return sendError(res, iotError);
     }
     try {
-      const output = await this.invoke(api, input);
+      const output = await this.invoke(api, input, caller);
       sendJson(res, 200, output);
     } catch (error) {
       sendError(res, error as IotError);

@@ -9,6 +9,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { loadConfig } from '../../shared/config';
 import { runExpirySweep, runIdFor, type SweepFiles, sweepPolicy } from '../../shared/expiry/expiry-sweep';
 import { createReportSink } from '../../shared/reports/report-sink';
+import { StoreClient } from '../../shared/store/client';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { projectRoot } from '../paths';
 import type { LocalStackOptions } from '../stack';
@@ -125,8 +126,10 @@ async function sweepNow(handle: StackHandle, reportsDir: string): Promise<DemoSw
       { runId, now, policy: sweepPolicy(config) },
       {
         sweepStore: new SweepStore(
-          DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
-          handle.tableName,
+          new StoreClient(
+            DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
+            handle.tableName,
+          ),
         ),
         sink: createReportSink(`file://${reportsDir}`),
         remainingMs: () => Number.POSITIVE_INFINITY,

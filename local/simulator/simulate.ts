@@ -19,6 +19,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { importAllowlistCsv } from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { parseCertificatePem } from '../../shared/certificates';
+import { claimClientId } from '../../shared/domain/client-ids';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
 import { verifiedCaCertificate } from '../ca-registration';
@@ -44,7 +45,6 @@ import {
   type SimulationFlow,
   type SimulationPlan,
 } from './plan';
-
 import { createTransport, type DeviceTransport, type TransportKind } from './transport';
 
 export type { SimulationFlow } from './plan';
@@ -451,6 +451,14 @@ async function prepareDeviceCa(rig: Rig, plan: SimulationPlan, flow: 'jitr' | 'j
         : {}),
     }),
   );
+  // JITR trusts only CAs the operator named (TRUSTED_CA_IDS) or recorded in the store, as
+  // `fleetgate certificates register <ca.pem> --kind ca` does: the simulator records its own.
+  await rig.store.putCertificateIfAbsent(
+    anchorCertificateRecord(parseCertificatePem(ca.certificatePem), {
+      kind: 'CA',
+      now: new Date().toISOString(),
+    }),
+  );
   await importAllowlist(rig, plan);
   return { flow, ca, keys: new Map() };
 }
@@ -577,7 +585,7 @@ async function runFleetParticipant(
   const claimSession = await rig.devices.connect({
     certificatePem: claim.certificatePem,
     privateKeyPem: claim.privateKeyPem,
-    clientId: `claim-${serial}-${participant.index}`,
+    clientId: claimClientId(`${serial}-${participant.index}`),
   });
   if (!claimSession.accepted) return denied(`claim-connect:${claimSession.reason}`);
   try {

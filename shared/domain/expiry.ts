@@ -315,36 +315,31 @@ function parseTime(value: string, field: string): number {
 
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/;
 
-/** Epoch milliseconds of an ISO-8601 date-time with a zone (`Z` or `±hh:mm`), without `Date`. */
+/**
+ * Epoch milliseconds of an ISO-8601 date-time with a zone (`Z` or `±hh:mm`); undefined for anything
+ * else, including dates that do not exist (February 30th).
+ */
 export function parseIso(value: string): number | undefined {
   const match = ISO_TIME.exec(value);
   if (!match) return undefined;
   const [, y, mo, d, h, mi, s, fraction, zone] = match;
-  const month = Number(mo);
-  const day = Number(d);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 59)
-    return undefined;
-  const millis = Number((fraction ?? '').padEnd(3, '0').slice(0, 3));
-  let offset = 0;
-  if (zone && zone !== 'Z') {
-    const sign = zone.startsWith('-') ? -1 : 1;
-    offset = sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6))) * 60_000;
-  }
-  const days = daysFromCivil(Number(y), month, day);
-  return days * DAY_MS + Number(h) * 3_600_000 + Number(mi) * 60_000 + Number(s) * 1000 + millis - offset;
+  // Date.parse takes milliseconds: finer fractions are truncated, as before.
+  const millis = (fraction ?? '').padEnd(3, '0').slice(0, 3);
+  const time = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s}.${millis}${zone}`);
+  if (Number.isNaN(time)) return undefined;
+  // Date.parse rolls a day past the month's end over (2026-02-30 → March 2nd); the calendar does not.
+  const local = new Date(time + zoneOffsetMs(zone ?? 'Z'));
+  if (local.getUTCDate() !== Number(d) || local.getUTCMonth() + 1 !== Number(mo)) return undefined;
+  return time;
 }
 
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146_097 + doe - 719_468;
+function zoneOffsetMs(zone: string): number {
+  if (zone === 'Z') return 0;
+  const sign = zone.startsWith('-') ? -1 : 1;
+  return sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6))) * 60_000;
 }
 
 function isoOf(epochMs: number): string {
-  // `Date` is not allowed in the domain as a clock; formatting a given instant is done by hand.
   return formatIso(epochMs);
 }
 
@@ -352,36 +347,7 @@ function round(value: number): number {
   return Math.round(value * 100) / 100;
 }
 
-/** ISO-8601 (UTC, milliseconds) of an epoch-milliseconds instant, without reading the clock. */
+/** ISO-8601 (UTC, milliseconds) of an epoch-milliseconds instant — formatting a given instant, not reading the clock. */
 export function formatIso(instant: number): string {
-  const epochMs = Math.floor(instant);
-  const days = Math.floor(epochMs / DAY_MS);
-  let rest = epochMs - days * DAY_MS;
-  const hours = Math.floor(rest / 3_600_000);
-  rest -= hours * 3_600_000;
-  const minutes = Math.floor(rest / 60_000);
-  rest -= minutes * 60_000;
-  const seconds = Math.floor(rest / 1000);
-  const millis = rest - seconds * 1000;
-  const { year, month, day } = civilFromDays(days);
-  return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hours, 2)}:${pad(minutes, 2)}:${pad(seconds, 2)}.${pad(millis, 3)}Z`;
-}
-
-/** Howard Hinnant's days-from-civil inverse: proleptic Gregorian date of a day count since 1970. */
-function civilFromDays(daysSinceEpoch: number): { year: number; month: number; day: number } {
-  const z = daysSinceEpoch + 719_468;
-  const era = Math.floor(z / 146_097);
-  const doe = z - era * 146_097;
-  const yoe = Math.floor(
-    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
-  );
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  return { year: yoe + era * 400 + (month <= 2 ? 1 : 0), month, day };
-}
-
-function pad(value: number, width: number): string {
-  return String(value).padStart(width, '0');
+  return new Date(Math.floor(instant)).toISOString();
 }

@@ -28,8 +28,13 @@ import {
   toReportJson,
 } from '../reports/expiry-report-files';
 import type { ReportSink } from '../reports/report-sink';
-import type { CertificateRecord } from '../store/records';
-import type { SweepCheckpoint, SweepPage, SweepSource, SweepStore } from '../store/sweep-store';
+import type {
+  IndexedCertificate,
+  SweepCheckpoint,
+  SweepPage,
+  SweepSource,
+  SweepStore,
+} from '../store/sweep-store';
 
 /**
  * The hook the certificate-rotation flow plugs into: called once per completed run with the
@@ -283,7 +288,7 @@ function emptyBuffer(policy: ExpiryPolicy): Buffer {
  */
 function examine(
   source: SweepSource,
-  items: readonly CertificateRecord[],
+  items: readonly IndexedCertificate[],
   now: number,
   policy: ExpiryPolicy,
   expiryRange: { from: number; to: number },

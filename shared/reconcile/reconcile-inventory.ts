@@ -17,12 +17,9 @@ import {
   mergeDrift,
   RECONCILED_STATES,
 } from '../domain/reconciliation';
-import type { IotInventory } from '../iot/iot-inventory';
 import { csvCell } from '../reports/expiry-report-files';
-import type { ReportSink } from '../reports/report-sink';
-import type { ProvisioningStore } from '../store/provisioning-store';
-import type { ReconcileCheckpoint, ReconcileStore } from '../store/reconcile-store';
-import { runUnit } from './units';
+import type { ReconcileCheckpoint } from '../store/reconcile-store';
+import { type ReconcileDeps, runUnit } from './units';
 
 export interface ReconcileRequest {
   runId: string;
@@ -30,22 +27,7 @@ export interface ReconcileRequest {
   now: string;
 }
 
-export interface ReconcileDeps {
-  reconcileStore: ReconcileStore;
-  provisioningStore: ProvisioningStore;
-  inventory: IotInventory;
-  sink: ReportSink;
-  /** Milliseconds left in this invocation. */
-  remainingMs: () => number;
-  /** Stop (and checkpoint) when less than this would remain after the next unit. */
-  safetyMarginMs: number;
-  /** Items per page (ListCertificates ≤ 250, ListThings ≤ 250, StateIndex Query). */
-  pageSize: number;
-  /** Thing name = prefix + serial. */
-  thingNamePrefix: string;
-  /** Epoch milliseconds. */
-  clock: () => number;
-}
+export type { ReconcileDeps };
 
 export interface ReconcileSummary {
   counts: Record<DriftKind, number>;

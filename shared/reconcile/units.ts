@@ -14,9 +14,28 @@ import {
   RECONCILED_STATES,
   serialOfThing,
 } from '../domain/reconciliation';
-import type { InventoryCallStats } from '../iot/iot-inventory';
-import type { ReconcileCheckpoint } from '../store/reconcile-store';
-import type { ReconcileDeps } from './reconcile-inventory';
+import type { InventoryCallStats, IotInventory } from '../iot/iot-inventory';
+import type { ReportSink } from '../reports/report-sink';
+import type { ProvisioningStore } from '../store/provisioning-store';
+import type { ReconcileCheckpoint, ReconcileStore } from '../store/reconcile-store';
+
+/** What a reconciliation run works with (also exported by reconcile-inventory.ts). */
+export interface ReconcileDeps {
+  reconcileStore: ReconcileStore;
+  provisioningStore: ProvisioningStore;
+  inventory: IotInventory;
+  sink: ReportSink;
+  /** Milliseconds left in this invocation. */
+  remainingMs: () => number;
+  /** Stop (and checkpoint) when less than this would remain after the next unit. */
+  safetyMarginMs: number;
+  /** Items per page (ListCertificates ≤ 250, ListThings ≤ 250, StateIndex Query). */
+  pageSize: number;
+  /** Thing name = prefix + serial. */
+  thingNamePrefix: string;
+  /** Epoch milliseconds. */
+  clock: () => number;
+}
 
 export interface UnitResult {
   /** The checkpoint's position after this unit (seq and totals are set by the caller). */

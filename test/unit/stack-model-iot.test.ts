@@ -72,7 +72,7 @@ describe('declaredIotResources', () => {
       templateName: 'fleetgate-local-fleet',
       templateType: 'FLEET_PROVISIONING',
       enabled: true,
-      provisioningRoleArn: `arn:aws:iam::${ACCOUNT}:role/fleetgate-local-IotProvisioningRole`,
+      provisioningRoleArn: `arn:aws:iam::${ACCOUNT}:role/fleetgate-local-IotProvisioningRole-local`,
       preProvisioningHook: {
         targetArn: `arn:aws:lambda:us-east-1:${ACCOUNT}:function:fleetgate-local-preProvisionHook`,
         payloadVersion: '2020-04-01',
@@ -142,7 +142,7 @@ describe('declaredIotResources', () => {
       certificateMode: 'DEFAULT',
       registrationConfig: {
         templateName: 'fleetgate-local-fleet',
-        roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetgate-local-IotProvisioningRole`,
+        roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetgate-local-IotProvisioningRole-local`,
       },
     });
     // Created in CloudFormation's order: groups, policies, templates, CAs.

@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator';
@@ -167,17 +167,17 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
     it('accepts an ACTIVE certificate whose policy allows iot:Connect and publishes presence events', async () => {
       // Prepare
       const identity = await activeIdentity(['claim']);
-      const connectedEvent = emulator.nextPublished(`$aws/events/presence/connected/${id('claim-presence')}`);
+      const connectedEvent = emulator.nextPublished(`$aws/events/presence/connected/${id('claim.presence')}`);
       // Act
-      const client = await connected(version, identity, id('claim-presence'));
+      const client = await connected(version, identity, id('claim.presence'));
       const event = (await connectedEvent).json;
       const disconnectedEvent = emulator.nextPublished(
-        `$aws/events/presence/disconnected/${id('claim-presence')}`,
+        `$aws/events/presence/disconnected/${id('claim.presence')}`,
       );
       await client.endAsync();
       // Assess
       expect(event).toMatchObject({
-        clientId: id('claim-presence'),
+        clientId: id('claim.presence'),
         eventType: 'connected',
         principalIdentifier: identity.certificateId,
         sessionIdentifier: expect.any(String),
@@ -194,9 +194,9 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
     it('reports CONNECTION_LOST when the socket goes away without DISCONNECT', async () => {
       // Prepare
       const identity = await activeIdentity(['claim']);
-      const client = await connected(version, identity, id('claim-lost'));
+      const client = await connected(version, identity, id('claim.lost'));
       const disconnectedEvent = emulator.nextPublished(
-        `$aws/events/presence/disconnected/${id('claim-lost')}`,
+        `$aws/events/presence/disconnected/${id('claim.lost')}`,
       );
       // Act
       client.stream.destroy();
@@ -287,13 +287,13 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
     it('DUPLICATE_CLIENTID: a second connection with the same client id disconnects the first', async () => {
       // Prepare
       const identity = await activeIdentity(['claim']);
-      const first = await connected(version, identity, id('dup-client'));
+      const first = await connected(version, identity, id('claim.dup-client'));
       const firstClosed = closed(first);
-      const kicked = emulator.nextPublished(`$aws/events/presence/disconnected/${id('dup-client')}`);
+      const kicked = emulator.nextPublished(`$aws/events/presence/disconnected/${id('claim.dup-client')}`);
       const disconnectPackets: number[] = [];
       first.on('disconnect', (packet) => disconnectPackets.push(packet.reasonCode ?? 0));
       // Act
-      await connected(version, identity, id('dup-client'));
+      await connected(version, identity, id('claim.dup-client'));
       // Assess: MQTT 5 is told why, DISCONNECT 0x8E Session taken over.
       await firstClosed;
       expect(disconnectPackets).toEqual(version === 5 ? [0x8e] : []);
@@ -301,7 +301,7 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
         disconnectReason: 'DUPLICATE_CLIENTID',
         clientInitiatedDisconnect: false,
       });
-      expect(emulator.sessions.get(id('dup-client'))).toBeDefined();
+      expect(emulator.sessions.get(id('claim.dup-client'))).toBeDefined();
     });
   });
 
@@ -309,17 +309,17 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
     it('closes the connection of a claim certificate publishing outside the provisioning API (QoS 1 on 3.1.1, QoS 0 on 5: DISCONNECT 0x87)', async () => {
       // Prepare
       const identity = await activeIdentity(['claim']);
-      const client = await connected(version, identity, id('claim-rogue'));
-      const disconnected = emulator.nextPublished(`$aws/events/presence/disconnected/${id('claim-rogue')}`);
-      const routed = emulator.publishedOn(`devices/${id('claim-rogue')}/`).length;
+      const client = await connected(version, identity, id('claim.rogue'));
+      const disconnected = emulator.nextPublished(`$aws/events/presence/disconnected/${id('claim.rogue')}`);
+      const routed = emulator.publishedOn(`devices/${id('claim.rogue')}/`).length;
       const disconnectPackets: number[] = [];
       client.on('disconnect', (packet) => disconnectPackets.push(packet.reasonCode ?? 0));
       // Act
-      client.publish(`devices/${id('claim-rogue')}/telemetry`, '{"t":1}', { qos: version === 5 ? 0 : 1 });
+      client.publish(`devices/${id('claim.rogue')}/telemetry`, '{"t":1}', { qos: version === 5 ? 0 : 1 });
       // Assess
       await closed(client);
       expect((await disconnected).json).toMatchObject({ disconnectReason: 'AUTH_ERROR' });
-      expect(emulator.publishedOn(`devices/${id('claim-rogue')}/`).length).toBe(routed);
+      expect(emulator.publishedOn(`devices/${id('claim.rogue')}/`).length).toBe(routed);
       expect(disconnectPackets).toEqual(version === 5 ? [0x87] : []);
     });
 
@@ -345,7 +345,7 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
     it('answers a subscription the policy denies with a SUBACK failure and keeps the connection', async () => {
       // Prepare
       const identity = await activeIdentity(['claim']);
-      const client = await connected(version, identity, id('claim-subscriber'));
+      const client = await connected(version, identity, id('claim.subscriber'));
       // Act
       const denied = await subscribeCodes(client, 'devices/+/telemetry');
       const granted = await subscribeCodes(client, '$aws/certificates/create/json/accepted');
@@ -439,7 +439,7 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
     it('CreateCertificateFromCsr and RegisterThing in JSON, then the new certificate connects', async () => {
       // Prepare
       const claim = await activeIdentity(['claim']);
-      const client = await connected(version, claim, id('claim-json'));
+      const client = await connected(version, claim, id('claim.json'));
       await client.subscribeAsync(
         [
           '$aws/certificates/create-from-csr/json/+',
@@ -499,8 +499,8 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
     it('CreateKeysAndCertificate in CBOR with the documented field names, only to the requester', async () => {
       // Prepare: a second claim connection subscribed to the same reply topic must not see the reply.
       const claim = await activeIdentity(['claim']);
-      const requester = await connected(version, claim, id('claim-cbor'));
-      const bystander = await connected(version, claim, id('claim-bystander'));
+      const requester = await connected(version, claim, id('claim.cbor'));
+      const bystander = await connected(version, claim, id('claim.bystander'));
       await requester.subscribeAsync('$aws/certificates/create/cbor/+', { qos: 1 });
       await bystander.subscribeAsync('$aws/certificates/create/cbor/+', { qos: 1 });
       const seenByBystander: string[] = [];
@@ -530,7 +530,7 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
     it('rejects RegisterThing with an unknown ownership token on /rejected (statusCode, errorCode, errorMessage)', async () => {
       // Prepare
       const claim = await activeIdentity(['claim']);
-      const client = await connected(version, claim, id('claim-bad-token'));
+      const client = await connected(version, claim, id('claim.bad-token'));
       await client.subscribeAsync(`$aws/provisioning-templates/${TEMPLATE}/provision/cbor/+`, { qos: 1 });
       // Act
       const reply = nextMessage(client, [
@@ -553,6 +553,89 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
         errorMessage: expect.any(String),
       });
     });
+  });
+});
+
+/**
+ * IoT Core's message broker limits: client ids of at most 128 UTF-8 bytes, MQTT 3.1.1 (and 5), not
+ * MQTT 3.1. Refused as the MQTT 3.1.1 spec has a server refuse them (CONNACK 0x02 / 0x01).
+ * @see https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits
+ * @see https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html
+ */
+describe('message broker limits (issue 15)', () => {
+  /** One attempt with the `mqtt` package, any protocol level; the CONNACK error if refused. */
+  function attempt(identity: DeviceIdentity, clientId: string, protocolVersion: 3 | 4) {
+    return new Promise<{ connected: boolean; error?: string; code?: number; client?: MqttClient }>(
+      (resolve) => {
+        const client = mqtt.connect(broker.url, {
+          clientId,
+          protocolVersion,
+          ...(protocolVersion === 3 ? { protocolId: 'MQIsdp' as const } : {}),
+          clean: true,
+          reconnectPeriod: 0,
+          connectTimeout: 10_000,
+          ca: broker.caPem,
+          cert: identity.certificatePem,
+          key: identity.privateKeyPem,
+        });
+        let settled = false;
+        const settle = (result: { connected: boolean; error?: string; code?: number }) => {
+          if (settled) return;
+          settled = true;
+          if (!result.connected) client.end(true);
+          resolve({ ...result, ...(result.connected ? { client } : {}) });
+        };
+        client.once('connect', () => settle({ connected: true }));
+        client.once('error', (error) =>
+          settle({ connected: false, error: error.message, code: (error as { code?: number }).code }),
+        );
+        client.once('close', () => settle({ connected: false, error: 'closed without CONNACK' }));
+      },
+    );
+  }
+
+  it('refuses a client id over 128 UTF-8 bytes (CONNACK 2, identifier rejected) and accepts 128 bytes', async () => {
+    // Prepare: 129 bytes in 65 characters (é is two bytes), and exactly 128 bytes
+    const identity = await activeIdentity(['claim']);
+    const tooLong = `claim.${'é'.repeat(61)}x`;
+    const longest = `claim.${'x'.repeat(122)}`;
+    expect(Buffer.byteLength(tooLong)).toBe(129);
+    expect(Buffer.byteLength(longest)).toBe(128);
+    const presence = emulator.publishedOn('$aws/events/presence/').length;
+    // Act
+    const refused = await attempt(identity, tooLong, 4);
+    const accepted = await attempt(identity, longest, 4);
+    if (accepted.client) open.push(accepted.client);
+    // Assess
+    expect(refused).toMatchObject({ connected: false, code: 2 });
+    expect(refused.error).toMatch(/identifier rejected/i);
+    expect(broker.refusals.some((r) => r.reason.startsWith('CLIENT_ID_TOO_LONG: 129 bytes'))).toBe(true);
+    expect(accepted.connected).toBe(true);
+    // The refused one never had a session: only the accepted one's connected event was published.
+    expect(emulator.publishedOn('$aws/events/presence/').length).toBe(presence + 1);
+  });
+
+  it('refuses a client id over 128 UTF-8 bytes over MQTT 5 with CONNACK 0x85 (Client Identifier not valid)', async () => {
+    const identity = await activeIdentity(['claim']);
+    const tooLong = `claim.${'é'.repeat(61)}y`;
+    const refused = await tryConnect(broker, identity, tooLong, 5);
+    expect(refused).toMatchObject({ connected: false, reasonCode: 0x85 });
+    expect(broker.refusals.at(-1)).toMatchObject({
+      reason: 'CLIENT_ID_TOO_LONG: 129 bytes (at most 128)',
+      protocolVersion: 5,
+    });
+  });
+
+  it('refuses MQTT 3.1 (protocol level 3) with CONNACK 1 (unacceptable protocol version)', async () => {
+    const identity = await activeIdentity(['claim']);
+    const refused = await attempt(identity, 'claim.mqtt31', 3);
+    expect(refused).toMatchObject({ connected: false, code: 1 });
+    expect(refused.error).toMatch(/unacceptable protocol version/i);
+    expect(broker.refusals.at(-1)).toMatchObject({
+      clientId: 'claim.mqtt31',
+      reason: expect.stringContaining('UNSUPPORTED_PROTOCOL_VERSION: protocol level 3'),
+    });
+    expect(emulator.sessions.get('claim.mqtt31')).toBeUndefined();
   });
 });
 
@@ -630,7 +713,7 @@ describe('certificate ownership tokens', () => {
         certificatePem: issued.certificatePem ?? '',
         privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
       },
-      'claim-clock',
+      'claim.clock',
     );
     await client.subscribeAsync(
       ['$aws/certificates/create/json/+', `$aws/provisioning-templates/${TEMPLATE}/provision/json/+`],

@@ -151,7 +151,7 @@ describe('fleet provisioning samples (IotIdentityClientv2)', () => {
         mqtt,
         cert: files.claimCert,
         key: files.claimKey,
-        client_id: `claim-${serial}`,
+        client_id: `claim.${serial}`,
         template_name: TEMPLATE,
         template_parameters: JSON.stringify({ SerialNumber: serial }),
       };
@@ -167,7 +167,7 @@ describe('fleet provisioning samples (IotIdentityClientv2)', () => {
       // Assess
       expect(run.code, run.stderr + run.stdout).toBe(0);
       expect(
-        broker.accepted.filter((c) => c.clientId === `claim-${serial}`).map((c) => c.protocolVersion),
+        broker.accepted.filter((c) => c.clientId === `claim.${serial}`).map((c) => c.protocolVersion),
       ).toEqual([mqtt === '5' ? 5 : 4]);
       const created = run.result?.created as Record<string, string>;
       expect(run.result?.registered).toEqual({ deviceConfiguration: {}, thingName: serial });
@@ -223,7 +223,7 @@ describe('fleet provisioning samples (IotIdentityClientv2)', () => {
         mqtt,
         cert: files.claimCert,
         key: files.claimKey,
-        client_id: `claim-errors-${mqtt}`,
+        client_id: `claim.errors-${mqtt}`,
         template_name: TEMPLATE,
       });
       // Assess

@@ -7,13 +7,8 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import {
-  DescribeCertificateCommand,
-  type IoTClient,
-  RegisterCACertificateCommand,
-} from '@aws-sdk/client-iot';
+import { DescribeCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifiedCaCertificate } from '../../../local/ca-registration';
 import type { IotEmulator } from '../../../local/iot-emulator';
 import {
   type CertificateAuthority,
@@ -24,6 +19,7 @@ import {
 } from '../../../local/pki';
 import type { LocalStack } from '../../../local/stack';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { startTestStack, type TestStack } from '../../support/stack';
 
@@ -46,13 +42,7 @@ beforeAll(async () => {
   });
   ({ stack, iot, store, emulator } = testStack);
   ca = await createCertificateAuthority({ subject: { commonName: 'Rotation Stack CA' } });
-  await iot.send(
-    new RegisterCACertificateCommand({
-      ...(await verifiedCaCertificate(iot, ca)),
-      setAsActive: true,
-      allowAutoRegistration: true,
-    }),
-  );
+  await registerTrustedCa(iot, store, ca);
 }, 120_000);
 
 afterAll(async () => {
