@@ -14,12 +14,10 @@ import {
   DescribeCertificateCommand,
   DescribeThingCommand,
   IoTClient,
-  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { materializeIotResources } from '../../../local/iot-resources';
 import { createCertificateAuthority, createDeviceCertificate } from '../../../local/pki';
 import { loadServerlessConfig } from '../../../local/serverless-config';
@@ -27,6 +25,7 @@ import { type LocalStack, startLocalStack } from '../../../local/stack';
 import { declaredIotResources } from '../../../local/stack-model';
 import { DeadLetters, deadLetterQueues } from '../../../shared/dlq/dead-letters';
 import { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { PROJECT_ROOT, serverlessCopy } from '../../support/serverless-copy';
 
@@ -110,13 +109,7 @@ describe('JITR with the device policy missing', () => {
     // Prepare: a CA with auto-registration, an allowlisted serial — and no device policy.
     await iot.send(new DeletePolicyCommand({ policyName: 'fleetgate-local-device' }));
     const ca = await createCertificateAuthority({ subject: { commonName: 'Config Errors CA' } });
-    await iot.send(
-      new RegisterCACertificateCommand({
-        ...(await verifiedCaCertificate(iot, ca)),
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
+    await registerTrustedCa(iot, store, ca);
     const serial = `CFG-${randomUUID().slice(0, 6).toUpperCase()}`;
     await store.createDevice(allowlistedDevice({ serial }), { id: 'import', actor: 'test' });
     const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });

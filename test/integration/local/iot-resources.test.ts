@@ -13,7 +13,6 @@ import {
   GetPolicyCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
-  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifiedCaCertificate } from '../../../local/ca-registration';
@@ -23,6 +22,7 @@ import { createCertificateAuthority, createDeviceCertificate, exportPrivateKeyPe
 import { loadServerlessConfig } from '../../../local/serverless-config';
 import { type LocalStack, startLocalStack } from '../../../local/stack';
 import { declaredIotResources, type IotResourceSpec, StackModelError } from '../../../local/stack-model';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { tryConnect } from '../../support/mqtt';
 import { PROJECT_ROOT, serverlessCopy } from '../../support/serverless-copy';
@@ -132,7 +132,7 @@ describe('IoT resources of serverless.yml on the local stack', () => {
     );
   });
 
-  it('acceptance: a device CA registered with the AWS SDK is all JITR needs — the first connect makes the certificate ACTIVE', async () => {
+  it('acceptance: a device CA registered with the AWS SDK and recorded as trusted is all JITR needs — the first connect makes the certificate ACTIVE', async () => {
     // Prepare: the allowlist entry (data, not setup) and a device certificate from a new CA.
     const serial = `ACC-${randomUUID().slice(0, 6).toUpperCase()}`;
     await testStack.store.createDevice(allowlistedDevice({ serial }), { id: 'import', actor: 'test' });
@@ -144,14 +144,9 @@ describe('IoT resources of serverless.yml on the local stack', () => {
     };
     const broker = stack.mqtt;
     if (!broker) throw new Error('the local stack has no MQTT endpoint');
-    // Act: the only setup — RegisterCACertificate with auto-registration, as a user would.
-    await iot.send(
-      new RegisterCACertificateCommand({
-        ...(await verifiedCaCertificate(iot, ca)),
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
+    // Act: the only setup, as a user does it: RegisterCACertificate (registration-code proof) with
+    // auto-registration, and the CA recorded as trusted (`fleetgate certificates register --kind ca`).
+    await registerTrustedCa(iot, testStack.store, ca);
     const first = await tryConnect(broker, identity, serial);
     const status = await waitFor(
       async () =>
