@@ -3,7 +3,7 @@
  * invocation that names the run to resume and/or the instant to classify against.
  * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const isoTime = z
   .string({ error: 'must be a string' })

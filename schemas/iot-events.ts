@@ -5,7 +5,7 @@
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const CertificateId = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
 

@@ -2,7 +2,7 @@
  * The event AWS IoT sends to a fleet-provisioning pre-provisioning hook, and the answer it expects.
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { type FieldIssue, fieldIssues } from './issues';
 
 const HEX_64 = /^[0-9a-fA-F]{64}$/;

@@ -4,7 +4,7 @@
  * `quarantineDevice`. `requestId` is the dedup identity: the same suspicion reported twice must
  * carry the same id (derive it from the triggering event, never from a random value at send time).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const QUARANTINE_SOURCES = [
   'preProvisionHook',

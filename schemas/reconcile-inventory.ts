@@ -4,7 +4,7 @@
  * (the queue entry point, one body per SQS record).
  * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ScheduledEventSchema } from './expiry-sweep';
 
 const isoTime = z

@@ -6,7 +6,7 @@
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { type FieldIssue, fieldIssues } from './issues';
 
 const CertificateId = z

@@ -5,7 +5,7 @@
  *
  * The variables, their defaults and meanings: `shared/config-variables.ts` (also the README's table).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { EC_CURVES, type EcCurve, type KeyPolicy } from './domain/certificate-rules';
 import { REPROVISIONING_POLICIES, type ReprovisioningPolicy } from './domain/provisioning-rules';
 import { SERIAL_SOURCES, type SerialSource } from './domain/registration-rules';

@@ -23,7 +23,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A queue of serverless.yml as the dead-letter tools need it (see local/stack-model.ts). */
 export interface QueueDeclaration {

@@ -3,7 +3,7 @@
  * CSV (RFC 4180, spreadsheet-injection safe) and one self-contained HTML page (inline CSS and an
  * inline SVG chart; no script, no external asset).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AtRiskCertificateSchema } from '../../schemas/expiry-sweep';
 import type { AtRiskCertificate, ExpiryReport } from '../domain/expiry';
 

@@ -4,7 +4,7 @@
  * quarantine is pending it also sits in its own StateIndex partitions. Its item, its checked
  * reading, and the conditional writes several flows share.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { StoreCertificateFact } from '../../domain/reconciliation';
 import type { Item, PutItem, StoreClient, WriteItem } from '../client';
 import { fromItem, normalizeIso, stripUndefined } from '../item';

@@ -6,7 +6,7 @@
  *   DynamoDB that must happen once per identity: one delivery at a time does them, a redelivery of
  *   the same message resumes them, and `done` answers every later one.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Item, PutItem, WriteItem } from '../client';
 import { epochSeconds, fromItem, plusSeconds } from '../item';
 import { keys } from '../keys';

@@ -3,7 +3,7 @@
  * allowlist entry and the device's provisioning state in one item. Its item, its checked reading,
  * and the conditional writes that change it.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { AllowlistEntry } from '../../allowlist/rows';
 import { DEVICE_STATES, type DeviceState } from '../../domain/device-state';
 import type { StoreDeviceFact } from '../../domain/reconciliation';

@@ -2,7 +2,7 @@
  * The device history (`DEVICE#<serial>` / `EVENT#<time>#<id>`): append-only audit entries next to
  * the device record, one Query per device. Every entry is written once (`attribute_not_exists`).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEVICE_STATES, type DeviceState } from '../../domain/device-state';
 import type { Item, WriteItem } from '../client';
 import { fromItem } from '../item';

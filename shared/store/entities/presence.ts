@@ -3,7 +3,7 @@
  * `SESSION#<sessionId>`), the newest presence of a client id (`CLIENT#<clientId>` / `PRESENCE`), and
  * one per DUPLICATE_CLIENTID disconnect (`CLIENT#<clientId>` / `DUPLICATE#<ms>#<sessionId>`).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { SessionFacts } from '../../domain/presence-rules';
 import type { Item } from '../client';
 import { fromItem } from '../item';

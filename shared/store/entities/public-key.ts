@@ -2,7 +2,7 @@
  * Public-key ownership (`PUBKEY#<sha256 of SPKI>` / `PUBKEY`): one key = one device, the clone
  * detection of every binding.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Item, StoreClient, WriteItem } from '../client';
 import { fromItem } from '../item';
 import { keys } from '../keys';

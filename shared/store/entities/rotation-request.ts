@@ -3,7 +3,7 @@
  * key. Claimed with a lease before CreateCertificateFromCsr, then holds the issued certificate id
  * and, once answered, the answer.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Item } from '../client';
 import { fromItem } from '../item';
 

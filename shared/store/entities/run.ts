@@ -4,7 +4,7 @@
  * (`PAGE#<seq>`), all TTL'd. The common shape is `RunCheckpoint`; each kind adds its position and
  * counters, and says what its pages hold.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AtRiskCertificateSchema } from '../../../schemas/expiry-sweep';
 import type { AtRiskCertificate, ExpiryPolicy } from '../../domain/expiry';
 import { DRIFT_KINDS, type Drift } from '../../domain/reconciliation';
