@@ -27,6 +27,7 @@ interface SimulateOptions {
   concurrency: string;
   seed: string;
   transport: string;
+  burst?: boolean;
   json?: boolean;
 }
 
@@ -66,6 +67,12 @@ export function printSimulationSummary(output: Output, summary: SimulationSummar
   output.say(
     `  throughput       ${summary.devicesPerSecond} devices/s (${(summary.durationMs / 1000).toFixed(1)} s)`,
   );
+  output.say(`  stuck            ${summary.stuck}`);
+  if (summary.throttled !== undefined) {
+    output.say(
+      `  throttled        ${summary.throttled} requests retried; ${summary.freshTokens ?? 0} fresh ownership tokens`,
+    );
+  }
   if (summary.mqtt)
     output.say(
       `  MQTT             ${summary.mqtt.connections} connection(s), ${summary.mqtt.connectionsPerSecond} connections/s (mutual TLS)`,
@@ -133,6 +140,10 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
       "http (the emulator's device routes) or mqtt (real MQTT connections over mutual TLS)",
       'http',
     )
+    .option(
+      '--burst',
+      "power every device on at once against Fleet Provisioning's own rate quotas (AWS's defaults; throttled requests are retried with jittered backoff)",
+    )
     .option('--json', 'print one JSON document')
     .action(async (options: SimulateOptions) => {
       setExitCode(
@@ -151,6 +162,7 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
             concurrency: count('concurrency', options.concurrency, 1),
             seed: count('seed', options.seed),
             transport,
+            burst: Boolean(options.burst),
           };
           const target = await simulationTarget(output);
           const bar = progressBar(output, 'simulating');

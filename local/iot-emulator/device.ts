@@ -25,6 +25,7 @@ import {
   type Publisher,
   topics,
 } from './events';
+import { FLEET_THROTTLED } from './faults';
 import type { CaRecord, CertificateRecord, Registry } from './registry';
 import { type ResolvedTemplate, resolveTemplate, TemplateError } from './template';
 
@@ -164,6 +165,8 @@ export interface DeviceGatewayContext {
   ownershipTokenTtlMs: number;
   /** Validity of certificates the emulator issues (AWS: until 2049-12-31). */
   issuedNotAfter: Date;
+  /** The Fleet Provisioning API's rate quotas: false when `operation` is throttled now. */
+  takeFleetToken?: (operation: string) => boolean;
 }
 
 const JITP_SUBJECT_PARAMETERS: Record<string, keyof ReturnType<typeof subjectFields>> = {
@@ -446,6 +449,11 @@ export class DeviceGateway {
 
   // ---------------------------------------------------------------- fleet provisioning (MQTT API)
 
+  /** Over the Fleet Provisioning API's rate quota (answered with ThrottlingException on `/rejected`). */
+  private throttled(operation: string): boolean {
+    return this.ctx.takeFleetToken ? !this.ctx.takeFleetToken(operation) : false;
+  }
+
   private newOwnershipToken(certificateId: string): string {
     const token = randomBytes(96).toString('base64');
     this.tokens.set(token, {
@@ -499,6 +507,7 @@ export class DeviceGateway {
 
   /** Fleet provisioning CreateCertificateFromCsr: certificate INACTIVE until RegisterThing activates it. */
   async createCertificateFromCsr(input: { csr: string }): Promise<FleetCertificateResponse | FleetRejection> {
+    if (this.throttled('CreateCertificateFromCsr')) return { ...FLEET_THROTTLED };
     try {
       const record = await this.issueFromCsr(input.csr, 'INACTIVE');
       return {
@@ -516,7 +525,8 @@ export class DeviceGateway {
   }
 
   /** Fleet provisioning CreateKeysAndCertificate. */
-  async createKeysAndCertificate(): Promise<FleetCertificateResponse> {
+  async createKeysAndCertificate(): Promise<FleetCertificateResponse | FleetRejection> {
+    if (this.throttled('CreateKeysAndCertificate')) return { ...FLEET_THROTTLED };
     const { record, privateKeyPem } = await this.issueWithKeys('INACTIVE');
     return {
       certificateId: record.certificateId,
@@ -532,6 +542,7 @@ export class DeviceGateway {
    * rejection), merges `parameterOverrides`, creates the template's resources and activates the certificate.
    */
   async registerThing(input: RegisterThingInput): Promise<RegisterThingAccepted | FleetRejection> {
+    if (this.throttled('RegisterThing')) return { ...FLEET_THROTTLED };
     const template = this.ctx.registry.templates.get(input.templateName);
     if (!template) return reject(404, 'NotFound', `Template ${input.templateName} does not exist`);
     if (!template.enabled) return reject(400, 'InvalidRequest', `Template ${input.templateName} is disabled`);

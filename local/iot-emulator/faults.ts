@@ -57,6 +57,28 @@ export const AWS_DEFAULT_QUOTAS: Readonly<Record<string, number>> = Object.freez
   Publish: 20_000,
 });
 
+/**
+ * Default rate quotas of the Fleet Provisioning MQTT API (requests per second, per account and
+ * region), by operation, from the same page of the AWS General Reference ("AWS IoT Core endpoints and
+ * quotas", https://docs.aws.amazon.com/general/latest/gr/iot-core.html#throttling-limits, which lists
+ * CreateCertificateFromCsr at 15, CreateKeysAndCertificate at 10 and RegisterThing at 10 TPS; adjustable).
+ * A request over the limit is answered on the operation's `/rejected` topic with a
+ * `ThrottlingException` error response ({@link FLEET_THROTTLED}), as IoT Core answers it; a device
+ * is expected to back off and retry.
+ */
+export const AWS_FLEET_PROVISIONING_QUOTAS: Readonly<Record<string, number>> = Object.freeze({
+  CreateCertificateFromCsr: 15,
+  CreateKeysAndCertificate: 10,
+  RegisterThing: 10,
+});
+
+/** The Fleet Provisioning API's error response for a throttled request (`/rejected`). */
+export const FLEET_THROTTLED = Object.freeze({
+  statusCode: 429,
+  errorCode: 'ThrottlingException',
+  errorMessage: 'Rate exceeded',
+});
+
 /** Quota setting: AWS's defaults, an explicit per-API table (APIs not listed are unlimited), or off. */
 export type QuotaSetting = 'aws-default' | Record<string, number> | false;
 
@@ -89,6 +111,12 @@ export interface FaultSettings {
    * AWS's are per account. Default all callers.
    */
   callers?: string[];
+  /**
+   * Token buckets of the Fleet Provisioning MQTT API (CreateKeysAndCertificate,
+   * CreateCertificateFromCsr, RegisterThing; {@link AWS_FLEET_PROVISIONING_QUOTAS}), apart from the
+   * control plane's `quotas`. Default off; `fleetgate simulate --burst` turns AWS's on.
+   */
+  fleetQuotas?: QuotaSetting;
 }
 
 interface Bucket {
@@ -125,6 +153,7 @@ export class FaultInjector {
       throw new RangeError('throttleRate must be between 0 and 1');
     return {
       quotas: settings.quotas ?? false,
+      fleetQuotas: settings.fleetQuotas ?? false,
       errorRate,
       throttleRate,
       callers: settings.callers,
@@ -160,16 +189,34 @@ export class FaultInjector {
   takeToken(api: string): void {
     const tps = this.quotaFor(api);
     if (tps === undefined) return;
+    if (!this.take(api, tps)) throw new IotError('ThrottlingException', 'Rate exceeded');
+  }
+
+  /** The Fleet Provisioning MQTT API's quota for `operation` now, or undefined when unlimited. */
+  fleetQuotaFor(operation: string): number | undefined {
+    const quotas = this.settings.fleetQuotas;
+    if (quotas === false) return undefined;
+    return quotas === 'aws-default' ? AWS_FLEET_PROVISIONING_QUOTAS[operation] : quotas[operation];
+  }
+
+  /** Takes one token of a Fleet Provisioning operation; false when it is throttled. */
+  takeFleetToken(operation: string): boolean {
+    const tps = this.fleetQuotaFor(operation);
+    return tps === undefined || this.take(`fleet:${operation}`, tps);
+  }
+
+  private take(key: string, tps: number): boolean {
     const now = this.monotonicNow();
-    let bucket = this.buckets.get(api);
+    let bucket = this.buckets.get(key);
     if (!bucket || bucket.capacity !== tps) {
       bucket = { tokens: tps, capacity: tps, ratePerMs: tps / 1000, updatedAt: now };
-      this.buckets.set(api, bucket);
+      this.buckets.set(key, bucket);
     }
     bucket.tokens = Math.min(bucket.capacity, bucket.tokens + (now - bucket.updatedAt) * bucket.ratePerMs);
     bucket.updatedAt = now;
-    if (bucket.tokens < 1) throw new IotError('ThrottlingException', 'Rate exceeded');
+    if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;
+    return true;
   }
 
   private applies(api: string, caller?: string): boolean {

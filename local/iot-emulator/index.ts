@@ -82,7 +82,14 @@ export type {
   ThingGroupMembershipEvent,
 } from './events';
 export { topics } from './events';
-export { AWS_DEFAULT_QUOTAS, type FaultSettings, type LatencySetting, type QuotaSetting } from './faults';
+export {
+  AWS_DEFAULT_QUOTAS,
+  AWS_FLEET_PROVISIONING_QUOTAS,
+  type FaultSettings,
+  FLEET_THROTTLED,
+  type LatencySetting,
+  type QuotaSetting,
+} from './faults';
 export type { CertificateStatus, Registry } from './registry';
 
 /** Options of {@link startIotEmulator}. */
@@ -166,6 +173,7 @@ export class IotEmulator {
       hookTimeoutMs: options.hookTimeoutMs ?? 5000,
       ownershipTokenTtlMs: options.ownershipTokenTtlMs ?? 3_600_000,
       issuedNotAfter: new Date('2049-12-31T23:59:59Z'),
+      takeFleetToken: (operation) => this.faultInjector.takeFleetToken(operation),
     });
     this.shadows = new ShadowService(this.publisher, this.now);
     // A device's publish on a shadow request topic is a Device Shadow service request.
@@ -394,7 +402,7 @@ export class IotEmulator {
   }
 
   /** Fleet provisioning CreateKeysAndCertificate. */
-  createKeysAndCertificate(): Promise<FleetCertificateResponse> {
+  createKeysAndCertificate(): Promise<FleetCertificateResponse | FleetRejection> {
     return this.devices.createKeysAndCertificate();
   }
 

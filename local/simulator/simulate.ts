@@ -23,7 +23,7 @@ import { claimClientId } from '../../shared/domain/client-ids';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
 import { verifiedCaCertificate } from '../ca-registration';
-import { isRejection } from '../iot-emulator/index';
+import { type FleetRejection, isRejection } from '../iot-emulator/index';
 import { declaredFleet, FleetSetupError } from '../mqtt/fleet-setup';
 import {
   type CertificateAuthority,
@@ -53,8 +53,17 @@ export type { TransportKind } from './transport';
 const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 /** Devices provisioned with one claim certificate (a production batch). */
 const DEVICES_PER_CLAIM = 50;
-/** RegisterThing attempts per device before it gives up. */
+/** RegisterThing attempts per device before it gives up (throttled attempts not counted). */
 const REGISTER_ATTEMPTS = 5;
+/**
+ * Good firmware's retry on a throttled Fleet Provisioning request: exponential backoff with full
+ * jitter (a random wait up to min(cap, base × 2^attempt)), so a factory line that powered on at
+ * once spreads out instead of hammering the endpoint in lockstep; it gives up after the deadline.
+ * @see https://aws.amazon.com/builders-library/timeouts-retries-and-backoff-with-jitter/
+ */
+const BACKOFF_BASE_MS = 250;
+const BACKOFF_CAP_MS = 16_000;
+const THROTTLED_RETRY_DEADLINE_MS = 15 * 60_000;
 
 export interface SimulationOptions {
   devices: number;
@@ -80,6 +89,12 @@ export interface SimulationOptions {
    */
   lifetimeDays?: (index: number) => number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * A factory line powering on at once: every device in flight together (concurrency = devices)
+   * against the Fleet Provisioning API's own rate quotas (AWS's defaults, turned on in the emulator
+   * for the run): throttled requests are answered with ThrottlingException and retried by the devices.
+   */
+  burst?: boolean;
 }
 
 /** What happened to one participant. */
@@ -116,6 +131,11 @@ export interface SimulationSummary {
   duplicatesCreated: number;
   /** Legitimate devices not in the expected state (must be 0). */
   lost: number;
+  /** Of those, devices bound (PROVISIONING) that never turned ACTIVE (must be 0). */
+  stuck: number;
+  /** Fleet Provisioning requests answered with ThrottlingException, and fresh ownership tokens fetched. */
+  throttled?: number;
+  freshTokens?: number;
   lostSerials: string[];
   redelivered: number;
   durationMs: number;
@@ -179,6 +199,8 @@ interface Rig {
   prefix: string;
   accountId: string;
   lifecycle: boolean;
+  /** Throttled Fleet Provisioning requests and fresh ownership tokens, over the whole run. */
+  counters: { throttled: number; freshTokens: number };
 }
 
 interface FleetContext {
@@ -235,8 +257,14 @@ export async function runSimulation(
       prefix: handle.tableName.replace(/-provisioning$/, ''),
       accountId: state.accountId,
       lifecycle: names.has('deviceLifecycle'),
+      counters: { throttled: 0, freshTokens: 0 },
     };
-    return await simulate(rig, plan, options);
+    const faults = options.burst ? await burstQuotas(iotEndpoint) : undefined;
+    try {
+      return await simulate(rig, plan, options);
+    } finally {
+      await faults?.restore();
+    }
   } finally {
     await devices.close();
     iot.destroy();
@@ -249,7 +277,9 @@ async function simulate(
   plan: SimulationPlan,
   options: SimulationOptions,
 ): Promise<SimulationSummary> {
-  const concurrency = options.concurrency ?? 8;
+  const concurrency = options.burst
+    ? plan.legitimate.length + plan.badActors.length
+    : (options.concurrency ?? 8);
   const errors: string[] = [];
   const phasesMs: Record<string, number> = {};
   let phaseStart = performance.now();
@@ -318,6 +348,9 @@ async function simulate(
     ...summary,
     unsettled,
     phasesMs,
+    ...(options.flow === 'fleet'
+      ? { throttled: rig.counters.throttled, freshTokens: rig.counters.freshTokens }
+      : {}),
     ...(rig.devices.kind === 'mqtt'
       ? {
           mqtt: {
@@ -593,23 +626,43 @@ async function runFleetParticipant(
     const keys = kind === 'clone' && victimKeys ? victimKeys : await generateKeyPair();
     if (kind === 'legitimate') context.keys.set(participant.index, keys);
     const { csrPem } = await createCsr({ subject: { commonName: serial }, keys });
-    const created = await rig.devices.createCertificateFromCsr(csrPem, claimSession.clientId);
+    const retry = throttledRetry(rig.counters);
+    const createCertificate = async () => {
+      let created = await rig.devices.createCertificateFromCsr(csrPem, claimSession.clientId);
+      while (isThrottled(created) && (await retry.wait())) {
+        created = await rig.devices.createCertificateFromCsr(csrPem, claimSession.clientId);
+      }
+      return created;
+    };
+    let created = await createCertificate();
     if (isRejection(created)) return denied(`CreateCertificateFromCsr:${created.errorCode}`);
-    const register = () =>
+    const register = (token: string) =>
       rig.devices.registerThing({
         templateName: context.templateName,
-        certificateOwnershipToken: created.certificateOwnershipToken,
+        certificateOwnershipToken: token,
         parameters: { SerialNumber: serial },
         claimCertificateId: claim.certificateId,
         clientId: claimSession.clientId,
       });
     // Devices retry RegisterThing with the same ownership token, as the AWS IoT Device SDK samples
     // do: a hook that answered too late may have bound the serial, and the same certificate is then
-    // allowed again, where a fresh one would be a second certificate for the serial.
-    let registered = await register();
-    for (let attempt = 1; isRejection(registered) && attempt < REGISTER_ATTEMPTS; attempt += 1) {
-      await sleep(200 * 2 ** attempt);
-      registered = await register();
+    // allowed again, where a fresh one would be a second certificate for the serial. A throttled
+    // request backs off (jittered) without counting as an attempt; an expired ownership token (one
+    // hour) is replaced by a fresh CreateCertificateFromCsr, as it cannot be used again.
+    let registered = await register(created.certificateOwnershipToken);
+    for (let attempt = 1; isRejection(registered) && attempt < REGISTER_ATTEMPTS; ) {
+      if (isThrottled(registered)) {
+        if (!(await retry.wait())) break;
+      } else if (isExpiredToken(registered)) {
+        const fresh = await createCertificate();
+        if (isRejection(fresh)) return denied(`CreateCertificateFromCsr:${fresh.errorCode}`);
+        created = fresh;
+        rig.counters.freshTokens += 1;
+      } else {
+        await sleep(200 * 2 ** attempt);
+        attempt += 1;
+      }
+      registered = await register(created.certificateOwnershipToken);
     }
     if (isRejection(registered)) {
       return { ...denied(`RegisterThing:${registered.errorCode}`), certificateId: created.certificateId };
@@ -624,6 +677,55 @@ async function runFleetParticipant(
   } finally {
     await rig.devices.disconnect(claimSession.clientId);
   }
+}
+
+/** A Fleet Provisioning request refused by the API's rate quota (ThrottlingException on `/rejected`). */
+function isThrottled(response: object): response is FleetRejection {
+  return isRejection(response) && response.errorCode === 'ThrottlingException';
+}
+
+function isExpiredToken(response: object): boolean {
+  return (
+    isRejection(response) &&
+    response.errorCode === 'InvalidCertificateOwnershipToken' &&
+    /expired/i.test(response.errorMessage)
+  );
+}
+
+/** One device's backoff on throttling: full jitter, exponential up to the cap, until the deadline. */
+function throttledRetry(counters: Rig['counters']): { wait(): Promise<boolean> } {
+  const deadline = performance.now() + THROTTLED_RETRY_DEADLINE_MS;
+  let attempt = 0;
+  return {
+    async wait() {
+      counters.throttled += 1;
+      if (performance.now() > deadline) return false;
+      const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+      attempt += 1;
+      await sleep(Math.random() * ceiling);
+      return true;
+    },
+  };
+}
+
+/**
+ * Turns on AWS's default Fleet Provisioning quotas in the emulator for a burst run (over its
+ * `/_emulator/faults` route, so a stack started elsewhere is throttled too); `restore` puts the
+ * previous settings back.
+ */
+async function burstQuotas(iotEndpoint: string): Promise<{ restore(): Promise<void> }> {
+  const url = `${iotEndpoint}/_emulator/faults`;
+  const before = (await (await fetch(url)).json()) as Record<string, unknown>;
+  const set = async (settings: Record<string, unknown>) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(settings),
+    });
+    if (!response.ok) throw new Error(`setting the emulator's quotas failed: HTTP ${response.status}`);
+  };
+  await set({ ...before, fleetQuotas: 'aws-default' });
+  return { restore: () => set(before) };
 }
 
 /**
@@ -729,6 +831,9 @@ async function summarize(
       quarantinedByReason[key] = (quarantinedByReason[key] ?? 0) + 1;
     }
   }
+  const stuck = plan.legitimate.filter(
+    (device) => expectedState === 'ACTIVE' && records.get(device.serial)?.state === 'PROVISIONING',
+  ).length;
   const lostSerials = plan.legitimate
     .filter((device) => {
       const state = records.get(device.serial)?.state;
@@ -810,6 +915,7 @@ async function summarize(
     unquarantinedClones,
     duplicatesCreated,
     lost: lostSerials.length,
+    stuck,
     lostSerials: lostSerials.slice(0, 20),
     redelivered: run.redelivered,
     durationMs: Math.round(run.provisioningMs),

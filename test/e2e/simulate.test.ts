@@ -33,6 +33,23 @@ describe('fleetgate simulate', () => {
     expect(quarantinedClones).toBe(2);
   }, 240_000);
 
+  it('--burst: a factory line powering on at once is throttled by Fleet Provisioning, backs off, and every device provisions', async () => {
+    // Act: 30 devices at once against AWS's 15 / 10 TPS (CreateCertificateFromCsr / RegisterThing)
+    const result = await fleetgate(['simulate', '--devices', '30', '--flow', 'fleet', '--burst', '--json']);
+    // Assess
+    expect(result.code, `${result.stderr}\n${result.stdout.slice(0, 4000)}`).toBe(0);
+    const summary = result.json<SimulationSummary>();
+    expect(summary).toMatchObject({
+      flow: 'fleet',
+      provisioned: 30,
+      duplicatesCreated: 0,
+      lost: 0,
+      stuck: 0,
+      errors: [],
+    });
+    expect(summary.throttled).toBeGreaterThan(0);
+  }, 240_000);
+
   it('refuses an unknown flow with a usage error (exit 2) naming the option', async () => {
     const result = await fleetgate(['simulate', '--flow', 'bluetooth', '--json']);
     expect(result.code).toBe(2);

@@ -6,7 +6,12 @@ import {
   IoTClient,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IotEmulator, isRejection, startIotEmulator } from '../../local/iot-emulator';
+import {
+  type FleetCertificateResponse,
+  type IotEmulator,
+  isRejection,
+  startIotEmulator,
+} from '../../local/iot-emulator';
 import { createCsr } from '../../local/pki';
 import { createTestTable, type TestTable } from '../support/dynamo';
 import { buildTestHook } from '../support/hook';
@@ -92,7 +97,7 @@ describe('Fleet Provisioning through the IoT emulator with the real hook', () =>
   });
 
   it('provisions through CreateKeysAndCertificate too', async () => {
-    const created = await emulator.createKeysAndCertificate();
+    const created = (await emulator.createKeysAndCertificate()) as FleetCertificateResponse;
     const result = await emulator.registerThing({
       templateName: 'fleetgate-test-fleet',
       certificateOwnershipToken: created.certificateOwnershipToken,

@@ -20,6 +20,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { verifiedCaCertificate } from '../../local/ca-registration';
 import {
+  type FleetCertificateResponse,
   type HookInvoker,
   type IotEmulator,
   type IotEmulatorOptions,
@@ -486,7 +487,7 @@ describe('fleet provisioning', () => {
       allowProvisioning: true,
       parameterOverrides: { ThingName: 'keys-thing' },
     }));
-    const created = await emulator.createKeysAndCertificate();
+    const created = (await emulator.createKeysAndCertificate()) as FleetCertificateResponse;
     expect(created.privateKey).toMatch(/BEGIN RSA PRIVATE KEY/);
     const result = await emulator.registerThing({
       templateName: 'fleet',
@@ -529,7 +530,7 @@ describe('fleet provisioning', () => {
 
   it('rejects an ownership token older than one hour', async () => {
     await startFleet(async () => ({ allowProvisioning: true }));
-    const created = await emulator.createKeysAndCertificate();
+    const created = (await emulator.createKeysAndCertificate()) as FleetCertificateResponse;
     clock = new Date(clock.getTime() + 3_600_001);
     const result = await emulator.registerThing({
       templateName: 'fleet',
@@ -542,7 +543,7 @@ describe('fleet provisioning', () => {
 
   it('rejects unknown templates, missing parameters and bad CSRs', async () => {
     await startFleet(async () => ({ allowProvisioning: true }));
-    const created = await emulator.createKeysAndCertificate();
+    const created = (await emulator.createKeysAndCertificate()) as FleetCertificateResponse;
     expect(
       await emulator.registerThing({
         templateName: 'nope',
