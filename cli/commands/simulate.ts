@@ -28,6 +28,7 @@ interface SimulateOptions {
   seed: string;
   transport: string;
   burst?: boolean;
+  burstTps?: string;
   json?: boolean;
 }
 
@@ -144,6 +145,10 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
       '--burst',
       "power every device on at once against Fleet Provisioning's own rate quotas (AWS's defaults; throttled requests are retried with jittered backoff)",
     )
+    .option(
+      '--burst-tps <n>',
+      "with --burst: this TPS for each Fleet Provisioning operation instead of AWS's defaults",
+    )
     .option('--json', 'print one JSON document')
     .action(async (options: SimulateOptions) => {
       setExitCode(
@@ -163,6 +168,7 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
             seed: count('seed', options.seed),
             transport,
             burst: Boolean(options.burst),
+            ...(options.burstTps === undefined ? {} : { burstTps: count('burst-tps', options.burstTps, 1) }),
           };
           const target = await simulationTarget(output);
           const bar = progressBar(output, 'simulating');

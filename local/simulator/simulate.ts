@@ -95,6 +95,8 @@ export interface SimulationOptions {
    * for the run): throttled requests are answered with ThrottlingException and retried by the devices.
    */
   burst?: boolean;
+  /** With `burst`: one TPS for all three Fleet Provisioning operations instead of AWS's defaults. */
+  burstTps?: number;
 }
 
 /** What happened to one participant. */
@@ -259,7 +261,7 @@ export async function runSimulation(
       lifecycle: names.has('deviceLifecycle'),
       counters: { throttled: 0, freshTokens: 0 },
     };
-    const faults = options.burst ? await burstQuotas(iotEndpoint) : undefined;
+    const faults = options.burst ? await burstQuotas(iotEndpoint, options.burstTps) : undefined;
     try {
       return await simulate(rig, plan, options);
     } finally {
@@ -713,7 +715,7 @@ function throttledRetry(counters: Rig['counters']): { wait(): Promise<boolean> }
  * `/_emulator/faults` route, so a stack started elsewhere is throttled too); `restore` puts the
  * previous settings back.
  */
-async function burstQuotas(iotEndpoint: string): Promise<{ restore(): Promise<void> }> {
+async function burstQuotas(iotEndpoint: string, tps?: number): Promise<{ restore(): Promise<void> }> {
   const url = `${iotEndpoint}/_emulator/faults`;
   const before = (await (await fetch(url)).json()) as Record<string, unknown>;
   const set = async (settings: Record<string, unknown>) => {
@@ -724,7 +726,11 @@ async function burstQuotas(iotEndpoint: string): Promise<{ restore(): Promise<vo
     });
     if (!response.ok) throw new Error(`setting the emulator's quotas failed: HTTP ${response.status}`);
   };
-  await set({ ...before, fleetQuotas: 'aws-default' });
+  const fleetQuotas =
+    tps === undefined
+      ? 'aws-default'
+      : { CreateKeysAndCertificate: tps, CreateCertificateFromCsr: tps, RegisterThing: tps };
+  await set({ ...before, fleetQuotas });
   return { restore: () => set(before) };
 }
 
