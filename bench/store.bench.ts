@@ -1,6 +1,8 @@
 /**
- * Store benchmarks: DynamoDB round trips per device operation, and allowlist import throughput
- * and memory on a generated CSV (100,000 rows by default; BENCH_IMPORT_ROWS to change).
+ * Store benchmarks: DynamoDB round trips per device operation; allowlist import throughput against
+ * DynamoDB Local's raw 25-item BatchWriteItem ceiling measured in the same run (same concurrency,
+ * rows of the same shape), and the import's peak RSS at 10,000, 100,000 and 1,000,000 rows
+ * (BENCH_IMPORT_SIZES, comma-separated, to change) — flat memory means it does not grow with the file.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -9,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BatchWriteItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DeviceRecord } from '../shared/store/records';
 import type { BenchContext, BenchRow } from './types';
 
@@ -79,42 +82,140 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
     }),
   );
 
-  // Allowlist import through the real command, in its own process, so its peak RSS is its own.
-  const count = Number(process.env.BENCH_IMPORT_ROWS ?? 100_000);
+  // Allowlist import through the real command, in its own process, so its peak RSS is its own;
+  // each size on a fresh table.
+  const sizes = (process.env.BENCH_IMPORT_SIZES ?? '10000,100000,1000000').split(',').map(Number);
   const dir = await mkdtemp(join(tmpdir(), 'fleetgate-bench-'));
-  const file = join(dir, 'allowlist.csv');
-  const out = createWriteStream(file);
-  out.write('serial,productLine,batch,color\n');
-  for (let i = 0; i < count; i += 1) {
-    if (!out.write(`BENCH-${String(i).padStart(7, '0')},gateway-x1,B${i % 100},blue\n`))
-      await once(out, 'drain');
+  const peaks: Array<{ count: number; rssMb: number }> = [];
+  let importRowsPerSecond: number | undefined;
+  for (const count of sizes) {
+    const file = join(dir, `allowlist-${count}.csv`);
+    const out = createWriteStream(file);
+    out.write('serial,productLine,batch,color\n');
+    for (let i = 0; i < count; i += 1) {
+      if (!out.write(`BENCH-${String(i).padStart(7, '0')},gateway-x1,B${i % 100},blue\n`))
+        await once(out, 'drain');
+    }
+    out.end();
+    await once(out, 'finish');
+    const table = count === sizes[0] ? { endpoint, tableName } : await context.table(`store-${count}`);
+    const env = { AWS_ENDPOINT_URL_DYNAMODB: table.endpoint, TABLE_NAME: table.tableName };
+    const result = await runImport(file, env);
+    const rowsPerSecond = count / result.seconds;
+    if (count === 100_000 || importRowsPerSecond === undefined) importRowsPerSecond = rowsPerSecond;
+    rows.push({
+      name: `allowlist import ${count} rows (--concurrency ${IMPORT_CONCURRENCY})`,
+      value: rowsPerSecond,
+      unit: 'rows/s',
+      ...(count === 100_000 ? { target: '≥ 1000', ratio: rowsPerSecond / 1000 } : {}),
+    });
+    rows.push({
+      name: `allowlist import ${count} rows peak RSS`,
+      value: result.maxRssMb,
+      unit: 'MB',
+      target: '≤ 256',
+      ratio: 256 / result.maxRssMb,
+    });
+    peaks.push({ count, rssMb: result.maxRssMb });
+    if (count === 100_000) {
+      const again = await runImport(file, env);
+      rows.push({
+        name: `allowlist re-import ${count} rows (unchanged)`,
+        value: count / again.seconds,
+        unit: 'rows/s',
+      });
+    }
+    await rm(file, { force: true });
   }
-  out.end();
-  await once(out, 'finish');
-  const result = await runImport(file, { AWS_ENDPOINT_URL_DYNAMODB: endpoint, TABLE_NAME: tableName });
+  const smallest = peaks[0];
+  const largest = peaks[peaks.length - 1];
+  if (smallest && largest && largest !== smallest) {
+    rows.push({
+      name: `allowlist import peak RSS growth, ${smallest.count} → ${largest.count} rows`,
+      value: largest.rssMb / smallest.rssMb,
+      unit: '× (flat = 1)',
+      target: '≤ 1.25× (flat)',
+      ratio: 1.25 / (largest.rssMb / smallest.rssMb),
+    });
+  }
+
+  // DynamoDB Local's own ceiling for what the import writes: 25-item BatchWriteItem, same concurrency.
+  const raw = await context.table('store-raw');
+  const rawRowsPerSecond = await rawBatchWriteRowsPerSecond(raw.client, raw.tableName, RAW_BATCH_ROWS);
   rows.push({
-    name: `allowlist import ${count} rows`,
-    value: count / result.seconds,
-    unit: 'rows/s',
-    target: '≥ 1000',
-    ratio: count / result.seconds / 1000,
-  });
-  rows.push({
-    name: `allowlist import ${count} rows peak RSS`,
-    value: result.maxRssMb,
-    unit: 'MB',
-    target: '≤ 256',
-    ratio: 256 / result.maxRssMb,
-  });
-  const again = await runImport(file, { AWS_ENDPOINT_URL_DYNAMODB: endpoint, TABLE_NAME: tableName });
-  rows.push({
-    name: `allowlist re-import ${count} rows (unchanged)`,
-    value: count / again.seconds,
+    name: `raw BatchWriteItem ceiling (25 items, concurrency ${IMPORT_CONCURRENCY}, ${RAW_BATCH_ROWS} rows)`,
+    value: rawRowsPerSecond,
     unit: 'rows/s',
   });
+  if (importRowsPerSecond !== undefined) {
+    rows.push({
+      name: 'allowlist import ÷ raw BatchWriteItem ceiling',
+      value: importRowsPerSecond / rawRowsPerSecond,
+      unit: 'ratio',
+      target: '≥ 0.8',
+      ratio: importRowsPerSecond / rawRowsPerSecond / 0.8,
+    });
+  }
+  raw.client.destroy();
   await rm(dir, { recursive: true, force: true });
   client.destroy();
   return rows;
+}
+
+const IMPORT_CONCURRENCY = 8;
+const RAW_BATCH_ROWS = 50_000;
+
+/**
+ * Rows/s of plain 25-item BatchWriteItem calls (UnprocessedItems retried), `IMPORT_CONCURRENCY` in
+ * flight: device items of the import's shape (keys, state, allowlist fields, GSI key of the state
+ * index), nothing read first.
+ */
+async function rawBatchWriteRowsPerSecond(
+  client: DynamoDBClient,
+  tableName: string,
+  count: number,
+): Promise<number> {
+  const now = new Date().toISOString();
+  const item = (i: number) => {
+    const serial = `RAW-${String(i).padStart(7, '0')}`;
+    return {
+      PutRequest: {
+        Item: {
+          PK: { S: `DEVICE#${serial}` },
+          SK: { S: 'DEVICE' },
+          entity: { S: 'DEVICE' },
+          serial: { S: serial },
+          state: { S: 'ALLOWLISTED' },
+          GSI2PK: { S: `STATE#ALLOWLISTED#${i % 16}` },
+          GSI2SK: { S: serial },
+          version: { N: '1' },
+          productLine: { S: 'gateway-x1' },
+          batch: { S: `B${i % 100}` },
+          attributes: { M: { color: { S: 'blue' } } },
+          createdAt: { S: now },
+          updatedAt: { S: now },
+        },
+      },
+    };
+  };
+  const batches = Math.ceil(count / 25);
+  let next = 0;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < batches) {
+      const batch = next;
+      next += 1;
+      let requests = Array.from({ length: Math.min(25, count - batch * 25) }, (_, j) => item(batch * 25 + j));
+      while (requests.length > 0) {
+        const response = await client.send(
+          new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }),
+        );
+        requests = (response.UnprocessedItems?.[tableName] ?? []) as typeof requests;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: IMPORT_CONCURRENCY }, worker));
+  return count / ((performance.now() - started) / 1000);
 }
 
 /** Runs `fleetgate allowlist import` under GNU time-like accounting (peak RSS from /proc via getrusage of the child). */
@@ -125,7 +226,10 @@ async function runImport(
   const started = performance.now();
   const child = spawn(
     process.execPath,
-    [join(root, 'bin', 'fleetgate.mjs'), 'allowlist', 'import', file, '--json'],
+    [
+      join(root, 'bin', 'fleetgate.mjs'),
+      ...['allowlist', 'import', file, '--concurrency', String(IMPORT_CONCURRENCY), '--json'],
+    ],
     {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
