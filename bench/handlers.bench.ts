@@ -107,7 +107,8 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
         rows.push(...(await measure(fn, bundle, env, out, root)));
         if (fn.name === 'preProvisionHook') {
           // The runtime's own SDK instead of the bundled one: what loading it from files costs.
-          const sdkExternal = join(out, `${fn.name}-sdk-external.mjs`);
+          // Inside the project (.esbuild/ is git-ignored) so that node_modules resolves the SDK.
+          const sdkExternal = join(root, '.esbuild', 'bench', `${fn.name}-sdk-external.mjs`);
           await build(bundleOptions(entry, sdkExternal, ['@aws-sdk/*', '@smithy/*']));
           const external = loadTimes(sdkExternal, env);
           rows.push({

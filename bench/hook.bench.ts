@@ -1,5 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { type DynamoDBClient, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { createHandler } from '../functions/pre-provision-hook/create-handler';
 import { createCertificateAuthority, createDeviceCertificate } from '../local/pki';
 import { parsePreProvisionHookEvent, preProvisionHookEventSchema } from '../schemas/pre-provision-hook';
@@ -114,8 +115,30 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
   const tripsPerAllow = (store.stats.roundTrips - tripsBefore) / (SEQUENTIAL - 10);
   latencyRows('concurrency 1', sequential);
 
+  const concurrentStarted = performance.now();
   const concurrent = await timedConcurrently(events.slice(SEQUENTIAL, total));
+  const decisionsPerSecond = CONCURRENT / ((performance.now() - concurrentStarted) / 1000);
   latencyRows(`concurrency ${CONCURRENCY}`, concurrent);
+  // DynamoDB Local's own ceiling for the binding transaction, right after, on the same table: the
+  // hook's throughput as a share of it says what the hook adds, whatever the JVM does.
+  const rawTps = await rawTransactionsPerSecond(client, tableName, CONCURRENT, CONCURRENCY);
+  rows.push({
+    name: `hook decisions/s (new bindings, concurrency ${CONCURRENCY}, one claim)`,
+    value: decisionsPerSecond,
+    unit: '/s',
+  });
+  rows.push({
+    name: `raw TransactWriteItems ceiling (5 items, concurrency ${CONCURRENCY})`,
+    value: rawTps,
+    unit: 'tx/s',
+  });
+  rows.push({
+    name: 'hook decisions/s ÷ raw transactions/s',
+    value: decisionsPerSecond / rawTps,
+    unit: 'ratio',
+    target: '≥ 0.8',
+    ratio: decisionsPerSecond / rawTps / 0.8,
+  });
 
   const spreadCertificates = await Promise.all(
     spreadSerials.map(() => createDeviceCertificate(ca, { subject: { commonName: 'AWS IoT Certificate' } })),
@@ -197,6 +220,135 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
 
   client.destroy();
   return rows;
+}
+
+/**
+ * Transactions/s of plain 5-item `TransactWriteItems` shaped like the hook's binding: the device
+ * updated under a condition, a certificate, a public key and a history item put if absent, and one
+ * claim's per-minute counter incremented (shared by every transaction, as with one claim
+ * certificate) — `concurrency` in flight, nothing read first.
+ */
+async function rawTransactionsPerSecond(
+  client: DynamoDBClient,
+  tableName: string,
+  count: number,
+  concurrency: number,
+): Promise<number> {
+  const now = new Date().toISOString();
+  const pem = 'x'.repeat(700);
+  const absent = 'attribute_not_exists(PK)';
+  // The devices the transactions update exist first (as allowlist rows do).
+  for (let i = 0; i < count; i += 1) {
+    await client.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: tableName,
+              Item: {
+                PK: { S: `DEVICE#RAW-${i}` },
+                SK: { S: 'DEVICE' },
+                state: { S: 'ALLOWLISTED' },
+                version: { N: '1' },
+              },
+            },
+          },
+        ],
+      }),
+    );
+  }
+  let next = 0;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < count) {
+      const i = next;
+      next += 1;
+      await sendRetryingConflicts(
+        client,
+        () =>
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              {
+                Update: {
+                  TableName: tableName,
+                  Key: { PK: { S: `DEVICE#RAW-${i}` }, SK: { S: 'DEVICE' } },
+                  UpdateExpression: 'SET #state = :next, version = :v2, certificateId = :c, updatedAt = :now',
+                  ConditionExpression: 'version = :v1',
+                  ExpressionAttributeNames: { '#state': 'state' },
+                  ExpressionAttributeValues: {
+                    ':next': { S: 'PROVISIONING' },
+                    ':v1': { N: '1' },
+                    ':v2': { N: '2' },
+                    ':c': { S: `cert-${i}` },
+                    ':now': { S: now },
+                  },
+                },
+              },
+              {
+                Put: {
+                  TableName: tableName,
+                  Item: {
+                    PK: { S: `CERT#raw-${i}` },
+                    SK: { S: 'CERT' },
+                    pem: { S: pem },
+                    createdAt: { S: now },
+                  },
+                  ConditionExpression: absent,
+                },
+              },
+              {
+                Put: {
+                  TableName: tableName,
+                  Item: { PK: { S: `PUBKEY#raw-${i}` }, SK: { S: 'PUBKEY' }, serial: { S: `RAW-${i}` } },
+                  ConditionExpression: absent,
+                },
+              },
+              {
+                Put: {
+                  TableName: tableName,
+                  Item: {
+                    PK: { S: `DEVICE#RAW-${i}` },
+                    SK: { S: `EVENT#${now}#${i}` },
+                    event: { S: 'PROVISION' },
+                  },
+                  ConditionExpression: absent,
+                },
+              },
+              {
+                Update: {
+                  TableName: tableName,
+                  Key: { PK: { S: 'CLAIM#raw#0' }, SK: { S: 'CLAIM' } },
+                  UpdateExpression: 'ADD #count :one',
+                  ExpressionAttributeNames: { '#count': 'count' },
+                  ExpressionAttributeValues: { ':one': { N: '1' } },
+                },
+              },
+            ],
+          }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return count / ((performance.now() - started) / 1000);
+}
+
+/** A transaction cancelled for a conflict (two on the claim counter at once) is sent again, as the store does. */
+async function sendRetryingConflicts(
+  client: DynamoDBClient,
+  command: () => TransactWriteItemsCommand,
+): Promise<void> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await client.send(command());
+      return;
+    } catch (error) {
+      const conflict =
+        (error as { name?: string }).name === 'TransactionCanceledException' &&
+        String((error as Error).message).includes('TransactionConflict');
+      if (!conflict || attempt >= 20) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * 2 ** Math.min(attempt, 5)));
+    }
+  }
 }
 
 function percentile(samples: number[], p: number): number {
