@@ -6,7 +6,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod';
 import { loadServerlessConfig } from '../../local/serverless-config';
 import { buildStackModel } from '../../local/stack-model';
 import {
