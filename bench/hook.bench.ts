@@ -16,7 +16,6 @@ const CONCURRENT = 480;
 const CONCURRENCY = 16;
 const CPU_ITERATIONS = 3000;
 
-
 export async function run(context: BenchContext): Promise<BenchRow[]> {
   const { client, tableName, store } = await context.table('hook');
   const config = configFor({
