@@ -114,7 +114,7 @@ export async function startDynamoDbLocal(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
     await waitFor(async () => isDynamoDbUp(endpoint), {
-      timeoutMs: 30_000,
+      timeoutMs: Number(process.env.FLEETGATE_DYNAMODB_START_TIMEOUT_MS ?? 30_000),
       what: `DynamoDB Local on ${endpoint}`,
       exited,
     });
