@@ -85,6 +85,11 @@ export const COMMAND_MODULES: CommandModule[] = [
     load: async () => (await import('./commands/certificates')).registerCertificatesCommands,
   },
   {
+    names: ['factory'],
+    summaries: { factory: 'Factory-issued device certificates: register a batch in bulk' },
+    load: async () => (await import('./commands/factory')).registerFactoryCommands,
+  },
+  {
     names: ['sweep'],
     summaries: {
       sweep: 'Run the certificate expiry sweep now; write the report (JSON, CSV, HTML); print the summary',

@@ -61,6 +61,8 @@ export const CERTIFICATE_SOURCES = [
   'JITP',
   'ROTATION',
   'IMPORT',
+  /** Factory-issued, registered by `fleetgate factory import`. */
+  'FACTORY',
   'CLAIM',
   'CA',
 ] as const;
