@@ -6,14 +6,14 @@
  * or is still in progress (run it again: it resumes).
  */
 import { randomUUID } from 'node:crypto';
-import { basename, resolve } from 'node:path';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { readStackFile } from '../../local/stack-file';
-import { ConfigError } from '../../shared/errors';
 import { loadConfig } from '../../shared/config';
+import { ConfigError } from '../../shared/errors';
 import { BatchFileError, readBatch } from '../../shared/factory/batch';
 import { FactoryImportError, importFactoryBatch } from '../../shared/factory/import';
-import { iotClient, IotRegistry } from '../../shared/iot/iot-registry';
+import { IotRegistry, iotClient } from '../../shared/iot/iot-registry';
 import { CommandFailure, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { LOCAL_CREDENTIALS, resolveStoreTarget } from '../target';
@@ -42,12 +42,27 @@ export function registerFactoryCommands({ program, setExitCode }: CommandRegistr
     .description(
       'Register a batch of device certificates (a directory of PEM files, or a manifest CSV serial,certificate): thing, policy, allowlist entry and store record; idempotent and resumable',
     )
-    .argument('<dir|manifest>', 'directory of .pem/.crt/.cer files, or a CSV with the header serial,certificate')
-    .option('--ca <pem>', 'the CA that issued the batch (RegisterCertificate); it must be registered and ACTIVE in IoT')
-    .option('--without-ca', 'register without a CA (RegisterCertificateWithoutCA, multi-account registration)')
-    .option('--batch <name>', 'batch name on the devices and certificates (default: the file or directory name)')
+    .argument(
+      '<dir|manifest>',
+      'directory of .pem/.crt/.cer files, or a CSV with the header serial,certificate',
+    )
+    .option(
+      '--ca <pem>',
+      'the CA that issued the batch (RegisterCertificate); it must be registered and ACTIVE in IoT',
+    )
+    .option(
+      '--without-ca',
+      'register without a CA (RegisterCertificateWithoutCA, multi-account registration)',
+    )
+    .option(
+      '--batch <name>',
+      'batch name on the devices and certificates (default: the file or directory name)',
+    )
     .option('--product-line <name>', 'product line of devices the import allowlists')
-    .option('--device-policy <name>', 'the shared device policy (default: the stack’s, or DEVICE_POLICY_NAME)')
+    .option(
+      '--device-policy <name>',
+      'the shared device policy (default: the stack’s, or DEVICE_POLICY_NAME)',
+    )
     .option('--concurrency <n>', 'rows imported at once', '4')
     .option('--max-tps <n>', 'requests per second per IoT API (AWS default quotas: 10)', '5')
     .option('--json', 'print one JSON document')
@@ -83,7 +98,8 @@ export function registerFactoryCommands({ program, setExitCode }: CommandRegistr
                 options.devicePolicy ?? process.env.DEVICE_POLICY_NAME ?? declared.devicePolicyName,
             });
           } catch (error) {
-            if (error instanceof ConfigError) throw new UsageError(error.message.split('\n')[0] ?? 'configuration');
+            if (error instanceof ConfigError)
+              throw new UsageError(error.message.split('\n')[0] ?? 'configuration');
             throw error;
           }
           let batch: ReturnType<typeof readBatch>;
@@ -136,8 +152,12 @@ export function registerFactoryCommands({ program, setExitCode }: CommandRegistr
             output.say(
               `${batch.rows.length} rows: ${counts.registered} registered, ${counts['already-registered']} already registered, ${counts.rejected} rejected, ${counts['in-progress']} in progress, ${counts.failed} failed (${seconds.toFixed(1)} s)`,
             );
-            for (const row of report.rows.filter((r) => r.status !== 'registered' && r.status !== 'already-registered').slice(0, 50)) {
-              output.say(`  ${row.source}: ${row.status}${row.reason ? ` ${row.reason}` : ''}${row.detail ? ` — ${row.detail}` : ''}`);
+            for (const row of report.rows
+              .filter((r) => r.status !== 'registered' && r.status !== 'already-registered')
+              .slice(0, 50)) {
+              output.say(
+                `  ${row.source}: ${row.status}${row.reason ? ` ${row.reason}` : ''}${row.detail ? ` — ${row.detail}` : ''}`,
+              );
             }
             const result = { ...report, table: target.tableName, seconds: Number(seconds.toFixed(3)) };
             if (counts.failed > 0 || counts['in-progress'] > 0) {

@@ -88,10 +88,18 @@ export function decideFactoryRow(
 ): FactoryDecision {
   const { certificate } = row;
   if (row.batch.certificateSeen) {
-    return rejectRow('DUPLICATE_CERTIFICATE', 'certificate: appears earlier in the batch', row.manifestSerial);
+    return rejectRow(
+      'DUPLICATE_CERTIFICATE',
+      'certificate: appears earlier in the batch',
+      row.manifestSerial,
+    );
   }
   const subjectSerial = serialFromSubject(certificate, rules);
-  if (row.manifestSerial !== undefined && subjectSerial !== undefined && subjectSerial !== row.manifestSerial) {
+  if (
+    row.manifestSerial !== undefined &&
+    subjectSerial !== undefined &&
+    subjectSerial !== row.manifestSerial
+  ) {
     return rejectRow(
       'SERIAL_MISMATCH',
       `serial: the manifest says ${row.manifestSerial}, the certificate's subject says ${subjectSerial}`,
@@ -108,18 +116,23 @@ export function decideFactoryRow(
       row.manifestSerial,
     );
   }
-  if (row.batch.serialSeen) return rejectRow('DUPLICATE_SERIAL', 'serial: appears earlier in the batch', serial);
+  if (row.batch.serialSeen)
+    return rejectRow('DUPLICATE_SERIAL', 'serial: appears earlier in the batch', serial);
   if (row.signedByCa === false) {
-    return rejectRow('WRONG_CA', 'certificate: is not signed by the batch CA (signature does not verify)', serial);
+    return rejectRow(
+      'WRONG_CA',
+      'certificate: is not signed by the batch CA (signature does not verify)',
+      serial,
+    );
   }
-  const invalid = checkRequest(
-    { serial, certificateId: certificate.certificateId, certificate },
-    rules,
-    now,
-  );
+  const invalid = checkRequest({ serial, certificateId: certificate.certificateId, certificate }, rules, now);
   if (invalid) return rejectRow(invalid.reason, invalid.detail, serial);
   if (row.batch.keyOwner !== undefined) {
-    return rejectRow('KEY_REUSED', `certificate: public key is also the one of ${row.batch.keyOwner} in this batch`, serial);
+    return rejectRow(
+      'KEY_REUSED',
+      `certificate: public key is also the one of ${row.batch.keyOwner} in this batch`,
+      serial,
+    );
   }
 
   const { device } = facts;
@@ -127,12 +140,22 @@ export function decideFactoryRow(
   const recorded = facts.certificate;
   if (recorded) {
     if (recorded.serial !== serial) {
-      return rejectRow('CERTIFICATE_IN_USE', 'certificate: is recorded for another device (or was rejected)', serial);
+      return rejectRow(
+        'CERTIFICATE_IN_USE',
+        'certificate: is recorded for another device (or was rejected)',
+        serial,
+      );
     }
     if (recorded.source !== 'FACTORY') {
-      return rejectRow('CERTIFICATE_IN_USE', `certificate: was bound by ${recorded.source}, not by an import`, serial);
+      return rejectRow(
+        'CERTIFICATE_IN_USE',
+        `certificate: was bound by ${recorded.source}, not by an import`,
+        serial,
+      );
     }
-    const bound = device?.pendingCertificateId === certificate.certificateId || device?.certificateId === certificate.certificateId;
+    const bound =
+      device?.pendingCertificateId === certificate.certificateId ||
+      device?.certificateId === certificate.certificateId;
     if (!bound) {
       return rejectRow('CERTIFICATE_IN_USE', 'certificate: is no longer the device’s', serial);
     }

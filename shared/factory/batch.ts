@@ -101,7 +101,8 @@ function readManifest(path: string, maxPemBytes: number): BatchRow[] {
 
 /** The PEM text of one file, or why it cannot be read (never more than `maxBytes` are read). */
 function readPem(file: string, maxBytes: number): { pem: string } | { unreadable: string } {
-  if (!existsSync(file) || !statSync(file).isFile()) return { unreadable: `certificate: ${basename(file)} is not a file` };
+  if (!existsSync(file) || !statSync(file).isFile())
+    return { unreadable: `certificate: ${basename(file)} is not a file` };
   const size = statSync(file).size;
   if (size > maxBytes) return { unreadable: `certificate: ${size} bytes, longer than ${maxBytes}` };
   return { pem: readFileSync(file, 'utf8') };

@@ -19,10 +19,15 @@
  * retries stay the safety net. Nothing here logs or reports a PEM.
  */
 import { X509Certificate } from 'node:crypto';
+import { TokenBucket } from '../aws/token-bucket';
 import { type ParsedCertificate, parseCertificatePem } from '../certificates';
 import type { Config } from '../config';
-import { TokenBucket } from '../aws/token-bucket';
-import { type FactoryDecision, type FactoryReason, type FactoryRow, decideFactoryRow } from '../domain/factory-rules';
+import {
+  decideFactoryRow,
+  type FactoryDecision,
+  type FactoryReason,
+  type FactoryRow,
+} from '../domain/factory-rules';
 import type { Instant } from '../domain/provisioning-rules';
 import { ValidationError } from '../errors';
 import { awsName, type IotRegistry } from '../iot/iot-registry';
@@ -210,7 +215,11 @@ async function checkCa(
 }
 
 /** Parses every row and records, in batch order, what earlier rows already hold. */
-function prepareRows(rows: readonly BatchRow[], ca: X509Certificate | undefined, config: Config): PreparedRow[] {
+function prepareRows(
+  rows: readonly BatchRow[],
+  ca: X509Certificate | undefined,
+  config: Config,
+): PreparedRow[] {
   const serials = new Set<string>();
   const certificates = new Set<string>();
   const keys = new Map<string, string>();
@@ -300,11 +309,21 @@ async function importRow(row: PreparedRow, context: RowContext): Promise<Factory
             ...(decision.serial !== undefined ? { serial: decision.serial } : {}),
           };
         case 'already-registered':
-          return { ...withCertificate, status: 'already-registered', serial: decision.serial, thingName: decision.thingName };
+          return {
+            ...withCertificate,
+            status: 'already-registered',
+            serial: decision.serial,
+            thingName: decision.thingName,
+          };
         case 'resume': {
           const lease = await waitForLease(certificate.certificateId, context);
           if (lease === 'done')
-            return { ...withCertificate, status: 'already-registered', serial: decision.serial, thingName: decision.thingName };
+            return {
+              ...withCertificate,
+              status: 'already-registered',
+              serial: decision.serial,
+              thingName: decision.thingName,
+            };
           if (lease === 'held') {
             return {
               ...withCertificate,
@@ -315,13 +334,25 @@ async function importRow(row: PreparedRow, context: RowContext): Promise<Factory
           }
           if (lease === 'missing') continue;
           await registerInIot(row, decision, context);
-          return { ...withCertificate, status: 'registered', serial: decision.serial, thingName: decision.thingName, resumed: true };
+          return {
+            ...withCertificate,
+            status: 'registered',
+            serial: decision.serial,
+            thingName: decision.thingName,
+            resumed: true,
+          };
         }
         case 'register': {
           const reserved = await reserve(row, certificate, decision, context, now);
           if (reserved.status === 'changed') continue;
           await registerInIot(row, decision, context);
-          return { ...withCertificate, status: 'registered', serial: decision.serial, thingName: decision.thingName, resumed: false };
+          return {
+            ...withCertificate,
+            status: 'registered',
+            serial: decision.serial,
+            thingName: decision.thingName,
+            resumed: false,
+          };
         }
       }
     }
@@ -332,11 +363,14 @@ async function importRow(row: PreparedRow, context: RowContext): Promise<Factory
       detail: 'the device kept changing while the row was imported; run the import again',
     };
   } catch (error) {
+    await context.factoryStore
+      .releaseLease(certificate.certificateId, context.options.runId)
+      .catch(() => undefined);
     return {
       ...withCertificate,
       ...(row.input.manifestSerial !== undefined ? { serial: row.input.manifestSerial } : {}),
       status: 'failed',
-      reason: awsName((error as { cause?: unknown }).cause ?? error) === 'Unknown' ? 'ERROR' : awsName((error as { cause?: unknown }).cause ?? error),
+      reason: failureCode(error),
       detail: `${error instanceof Error ? error.message.split('\n')[0] : String(error)}; the row is resumed by the next run`,
     };
   }
@@ -442,11 +476,16 @@ async function registerInIot(
   if (status === undefined) {
     const described = await limited('DescribeCertificate', () => deps.iot.describeCertificate(certificateId));
     status = described?.status;
-    if (status === 'REVOKED') throw new Error('certificate: is REVOKED in AWS IoT; fleetgate never re-activates it');
+    if (status === 'REVOKED')
+      throw new Error('certificate: is REVOKED in AWS IoT; fleetgate never re-activates it');
   }
-  await limited('AttachPolicy', () => deps.iot.attachPolicy(deps.config.devicePolicyName, registered.certificateArn));
+  await limited('AttachPolicy', () =>
+    deps.iot.attachPolicy(deps.config.devicePolicyName, registered.certificateArn),
+  );
   const device = await deps.store.getDevice(decision.serial);
-  await limited('CreateThing', () => deps.iot.ensureThing(decision.thingName, thingAttributes(device, decision.serial)));
+  await limited('CreateThing', () =>
+    deps.iot.ensureThing(decision.thingName, thingAttributes(device, decision.serial)),
+  );
   if (deps.config.deviceThingGroup) {
     const group = deps.config.deviceThingGroup;
     await limited('AddThingToThingGroup', () => deps.iot.addThingToThingGroup(group, decision.thingName));
@@ -470,6 +509,12 @@ function thingAttributes(device: DeviceRecord | undefined, serial: string): Reco
     if (!(name in attributes) && value !== '') attributes[name] = value;
   }
   return attributes;
+}
+
+/** The AWS error name behind a failure (`ThrottlingException`, …), or ERROR. */
+function failureCode(error: unknown): string {
+  const name = awsName((error as { cause?: unknown }).cause ?? error);
+  return name === 'Unknown' || name === 'Error' ? 'ERROR' : name;
 }
 
 function instant(epochMs: number): Instant {

@@ -242,7 +242,11 @@ export class IotRegistry {
       if (!out.certificateArn || !out.certificateId) {
         throw new PermanentError(`${operation} returned an incomplete answer`);
       }
-      return { certificateArn: out.certificateArn, certificateId: out.certificateId.toLowerCase(), created: true };
+      return {
+        certificateArn: out.certificateArn,
+        certificateId: out.certificateId.toLowerCase(),
+        created: true,
+      };
     } catch (error) {
       if (awsName(error) === 'ResourceAlreadyExistsException') {
         const existing = error as { resourceId?: string; resourceArn?: string };

@@ -7,13 +7,15 @@
  * loses a race leaves nothing behind and is decided again from what the store now says.
  */
 import { transition } from '../domain/device-state';
-import { bindCertificate, type BindOutcome } from './bind-certificate';
+import { type BindOutcome, bindCertificate } from './bind-certificate';
 import { type StoreAccess, type StoreClient, storeClient } from './client';
 import { certificateCreate } from './entities/certificate';
 import { deviceCreate } from './entities/device';
 import { type HistoryInput, historyEntry, historyPut } from './entities/history';
 import { publicKeyClaim } from './entities/public-key';
+import { keys } from './keys';
 import type { CertificateRecord, DeviceRecord } from './records';
+import { conditionally } from './retry';
 
 export interface FactoryReservation {
   serial: string;
@@ -76,19 +78,42 @@ export class FactoryStore {
         historyEntry(
           input.serial,
           input.now,
-          { ...input.history, id: `${input.history.id}-created`, reason: 'allowlisted by factory import' },
+          // `-a` and `-b`: one instant, so the ids order CREATED before PROVISION in the history.
+          { ...input.history, id: `${input.history.id}-a`, reason: 'allowlisted by factory import' },
           'CREATED',
           { to: 'ALLOWLISTED' },
         ),
       ),
       historyPut(
-        historyEntry(input.serial, input.now, input.history, 'PROVISION', { from: 'ALLOWLISTED', to: move.to }, {
-          certificateId,
-        }),
+        historyEntry(
+          input.serial,
+          input.now,
+          { ...input.history, id: `${input.history.id}-b` },
+          'PROVISION',
+          { from: 'ALLOWLISTED', to: move.to },
+          {
+            certificateId,
+          },
+        ),
       ),
     ]);
     if (!failed) return { status: 'applied' };
     return { status: 'changed', detail: `conditions failed on ${Object.keys(failed).join(', ')}` };
+  }
+
+  /**
+   * Gives up this run's lease on a row it could not finish (an IoT failure), so the next run resumes
+   * it at once instead of after the lease. A lease held by someone else is left alone.
+   */
+  async releaseLease(certificateId: string, owner: string): Promise<void> {
+    await conditionally(
+      this.db.update({
+        Key: keys.certificate(certificateId),
+        UpdateExpression: 'REMOVE leaseOwner, leaseUntil',
+        ConditionExpression: 'leaseOwner = :owner',
+        ExpressionAttributeValues: { ':owner': owner },
+      }),
+    );
   }
 
   private bindExisting(input: FactoryReservation, device: DeviceRecord): Promise<BindOutcome> {

