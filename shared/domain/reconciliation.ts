@@ -41,6 +41,8 @@ export interface StoreDeviceFact {
   thingName?: string;
   certificateId?: string;
   pendingCertificateId?: string;
+  /** Set on devices `fleetgate factory import` bound (when it did). */
+  factoryImportedAt?: string;
 }
 
 /** The device states whose certificates must exist and work in IoT. */
@@ -52,6 +54,7 @@ export const DRIFT_KINDS = [
   'STORE_CERTIFICATE_NOT_ACTIVE',
   'THING_WITHOUT_PRINCIPALS',
   'THING_UNKNOWN_TO_STORE',
+  'FACTORY_NEVER_CONNECTED',
 ] as const;
 /**
  * - `CERTIFICATE_UNKNOWN_TO_STORE`: ACTIVE in IoT, no certificate record in the store.
@@ -60,6 +63,9 @@ export const DRIFT_KINDS = [
  *   (or otherwise unusable) in IoT.
  * - `THING_WITHOUT_PRINCIPALS`: a thing no certificate is attached to.
  * - `THING_UNKNOWN_TO_STORE`: a thing whose name maps to no device record of that thing.
+ * - `FACTORY_NEVER_CONNECTED`: a factory-imported device whose certificate was registered more than
+ *   `FACTORY_NEVER_CONNECTED_DAYS` ago and that never connected with it (still PROVISIONING): the
+ *   "enrolled but never came online" part of a batch.
  */
 export type DriftKind = (typeof DRIFT_KINDS)[number];
 
@@ -185,6 +191,29 @@ export function classifyReference(
     key: driftKey('STORE_CERTIFICATE_NOT_ACTIVE', reference.certificateId),
     kind: 'STORE_CERTIFICATE_NOT_ACTIVE',
     ...fields,
+  };
+}
+
+/**
+ * A factory-imported device still waiting for its first connection `days` after the import (its
+ * certificate is registered and ACTIVE, the device never used it), or undefined.
+ */
+export function classifyNeverConnected(
+  device: StoreDeviceFact,
+  nowMs: number,
+  days: number,
+): Drift | undefined {
+  if (device.state !== 'PROVISIONING' || device.factoryImportedAt === undefined) return undefined;
+  const importedMs = Date.parse(device.factoryImportedAt);
+  if (Number.isNaN(importedMs) || nowMs - importedMs < days * 86_400_000) return undefined;
+  return {
+    key: driftKey('FACTORY_NEVER_CONNECTED', device.serial),
+    kind: 'FACTORY_NEVER_CONNECTED',
+    serial: device.serial,
+    ...(device.pendingCertificateId !== undefined ? { certificateId: device.pendingCertificateId } : {}),
+    ...(device.thingName !== undefined ? { thingName: device.thingName } : {}),
+    storeState: `PROVISIONING since ${device.factoryImportedAt}`,
+    role: 'pending',
   };
 }
 

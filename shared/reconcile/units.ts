@@ -6,6 +6,7 @@ import {
   type CertificateReference,
   certificateReferences,
   classifyIotCertificates,
+  classifyNeverConnected,
   classifyReference,
   classifyThing,
   type Drift,
@@ -35,6 +36,8 @@ export interface ReconcileDeps {
   thingNamePrefix: string;
   /** Epoch milliseconds. */
   clock: () => number;
+  /** Factory-imported devices not connected this many days after the import are reported (default 30). */
+  neverConnectedDays?: number;
 }
 
 export interface UnitResult {
@@ -109,6 +112,10 @@ async function devicesUnit(checkpoint: ReconcileCheckpoint, deps: ReconcileDeps)
       described += 1;
     }
     const finding = state === undefined ? undefined : classifyReference(reference, state);
+    if (finding) drift.push(finding);
+  }
+  for (const device of page.items) {
+    const finding = classifyNeverConnected(device, Date.parse(checkpoint.now), deps.neverConnectedDays ?? 30);
     if (finding) drift.push(finding);
   }
   const next: ReconcileCheckpoint = page.cursor

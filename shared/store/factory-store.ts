@@ -61,6 +61,7 @@ export class FactoryStore {
       thingName: input.thingName,
       pendingCertificateId: certificateId,
       provisioningDeadline: input.provisioningDeadline,
+      factoryImportedAt: input.now,
       lastTransitionKey: `bind:${certificateId}`,
       createdAt: input.now,
       updatedAt: input.now,
@@ -125,7 +126,11 @@ export class FactoryStore {
       publicKeyHash: input.publicKeyHash,
       now: input.now,
       history: input.history,
-      set: { thingName: input.thingName, provisioningDeadline: input.provisioningDeadline },
+      set: {
+        thingName: input.thingName,
+        provisioningDeadline: input.provisioningDeadline,
+        factoryImportedAt: input.now,
+      },
     });
   }
 }

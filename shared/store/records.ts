@@ -23,6 +23,8 @@ export interface DeviceRecord {
   /** Set while QUARANTINED: where RELEASE goes back to. */
   previousState?: DeviceState;
   quarantine?: QuarantineInfo;
+  /** When `fleetgate factory import` bound the device's factory-issued certificate. */
+  factoryImportedAt?: string;
   /** Key of the last transition applied; a repeat of the same key is "already done". */
   lastTransitionKey?: string;
   createdAt: string;

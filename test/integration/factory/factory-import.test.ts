@@ -25,8 +25,10 @@ import {
   importFactoryBatch,
 } from '../../../shared/factory/import';
 import { IotRegistry } from '../../../shared/iot/iot-registry';
+import { runReconciliation } from '../../../shared/reconcile/reconcile-inventory';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import { allowlist, deliver, deviceCertificate, type Rig, ruleOutput, startRig } from '../../support/jitr';
+import { memorySink, reconcileDeps } from '../../support/reconcile';
 
 let table: TestTable;
 let rig: Rig;
@@ -343,5 +345,38 @@ describe('factory import: the same state machine as every flow', () => {
       batch: 'B-1',
     });
     expect(await table.store.getDevice('FG-QUAR-1')).toMatchObject({ state: 'QUARANTINED' });
+  });
+});
+
+describe('factory import: reconciliation', () => {
+  it('reports the batch devices registered but never connected after N days, not the ones that connected', async () => {
+    // Prepare: two devices imported, one connects
+    const certificates = await Promise.all(['FG-REC-1', 'FG-REC-2'].map((s) => deviceCertificate(rig.ca, s)));
+    await run(manifest(certificates.map((c, i) => ({ serial: `FG-REC-${i + 1}`, pem: c.certificatePem }))));
+    await rig.emulator.connect({
+      certificatePem: certificates[0]?.certificatePem ?? '',
+      clientId: 'FG-REC-1',
+    });
+    await deliver(rig.lifecycle, rig.take('lifecycle').map(ruleOutput));
+    const later = new Date(Date.now() + 31 * 86_400_000).toISOString();
+
+    // Act: a run today and one 31 days later
+    const today = await runReconciliation(
+      { runId: 'rec-today', now: new Date().toISOString() },
+      reconcileDeps(table, rig, memorySink(), { neverConnectedDays: 30 }),
+    );
+    const month = await runReconciliation(
+      { runId: 'rec-month', now: later },
+      reconcileDeps(table, rig, memorySink(), { neverConnectedDays: 30 }),
+    );
+
+    // Assess
+    if (today.status !== 'complete' || month.status !== 'complete') throw new Error('run incomplete');
+    const never = (outcome: typeof month) =>
+      (outcome.status === 'complete' ? (outcome.report?.drift ?? []) : [])
+        .filter((drift) => drift.kind === 'FACTORY_NEVER_CONNECTED' && drift.serial?.startsWith('FG-REC-'))
+        .map((drift) => [drift.serial, drift.certificateId]);
+    expect(never(today)).toEqual([]);
+    expect(never(month)).toEqual([['FG-REC-2', certificates[1]?.certificateId]]);
   });
 });

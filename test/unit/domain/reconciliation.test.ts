@@ -177,6 +177,7 @@ describe('mergeDrift', () => {
       STORE_CERTIFICATE_NOT_ACTIVE: 1,
       THING_WITHOUT_PRINCIPALS: 0,
       THING_UNKNOWN_TO_STORE: 0,
+      FACTORY_NEVER_CONNECTED: 0,
     });
   });
 });
