@@ -17,7 +17,8 @@ import type { StackHandle } from '../stack-control';
 import { availableFlows, runSimulation, type SimulationFlow, type SimulationSummary } from './simulate';
 
 /** How many devices and bad actors each flow gets in the demo (about 50 devices in all). */
-const DEMO_FLEETS: Record<SimulationFlow, { devices: number; clones: number; invalid: number }> = {
+// The factory flow is not part of the demo (`fleetgate simulate --flow factory` runs it).
+const DEMO_FLEETS: Partial<Record<SimulationFlow, { devices: number; clones: number; invalid: number }>> = {
   fleet: { devices: 26, clones: 2, invalid: 3 },
   jitr: { devices: 12, clones: 1, invalid: 3 },
   jitp: { devices: 12, clones: 1, invalid: 3 },
@@ -70,11 +71,11 @@ export async function runDemo(
 ): Promise<DemoSummary> {
   const started = performance.now();
   const say = options.onStep ?? (() => undefined);
-  const flows = await availableFlows(handle);
+  const flows = (await availableFlows(handle)).filter((flow) => DEMO_FLEETS[flow] !== undefined);
   const skippedFlows = (Object.keys(DEMO_FLEETS) as SimulationFlow[]).filter((flow) => !flows.includes(flow));
   const summaries: SimulationSummary[] = [];
   for (const flow of flows) {
-    const fleet = DEMO_FLEETS[flow];
+    const fleet = DEMO_FLEETS[flow] ?? { devices: 0, clones: 0, invalid: 0 };
     say(`${flow}: ${fleet.devices} devices, ${fleet.clones} clones, ${fleet.invalid} invalid …`);
     summaries.push(
       await runSimulation(handle, {
