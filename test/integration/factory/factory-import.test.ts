@@ -275,10 +275,21 @@ describe('factory import: resumable, race-safe', () => {
 });
 
 describe('factory import: the same state machine as every flow', () => {
-  it('an imported device turns ACTIVE on its first connect; a second certificate for its serial and a copied key are refused', async () => {
+  it('an imported device turns ACTIVE on its first connect; a second certificate for its serial (on the shelf and after) and a copied key are refused', async () => {
     // Prepare
     const certificate = await deviceCertificate(rig.ca, 'FG-LIFE-1');
     await run(manifest([{ serial: 'FG-LIFE-1', pem: certificate.certificatePem }]));
+
+    // Act: while the device is on the shelf, another certificate of the CA for its serial connects (JITR)
+    const early = await deviceCertificate(rig.ca, 'FG-LIFE-1');
+    await rig.emulator.connect({ certificatePem: early.certificatePem, clientId: 'FG-LIFE-1-early' });
+    await deliver(rig.registration, rig.take('registration').map(ruleOutput));
+    expect(rig.registrationOutcomes.map((o) => o.reason)).toContain('PROVISIONING_IN_PROGRESS');
+    expect(await table.store.getDevice('FG-LIFE-1')).toMatchObject({
+      state: 'PROVISIONING',
+      pendingCertificateId: certificate.certificateId,
+    });
+    rig.take('lifecycle');
 
     // Act: the device connects with its factory certificate
     await rig.emulator.connect({ certificatePem: certificate.certificatePem, clientId: 'FG-LIFE-1' });
