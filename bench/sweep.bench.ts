@@ -19,6 +19,7 @@ import { runExpirySweep } from '../shared/expiry/expiry-sweep';
 import { createReportSink } from '../shared/reports/report-sink';
 import { certificateItem } from '../shared/store/provisioning-store';
 import type { CertificateRecord } from '../shared/store/records';
+import { SweepFacts } from '../shared/store/sweep-facts';
 import { readUnitsOf, SweepStore } from '../shared/store/sweep-store';
 import type { BenchContext, BenchRow } from './types';
 
@@ -59,11 +60,13 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
     });
 
     const sweepStore = new SweepStore(doc, tableName);
+    const facts = new SweepFacts(doc, tableName);
     const sweep = async (runId: string) => {
       const outcome = await runExpirySweep(
         { runId, now: formatIso(NOW), policy: POLICY },
         {
           sweepStore,
+          facts,
           sink: createReportSink(`file://${dir}`),
           remainingMs: () => Number.POSITIVE_INFINITY,
           safetyMarginMs: 0,

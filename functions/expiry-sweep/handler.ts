@@ -11,6 +11,7 @@ import { createLogger, createMetrics } from '../../shared/logging';
 import { createReportSink } from '../../shared/reports/report-sink';
 import { RotationNotices } from '../../shared/rotation/rotation-notices';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
+import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { createHandler, type ExpirySweepDeps } from './create-handler';
 
@@ -25,6 +26,7 @@ function defaultDeps(): ExpirySweepDeps {
   return {
     policy: sweepPolicy(config),
     sweepStore: new SweepStore(client, config.tableName),
+    facts: new SweepFacts(client, config.tableName),
     sink: createReportSink(config.reportDestination),
     logger,
     metrics,

@@ -9,10 +9,12 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { loadConfig } from '../../shared/config';
 import { runExpirySweep, runIdFor, type SweepFiles, sweepPolicy } from '../../shared/expiry/expiry-sweep';
 import { createReportSink } from '../../shared/reports/report-sink';
+import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { projectRoot } from '../paths';
 import type { LocalStackOptions } from '../stack';
 import type { StackHandle } from '../stack-control';
+import { stackLogSink } from '../stack-file';
 import { availableFlows, runSimulation, type SimulationFlow, type SimulationSummary } from './simulate';
 
 /** How many devices and bad actors each flow gets in the demo (about 50 devices in all). */
@@ -52,13 +54,17 @@ export interface DemoSummary {
   durationMs: number;
 }
 
-/** Stack options that keep handler logs and metrics off the terminal (FLEETGATE_HANDLER_LOGS=1 keeps them). */
+/**
+ * Stack options that keep handler logs off the terminal: they go to the stack's log
+ * (`.fleetgate/stack.log`, `fleetgate logs`), metrics are off (FLEETGATE_HANDLER_LOGS=1 keeps both on
+ * the terminal).
+ */
 export function quietStackOptions(options: LocalStackOptions): LocalStackOptions {
   if (process.env.FLEETGATE_HANDLER_LOGS) return options;
   return {
     ...options,
-    params: { ...options.params, logLevel: 'SILENT' },
     env: { ...options.env, POWERTOOLS_METRICS_DISABLED: 'true' },
+    handlerOutput: options.handlerOutput ?? stackLogSink(),
   };
 }
 
@@ -121,13 +127,12 @@ async function sweepNow(handle: StackHandle, reportsDir: string): Promise<DemoSw
   });
   try {
     const runId = runIdFor('demo', now, randomUUID().slice(0, 8));
+    const doc = DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } });
     const outcome = await runExpirySweep(
       { runId, now, policy: sweepPolicy(config) },
       {
-        sweepStore: new SweepStore(
-          DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
-          handle.tableName,
-        ),
+        sweepStore: new SweepStore(doc, handle.tableName),
+        facts: new SweepFacts(doc, handle.tableName),
         sink: createReportSink(`file://${reportsDir}`),
         remainingMs: () => Number.POSITIVE_INFINITY,
         safetyMarginMs: 0,

@@ -11,6 +11,7 @@ import { DAY_MS, type ExpiryPolicy, formatIso } from '../../../shared/domain/exp
 import { runExpirySweep, type SweepDeps } from '../../../shared/expiry/expiry-sweep';
 import { createReportSink } from '../../../shared/reports/report-sink';
 import type { CertificateRecord } from '../../../shared/store/records';
+import { SweepFacts } from '../../../shared/store/sweep-facts';
 import { SweepStore } from '../../../shared/store/sweep-store';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 
@@ -30,6 +31,7 @@ const at = (offsetMs: number) => formatIso(NOW + offsetMs);
 
 let table: TestTable;
 let sweepStore: SweepStore;
+let facts: SweepFacts;
 let dir: string;
 
 function certificate(
@@ -109,6 +111,7 @@ const EXPECTED = Object.fromEntries(SEEDED.flatMap(([c, cls]) => (cls ? [[c.cert
 beforeAll(async () => {
   table = await createTestTable('sweep');
   sweepStore = new SweepStore(table.doc, table.tableName);
+  facts = new SweepFacts(table.doc, table.tableName);
   dir = await mkdtemp(join(tmpdir(), 'fleetgate-sweep-'));
   for (const [record] of SEEDED) expect(await table.store.putCertificateIfAbsent(record)).toBe(true);
 });
@@ -120,6 +123,7 @@ afterAll(async () => {
 function deps(sinkDir: string, overrides: Partial<SweepDeps> = {}): SweepDeps {
   return {
     sweepStore,
+    facts,
     sink: createReportSink(`file://${join(dir, sinkDir)}`),
     remainingMs: () => Number.POSITIVE_INFINITY,
     safetyMarginMs: 0,
@@ -242,6 +246,7 @@ describe('expirySweep handler', () => {
     const handler = createHandler({
       policy: SHORT,
       sweepStore,
+      facts,
       sink: createReportSink(`file://${join(dir, 'handler')}`),
       logger: new Logger({ logLevel: 'SILENT' }),
       metrics: new Metrics({ namespace: 'test' }),
