@@ -91,27 +91,37 @@ export type EventKind =
   | { kind: 'quarantine-request' }
   | { kind: 'unknown' };
 
+function sqsKind(event: Record<string, unknown>): EventKind | undefined {
+  const first = Array.isArray(event.Records) ? event.Records[0] : undefined;
+  if (!isObject(first) || first.eventSource !== 'aws:sqs') return undefined;
+  const queueName = String(first.eventSourceARN ?? '')
+    .split(':')
+    .pop();
+  return queueName ? { kind: 'sqs', queueName } : { kind: 'sqs' };
+}
+
+function scheduleKind(event: Record<string, unknown>): EventKind | undefined {
+  if (event.source !== 'aws.events' || event['detail-type'] !== 'Scheduled Event') return undefined;
+  const [resource] = Array.isArray(event.resources) ? event.resources : [];
+  const ruleName = typeof resource === 'string' ? resource.split('/').pop() : undefined;
+  return ruleName ? { kind: 'schedule', ruleName } : { kind: 'schedule' };
+}
+
+function isHookInput(event: Record<string, unknown>): boolean {
+  return isObject(event.parameters) && ('claimCertificateId' in event || 'certificatePem' in event);
+}
+
+function isQuarantineRequest(event: Record<string, unknown>): boolean {
+  return typeof event.requestId === 'string' && typeof event.reason === 'string' && 'source' in event;
+}
+
 /** Recognises the events that are not IoT messages (they are invoked, not published). */
 export function eventKind(event: unknown): EventKind {
   if (!isObject(event)) return { kind: 'unknown' };
-  const records = Array.isArray(event.Records) ? event.Records : undefined;
-  const first = records?.[0];
-  if (isObject(first) && first.eventSource === 'aws:sqs') {
-    const arn = typeof first.eventSourceARN === 'string' ? first.eventSourceARN : '';
-    const queueName = arn.split(':').pop();
-    return queueName ? { kind: 'sqs', queueName } : { kind: 'sqs' };
-  }
-  if (isObject(event.parameters) && ('claimCertificateId' in event || 'certificatePem' in event)) {
-    return { kind: 'hook' };
-  }
-  if (event.source === 'aws.events' && event['detail-type'] === 'Scheduled Event') {
-    const [resource] = Array.isArray(event.resources) ? event.resources : [];
-    const ruleName = typeof resource === 'string' ? resource.split('/').pop() : undefined;
-    return ruleName ? { kind: 'schedule', ruleName } : { kind: 'schedule' };
-  }
-  if (typeof event.requestId === 'string' && typeof event.reason === 'string' && 'source' in event) {
-    return { kind: 'quarantine-request' };
-  }
+  const known = sqsKind(event) ?? scheduleKind(event);
+  if (known) return known;
+  if (isHookInput(event)) return { kind: 'hook' };
+  if (isQuarantineRequest(event)) return { kind: 'quarantine-request' };
   return { kind: 'unknown' };
 }
 

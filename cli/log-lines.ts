@@ -88,27 +88,22 @@ export interface HookDecision {
   thingName?: string;
 }
 
+const DENIALS = new Set(['provisioning denied', 'pre-provisioning hook failed; denying']);
+
+function decisionOf(entry: Record<string, unknown>): HookDecision | undefined {
+  const text = (key: string) => (typeof entry[key] === 'string' ? { [key]: entry[key] as string } : {});
+  if (entry.message === 'provisioning allowed') return { allowProvisioning: true, ...text('thingName') };
+  if (DENIALS.has(String(entry.message))) {
+    return { allowProvisioning: false, ...text('reason'), ...text('detail') };
+  }
+  return undefined;
+}
+
 /** The hook's last decision in an invocation's log lines, if it logged one. */
 export function hookDecision(logs: readonly LogEntry[]): HookDecision | undefined {
   for (const log of [...logs].reverse()) {
-    if (!('entry' in log)) continue;
-    const { entry } = log;
-    if (entry.message === 'provisioning allowed') {
-      return {
-        allowProvisioning: true,
-        ...(typeof entry.thingName === 'string' ? { thingName: entry.thingName } : {}),
-      };
-    }
-    if (
-      entry.message === 'provisioning denied' ||
-      entry.message === 'pre-provisioning hook failed; denying'
-    ) {
-      return {
-        allowProvisioning: false,
-        ...(typeof entry.reason === 'string' ? { reason: entry.reason } : {}),
-        ...(typeof entry.detail === 'string' ? { detail: entry.detail } : {}),
-      };
-    }
+    const decision = 'entry' in log ? decisionOf(log.entry) : undefined;
+    if (decision) return decision;
   }
   return undefined;
 }

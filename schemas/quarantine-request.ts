@@ -27,6 +27,8 @@ export const QuarantineRequest = z
     reason: z.string().regex(/^[A-Z][A-Z0-9_]{2,63}$/, 'must be an UPPER_SNAKE reason code'),
     evidence: z.record(z.string(), z.unknown()).default({}),
     source: z.enum(QUARANTINE_SOURCES),
+    /** Who reported it, when a person did (`source: operator`): written to the history as the actor. */
+    actor: z.string().min(1).max(128).optional(),
     /** When the suspicion was observed (ISO-8601). */
     at: z.iso.datetime(),
   })

@@ -27,6 +27,7 @@ export interface ImportOptions {
   concurrency?: number;
   /** Upper bound on one CSV record, so a runaway quote cannot eat memory. */
   maxRecordBytes?: number;
+  /** After each chunk is written: rows read up to the end of the chunks written so far, and bytes read. */
   onProgress?: (progress: { rows: number; bytes: number }) => void;
 }
 
@@ -75,7 +76,10 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
 
+  let reported = 0;
   const flush = async (entries: AllowlistEntry[]) => {
+    // Progress is where this chunk ends, reported once it is written (reading runs ahead of writing).
+    const position = { rows: summary.rows, bytes };
     const write = options.store
       .importAllowlistEntries(entries, {
         now: options.now,
@@ -86,7 +90,10 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
         summary.imported += result.imported;
         summary.updated += result.updated;
         summary.unchanged += result.unchanged;
-        options.onProgress?.({ rows: summary.rows, bytes });
+        if (position.rows > reported) {
+          reported = position.rows;
+          options.onProgress?.(position);
+        }
       })
       .catch((error: unknown) => {
         failure ??= error;
