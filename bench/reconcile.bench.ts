@@ -17,7 +17,8 @@ import { AWS_DEFAULT_QUOTAS } from '../local/iot-emulator/faults';
 import { IotInventory } from '../shared/iot/iot-inventory';
 import { runReconciliation } from '../shared/reconcile/reconcile-inventory';
 import type { ReportSink } from '../shared/reports/report-sink';
-import { certificateItem, deviceItem } from '../shared/store/provisioning-store';
+import { certificateItem } from '../shared/store/entities/certificate';
+import { deviceItem } from '../shared/store/entities/device';
 import { ReconcileStore } from '../shared/store/reconcile-store';
 import type { BenchContext, BenchRow } from './types';
 
@@ -91,7 +92,7 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
       const outcome = await runReconciliation(
         { runId: `bench-${tps}`, now: NOW },
         {
-          reconcileStore: new ReconcileStore(doc, table.tableName),
+          reconcileStore: new ReconcileStore(table.store),
           provisioningStore: table.store,
           inventory: new IotInventory(iot, tps),
           sink,

@@ -17,7 +17,8 @@ import { ensureTable } from '../local/table';
 import { DAY_MS, type ExpiryPolicy, formatIso } from '../shared/domain/expiry';
 import { runExpirySweep } from '../shared/expiry/expiry-sweep';
 import { createReportSink } from '../shared/reports/report-sink';
-import { certificateItem } from '../shared/store/provisioning-store';
+import { StoreClient } from '../shared/store/client';
+import { certificateItem } from '../shared/store/entities/certificate';
 import type { CertificateRecord } from '../shared/store/records';
 import { SweepFacts } from '../shared/store/sweep-facts';
 import { readUnitsOf, SweepStore } from '../shared/store/sweep-store';
@@ -59,8 +60,9 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
       unit: 'items/s',
     });
 
-    const sweepStore = new SweepStore(doc, tableName);
-    const facts = new SweepFacts(doc, tableName);
+    const db = new StoreClient(doc, tableName);
+    const sweepStore = new SweepStore(db);
+    const facts = new SweepFacts(db);
     const sweep = async (runId: string) => {
       const outcome = await runExpirySweep(
         { runId, now: formatIso(NOW), policy: POLICY },

@@ -283,7 +283,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(emulator ? { iot: emulator.endpoint, iotData: emulator.endpoint } : {}),
       ...(mqtt ? { mqtt: mqtt.url } : {}),
     };
+    // Each function runs with its own environment (local/lambda-runtime.ts), as on Lambda; the
+    // developer's Powertools switches (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV, …) carry over
+    // where serverless.yml does not set them, and the SDK's Node-version notice stays quiet.
+    const developer = Object.fromEntries(
+      Object.entries(process.env).filter(
+        (entry): entry is [string, string] =>
+          typeof entry[1] === 'string' &&
+          (entry[0].startsWith('POWERTOOLS_') ||
+            entry[0] === 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'),
+      ),
+    );
     const env: Record<string, string> = {
+      ...developer,
       AWS_REGION: region,
       AWS_DEFAULT_REGION: region,
       AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
@@ -310,6 +322,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(options.handlerOutput ? { handlerOutput: options.handlerOutput } : {}),
     });
     const localFunctions = functions;
+    // The pre-provisioning hook answers AWS IoT within 5 s: its cold start happens now, not then.
+    for (const template of model.provisioningTemplates) {
+      if (template.preProvisioningHookFunction)
+        await localFunctions.warm(template.preProvisioningHookFunction);
+    }
     const ledger = new MessageLedger();
     const queueByLogicalId = new Map(model.queues.map((queue) => [queue.logicalId, queue]));
     rules = new RulesEngine(model.rules, {

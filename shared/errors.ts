@@ -109,3 +109,21 @@ export function isTransientAwsError(error: unknown): boolean {
   const status = candidate.$metadata?.httpStatusCode;
   return typeof status === 'number' && (status >= 500 || status === 429);
 }
+
+/**
+ * Thrown when an item read from the provisioning table does not have the shape its entity
+ * requires (a field missing or of the wrong type): the table holds something no writer of this
+ * code base wrote. `key` names the item, `field` the first offending attribute.
+ */
+export class MalformedItemError extends FleetgateError {
+  readonly code = 'MALFORMED_ITEM';
+  readonly retryable = false;
+  constructor(
+    readonly entity: string,
+    readonly key: string,
+    readonly field: string,
+    readonly rule: string,
+  ) {
+    super(`malformed ${entity} item ${key}: ${field}: ${rule}`);
+  }
+}

@@ -62,7 +62,7 @@ export function registerReconcileCommand({ program, setExitCode }: CommandRegist
               const outcome = await runReconciliation(
                 { runId, now },
                 {
-                  reconcileStore: new ReconcileStore(target.store.client, target.tableName),
+                  reconcileStore: new ReconcileStore(target.store),
                   provisioningStore: target.store,
                   inventory,
                   sink: createReportSink(destination),

@@ -32,8 +32,8 @@ export function registerSweepCommand({ program, setExitCode }: CommandRegistry):
               const outcome = await runExpirySweep(
                 { runId, now, policy: sweepPolicy(config) },
                 {
-                  sweepStore: new SweepStore(target.store.client, target.tableName),
-                  facts: new SweepFacts(target.store.client, target.tableName),
+                  sweepStore: new SweepStore(target.store),
+                  facts: new SweepFacts(target.store),
                   sink: createReportSink(destination),
                   remainingMs: () => Number.POSITIVE_INFINITY,
                   safetyMarginMs: 0,

@@ -10,6 +10,7 @@ import { IotDataMessenger, iotDataClient } from '../../shared/iot/device-message
 import { createLogger, createMetrics } from '../../shared/logging';
 import { createReportSink } from '../../shared/reports/report-sink';
 import { RotationNotices } from '../../shared/rotation/rotation-notices';
+import { StoreClient } from '../../shared/store/client';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
@@ -20,13 +21,13 @@ export { createHandler, type ExpirySweepDeps } from './create-handler';
 /** Composition from the environment, once per container. Throws ConfigError on a bad environment. */
 function defaultDeps(): ExpirySweepDeps {
   const config = loadConfig(process.env);
-  const client = documentClient();
+  const db = new StoreClient(documentClient(), config.tableName);
   const logger = createLogger('expirySweep');
   const metrics = createMetrics('expirySweep');
   return {
     policy: sweepPolicy(config),
-    sweepStore: new SweepStore(client, config.tableName),
-    facts: new SweepFacts(client, config.tableName),
+    sweepStore: new SweepStore(db),
+    facts: new SweepFacts(db),
     sink: createReportSink(config.reportDestination),
     logger,
     metrics,
@@ -35,7 +36,7 @@ function defaultDeps(): ExpirySweepDeps {
     // Devices inside the rotation window get a rotate/required notice (ROTATION_NOTICES_PER_RUN per run).
     rotation: new RotationNotices({
       messenger: new IotDataMessenger(iotDataClient()),
-      marks: new ProvisioningStore(client, config.tableName),
+      marks: new ProvisioningStore(db),
       limit: config.rotationNoticesPerRun,
       logger,
       metrics,

@@ -14,6 +14,7 @@ import { IotInventory } from '../../shared/iot/iot-inventory';
 import { createLogger, createMetrics } from '../../shared/logging';
 import { SqsContinuationQueue } from '../../shared/reconcile/continuation-queue';
 import { createReportSink } from '../../shared/reports/report-sink';
+import { StoreClient } from '../../shared/store/client';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { ReconcileStore } from '../../shared/store/reconcile-store';
 import { createHandler, type ReconcileInventoryDeps } from './create-handler';
@@ -27,11 +28,11 @@ function defaultDeps(): ReconcileInventoryDeps {
     throw new ConfigError(['RECONCILE_QUEUE_URL: required by reconcileInventory']);
   if (!config.deadLetterQueueUrl)
     throw new ConfigError(['DEAD_LETTER_QUEUE_URL: required by reconcileInventory']);
-  const client = documentClient();
+  const db = new StoreClient(documentClient(), config.tableName);
   const sqs = new SQSClient({});
   return {
-    reconcileStore: new ReconcileStore(client, config.tableName),
-    provisioningStore: new ProvisioningStore(client, config.tableName),
+    reconcileStore: new ReconcileStore(db),
+    provisioningStore: new ProvisioningStore(db),
     // The token buckets keep under the quota; the retries are the safety net when others share it.
     inventory: new IotInventory(new IoTClient({ maxAttempts: 8 }), config.reconcileMaxTps),
     sink: createReportSink(config.reportDestination),

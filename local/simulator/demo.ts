@@ -9,6 +9,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { loadConfig } from '../../shared/config';
 import { runExpirySweep, runIdFor, type SweepFiles, sweepPolicy } from '../../shared/expiry/expiry-sweep';
 import { createReportSink } from '../../shared/reports/report-sink';
+import { StoreClient } from '../../shared/store/client';
 import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { projectRoot } from '../paths';
@@ -127,12 +128,15 @@ async function sweepNow(handle: StackHandle, reportsDir: string): Promise<DemoSw
   });
   try {
     const runId = runIdFor('demo', now, randomUUID().slice(0, 8));
-    const doc = DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } });
+    const db = new StoreClient(
+      DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
+      handle.tableName,
+    );
     const outcome = await runExpirySweep(
       { runId, now, policy: sweepPolicy(config) },
       {
-        sweepStore: new SweepStore(doc, handle.tableName),
-        facts: new SweepFacts(doc, handle.tableName),
+        sweepStore: new SweepStore(db),
+        facts: new SweepFacts(db),
         sink: createReportSink(`file://${reportsDir}`),
         remainingMs: () => Number.POSITIVE_INFINITY,
         safetyMarginMs: 0,

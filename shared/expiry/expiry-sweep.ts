@@ -24,9 +24,14 @@ import {
 } from '../domain/expiry';
 import { toReportCsv, toReportHtml, toReportJson } from '../reports/expiry-report-files';
 import type { ReportSink } from '../reports/report-sink';
-import type { CertificateRecord } from '../store/records';
 import type { SweepFacts } from '../store/sweep-facts';
-import type { SweepCheckpoint, SweepPage, SweepSource, SweepStore } from '../store/sweep-store';
+import type {
+  IndexedCertificate,
+  SweepCheckpoint,
+  SweepPage,
+  SweepSource,
+  SweepStore,
+} from '../store/sweep-store';
 
 /**
  * The hook the certificate-rotation flow plugs into: called once per completed run with the
@@ -303,7 +308,7 @@ function emptyBuffer(policy: ExpiryPolicy): Buffer {
  */
 function examine(
   source: SweepSource,
-  items: readonly CertificateRecord[],
+  items: readonly IndexedCertificate[],
   now: number,
   policy: ExpiryPolicy,
   expiryRange: { from: number; to: number },

@@ -4,6 +4,7 @@
  * inline SVG chart; no script, no external asset).
  */
 import { z } from 'zod';
+import { AtRiskCertificateSchema } from '../../schemas/expiry-sweep';
 import { type AtRiskCertificate, type ExpiryReport, NOT_ROTATABLE_STATES } from '../domain/expiry';
 
 export const CSV_COLUMNS = [
@@ -27,26 +28,13 @@ export function toReportJson(report: ExpiryReport): string {
   return `${JSON.stringify(report, null, 2)}\n`;
 }
 
-const AtRiskSchema = z.object({
-  certificateId: z.string(),
-  kind: z.enum(['DEVICE', 'CLAIM', 'CA']),
-  status: z.string(),
-  serial: z.string().optional(),
-  thingName: z.string().optional(),
-  notBefore: z.string(),
-  notAfter: z.string(),
-  daysLeft: z.number(),
-  ageDays: z.number(),
-  class: z.string().regex(/^(EXPIRED|EXPIRING_\d+D|TOO_OLD)$/),
-});
-
 /** The parts of a previous report the next one compares with. */
 const PreviousReportSchema = z.object({
   format: z.literal('fleetgate.expiry-report/1'),
   runId: z.string(),
   generatedAt: z.string(),
   summary: z.object({ counts: z.record(z.string(), z.number()) }).loose(),
-  atRisk: z.array(AtRiskSchema),
+  atRisk: z.array(AtRiskCertificateSchema),
   change: z.object({ previousRunId: z.string().optional() }).loose().optional(),
 });
 

@@ -5,10 +5,13 @@
  * Device transitions themselves go through `ProvisioningStore.transition` (QUARANTINE / RELEASE /
  * REJECT), which writes the dedup marker in the same transaction.
  */
-import { GetCommand, QueryCommand, type QueryCommandOutput, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type Page, type StoreAccess, type StoreClient, storeClient, type WriteItem } from './client';
+import { certificateFromItem, readCertificate } from './entities/certificate';
+import { dedupPut } from './entities/dedup';
+import { historyPut } from './entities/history';
 import { keys, quarantinedCertificatePartition, SHARDS, STATE_INDEX } from './keys';
-import { type Page, type ProvisioningStore, toCertificate } from './provisioning-store';
 import type { CertificateRecord, HistoryEntry, QuarantineInfo } from './records';
+import { conditionally } from './retry';
 
 /**
  * Markers outlive the DLQ's 14-day retention, so a message replayed from a DLQ on its last day is
@@ -26,22 +29,15 @@ export interface QuarantinedCertificate extends CertificateRecord {
 }
 
 export class QuarantineStore {
-  constructor(private readonly store: ProvisioningStore) {}
+  private readonly db: StoreClient;
 
-  private get tableName(): string {
-    return this.store.tableName;
+  constructor(access: StoreAccess) {
+    this.db = storeClient(access);
   }
 
   /** True when the request's effects were recorded (its marker exists). */
   async isDone(requestId: string): Promise<boolean> {
-    const out = await this.store.client.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: keys.dedup(quarantineIdentity(requestId)),
-        ConsistentRead: true,
-      }),
-    );
-    return out.Item !== undefined;
+    return (await this.db.read(keys.dedup(quarantineIdentity(requestId)))) !== undefined;
   }
 
   /**
@@ -54,18 +50,8 @@ export class QuarantineStore {
     requestId: string;
     now: string;
   }): Promise<'applied' | 'already-done'> {
-    const failed = await this.store.transact([
-      {
-        Put: {
-          TableName: this.tableName,
-          Item: {
-            ...keys.history(input.serial, input.entry.at, input.entry.id),
-            serial: input.serial,
-            ...input.entry,
-          },
-          ConditionExpression: 'attribute_not_exists(PK)',
-        },
-      },
+    const failed = await this.db.transact([
+      historyPut({ serial: input.serial, ...input.entry }),
       this.markerPut(input.requestId, input.now),
     ]);
     return failed ? 'already-done' : 'applied';
@@ -85,10 +71,9 @@ export class QuarantineStore {
     facts?: { issuer?: string; notBefore?: string; notAfter?: string };
   }): Promise<'applied' | 'already-done'> {
     const index = keys.quarantinedCertificateIndex(input.certificateId);
-    const failed = await this.store.transact([
+    const failed = await this.db.transact([
       {
         Update: {
-          TableName: this.tableName,
           Key: keys.certificate(input.certificateId),
           UpdateExpression:
             'SET #status = :inactive, quarantine = :info, GSI2PK = :pk, GSI2SK = :sk, updatedAt = :now, ' +
@@ -120,76 +105,58 @@ export class QuarantineStore {
    * Ends the quarantine of a certificate of an unknown device: sets its status and removes it from
    * the quarantine listing. False when it was not quarantined.
    */
-  async closeCertificateQuarantine(input: {
+  closeCertificateQuarantine(input: {
     certificateId: string;
     status: CertificateRecord['status'];
     decision: { action: 'RELEASE' | 'REJECT'; actor: string; reason: string; at: string };
   }): Promise<boolean> {
-    try {
-      await this.store.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.certificate(input.certificateId),
-          UpdateExpression:
-            'SET #status = :status, updatedAt = :now, lastQuarantineDecision = :decision REMOVE quarantine, GSI2PK, GSI2SK',
-          ConditionExpression: 'attribute_exists(quarantine)',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':status': input.status,
-            ':now': input.decision.at,
-            ':decision': input.decision,
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
-      throw error;
-    }
+    return conditionally(
+      this.db.update({
+        Key: keys.certificate(input.certificateId),
+        UpdateExpression:
+          'SET #status = :status, updatedAt = :now, lastQuarantineDecision = :decision REMOVE quarantine, GSI2PK, GSI2SK',
+        ConditionExpression: 'attribute_exists(quarantine)',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':status': input.status,
+          ':now': input.decision.at,
+          ':decision': input.decision,
+        },
+      }),
+    );
   }
 
   /** A quarantined certificate of an unknown device, or undefined. */
   async getQuarantinedCertificate(certificateId: string): Promise<QuarantinedCertificate | undefined> {
-    const certificate = await this.store.getCertificate(certificateId);
-    return certificate?.quarantine ? (certificate as QuarantinedCertificate) : undefined;
+    return quarantined(await readCertificate(this.db, certificateId));
   }
 
   /** Quarantined certificates of unknown devices, one page at a time across the index shards. */
   async listQuarantinedCertificates(options: { limit?: number } = {}): Promise<Page<QuarantinedCertificate>> {
-    const limit = options.limit ?? 1000;
+    const page = await this.db.queryShards(
+      SHARDS,
+      (shard) => ({
+        IndexName: STATE_INDEX,
+        KeyConditionExpression: 'GSI2PK = :pk',
+        ExpressionAttributeValues: { ':pk': quarantinedCertificatePartition(shard) },
+      }),
+      { limit: options.limit ?? 1000 },
+    );
     const items: QuarantinedCertificate[] = [];
-    for (let shard = 0; shard < SHARDS && items.length < limit; shard += 1) {
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        const out: QueryCommandOutput = await this.store.client.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: STATE_INDEX,
-            KeyConditionExpression: 'GSI2PK = :pk',
-            ExpressionAttributeValues: { ':pk': quarantinedCertificatePartition(shard) },
-            ExclusiveStartKey: startKey,
-            Limit: limit - items.length,
-          }),
-        );
-        for (const item of out.Items ?? []) items.push(toCertificate(item) as QuarantinedCertificate);
-        startKey = out.LastEvaluatedKey;
-      } while (startKey && items.length < limit);
+    for (const item of page.items) {
+      const certificate = quarantined(certificateFromItem(item));
+      if (certificate) items.push(certificate);
     }
     return { items };
   }
 
-  private markerPut(requestId: string, now: string) {
-    return {
-      Put: {
-        TableName: this.tableName,
-        Item: {
-          ...keys.dedup(quarantineIdentity(requestId)),
-          identity: quarantineIdentity(requestId),
-          createdAt: now,
-          ttl: Math.floor(Date.parse(now) / 1000) + QUARANTINE_DEDUP_TTL_SECONDS,
-        },
-        ConditionExpression: 'attribute_not_exists(PK)',
-      },
-    };
+  private markerPut(requestId: string, now: string): WriteItem {
+    return dedupPut(quarantineIdentity(requestId), QUARANTINE_DEDUP_TTL_SECONDS, now);
   }
+}
+
+/** The certificate, when it carries a quarantine. */
+function quarantined(certificate: CertificateRecord | undefined): QuarantinedCertificate | undefined {
+  const quarantine = certificate?.quarantine;
+  return certificate && quarantine ? { ...certificate, quarantine } : undefined;
 }

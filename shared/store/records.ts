@@ -55,14 +55,16 @@ export const CERTIFICATE_STATUSES = [
 ] as const;
 export type CertificateStatus = (typeof CERTIFICATE_STATUSES)[number];
 
-export type CertificateSource =
-  | 'FLEET_PROVISIONING'
-  | 'JITR'
-  | 'JITP'
-  | 'ROTATION'
-  | 'IMPORT'
-  | 'CLAIM'
-  | 'CA';
+export const CERTIFICATE_SOURCES = [
+  'FLEET_PROVISIONING',
+  'JITR',
+  'JITP',
+  'ROTATION',
+  'IMPORT',
+  'CLAIM',
+  'CA',
+] as const;
+export type CertificateSource = (typeof CERTIFICATE_SOURCES)[number];
 
 /** What fleetgate knows about one certificate (device, claim or CA). */
 export interface CertificateRecord {

@@ -1,7 +1,7 @@
 /**
  * The items automatic registration and the lifecycle function add to the provisioning table, next
- * to `ProvisioningStore` (whose client, table and transactions it shares). Keys come from
- * `keys.ts`; nothing outside this folder sees PK/SK.
+ * to `ProvisioningStore` (whose `StoreClient` it shares). Keys come from `keys.ts`, items and their
+ * checked reading from `entities/`; nothing outside this folder sees PK/SK.
  *
  * - Registration lease: the CERT item of a JITR certificate carries `leaseOwner` (the SQS message
  *   id that reserved it) and `leaseUntil`, so one delivery at a time does the IoT side effects and
@@ -11,19 +11,23 @@
  * - Presence: one item per (certificate, session) and one per client id with the newest event's
  *   rank, plus one item per DUPLICATE_CLIENTID disconnect. All TTL'd.
  */
-import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import {
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  type QueryCommandOutput,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { SessionFacts } from '../domain/presence-rules';
+import { type StoreAccess, type StoreClient, storeClient, type WriteItem } from './client';
+import { certificateCreate } from './entities/certificate';
+import { dedupFromItem, effectClaimPut } from './entities/dedup';
+import { historyPut } from './entities/history';
+import {
+  type ClientPresence,
+  clientPresenceFromItem,
+  type DuplicateClientIdDisconnect,
+  duplicateClientIdFromItem,
+  duplicateClientIdItem,
+  sessionFromItem,
+} from './entities/presence';
+import { plusSeconds } from './item';
 import { keys } from './keys';
-import { certificateItem, type ProvisioningStore } from './provisioning-store';
 import type { CertificateRecord } from './records';
+import { conditionally, conditionFailureItem } from './retry';
 
 export type LeaseOutcome = 'acquired' | 'held' | 'done' | 'missing';
 export type ClaimOutcome = 'acquired' | 'held' | 'done';
@@ -44,17 +48,10 @@ export interface RejectionInput {
 }
 
 export class RegistrationStore {
-  constructor(readonly store: ProvisioningStore) {}
+  private readonly db: StoreClient;
 
-  private get table(): string {
-    return this.store.tableName;
-  }
-
-  private async send<T>(command: GetCommand | PutCommand | UpdateCommand | QueryCommand): Promise<T> {
-    this.store.stats.roundTrips += 1;
-    // The document client's overloads do not accept a union of commands; each is sent as itself.
-    const client = this.store.client as unknown as { send(command: unknown): Promise<unknown> };
-    return (await client.send(command)) as T;
+  constructor(access: StoreAccess) {
+    this.db = storeClient(access);
   }
 
   /** The registration lease fields of a certificate record, if it has them. */
@@ -82,23 +79,20 @@ export class RegistrationStore {
     leaseSeconds: number,
   ): Promise<LeaseOutcome> {
     try {
-      await this.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: keys.certificate(certificateId),
-          UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until',
-          ConditionExpression:
-            'attribute_exists(PK) AND #status = :pending AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now OR leaseOwner = :owner)',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':owner': owner,
-            ':until': plusSeconds(now, leaseSeconds),
-            ':now': now,
-            ':pending': 'PENDING',
-          },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
+      await this.db.update({
+        Key: keys.certificate(certificateId),
+        UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until',
+        ConditionExpression:
+          'attribute_exists(PK) AND #status = :pending AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now OR leaseOwner = :owner)',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':owner': owner,
+          ':until': plusSeconds(now, leaseSeconds),
+          ':now': now,
+          ':pending': 'PENDING',
+        },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      });
       return 'acquired';
     } catch (error) {
       const old = conditionFailureItem(error);
@@ -113,16 +107,13 @@ export class RegistrationStore {
    * the lease is released. Repeating it is harmless.
    */
   async completeRegistration(certificateId: string, now: string): Promise<void> {
-    await this.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: keys.certificate(certificateId),
-        UpdateExpression: 'SET #status = :active, updatedAt = :now REMOVE leaseOwner, leaseUntil',
-        ConditionExpression: 'attribute_exists(PK)',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':active': 'ACTIVE', ':now': now },
-      }),
-    );
+    await this.db.update({
+      Key: keys.certificate(certificateId),
+      UpdateExpression: 'SET #status = :active, updatedAt = :now REMOVE leaseOwner, leaseUntil',
+      ConditionExpression: 'attribute_exists(PK)',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':active': 'ACTIVE', ':now': now },
+    });
   }
 
   /**
@@ -132,35 +123,27 @@ export class RegistrationStore {
    */
   async recordRejection(input: RejectionInput): Promise<boolean> {
     const { certificate } = input;
-    const item = {
-      ...certificateItem(certificate),
-      rejectedReason: input.rejectedReason,
-      ...(input.claimedSerial !== undefined ? { claimedSerial: input.claimedSerial } : {}),
-    };
-    const items: Parameters<ProvisioningStore['transact']>[0] = [
-      { Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(PK)' } },
+    const items: WriteItem[] = [
+      certificateCreate(certificate, {
+        rejectedReason: input.rejectedReason,
+        ...(input.claimedSerial !== undefined ? { claimedSerial: input.claimedSerial } : {}),
+      }),
     ];
     if (input.history) {
       const { serial, id, actor, detail } = input.history;
-      items.push({
-        Put: {
-          TableName: this.table,
-          Item: {
-            ...keys.history(serial, certificate.createdAt, id),
-            serial,
-            at: certificate.createdAt,
-            id,
-            event: 'REGISTRATION_REJECTED',
-            actor,
-            reason: input.rejectedReason,
-            detail: { certificateId: certificate.certificateId, ...detail },
-          },
-          ConditionExpression: 'attribute_not_exists(PK)',
-        },
-      });
+      items.push(
+        historyPut({
+          serial,
+          at: certificate.createdAt,
+          id,
+          event: 'REGISTRATION_REJECTED',
+          actor,
+          reason: input.rejectedReason,
+          detail: { certificateId: certificate.certificateId, ...detail },
+        }),
+      );
     }
-    const failed = await this.store.transact(items);
-    return failed === undefined;
+    return (await this.db.transact(items)) === undefined;
   }
 
   /**
@@ -173,64 +156,33 @@ export class RegistrationStore {
     options: { now: string; leaseSeconds: number; ttlSeconds: number },
   ): Promise<ClaimOutcome> {
     try {
-      await this.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: {
-            ...keys.dedup(identity),
-            identity,
-            owner,
-            leaseUntil: plusSeconds(options.now, options.leaseSeconds),
-            done: false,
-            createdAt: options.now,
-            ttl: epochSeconds(options.now) + options.ttlSeconds,
-          },
-          ConditionExpression:
-            'attribute_not_exists(PK) OR (done = :false AND (leaseUntil <= :now OR #owner = :owner))',
-          ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: { ':false': false, ':now': options.now, ':owner': owner },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
+      await this.db.put(effectClaimPut(identity, owner, options).Put);
       return 'acquired';
     } catch (error) {
       const old = conditionFailureItem(error);
       if (old === undefined) throw error;
-      return old.done === true ? 'done' : 'held';
+      return old.PK !== undefined && dedupFromItem(old).done === true ? 'done' : 'held';
     }
   }
 
   /** Marks a claimed effect as done (it stays until its TTL). */
   async completeEffect(identity: string, now: string): Promise<void> {
-    await this.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: keys.dedup(identity),
-        UpdateExpression: 'SET done = :true, completedAt = :now',
-        ExpressionAttributeValues: { ':true': true, ':now': now },
-      }),
-    );
+    await this.db.update({
+      Key: keys.dedup(identity),
+      UpdateExpression: 'SET done = :true, completedAt = :now',
+      ExpressionAttributeValues: { ':true': true, ':now': now },
+    });
   }
 
   /** Whether a dedup marker for `identity` exists (written by `markOnce` or a transition's dedup). */
   async wasSeen(identity: string): Promise<boolean> {
-    const out = await this.send<{ Item?: Record<string, unknown> }>(
-      new GetCommand({
-        TableName: this.table,
-        Key: keys.dedup(identity),
-        ConsistentRead: true,
-        ProjectionExpression: 'PK',
-      }),
-    );
-    return out.Item !== undefined;
+    return (await this.db.read(keys.dedup(identity), { projection: 'PK' })) !== undefined;
   }
 
   /** Whether the effect `identity` was completed. */
   async isEffectDone(identity: string): Promise<boolean> {
-    const out = await this.send<{ Item?: Record<string, unknown> }>(
-      new GetCommand({ TableName: this.table, Key: keys.dedup(identity), ConsistentRead: true }),
-    );
-    return out.Item?.done === true;
+    const item = await this.db.read(keys.dedup(identity));
+    return item !== undefined && dedupFromItem(item).done === true;
   }
 
   /** Records one side of a presence session of a certificate; repeating an event changes nothing. */
@@ -262,44 +214,26 @@ export class RegistrationStore {
       values[':reason'] = input.disconnectReason;
       sets.push('disconnectReason = :reason');
     }
-    await this.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: keys.principalSession(input.certificateId, input.sessionIdentifier),
-        UpdateExpression: `SET ${sets.join(', ')}`,
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-      }),
-    );
+    await this.db.update({
+      Key: keys.principalSession(input.certificateId, input.sessionIdentifier),
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
   }
 
   /** The sessions of a certificate still within their TTL. */
   async sessionsOf(certificateId: string): Promise<SessionFacts[]> {
     const sessions: SessionFacts[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out: QueryCommandOutput = await this.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'PK = :pk AND begins_with(SK, :prefix)',
-          ExpressionAttributeValues: {
-            ':pk': keys.principalSession(certificateId, '').PK,
-            ':prefix': keys.principalSessionPrefix,
-          },
-          ExclusiveStartKey: startKey,
-          ConsistentRead: true,
-        }),
-      );
-      for (const item of out.Items ?? []) {
-        sessions.push({
-          sessionIdentifier: String(item.sessionIdentifier),
-          clientId: String(item.clientId),
-          ...(typeof item.connectedAt === 'number' ? { connectedAt: item.connectedAt } : {}),
-          ...(typeof item.disconnectedAt === 'number' ? { disconnectedAt: item.disconnectedAt } : {}),
-        });
-      }
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
+    const items = this.db.queryAll({
+      KeyConditionExpression: 'PK = :pk AND begins_with(SK, :prefix)',
+      ExpressionAttributeValues: {
+        ':pk': keys.principalSession(certificateId, '').PK,
+        ':prefix': keys.principalSessionPrefix,
+      },
+      ConsistentRead: true,
+    });
+    for await (const item of items) sessions.push(sessionFromItem(item));
     return sessions;
   }
 
@@ -307,7 +241,7 @@ export class RegistrationStore {
    * Records the newest presence of a client id. False when an event of higher rank is already
    * recorded: a late `disconnected` never overrides a newer `connected`.
    */
-  async recordPresence(input: {
+  recordPresence(input: {
     clientId: string;
     rank: string;
     eventType: 'connected' | 'disconnected';
@@ -316,45 +250,28 @@ export class RegistrationStore {
     timestamp: number;
     ttlSeconds: number;
   }): Promise<boolean> {
-    try {
-      await this.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: keys.clientPresence(input.clientId),
-          UpdateExpression:
-            'SET #rank = :rank, connected = :connected, sessionIdentifier = :sid, principalIdentifier = :principal, #ts = :ts, #ttl = :ttl',
-          ConditionExpression: 'attribute_not_exists(#rank) OR #rank < :rank',
-          ExpressionAttributeNames: { '#rank': 'rank', '#ts': 'timestamp', '#ttl': 'ttl' },
-          ExpressionAttributeValues: {
-            ':rank': input.rank,
-            ':connected': input.eventType === 'connected',
-            ':sid': input.sessionIdentifier,
-            ':principal': input.principalIdentifier,
-            ':ts': input.timestamp,
-            ':ttl': Math.floor(Date.now() / 1000) + input.ttlSeconds,
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (conditionFailureItem(error) !== undefined) return false;
-      throw error;
-    }
+    return conditionally(
+      this.db.update({
+        Key: keys.clientPresence(input.clientId),
+        UpdateExpression:
+          'SET #rank = :rank, connected = :connected, sessionIdentifier = :sid, principalIdentifier = :principal, #ts = :ts, #ttl = :ttl',
+        ConditionExpression: 'attribute_not_exists(#rank) OR #rank < :rank',
+        ExpressionAttributeNames: { '#rank': 'rank', '#ts': 'timestamp', '#ttl': 'ttl' },
+        ExpressionAttributeValues: {
+          ':rank': input.rank,
+          ':connected': input.eventType === 'connected',
+          ':sid': input.sessionIdentifier,
+          ':principal': input.principalIdentifier,
+          ':ts': input.timestamp,
+          ':ttl': Math.floor(Date.now() / 1000) + input.ttlSeconds,
+        },
+      }),
+    );
   }
 
   /** The newest presence recorded for a client id. */
-  async presenceOf(
-    clientId: string,
-  ): Promise<{ connected: boolean; sessionIdentifier: string; principalIdentifier: string } | undefined> {
-    const out = await this.send<{ Item?: Record<string, unknown> }>(
-      new GetCommand({ TableName: this.table, Key: keys.clientPresence(clientId), ConsistentRead: true }),
-    );
-    if (!out.Item) return undefined;
-    return {
-      connected: out.Item.connected === true,
-      sessionIdentifier: String(out.Item.sessionIdentifier),
-      principalIdentifier: String(out.Item.principalIdentifier),
-    };
+  async presenceOf(clientId: string): Promise<ClientPresence | undefined> {
+    return this.db.readAs(keys.clientPresence(clientId), clientPresenceFromItem);
   }
 
   /**
@@ -368,57 +285,20 @@ export class RegistrationStore {
     toMs?: number;
     sessionIdentifier: string;
     ttlSeconds: number;
-  }): Promise<Array<{ sessionIdentifier: string; atMs: number }>> {
-    await this.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          ...keys.duplicateClientId(input.clientId, input.atMs, input.sessionIdentifier),
-          clientId: input.clientId,
-          sessionIdentifier: input.sessionIdentifier,
-          atMs: input.atMs,
-          ttl: Math.floor(input.atMs / 1000) + input.ttlSeconds,
-        },
-      }),
-    );
-    const found: Array<{ sessionIdentifier: string; atMs: number }> = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out: QueryCommandOutput = await this.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'PK = :pk AND SK BETWEEN :from AND :to',
-          ExpressionAttributeValues: {
-            ':pk': keys.clientPresence(input.clientId).PK,
-            ':from': keys.duplicateClientIdBound(input.fromMs),
-            // `~` sorts after `#<sessionId>`, so the upper bound includes every session at atMs.
-            ':to': `${keys.duplicateClientIdBound(input.toMs ?? input.atMs)}~`,
-          },
-          ExclusiveStartKey: startKey,
-          ConsistentRead: true,
-        }),
-      );
-      for (const item of out.Items ?? []) {
-        found.push({ sessionIdentifier: String(item.sessionIdentifier), atMs: Number(item.atMs) });
-      }
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
+  }): Promise<DuplicateClientIdDisconnect[]> {
+    await this.db.put({ Item: duplicateClientIdItem(input) });
+    const found: DuplicateClientIdDisconnect[] = [];
+    const items = this.db.queryAll({
+      KeyConditionExpression: 'PK = :pk AND SK BETWEEN :from AND :to',
+      ExpressionAttributeValues: {
+        ':pk': keys.clientPresence(input.clientId).PK,
+        ':from': keys.duplicateClientIdBound(input.fromMs),
+        // `~` sorts after `#<sessionId>`, so the upper bound includes every session at atMs.
+        ':to': `${keys.duplicateClientIdBound(input.toMs ?? input.atMs)}~`,
+      },
+      ConsistentRead: true,
+    });
+    for await (const item of items) found.push(duplicateClientIdFromItem(item));
     return found;
   }
-}
-
-/** The old image of a failed condition (`{}` without one), or undefined for any other error. */
-function conditionFailureItem(error: unknown): Record<string, unknown> | undefined {
-  const candidate = error as { name?: string; Item?: Record<string, AttributeValue> } | null;
-  if (candidate?.name !== 'ConditionalCheckFailedException') return undefined;
-  // The document client does not unmarshall the item carried by the error.
-  return candidate.Item ? unmarshall(candidate.Item) : {};
-}
-
-function plusSeconds(iso: string, seconds: number): string {
-  return new Date(Date.parse(iso) + seconds * 1000).toISOString();
-}
-
-function epochSeconds(iso: string): number {
-  return Math.floor(Date.parse(iso) / 1000);
 }

@@ -7,33 +7,19 @@
  * - retirement work items on certificate records (written by `ProvisioningStore.transition` with the
  *   commit or abort, listed here through the StateIndex partitions `RETIRING_CERT#<shard>`).
  */
+import { type StoreAccess, type StoreClient, storeClient } from './client';
+import { certificateFromItem } from './entities/certificate';
 import {
-  DeleteCommand,
-  GetCommand,
-  QueryCommand,
-  type QueryCommandOutput,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+  type RotationAnswer,
+  type RotationRequestRecord,
+  rotationRequestFromItem,
+} from './entities/rotation-request';
+import { epochSeconds, plusSeconds } from './item';
 import { keys, retirementPartition, SHARDS, STATE_INDEX } from './keys';
-import { type ProvisioningStore, toCertificate } from './provisioning-store';
 import type { CertificateRecord, Retirement } from './records';
+import { conditionally, isConditionFailure } from './retry';
 
-/** The answer a rotation request got (re-published as is on a repeat). */
-export type RotationAnswer =
-  | { accepted: true; certificateId: string; rotationDeadline: string }
-  | { accepted: false; reason: string; message: string };
-
-export interface RotationRequestRecord {
-  serial: string;
-  publicKeyHash: string;
-  owner: string;
-  leaseUntil: string;
-  done: boolean;
-  /** Set as soon as CreateCertificateFromCsr returned (before anything else is done with it). */
-  certificateId?: string;
-  answer?: RotationAnswer;
-  createdAt: string;
-}
+export type { RotationAnswer, RotationRequestRecord } from './entities/rotation-request';
 
 export type RotationClaim =
   | { status: 'acquired'; request: RotationRequestRecord }
@@ -41,16 +27,10 @@ export type RotationClaim =
   | { status: 'done'; request: RotationRequestRecord };
 
 export class RotationStore {
-  constructor(readonly store: ProvisioningStore) {}
+  private readonly db: StoreClient;
 
-  private get table(): string {
-    return this.store.tableName;
-  }
-
-  private async send<T>(command: GetCommand | UpdateCommand | QueryCommand | DeleteCommand): Promise<T> {
-    this.store.stats.roundTrips += 1;
-    const client = this.store.client as unknown as { send(command: unknown): Promise<unknown> };
-    return (await client.send(command)) as T;
+  constructor(access: StoreAccess) {
+    this.db = storeClient(access);
   }
 
   /**
@@ -67,46 +47,36 @@ export class RotationStore {
     ttlSeconds: number;
   }): Promise<RotationClaim> {
     try {
-      const out = await this.send<{ Attributes?: Record<string, unknown> }>(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: keys.rotationRequest(input.serial, input.publicKeyHash),
-          UpdateExpression:
-            'SET #owner = :owner, leaseUntil = :until, done = if_not_exists(done, :false), serial = :serial, ' +
-            'publicKeyHash = :pkh, createdAt = if_not_exists(createdAt, :now), #ttl = :ttl',
-          ConditionExpression:
-            'attribute_not_exists(PK) OR (done = :false AND (leaseUntil <= :now OR #owner = :owner))',
-          ExpressionAttributeNames: { '#owner': 'owner', '#ttl': 'ttl' },
-          ExpressionAttributeValues: {
-            ':owner': input.owner,
-            ':until': plusSeconds(input.now, input.leaseSeconds),
-            ':false': false,
-            ':serial': input.serial,
-            ':pkh': input.publicKeyHash,
-            ':now': input.now,
-            ':ttl': Math.floor(Date.parse(input.now) / 1000) + input.ttlSeconds,
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return { status: 'acquired', request: toRequest(out.Attributes ?? {}) };
+      const out = await this.db.update({
+        Key: keys.rotationRequest(input.serial, input.publicKeyHash),
+        UpdateExpression:
+          'SET #owner = :owner, leaseUntil = :until, done = if_not_exists(done, :false), serial = :serial, ' +
+          'publicKeyHash = :pkh, createdAt = if_not_exists(createdAt, :now), #ttl = :ttl',
+        ConditionExpression:
+          'attribute_not_exists(PK) OR (done = :false AND (leaseUntil <= :now OR #owner = :owner))',
+        ExpressionAttributeNames: { '#owner': 'owner', '#ttl': 'ttl' },
+        ExpressionAttributeValues: {
+          ':owner': input.owner,
+          ':until': plusSeconds(input.now, input.leaseSeconds),
+          ':false': false,
+          ':serial': input.serial,
+          ':pkh': input.publicKeyHash,
+          ':now': input.now,
+          ':ttl': epochSeconds(input.now) + input.ttlSeconds,
+        },
+        ReturnValues: 'ALL_NEW',
+      });
+      return { status: 'acquired', request: rotationRequestFromItem(out.Attributes ?? {}) };
     } catch (error) {
-      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      if (!isConditionFailure(error)) throw error;
       const request = await this.getRequest(input.serial, input.publicKeyHash);
       if (request?.done) return { status: 'done', request };
       return request ? { status: 'held', request } : { status: 'held' };
     }
   }
 
-  async getRequest(serial: string, publicKeyHash: string): Promise<RotationRequestRecord | undefined> {
-    const out = await this.send<{ Item?: Record<string, unknown> }>(
-      new GetCommand({
-        TableName: this.table,
-        Key: keys.rotationRequest(serial, publicKeyHash),
-        ConsistentRead: true,
-      }),
-    );
-    return out.Item ? toRequest(out.Item) : undefined;
+  getRequest(serial: string, publicKeyHash: string): Promise<RotationRequestRecord | undefined> {
+    return this.db.readAs(keys.rotationRequest(serial, publicKeyHash), rotationRequestFromItem);
   }
 
   /**
@@ -120,22 +90,17 @@ export class RotationStore {
     owner: string;
     certificateId: string;
   }): Promise<string | undefined> {
-    try {
-      await this.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: keys.rotationRequest(input.serial, input.publicKeyHash),
-          UpdateExpression: 'SET certificateId = :id',
-          ConditionExpression: '#owner = :owner AND attribute_not_exists(certificateId)',
-          ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: { ':owner': input.owner, ':id': input.certificateId },
-        }),
-      );
-      return input.certificateId;
-    } catch (error) {
-      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-      return (await this.getRequest(input.serial, input.publicKeyHash))?.certificateId;
-    }
+    const recorded = await conditionally(
+      this.db.update({
+        Key: keys.rotationRequest(input.serial, input.publicKeyHash),
+        UpdateExpression: 'SET certificateId = :id',
+        ConditionExpression: '#owner = :owner AND attribute_not_exists(certificateId)',
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: { ':owner': input.owner, ':id': input.certificateId },
+      }),
+    );
+    if (recorded) return input.certificateId;
+    return (await this.getRequest(input.serial, input.publicKeyHash))?.certificateId;
   }
 
   /** Stores the answer and marks the request done (a repeat re-publishes this answer). */
@@ -145,15 +110,12 @@ export class RotationStore {
     now: string;
     answer: RotationAnswer;
   }): Promise<void> {
-    await this.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: keys.rotationRequest(input.serial, input.publicKeyHash),
-        UpdateExpression: 'SET done = :true, answer = :answer, completedAt = :now',
-        ConditionExpression: 'attribute_exists(PK)',
-        ExpressionAttributeValues: { ':true': true, ':answer': input.answer, ':now': input.now },
-      }),
-    );
+    await this.db.update({
+      Key: keys.rotationRequest(input.serial, input.publicKeyHash),
+      UpdateExpression: 'SET done = :true, answer = :answer, completedAt = :now',
+      ConditionExpression: 'attribute_exists(PK)',
+      ExpressionAttributeValues: { ':true': true, ':answer': input.answer, ':now': input.now },
+    });
   }
 
   /**
@@ -161,19 +123,14 @@ export class RotationStore {
    * judged afresh rather than answered with a stale rejection. Only `owner`'s unfinished claim goes.
    */
   async releaseRequest(input: { serial: string; publicKeyHash: string; owner: string }): Promise<void> {
-    try {
-      await this.send(
-        new DeleteCommand({
-          TableName: this.table,
-          Key: keys.rotationRequest(input.serial, input.publicKeyHash),
-          ConditionExpression: '#owner = :owner AND done = :false',
-          ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: { ':owner': input.owner, ':false': false },
-        }),
-      );
-    } catch (error) {
-      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-    }
+    await conditionally(
+      this.db.delete({
+        Key: keys.rotationRequest(input.serial, input.publicKeyHash),
+        ConditionExpression: '#owner = :owner AND done = :false',
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: { ':owner': input.owner, ':false': false },
+      }),
+    );
   }
 
   /**
@@ -181,26 +138,17 @@ export class RotationStore {
    * (read from the StateIndex: eventually consistent, so each step re-checks its condition).
    */
   async dueRetirements(now: string, limit: number): Promise<CertificateRecord[]> {
-    const due: CertificateRecord[] = [];
-    for (let shard = 0; shard < SHARDS && due.length < limit; shard += 1) {
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        const out: QueryCommandOutput = await this.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: STATE_INDEX,
-            // GSI2SK is `<dueAt>#<id>`; `~` sorts after every hex digit.
-            KeyConditionExpression: 'GSI2PK = :pk AND GSI2SK <= :bound',
-            ExpressionAttributeValues: { ':pk': retirementPartition(shard), ':bound': `${now}#~` },
-            ExclusiveStartKey: startKey,
-            Limit: limit - due.length,
-          }),
-        );
-        for (const item of out.Items ?? []) due.push(toCertificate(item));
-        startKey = out.LastEvaluatedKey;
-      } while (startKey && due.length < limit);
-    }
-    return due;
+    const page = await this.db.queryShards(
+      SHARDS,
+      (shard) => ({
+        IndexName: STATE_INDEX,
+        // GSI2SK is `<dueAt>#<id>`; `~` sorts after every hex digit.
+        KeyConditionExpression: 'GSI2PK = :pk AND GSI2SK <= :bound',
+        ExpressionAttributeValues: { ':pk': retirementPartition(shard), ':bound': `${now}#~` },
+      }),
+      { limit },
+    );
+    return page.items.map((item) => certificateFromItem(item));
   }
 
   /**
@@ -208,7 +156,7 @@ export class RotationStore {
    * (`next` undefined: the work item and its index keys are removed). `status` is the certificate
    * record's new status. False when the step had already moved on (another run did it).
    */
-  async advanceRetirement(input: {
+  advanceRetirement(input: {
     certificateId: string;
     expectedStep: Retirement['step'];
     next?: Retirement;
@@ -217,47 +165,34 @@ export class RotationStore {
   }): Promise<boolean> {
     const names = { '#status': 'status', '#retirement': 'retirement', '#step': 'step' };
     const common = { ':expected': input.expectedStep, ':status': input.status, ':now': input.now };
-    const command = input.next
-      ? new UpdateCommand({
-          TableName: this.table,
-          Key: keys.certificate(input.certificateId),
-          UpdateExpression:
-            'SET #status = :status, #retirement = :next, GSI2PK = :g2pk, GSI2SK = :g2sk, updatedAt = :now',
-          ConditionExpression: '#retirement.#step = :expected',
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: {
-            ...common,
-            ':next': input.next,
-            ...prefixed(keys.retirementIndex(input.next.dueAt, input.certificateId)),
-          },
-        })
-      : new UpdateCommand({
-          TableName: this.table,
-          Key: keys.certificate(input.certificateId),
+    const key = keys.certificate(input.certificateId);
+    const condition = '#retirement.#step = :expected';
+    if (!input.next) {
+      return conditionally(
+        this.db.update({
+          Key: key,
           UpdateExpression: 'SET #status = :status, updatedAt = :now REMOVE #retirement, GSI2PK, GSI2SK',
-          ConditionExpression: '#retirement.#step = :expected',
+          ConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: common,
-        });
-    try {
-      await this.send(command);
-      return true;
-    } catch (error) {
-      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
-      throw error;
+        }),
+      );
     }
+    const index = keys.retirementIndex(input.next.dueAt, input.certificateId);
+    return conditionally(
+      this.db.update({
+        Key: key,
+        UpdateExpression:
+          'SET #status = :status, #retirement = :next, GSI2PK = :g2pk, GSI2SK = :g2sk, updatedAt = :now',
+        ConditionExpression: condition,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: {
+          ...common,
+          ':next': input.next,
+          ':g2pk': index.GSI2PK,
+          ':g2sk': index.GSI2SK,
+        },
+      }),
+    );
   }
-}
-
-function prefixed(index: { GSI2PK: string; GSI2SK: string }): Record<string, string> {
-  return { ':g2pk': index.GSI2PK, ':g2sk': index.GSI2SK };
-}
-
-function toRequest(item: Record<string, unknown>): RotationRequestRecord {
-  const { PK: _pk, SK: _sk, ttl: _ttl, ...rest } = item;
-  return rest as unknown as RotationRequestRecord;
-}
-
-function plusSeconds(iso: string, seconds: number): string {
-  return new Date(Date.parse(iso) + seconds * 1000).toISOString();
 }

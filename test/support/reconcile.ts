@@ -20,7 +20,7 @@ import type { DriftKind } from '../../shared/domain/reconciliation';
 import { IotInventory } from '../../shared/iot/iot-inventory';
 import type { ReconcileDeps } from '../../shared/reconcile/reconcile-inventory';
 import type { ReportSink } from '../../shared/reports/report-sink';
-import { deviceItem } from '../../shared/store/provisioning-store';
+import { deviceItem } from '../../shared/store/entities/device';
 import { ReconcileStore } from '../../shared/store/reconcile-store';
 import type { CertificateRecord, DeviceRecord } from '../../shared/store/records';
 import type { TestTable } from './dynamo';
@@ -62,7 +62,7 @@ export function reconcileDeps(
 ): ReconcileDeps {
   const { maxTps = 100, ...rest } = overrides;
   return {
-    reconcileStore: new ReconcileStore(table.doc, table.tableName),
+    reconcileStore: new ReconcileStore(table.store),
     provisioningStore: table.store,
     inventory: new IotInventory(rig.iot, maxTps),
     sink,

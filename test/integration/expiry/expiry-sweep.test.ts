@@ -110,8 +110,8 @@ const EXPECTED = Object.fromEntries(SEEDED.flatMap(([c, cls]) => (cls ? [[c.cert
 
 beforeAll(async () => {
   table = await createTestTable('sweep');
-  sweepStore = new SweepStore(table.doc, table.tableName);
-  facts = new SweepFacts(table.doc, table.tableName);
+  sweepStore = new SweepStore(table.store);
+  facts = new SweepFacts(table.store);
   dir = await mkdtemp(join(tmpdir(), 'fleetgate-sweep-'));
   for (const [record] of SEEDED) expect(await table.store.putCertificateIfAbsent(record)).toBe(true);
 });

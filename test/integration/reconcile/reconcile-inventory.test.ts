@@ -222,7 +222,7 @@ describe('reconcileInventory handler: failures', () => {
 describe('ReconcileStore', () => {
   it('commits a unit once: a second commit from the same checkpoint is a conflict and writes nothing', async () => {
     // Prepare
-    const store = new ReconcileStore(table.doc, table.tableName);
+    const store = new ReconcileStore(table.store);
     const checkpoint: ReconcileCheckpoint = {
       runId: 'commit-once',
       now: NOW,

@@ -1,5 +1,11 @@
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MalformedItemError } from '../../../shared/errors';
+import { keys } from '../../../shared/store/keys';
+import { QuarantineStore } from '../../../shared/store/quarantine-store';
 import type { CertificateRecord } from '../../../shared/store/records';
+import { RegistrationStore } from '../../../shared/store/registration-store';
+import { RotationStore } from '../../../shared/store/rotation-store';
 import { allowlistedDevice, NOW } from '../../support/devices';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 
@@ -277,6 +283,35 @@ describe('ProvisioningStore', () => {
     expect(facts.device?.state).toBe('PROVISIONING');
     expect(facts.certificate?.serial).toBe(device.serial);
     expect(facts.publicKeyOwner?.serial).toBe(device.serial);
+  });
+});
+
+describe('store client and checked items', () => {
+  it('refuses a malformed device record with its key and field instead of passing it on', async () => {
+    // Prepare: a device item no writer of fleetgate would write (an unknown state).
+    const serial = 'MALFORMED-0001';
+    await table.doc.send(
+      new PutCommand({
+        TableName: table.tableName,
+        Item: { ...keys.device(serial), ...allowlistedDevice({ serial }), state: 'LOST' },
+      }),
+    );
+    // Act
+    const read = await table.store.getDevice(serial).catch((error: unknown) => error);
+    const facts = await table.store.loadProvisioningFacts({ serial }).catch((error: unknown) => error);
+    // Assess
+    for (const error of [read, facts]) {
+      expect(error).toBeInstanceOf(MalformedItemError);
+      expect(error).toMatchObject({ entity: 'device', key: `PK=DEVICE#${serial} SK=DEVICE`, field: 'state' });
+    }
+  });
+
+  it('counts the round trips of every store that shares its client', async () => {
+    const before = table.store.stats.roundTrips;
+    await new QuarantineStore(table.store).isDone('no-such-request');
+    await new RegistrationStore(table.store).wasSeen('no-such-identity');
+    await new RotationStore(table.store).getRequest('NO-SUCH-SERIAL', 'no-such-key');
+    expect(table.store.stats.roundTrips - before).toBe(3);
   });
 });
 

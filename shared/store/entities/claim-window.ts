@@ -1,0 +1,47 @@
+/**
+ * The claim-certificate rate window (`CLAIM#<claimCertificateId>#<minute>` / `CLAIM`): an atomic
+ * per-minute counter of bindings, TTL'd a few minutes after its minute.
+ */
+import { z } from 'zod';
+import type { Item, WriteItem } from '../client';
+import { epochSeconds, fromItem } from '../item';
+import { keys, minuteBucket } from '../keys';
+
+/** How long a window's item outlives its minute. */
+const WINDOW_TTL_SECONDS = 180;
+
+const claimWindowSchema = z.looseObject({ count: z.number() });
+
+/** The key of the window `now` falls in. */
+export function claimWindowKey(claimCertificateId: string, now: string) {
+  return keys.claimWindow(claimCertificateId, minuteBucket(now));
+}
+
+/** Bindings counted in a window item. */
+export function claimCountFromItem(item: Item): number {
+  return fromItem(claimWindowSchema, 'claim window', item).count;
+}
+
+/**
+ * Counts one binding in the window of `now`; the condition keeps the count at or below
+ * `limitPerMinute` under any concurrency.
+ */
+export function claimWindowIncrement(
+  claimCertificateId: string,
+  now: string,
+  limitPerMinute: number,
+): WriteItem {
+  return {
+    Update: {
+      Key: claimWindowKey(claimCertificateId, now),
+      UpdateExpression: 'ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)',
+      ConditionExpression: 'attribute_not_exists(#count) OR #count < :limit',
+      ExpressionAttributeNames: { '#count': 'count', '#ttl': 'ttl' },
+      ExpressionAttributeValues: {
+        ':one': 1,
+        ':limit': limitPerMinute,
+        ':ttl': epochSeconds(now) + WINDOW_TTL_SECONDS,
+      },
+    },
+  };
+}
