@@ -114,3 +114,23 @@ export function warnings(logs: readonly LogEntry[]): LogEntry[] {
     (log) => 'entry' in log && ['WARN', 'ERROR', 'CRITICAL'].includes(String(log.entry.level)),
   );
 }
+
+/** A record the consumer sent to its queue's DLQ at once (it can never be processed), as logged. */
+export interface DeadLettered {
+  messageId?: string;
+  reason: string;
+}
+
+/** The records an invocation sent to the DLQ itself (the shared SQS consumer logs each one). */
+export function deadLettered(logs: readonly LogEntry[]): DeadLettered[] {
+  return logs.flatMap((log) => {
+    if (!('entry' in log) || log.entry.message !== 'invalid message sent to the dead-letter queue') return [];
+    const { messageId, reason } = log.entry;
+    return [
+      {
+        ...(typeof messageId === 'string' ? { messageId } : {}),
+        reason: typeof reason === 'string' ? reason : '(no reason logged)',
+      },
+    ];
+  });
+}

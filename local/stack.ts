@@ -179,7 +179,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       accountId: draft.accountId,
       stack: `${draft.service}-${draft.stage}`,
     });
+    const ledger = new MessageLedger();
     const gateway = await startAwsGateway({
+      onDeadLetter: ({ sourceMessageId, reason }) => ledger.markDeadLettered(sourceMessageId, reason),
       authorizer: iam,
       scope: { region, accountId: draft.accountId },
       dynamodb: dynamodbUpstream,
@@ -327,7 +329,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (template.preProvisioningHookFunction)
         await localFunctions.warm(template.preProvisioningHookFunction);
     }
-    const ledger = new MessageLedger();
     const queueByLogicalId = new Map(model.queues.map((queue) => [queue.logicalId, queue]));
     rules = new RulesEngine(model.rules, {
       accountId: model.accountId,

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
-import { AllowlistFileError, type ImportSummary, importAllowlistCsv } from '../../shared/allowlist/import-csv';
+import {
+  AllowlistFileError,
+  type ImportSummary,
+  importAllowlistCsv,
+} from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { CommandFailure, type Output, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
@@ -32,7 +36,10 @@ export function progressText(rows: number, total: number): string {
   return `${rows}/${total} rows (${percent}%)`;
 }
 
-function importSettings(file: string, options: ImportOptions): { serialPattern: RegExp; concurrency: number } {
+function importSettings(
+  file: string,
+  options: ImportOptions,
+): { serialPattern: RegExp; concurrency: number } {
   if (!existsSync(file) || !statSync(file).isFile()) throw new UsageError(`${file}: no such file`);
   let serialPattern: RegExp;
   try {

@@ -14,6 +14,7 @@ import { buildStackModel, type FunctionSpec, type QueueSpec, type StackModel } f
 import { eventKind, toRecordedEvent } from '../events';
 import { CommandFailure, type Output, UsageError } from '../io';
 import {
+  deadLettered,
   describeLog,
   type HookDecision,
   hookDecision,
@@ -242,6 +243,13 @@ async function runInvoke(functionName: string, options: InvokeOptions, output: O
     ...(decision ? { decision } : {}),
     logs: logs.map(logDocument),
   };
+  const sentAway = deadLettered(logs);
+  if (sentAway.length > 0) {
+    throw new CommandFailure(
+      `${functionName} sent ${sentAway.length} record(s) to the queue's DLQ at once (never processable): ${sentAway.map((entry) => entry.reason).join('; ')}`,
+      { ...document, deadLettered: sentAway },
+    );
+  }
   const failed = failedRecords(result);
   if (failed.length > 0) {
     throw new CommandFailure(

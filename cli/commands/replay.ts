@@ -235,8 +235,9 @@ function summarize(outcomes: readonly Outcome[]) {
 function describeAction(rule: string, action: ActionReport): string {
   if (!action.ok) return `${rule} → ${action.type} ${action.target}: FAILED ${action.error}`;
   if (action.type !== 'sqs') return `${rule} → λ ${action.function}`;
-  const dlq = action.deadLetterQueue ? ` (${action.deadLetterQueue})` : '';
-  return `${rule} → ${action.queue} → ${action.function ?? '?'}: ${action.status}${dlq}`;
+  const dlq = action.deadLetterQueue ? ` to ${action.deadLetterQueue}` : '';
+  const why = action.status === 'dead-lettered' && action.lastError ? `: ${action.lastError}` : '';
+  return `${rule} → ${action.queue} → ${action.function ?? '?'}: ${action.status}${dlq}${why}`;
 }
 
 function printOutcomes(output: Output, outcomes: readonly Outcome[], summary: ReturnType<typeof summarize>) {
