@@ -12,6 +12,7 @@ import { type CommandRegistry, contract } from '../main';
 interface LogsOptions {
   function?: string;
   follow?: boolean;
+  metrics?: boolean;
   lines: string;
   json?: boolean;
 }
@@ -22,8 +23,14 @@ function lineCount(value: string): number {
   return count;
 }
 
-function wanted(functionName: string | undefined) {
-  return (log: LogEntry) => functionName === undefined || isFrom(log, functionName);
+/** Embedded-metric-format lines (`_aws`): CloudWatch turns them into metrics, people rarely read them. */
+function isMetrics(log: LogEntry): boolean {
+  return 'entry' in log && '_aws' in log.entry;
+}
+
+function wanted(options: LogsOptions) {
+  return (log: LogEntry) =>
+    (options.function === undefined || isFrom(log, options.function)) && (options.metrics || !isMetrics(log));
 }
 
 /** Reads what was appended to `file` after `offset`: complete lines, and where the next read starts. */
@@ -68,18 +75,33 @@ async function follow(file: string, output: Output, keep: (log: LogEntry) => boo
   return printed;
 }
 
+/** @throws UsageError when serverless.yml declares no function of that name. */
+async function checkFunction(name: string): Promise<void> {
+  const [{ loadServerlessConfig }, { buildStackModel }] = await Promise.all([
+    import('../../local/serverless-config'),
+    import('../../local/stack-model'),
+  ]);
+  const names = buildStackModel(loadServerlessConfig(process.env.FLEETGATE_SERVERLESS_FILE)).functions.map(
+    (fn) => fn.name,
+  );
+  if (!names.includes(name)) {
+    throw new UsageError(`--function: no function "${name}" in serverless.yml (have: ${names.join(', ')})`);
+  }
+}
+
 async function runLogs(options: LogsOptions, output: Output): Promise<unknown> {
   const count = lineCount(options.lines);
   if (options.follow && options.json) {
     throw new UsageError('--follow prints lines as they come; it does not go with --json (one document)');
   }
+  if (options.function) await checkFunction(options.function);
   const file = stackLogPath();
   if (!existsSync(file)) {
     throw new CommandFailure(
       `no stack log at ${file}: start a stack with \`fleetgate local up\` or \`fleetgate dev\` (FLEETGATE_STACK_FILE moves it)`,
     );
   }
-  const keep = wanted(options.function);
+  const keep = wanted(options);
   const logs = readFileSync(file, 'utf8')
     .split('\n')
     .filter((line) => line.trim() !== '')
@@ -107,6 +129,7 @@ export function registerLogsCommand({ program, setExitCode }: CommandRegistry): 
     .option('--function <name>', 'only lines of this function (its serverless.yml name)')
     .option('--follow', 'keep printing lines as they are written, until Ctrl-C')
     .option('--lines <n>', 'the last this many lines', '50')
+    .option('--metrics', 'include the metric lines (embedded metric format)')
     .option('--json', 'print one JSON document (not with --follow)')
     .action(async (options: LogsOptions) => {
       setExitCode(await contract(Boolean(options.json), (output) => runLogs(options, output)));
