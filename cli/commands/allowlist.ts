@@ -30,10 +30,13 @@ export async function countRows(file: string): Promise<number> {
   return Math.max(0, lines - 1);
 }
 
-/** What the progress bar shows once `rows` of `total` rows are written. */
+const BAR_WIDTH = 24;
+
+/** What the progress bar shows once `rows` of `total` rows are written: `[#####-----] 500/1000 rows (50%)`. */
 export function progressText(rows: number, total: number): string {
   const percent = total > 0 ? Math.min(100, Math.floor((rows / total) * 100)) : 100;
-  return `${rows}/${total} rows (${percent}%)`;
+  const filled = Math.round((percent / 100) * BAR_WIDTH);
+  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${rows}/${total} rows (${percent}%)`;
 }
 
 function importSettings(

@@ -16,6 +16,7 @@ import {
   type DecisionResult,
   listQuarantine,
   type QuarantineListing,
+  quarantineCounts,
   rejectQuarantine,
   releaseQuarantine,
 } from '../../shared/quarantine/operator';
@@ -77,11 +78,6 @@ function describeDecision(result: DecisionResult): string {
 }
 
 // ---- list ------------------------------------------------------------------------------------
-
-/** The listing's counts: what `fleetgate dev` and `simulate` print as "in quarantine" too. */
-export function quarantineCounts(listing: QuarantineListing): { devices: number; certificates: number } {
-  return { devices: listing.devices.length, certificates: listing.certificates.length };
-}
 
 function printListing(output: Output, listing: QuarantineListing): void {
   if (listing.devices.length > 0) {

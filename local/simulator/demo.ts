@@ -8,6 +8,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { loadConfig } from '../../shared/config';
 import { runExpirySweep, runIdFor, type SweepFiles, sweepPolicy } from '../../shared/expiry/expiry-sweep';
+import type { QuarantineCounts } from '../../shared/quarantine/operator';
 import { createReportSink } from '../../shared/reports/report-sink';
 import { StoreClient } from '../../shared/store/client';
 import { SweepFacts } from '../../shared/store/sweep-facts';
@@ -53,6 +54,8 @@ export interface DemoSummary {
   admittedBadActors: number;
   ok: boolean;
   durationMs: number;
+  /** What is in quarantine once every flow has run, as `fleetgate quarantine list` counts it. */
+  quarantine: QuarantineCounts;
 }
 
 /**
@@ -114,6 +117,8 @@ export async function runDemo(
     admittedBadActors,
     ok: duplicatesCreated === 0 && lost === 0 && admittedBadActors === 0 && errors === 0,
     durationMs: Math.round(performance.now() - started),
+    // The flows share the stack: the last one's count covers them all.
+    quarantine: summaries.at(-1)?.inQuarantine ?? { devices: 0, certificates: 0 },
   };
 }
 

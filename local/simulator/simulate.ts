@@ -18,7 +18,9 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { importAllowlistCsv } from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { parseCertificatePem } from '../../shared/certificates';
+import { listQuarantine, type QuarantineCounts, quarantineCounts } from '../../shared/quarantine/operator';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
+import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
 import { isRejection } from '../iot-emulator/index';
 import { declaredFleet, FleetSetupError } from '../mqtt/fleet-setup';
@@ -105,7 +107,14 @@ export interface SimulationSummary {
   deniedByReason: Record<string, number>;
   /** Why legitimate devices failed to provision, when they did (each one is also lost). */
   legitimateFailures: Record<string, number>;
+  /** Bad actors (and imitated originals) caught, by who they were and why: one per actor. */
   quarantinedByReason: Record<string, number>;
+  /**
+   * What is in quarantine on the stack once the run has settled, as `fleetgate quarantine list`
+   * counts it: devices, and certificates of no known device (an original and its clone are one
+   * device).
+   */
+  inQuarantine: QuarantineCounts;
   /** Bad actors that were neither denied nor quarantined (must be empty). */
   admittedBadActors: Array<{ kind: ActorKind; serial: string }>;
   /** Clones that were kept out but never reached the quarantine (no record for an operator). */
@@ -785,6 +794,9 @@ async function summarize(
     if (count > 0) badActors[kind] = count;
   }
   const participants = plan.legitimate.length + plan.badActors.length;
+  const inQuarantine = quarantineCounts(
+    await listQuarantine({ store: rig.store, quarantineStore: new QuarantineStore(rig.store) }),
+  );
   return {
     flow,
     runId: plan.runId,
@@ -796,6 +808,7 @@ async function summarize(
     deniedByReason,
     legitimateFailures,
     quarantinedByReason,
+    inQuarantine,
     admittedBadActors,
     unquarantinedClones,
     duplicatesCreated,

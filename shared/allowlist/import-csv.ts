@@ -76,10 +76,19 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
 
-  let reported = 0;
+  // Chunks in the order they were read, each with the row count where it ends: progress is the end
+  // of the longest run of written chunks from the start (reading runs ahead of writing, and
+  // chunks written concurrently finish in any order).
+  const pending: Array<{ rows: number; bytes: number; written: boolean }> = [];
+  let reported = -1;
+  const report = (position: { rows: number; bytes: number }) => {
+    if (position.rows <= reported) return;
+    reported = position.rows;
+    options.onProgress?.({ rows: position.rows, bytes: position.bytes });
+  };
   const flush = async (entries: AllowlistEntry[]) => {
-    // Progress is where this chunk ends, reported once it is written (reading runs ahead of writing).
-    const position = { rows: summary.rows, bytes };
+    const position = { rows: summary.rows, bytes, written: false };
+    pending.push(position);
     const write = options.store
       .importAllowlistEntries(entries, {
         now: options.now,
@@ -90,10 +99,10 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
         summary.imported += result.imported;
         summary.updated += result.updated;
         summary.unchanged += result.unchanged;
-        if (position.rows > reported) {
-          reported = position.rows;
-          options.onProgress?.(position);
-        }
+        position.written = true;
+        let done: { rows: number; bytes: number } | undefined;
+        while (pending[0]?.written) done = pending.shift();
+        if (done) report(done);
       })
       .catch((error: unknown) => {
         failure ??= error;
@@ -149,6 +158,6 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
   if (chunk.length > 0) await flush(chunk);
   await Promise.all(inFlight);
   if (failure) throw failure;
-  options.onProgress?.({ rows: summary.rows, bytes });
+  report({ rows: summary.rows, bytes });
   return summary;
 }

@@ -77,6 +77,21 @@ export type DecisionResult =
       alreadyDone: boolean;
     };
 
+/** What is in quarantine, in the units `fleetgate quarantine list` lists: devices, and certificates of no known device. */
+export interface QuarantineCounts {
+  devices: number;
+  certificates: number;
+}
+
+/**
+ * The listing's counts: what `quarantine list` prints, and what `simulate` and the demo print as
+ * "in quarantine" (a device quarantined with evidence from its clone is one device, however many
+ * actors were caught).
+ */
+export function quarantineCounts(listing: QuarantineListing): QuarantineCounts {
+  return { devices: listing.devices.length, certificates: listing.certificates.length };
+}
+
 /** Quarantined devices (StateIndex) and quarantined certificates of unknown devices, by reason. */
 export async function listQuarantine(
   deps: Pick<OperatorDeps, 'store' | 'quarantineStore'>,
