@@ -11,6 +11,7 @@ import { TransportUnavailableError } from '../../local/simulator/transport';
 import { startLocalStack } from '../../local/stack';
 import { localHandle, remoteHandle, type StackHandle } from '../../local/stack-control';
 import { readStackFile } from '../../local/stack-file';
+import type { DeclaredIotNames } from '../../local/stack-model';
 import type { QuarantineCounts } from '../../shared/quarantine/operator';
 import { CommandFailure, type Output, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
@@ -111,6 +112,8 @@ async function simulationTarget(output: Output): Promise<{ handle: StackHandle; 
         region: file.region,
         tableName: file.tableName,
         queues: file.queues ?? {},
+        // The IoT names serverless.yml declares (device policy, fleet template): the JITP and fleet flows need them.
+        ...(file.declared ? { declared: file.declared as DeclaredIotNames } : {}),
       }),
       close: async () => undefined,
     };
