@@ -18,6 +18,7 @@ import { quietStackOptions } from '../local/simulator/demo';
 import { pool, runSimulation } from '../local/simulator/simulate';
 import { startLocalStack } from '../local/stack';
 import { localHandle } from '../local/stack-control';
+import { claimClientId } from '../shared/domain/client-ids';
 import type { BenchContext, BenchRow } from './types';
 
 const CONNECTIONS = 400;
@@ -70,7 +71,7 @@ async function connections(): Promise<BenchRow[]> {
           url: broker.url,
           caPem: broker.caPem,
           ...identity,
-          clientId: `bench-${i}`,
+          clientId: claimClientId(`bench-${i}`),
         });
         if (!result.connected) {
           failed += 1;

@@ -33,6 +33,36 @@ export interface Output {
   readonly interactive: boolean;
 }
 
+/**
+ * `fleetgate … | head -1`: once the reader of stdout (or stderr) goes away, a write fails with EPIPE,
+ * which Node raises as an unhandled 'error' event — a stack trace instead of a quiet end. After an
+ * EPIPE the stream's further output is discarded (nobody can read it) and the command runs to its
+ * end, closing what it opened (an ephemeral DynamoDB Local, a stack), with its own exit code. Any
+ * other stream error is still an error.
+ */
+export function guardBrokenPipes(
+  streams: ReadonlyArray<NodeJS.WriteStream> = [process.stdout, process.stderr],
+): void {
+  for (const stream of streams) {
+    if (guarded.has(stream)) continue;
+    guarded.add(stream);
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      discardOutput(stream);
+    });
+  }
+}
+
+const guarded = new WeakSet<NodeJS.WriteStream>();
+
+function discardOutput(stream: NodeJS.WriteStream): void {
+  stream.write = ((_chunk: unknown, encoding?: unknown, callback?: unknown) => {
+    const done = typeof encoding === 'function' ? encoding : callback;
+    if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
+    return true;
+  }) as NodeJS.WriteStream['write'];
+}
+
 export function createOutput(json: boolean): Output {
   return {
     json,

@@ -12,6 +12,7 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_USAGE,
+  guardBrokenPipes,
   type Output,
   printJson,
   UsageError,
@@ -226,6 +227,7 @@ export function addCommands(extend: (registry: CommandRegistry) => void): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  guardBrokenPipes();
   const { program, exitCode } = await buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -302,6 +302,16 @@ export const MAX_CSR_PEM_LENGTH = 8192;
 /** Parses a PEM CSR and verifies its self-signature; throws {@link InvalidCsrError}. */
 export async function parseCsr(csrPem: string): Promise<x509.Pkcs10CertificateRequest> {
   if (csrPem.length > MAX_CSR_PEM_LENGTH) throw new InvalidCsrError('CSR is too large');
+  // Exactly one PEM block and nothing around it: a second request (or text) is not silently ignored.
+  const blocks = csrPem.match(/-----BEGIN [A-Z0-9 ]+-----/g) ?? [];
+  const trimmed = csrPem.trim();
+  if (
+    blocks.length !== 1 ||
+    !trimmed.startsWith('-----BEGIN CERTIFICATE REQUEST-----') ||
+    !trimmed.endsWith('-----END CERTIFICATE REQUEST-----')
+  ) {
+    throw new InvalidCsrError('CSR must be exactly one PEM CERTIFICATE REQUEST block');
+  }
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(csrPem);

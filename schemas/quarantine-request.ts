@@ -25,6 +25,12 @@ export const QuarantineRequest = z
     certificateId: z.string().regex(HEX_64, 'must be 64 lower-case hex characters').optional(),
     /** Stable reason code, e.g. SERIAL_NOT_ALLOWLISTED, PUBLIC_KEY_IN_USE, CLONE_CONCURRENT_SESSIONS. */
     reason: z.string().regex(/^[A-Z][A-Z0-9_]{2,63}$/, 'must be an UPPER_SNAKE reason code'),
+    /**
+     * `certificate`: deactivate the named certificate only — never resolve it to a device, never
+     * quarantine or restrict a device (evidence from a principal that is not a device's own).
+     * Absent: the device named (or owning the certificate) is quarantined.
+     */
+    scope: z.enum(['certificate']).optional(),
     evidence: z.record(z.string(), z.unknown()).default({}),
     source: z.enum(QUARANTINE_SOURCES),
     /** Who reported it, when a person did (`source: operator`): written to the history as the actor. */
@@ -35,6 +41,10 @@ export const QuarantineRequest = z
   .refine((request) => request.serial !== undefined || request.certificateId !== undefined, {
     message: 'a serial or a certificateId is required',
     path: ['serial'],
+  })
+  .refine((request) => request.scope !== 'certificate' || request.certificateId !== undefined, {
+    message: 'a certificate-scoped request needs a certificateId',
+    path: ['certificateId'],
   });
 
 export type QuarantineRequest = z.infer<typeof QuarantineRequest>;

@@ -32,6 +32,8 @@ export interface ParsedCertificate {
   key: KeyFacts;
   /** SHA-256 of the SubjectPublicKeyInfo DER, lower-case hex (the PUBKEY item of the store). */
   publicKeyHash: string;
+  /** basicConstraints cA=TRUE: a CA certificate (never acceptable as a device certificate). */
+  isCa: boolean;
   der: Buffer;
 }
 
@@ -86,6 +88,7 @@ export function parseCertificatePem(
     notAfterMs,
     key: keyFacts(certificate.publicKey),
     publicKeyHash: sha256(spki),
+    isCa: certificate.ca,
     der,
   };
 }
@@ -111,6 +114,16 @@ export async function parseCsrPem(
     publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
   } catch (error) {
     throw invalid(field, 'is not a parsable PKCS#10 request', error);
+  }
+  // A device asks for a device certificate: a CSR requesting basicConstraints cA=TRUE is refused
+  // (stricter than IoT, which issues device certificates whatever the CSR asks for).
+  const { BasicConstraintsExtension } = await import('@peculiar/x509');
+  const basicConstraints = csr.getExtension('2.5.29.19');
+  if (basicConstraints && new BasicConstraintsExtension(basicConstraints.rawData).ca) {
+    throw invalid(
+      field,
+      'requests a CA certificate (basicConstraints cA=TRUE); a device certificate must not be one',
+    );
   }
   let signatureValid = false;
   try {

@@ -55,7 +55,11 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     default: '`fleetgate-quarantine`',
     meaning: 'thing group of quarantined devices',
   },
-  { name: 'TRUSTED_CA_IDS', default: "`''`", meaning: 'comma list of CA certificate ids (JITR)' },
+  {
+    name: 'TRUSTED_CA_IDS',
+    default: "`''`",
+    meaning: 'comma list of CA ids JITR trusts, beside CAs the store records (empty: only those)',
+  },
   { name: 'SERIAL_SOURCE', default: '`cn`', meaning: 'JITR serial from `cn` or `serialNumber`' },
   { name: 'SERIAL_CN_PATTERN', default: '`^(.+)$`', meaning: 'CN regex; capture group 1 is the serial' },
   { name: 'DEVICE_THING_GROUP', default: '(none)', meaning: 'thing group JITR adds new things to' },

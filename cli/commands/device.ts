@@ -21,6 +21,7 @@ import { createCsr, exportPrivateKeyPem } from '../../local/pki';
 import { readStackFile } from '../../local/stack-file';
 import type { DeclaredIotNames } from '../../local/stack-model';
 import { parseCertificatePem } from '../../shared/certificates';
+import { claimClientId } from '../../shared/domain/client-ids';
 import { anchorCertificateRecord } from '../../shared/store/records';
 import { ask, serveSession, sessionSocketPath } from '../device-session';
 import { CommandFailure, type Output, UsageError } from '../io';
@@ -283,7 +284,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
                 options.template ??
                 endpoint.declared.fleetTemplateName ??
                 (await fleet(endpoint)).templateName;
-              const client = await connectOrFail(endpoint, claim, `claim-${options.serial}`);
+              const client = await connectOrFail(endpoint, claim, claimClientId(options.serial));
               let provisioned: { certificateId: string; certificatePem: string; thingName: string };
               const csr = await createCsr({ subject: { commonName: options.serial } });
               try {

@@ -13,7 +13,9 @@ import type { PresenceEvent, ThingEvent } from '../../schemas/registration-event
 import { parseCertificatePem } from '../../shared/certificates';
 import type { Config } from '../../shared/config';
 import {
+  attributableDuplicateDisconnects,
   type CloneReason,
+  type DuplicateDisconnectFacts,
   decideConnected,
   findConcurrentSessions,
   isDuplicateClientIdStorm,
@@ -90,6 +92,8 @@ export interface LifecycleDeps {
     | 'sessionsOf'
     | 'recordPresence'
     | 'recordDuplicateClientId'
+    | 'duplicateClientIds'
+    | 'appendHistory'
     | 'presenceOf'
     | 'claimEffect'
     | 'completeEffect'
@@ -106,7 +110,8 @@ export type LifecycleOutcome =
       kind: 'suspicion';
       reason: CloneReason | string;
       identity: string;
-      sent: 'sent' | 'already-sent' | 'in-flight';
+      /** `recorded`: a suspicious connection written to the history only (no quarantine request). */
+      sent: 'sent' | 'already-sent' | 'in-flight' | 'recorded';
     }
   | { kind: 'recorded'; serial: string; thingName: string; certificateId: string }
   | { kind: 'stale'; detail: string }
@@ -160,12 +165,23 @@ async function presenceEffects(
 
   const { certificate, device } = isCertificate ? await loadDeviceFor(event.clientId, principal, deps) : {};
   const boundSerial = certificate?.kind === 'DEVICE' ? certificate.serial : undefined;
+  // Only a connection made with the device's own certificate — its current one, or the one it is
+  // about to prove (provisioning, rotation) — is evidence about the device. Anything else on its
+  // client id (a claim certificate, a certificate fleetgate does not know, an old one of its own)
+  // never counts toward its clone detection and never quarantines it (`foreignConnection`).
+  const own =
+    boundSerial !== undefined &&
+    device?.serial === boundSerial &&
+    ownCertificateIds(device).includes(principal)
+      ? device
+      : undefined;
 
-  if (boundSerial !== undefined) {
+  if (own) {
     await deps.registrations.recordSession({
       certificateId: principal,
       sessionIdentifier: event.sessionIdentifier,
       clientId: event.clientId,
+      versionNumber: event.versionNumber,
       ...(event.eventType === 'connected'
         ? { connectedAt: event.timestamp }
         : {
@@ -177,51 +193,41 @@ async function presenceEffects(
   }
 
   if (event.eventType === 'disconnected') {
-    if (event.disconnectReason === 'DUPLICATE_CLIENTID') {
+    if (own && event.disconnectReason === 'DUPLICATE_CLIENTID') {
       const windowMs = deps.config.duplicateClientIdWindowSeconds * 1000;
       // Later disconnects count too: handled concurrently or out of order, the last one handled sees all.
-      const storm = await deps.registrations.recordDuplicateClientId({
+      const disconnects = await deps.registrations.recordDuplicateClientId({
         clientId: event.clientId,
         atMs: event.timestamp,
         fromMs: event.timestamp - windowMs,
         toMs: event.timestamp + windowMs,
         sessionIdentifier: event.sessionIdentifier,
+        principalIdentifier: principal,
+        versionNumber: event.versionNumber,
         ttlSeconds: deps.config.duplicateClientIdWindowSeconds * 2,
       });
-      if (
-        isDuplicateClientIdStorm(
-          storm.map((disconnect) => disconnect.atMs),
-          event.timestamp,
-          windowMs,
-          deps.config.duplicateClientIdThreshold,
-        )
-      ) {
-        outcomes.push(
-          await suspect(
-            {
-              reason: 'CLONE_DUPLICATE_CLIENTID',
-              identity: suspicionIdentity.duplicateClientId(event.clientId),
-              serial: device?.serial,
-              certificateId: isCertificate ? principal : undefined,
-              ttlSeconds: deps.config.duplicateClientIdWindowSeconds,
-              evidence: {
-                clientId: event.clientId,
-                windowSeconds: deps.config.duplicateClientIdWindowSeconds,
-                threshold: deps.config.duplicateClientIdThreshold,
-                disconnects: storm,
-              },
-            },
-            owner,
-            deps,
-            now,
-          ),
-        );
-      }
+      const storm = await duplicateClientIdStorm(own, event.clientId, event.timestamp, disconnects, deps);
+      if (storm) outcomes.push(await suspect(storm, owner, deps, now));
     }
     return outcomes;
   }
 
-  if (boundSerial !== undefined) {
+  if (own) {
+    // This connection may be the one that took the client id over from an earlier session of the
+    // same certificate (its DUPLICATE_CLIENTID disconnect handled first): then it completes a storm.
+    if (event.versionNumber > 0) {
+      const windowMs = deps.config.duplicateClientIdWindowSeconds * 1000;
+      const disconnects = await deps.registrations.duplicateClientIds({
+        clientId: event.clientId,
+        fromMs: event.timestamp - windowMs,
+        toMs: event.timestamp + windowMs,
+      });
+      const taken = disconnects.find((disconnect) => disconnect.versionNumber === event.versionNumber - 1);
+      const storm = taken
+        ? await duplicateClientIdStorm(own, event.clientId, taken.atMs, disconnects, deps)
+        : undefined;
+      if (storm) outcomes.push(await suspect(storm, owner, deps, now));
+    }
     const pair = findConcurrentSessions(await deps.registrations.sessionsOf(principal));
     if (pair) {
       outcomes.push(
@@ -229,7 +235,7 @@ async function presenceEffects(
           {
             reason: 'CLONE_CONCURRENT_SESSIONS',
             identity: suspicionIdentity.concurrentSessions(principal),
-            serial: boundSerial,
+            serial: own.serial,
             certificateId: principal,
             evidence: { sessions: pair, detectedBy: event.sessionIdentifier },
           },
@@ -239,55 +245,191 @@ async function presenceEffects(
         ),
       );
     }
-  }
-
-  if (boundSerial === undefined) {
-    // A certificate fleetgate never bound, used with the client id of a device that has (or had)
-    // its own: a takeover. A quarantined or revoked device's thing already exists, so JITP raises
-    // no CREATED event for it and this connect is the only signal that its certificate must go.
-    if (isCertificate && certificate === undefined && device && hasOwnCertificate(device)) {
-      outcomes.push(
-        await mismatch(
-          device,
-          principal,
-          event,
-          owner,
-          deps,
-          now,
-          `certificate unknown to the store (device is ${device.state})`,
-        ),
-      );
+    const decision = decideConnected(own, principal);
+    switch (decision.kind) {
+      case 'verify':
+        outcomes.push(...(await verify(own, decision.event, principal, certificate, event, deps, now)));
+        break;
+      case 'mismatch':
+        // Its own pending certificate on a device that is not expecting it (e.g. ACTIVE): not a clone
+        // of the device; recorded for an operator like any other foreign connection.
+        outcomes.push(...(await foreignConnection(own, principal, certificate, event, owner, deps, now)));
+        break;
+      case 'ignore':
+        outcomes.push({ kind: 'noted', detail: decision.detail });
+        break;
+      default:
+        break;
     }
     return outcomes;
   }
 
-  // The new certificate of a rotation that was aborted while this connect was on its way (the abort
-  // won the race and revoked it): the device's own certificate, not a clone's. IoT refuses it from
-  // now on and the device falls back to its current certificate.
-  if (
-    certificate?.status === 'REVOKED' &&
-    certificate.source === 'ROTATION' &&
-    device?.state === 'ACTIVE' &&
-    device.serial === boundSerial &&
-    device.certificateId !== principal
-  ) {
-    outcomes.push({ kind: 'noted', detail: 'connected with the certificate of an aborted rotation' });
+  if (!isCertificate || !device) return outcomes;
+  if (boundSerial !== undefined) {
+    // A certificate fleetgate bound to this device, but neither its current nor its pending one.
+    // The new certificate of a rotation that was aborted while this connect was on its way (the
+    // abort won the race and revoked it): the device's own, not a clone's. IoT refuses it from now
+    // on and the device falls back to its current certificate.
+    if (
+      certificate?.status === 'REVOKED' &&
+      certificate.source === 'ROTATION' &&
+      device.state === 'ACTIVE' &&
+      device.serial === boundSerial &&
+      device.certificateId !== principal
+    ) {
+      outcomes.push({ kind: 'noted', detail: 'connected with the certificate of an aborted rotation' });
+      return outcomes;
+    }
+    const decision = decideConnected(device, principal);
+    if (decision.kind !== 'mismatch') {
+      outcomes.push({ kind: 'noted', detail: decision.kind === 'ignore' ? decision.detail : decision.kind });
+      return outcomes;
+    }
+  } else if (certificate?.kind !== 'CLAIM' && !hasOwnCertificate(device)) {
+    // A certificate the store does not know on the client id of a device that has none of its own
+    // yet: the JITP device itself, connecting before its thing event was handled.
     return outcomes;
   }
-  const decision = decideConnected(device, principal);
-  switch (decision.kind) {
-    case 'verify':
-      if (device)
-        outcomes.push(...(await verify(device, decision.event, principal, certificate, event, deps, now)));
-      break;
-    case 'mismatch':
-      if (device) outcomes.push(await mismatch(device, principal, event, owner, deps, now, decision.detail));
-      break;
-    case 'ignore':
-      outcomes.push({ kind: 'noted', detail: decision.detail });
-      break;
-    default:
-      break;
+  outcomes.push(...(await foreignConnection(device, principal, certificate, event, owner, deps, now)));
+  return outcomes;
+}
+
+/** The device's own certificates: the current one and the one it is about to prove. */
+function ownCertificateIds(device: Pick<DeviceRecord, 'certificateId' | 'pendingCertificateId'>): string[] {
+  return [device.certificateId, device.pendingCertificateId].filter(
+    (id): id is string => typeof id === 'string' && id !== '',
+  );
+}
+
+/**
+ * Whether the DUPLICATE_CLIENTID disconnects around `anchorMs` make a storm of the device's own
+ * identity: only disconnects whose closed session and taker were both the device's own certificates
+ * count (`attributableDuplicateDisconnects`). The suspicion to raise when they do.
+ */
+async function duplicateClientIdStorm(
+  device: DeviceRecord,
+  clientId: string,
+  anchorMs: number,
+  disconnects: readonly DuplicateDisconnectFacts[],
+  deps: LifecycleDeps,
+): Promise<Parameters<typeof suspect>[0] | undefined> {
+  const windowMs = deps.config.duplicateClientIdWindowSeconds * 1000;
+  const threshold = deps.config.duplicateClientIdThreshold;
+  const own = ownCertificateIds(device);
+  const candidates = disconnects.filter(
+    (disconnect) =>
+      disconnect.principalIdentifier !== undefined && own.includes(disconnect.principalIdentifier),
+  );
+  if (candidates.length < threshold) return undefined;
+  const sessions = (
+    await Promise.all(own.map((certificateId) => deps.registrations.sessionsOf(certificateId)))
+  ).flat();
+  const storm = attributableDuplicateDisconnects(candidates, sessions, own, clientId);
+  if (
+    !isDuplicateClientIdStorm(
+      storm.map((disconnect) => disconnect.atMs),
+      anchorMs,
+      windowMs,
+      threshold,
+    )
+  )
+    return undefined;
+  const certificateId =
+    storm.find((disconnect) => disconnect.atMs === anchorMs)?.principalIdentifier ?? own[0];
+  return {
+    reason: 'CLONE_DUPLICATE_CLIENTID',
+    identity: suspicionIdentity.duplicateClientId(clientId),
+    serial: device.serial,
+    ...(certificateId !== undefined ? { certificateId } : {}),
+    ttlSeconds: deps.config.duplicateClientIdWindowSeconds,
+    evidence: {
+      clientId,
+      windowSeconds: deps.config.duplicateClientIdWindowSeconds,
+      threshold,
+      disconnects: storm.map(({ sessionIdentifier, atMs, versionNumber }) => ({
+        sessionIdentifier,
+        atMs,
+        versionNumber,
+      })),
+    },
+  };
+}
+
+/**
+ * A connection on `device`'s client id (or with a certificate bound to it) made with a principal
+ * that is not the device's own current or pending certificate. It is never evidence against the
+ * device: the device is not quarantined and its certificates are untouched. It is recorded in the
+ * device's history (`SUSPICIOUS_CONNECTION`) for an operator, and the foreign certificate itself is
+ * deactivated only when it is one of fleetgate's device certificates or the registry attached it to
+ * the device's thing (a JITP takeover) — never a claim certificate, and never a certificate the
+ * store does not know that only a permissive policy let in (it may be an unrecorded claim
+ * certificate: deactivating it would stop a product line's provisioning; that is an operator's call).
+ */
+async function foreignConnection(
+  device: DeviceRecord,
+  principal: string,
+  certificate: CertificateRecord | undefined,
+  event: PresenceEvent,
+  owner: string,
+  deps: LifecycleDeps,
+  now: Instant,
+): Promise<LifecycleOutcome[]> {
+  // CLAIM: a claim certificate; BOUND: a device certificate fleetgate bound to a serial (an old one
+  // of this device's); UNBOUND: a certificate record without a device; UNKNOWN: not in the store.
+  const principalKind =
+    certificate === undefined
+      ? 'UNKNOWN'
+      : certificate.kind === 'CLAIM'
+        ? 'CLAIM'
+        : certificate.kind === 'DEVICE' && certificate.serial !== undefined
+          ? 'BOUND'
+          : 'UNBOUND';
+  let deactivate = principalKind === 'BOUND';
+  if (principalKind !== 'CLAIM' && !deactivate) {
+    const thingName = device.thingName ?? event.clientId;
+    deactivate = (await deps.iot.listThingCertificateIds(thingName)).includes(principal);
+  }
+  const reason = principalKind === 'CLAIM' ? 'CLAIM_CERTIFICATE_AS_DEVICE' : 'FOREIGN_CERTIFICATE_AS_DEVICE';
+  const detail = {
+    certificateId: principal,
+    principalKind,
+    clientId: event.clientId,
+    sessionIdentifier: event.sessionIdentifier,
+    ipAddress: event.ipAddress,
+    at: event.timestamp,
+    deviceState: device.state,
+    currentCertificateId: device.certificateId,
+    pendingCertificateId: device.pendingCertificateId,
+    action: deactivate ? 'certificate-quarantined' : 'recorded-for-an-operator',
+  };
+  await deps.registrations.appendHistory({
+    serial: device.serial,
+    at: new Date(event.timestamp).toISOString(),
+    id: `suspicious-${event.sessionIdentifier}`.slice(0, 128),
+    event: 'SUSPICIOUS_CONNECTION',
+    actor: ACTOR,
+    reason,
+    detail,
+  });
+  const outcomes: LifecycleOutcome[] = [
+    { kind: 'suspicion', reason, identity: `SUSPICIOUS:${event.sessionIdentifier}`, sent: 'recorded' },
+  ];
+  if (deactivate) {
+    outcomes.push(
+      await suspect(
+        {
+          reason: 'CLONE_CERTIFICATE_MISMATCH',
+          identity: suspicionIdentity.certificateMismatch(device.serial, principal),
+          certificateId: principal,
+          claimedSerial: device.serial,
+          scope: 'certificate',
+          evidence: { detail: `a certificate that is not the device's own (${principalKind})`, ...detail },
+        },
+        owner,
+        deps,
+        now,
+      ),
+    );
   }
   return outcomes;
 }
@@ -537,38 +679,6 @@ async function verify(
   }
 }
 
-function mismatch(
-  device: DeviceRecord,
-  certificateId: string,
-  event: PresenceEvent,
-  owner: string,
-  deps: LifecycleDeps,
-  now: Instant,
-  detail: string,
-): Promise<LifecycleOutcome> {
-  return suspect(
-    {
-      reason: 'CLONE_CERTIFICATE_MISMATCH',
-      identity: suspicionIdentity.certificateMismatch(device.serial, certificateId),
-      serial: device.serial,
-      certificateId,
-      evidence: {
-        detail,
-        clientId: event.clientId,
-        sessionIdentifier: event.sessionIdentifier,
-        ipAddress: event.ipAddress,
-        at: event.timestamp,
-        deviceState: device.state,
-        currentCertificateId: device.certificateId,
-        pendingCertificateId: device.pendingCertificateId,
-      },
-    },
-    owner,
-    deps,
-    now,
-  );
-}
-
 async function suspect(
   input: {
     reason: string;
@@ -576,6 +686,8 @@ async function suspect(
     serial?: string;
     certificateId?: string;
     claimedSerial?: string;
+    /** `certificate`: deactivate the named certificate only, never its device (a foreign principal). */
+    scope?: 'certificate';
     evidence: Record<string, unknown>;
     ttlSeconds?: number;
   },
@@ -600,6 +712,7 @@ async function suspect(
         ...(serial === undefined && certificateId === undefined && input.claimedSerial
           ? { serial: input.claimedSerial }
           : {}),
+        ...(input.scope ? { scope: input.scope } : {}),
         reason: input.reason,
         evidence: {
           ...input.evidence,

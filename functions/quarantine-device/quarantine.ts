@@ -14,6 +14,7 @@
  * and finished; once the transaction committed, every IoT effect had already happened.
  */
 import type { QuarantineRequest } from '../../schemas/quarantine-request';
+import { crashPoint } from '../../shared/chaos';
 import type { Config } from '../../shared/config';
 import { certificatesToDeactivate, planQuarantine } from '../../shared/domain/quarantine';
 import { IllegalTransitionError, InvalidMessageError, TransientError } from '../../shared/errors';
@@ -50,6 +51,8 @@ export type QuarantineOutcome =
     }
   | { kind: 'evidence-added'; serial: string; state: DeviceRecord['state']; certificates: StatusOutcome[] }
   | { kind: 'certificate-quarantined'; certificateId: string; certificates: StatusOutcome[] }
+  /** A claim certificate is never deactivated by a request: an operator decides (recorded on it). */
+  | { kind: 'claim-certificate-kept'; certificateId: string }
   | { kind: 'duplicate'; requestId: string };
 
 /**
@@ -64,6 +67,35 @@ export async function quarantine(
 ): Promise<QuarantineOutcome> {
   if (await deps.quarantineStore.isDone(request.requestId)) {
     return { kind: 'duplicate', requestId: request.requestId };
+  }
+  const named = request.certificateId ? await deps.store.getCertificate(request.certificateId) : undefined;
+  if (
+    request.certificateId &&
+    named?.kind === 'CLAIM' &&
+    (request.scope === 'certificate' || !request.serial)
+  ) {
+    // A claim certificate is shared by a whole product line: deactivating it stops every device of
+    // the line from provisioning. No automatic flow may do that; the suspicion is recorded on the
+    // certificate for an operator (`fleetgate certificates`, the history of the device concerned).
+    const flagged = await deps.quarantineStore.flagClaimCertificate({
+      certificateId: request.certificateId,
+      requestId: request.requestId,
+      now: context.now,
+      suspicion: {
+        reason: request.reason,
+        source: request.source,
+        at: context.now,
+        requestId: request.requestId,
+        evidence: { ...request.evidence, observedAt: request.at },
+      },
+    });
+    return flagged === 'applied'
+      ? { kind: 'claim-certificate-kept', certificateId: request.certificateId }
+      : { kind: 'duplicate', requestId: request.requestId };
+  }
+  if (request.scope === 'certificate' && request.certificateId) {
+    // Evidence from a principal that is not a device's own: that certificate only, no device.
+    return quarantineCertificate(request, request.certificateId, deps, context, { restrictThings: false });
   }
   let device = request.serial ? await deps.store.getDevice(request.serial) : undefined;
   if (!device && request.certificateId) {
@@ -102,11 +134,19 @@ async function quarantineDevice(
 ): Promise<QuarantineOutcome> {
   const plan = planQuarantine(device.state);
   const certificates: StatusOutcome[] = [];
-  for (const certificateId of certificatesToDeactivate(plan, request.certificateId, device)) {
+  // A claim certificate named next to a device is never deactivated (see `quarantine`).
+  const named = request.certificateId ? await deps.store.getCertificate(request.certificateId) : undefined;
+  const keptClaim = named?.kind === 'CLAIM' ? request.certificateId : undefined;
+  for (const certificateId of certificatesToDeactivate(
+    plan,
+    keptClaim ? undefined : request.certificateId,
+    device,
+  )) {
     certificates.push(await deps.iot.deactivate(certificateId));
   }
   const thingName = device.thingName ?? (await thingOfCertificates(deps.iot, certificates));
   const grouped = thingName ? await deps.iot.addToGroup(thingName, deps.config.quarantineGroupName) : false;
+  crashPoint('quarantineDevice.afterIot', request.requestId);
   const historyDetail = {
     requestId: request.requestId,
     ...(request.serial && request.serial !== device.serial ? { claimedSerial: request.serial } : {}),
@@ -114,6 +154,7 @@ async function quarantineDevice(
     evidence: request.evidence,
     observedAt: request.at,
     certificates: certificates.map(describeOutcome),
+    ...(keptClaim ? { claimCertificateKept: keptClaim } : {}),
     ...(grouped && thingName ? { thingGroup: deps.config.quarantineGroupName, thingName } : {}),
   };
 
@@ -182,11 +223,14 @@ async function quarantineCertificate(
   certificateId: string,
   deps: QuarantineWorkDeps,
   context: { now: string },
+  options: { restrictThings: boolean } = { restrictThings: true },
 ): Promise<QuarantineOutcome> {
   const facts = await deps.iot.describeCertificate(certificateId);
   const certificates = [await deps.iot.deactivate(certificateId)];
   let thingName: string | undefined;
-  for (const thing of facts ? await deps.iot.thingsOf(facts.certificateArn) : []) {
+  // A certificate-scoped request names a certificate that is not its thing's device's own (e.g. a
+  // JITP takeover attached to a real device's thing): the thing is the device's and stays unrestricted.
+  for (const thing of facts && options.restrictThings ? await deps.iot.thingsOf(facts.certificateArn) : []) {
     if (await deps.iot.addToGroup(thing, deps.config.quarantineGroupName)) thingName ??= thing;
   }
   const result = await deps.quarantineStore.quarantineCertificate({

@@ -1,43 +1,80 @@
 /**
- * Is a certificate issued by a trusted, registered CA? The CA certificate is fetched with
- * DescribeCACertificate (quota: 10/s per account) and cached per container for a TTL; concurrent
- * lookups of the same CA share one call. The signature is verified against the CA's public key,
- * so a certificate merely claiming the CA's name is refused.
+ * Is a certificate issued by a trusted, registered CA? Trusted (fail closed, `checkTrustedCa`): on
+ * `TRUSTED_CA_IDS`, or recorded in the store as a CA by the operator (`fleetgate certificates
+ * register <ca.pem> --kind ca`); registered in AWS IoT alone is not enough. The CA certificate is
+ * fetched with DescribeCACertificate (quota: 10/s per account) and cached per container for a TTL,
+ * as is the store's answer; concurrent lookups of the same CA share one call. The signature is
+ * verified against the CA's public key, so a certificate merely claiming the CA's name is refused.
  */
 import { X509Certificate } from 'node:crypto';
 import { checkTrustedCa, type IssuerCheck } from '../../shared/domain/registration-rules';
 import type { CaCertificateDescription, IotRegistry } from '../../shared/iot/iot-registry';
+import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 
-interface CacheEntry {
-  value: Promise<CaCertificateDescription | undefined>;
+interface CacheEntry<T> {
+  value: Promise<T>;
   expiresAt: number;
 }
 
 export class CaTrust {
-  private readonly cache = new Map<string, CacheEntry>();
+  private readonly cache = new Map<string, CacheEntry<CaCertificateDescription | undefined>>();
+  private readonly recorded = new Map<string, CacheEntry<boolean>>();
 
   constructor(
     private readonly iot: Pick<IotRegistry, 'describeCaCertificate'>,
-    private readonly options: { ttlMs: number; trustedCaIds: readonly string[]; clock?: () => number },
+    private readonly options: {
+      ttlMs: number;
+      trustedCaIds: readonly string[];
+      /** Where CAs the operator recorded are (kind CA, ACTIVE); without it only TRUSTED_CA_IDS counts. */
+      store?: Pick<ProvisioningStore, 'getCertificate'>;
+      clock?: () => number;
+    },
   ) {}
 
-  /** Whether `certificateDer` was signed by the ACTIVE registered CA `caCertificateId`. */
+  /** Whether `certificateDer` was signed by the ACTIVE registered, trusted CA `caCertificateId`. */
   async check(caCertificateId: string, certificateDer: Buffer): Promise<IssuerCheck> {
-    const listed = checkTrustedCa(caCertificateId, this.options.trustedCaIds);
+    const id = caCertificateId.toLowerCase();
+    const onList = this.options.trustedCaIds.includes(id);
+    const listed = checkTrustedCa(id, {
+      trustedCaIds: this.options.trustedCaIds,
+      recordedCa: onList ? false : await this.isRecorded(id),
+    });
     if (!listed.trusted) return listed;
     const ca = await this.describe(caCertificateId.toLowerCase());
-    if (!ca) return { trusted: false, detail: 'CA certificate is not registered' };
-    if (ca.status !== 'ACTIVE') return { trusted: false, detail: `CA certificate is ${ca.status}` };
+    if (!ca) return { trusted: false, detail: 'caCertificateId: the CA certificate is not registered' };
+    if (ca.status !== 'ACTIVE')
+      return { trusted: false, detail: `caCertificateId: the CA certificate is ${ca.status}` };
     try {
       const caCertificate = new X509Certificate(ca.certificatePem);
       const leaf = new X509Certificate(certificateDer);
       if (!leaf.checkIssued(caCertificate) || !leaf.verify(caCertificate.publicKey)) {
-        return { trusted: false, detail: 'certificate is not signed by the CA it names' };
+        return {
+          trusted: false,
+          detail: 'certificatePem: is not signed by the CA it names (signature does not verify)',
+        };
       }
     } catch {
-      return { trusted: false, detail: 'certificate or CA certificate could not be verified' };
+      return {
+        trusted: false,
+        detail: 'certificatePem: the certificate or its CA certificate could not be verified',
+      };
     }
     return { trusted: true };
+  }
+
+  /** Whether the store records `caCertificateId` as an ACTIVE CA (cached like the description). */
+  private isRecorded(caCertificateId: string): Promise<boolean> {
+    const store = this.options.store;
+    if (!store) return Promise.resolve(false);
+    const now = (this.options.clock ?? Date.now)();
+    const cached = this.recorded.get(caCertificateId);
+    if (cached && cached.expiresAt > now) return cached.value;
+    const value = store
+      .getCertificate(caCertificateId)
+      .then((record) => record?.kind === 'CA' && record.status === 'ACTIVE');
+    this.recorded.set(caCertificateId, { value, expiresAt: now + this.options.ttlMs });
+    value.catch(() => this.recorded.delete(caCertificateId));
+    return value;
   }
 
   private describe(caCertificateId: string): Promise<CaCertificateDescription | undefined> {

@@ -32,7 +32,11 @@ function defaultDeps(): RegisterCertificateDeps {
     store,
     registrations: new RegistrationStore(store),
     iot,
-    caTrust: new CaTrust(iot, { ttlMs: config.caCacheTtlSeconds * 1000, trustedCaIds: config.trustedCaIds }),
+    caTrust: new CaTrust(iot, {
+      ttlMs: config.caCacheTtlSeconds * 1000,
+      trustedCaIds: config.trustedCaIds,
+      store,
+    }),
     quarantine: new QuarantineQueue(sqs, config.quarantineQueueUrl),
     deadLetters: new SqsDeadLetterQueue(sqs, config.deadLetterQueueUrl),
     logger: createLogger('registerCertificate'),

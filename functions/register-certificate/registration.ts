@@ -27,9 +27,14 @@
  */
 import type { CertificateRegisteredEvent } from '../../schemas/registration-events';
 import { type ParsedCertificate, parseCertificatePem } from '../../shared/certificates';
+import { crashPoint } from '../../shared/chaos';
 import type { Config } from '../../shared/config';
 import { suspicionIdentity } from '../../shared/domain/presence-rules';
-import type { Instant } from '../../shared/domain/provisioning-rules';
+import {
+  hookSuspicion,
+  type Instant,
+  type ProvisioningDecision,
+} from '../../shared/domain/provisioning-rules';
 import {
   decideRegistration,
   type Rejection,
@@ -137,7 +142,10 @@ export async function registerCertificate(
 
   const issuer =
     description.caCertificateId !== undefined && description.caCertificateId !== event.caCertificateId
-      ? { trusted: false as const, detail: 'event names another CA than the certificate' }
+      ? {
+          trusted: false as const,
+          detail: 'caCertificateId: the event names another CA than the certificate',
+        }
       : await deps.caTrust.check(event.caCertificateId, certificate.der);
   const serial = serialFromSubject(certificate, deps.config);
   const facts: ProvisioningFacts =
@@ -149,7 +157,14 @@ export async function registerCertificate(
         })
       : {};
   const decision = decideRegistration({ certificateId, certificate, issuer }, facts, deps.config, now);
-  const context = { event, description, owner, certificate, device: facts.device };
+  const context = {
+    event,
+    description,
+    owner,
+    certificate,
+    device: facts.device,
+    publicKeyOwner: facts.publicKeyOwner,
+  };
   if (!decision.allow) return rejectCertificate(decision, context, deps, now);
 
   // Reserved by an earlier delivery (possibly after this one read the store above).
@@ -233,6 +248,7 @@ export async function registerCertificate(
 
   const device = facts.device as DeviceRecord;
   await activate(decision.thingName, thingAttributes(device, decision.serial), description, deps);
+  crashPoint('registerCertificate.afterIot', certificateId);
   await deps.registrations.completeRegistration(certificateId, now.iso);
   return {
     status: 'registered',
@@ -267,14 +283,34 @@ async function rejectCertificate(
     owner: string;
     certificate?: ParsedCertificate;
     device?: DeviceRecord;
+    publicKeyOwner?: ProvisioningFacts['publicKeyOwner'];
   },
   deps: RegistrationDeps,
   now: Instant,
 ): Promise<RegistrationOutcome> {
   const { event, description, certificate, device } = context;
   const certificateId = event.certificateId;
-  // Only a device the certificate really claims (and that exists) is named in the request.
+  // The device the certificate claims (and that exists): its history records the rejection.
   const serial = device && rejection.serial === device.serial ? device.serial : undefined;
+  // Whom the quarantine request names (issue 15: a certificate that is not a device's own never
+  // quarantines the device). A device only when the certificate proves the device's own key copied
+  // (its key under a new certificate: CLONE_PUBLIC_KEY; another device's key: that device), or when
+  // the device cannot move anyway (revoked, quarantined, decommissioned: evidence on its record).
+  // Anything else — a second key for a bound serial, a race lost, a weak key — is the presented
+  // certificate's alone: a certificate-scoped request, as the pre-provisioning hook does.
+  const suspicion =
+    rejection.serial !== undefined
+      ? hookSuspicion(
+          { allow: false, reason: rejection.reason, detail: rejection.detail } as ProvisioningDecision,
+          rejection.serial,
+          { ...(context.publicKeyOwner ? { publicKeyOwner: context.publicKeyOwner } : {}) },
+        )
+      : undefined;
+  const restricted =
+    device !== undefined &&
+    serial !== undefined &&
+    ['REVOKED', 'QUARANTINED', 'DECOMMISSIONED'].includes(device.state);
+  const named = suspicion?.serial ?? (restricted ? serial : undefined);
   const evidence: Record<string, unknown> = {
     flow: 'JITR',
     caCertificateId: event.caCertificateId,
@@ -294,9 +330,9 @@ async function rejectCertificate(
       ttlSeconds: deps.config.suspicionTtlSeconds,
       request: {
         requestId: `${ACTOR}:${certificateId}`,
-        ...(serial !== undefined ? { serial } : {}),
+        ...(named !== undefined ? { serial: named } : { scope: 'certificate' as const }),
         certificateId,
-        reason: rejection.reason,
+        reason: suspicion?.reason === 'CLONE_PUBLIC_KEY' ? suspicion.reason : rejection.reason,
         evidence,
         source: ACTOR,
         at: now.iso,
@@ -306,6 +342,7 @@ async function rejectCertificate(
   if (description.status !== rejection.certificateStatus && description.status !== 'REVOKED') {
     await deps.iot.updateCertificateStatus(certificateId, rejection.certificateStatus);
   }
+  crashPoint('registerCertificate.afterReject', certificateId);
   await deps.registrations.recordRejection({
     certificate: {
       ...(certificate

@@ -3,8 +3,9 @@
  * members, exactly as in the `@aws-sdk/client-iot` service model) and handlers that turn registry records
  * into AWS response shapes. Timestamps are epoch seconds, the restJson1 default.
  */
-import { invalidRequest } from './errors';
+import { IotError, invalidRequest, notFound } from './errors';
 import { type CaRecord, type CertificateRecord, paginate, type Registry } from './registry';
+import { type ShadowService, shadowHttpError } from './shadow';
 
 /** Where a query/header member goes and how it is typed. */
 type Scalar = 'string' | 'number' | 'boolean';
@@ -133,6 +134,12 @@ export const ROUTES: Route[] = [
     headers: { principal: 'x-amzn-principal' },
   },
   { api: 'ListThingPrincipals', method: 'GET', path: '/things/{thingName}/principals', query: tokens },
+  {
+    api: 'ListThingPrincipalsV2',
+    method: 'GET',
+    path: '/things/{thingName}/principals-v2',
+    query: { ...tokens, thingPrincipalType: ['thingPrincipalType', 'string'] },
+  },
   { api: 'ListThingGroupsForThing', method: 'GET', path: '/things/{thingName}/thing-groups', query: tokens },
   {
     api: 'ListPrincipalThings',
@@ -141,10 +148,31 @@ export const ROUTES: Route[] = [
     headers: { principal: 'x-amzn-principal' },
     query: tokens,
   },
+  {
+    api: 'ListPrincipalThingsV2',
+    method: 'GET',
+    path: '/principals/things-v2',
+    headers: { principal: 'x-amzn-principal' },
+    query: { ...tokens, thingPrincipalType: ['thingPrincipalType', 'string'] },
+  },
+  {
+    api: 'GetEffectivePolicies',
+    method: 'POST',
+    path: '/effective-policies',
+    query: { thingName: ['thingName', 'string'] },
+  },
+  { api: 'GetRegistrationCode', method: 'GET', path: '/registrationcode' },
+  { api: 'DeleteRegistrationCode', method: 'DELETE', path: '/registrationcode' },
   { api: 'ListPolicies', method: 'GET', path: '/policies', query: { ...paging, ...ascending } },
   { api: 'CreatePolicy', method: 'POST', path: '/policies/{policyName}' },
   { api: 'GetPolicy', method: 'GET', path: '/policies/{policyName}' },
   { api: 'DeletePolicy', method: 'DELETE', path: '/policies/{policyName}' },
+  { api: 'ListPolicyVersions', method: 'GET', path: '/policies/{policyName}/version' },
+  {
+    api: 'DeletePolicyVersion',
+    method: 'DELETE',
+    path: '/policies/{policyName}/version/{policyVersionId}',
+  },
   { api: 'AttachPolicy', method: 'PUT', path: '/target-policies/{policyName}' },
   { api: 'DetachPolicy', method: 'POST', path: '/target-policies/{policyName}' },
   {
@@ -184,6 +212,7 @@ export const ROUTES: Route[] = [
   { api: 'DescribeEventConfigurations', method: 'GET', path: '/event-configurations' },
   { api: 'UpdateEventConfigurations', method: 'PATCH', path: '/event-configurations' },
   { api: 'CreateProvisioningTemplate', method: 'POST', path: '/provisioning-templates' },
+  { api: 'ListProvisioningTemplates', method: 'GET', path: '/provisioning-templates', query: tokens },
   { api: 'DescribeProvisioningTemplate', method: 'GET', path: '/provisioning-templates/{templateName}' },
   {
     api: 'DescribeEndpoint',
@@ -192,6 +221,31 @@ export const ROUTES: Route[] = [
     query: { endpointType: ['endpointType', 'string'] },
   },
   // Data plane (@aws-sdk/client-iot-data-plane), served on the same port.
+  {
+    api: 'ListNamedShadowsForThing',
+    method: 'GET',
+    path: '/api/things/shadow/ListNamedShadowsForThing/{thingName}',
+    query: { nextToken: ['nextToken', 'string'], pageSize: ['pageSize', 'number'] },
+  },
+  {
+    api: 'GetThingShadow',
+    method: 'GET',
+    path: '/things/{thingName}/shadow',
+    query: { shadowName: ['name', 'string'] },
+  },
+  {
+    api: 'UpdateThingShadow',
+    method: 'POST',
+    path: '/things/{thingName}/shadow',
+    body: 'raw',
+    query: { shadowName: ['name', 'string'] },
+  },
+  {
+    api: 'DeleteThingShadow',
+    method: 'DELETE',
+    path: '/things/{thingName}/shadow',
+    query: { shadowName: ['name', 'string'] },
+  },
   {
     api: 'Publish',
     method: 'POST',
@@ -204,6 +258,11 @@ export const ROUTES: Route[] = [
       contentType: ['contentType', 'string'],
       responseTopic: ['responseTopic', 'string'],
       messageExpiry: ['messageExpiry', 'number'],
+    },
+    headers: {
+      userProperties: 'x-amz-mqtt5-user-properties',
+      payloadFormatIndicator: 'x-amz-mqtt5-payload-format-indicator',
+      correlationData: 'x-amz-mqtt5-correlation-data',
     },
   },
 ];
@@ -242,6 +301,7 @@ export interface ControlPlaneServices {
     setAsActive: boolean,
   ): Promise<{ record: CertificateRecord; publicKeyPem: string; privateKeyPem: string }>;
   publish(input: Record<string, unknown>): Promise<void>;
+  shadows: ShadowService;
 }
 
 /** An operation handler: input members in, response body out (undefined = empty body). */
@@ -257,6 +317,15 @@ function str(input: Input, key: string): string | undefined {
 function num(input: Input, key: string): number | undefined {
   const value = input[key];
   return typeof value === 'number' ? value : undefined;
+}
+
+/** `thingPrincipalType` filter of the V2 lists: EXCLUSIVE_THING, NON_EXCLUSIVE_THING or none. */
+function thingPrincipalType(value: unknown): 'EXCLUSIVE_THING' | 'NON_EXCLUSIVE_THING' | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'EXCLUSIVE_THING' && value !== 'NON_EXCLUSIVE_THING') {
+    throw invalidRequest('thingPrincipalType must be EXCLUSIVE_THING or NON_EXCLUSIVE_THING');
+  }
+  return value;
 }
 
 /** Builds the handler table for one emulator. */
@@ -481,6 +550,80 @@ export function createHandlers(services: ControlPlaneServices): Record<string, H
       const { page, next } = paginate(list, str(input, 'nextToken'), num(input, 'maxResults'), tokenPage);
       return { things: page, nextToken: next };
     },
+    ListThingPrincipalsV2: (input) => {
+      const thing = registry.getThing(input.thingName);
+      const type = thingPrincipalType(input.thingPrincipalType);
+      const list = [...thing.principals]
+        .map((principal) => ({
+          principal,
+          thingPrincipalType:
+            registry.exclusivePrincipals.get(principal) === thing.thingName
+              ? 'EXCLUSIVE_THING'
+              : 'NON_EXCLUSIVE_THING',
+        }))
+        .filter((entry) => type === undefined || entry.thingPrincipalType === type);
+      const { page, next } = paginate(list, str(input, 'nextToken'), num(input, 'maxResults'), tokenPage);
+      return { thingPrincipalObjects: page, nextToken: next };
+    },
+    ListPrincipalThingsV2: (input) => {
+      const principal = registry.checkPrincipal(input.principal);
+      const type = thingPrincipalType(input.thingPrincipalType);
+      const list = [...(registry.principalThings.get(principal) ?? [])]
+        .sort()
+        .map((thingName) => ({
+          thingName,
+          thingPrincipalType:
+            registry.exclusivePrincipals.get(principal) === thingName
+              ? 'EXCLUSIVE_THING'
+              : 'NON_EXCLUSIVE_THING',
+        }))
+        .filter((entry) => type === undefined || entry.thingPrincipalType === type);
+      const { page, next } = paginate(list, str(input, 'nextToken'), num(input, 'maxResults'), tokenPage);
+      return { principalThingObjects: page, nextToken: next };
+    },
+    GetEffectivePolicies: (input) => {
+      // The policies IoT evaluates for a device connecting with `principal` (a certificate ARN) as
+      // `thingName`: the certificate's, then those of the thing's groups and their ancestors.
+      if (input.cognitoIdentityPoolId !== undefined) {
+        throw new IotError(
+          'NotEmulatedException',
+          'GetEffectivePolicies: Amazon Cognito principals are not emulated',
+        );
+      }
+      const principal = registry.checkPrincipal(input.principal);
+      const certificateId = /:cert\/([0-9a-f]{64})$/.exec(principal)?.[1];
+      if (certificateId) registry.getCertificate(certificateId);
+      const names: string[] = [...(registry.targetPolicies.get(principal) ?? [])];
+      const thingName = str(input, 'thingName');
+      if (thingName) {
+        const thing = registry.getThing(thingName);
+        for (const groupName of [...thing.groups].sort()) {
+          const group = registry.thingGroups.get(groupName);
+          if (!group) continue;
+          for (const ancestor of [...registry.rootToParent(group), group]) {
+            names.push(...(registry.targetPolicies.get(ancestor.thingGroupArn) ?? []));
+          }
+        }
+      }
+      const effectivePolicies = [...new Set(names)].flatMap((name) => {
+        const policy = registry.policies.get(name);
+        return policy
+          ? [
+              {
+                policyName: policy.policyName,
+                policyArn: policy.policyArn,
+                policyDocument: policy.policyDocument,
+              },
+            ]
+          : [];
+      });
+      return { effectivePolicies };
+    },
+    GetRegistrationCode: () => ({ registrationCode: registry.registrationCode }),
+    DeleteRegistrationCode: () => {
+      registry.deleteRegistrationCode();
+      return {};
+    },
     ListPolicies: (input) => {
       const list = [...registry.policies.values()].sort((a, b) => a.policyName.localeCompare(b.policyName));
       if (input.ascendingOrder === false) list.reverse();
@@ -513,6 +656,28 @@ export function createHandlers(services: ControlPlaneServices): Record<string, H
         lastModifiedDate: epochSeconds(policy.lastModifiedDate),
         generationId: policy.generationId,
       };
+    },
+    // Policies here have one version, `1`, the default (CreatePolicyVersion is not emulated).
+    // @see https://docs.aws.amazon.com/iot/latest/apireference/API_ListPolicyVersions.html
+    ListPolicyVersions: (input) => {
+      const policy = registry.getPolicy(input.policyName);
+      return {
+        policyVersions: [
+          { versionId: '1', isDefaultVersion: true, createDate: epochSeconds(policy.creationDate) },
+        ],
+      };
+    },
+    // AWS refuses to delete the default version (DeleteConflictException); any other id is unknown.
+    // @see https://docs.aws.amazon.com/iot/latest/apireference/API_DeletePolicyVersion.html
+    DeletePolicyVersion: (input) => {
+      const policy = registry.getPolicy(input.policyName);
+      if (String(input.policyVersionId) === '1') {
+        throw new IotError(
+          'DeleteConflictException',
+          `Cannot delete the default version 1 of policy ${policy.policyName}; use DeletePolicy`,
+        );
+      }
+      throw notFound(`policy ${policy.policyName} has no version ${String(input.policyVersionId)}`);
     },
     DeletePolicy: (input) => {
       registry.deletePolicy(input.policyName);
@@ -654,6 +819,24 @@ export function createHandlers(services: ControlPlaneServices): Record<string, H
         defaultVersionId: template.defaultVersionId,
       };
     },
+    ListProvisioningTemplates: (input) => {
+      const list = [...registry.templates.values()].sort((a, b) =>
+        a.templateName.localeCompare(b.templateName),
+      );
+      const { page, next } = paginate(list, str(input, 'nextToken'), num(input, 'maxResults'), tokenPage);
+      return {
+        templates: page.map((t) => ({
+          templateArn: t.templateArn,
+          templateName: t.templateName,
+          description: t.description,
+          creationDate: epochSeconds(t.creationDate),
+          lastModifiedDate: epochSeconds(t.lastModifiedDate),
+          enabled: t.enabled,
+          type: t.type,
+        })),
+        nextToken: next,
+      };
+    },
     DescribeProvisioningTemplate: (input) => {
       const t = registry.getTemplate(input.templateName);
       return {
@@ -676,6 +859,42 @@ export function createHandlers(services: ControlPlaneServices): Record<string, H
       if (!known.includes(endpointType))
         throw invalidRequest(`endpointType must be one of ${known.join(', ')}`);
       return { endpointAddress: services.endpointAddress(endpointType) };
+    },
+    GetThingShadow: (input) => {
+      try {
+        return services.shadows.get(String(input.thingName), str(input, 'shadowName'));
+      } catch (error) {
+        throw shadowHttpError(error);
+      }
+    },
+    UpdateThingShadow: async (input) => {
+      try {
+        const payload = Buffer.isBuffer(input.payload) ? input.payload : Buffer.alloc(0);
+        return await services.shadows.update(String(input.thingName), str(input, 'shadowName'), payload);
+      } catch (error) {
+        throw shadowHttpError(error);
+      }
+    },
+    DeleteThingShadow: async (input) => {
+      try {
+        return await services.shadows.delete(String(input.thingName), str(input, 'shadowName'));
+      } catch (error) {
+        throw shadowHttpError(error);
+      }
+    },
+    ListNamedShadowsForThing: (input) => {
+      let names: string[];
+      try {
+        names = services.shadows.namedShadows(String(input.thingName));
+      } catch (error) {
+        throw shadowHttpError(error);
+      }
+      const { page, next } = paginate(names, str(input, 'nextToken'), num(input, 'pageSize'), {
+        defaultSize: 25,
+        maxSize: 100,
+        what: 'pageSize',
+      });
+      return { results: page, nextToken: next, timestamp: Math.floor(Date.now() / 1000) };
     },
     Publish: async (input) => {
       await services.publish(input);

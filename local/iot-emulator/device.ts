@@ -4,11 +4,10 @@
  * (CreateCertificateFromCsr / CreateKeysAndCertificate / RegisterThing). The MQTT device endpoint
  * (local/mqtt/broker.ts) calls these for every MQTT connection.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import {
   type CertificateAuthority,
   certificateId as computeCertificateId,
-  exportPrivateKeyPem,
   generateKeyPair,
   issueCertificate,
   parseCertificate,
@@ -474,11 +473,16 @@ export class DeviceGateway {
     return this.ctx.registry.addIssuedCertificate(issued.certificate, issued.certificatePem, status);
   }
 
-  /** Generates a key pair and a certificate from the emulator CA. */
+  /**
+   * Generates a key pair and a certificate from the emulator CA. As AWS documents for
+   * CreateKeysAndCertificate (control plane and MQTT API): "a 2048-bit RSA key pair"; the private key in
+   * PEM as AWS returns it (PKCS#1, `-----BEGIN RSA PRIVATE KEY-----`), the public key as SPKI PEM.
+   * @see https://docs.aws.amazon.com/iot/latest/apireference/API_CreateKeysAndCertificate.html
+   */
   async issueWithKeys(
     status: 'ACTIVE' | 'INACTIVE',
   ): Promise<{ record: CertificateRecord; publicKeyPem: string; privateKeyPem: string }> {
-    const keys = await generateKeyPair();
+    const keys = await generateKeyPair('RSA-2048');
     const issued = await issueCertificate(this.ctx.issuer, {
       publicKey: keys.publicKey,
       subject: 'CN=AWS IoT Certificate',
@@ -489,7 +493,7 @@ export class DeviceGateway {
     return {
       record,
       publicKeyPem: issued.certificate.publicKey.toString('pem'),
-      privateKeyPem: await exportPrivateKeyPem(keys.privateKey),
+      privateKeyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs1', format: 'pem' }).toString(),
     };
   }
 

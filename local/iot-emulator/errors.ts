@@ -11,13 +11,18 @@ export const ERROR_STATUS = {
   CertificateStateException: 406,
   CertificateValidationException: 400,
   ConflictingResourceUpdateException: 409,
+  /** Data plane: a shadow update's version does not match. */
+  ConflictException: 409,
   DeleteConflictException: 409,
   InternalFailureException: 500,
   InvalidRequestException: 400,
   LimitExceededException: 410,
   MalformedPolicyException: 400,
+  RegistrationCodeValidationException: 400,
   ResourceAlreadyExistsException: 409,
   ResourceNotFoundException: 404,
+  /** Data plane: a shadow document over the size limit. */
+  RequestEntityTooLargeException: 413,
   ServiceUnavailableException: 503,
   ThrottlingException: 400,
   UnauthorizedException: 401,

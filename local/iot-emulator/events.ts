@@ -4,7 +4,13 @@
  */
 
 /** Where a published message came from. */
-export type PublishSource = 'presence' | 'certificate-registration' | 'registry' | 'data-plane' | 'device';
+export type PublishSource =
+  | 'presence'
+  | 'certificate-registration'
+  | 'registry'
+  | 'data-plane'
+  | 'device'
+  | 'shadow';
 
 /** Metadata passed with every published message. */
 export interface PublishMeta {
@@ -17,6 +23,11 @@ export interface PublishMeta {
   principal?: string;
   /** Source `device`: the publishing session's MQTT client id (`clientid()`). */
   clientId?: string;
+  /**
+   * MQTT 5 PUBLISH properties to deliver with the message (user properties, response topic, correlation
+   * data, content type, payload format indicator) and its Message Expiry Interval in seconds.
+   */
+  mqtt5?: { properties?: Record<string, unknown>; messageExpiryInterval?: number };
 }
 
 /** A message the emulator published. */

@@ -77,6 +77,18 @@ export interface FaultSettings {
   seed?: number;
   /** Restrict error/latency injection to these APIs (quotas always apply per API). Default all. */
   apis?: string[];
+  /**
+   * Probability 0..1 that a call is refused with ThrottlingException (HTTP 400, as AWS throttles),
+   * whatever the quotas say: throttling as chaos, independent of the token buckets. Default 0.
+   */
+  throttleRate?: number;
+  /**
+   * Restrict error, throttle and latency injection to calls signed with an access key id starting
+   * with one of these (the local stack's functions sign as `local-fn-<name>`: `['local-fn-']`
+   * leaves the operator's and the simulator's own calls alone). Quotas apply to every caller, as
+   * AWS's are per account. Default all callers.
+   */
+  callers?: string[];
 }
 
 interface Bucket {
@@ -92,8 +104,8 @@ interface Bucket {
  * freeze the quotas.
  */
 export class FaultInjector {
-  private settings: Required<Omit<FaultSettings, 'apis' | 'latency'>> &
-    Pick<FaultSettings, 'apis' | 'latency'>;
+  private settings: Required<Omit<FaultSettings, 'apis' | 'latency' | 'callers'>> &
+    Pick<FaultSettings, 'apis' | 'latency' | 'callers'>;
   private random: () => number;
   private buckets = new Map<string, Bucket>();
 
@@ -108,9 +120,14 @@ export class FaultInjector {
   private static normalize(settings: FaultSettings) {
     const errorRate = settings.errorRate ?? 0;
     if (!(errorRate >= 0 && errorRate <= 1)) throw new RangeError('errorRate must be between 0 and 1');
+    const throttleRate = settings.throttleRate ?? 0;
+    if (!(throttleRate >= 0 && throttleRate <= 1))
+      throw new RangeError('throttleRate must be between 0 and 1');
     return {
       quotas: settings.quotas ?? false,
       errorRate,
+      throttleRate,
+      callers: settings.callers,
       errorCodes: settings.errorCodes?.length
         ? settings.errorCodes
         : (['InternalFailureException', 'ServiceUnavailableException'] as const).slice(),
@@ -155,21 +172,30 @@ export class FaultInjector {
     bucket.tokens -= 1;
   }
 
-  private applies(api: string): boolean {
+  private applies(api: string, caller?: string): boolean {
+    const callers = this.settings.callers;
+    if (callers !== undefined && !callers.some((prefix) => (caller ?? '').startsWith(prefix))) return false;
     return this.settings.apis === undefined || this.settings.apis.includes(api);
   }
 
   /** Milliseconds of latency to add before handling `api` (0 when none). */
-  latencyFor(api: string): number {
+  latencyFor(api: string, caller?: string): number {
     const latency = this.settings.latency;
-    if (latency === undefined || !this.applies(api)) return 0;
+    if (latency === undefined || !this.applies(api, caller)) return 0;
     if (typeof latency === 'number') return latency;
     return latency.minMs + this.random() * (latency.maxMs - latency.minMs);
   }
 
-  /** Throws an injected 5xx for `api` with probability `errorRate`. */
-  maybeFail(api: string): void {
-    if (this.settings.errorRate <= 0 || !this.applies(api)) return;
+  /**
+   * Throws an injected ThrottlingException with probability `throttleRate`, else an injected 5xx
+   * with probability `errorRate`.
+   */
+  maybeFail(api: string, caller?: string): void {
+    if (!this.applies(api, caller)) return;
+    if (this.settings.throttleRate > 0 && this.random() < this.settings.throttleRate) {
+      throw new IotError('ThrottlingException', 'Rate exceeded');
+    }
+    if (this.settings.errorRate <= 0) return;
     if (this.random() >= this.settings.errorRate) return;
     const codes = this.settings.errorCodes;
     const code = codes[Math.floor(this.random() * codes.length)] ?? 'InternalFailureException';

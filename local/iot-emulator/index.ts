@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { topicMatches } from '../iot-sql';
 import { type CertificateAuthority, createCertificateAuthority } from '../pki';
 import { CallLog, type CallRecord, summarizeInput } from './call-log';
-import { createHandlers, type Handler, ROUTES } from './control-plane';
+import { createHandlers, type Handler, ROUTES, type Route } from './control-plane';
 import {
   type ConnectInput,
   type ConnectOutcome,
@@ -38,10 +38,18 @@ import {
   type Session,
 } from './device';
 import { IotError } from './errors';
-import { type DisconnectReason, type PublishedMessage, Publisher, type PublishSink } from './events';
+import {
+  type DisconnectReason,
+  type PublishedMessage,
+  Publisher,
+  type PublishMeta,
+  type PublishSink,
+} from './events';
 import { FaultInjector, type FaultSettings } from './faults';
 import { buildInput, matchRoute, readBody, sendError, sendJson } from './http-server';
 import { Registry } from './registry';
+import { type ModelOperation, serviceModelOperations } from './service-model';
+import { parseShadowTopic, ShadowService } from './shadow';
 
 export type { CallRecord } from './call-log';
 export { ROUTES } from './control-plane';
@@ -99,8 +107,6 @@ export interface IotEmulatorOptions {
   hookTimeoutMs?: number;
   /** Certificate ownership token lifetime; AWS: one hour. */
   ownershipTokenTtlMs?: number;
-  /** Endpoint prefix returned by DescribeEndpoint; default derived from the account id. */
-  endpointPrefix?: string;
   /**
    * IAM for calls over HTTP: called with the caller's access key id (from the SigV4 header), the
    * operation and its input before the operation runs; throws (an {@link IotError}) to deny.
@@ -121,6 +127,8 @@ export class IotEmulator {
   readonly region: string;
   readonly registry: Registry;
   readonly devices: DeviceGateway;
+  /** The Device Shadow service (classic and named shadows). */
+  readonly shadows: ShadowService;
   private readonly callLog = new CallLog();
   private readonly publisher: Publisher;
   private readonly faultInjector: FaultInjector;
@@ -159,16 +167,34 @@ export class IotEmulator {
       ownershipTokenTtlMs: options.ownershipTokenTtlMs ?? 3_600_000,
       issuedNotAfter: new Date('2049-12-31T23:59:59Z'),
     });
-    const prefix = options.endpointPrefix ?? `a${this.accountId.slice(-6)}emu`;
+    this.shadows = new ShadowService(this.publisher, this.now);
+    // A device's publish on a shadow request topic is a Device Shadow service request.
+    this.publisher.onPublish((message) => {
+      if (message.meta.source === 'device' && parseShadowTopic(message.topic)) {
+        void this.shadows.handleMqtt(message.topic, message.payload);
+      }
+    });
     this.handlers = createHandlers({
+      shadows: this.shadows,
       registry: this.registry,
       accountId: this.accountId,
       endpointAddress: (type) => {
-        if (type === 'iot:Data') return `${prefix}.iot.${this.region}.amazonaws.com`;
-        if (type === 'iot:Data-ATS') return `${prefix}-ats.iot.${this.region}.amazonaws.com`;
-        if (type === 'iot:CredentialProvider')
-          return `${prefix}.credentials.iot.${this.region}.amazonaws.com`;
-        return `${prefix}.jobs.iot.${this.region}.amazonaws.com`;
+        if (type !== 'iot:Data' && type !== 'iot:Data-ATS') {
+          throw new IotError(
+            'NotEmulatedException',
+            `DescribeEndpoint ${type}: the local stack serves no ${type === 'iot:Jobs' ? 'Jobs' : 'credential provider'} endpoint`,
+          );
+        }
+        const mqtt = this.mqttEndpoint;
+        if (!mqtt) {
+          throw new IotError(
+            'NotEmulatedException',
+            'DescribeEndpoint: no local MQTT endpoint is running with this emulator (startMqttBroker attaches one)',
+          );
+        }
+        // What a client can connect to: the address alone when the endpoint is on IoT Core's port (a
+        // client that appends :8883 works unchanged), otherwise with its port.
+        return mqtt.port === 8883 ? mqtt.host : `${mqtt.host}:${mqtt.port}`;
       },
       createCertificateFromCsr: (csr, setAsActive) =>
         this.devices.issueFromCsr(csr, setAsActive ? 'ACTIVE' : 'INACTIVE'),
@@ -188,9 +214,18 @@ export class IotEmulator {
           source: 'data-plane',
           qos,
           retain: input.retain === true,
+          ...mqtt5PublishMeta(input),
         });
       },
     });
+  }
+
+  /** The MQTT device endpoint serving this emulator's devices, when one is running. */
+  mqttEndpoint?: { host: string; port: number };
+
+  /** Called by the MQTT endpoint (local/mqtt/broker.ts) when it starts (and with undefined when it stops). */
+  setMqttEndpoint(endpoint: { host: string; port: number } | undefined): void {
+    this.mqttEndpoint = endpoint;
   }
 
   /** `http://127.0.0.1:<port>`: pass as `endpoint` to IoTClient and IoTDataPlaneClient. */
@@ -281,7 +316,7 @@ export class IotEmulator {
    * Calls an operation directly (no HTTP), with the same faults, quotas and call logging as over HTTP.
    * Throws {@link IotError}.
    */
-  async invoke(api: string, input: Record<string, unknown> = {}): Promise<unknown> {
+  async invoke(api: string, input: Record<string, unknown> = {}, caller?: string): Promise<unknown> {
     const handler = this.handlers[api];
     if (!handler) throw new IotError('InvalidRequestException', `Unknown operation ${api}`);
     const started = performance.now();
@@ -294,10 +329,10 @@ export class IotEmulator {
       } catch (error) {
         throttled = error;
       }
-      const latency = this.faultInjector.latencyFor(api);
+      const latency = this.faultInjector.latencyFor(api, caller);
       if (latency > 0) await sleep(latency);
       if (throttled) throw throttled;
-      this.faultInjector.maybeFail(api);
+      this.faultInjector.maybeFail(api, caller);
       const output = await handler(input);
       this.log(api, input, 'ok', at, started);
       return output;
@@ -450,17 +485,32 @@ export class IotEmulator {
     if (rawPath.startsWith('/_emulator/')) return this.handleIntrospection(req, res, url);
     let api = 'Unknown';
     let input: Record<string, unknown> = {};
+    let caller: string | undefined;
     try {
       const match = matchRoute(ROUTES, req.method ?? 'GET', rawPath);
       const body = await readBody(req);
       if (!match) {
-        throw new IotError('ResourceNotFoundException', `No operation for ${req.method} ${rawPath}`);
+        // A real operation the emulator does not serve fails as such, never with a plausible answer
+        // (a 404 would read as "does not exist" to code that creates what is missing).
+        const modelled = matchRoute(serviceModelOperations() as Route[], req.method ?? 'GET', rawPath);
+        if (modelled) {
+          api = modelled.route.api;
+          throw new IotError(
+            'NotEmulatedException',
+            `${api} is an AWS IoT ${(modelled.route as ModelOperation).service === 'iot-data' ? 'data-plane' : 'control-plane'} operation that the local IoT emulator does not emulate`,
+          );
+        }
+        throw new IotError(
+          'NotEmulatedException',
+          `No AWS IoT operation is bound to ${req.method} ${rawPath} (the local IoT emulator serves the operations in local/iot-emulator/control-plane.ts)`,
+        );
       }
       api = match.route.api;
       input = buildInput(match.route, match.labels, url, req.headers, body);
       const authorization = req.headers.authorization;
       const accessKeyId =
         typeof authorization === 'string' ? /Credential=([^/,\s]+)\//.exec(authorization)?.[1] : undefined;
+      caller = accessKeyId;
       this.authorizeCall?.(accessKeyId, api, input);
     } catch (error) {
       const iotError =
@@ -469,7 +519,7 @@ export class IotEmulator {
       return sendError(res, iotError);
     }
     try {
-      const output = await this.invoke(api, input);
+      const output = await this.invoke(api, input, caller);
       sendJson(res, 200, output);
     } catch (error) {
       sendError(res, error as IotError);
@@ -569,6 +619,58 @@ export class IotEmulator {
       );
     }
   }
+}
+
+/**
+ * The MQTT 5 properties of a data-plane Publish, as the API reference binds them: `contentType`,
+ * `responseTopic`, `messageExpiry` in the query, `x-amz-mqtt5-user-properties` (base64 of a JSON array
+ * of one-pair objects), `x-amz-mqtt5-payload-format-indicator` (`UNSPECIFIED_BYTES` | `UTF8_DATA`) and
+ * `x-amz-mqtt5-correlation-data` (base64) in headers.
+ * @see https://docs.aws.amazon.com/iot/latest/apireference/API_iotdata_Publish.html
+ */
+function mqtt5PublishMeta(input: Record<string, unknown>): { mqtt5?: PublishMeta['mqtt5'] } {
+  const properties: Record<string, unknown> = {};
+  if (typeof input.contentType === 'string') properties.contentType = input.contentType;
+  if (typeof input.responseTopic === 'string') properties.responseTopic = input.responseTopic;
+  const format = input.payloadFormatIndicator;
+  if (format !== undefined) {
+    if (format !== 'UNSPECIFIED_BYTES' && format !== 'UTF8_DATA')
+      throw new IotError(
+        'InvalidRequestException',
+        'payloadFormatIndicator must be UNSPECIFIED_BYTES or UTF8_DATA',
+      );
+    properties.payloadFormatIndicator = format === 'UTF8_DATA';
+  }
+  if (typeof input.correlationData === 'string')
+    properties.correlationData = Buffer.from(input.correlationData, 'base64');
+  if (typeof input.userProperties === 'string') {
+    let pairs: unknown;
+    try {
+      pairs = JSON.parse(Buffer.from(input.userProperties, 'base64').toString('utf8'));
+    } catch {
+      throw new IotError('InvalidRequestException', 'userProperties must be a JSON array of objects');
+    }
+    if (!Array.isArray(pairs))
+      throw new IotError('InvalidRequestException', 'userProperties must be a JSON array');
+    const user: Record<string, string | string[]> = {};
+    for (const pair of pairs) {
+      if (typeof pair !== 'object' || pair === null)
+        throw new IotError('InvalidRequestException', 'invalid userProperties');
+      for (const [key, value] of Object.entries(pair as Record<string, unknown>)) {
+        const text = String(value);
+        const existing = user[key];
+        user[key] =
+          existing === undefined ? text : [...(Array.isArray(existing) ? existing : [existing]), text];
+      }
+    }
+    properties.userProperties = user;
+  }
+  const expiry = input.messageExpiry;
+  const mqtt5: NonNullable<PublishMeta['mqtt5']> = {
+    ...(Object.keys(properties).length > 0 ? { properties } : {}),
+    ...(typeof expiry === 'number' ? { messageExpiryInterval: expiry } : {}),
+  };
+  return Object.keys(mqtt5).length > 0 ? { mqtt5 } : {};
 }
 
 /**

@@ -3,12 +3,13 @@
  * templates and event configurations, with AWS's validation rules, idempotency and error codes.
  * Transport-agnostic: the HTTP layer and the device-facing behaviour both call these methods.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import {
   certificateId as computeCertificateId,
   isCaCertificate,
   isSignedBy,
   parseCertificate,
+  subjectFields,
   type x509,
 } from '../pki';
 import { IotError, invalidRequest, notFound } from './errors';
@@ -284,14 +285,55 @@ export class Registry {
     const now = this.ctx.now();
     if (certificate.notAfter < now)
       throw new IotError('CertificateValidationException', 'caCertificate has expired');
-    if (input.verificationCertificate !== undefined && input.verificationCertificate !== null) {
-      const verification = parsePem(input.verificationCertificate, 'verificationCertificate');
+    // The API reference: "If certificateMode is SNI_ONLY, the verificationCertificate field must be empty.
+    // If certificateMode is DEFAULT or not provided, the verificationCertificate field must not be
+    // empty." The verification certificate proves possession of the CA's key: signed by it, with the
+    // account's registration code (GetRegistrationCode) as its Common Name.
+    const verificationPem = input.verificationCertificate;
+    const hasVerification =
+      verificationPem !== undefined && verificationPem !== null && verificationPem !== '';
+    if (mode === 'SNI_ONLY' && hasVerification) {
+      throw invalidRequest('verificationCertificate must be empty when certificateMode is SNI_ONLY');
+    }
+    if (mode === 'DEFAULT') {
+      if (!hasVerification) {
+        throw invalidRequest(
+          'verificationCertificate is required when certificateMode is DEFAULT: a certificate signed by the CA ' +
+            'with the registration code (GetRegistrationCode) as its Common Name',
+        );
+      }
+      const verification = parsePem(verificationPem, 'verificationCertificate');
       if (!(await isSignedBy(verification, certificate))) {
         throw new IotError(
           'CertificateValidationException',
           'verificationCertificate is not signed by caCertificate',
         );
       }
+      if (verification.notAfter < now || verification.notBefore > now) {
+        throw new IotError(
+          'CertificateValidationException',
+          'verificationCertificate is not within its validity period',
+        );
+      }
+      const commonName = subjectFields(verification).commonName;
+      if (commonName !== this.registrationCode) {
+        throw new IotError(
+          'RegistrationCodeValidationException',
+          `The verification certificate's Common Name (${commonName ?? 'none'}) is not this account's registration code`,
+        );
+      }
+    }
+    // "You can register up to 10 CA certificates with the same CA subject field per account."
+    const sameSubject = [...this.cas.values()].filter(
+      (ca) =>
+        ca.certificate.subject === certificate.subject &&
+        ca.certificateId !== computeCertificateId(certificate),
+    );
+    if (sameSubject.length >= 10) {
+      throw new IotError(
+        'LimitExceededException',
+        `10 CA certificates with the subject ${certificate.subject} are registered already`,
+      );
     }
     this.checkRegistrationConfig(input.registrationConfig);
     const certificateId = computeCertificateId(certificate);
@@ -318,6 +360,30 @@ export class Registry {
     };
     this.cas.set(certificateId, record);
     return record;
+  }
+
+  private registrationCodeValue?: string;
+
+  /**
+   * GetRegistrationCode: the account's CA registration code (64 hex characters), the same on every call
+   * until DeleteRegistrationCode.
+   */
+  get registrationCode(): string {
+    // Stable per account, as on AWS, so a verification certificate made once (e.g. for a CA declared in
+    // serverless.yml) stays valid across restarts of the local stack; a new one after each delete.
+    this.registrationCodeValue ??=
+      this.registrationCodeDeleted === 0
+        ? createHash('sha256').update(`fleetgate local registration code ${this.ctx.accountId}`).digest('hex')
+        : randomBytes(32).toString('hex');
+    return this.registrationCodeValue;
+  }
+
+  private registrationCodeDeleted = 0;
+
+  /** DeleteRegistrationCode: the next GetRegistrationCode returns a new code. */
+  deleteRegistrationCode(): void {
+    this.registrationCodeValue = undefined;
+    this.registrationCodeDeleted += 1;
   }
 
   private checkRegistrationConfig(config: CaRecord['registrationConfig'] | undefined): void {
@@ -652,9 +718,29 @@ export class Registry {
     if (existing) {
       if (existing.thingTypeName === thingTypeName && sameAttributes(existing.attributes, attributes))
         return existing;
+      // CreateThing is idempotent only for the same thing type and attributes; the message names what
+      // differs so the caller can tell a conflicting claim on the name from a retry.
+      const differences: string[] = [];
+      if (existing.thingTypeName !== thingTypeName) {
+        differences.push(
+          `thingTypeName (existing: ${existing.thingTypeName ?? 'none'}, requested: ${thingTypeName ?? 'none'})`,
+        );
+      }
+      const names = [...new Set([...Object.keys(existing.attributes), ...Object.keys(attributes)])].sort();
+      const changed = names.filter((name) => existing.attributes[name] !== attributes[name]);
+      if (changed.length > 0) {
+        differences.push(
+          `attributes (${changed
+            .map(
+              (name) =>
+                `${name}: existing ${JSON.stringify(existing.attributes[name] ?? null)}, requested ${JSON.stringify(attributes[name] ?? null)}`,
+            )
+            .join('; ')})`,
+        );
+      }
       throw new IotError(
         'ResourceAlreadyExistsException',
-        `Thing ${thingName} already exists with different tags`,
+        `Thing ${thingName} already exists with a different ${differences.join(' and ')}`,
         {
           resourceId: existing.thingId,
           resourceArn: existing.thingArn,

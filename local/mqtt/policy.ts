@@ -14,7 +14,12 @@
  */
 
 /** The MQTT policy actions. */
-export type MqttAction = 'iot:Connect' | 'iot:Publish' | 'iot:Subscribe' | 'iot:Receive';
+export type MqttAction =
+  | 'iot:Connect'
+  | 'iot:Publish'
+  | 'iot:RetainPublish'
+  | 'iot:Subscribe'
+  | 'iot:Receive';
 
 /** What policy variables resolve to for one connection. */
 export interface PolicyConnection {

@@ -4,6 +4,7 @@
  * connection with its own certificate — legitimate devices and bad actors alike — then IoT events
  * redelivered on demand and the outcome checked against the emulator's registry and the store.
  */
+
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,10 +19,12 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { importAllowlistCsv } from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { parseCertificatePem } from '../../shared/certificates';
+import { claimClientId } from '../../shared/domain/client-ids';
 import { listQuarantine, type QuarantineCounts, quarantineCounts } from '../../shared/quarantine/operator';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
+import { verifiedCaCertificate } from '../ca-registration';
 import { isRejection } from '../iot-emulator/index';
 import { declaredFleet, FleetSetupError } from '../mqtt/fleet-setup';
 import {
@@ -44,7 +47,6 @@ import {
   type SimulationFlow,
   type SimulationPlan,
 } from './plan';
-
 import { createTransport, type DeviceTransport, type TransportKind } from './transport';
 
 export type { SimulationFlow } from './plan';
@@ -445,7 +447,7 @@ async function prepareDeviceCa(rig: Rig, plan: SimulationPlan, flow: 'jitr' | 'j
   });
   await rig.iot.send(
     new RegisterCACertificateCommand({
-      caCertificate: ca.certificatePem,
+      ...(await verifiedCaCertificate(rig.iot, ca)),
       setAsActive: true,
       allowAutoRegistration: true,
       ...(flow === 'jitp'
@@ -456,6 +458,14 @@ async function prepareDeviceCa(rig: Rig, plan: SimulationPlan, flow: 'jitr' | 'j
             },
           }
         : {}),
+    }),
+  );
+  // JITR trusts only CAs the operator named (TRUSTED_CA_IDS) or recorded in the store, as
+  // `fleetgate certificates register <ca.pem> --kind ca` does: the simulator records its own.
+  await rig.store.putCertificateIfAbsent(
+    anchorCertificateRecord(parseCertificatePem(ca.certificatePem), {
+      kind: 'CA',
+      now: new Date().toISOString(),
     }),
   );
   await importAllowlist(rig, plan);
@@ -584,7 +594,7 @@ async function runFleetParticipant(
   const claimSession = await rig.devices.connect({
     certificatePem: claim.certificatePem,
     privateKeyPem: claim.privateKeyPem,
-    clientId: `claim-${serial}-${participant.index}`,
+    clientId: claimClientId(`${serial}-${participant.index}`),
   });
   if (!claimSession.accepted) return denied(`claim-connect:${claimSession.reason}`);
   try {

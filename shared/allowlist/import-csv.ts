@@ -1,11 +1,14 @@
 /**
- * Streams an allowlist CSV into the store: parse → validate per row (with line numbers) →
- * chunks of 100 → store. Memory stays flat whatever the file size, apart from the set of serials
- * seen (needed to reject duplicates within the file: ~60 bytes a row).
+ * Streams an allowlist CSV into the store: one physical line at a time (`csv-lines.ts`: a malformed
+ * line — stray quote, line break inside a field, NUL, bare CR, BOM after the start, over-long — is
+ * rejected with its line number and the rule, and the rest of the file is still read) → validate per
+ * row → chunks of 100 → store. Memory stays flat whatever the file size (an over-long line is not
+ * buffered), apart from the set of serials seen (needed to reject duplicates within the file: ~60
+ * bytes a row).
  */
 import type { Readable } from 'node:stream';
-import { parse } from 'csv-parse';
 import type { ProvisioningStore } from '../store/provisioning-store';
+import { csvLines, type SplitLine, splitCsvLine } from './csv-lines';
 import { type AllowlistEntry, checkHeader, parseRow } from './rows';
 
 export interface ImportSummary {
@@ -25,13 +28,13 @@ export interface ImportOptions {
   newId: () => string;
   /** Chunks written at once (each one BatchGet + BatchWrite round trips). */
   concurrency?: number;
-  /** Upper bound on one CSV record, so a runaway quote cannot eat memory. */
+  /** Upper bound on one line in bytes (default 64 KiB): a longer line is rejected, not buffered. */
   maxRecordBytes?: number;
   /** After each chunk is written: rows read up to the end of the chunks written so far, and bytes read. */
   onProgress?: (progress: { rows: number; bytes: number }) => void;
 }
 
-/** Thrown when the file cannot be read as an allowlist at all (header, CSV syntax). */
+/** Thrown when the file cannot be read as an allowlist at all (no header, a malformed header). */
 export class AllowlistFileError extends Error {
   constructor(
     message: string,
@@ -42,7 +45,8 @@ export class AllowlistFileError extends Error {
   }
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 function decode(field: Buffer): string | undefined {
   try {
@@ -55,20 +59,8 @@ function decode(field: Buffer): string | undefined {
 export async function importAllowlistCsv(input: Readable, options: ImportOptions): Promise<ImportSummary> {
   const summary: ImportSummary = { rows: 0, imported: 0, updated: 0, unchanged: 0, rejected: [] };
   const concurrency = options.concurrency ?? 4;
-  const parser = parse({
-    encoding: null,
-    info: true,
-    bom: true,
-    relax_column_count: true,
-    skip_empty_lines: true,
-    max_record_size: options.maxRecordBytes ?? 64 * 1024,
-  });
+  const maxBytes = options.maxRecordBytes ?? 64 * 1024;
   let bytes = 0;
-  input.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-  });
-  input.on('error', (error) => parser.destroy(error));
-  input.pipe(parser);
 
   const seen = new Set<string>();
   let columns: string[] | undefined;
@@ -113,45 +105,56 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
     if (failure) throw failure;
   };
 
-  try {
-    for await (const { record, info } of parser as AsyncIterable<{
-      record: Buffer[];
-      info: { lines: number };
-    }>) {
-      const fields = record.map(decode);
-      if (!columns) {
-        const header = checkHeader(fields.map((field) => field ?? '\uFFFD'));
-        if (!header.ok) throw new AllowlistFileError(header.reason, info.lines);
-        columns = header.columns;
-        continue;
+  let first = true;
+  for await (const physical of csvLines(input, maxBytes, (n) => {
+    bytes += n;
+  })) {
+    const line = physical.line;
+    const split: SplitLine =
+      'tooLong' in physical
+        ? { ok: false, rule: `longer than ${maxBytes} bytes (${physical.tooLong} bytes)` }
+        : physical.bytes.length === 0 || (first && physical.bytes.equals(UTF8_BOM))
+          ? { ok: true, fields: [] }
+          : splitCsvLine(physical.bytes, { first, maxBytes });
+    if ('bytes' in physical && physical.bytes.length > 0) first = false;
+    if (split.ok && split.fields.length === 0) continue; // an empty line
+    if (!columns) {
+      // The header decides how every row is read: a header that breaks a rule stops the import.
+      if (!split.ok) {
+        throw new AllowlistFileError(
+          `header: ${split.rule}${split.field !== undefined ? ` (column ${split.field + 1})` : ''}`,
+          line,
+        );
       }
-      summary.rows += 1;
-      const result = parseRow(columns, fields, options.serialPattern);
-      if (!result.ok) {
-        summary.rejected.push({ line: info.lines, reason: result.reason });
-        continue;
-      }
-      if (seen.has(result.entry.serial)) {
-        summary.rejected.push({
-          line: info.lines,
-          reason: `serial: duplicate of an earlier row (${result.entry.serial})`,
-        });
-        continue;
-      }
-      seen.add(result.entry.serial);
-      chunk.push(result.entry);
-      if (chunk.length === 100) {
-        await flush(chunk);
-        chunk = [];
-      }
+      const header = checkHeader(split.fields.map((field) => decode(field) ?? '\uFFFD'));
+      if (!header.ok) throw new AllowlistFileError(header.reason, line);
+      columns = header.columns;
+      continue;
     }
-  } catch (error) {
-    if (error instanceof AllowlistFileError) throw error;
-    const csv = error as { code?: string; lines?: number; message?: string };
-    if (typeof csv.code === 'string' && csv.code.startsWith('CSV_')) {
-      throw new AllowlistFileError(`not valid CSV (${csv.code}): ${csv.message ?? ''}`.trim(), csv.lines);
+    summary.rows += 1;
+    if (!split.ok) {
+      const where = split.field === undefined ? 'row' : (columns[split.field] ?? `column ${split.field + 1}`);
+      summary.rejected.push({ line, reason: `${where}: ${split.rule}` });
+      continue;
     }
-    throw error;
+    const result = parseRow(columns, split.fields.map(decode), options.serialPattern);
+    if (!result.ok) {
+      summary.rejected.push({ line, reason: result.reason });
+      continue;
+    }
+    if (seen.has(result.entry.serial)) {
+      summary.rejected.push({
+        line,
+        reason: `serial: duplicate of an earlier row (${result.entry.serial})`,
+      });
+      continue;
+    }
+    seen.add(result.entry.serial);
+    chunk.push(result.entry);
+    if (chunk.length === 100) {
+      await flush(chunk);
+      chunk = [];
+    }
   }
   if (!columns)
     throw new AllowlistFileError('the file is empty: a header row with a "serial" column is required');

@@ -11,6 +11,7 @@
  * failure; on the local stack it is a warning.
  */
 import {
+  BatchGetItemCommand,
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
   type DynamoDBClient,
@@ -58,7 +59,7 @@ export interface DoctorExpectations {
   /** Names of the queues that collect dead letters (RedrivePolicy and errorAction targets). */
   deadLetterQueues: string[];
   eventTypes: string[];
-  /** TRUSTED_CA_IDS; empty: any registered, ACTIVE CA. */
+  /** TRUSTED_CA_IDS; JITR also trusts CAs recorded in the store (never: any registered CA). */
   trustedCaIds: string[];
   devicePolicyName?: string;
   quarantine?: { thingGroupName: string; policyName: string };
@@ -247,8 +248,47 @@ export function checkEventConfigurations(iot: IoTClient, eventTypes: readonly st
   });
 }
 
-/** JITR: an ACTIVE CA with auto-registration on; every TRUSTED_CA_IDS entry registered and ACTIVE. */
-export function checkJitr(iot: IoTClient, expected: Pick<DoctorExpectations, 'trustedCaIds' | 'strict'>) {
+/**
+ * The CA certificate ids among `ids` that the store records as ACTIVE CAs (`fleetgate certificates
+ * register <ca.pem> --kind ca`): `CERT#<id>` items of kind CA, read with BatchGetItem.
+ */
+export async function recordedCaIds(
+  dynamodb: DynamoDBClient,
+  tableName: string,
+  ids: readonly string[],
+): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let i = 0; i < ids.length; i += 100) {
+    let request: Record<
+      string,
+      { Keys: Array<Record<string, { S: string }>>; ProjectionExpression?: string }
+    > = {
+      [tableName]: {
+        Keys: ids.slice(i, i + 100).map((id) => ({ PK: { S: `CERT#${id}` }, SK: { S: 'CERT' } })),
+      },
+    };
+    for (let attempt = 0; Object.keys(request).length > 0 && attempt < 5; attempt += 1) {
+      const out = await dynamodb.send(new BatchGetItemCommand({ RequestItems: request }));
+      for (const item of out.Responses?.[tableName] ?? []) {
+        if (item.kind?.S === 'CA' && item.status?.S === 'ACTIVE' && item.certificateId?.S)
+          found.add(item.certificateId.S);
+      }
+      request = (out.UnprocessedKeys ?? {}) as typeof request;
+    }
+  }
+  return found;
+}
+
+/**
+ * JITR: an ACTIVE CA with auto-registration on that JITR trusts; every TRUSTED_CA_IDS entry
+ * registered and ACTIVE. JITR fails closed: a CA is trusted only when it is on TRUSTED_CA_IDS or
+ * recorded in the store as a CA (`recorded`); registered in AWS IoT alone is not enough.
+ */
+export function checkJitr(
+  iot: IoTClient,
+  expected: Pick<DoctorExpectations, 'trustedCaIds' | 'strict'>,
+  recorded: (ids: string[]) => Promise<Set<string>> = async () => new Set(),
+) {
   const name = 'jitr';
   return guarded(name, async () => {
     const ids: string[] = [];
@@ -278,25 +318,50 @@ export function checkJitr(iot: IoTClient, expected: Pick<DoctorExpectations, 'tr
         fix: 'register the CA (`aws iot register-ca-certificate … --set-as-active`) or correct TRUSTED_CA_IDS',
       };
     }
-    const ready = [...cas].filter(
-      ([id, ca]) =>
-        ca.status === 'ACTIVE' &&
-        ca.autoRegistrationStatus === 'ENABLE' &&
-        (expected.trustedCaIds.length === 0 || expected.trustedCaIds.includes(id)),
+    const autoRegistering = [...cas].filter(
+      ([, ca]) => ca.status === 'ACTIVE' && ca.autoRegistrationStatus === 'ENABLE',
     );
+    const inStore = await recorded(autoRegistering.map(([id]) => id));
+    const trusted = (id: string) => expected.trustedCaIds.includes(id) || inStore.has(id);
+    const ready = autoRegistering.filter(([id]) => trusted(id));
+    const untrusted = autoRegistering.filter(([id]) => !trusted(id)).map(([id]) => id);
+    const soft = { ok: !expected.strict, ...(expected.strict ? {} : { warn: true }) };
+    const howToTrust =
+      'JITR trusts only the CAs you name: record it with `npx fleetgate certificates register <ca.pem> --kind ca` ' +
+      '(or list its id in TRUSTED_CA_IDS: `--param trustedCaIds=<id>,…`) (docs/jitr-and-lifecycle.md)';
+    if (ready.length === 0 && untrusted.length > 0) {
+      return {
+        name,
+        ...soft,
+        detail: `${untrusted.length} ACTIVE CA(s) with auto-registration, none trusted (not on TRUSTED_CA_IDS${
+          expected.trustedCaIds.length === 0 ? ', which is empty,' : ''
+        } nor recorded as a CA in the store): JITR refuses their devices with UNTRUSTED_ISSUER — ${untrusted
+          .map((id) => id.slice(0, 12))
+          .join(', ')}`,
+        fix: howToTrust,
+      };
+    }
     if (ready.length === 0) {
       return {
         name,
-        ok: !expected.strict,
-        ...(expected.strict ? {} : { warn: true }),
+        ...soft,
         detail: `no ACTIVE CA with auto-registration (${ids.length} CA(s) registered): JITR devices cannot register`,
-        fix: 'aws iot update-ca-certificate --certificate-id <id> --new-status ACTIVE --new-auto-registration-status ENABLE (docs/jitr-and-lifecycle.md)',
+        fix: 'aws iot update-ca-certificate --certificate-id <id> --new-status ACTIVE --new-auto-registration-status ENABLE, then trust it: `npx fleetgate certificates register <ca.pem> --kind ca` (docs/jitr-and-lifecycle.md)',
       };
     }
     return {
       name,
       ok: true,
-      detail: `${ready.length} ACTIVE CA(s) with auto-registration: ${ready.map(([id]) => id.slice(0, 12)).join(', ')}`,
+      ...(untrusted.length > 0 ? { warn: true, fix: howToTrust } : {}),
+      detail: `${ready.length} trusted ACTIVE CA(s) with auto-registration: ${ready
+        .map(([id]) => id.slice(0, 12))
+        .join(', ')}${
+        untrusted.length > 0
+          ? `; ${untrusted.length} more auto-register but are not trusted (UNTRUSTED_ISSUER): ${untrusted
+              .map((id) => id.slice(0, 12))
+              .join(', ')}`
+          : ''
+      }`,
     };
   });
 }
@@ -426,7 +491,7 @@ export async function runDoctorChecks(
     checkTable(clients.dynamodb, expected.table),
     checkQueues(clients.sqs, expected),
     checkEventConfigurations(clients.iot, expected.eventTypes),
-    checkJitr(clients.iot, expected),
+    checkJitr(clients.iot, expected, (ids) => recordedCaIds(clients.dynamodb, expected.table.name, ids)),
     checkDevicePolicy(clients.iot, expected),
     checkQuarantine(clients.iot, expected.quarantine),
     checkProvisioningTemplate(clients.iot, expected),

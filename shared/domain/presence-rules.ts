@@ -75,6 +75,8 @@ export interface SessionFacts {
   connectedAt?: number;
   /** Epoch ms of the disconnected event; absent while the session is (as far as we know) open. */
   disconnectedAt?: number;
+  /** The events' versionNumber: which connection of its client id the session was. */
+  versionNumber?: number;
 }
 
 /**
@@ -127,6 +129,52 @@ export function isDuplicateClientIdStorm(
     if (inWindow >= threshold) return true;
   }
   return false;
+}
+
+/** A DUPLICATE_CLIENTID disconnect of one client id, as recorded. */
+export interface DuplicateDisconnectFacts {
+  sessionIdentifier: string;
+  atMs: number;
+  principalIdentifier?: string;
+  versionNumber?: number;
+}
+
+/**
+ * The DUPLICATE_CLIENTID disconnects that count toward a device's clone detection: the session that
+ * was closed AND the session that took the client id over (the next connection of the client id,
+ * `versionNumber + 1`) were both made with one of the device's own certificates (`ownCertificateIds`:
+ * its current and its pending one). A connection made with any other principal — a claim
+ * certificate, another device's certificate, a certificate fleetgate does not know — is not the
+ * device's identity being used twice, so the disconnects it causes never count against the device
+ * (they are recorded as suspicious connections instead). Until the taker's `connected` event has
+ * arrived a disconnect does not count; whichever of the two events is handled last counts it.
+ *
+ * AWS IoT numbers the connections of a client id with `versionNumber`, monotonically increasing per
+ * connection; a session is closed with DUPLICATE_CLIENTID exactly when the next connection of its
+ * client id is accepted, so that connection is the one numbered next. Where numbers would skip, a
+ * disconnect is not counted (no device is quarantined on evidence that cannot be attributed).
+ * @see https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html
+ */
+export function attributableDuplicateDisconnects(
+  disconnects: readonly DuplicateDisconnectFacts[],
+  ownSessions: readonly SessionFacts[],
+  ownCertificateIds: readonly string[],
+  clientId: string,
+): DuplicateDisconnectFacts[] {
+  const own = new Set(ownCertificateIds.map((id) => id.toLowerCase()));
+  const takers = new Set(
+    ownSessions
+      .filter((session) => session.clientId === clientId && session.connectedAt !== undefined)
+      .map((session) => session.versionNumber)
+      .filter((version): version is number => typeof version === 'number'),
+  );
+  return disconnects.filter(
+    (disconnect) =>
+      disconnect.principalIdentifier !== undefined &&
+      own.has(disconnect.principalIdentifier.toLowerCase()) &&
+      typeof disconnect.versionNumber === 'number' &&
+      takers.has(disconnect.versionNumber + 1),
+  );
 }
 
 /**

@@ -67,6 +67,8 @@ export interface PresentedCertificate {
   notBefore: string;
   notBeforeMs: number;
   notAfterMs: number;
+  /** basicConstraints cA=TRUE. */
+  isCa?: boolean;
 }
 
 /** One request to bind a certificate to a serial. */
@@ -160,12 +162,18 @@ export function checkRequest(
   }
   const presented = request.certificate;
   if (presented.certificateId !== request.certificateId.toLowerCase()) {
-    return deny('INVALID_CERTIFICATE', 'certificateId is not the SHA-256 of the certificate presented');
+    return deny('INVALID_CERTIFICATE', 'certificateId: is not the SHA-256 of the certificate presented');
+  }
+  if (presented.isCa === true) {
+    return deny(
+      'INVALID_CERTIFICATE',
+      'certificatePem: is a CA certificate (basicConstraints cA=TRUE); a device certificate must not be one',
+    );
   }
   const key = checkKeyPolicy(presented.key, rules.keyPolicy);
-  if (!key.ok) return deny('WEAK_KEY', key.rule);
+  if (!key.ok) return deny('WEAK_KEY', `certificatePem: ${key.rule}`);
   const validity = checkValidity(presented, now.epochMs, rules.clockSkewSeconds * 1000);
-  if (!validity.ok) return deny(validity.reason, validity.rule);
+  if (!validity.ok) return deny(validity.reason, `certificatePem: ${validity.rule}`);
   return undefined;
 }
 

@@ -66,12 +66,25 @@ export function serialFromSubject(subject: SubjectFacts, rules: SerialRules): st
 /** What was learnt about the issuer before the decision (signature checked by the adapter). */
 export type IssuerCheck = { trusted: true } | { trusted: false; detail: string };
 
-/** Whether `caCertificateId` may issue device certificates under an optional allowlist. */
-export function checkTrustedCa(caCertificateId: string, trustedCaIds: readonly string[]): IssuerCheck {
-  if (trustedCaIds.length === 0 || trustedCaIds.includes(caCertificateId.toLowerCase())) {
+/**
+ * Whether `caCertificateId` may issue device certificates. Fail closed: only a CA the operator named
+ * in `TRUSTED_CA_IDS`, or one fleetgate recorded in its store as a CA (`fleetgate certificates
+ * register <ca.pem> --kind ca`), is trusted — being registered in AWS IoT is not enough (anyone with
+ * iot:RegisterCACertificate, or a CA registered for another purpose, would otherwise mint devices).
+ */
+export function checkTrustedCa(
+  caCertificateId: string,
+  trust: { trustedCaIds: readonly string[]; recordedCa: boolean },
+): IssuerCheck {
+  if (trust.trustedCaIds.includes(caCertificateId.toLowerCase()) || trust.recordedCa)
     return { trusted: true };
-  }
-  return { trusted: false, detail: 'CA certificate is not on TRUSTED_CA_IDS' };
+  return {
+    trusted: false,
+    detail:
+      trust.trustedCaIds.length === 0
+        ? 'caCertificateId: the CA is neither on TRUSTED_CA_IDS (empty) nor recorded as a CA in the store'
+        : 'caCertificateId: the CA is neither on TRUSTED_CA_IDS nor recorded as a CA in the store',
+  };
 }
 
 /**

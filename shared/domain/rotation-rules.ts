@@ -87,10 +87,10 @@ export function decideRotation(
   }
   const { csr } = request;
   if (!csr.signatureValid) {
-    return rejectRotation('CSR_SIGNATURE_INVALID', 'the CSR is not signed by the key it carries');
+    return rejectRotation('CSR_SIGNATURE_INVALID', 'csr: is not signed by the key it carries');
   }
   const key = checkKeyPolicy(csr.key, rules.keyPolicy);
-  if (!key.ok) return rejectRotation('WEAK_KEY', key.rule);
+  if (!key.ok) return rejectRotation('WEAK_KEY', `csr: ${key.rule}`);
   if (currentPublicKeyHash !== undefined && csr.publicKeyHash === currentPublicKeyHash) {
     return rejectRotation('KEY_NOT_NEW', 'the CSR carries the key of the current certificate');
   }

@@ -102,6 +102,37 @@ export class QuarantineStore {
   }
 
   /**
+   * Records a suspicion about a claim certificate without deactivating it (only an operator may:
+   * one claim certificate serves a whole product line): the last suspicion and a count on its
+   * record, with the request's marker, in one transaction. `already-done` when the marker was there.
+   */
+  async flagClaimCertificate(input: {
+    certificateId: string;
+    suspicion: Record<string, unknown>;
+    requestId: string;
+    now: string;
+  }): Promise<'applied' | 'already-done'> {
+    const failed = await this.db.transact([
+      {
+        Update: {
+          Key: keys.certificate(input.certificateId),
+          UpdateExpression: 'SET lastSuspicion = :suspicion, updatedAt = :now ADD suspicionCount :one',
+          ConditionExpression: 'attribute_exists(PK) AND #kind = :claim',
+          ExpressionAttributeNames: { '#kind': 'kind' },
+          ExpressionAttributeValues: {
+            ':suspicion': input.suspicion,
+            ':now': input.now,
+            ':one': 1,
+            ':claim': 'CLAIM',
+          },
+        },
+      },
+      this.markerPut(input.requestId, input.now),
+    ]);
+    return failed ? 'already-done' : 'applied';
+  }
+
+  /**
    * Ends the quarantine of a certificate of an unknown device: sets its status and removes it from
    * the quarantine listing. False when it was not quarantined.
    */

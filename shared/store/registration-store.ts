@@ -15,7 +15,7 @@ import type { SessionFacts } from '../domain/presence-rules';
 import { type StoreAccess, type StoreClient, storeClient, type WriteItem } from './client';
 import { certificateCreate } from './entities/certificate';
 import { dedupFromItem, effectClaimPut } from './entities/dedup';
-import { historyPut } from './entities/history';
+import { historyItem, historyPut } from './entities/history';
 import {
   type ClientPresence,
   clientPresenceFromItem,
@@ -26,7 +26,7 @@ import {
 } from './entities/presence';
 import { plusSeconds } from './item';
 import { keys } from './keys';
-import type { CertificateRecord } from './records';
+import type { CertificateRecord, HistoryEntry } from './records';
 import { conditionally, conditionFailureItem } from './retry';
 
 export type LeaseOutcome = 'acquired' | 'held' | 'done' | 'missing';
@@ -190,6 +190,8 @@ export class RegistrationStore {
     certificateId: string;
     sessionIdentifier: string;
     clientId: string;
+    /** The presence events' versionNumber: which connection of the client id this session was. */
+    versionNumber?: number;
     connectedAt?: number;
     disconnectedAt?: number;
     disconnectReason?: string;
@@ -213,6 +215,10 @@ export class RegistrationStore {
     if (input.disconnectReason !== undefined) {
       values[':reason'] = input.disconnectReason;
       sets.push('disconnectReason = :reason');
+    }
+    if (input.versionNumber !== undefined) {
+      values[':version'] = input.versionNumber;
+      sets.push('versionNumber = :version');
     }
     await this.db.update({
       Key: keys.principalSession(input.certificateId, input.sessionIdentifier),
@@ -275,8 +281,8 @@ export class RegistrationStore {
   }
 
   /**
-   * Records a DUPLICATE_CLIENTID disconnect (idempotent per session) and returns the sessions of
-   * such disconnects of the client id within [fromMs, toMs] (toMs defaults to atMs).
+   * Records a DUPLICATE_CLIENTID disconnect of a device's own certificate (idempotent per session)
+   * and returns such disconnects of the client id within [fromMs, toMs] (toMs defaults to atMs).
    */
   async recordDuplicateClientId(input: {
     clientId: string;
@@ -284,21 +290,47 @@ export class RegistrationStore {
     fromMs: number;
     toMs?: number;
     sessionIdentifier: string;
+    principalIdentifier: string;
+    versionNumber: number;
     ttlSeconds: number;
   }): Promise<DuplicateClientIdDisconnect[]> {
     await this.db.put({ Item: duplicateClientIdItem(input) });
+    return this.duplicateClientIds({
+      clientId: input.clientId,
+      fromMs: input.fromMs,
+      toMs: input.toMs ?? input.atMs,
+    });
+  }
+
+  /** The recorded DUPLICATE_CLIENTID disconnects of a client id within [fromMs, toMs]. */
+  async duplicateClientIds(input: {
+    clientId: string;
+    fromMs: number;
+    toMs: number;
+  }): Promise<DuplicateClientIdDisconnect[]> {
     const found: DuplicateClientIdDisconnect[] = [];
     const items = this.db.queryAll({
       KeyConditionExpression: 'PK = :pk AND SK BETWEEN :from AND :to',
       ExpressionAttributeValues: {
         ':pk': keys.clientPresence(input.clientId).PK,
-        ':from': keys.duplicateClientIdBound(input.fromMs),
-        // `~` sorts after `#<sessionId>`, so the upper bound includes every session at atMs.
-        ':to': `${keys.duplicateClientIdBound(input.toMs ?? input.atMs)}~`,
+        ':from': keys.duplicateClientIdBound(Math.max(0, input.fromMs)),
+        // `~` sorts after `#<sessionId>`, so the upper bound includes every session at toMs.
+        ':to': `${keys.duplicateClientIdBound(input.toMs)}~`,
       },
       ConsistentRead: true,
     });
     for await (const item of items) found.push(duplicateClientIdFromItem(item));
     return found;
+  }
+
+  /**
+   * Appends a history entry that changes no state (e.g. a suspicious connection an operator should
+   * see). Its key is derived from the event (`at`, `id`), so a redelivery writes nothing twice.
+   * False when the entry was already there.
+   */
+  async appendHistory(entry: HistoryEntry): Promise<boolean> {
+    return conditionally(
+      this.db.put({ Item: historyItem(entry), ConditionExpression: 'attribute_not_exists(PK)' }),
+    );
   }
 }

@@ -42,7 +42,8 @@ export async function createClaimCertificate(
 /**
  * A device CA of this run, registered as an operator does for JITR: GetRegistrationCode, a
  * verification certificate with that code as its subject signed by the CA, RegisterCACertificate
- * ACTIVE with auto-registration on.
+ * ACTIVE with auto-registration on, then recorded in the store as a trusted CA (`fleetgate certificates
+ * register <ca.pem> --kind ca`), since JITR fails closed.
  */
 export async function registerDeviceCa(
   target: AcceptanceTarget,
@@ -68,6 +69,11 @@ export async function registerDeviceCa(
   );
   if (!out.certificateId) throw new Error('RegisterCACertificate returned no id');
   ledger.ca(out.certificateId);
+  // JITR trusts only CAs on TRUSTED_CA_IDS or recorded in the store: record it as an operator does.
+  const pem = join(target.workDir, `ca-${label}.pem`);
+  await writeFile(pem, ca.certificatePem);
+  const recorded = await target.fleetgate(['certificates', 'register', pem, '--kind', 'ca', '--json']);
+  if (recorded.code !== 0) throw new Error(`fleetgate certificates register --kind ca: ${recorded.stderr}`);
   return { ca, caCertificateId: out.certificateId };
 }
 

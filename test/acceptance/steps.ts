@@ -10,6 +10,7 @@ import {
   createDeviceCertificate,
   exportPrivateKeyPem,
 } from '../../local/pki';
+import { claimClientId } from '../../shared/domain/client-ids';
 import { connect, type DeviceIdentity, end, fleetApi, request, tryConnect } from './device';
 import type { FlowContext } from './suite';
 import type { ClaimCertificate } from './target';
@@ -36,7 +37,7 @@ export async function provisionByClaim(
 ): Promise<ProvisionOutcome> {
   const { target, ledger } = flow;
   // A claim certificate created a moment ago may take a few seconds to be usable on AWS.
-  const { client } = await connectUntilAccepted(flow, claim, `claim-${serial}`, 30_000);
+  const { client } = await connectUntilAccepted(flow, claim, claimClientId(serial), 30_000);
   try {
     const csr = await createCsr({ subject: { commonName: serial } });
     const created = await request(client, fleetApi.createFromCsr, { certificateSigningRequest: csr.csrPem });

@@ -151,15 +151,7 @@ function openLocal(descriptor: LocalDescriptor): AcceptanceTarget {
         privateKeyPem: await readFile(claim.privateKeyFile, 'utf8'),
       };
     },
-    registrationCode: async () => {
-      try {
-        return await registrationCode(iot);
-      } catch (error) {
-        // The emulator has no GetRegistrationCode (it does not check the verification subject).
-        if (isUnknownOperation(error)) return `fleetgate-local-${descriptor.runId.toLowerCase()}`;
-        throw error;
-      }
-    },
+    registrationCode: () => registrationCode(iot),
     invokeExpirySweep: async (event) => {
       const file = join(dir, `sweep-event-${Date.now()}.json`);
       await writeFile(file, JSON.stringify(event));
@@ -242,13 +234,6 @@ async function registrationCode(iot: IoTClient): Promise<string> {
   const out = await iot.send(new GetRegistrationCodeCommand({}));
   if (!out.registrationCode) throw new Error('GetRegistrationCode returned no code');
   return out.registrationCode;
-}
-
-function isUnknownOperation(error: unknown): boolean {
-  return (
-    (error as { name?: string }).name === 'ResourceNotFoundException' &&
-    /^No operation for /.test((error as Error).message)
-  );
 }
 
 /** Lambda Invoke (RequestResponse) of the deployed sweep; a function error is thrown with its payload. */

@@ -36,6 +36,20 @@ describe('fleetgate allowlist import', () => {
     });
   });
 
+  it('issue 15: the formula-injection row with a stray quote is one rejected line, in words, and the rest is imported', async () => {
+    const file = join(dir, 'formula.csv');
+    const claim = 'c'.repeat(64);
+    await writeFile(
+      file,
+      `serial,productLine,batch,allowedClaim\nE2E-F001,gw,B1,${claim}\nSN7777777777,=cmd|"/C calc"!A0,B1,${claim}\nE2E-F002,gw,B1,${claim}\n`,
+    );
+    const result = await fleetgate(['allowlist', 'import', file], env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/3 rows: 2 imported, 0 updated, 0 unchanged, 1 rejected/);
+    expect(result.stdout).toContain('line 3: productLine: stray quote (") inside an unquoted field');
+    expect(result.stdout + result.stderr).not.toMatch(/Buffer|"data":\[/);
+  });
+
   it('prints a human summary without --json', async () => {
     const file = join(dir, 'human.csv');
     await writeFile(file, 'serial\nE2E-0100\n');

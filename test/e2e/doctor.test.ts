@@ -1,15 +1,15 @@
 /**
  * `fleetgate doctor` against `fleetgate local up`, as a developer runs it: a fresh local stack
- * passes (the stack creates the table, queues, events, quarantine group, device policy and
- * provisioning template from serverless.yml itself; only a JITR CA — the operator's — is a
- * warning), and the JITR check turns ok once a CA with auto-registration is registered through the
- * stack's IoT endpoint.
+ * passes (the stack prepares the table, queues, events and quarantine group itself; what only the
+ * simulator or a deploy creates is a warning), and the JITR check turns ok once a CA with
+ * auto-registration is registered through the stack's IoT endpoint and recorded as trusted.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IoTClient, RegisterCACertificateCommand } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../local/ca-registration';
 import { createCertificateAuthority } from '../../local/pki';
 import { fleetgate } from '../support/cli';
 
@@ -66,11 +66,11 @@ describe('fleetgate doctor', () => {
       region: up.region ?? 'us-east-1',
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
+    const ca = await createCertificateAuthority({ subject: { commonName: 'Doctor Test CA' } });
     try {
-      const ca = await createCertificateAuthority({ subject: { commonName: 'Doctor Test CA' } });
       await iot.send(
         new RegisterCACertificateCommand({
-          caCertificate: ca.certificatePem,
+          ...(await verifiedCaCertificate(iot, ca)),
           setAsActive: true,
           allowAutoRegistration: true,
         }),
@@ -78,6 +78,18 @@ describe('fleetgate doctor', () => {
     } finally {
       iot.destroy();
     }
+    // Registered in IoT is not trusted (JITR fails closed): doctor says how to trust it.
+    const untrusted = await doctor();
+    expect(check(untrusted.report, 'jitr')).toMatchObject({
+      ok: true,
+      warn: true,
+      detail: expect.stringContaining('none trusted'),
+      fix: expect.stringContaining('fleetgate certificates register <ca.pem> --kind ca'),
+    });
+    const pem = join(await mkdtemp(join(tmpdir(), 'fleetgate-e2e-doctor-ca-')), 'ca.pem');
+    await writeFile(pem, ca.certificatePem);
+    const recorded = await fleetgate(['certificates', 'register', pem, '--kind', 'ca', '--json'], env);
+    expect(recorded.code, recorded.stderr).toBe(0);
     const after = await doctor();
     expect(after.code, after.stderr).toBe(0);
     expect(check(after.report, 'jitr')).toMatchObject({ ok: true });

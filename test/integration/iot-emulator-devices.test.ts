@@ -18,6 +18,7 @@ import {
   UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { verifiedCaCertificate } from '../../local/ca-registration';
 import {
   type HookInvoker,
   type IotEmulator,
@@ -62,7 +63,7 @@ afterEach(async () => {
 async function registerCa(options: { templateBody?: string } = {}) {
   const { certificateId } = await iot.send(
     new RegisterCACertificateCommand({
-      caCertificate: ca.certificatePem,
+      ...(await verifiedCaCertificate(iot, ca)),
       setAsActive: true,
       allowAutoRegistration: true,
       registrationConfig: options.templateBody
@@ -486,7 +487,7 @@ describe('fleet provisioning', () => {
       parameterOverrides: { ThingName: 'keys-thing' },
     }));
     const created = await emulator.createKeysAndCertificate();
-    expect(created.privateKey).toMatch(/BEGIN PRIVATE KEY/);
+    expect(created.privateKey).toMatch(/BEGIN RSA PRIVATE KEY/);
     const result = await emulator.registerThing({
       templateName: 'fleet',
       certificateOwnershipToken: created.certificateOwnershipToken,

@@ -109,6 +109,44 @@ describe('injected errors and latency', () => {
     expect(emulator.callCount('DescribeThing', 'InternalFailureException')).toBe(1);
   });
 
+  it('throttles a share of calls (throttleRate) with ThrottlingException, HTTP 400, whatever the quotas', async () => {
+    await start();
+    await iot.send(new CreateThingCommand({ thingName: 'steady' }));
+    emulator.setFaults({ throttleRate: 0.1, seed: 3 });
+    const { errors } = await burst(200, () => iot.send(new DescribeThingCommand({ thingName: 'steady' })));
+    expect(errors.every((error) => error instanceof ThrottlingException)).toBe(true);
+    expect(errors[0]).toMatchObject({ $metadata: { httpStatusCode: 400 } });
+    // About one in ten (binomial, 200 draws): well inside 5..40.
+    expect(errors.length).toBeGreaterThan(5);
+    expect(errors.length).toBeLessThan(40);
+    expect(() => emulator.setFaults({ throttleRate: 1.5 })).toThrow(RangeError);
+  });
+
+  it('injects faults only into the callers named (the functions), never into the operator', async () => {
+    await start();
+    await iot.send(new CreateThingCommand({ thingName: 'steady' }));
+    emulator.setFaults({ errorRate: 1, throttleRate: 0, callers: ['local-fn-'] });
+    // The operator (access key "local") is left alone…
+    await expect(iot.send(new DescribeThingCommand({ thingName: 'steady' }))).resolves.toBeDefined();
+    // …a function signing as local-fn-<name> gets the injected 5xx.
+    const fn = new IoTClient({
+      ...emulator.clientConfig(),
+      credentials: { accessKeyId: 'local-fn-registerCertificate', secretAccessKey: 'local' },
+      maxAttempts: 1,
+    });
+    try {
+      await expect(fn.send(new DescribeThingCommand({ thingName: 'steady' }))).rejects.toMatchObject({
+        $metadata: { httpStatusCode: expect.any(Number) },
+      });
+      expect(
+        emulator.callCount('DescribeThing', 'InternalFailureException') +
+          emulator.callCount('DescribeThing', 'ServiceUnavailableException'),
+      ).toBe(1);
+    } finally {
+      fn.destroy();
+    }
+  });
+
   it('produces the same error sequence for the same seed, and only on the chosen APIs', async () => {
     const outcomes = async (seed: number) => {
       emulator.setFaults({ errorRate: 0.5, seed, apis: ['DescribeThing'] });

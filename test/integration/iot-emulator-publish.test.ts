@@ -1,6 +1,7 @@
 import { IoTClient, RegisterCACertificateCommand, RegisterCertificateCommand } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../local/ca-registration';
 import { type IotEmulator, type PublishMeta, startIotEmulator } from '../../local/iot-emulator';
 import { createCertificateAuthority, createDeviceCertificate } from '../../local/pki';
 
@@ -25,7 +26,9 @@ afterEach(async () => {
 
 async function connectedDevice(serial: string) {
   const ca = await createCertificateAuthority({ subject: { commonName: 'Device CA' } });
-  await iot.send(new RegisterCACertificateCommand({ caCertificate: ca.certificatePem, setAsActive: true }));
+  await iot.send(
+    new RegisterCACertificateCommand({ ...(await verifiedCaCertificate(iot, ca)), setAsActive: true }),
+  );
   const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });
   await iot.send(
     new RegisterCertificateCommand({ certificatePem: device.certificatePem, setAsActive: true }),

@@ -52,6 +52,7 @@ export function buildTestHook(
   store: ProvisioningStore,
   env: Record<string, string> = {},
   nowMs = Date.now(),
+  logger: Logger = new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' }),
 ): TestHook {
   const config = configFor({ TABLE_NAME: store.tableName, ...env });
   const outcomes: RecordedOutcome[] = [];
@@ -60,7 +61,7 @@ export function buildTestHook(
   const hook = createHandler({
     config,
     store,
-    logger: new Logger({ serviceName: 'fleetgate', logLevel: 'SILENT' }),
+    logger,
     metrics: recordingMetrics(outcomes),
     quarantine: {
       send: async (request) => {

@@ -5,19 +5,20 @@
  * built from what the emulator publishes, partial batch failures redelivered with the same message
  * id (up to maxReceiveCount, then "dead-lettered"), duplication and shuffling on demand.
  */
+
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
-import {
-  CreatePolicyCommand,
-  IoTClient,
-  RegisterCACertificateCommand,
-  UpdateEventConfigurationsCommand,
-} from '@aws-sdk/client-iot';
+import { CreatePolicyCommand, IoTClient, UpdateEventConfigurationsCommand } from '@aws-sdk/client-iot';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createHandler as createLifecycleHandler } from '../../functions/device-lifecycle/create-handler';
 import { CaTrust } from '../../functions/register-certificate/ca-trust';
 import { createHandler as createRegistrationHandler } from '../../functions/register-certificate/create-handler';
-import { type IotEmulator, type PublishedMessage, startIotEmulator } from '../../local/iot-emulator';
+import {
+  type IotEmulator,
+  type IotEmulatorOptions,
+  type PublishedMessage,
+  startIotEmulator,
+} from '../../local/iot-emulator';
 import {
   type CertificateAuthority,
   createCertificateAuthority,
@@ -31,6 +32,7 @@ import { IotRegistry } from '../../shared/iot/iot-registry';
 import type { QuarantineSender } from '../../shared/quarantine-queue';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { RegistrationStore } from '../../shared/store/registration-store';
+import { registerTrustedCa } from './device-ca';
 import { type RecordedOutcome, recordingMetrics } from './hook';
 import { lambdaContext } from './lambda';
 
@@ -94,22 +96,29 @@ export interface Rig {
 
 export async function startRig(
   store: ProvisioningStore,
-  options: { env?: Record<string, string>; maxAttempts?: number; now?: () => number } = {},
+  options: {
+    env?: Record<string, string>;
+    maxAttempts?: number;
+    now?: () => number;
+    /** The functions' logger (default: a silent one). */
+    logger?: Logger;
+    /** How the emulator's RegisterThing calls a template's pre-provisioning hook. */
+    invokeHook?: IotEmulatorOptions['invokeHook'];
+  } = {},
 ): Promise<Rig> {
   let nowMs: number | undefined;
   const clock = () => nowMs ?? options.now?.() ?? Date.now();
-  const emulator = await startIotEmulator({ accountId: ACCOUNT, now: () => new Date(clock()) });
+  const emulator = await startIotEmulator({
+    accountId: ACCOUNT,
+    now: () => new Date(clock()),
+    ...(options.invokeHook ? { invokeHook: options.invokeHook } : {}),
+  });
   const iot = new IoTClient({ ...emulator.clientConfig(), maxAttempts: options.maxAttempts ?? 1 });
   const ca = await createCertificateAuthority({
     subject: { commonName: 'Acme Device CA', organization: 'Acme' },
   });
-  const { certificateId } = await iot.send(
-    new RegisterCACertificateCommand({
-      caCertificate: ca.certificatePem,
-      setAsActive: true,
-      allowAutoRegistration: true,
-    }),
-  );
+  // Registered in IoT and recorded in the store, as an operator trusts a CA (JITR fails closed).
+  const certificateId = await registerTrustedCa(iot, store, ca);
   await iot.send(new CreatePolicyCommand({ policyName: POLICY_NAME, policyDocument: POLICY }));
   // Registry thing events are off by default in AWS IoT; fleetgate needs THING (JITP follow-up).
   await iot.send(new UpdateEventConfigurationsCommand({ eventConfigurations: { THING: { Enabled: true } } }));
@@ -122,10 +131,12 @@ export async function startRig(
   const registry = new IotRegistry(iot);
   const quarantine = new RecordingQuarantine();
   const deadLetters = new RecordingDeadLetters();
-  const logger = new Logger({
-    serviceName: 'fleetgate',
-    logLevel: (process.env.JITR_TEST_LOG_LEVEL ?? 'SILENT') as 'SILENT',
-  });
+  const logger =
+    options.logger ??
+    new Logger({
+      serviceName: 'fleetgate',
+      logLevel: (process.env.JITR_TEST_LOG_LEVEL ?? 'SILENT') as 'SILENT',
+    });
   const registrationOutcomes: RecordedOutcome[] = [];
   const lifecycleOutcomes: RecordedOutcome[] = [];
   const registrations = new RegistrationStore(store);
@@ -137,6 +148,7 @@ export async function startRig(
     caTrust: new CaTrust(registry, {
       ttlMs: config.caCacheTtlSeconds * 1000,
       trustedCaIds: config.trustedCaIds,
+      store,
     }),
     quarantine,
     deadLetters,

@@ -1,7 +1,7 @@
 /**
  * Real MQTT clients (the `mqtt` package) over mutual TLS against the local device endpoint.
  */
-import mqtt, { type MqttClient, type Packet } from 'mqtt';
+import mqtt, { type IConnackPacket, type MqttClient, type Packet } from 'mqtt';
 import type { MqttBroker } from '../../local/mqtt/broker';
 
 export interface DeviceIdentity {
@@ -9,26 +9,43 @@ export interface DeviceIdentity {
   privateKeyPem: string;
 }
 
+/** MQTT protocol level: 4 = MQTT 3.1.1, 5 = MQTT 5. */
+export type ProtocolVersion = 4 | 5;
+
+/** Both protocol versions the endpoint serves, for `describe.each`. */
+export const PROTOCOL_VERSIONS = [
+  { version: 4 as const, name: 'MQTT 3.1.1' },
+  { version: 5 as const, name: 'MQTT 5' },
+];
+
 /** The outcome of a connection attempt: a connected client, or how the endpoint ended it. */
-export type ConnectAttempt = { connected: true; client: MqttClient } | { connected: false; error: string };
+export type ConnectAttempt =
+  | { connected: true; client: MqttClient; connack: IConnackPacket }
+  | { connected: false; error: string; reasonCode?: number };
 
 /** Connects once (no reconnects) and reports whether the endpoint sent a CONNACK accepting it. */
 export function tryConnect(
   broker: Pick<MqttBroker, 'url' | 'caPem'>,
   identity: DeviceIdentity,
   clientId: string,
+  version: ProtocolVersion = 4,
+  extra: Partial<mqtt.IClientOptions> = {},
+  /** Called with the client before it connects (to listen for what arrives right after the CONNACK). */
+  onClient?: (client: MqttClient) => void,
 ): Promise<ConnectAttempt> {
   return new Promise((resolve) => {
     const client = mqtt.connect(broker.url, {
       clientId,
-      protocolVersion: 4,
+      protocolVersion: version,
       clean: true,
+      ...extra,
       reconnectPeriod: 0,
       connectTimeout: 10_000,
       ca: broker.caPem,
       cert: identity.certificatePem,
       key: identity.privateKeyPem,
     });
+    onClient?.(client);
     let settled = false;
     const settle = (attempt: ConnectAttempt) => {
       if (settled) return;
@@ -36,8 +53,16 @@ export function tryConnect(
       if (!attempt.connected) client.end(true);
       resolve(attempt);
     };
-    client.once('connect', () => settle({ connected: true, client }));
-    client.once('error', (error) => settle({ connected: false, error: error.message }));
+    client.once('connect', (connack) => settle({ connected: true, client, connack }));
+    client.once('error', (error) =>
+      settle({
+        connected: false,
+        error: error.message,
+        ...((error as { code?: number }).code !== undefined
+          ? { reasonCode: (error as { code?: number }).code }
+          : {}),
+      }),
+    );
     client.once('close', () => settle({ connected: false, error: 'connection closed without CONNACK' }));
   });
 }
@@ -47,8 +72,10 @@ export async function connect(
   broker: Pick<MqttBroker, 'url' | 'caPem'>,
   identity: DeviceIdentity,
   clientId: string,
+  version: ProtocolVersion = 4,
+  extra: Partial<mqtt.IClientOptions> = {},
 ): Promise<MqttClient> {
-  const attempt = await tryConnect(broker, identity, clientId);
+  const attempt = await tryConnect(broker, identity, clientId, version, extra);
   if (!attempt.connected) throw new Error(`${clientId} could not connect: ${attempt.error}`);
   return attempt.client;
 }
@@ -90,7 +117,12 @@ export function closed(client: MqttClient, timeoutMs = 10_000): Promise<void> {
 }
 
 /** Subscribes and resolves with the SUBACK's return codes (128 = refused), whatever they are. */
-export function subscribeCodes(client: MqttClient, filter: string, qos: 0 | 1 = 1): Promise<number[]> {
+export function subscribeCodes(
+  client: MqttClient,
+  filter: string | string[],
+  qos: 0 | 1 = 1,
+  properties?: mqtt.IClientSubscribeOptions['properties'],
+): Promise<number[]> {
   return new Promise((resolve) => {
     const onPacket = (packet: Packet) => {
       if (packet.cmd !== 'suback') return;
@@ -98,6 +130,6 @@ export function subscribeCodes(client: MqttClient, filter: string, qos: 0 | 1 = 
       resolve(packet.granted.map(Number));
     };
     client.on('packetreceive', onPacket);
-    client.subscribe(filter, { qos }, () => undefined);
+    client.subscribe(filter, { qos, ...(properties ? { properties } : {}) }, () => undefined);
   });
 }

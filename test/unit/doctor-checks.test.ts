@@ -231,12 +231,36 @@ describe('checkJitr', () => {
     }
   }
 
-  it('is ok with an ACTIVE CA that has auto-registration on', async () => {
+  it('is ok with an ACTIVE CA that has auto-registration on and that JITR trusts (recorded or listed)', async () => {
     cas([
       { id: 'a'.repeat(64), status: 'INACTIVE', auto: 'ENABLE' },
       { id: 'b'.repeat(64), status: 'ACTIVE', auto: 'ENABLE' },
     ]);
-    expect(await checkJitr(iot, expected)).toMatchObject({ name: 'jitr', ok: true });
+    const recorded = async (ids: string[]) => new Set(ids.filter((id) => id === 'b'.repeat(64)));
+    expect(await checkJitr(iot, expected, recorded)).toMatchObject({ name: 'jitr', ok: true });
+    expect((await checkJitr(iot, expected, recorded)).warn).toBeUndefined();
+    expect(await checkJitr(iot, { ...expected, trustedCaIds: ['b'.repeat(64)] })).toMatchObject({ ok: true });
+  });
+
+  it('fails on aws, warns locally, when CAs auto-register but none is trusted (issue 15: fail closed), saying how to add one', async () => {
+    cas([{ id: 'b'.repeat(64), status: 'ACTIVE', auto: 'ENABLE' }]);
+    const result = await checkJitr(iot, expected);
+    expect(result).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('none trusted'),
+      fix: expect.stringContaining('fleetgate certificates register <ca.pem> --kind ca'),
+    });
+    expect(result.fix).toContain('TRUSTED_CA_IDS');
+    expect(await checkJitr(iot, local)).toMatchObject({ ok: true, warn: true });
+  });
+
+  it('warns when one CA is trusted and another auto-registering CA is not', async () => {
+    cas([
+      { id: 'b'.repeat(64), status: 'ACTIVE', auto: 'ENABLE' },
+      { id: 'c'.repeat(64), status: 'ACTIVE', auto: 'ENABLE' },
+    ]);
+    const result = await checkJitr(iot, { ...expected, trustedCaIds: ['b'.repeat(64)] });
+    expect(result).toMatchObject({ ok: true, warn: true, detail: expect.stringContaining('not trusted') });
   });
 
   it('fails on aws, warns locally, when no CA auto-registers', async () => {

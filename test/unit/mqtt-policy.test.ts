@@ -15,7 +15,39 @@ const unattached: PolicyConnection = { clientId: 'thing-1' };
 
 describe('evaluatePolicies', () => {
   it.each<[string, string[], MqttAction, string, PolicyConnection, string]>([
-    ['claim: connect any client id', [claim], 'iot:Connect', 'client/anything', unattached, 'ALLOW'],
+    // Issue 15: a claim holder can never take a thing's client id (thing names are [a-zA-Z0-9:_-]+).
+    [
+      'claim: connect with a claim.* client id',
+      [claim],
+      'iot:Connect',
+      'client/claim.SN-1',
+      unattached,
+      'ALLOW',
+    ],
+    [
+      'claim: connect as a thing name is denied',
+      [claim],
+      'iot:Connect',
+      'client/thing-1',
+      unattached,
+      'EXPLICIT_DENY',
+    ],
+    [
+      'claim: the claim- look-alike is denied',
+      [claim],
+      'iot:Connect',
+      'client/claim-SN-1',
+      unattached,
+      'EXPLICIT_DENY',
+    ],
+    [
+      'claim: an extra permissive policy on the claim certificate cannot lift the deny',
+      [claim, '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}'],
+      'iot:Connect',
+      'client/thing-1',
+      unattached,
+      'EXPLICIT_DENY',
+    ],
     [
       'claim: publish CreateCertificateFromCsr',
       [claim],

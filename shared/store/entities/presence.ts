@@ -15,9 +15,12 @@ export interface ClientPresence {
   principalIdentifier: string;
 }
 
+/** One DUPLICATE_CLIENTID disconnect as recorded (older items lack principal and version). */
 export interface DuplicateClientIdDisconnect {
   sessionIdentifier: string;
   atMs: number;
+  principalIdentifier?: string;
+  versionNumber?: number;
 }
 
 const sessionSchema = z.looseObject({
@@ -25,6 +28,7 @@ const sessionSchema = z.looseObject({
   clientId: z.string(),
   connectedAt: z.number().optional(),
   disconnectedAt: z.number().optional(),
+  versionNumber: z.number().optional(),
 });
 
 const presenceSchema = z.looseObject({
@@ -33,7 +37,12 @@ const presenceSchema = z.looseObject({
   principalIdentifier: z.string(),
 });
 
-const duplicateSchema = z.looseObject({ sessionIdentifier: z.string(), atMs: z.number() });
+const duplicateSchema = z.looseObject({
+  sessionIdentifier: z.string(),
+  atMs: z.number(),
+  principalIdentifier: z.string().optional(),
+  versionNumber: z.number().optional(),
+});
 
 export function sessionFromItem(item: Item): SessionFacts {
   const session = fromItem(sessionSchema, 'presence session', item);
@@ -42,6 +51,7 @@ export function sessionFromItem(item: Item): SessionFacts {
     clientId: session.clientId,
     ...(session.connectedAt !== undefined ? { connectedAt: session.connectedAt } : {}),
     ...(session.disconnectedAt !== undefined ? { disconnectedAt: session.disconnectedAt } : {}),
+    ...(session.versionNumber !== undefined ? { versionNumber: session.versionNumber } : {}),
   };
 }
 
@@ -59,12 +69,16 @@ export function duplicateClientIdItem(input: {
   clientId: string;
   atMs: number;
   sessionIdentifier: string;
+  principalIdentifier: string;
+  versionNumber: number;
   ttlSeconds: number;
 }): Item {
   return {
     ...keys.duplicateClientId(input.clientId, input.atMs, input.sessionIdentifier),
     clientId: input.clientId,
     sessionIdentifier: input.sessionIdentifier,
+    principalIdentifier: input.principalIdentifier,
+    versionNumber: input.versionNumber,
     atMs: input.atMs,
     ttl: Math.floor(input.atMs / 1000) + input.ttlSeconds,
   };
@@ -72,5 +86,12 @@ export function duplicateClientIdItem(input: {
 
 export function duplicateClientIdFromItem(item: Item): DuplicateClientIdDisconnect {
   const duplicate = fromItem(duplicateSchema, 'duplicate client id', item);
-  return { sessionIdentifier: duplicate.sessionIdentifier, atMs: duplicate.atMs };
+  return {
+    sessionIdentifier: duplicate.sessionIdentifier,
+    atMs: duplicate.atMs,
+    ...(duplicate.principalIdentifier !== undefined
+      ? { principalIdentifier: duplicate.principalIdentifier }
+      : {}),
+    ...(duplicate.versionNumber !== undefined ? { versionNumber: duplicate.versionNumber } : {}),
+  };
 }

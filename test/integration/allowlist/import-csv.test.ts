@@ -100,10 +100,111 @@ describe('importAllowlistCsv', () => {
   it.each([
     ['an empty file', '', 'the file is empty'],
     ['a header without serial', 'name,batch\nx,y\n', 'a "serial" column is required'],
-    ['an unterminated quote', 'serial,batch\n"SN-1,B1\n', 'not valid CSV'],
+    [
+      'a header with an unterminated quote',
+      '"serial,batch\nSN-1,B1\n',
+      'line 1: header: quoted field not closed',
+    ],
+    ['a header with a stray quote', 'serial,ba"tch\nSN-1,B1\n', 'line 1: header: stray quote'],
   ])('refuses %s as a whole', async (_name, csv, message) => {
     await expect(run(csv)).rejects.toThrow(AllowlistFileError);
     await expect(run(csv)).rejects.toThrow(message);
+  });
+
+  // Issue 15: one malformed row never aborts the import; each is rejected with its line and rule.
+  const CLAIM = 'c'.repeat(64);
+
+  it('the formula-injection payload with a stray quote (SN7777777777,=cmd|"/C calc"!A0,B1,<claim>) is one rejected row; the rest is imported', async () => {
+    const csv = [
+      'serial,productLine,batch,allowedClaim',
+      `FML-0001,gateway,B1,${CLAIM}`,
+      `SN7777777777,=cmd|"/C calc"!A0,B1,${CLAIM}`,
+      `FML-0002,gateway,B1,${CLAIM}`,
+    ].join('\n');
+    const summary = await run(csv);
+    expect(summary).toMatchObject({ rows: 3, imported: 2 });
+    expect(summary.rejected).toEqual([
+      {
+        line: 3,
+        reason:
+          'productLine: stray quote (") inside an unquoted field (a field containing " must be quoted and its quotes doubled)',
+      },
+    ]);
+    expect(JSON.stringify(summary)).not.toMatch(/Buffer|"type":"Buffer"|\bdata\b/);
+    expect(await table.store.getDevice('SN7777777777')).toBeUndefined();
+    expect(await table.store.getDevice('FML-0002')).toMatchObject({ state: 'ALLOWLISTED' });
+  });
+
+  it('quoted, the same formula is read and then refused as CSV injection (its own rule), line kept', async () => {
+    const summary = await run(`serial,productLine\nFML-0003,"=cmd|""/C calc""!A0"\nFML-0004,ok\n`);
+    expect(summary.imported).toBe(1);
+    expect(summary.rejected).toEqual([
+      {
+        line: 2,
+        reason: 'productLine: must not start with =, +, -, @ or a control character (CSV injection)',
+      },
+    ]);
+  });
+
+  it.each<[string, string | Buffer, number, string]>([
+    ['text after a closing quote', 'NL-A1,"gate"way', 3, 'productLine: text after the closing quote'],
+    ['a NUL byte', Buffer.from('NL-A2,gate\u0000way'), 3, 'row: NUL byte (0x00) at byte 11'],
+    ['a bare carriage return', 'NL-A3,gate\rway', 3, 'row: carriage return (\\r) at byte 11'],
+    [
+      'a byte order mark after the start',
+      '\uFEFFNL-A4,gateway',
+      3,
+      'row: byte order mark (U+FEFF) at byte 1',
+    ],
+    [
+      'a line break inside a quoted field',
+      'NL-A5,"gate\nway"',
+      3,
+      'productLine: quoted field not closed on its line',
+    ],
+  ])(
+    'rejects %s with its line and rule, and imports the rows around it',
+    async (_name, bad, line, reason) => {
+      const csv = Buffer.concat([
+        Buffer.from('serial,productLine\nNL-OK-1,gateway\n'),
+        Buffer.from(bad),
+        Buffer.from('\nNL-OK-2,gateway\n'),
+      ]);
+      const summary = await run(csv);
+      expect(summary.rejected[0]).toMatchObject({ line });
+      expect(summary.rejected[0]?.reason).toContain(reason);
+      expect(await table.store.getDevice('NL-OK-2')).toMatchObject({ state: 'ALLOWLISTED' });
+    },
+  );
+
+  it('a line break inside a quoted field: the opening line and the continuation are both rejected, with their own lines; nothing after is lost', async () => {
+    const summary = await run('serial,productLine\nNL-B1,"first\nsecond",x\nNL-B2,ok\n');
+    expect(summary.rejected.map((r) => r.line)).toEqual([2, 3]);
+    expect(summary.rejected[0]?.reason).toContain('productLine: quoted field not closed on its line');
+    expect(summary.rejected[1]?.reason).toContain('stray quote');
+    expect(await table.store.getDevice('NL-B2')).toMatchObject({ state: 'ALLOWLISTED' });
+  });
+
+  it('accepts a UTF-8 byte order mark at the start and CRLF line endings (what spreadsheets write), lines counted exactly', async () => {
+    const csv = Buffer.from(
+      '\uFEFFserial,productLine\r\nCRLF-0001,gateway\r\n\r\nCRLF-0002,gateway\r\nbad!,x\r\n',
+    );
+    const summary = await run(csv);
+    expect(summary).toMatchObject({ rows: 3, imported: 2 });
+    expect(summary.rejected).toEqual([{ line: 5, reason: expect.stringContaining('serial: must match') }]);
+    expect(await table.store.getDevice('CRLF-0002')).toMatchObject({ productLine: 'gateway' });
+  });
+
+  it('rejects a 1 MB line by its length without keeping it in memory, and reads on', async () => {
+    const csv = Buffer.concat([
+      Buffer.from('serial,productLine\nBIG-0001,ok\nBIG-0002,'),
+      Buffer.alloc(1024 * 1024, 'a'),
+      Buffer.from('\nBIG-0003,ok'),
+    ]);
+    const summary = await run(csv);
+    expect(summary.rejected).toEqual([{ line: 3, reason: 'row: longer than 65536 bytes (1048585 bytes)' }]);
+    expect(summary.imported).toBe(2);
+    expect(await table.store.getDevice('BIG-0003')).toMatchObject({ state: 'ALLOWLISTED' });
   });
 });
 

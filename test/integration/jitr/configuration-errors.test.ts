@@ -6,6 +6,7 @@
  * is back, replaying the dead letter registers the device. RegistrationQueue's visibility timeout
  * is cut to 1 s and maxReceiveCount to 3, so the redrive takes seconds.
  */
+
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
@@ -13,7 +14,6 @@ import {
   DescribeCertificateCommand,
   DescribeThingCommand,
   IoTClient,
-  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -25,6 +25,7 @@ import { type LocalStack, startLocalStack } from '../../../local/stack';
 import { declaredIotResources } from '../../../local/stack-model';
 import { DeadLetters, deadLetterQueues } from '../../../shared/dlq/dead-letters';
 import { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { PROJECT_ROOT, serverlessCopy } from '../../support/serverless-copy';
 
@@ -108,13 +109,7 @@ describe('JITR with the device policy missing', () => {
     // Prepare: a CA with auto-registration, an allowlisted serial — and no device policy.
     await iot.send(new DeletePolicyCommand({ policyName: 'fleetgate-local-device' }));
     const ca = await createCertificateAuthority({ subject: { commonName: 'Config Errors CA' } });
-    await iot.send(
-      new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
+    await registerTrustedCa(iot, store, ca);
     const serial = `CFG-${randomUUID().slice(0, 6).toUpperCase()}`;
     await store.createDevice(allowlistedDevice({ serial }), { id: 'import', actor: 'test' });
     const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });

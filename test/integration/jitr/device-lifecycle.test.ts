@@ -3,8 +3,16 @@
  * follow-up and clone detection. Presence and registry events are the ones the emulator publishes,
  * delivered as AWS-shaped SQS events (duplicated and shuffled where the test says so).
  */
-import { RegisterCertificateCommand, UpdateCACertificateCommand } from '@aws-sdk/client-iot';
+import {
+  AttachThingPrincipalCommand,
+  CreateKeysAndCertificateCommand,
+  DescribeCertificateCommand,
+  RegisterCertificateCommand,
+  UpdateCACertificateCommand,
+} from '@aws-sdk/client-iot';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parseCertificatePem } from '../../../shared/certificates';
+import { anchorCertificateRecord } from '../../../shared/store/records';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import { allowlist, deliver, deviceCertificate, type Rig, ruleOutput, startRig } from '../../support/jitr';
 
@@ -131,7 +139,7 @@ describe('deviceLifecycle: clone detection', () => {
     ]);
   });
 
-  it('a serial connecting with a certificate that is not its current one → one CLONE_CERTIFICATE_MISMATCH request', async () => {
+  it('a certificate the store does not know, not attached to the thing, on a device client id: recorded for an operator, the device untouched', async () => {
     // Prepare: a second certificate for the serial, activated outside fleetgate
     await activeDevice('SN-CLONE-B');
     const other = await deviceCertificate(rig.ca, 'SN-CLONE-B');
@@ -148,15 +156,53 @@ describe('deviceLifecycle: clone detection', () => {
     await rig.emulator.connect({ certificatePem: other.certificatePem, clientId: 'SN-CLONE-B' });
     // Act
     await deliver(rig.lifecycle, rig.take('lifecycle').map(ruleOutput), { times: 3, shuffle: true });
+    // Assess: only a permissive policy lets such a certificate in (the device policy requires the
+    // thing to be attached); it may be an unrecorded claim certificate, so nothing is deactivated.
+    expect(rig.quarantine.requests).toEqual([]);
+    expect(await table.store.getDevice('SN-CLONE-B')).toMatchObject({ state: 'ACTIVE' });
+    const suspicious = (await table.store.history('SN-CLONE-B')).filter(
+      (entry) => entry.event === 'SUSPICIOUS_CONNECTION',
+    );
+    expect(suspicious).toHaveLength(2);
+    expect(suspicious[0]).toMatchObject({
+      reason: 'FOREIGN_CERTIFICATE_AS_DEVICE',
+      detail: expect.objectContaining({
+        certificateId: other.certificateId,
+        principalKind: 'UNKNOWN',
+        action: 'recorded-for-an-operator',
+        deviceState: 'ACTIVE',
+      }),
+    });
+  });
+
+  it('a foreign certificate attached to the device thing: a certificate-scoped request (that certificate only), the device untouched', async () => {
+    // Prepare: a second certificate for the serial, registered and attached to the thing outside fleetgate
+    await activeDevice('SN-CLONE-B2');
+    const other = await deviceCertificate(rig.ca, 'SN-CLONE-B2');
+    const registered = await rig.iot.send(
+      new RegisterCertificateCommand({
+        certificatePem: other.certificatePem,
+        caCertificatePem: rig.ca.certificatePem,
+        status: 'ACTIVE',
+      }),
+    );
+    await rig.iot.send(
+      new AttachThingPrincipalCommand({ thingName: 'SN-CLONE-B2', principal: registered.certificateArn }),
+    );
+    await rig.emulator.connect({ certificatePem: other.certificatePem, clientId: 'SN-CLONE-B2' });
+    // Act
+    await deliver(rig.lifecycle, rig.take('lifecycle').map(ruleOutput), { times: 3, shuffle: true });
     // Assess
     expect(rig.quarantine.requests).toEqual([
       expect.objectContaining({
-        serial: 'SN-CLONE-B',
+        scope: 'certificate',
         certificateId: other.certificateId,
         reason: 'CLONE_CERTIFICATE_MISMATCH',
-        evidence: expect.objectContaining({ clientId: 'SN-CLONE-B', deviceState: 'ACTIVE' }),
+        evidence: expect.objectContaining({ claimedSerial: 'SN-CLONE-B2', deviceState: 'ACTIVE' }),
       }),
     ]);
+    expect(rig.quarantine.requests[0]?.serial).toBeUndefined();
+    expect(await table.store.getDevice('SN-CLONE-B2')).toMatchObject({ state: 'ACTIVE' });
   });
 
   it('repeated DUPLICATE_CLIENTID disconnects within the window → one CLONE_DUPLICATE_CLIENTID request', async () => {
@@ -191,6 +237,139 @@ describe('deviceLifecycle: clone detection', () => {
       await rig.emulator.connect({ certificatePem: certificate.certificatePem, clientId: 'SN-CLONE-D' });
     await deliver(rig.lifecycle, rig.take('lifecycle').map(ruleOutput), { times: 2, shuffle: true });
     expect(rig.quarantine.requests).toEqual([]);
+  });
+});
+
+/**
+ * Issue 15: evidence from a connection whose principal is not the device's own certificate (a claim
+ * certificate above all: shared by a product line, extractable from any device) never counts toward
+ * the device's clone detection, never quarantines it and never deactivates a claim certificate.
+ * @see https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html (versionNumber, DUPLICATE_CLIENTID)
+ */
+describe('deviceLifecycle: presence from a principal that is not the device own certificate', () => {
+  /** An ACTIVE claim certificate in IoT, recorded in the store as fleetgate records claim certificates. */
+  async function claimCertificate() {
+    const out = await rig.iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+    const certificatePem = out.certificatePem ?? '';
+    await table.store.putCertificateIfAbsent(
+      anchorCertificateRecord(parseCertificatePem(certificatePem), {
+        kind: 'CLAIM',
+        now: new Date().toISOString(),
+      }),
+    );
+    return { certificatePem, certificateId: out.certificateId ?? '' };
+  }
+
+  async function iotStatus(certificateId: string) {
+    return (await rig.iot.send(new DescribeCertificateCommand({ certificateId }))).certificateDescription
+      ?.status;
+  }
+
+  it('a claim holder taking an ACTIVE device client id four times (the issue 15 storm): no quarantine, nothing deactivated, each connection recorded', async () => {
+    // Prepare: the device is connected; the claim certificate takes its client id, the device takes
+    // it back, four times (what a permissive claim policy allowed): DUPLICATE_CLIENTID both ways.
+    const certificate = await activeDevice('SN-HOSTILE-1');
+    const claim = await claimCertificate();
+    for (let round = 0; round < 4; round += 1) {
+      await rig.emulator.connect({ certificatePem: claim.certificatePem, clientId: 'SN-HOSTILE-1' });
+      await rig.emulator.connect({ certificatePem: certificate.certificatePem, clientId: 'SN-HOSTILE-1' });
+    }
+    const events = rig.take('lifecycle');
+    const presence = events.map(
+      (message) => message.json as { disconnectReason?: string; principalIdentifier: string },
+    );
+    expect(presence.filter((event) => event.disconnectReason === 'DUPLICATE_CLIENTID').length).toBe(8);
+    // Act: delivered twice each, shuffled (AWS delivers at least once, in any order)
+    await deliver(rig.lifecycle, events.map(ruleOutput), { times: 2, shuffle: true });
+    // Assess
+    expect(rig.quarantine.requests).toEqual([]);
+    expect(await table.store.getDevice('SN-HOSTILE-1')).toMatchObject({
+      state: 'ACTIVE',
+      certificateId: certificate.certificateId,
+    });
+    expect(await iotStatus(certificate.certificateId)).toBe('ACTIVE');
+    expect(await iotStatus(claim.certificateId)).toBe('ACTIVE');
+    const suspicious = (await table.store.history('SN-HOSTILE-1')).filter(
+      (entry) => entry.event === 'SUSPICIOUS_CONNECTION',
+    );
+    expect(suspicious).toHaveLength(4);
+    for (const entry of suspicious) {
+      expect(entry).toMatchObject({
+        reason: 'CLAIM_CERTIFICATE_AS_DEVICE',
+        detail: expect.objectContaining({
+          certificateId: claim.certificateId,
+          principalKind: 'CLAIM',
+          action: 'recorded-for-an-operator',
+        }),
+      });
+    }
+  });
+
+  it('crafted DUPLICATE_CLIENTID disconnects and connects whose principal is the claim certificate, in any order, never name the device or the claim certificate', async () => {
+    // Prepare: crafted events on the device client id, every one with the claim certificate as principal
+    await activeDevice('SN-HOSTILE-2');
+    const claim = await claimCertificate();
+    const base = Date.now();
+    const crafted = Array.from({ length: 6 }, (_, i) => [
+      {
+        clientId: 'SN-HOSTILE-2',
+        timestamp: base + i * 1000,
+        eventType: 'connected',
+        sessionIdentifier: `00000000-0000-4000-8000-00000000000${i}`,
+        principalIdentifier: claim.certificateId,
+        ipAddress: '203.0.113.7',
+        versionNumber: 100 + i,
+        presenceTopicType: 'connected',
+      },
+      {
+        clientId: 'SN-HOSTILE-2',
+        timestamp: base + i * 1000 + 500,
+        eventType: 'disconnected',
+        sessionIdentifier: `00000000-0000-4000-8000-00000000000${i}`,
+        principalIdentifier: claim.certificateId,
+        clientInitiatedDisconnect: false,
+        disconnectReason: 'DUPLICATE_CLIENTID',
+        versionNumber: 100 + i,
+        presenceTopicType: 'disconnected',
+      },
+    ]).flat();
+    // Act
+    await deliver(
+      rig.lifecycle,
+      crafted.map((event) => JSON.stringify(event)),
+      { times: 3, shuffle: true },
+    );
+    // Assess
+    expect(rig.quarantine.requests).toEqual([]);
+    expect(await table.store.getDevice('SN-HOSTILE-2')).toMatchObject({ state: 'ACTIVE' });
+    expect(await iotStatus(claim.certificateId)).toBe('ACTIVE');
+    const suspicious = (await table.store.history('SN-HOSTILE-2')).filter(
+      (entry) => entry.event === 'SUSPICIOUS_CONNECTION',
+    );
+    expect(suspicious).toHaveLength(6);
+  });
+
+  it('the device own certificate kicked off by its own certificate three times is still a CLONE_DUPLICATE_CLIENTID storm, whichever event comes last', async () => {
+    // Prepare
+    const certificate = await activeDevice('SN-HOSTILE-3');
+    for (let i = 0; i < 4; i += 1) {
+      await rig.emulator.connect({ certificatePem: certificate.certificatePem, clientId: 'SN-HOSTILE-3' });
+    }
+    const events = rig.take('lifecycle');
+    const connects = events.filter((message) => message.topic.includes('/connected/'));
+    const disconnects = events.filter((message) => message.topic.includes('/disconnected/'));
+    // Act: every disconnect first, the takers' connects last
+    await deliver(rig.lifecycle, disconnects.map(ruleOutput));
+    expect(rig.quarantine.requests).toEqual([]);
+    await deliver(rig.lifecycle, connects.map(ruleOutput));
+    // Assess
+    expect(rig.quarantine.requests).toEqual([
+      expect.objectContaining({
+        serial: 'SN-HOSTILE-3',
+        certificateId: certificate.certificateId,
+        reason: 'CLONE_DUPLICATE_CLIENTID',
+      }),
+    ]);
   });
 });
 
@@ -311,10 +490,10 @@ describe('deviceLifecycle: JITP follow-up', () => {
     // Assess
     expect(rig.quarantine.requests).toEqual([
       expect.objectContaining({
-        serial: 'SN-JITP-Q',
+        scope: 'certificate',
         certificateId: takeover.certificateId,
         reason: 'CLONE_CERTIFICATE_MISMATCH',
-        evidence: expect.objectContaining({ deviceState: 'QUARANTINED' }),
+        evidence: expect.objectContaining({ claimedSerial: 'SN-JITP-Q', deviceState: 'QUARANTINED' }),
       }),
     ]);
   });
@@ -338,12 +517,17 @@ describe('deviceLifecycle: JITP follow-up', () => {
     // Assess
     expect(rig.quarantine.requests).toEqual([
       expect.objectContaining({
-        serial: 'SN-JITP-EARLY',
+        scope: 'certificate',
         certificateId: clone.certificateId,
         reason: 'CLONE_CERTIFICATE_MISMATCH',
-        evidence: expect.objectContaining({ deviceState: 'PROVISIONING' }),
+        evidence: expect.objectContaining({ claimedSerial: 'SN-JITP-EARLY', deviceState: 'PROVISIONING' }),
       }),
     ]);
+    // The original is not touched (its own connect is still to come).
+    expect(await table.store.getDevice('SN-JITP-EARLY')).toMatchObject({
+      state: 'PROVISIONING',
+      pendingCertificateId: original.certificateId,
+    });
   });
 
   it('a new JITP thing with two certificates (a clone came first) sends the device and both certificates to quarantine', async () => {

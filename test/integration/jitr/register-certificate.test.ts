@@ -4,13 +4,16 @@
  * delivery loop of test/support/jitr.ts (partial batch failures redelivered with the same message
  * id). Quarantine requests are recorded instead of sent to SQS.
  */
+
 import {
   DescribeCertificateCommand,
   ListAttachedPoliciesCommand,
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { createCertificateAuthority } from '../../../local/pki';
+import { recordTrustedCa } from '../../support/device-ca';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import {
   allowlist,
@@ -160,9 +163,12 @@ describe('registerCertificate', () => {
         reason,
         source: 'registerCertificate',
         evidence: expect.objectContaining({ claimedSerial: serial, caCertificateId: rig.caCertificateId }),
-        ...(reason === 'SERIAL_NOT_ALLOWLISTED' ? {} : { serial }),
+        // Issue 15: only a device that cannot move anyway (revoked) is named; an expired or unknown
+        // certificate is the presenter's alone (certificate-scoped).
+        ...(reason === 'DEVICE_REVOKED' ? { serial } : { scope: 'certificate' }),
       }),
     ]);
+    if (reason !== 'DEVICE_REVOKED') expect(rig.quarantine.distinct[0]?.serial).toBeUndefined();
     const record = await table.store.getCertificate(device.certificateId);
     expect(record).toMatchObject({ kind: 'DEVICE', source: 'JITR', status: status });
     expect(record?.serial).toBeUndefined();
@@ -208,7 +214,7 @@ describe('registerCertificate', () => {
     const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
     await rig.iot.send(
       new RegisterCACertificateCommand({
-        caCertificate: foreign.certificatePem,
+        ...(await verifiedCaCertificate(rig.iot, foreign)),
         setAsActive: true,
         allowAutoRegistration: true,
       }),
@@ -224,6 +230,55 @@ describe('registerCertificate', () => {
       expect.objectContaining({ certificateId: device.certificateId, reason: 'UNTRUSTED_ISSUER' }),
     ]);
     expect(rig.quarantine.distinct[0]?.serial).toBeUndefined();
+  });
+
+  it('fails closed under the default configuration (issue 15): a registered, ACTIVE, auto-registering CA the operator never named or recorded → UNTRUSTED_ISSUER', async () => {
+    // Prepare: TRUSTED_CA_IDS empty (the default); a second CA registered in IoT only
+    expect(rig.config.trustedCaIds).toEqual([]);
+    await allowlist(table.store, ['SN-UNNAMED-1']);
+    const unnamed = await createCertificateAuthority({
+      subject: { commonName: 'Registered, never trusted CA' },
+    });
+    const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
+    await rig.iot.send(
+      new RegisterCACertificateCommand({
+        ...(await verifiedCaCertificate(rig.iot, unnamed)),
+        setAsActive: true,
+        allowAutoRegistration: true,
+      }),
+    );
+    const device = await deviceCertificate(unnamed, 'SN-UNNAMED-1');
+    await connect(device.certificatePem, 'SN-UNNAMED-1');
+    // Act
+    await deliverRegistrations();
+    // Assess
+    expect(rig.registrationOutcomes).toEqual([{ name: 'RegistrationRejected', reason: 'UNTRUSTED_ISSUER' }]);
+    expect(await table.store.getDevice('SN-UNNAMED-1')).toMatchObject({ state: 'ALLOWLISTED' });
+    expect(rig.quarantine.distinct).toEqual([
+      expect.objectContaining({ certificateId: device.certificateId, reason: 'UNTRUSTED_ISSUER' }),
+    ]);
+  });
+
+  it('trusts a CA once the operator records it in the store (fleetgate certificates register --kind ca)', async () => {
+    // Prepare: the same situation, then the CA recorded
+    await allowlist(table.store, ['SN-RECORDED-1']);
+    const recorded = await createCertificateAuthority({ subject: { commonName: 'Recorded CA' } });
+    const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
+    await rig.iot.send(
+      new RegisterCACertificateCommand({
+        ...(await verifiedCaCertificate(rig.iot, recorded)),
+        setAsActive: true,
+        allowAutoRegistration: true,
+      }),
+    );
+    await recordTrustedCa(table.store, recorded);
+    const device = await deviceCertificate(recorded, 'SN-RECORDED-1');
+    await connect(device.certificatePem, 'SN-RECORDED-1');
+    // Act
+    await deliverRegistrations();
+    // Assess
+    expect(rig.registrationOutcomes).toEqual([{ name: 'DeviceRegistered' }]);
+    expect(await table.store.getDevice('SN-RECORDED-1')).toMatchObject({ state: 'PROVISIONING' });
   });
 
   it('lets exactly one of two certificates for one serial win; the other is rejected and quarantined', async () => {
@@ -244,9 +299,38 @@ describe('registerCertificate', () => {
       ),
     );
     expect(statuses.sort()).toEqual(['ACTIVE', 'INACTIVE']);
+    // Issue 15: the loser's certificate is not the device's own — only it is quarantined.
     expect(rig.quarantine.distinct).toEqual([
-      expect.objectContaining({ serial: 'SN-TWIN-1', reason: 'PROVISIONING_IN_PROGRESS' }),
+      expect.objectContaining({ scope: 'certificate', reason: 'PROVISIONING_IN_PROGRESS' }),
     ]);
+    expect(rig.quarantine.distinct[0]?.serial).toBeUndefined();
+  });
+
+  it('a second key for an ACTIVE serial quarantines that certificate only; the device keeps working (issue 15)', async () => {
+    // Prepare: an ACTIVE device, then another certificate from the trusted CA for its serial
+    await allowlist(table.store, ['SN-SECOND-1']);
+    const original = await deviceCertificate(rig.ca, 'SN-SECOND-1');
+    await connect(original.certificatePem, 'SN-SECOND-1');
+    await deliverRegistrations();
+    await connect(original.certificatePem, 'SN-SECOND-1');
+    await deliverLifecycle();
+    expect(await table.store.getDevice('SN-SECOND-1')).toMatchObject({ state: 'ACTIVE' });
+    rig.quarantine.requests.length = 0;
+    const second = await deviceCertificate(rig.ca, 'SN-SECOND-1');
+    await connect(second.certificatePem, 'SN-SECOND-1');
+    // Act
+    await deliverRegistrations();
+    // Assess
+    expect(rig.quarantine.distinct).toEqual([
+      expect.objectContaining({ scope: 'certificate', certificateId: second.certificateId }),
+    ]);
+    expect(rig.quarantine.distinct[0]?.serial).toBeUndefined();
+    expect(await table.store.getDevice('SN-SECOND-1')).toMatchObject({
+      state: 'ACTIVE',
+      certificateId: original.certificateId,
+    });
+    const history = await table.store.history('SN-SECOND-1');
+    expect(history.some((entry) => entry.event === 'REGISTRATION_REJECTED')).toBe(true);
   });
 });
 

@@ -2,17 +2,14 @@
  * The flows end to end on the local stack, wired only by serverless.yml: IoT emulator → topic rule
  * → SQS → function → store, exactly as a device's first connection travels in AWS.
  */
+
 import { randomUUID } from 'node:crypto';
-import {
-  DescribeCertificateCommand,
-  type IoTClient,
-  ListThingPrincipalsCommand,
-  RegisterCACertificateCommand,
-} from '@aws-sdk/client-iot';
+import { DescribeCertificateCommand, type IoTClient, ListThingPrincipalsCommand } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, createDeviceCertificate } from '../../../local/pki';
 import type { LocalStack } from '../../../local/stack';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { startTestStack, type TestStack } from '../../support/stack';
 
@@ -34,13 +31,7 @@ describe('JITR on the local stack', () => {
   it('takes an allowlisted device from its first connection to ACTIVE, and quarantines a stranger', async () => {
     // Prepare: a device CA registered with auto-registration, one allowlisted serial, one stranger.
     const ca = await createCertificateAuthority({ subject: { commonName: 'Flows Test CA' } });
-    await iot.send(
-      new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
+    await registerTrustedCa(iot, store, ca);
     const serial = `STACK-${randomUUID().slice(0, 6).toUpperCase()}`;
     await store.createDevice(allowlistedDevice({ serial }), { id: 'import', actor: 'test' });
     const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });

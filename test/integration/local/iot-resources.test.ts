@@ -3,6 +3,7 @@
  * emulator's IoT API, from the same template, idempotently — and a device CA registered with the
  * AWS SDK is then all JITR needs: a first connection makes the certificate ACTIVE.
  */
+
 import { randomUUID } from 'node:crypto';
 import {
   DescribeCACertificateCommand,
@@ -12,14 +13,16 @@ import {
   GetPolicyCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
-  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { verifiedCaCertificate } from '../../../local/ca-registration';
+import { startIotEmulator } from '../../../local/iot-emulator';
 import { IotResourceError, materializeIotResources } from '../../../local/iot-resources';
 import { createCertificateAuthority, createDeviceCertificate, exportPrivateKeyPem } from '../../../local/pki';
 import { loadServerlessConfig } from '../../../local/serverless-config';
 import { type LocalStack, startLocalStack } from '../../../local/stack';
 import { declaredIotResources, type IotResourceSpec, StackModelError } from '../../../local/stack-model';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { tryConnect } from '../../support/mqtt';
 import { PROJECT_ROOT, serverlessCopy } from '../../support/serverless-copy';
@@ -129,7 +132,7 @@ describe('IoT resources of serverless.yml on the local stack', () => {
     );
   });
 
-  it('acceptance: a device CA registered with the AWS SDK is all JITR needs — the first connect makes the certificate ACTIVE', async () => {
+  it('acceptance: a device CA registered with the AWS SDK and recorded as trusted is all JITR needs — the first connect makes the certificate ACTIVE', async () => {
     // Prepare: the allowlist entry (data, not setup) and a device certificate from a new CA.
     const serial = `ACC-${randomUUID().slice(0, 6).toUpperCase()}`;
     await testStack.store.createDevice(allowlistedDevice({ serial }), { id: 'import', actor: 'test' });
@@ -141,14 +144,9 @@ describe('IoT resources of serverless.yml on the local stack', () => {
     };
     const broker = stack.mqtt;
     if (!broker) throw new Error('the local stack has no MQTT endpoint');
-    // Act: the only setup — RegisterCACertificate with auto-registration, as a user would.
-    await iot.send(
-      new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
+    // Act: the only setup, as a user does it: RegisterCACertificate (registration-code proof) with
+    // auto-registration, and the CA recorded as trusted (`fleetgate certificates register --kind ca`).
+    await registerTrustedCa(iot, testStack.store, ca);
     const first = await tryConnect(broker, identity, serial);
     const status = await waitFor(
       async () =>
@@ -185,6 +183,14 @@ describe('serverless.yml with more IoT resources', () => {
     // Prepare
     const ca = await createCertificateAuthority({ subject: { commonName: 'Declared Device CA' } });
     const pem = ca.certificatePem.trim().split('\n').join('\n          ');
+    // DEFAULT mode needs the verification certificate, made with the account's registration code (the
+    // local one is stable per account, as AWS's is until DeleteRegistrationCode).
+    const probe = await startIotEmulator({ accountId: stack.model.accountId });
+    const probeIot = new IoTClient({ ...probe.clientConfig(), maxAttempts: 1 });
+    const { verificationCertificate } = await verifiedCaCertificate(probeIot, ca);
+    probeIot.destroy();
+    await probe.stop();
+    const verificationPem = verificationCertificate.trim().split('\n').join('\n          ');
     const file = await serverlessCopy((text) =>
       text.replace(
         /^resources:\n {2}Resources:\n/m,
@@ -197,6 +203,8 @@ describe('serverless.yml with more IoT resources', () => {
         AutoRegistrationStatus: ENABLE
         CACertificatePem: |
           ${pem}
+        VerificationCertificatePem: |
+          ${verificationPem}
     DeviceGroup:
       Type: AWS::IoT::ThingGroup
       Properties:

@@ -4,13 +4,13 @@
  * and in CBOR through the real pre-provisioning hook, JITR on first connect through registerCertificate,
  * and a DUPLICATE_CLIENTID storm seen by the clone detector (deviceLifecycle → quarantine).
  */
+
 import { randomUUID } from 'node:crypto';
 import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
   DescribeCertificateCommand,
   type IoTClient,
-  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { MqttClient } from 'mqtt';
@@ -22,9 +22,19 @@ import {
   exportPrivateKeyPem,
 } from '../../../local/pki';
 import type { LocalStack } from '../../../local/stack';
+import { claimClientId } from '../../../shared/domain/client-ids';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
-import { closed, connect, type DeviceIdentity, nextMessage, tryConnect } from '../../support/mqtt';
+import {
+  closed,
+  connect,
+  type DeviceIdentity,
+  nextMessage,
+  PROTOCOL_VERSIONS,
+  type ProtocolVersion,
+  tryConnect,
+} from '../../support/mqtt';
 import { startTestStack, type TestStack } from '../../support/stack';
 
 const DEVICE_POLICY = 'fleetgate-local-device';
@@ -42,8 +52,12 @@ function endpoint() {
   return stack.mqtt;
 }
 
-async function connected(identity: DeviceIdentity, clientId: string): Promise<MqttClient> {
-  const client = await connect(endpoint(), identity, clientId);
+async function connected(
+  identity: DeviceIdentity,
+  clientId: string,
+  version: ProtocolVersion = 4,
+): Promise<MqttClient> {
+  const client = await connect(endpoint(), identity, clientId, version);
   open.push(client);
   return client;
 }
@@ -56,8 +70,8 @@ async function allowlist(serial: string): Promise<void> {
 }
 
 /** A device on its claim connection: CreateCertificateFromCsr, then RegisterThing, in `format`. */
-async function provisionByClaim(serial: string, format: 'json' | 'cbor') {
-  const client = await connected(claim, `claim-${serial}`);
+async function provisionByClaim(serial: string, format: 'json' | 'cbor', version: ProtocolVersion = 4) {
+  const client = await connected(claim, claimClientId(serial), version);
   const encode = (value: object) =>
     format === 'cbor' ? Buffer.from(encodeCbor(value)) : Buffer.from(JSON.stringify(value));
   const decode = (payload: Buffer) =>
@@ -135,15 +149,20 @@ afterAll(async () => {
 });
 
 describe('fleet provisioning by claim over MQTT', () => {
-  it.each(['json', 'cbor'] as const)(
-    'in %s: the hook allows an allowlisted serial, the new certificate connects and the device turns ACTIVE',
-    async (format) => {
+  it.each([
+    { format: 'json', version: 4, name: 'MQTT 3.1.1' },
+    { format: 'cbor', version: 4, name: 'MQTT 3.1.1' },
+    { format: 'json', version: 5, name: 'MQTT 5' },
+    { format: 'cbor', version: 5, name: 'MQTT 5' },
+  ] as const)(
+    'in $format over $name: the hook allows an allowlisted serial, the new certificate connects and the device turns ACTIVE',
+    async ({ format, version }) => {
       // Prepare
-      const serial = `MQTT-${format.toUpperCase()}-${randomUUID().slice(0, 6).toUpperCase()}`;
+      const serial = `MQTT-${format.toUpperCase()}-${version}-${randomUUID().slice(0, 6).toUpperCase()}`;
       await allowlist(serial);
       // Act
-      const { createReply, registerReply, identity } = await provisionByClaim(serial, format);
-      const device = await connected(identity, serial);
+      const { createReply, registerReply, identity } = await provisionByClaim(serial, format, version);
+      const device = await connected(identity, serial, version);
       const record = await waitFor(
         () => store.getDevice(serial),
         (value) => value?.state === 'ACTIVE',
@@ -164,32 +183,29 @@ describe('fleet provisioning by claim over MQTT', () => {
     },
   );
 
-  it('rejects RegisterThing for a serial that is not allowlisted (AccessDenied from the hook)', async () => {
-    // Prepare
-    const serial = `MQTT-STRANGER-${randomUUID().slice(0, 6).toUpperCase()}`;
-    // Act
-    const { registerReply, identity } = await provisionByClaim(serial, 'json');
-    const attempt = await tryConnect(endpoint(), identity, serial);
-    // Assess
-    expect(registerReply).toEqual({
-      topic: `$aws/provisioning-templates/${TEMPLATE}/provision/json/rejected`,
-      body: { statusCode: 403, errorCode: 'AccessDenied', errorMessage: expect.any(String) },
-    });
-    expect(attempt.connected).toBe(false);
-  });
+  it.each(PROTOCOL_VERSIONS)(
+    'rejects RegisterThing for a serial that is not allowlisted (AccessDenied from the hook) over $name',
+    async ({ version }) => {
+      // Prepare
+      const serial = `MQTT-STRANGER-${version}-${randomUUID().slice(0, 6).toUpperCase()}`;
+      // Act
+      const { registerReply, identity } = await provisionByClaim(serial, 'json', version);
+      const attempt = await tryConnect(endpoint(), identity, serial);
+      // Assess
+      expect(registerReply).toEqual({
+        topic: `$aws/provisioning-templates/${TEMPLATE}/provision/json/rejected`,
+        body: { statusCode: 403, errorCode: 'AccessDenied', errorMessage: expect.any(String) },
+      });
+      expect(attempt.connected).toBe(false);
+    },
+  );
 });
 
 describe('JITR over MQTT', () => {
   it('drops the first connection, registerCertificate activates, the next connection is accepted', async () => {
     // Prepare
     const ca = await createCertificateAuthority({ subject: { commonName: 'MQTT stack JITR CA' } });
-    await iot.send(
-      new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
+    await registerTrustedCa(iot, store, ca);
     const serial = `MQTT-JITR-${randomUUID().slice(0, 6).toUpperCase()}`;
     await store.createDevice(allowlistedDevice({ serial }), { id: `import-${serial}`, actor: 'test' });
     const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });
@@ -271,5 +287,69 @@ describe('clone detection over MQTT', () => {
     });
     expect(status).toBe('INACTIVE');
     expect(again.connected).toBe(false);
+  });
+});
+
+/**
+ * Issue 15: the claim certificate is shared by a product line and extractable from any device. The
+ * claim policy lets it connect only as `claim.*`, a client id no thing can have (thing names are
+ * `[a-zA-Z0-9:_-]+`), so it can never take a device's client id.
+ * @see https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-actions.html
+ * @see https://docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html
+ */
+describe('a hostile claim-certificate holder over MQTT', () => {
+  it('cannot connect as a provisioned thing client id, and no sequence of claim connections changes the device', async () => {
+    // Prepare: a provisioned, connected, ACTIVE device
+    const serial = `MQTT-HOSTILE-${randomUUID().slice(0, 6).toUpperCase()}`;
+    await allowlist(serial);
+    const { identity, createReply } = await provisionByClaim(serial, 'json');
+    const certificateId = String(createReply.body.certificateId);
+    const device = await connected(identity, serial);
+    await waitFor(
+      () => store.getDevice(serial),
+      (value) => value?.state === 'ACTIVE',
+    );
+    const historyBefore = (await store.history(serial)).length;
+    // Act: four times, the claim certificate tries the device client id (holding what it gets 500 ms),
+    // then uses its own reserved client ids, including ones that spell the serial.
+    const attempts: boolean[] = [];
+    for (let round = 0; round < 4; round += 1) {
+      const attempt = await tryConnect(endpoint(), claim, serial);
+      attempts.push(attempt.connected);
+      if (attempt.connected) {
+        open.push(attempt.client);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        attempt.client.end(true);
+      }
+      for (const clientId of [claimClientId(serial), `claim.${serial}.${round}`]) {
+        const own = await connected(claim, clientId);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await own.endAsync();
+      }
+    }
+    await stack.settle(60_000);
+    // Assess
+    expect(attempts).toEqual([false, false, false, false]);
+    expect(
+      endpoint().refusals.filter(
+        (refusal) => refusal.clientId === serial && refusal.certificateId === claim.certificateId,
+      ),
+    ).toHaveLength(4);
+    expect(
+      endpoint()
+        .refusals.filter((r) => r.clientId === serial)
+        .map((r) => r.reason),
+    ).toEqual(Array(4).fill('CONNECT_NOT_AUTHORIZED'));
+    expect(device.connected).toBe(true);
+    const presence = (stack.emulator?.publishedOn(`$aws/events/presence/`) ?? [])
+      .map((message) => message.json as { clientId: string; disconnectReason?: string })
+      .filter((event) => event.clientId === serial);
+    expect(presence.filter((event) => event.disconnectReason === 'DUPLICATE_CLIENTID')).toEqual([]);
+    expect(await store.getDevice(serial)).toMatchObject({ state: 'ACTIVE', certificateId });
+    expect((await store.history(serial)).length).toBe(historyBefore);
+    const status = async (id: string) =>
+      (await iot.send(new DescribeCertificateCommand({ certificateId: id }))).certificateDescription?.status;
+    expect(await status(certificateId)).toBe('ACTIVE');
+    expect(await status(claim.certificateId)).toBe('ACTIVE');
   });
 });

@@ -4,6 +4,7 @@
  * local SQS and its DLQ is in dead-letters.test.ts.
  */
 import {
+  AttachThingPrincipalCommand,
   CreateKeysAndCertificateCommand,
   DescribeCertificateCommand,
   type IoTClient,
@@ -12,7 +13,9 @@ import {
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator/index';
+import { parseCertificatePem } from '../../../shared/certificates';
 import { listQuarantine, rejectQuarantine, releaseQuarantine } from '../../../shared/quarantine/operator';
+import { anchorCertificateRecord } from '../../../shared/store/records';
 import { createCa, issueTestCertificate } from '../../support/certs';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import { buildTestHook } from '../../support/hook';
@@ -244,6 +247,86 @@ describe('quarantineDevice', () => {
       }),
     ]);
     expect(worker.outcomes.filter((o) => o.name === 'CertificateQuarantined')).toHaveLength(1);
+  });
+
+  it('never deactivates a claim certificate (issue 15): named alone it is flagged for an operator; named next to a device the device is quarantined and the claim kept ACTIVE', async () => {
+    // Prepare: a claim certificate fleetgate recorded, and a device
+    const claim = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+    const claimId = claim.certificateId ?? '';
+    await table.store.putCertificateIfAbsent(
+      anchorCertificateRecord(parseCertificatePem(claim.certificatePem ?? ''), {
+        kind: 'CLAIM',
+        now: new Date().toISOString(),
+      }),
+    );
+    const { certificateId } = await seedActiveDevice(table, iot, 'SN-Q-CLAIM');
+    const alone = quarantineRequest({ certificateId: claimId, reason: 'CLONE_DUPLICATE_CLIENTID' });
+    const scoped = quarantineRequest({
+      certificateId: claimId,
+      scope: 'certificate',
+      reason: 'CLONE_CERTIFICATE_MISMATCH',
+    });
+    const withDevice = quarantineRequest({
+      serial: 'SN-Q-CLAIM',
+      certificateId: claimId,
+      reason: 'CLONE_DUPLICATE_CLIENTID',
+    });
+    // Act
+    const response = await worker.handler(sqsEvent([alone, scoped, alone]), context);
+    const second = await worker.handler(sqsEvent([withDevice]), context);
+    // Assess
+    expect(response.batchItemFailures).toEqual([]);
+    expect(second.batchItemFailures).toEqual([]);
+    expect(await certificateStatus(claimId)).toBe('ACTIVE');
+    expect(await table.store.getCertificate(claimId)).toMatchObject({
+      kind: 'CLAIM',
+      status: 'ACTIVE',
+      suspicionCount: 2,
+      lastSuspicion: expect.objectContaining({ source: 'deviceLifecycle' }),
+    });
+    expect(await table.store.getDevice('SN-Q-CLAIM')).toMatchObject({ state: 'QUARANTINED' });
+    expect(await certificateStatus(certificateId)).toBe('INACTIVE');
+    expect((await table.store.history('SN-Q-CLAIM')).at(-1)?.detail).toMatchObject({
+      claimCertificateKept: claimId,
+    });
+  });
+
+  it('a certificate-scoped request deactivates that certificate only: its device is not quarantined and its thing not restricted', async () => {
+    // Prepare: a device with its current certificate, and an old certificate of its, still bound to it
+    const { certificateId, thingName } = await seedActiveDevice(table, iot, 'SN-Q-SCOPE');
+    const old = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+    const oldId = old.certificateId ?? '';
+    await iot.send(new AttachThingPrincipalCommand({ thingName, principal: old.certificateArn ?? '' }));
+    await table.store.putCertificateIfAbsent({
+      certificateId: oldId,
+      kind: 'DEVICE',
+      status: 'RETIRED',
+      source: 'FLEET_PROVISIONING',
+      serial: 'SN-Q-SCOPE',
+      issuer: 'test',
+      notBefore: '2026-01-01T00:00:00.000Z',
+      notAfter: '2027-01-01T00:00:00.000Z',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    });
+    // Act
+    const response = await worker.handler(
+      sqsEvent([
+        quarantineRequest({
+          certificateId: oldId,
+          scope: 'certificate',
+          reason: 'CLONE_CERTIFICATE_MISMATCH',
+          evidence: { claimedSerial: 'SN-Q-SCOPE' },
+        }),
+      ]),
+      context,
+    );
+    // Assess
+    expect(response.batchItemFailures).toEqual([]);
+    expect(await certificateStatus(oldId)).toBe('INACTIVE');
+    expect(await certificateStatus(certificateId)).toBe('ACTIVE');
+    expect(await table.store.getDevice('SN-Q-SCOPE')).toMatchObject({ state: 'ACTIVE' });
+    expect(await groupsOf(thingName)).toEqual([]);
   });
 
   it('sends an unparseable body to the DLQ at once and logs the messageId and the field, never the body', async () => {

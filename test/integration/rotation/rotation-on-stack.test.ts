@@ -5,12 +5,9 @@
  * PresenceRule → deviceLifecycle commits → sweepRotations deletes the old certificate after the
  * grace period, or aborts a rotation that was never committed (run "as of" a later instant).
  */
+
 import { randomUUID } from 'node:crypto';
-import {
-  DescribeCertificateCommand,
-  type IoTClient,
-  RegisterCACertificateCommand,
-} from '@aws-sdk/client-iot';
+import { DescribeCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IotEmulator } from '../../../local/iot-emulator';
 import {
@@ -22,6 +19,7 @@ import {
 } from '../../../local/pki';
 import type { LocalStack } from '../../../local/stack';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { startTestStack, type TestStack } from '../../support/stack';
 
@@ -44,13 +42,7 @@ beforeAll(async () => {
   });
   ({ stack, iot, store, emulator } = testStack);
   ca = await createCertificateAuthority({ subject: { commonName: 'Rotation Stack CA' } });
-  await iot.send(
-    new RegisterCACertificateCommand({
-      caCertificate: ca.certificatePem,
-      setAsActive: true,
-      allowAutoRegistration: true,
-    }),
-  );
+  await registerTrustedCa(iot, store, ca);
 }, 120_000);
 
 afterAll(async () => {

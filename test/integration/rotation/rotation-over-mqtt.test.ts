@@ -4,12 +4,9 @@
  * answers, publishes a CSR, receives its new certificate and reconnects with it; the backend commits
  * and retires the old certificate.
  */
+
 import { randomUUID } from 'node:crypto';
-import {
-  DescribeCertificateCommand,
-  type IoTClient,
-  RegisterCACertificateCommand,
-} from '@aws-sdk/client-iot';
+import { DescribeCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDevice } from '../../../local/mqtt/client';
@@ -21,6 +18,7 @@ import {
 } from '../../../local/pki';
 import type { LocalStack } from '../../../local/stack';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { startTestStack, type TestStack } from '../../support/stack';
 
@@ -60,13 +58,7 @@ describe('rotation over MQTT on the local stack', () => {
   it('a device subscribes, sends its CSR, gets its certificate, reconnects with it and the old one is retired', async () => {
     // Prepare: a JITR device, ACTIVE and connected over MQTT
     const ca = await createCertificateAuthority({ subject: { commonName: 'MQTT Rotation CA' } });
-    await iot.send(
-      new RegisterCACertificateCommand({
-        caCertificate: ca.certificatePem,
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
+    await registerTrustedCa(iot, store, ca);
     const serial = `MQTT-${randomUUID().slice(0, 6).toUpperCase()}`;
     await store.createDevice(allowlistedDevice({ serial }), { id: 'import', actor: 'test' });
     const old = await createDeviceCertificate(ca, { subject: { commonName: serial } });

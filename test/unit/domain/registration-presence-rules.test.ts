@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  attributableDuplicateDisconnects,
   decideConnected,
   findConcurrentSessions,
   isDuplicateClientIdStorm,
@@ -26,10 +27,20 @@ describe('registration rejections', () => {
     expect(reject('DEVICE_REVOKED', 'x').certificateStatus).toBe('REVOKED');
     expect(reject('SERIAL_NOT_ALLOWLISTED', 'x').certificateStatus).toBe('INACTIVE');
   });
-  it('trusts any registered CA without an allowlist and only listed ones with one', () => {
-    expect(checkTrustedCa('AB'.repeat(32), [])).toEqual({ trusted: true });
-    expect(checkTrustedCa('AB'.repeat(32), ['ab'.repeat(32)])).toEqual({ trusted: true });
-    expect(checkTrustedCa('cd'.repeat(32), ['ab'.repeat(32)]).trusted).toBe(false);
+  it('fails closed (issue 15): an empty TRUSTED_CA_IDS trusts no CA the store has not recorded', () => {
+    expect(checkTrustedCa('AB'.repeat(32), { trustedCaIds: [], recordedCa: false })).toMatchObject({
+      trusted: false,
+      detail: expect.stringContaining('TRUSTED_CA_IDS (empty)'),
+    });
+    expect(checkTrustedCa('AB'.repeat(32), { trustedCaIds: [], recordedCa: true })).toEqual({
+      trusted: true,
+    });
+    expect(checkTrustedCa('AB'.repeat(32), { trustedCaIds: ['ab'.repeat(32)], recordedCa: false })).toEqual({
+      trusted: true,
+    });
+    expect(
+      checkTrustedCa('cd'.repeat(32), { trustedCaIds: ['ab'.repeat(32)], recordedCa: false }).trusted,
+    ).toBe(false);
   });
 });
 
@@ -95,5 +106,56 @@ describe('isDuplicateClientIdStorm', () => {
     ['a storm that does not include this event', [0, 1, 2, W * 3], W * 3, false],
   ])('%s', (_name, times, atMs, storm) => {
     expect(isDuplicateClientIdStorm(times, atMs, W, 3)).toBe(storm);
+  });
+});
+
+describe('attributableDuplicateDisconnects (issue 15: only the device own identity used twice counts)', () => {
+  const own = 'a'.repeat(64);
+  const claim = 'c'.repeat(64);
+  const disconnect = (versionNumber: number, principalIdentifier = own) => ({
+    sessionIdentifier: `s${versionNumber}`,
+    atMs: 1_000 * versionNumber,
+    principalIdentifier,
+    versionNumber,
+  });
+  const session = (versionNumber: number, clientId = 'SN-1') => ({
+    sessionIdentifier: `s${versionNumber}`,
+    clientId,
+    connectedAt: 1_000 * versionNumber,
+    versionNumber,
+  });
+
+  it('counts a disconnect whose taker (the next connection of the client id) was the device own certificate', () => {
+    expect(
+      attributableDuplicateDisconnects(
+        [disconnect(1), disconnect(2)],
+        [session(2), session(3)],
+        [own],
+        'SN-1',
+      ),
+    ).toHaveLength(2);
+  });
+
+  it('does not count a disconnect taken over by another principal (its taker is not among the own sessions)', () => {
+    // v1 own kicked by v2 (claim), v3 own kicked by v4 (claim): no own session numbered 2 or 4.
+    expect(
+      attributableDuplicateDisconnects(
+        [disconnect(1), disconnect(3)],
+        [session(1), session(3)],
+        [own],
+        'SN-1',
+      ),
+    ).toEqual([]);
+  });
+
+  it('never counts a disconnect of another principal, nor one whose taker has not arrived yet', () => {
+    expect(attributableDuplicateDisconnects([disconnect(1, claim)], [session(2)], [own], 'SN-1')).toEqual([]);
+    expect(attributableDuplicateDisconnects([disconnect(5)], [session(4)], [own], 'SN-1')).toEqual([]);
+  });
+
+  it('does not count an own session on another client id as the taker', () => {
+    expect(attributableDuplicateDisconnects([disconnect(1)], [session(2, 'other')], [own], 'SN-1')).toEqual(
+      [],
+    );
   });
 });
