@@ -24,7 +24,9 @@ import { claimClientId } from '../../shared/domain/client-ids';
 import type { Batch } from '../../shared/factory/batch';
 import { importFactoryBatch } from '../../shared/factory/import';
 import { IotRegistry } from '../../shared/iot/iot-registry';
+import { listQuarantine, type QuarantineCounts, quarantineCounts } from '../../shared/quarantine/operator';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
+import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
 import { verifiedCaCertificate } from '../ca-registration';
 import { isRejection } from '../iot-emulator/index';
@@ -111,7 +113,14 @@ export interface SimulationSummary {
   deniedByReason: Record<string, number>;
   /** Why legitimate devices failed to provision, when they did (each one is also lost). */
   legitimateFailures: Record<string, number>;
+  /** Bad actors (and imitated originals) caught, by who they were and why: one per actor. */
   quarantinedByReason: Record<string, number>;
+  /**
+   * What is in quarantine on the stack once the run has settled, as `fleetgate quarantine list`
+   * counts it: devices, and certificates of no known device (an original and its clone are one
+   * device).
+   */
+  inQuarantine: QuarantineCounts;
   /** Bad actors that were neither denied nor quarantined (must be empty). */
   admittedBadActors: Array<{ kind: ActorKind; serial: string }>;
   /** Clones that were kept out but never reached the quarantine (no record for an operator). */
@@ -957,6 +966,9 @@ async function summarize(
     if (count > 0) badActors[kind] = count;
   }
   const participants = plan.legitimate.length + plan.badActors.length;
+  const inQuarantine = quarantineCounts(
+    await listQuarantine({ store: rig.store, quarantineStore: new QuarantineStore(rig.store) }),
+  );
   return {
     flow,
     runId: plan.runId,
@@ -968,6 +980,7 @@ async function summarize(
     deniedByReason,
     legitimateFailures,
     quarantinedByReason,
+    inQuarantine,
     admittedBadActors,
     unquarantinedClones,
     duplicatesCreated,

@@ -102,14 +102,54 @@ function driftKey(kind: DriftKind, id: string): string {
 }
 
 /**
+ * Device states whose certificates are meant to be unusable in IoT: quarantine deactivates a
+ * device's certificates (and never re-activates one), reject revokes them.
+ */
+export const HELD_STATES: readonly string[] = ['QUARANTINED', 'REVOKED'];
+
+/**
+ * Whether an unusable certificate (INACTIVE / REVOKED in IoT) is what the store intends: the
+ * certificate of a device that is QUARANTINED (its certificates INACTIVE, or REVOKED before) or
+ * REVOKED. The certificate record keeps the status it had; the device's state says why.
+ */
+export function isIntendedUnusable(
+  record: Pick<StoreCertificateFact, 'serial'>,
+  iot: IotCertificateStatus,
+  devices: ReadonlyMap<string, Pick<StoreDeviceFact, 'state'>>,
+): boolean {
+  if (!isUnusable(iot) || record.serial === undefined) return false;
+  const state = devices.get(record.serial)?.state;
+  return state !== undefined && HELD_STATES.includes(state);
+}
+
+/**
+ * The serials whose device state decides whether a page's unusable certificates are drift: those of
+ * the certificate records the store holds as ACTIVE that IoT lists as INACTIVE / REVOKED.
+ */
+export function serialsToCheck(
+  page: readonly IotCertificateSummary[],
+  records: ReadonlyMap<string, StoreCertificateFact>,
+): string[] {
+  const serials = new Set<string>();
+  for (const certificate of page) {
+    const record = records.get(certificate.certificateId);
+    if (record?.status === 'ACTIVE' && record.serial !== undefined && isUnusable(certificate.status))
+      serials.add(record.serial);
+  }
+  return [...serials];
+}
+
+/**
  * IoT → store for one ListCertificates page: an ACTIVE certificate without a certificate record is
  * unknown to the store; a certificate record the store holds as ACTIVE whose certificate IoT lists
- * as INACTIVE / REVOKED is stale. Certificates IoT holds inactive and the store does not know are
- * not drift (nothing can connect with them).
+ * as INACTIVE / REVOKED is stale — unless its device is quarantined or revoked (`devices`), which is
+ * why it is unusable. Certificates IoT holds inactive and the store does not know are not drift
+ * (nothing can connect with them).
  */
 export function classifyIotCertificates(
   page: readonly IotCertificateSummary[],
   records: ReadonlyMap<string, StoreCertificateFact>,
+  devices: ReadonlyMap<string, Pick<StoreDeviceFact, 'state'>> = new Map(),
 ): Drift[] {
   const drift: Drift[] = [];
   for (const certificate of page) {
@@ -125,7 +165,11 @@ export function classifyIotCertificates(
       }
       continue;
     }
-    if (record.status === 'ACTIVE' && isUnusable(certificate.status)) {
+    if (
+      record.status === 'ACTIVE' &&
+      isUnusable(certificate.status) &&
+      !isIntendedUnusable(record, certificate.status, devices)
+    ) {
       drift.push({
         key: driftKey('STORE_CERTIFICATE_NOT_ACTIVE', certificate.certificateId),
         kind: 'STORE_CERTIFICATE_NOT_ACTIVE',
