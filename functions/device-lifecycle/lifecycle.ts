@@ -26,6 +26,7 @@ import { decideProvisioning, type Instant } from '../../shared/domain/provisioni
 import { TransientError, ValidationError } from '../../shared/errors';
 import type { IotRegistry } from '../../shared/iot/iot-registry';
 import { type QuarantineSender, requestQuarantineOnce } from '../../shared/quarantine-queue';
+import { provisionBinding } from '../../shared/store/bind-certificate';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import {
   type CertificateRecord,
@@ -547,27 +548,17 @@ export async function handleThingEvent(
       now: now.iso,
     },
   );
-  const outcome = await deps.store.bindCertificate({
-    serial,
-    event: 'PROVISION',
-    device: facts.device,
-    certificate: record,
-    publicKeyHash: certificate.publicKeyHash,
-    now: now.iso,
-    history: {
-      id: deps.newId(),
-      actor: ACTOR,
-      reason: decision.binding,
-      detail: { source: 'JITP', thingName: event.thingName },
-    },
-    set: {
-      thingName: event.thingName,
-      provisioningDeadline: new Date(
-        now.epochMs + deps.config.provisioningWindowSeconds * 1000,
-      ).toISOString(),
-    },
-    afterExpiredProvisioning: decision.binding === 'after-expired-provisioning',
-  });
+  const outcome = await deps.store.bindCertificate(
+    provisionBinding({
+      decision: { serial, thingName: event.thingName, binding: decision.binding },
+      device: facts.device,
+      certificate: record,
+      publicKeyHash: certificate.publicKeyHash,
+      now,
+      provisioningWindowSeconds: deps.config.provisioningWindowSeconds,
+      history: { id: deps.newId(), actor: ACTOR, detail: { source: 'JITP', thingName: event.thingName } },
+    }),
+  );
   if (outcome.status === 'conflict') {
     if (outcome.reason === 'CERTIFICATE_IN_USE' || outcome.reason === 'PUBLIC_KEY_IN_USE') {
       return [await suspicion(outcome.reason, 'bound to another device concurrently')];

@@ -44,6 +44,7 @@ import {
 import { TransientError, ValidationError } from '../../shared/errors';
 import type { CertificateDescription, IotRegistry } from '../../shared/iot/iot-registry';
 import { type QuarantineSender, requestQuarantineOnce } from '../../shared/quarantine-queue';
+import { provisionBinding } from '../../shared/store/bind-certificate';
 import type { ProvisioningFacts, ProvisioningStore } from '../../shared/store/provisioning-store';
 import {
   type CertificateRecord,
@@ -180,33 +181,27 @@ export async function registerCertificate(
 
   let resumed = decision.alreadyBound;
   if (!decision.alreadyBound && facts.device) {
-    const outcome = await deps.store.bindCertificate({
-      serial: decision.serial,
-      event: 'PROVISION',
-      device: facts.device,
-      certificate: RegistrationStore.withLease(
-        certificateRecord(certificate, now, 'PENDING', decision.serial, decision.thingName),
-        {
-          leaseOwner: owner,
-          leaseUntil: new Date(now.epochMs + deps.config.registrationLeaseSeconds * 1000).toISOString(),
+    const outcome = await deps.store.bindCertificate(
+      provisionBinding({
+        decision,
+        device: facts.device,
+        certificate: RegistrationStore.withLease(
+          certificateRecord(certificate, now, 'PENDING', decision.serial, decision.thingName),
+          {
+            leaseOwner: owner,
+            leaseUntil: new Date(now.epochMs + deps.config.registrationLeaseSeconds * 1000).toISOString(),
+          },
+        ),
+        publicKeyHash: certificate.publicKeyHash,
+        now,
+        provisioningWindowSeconds: deps.config.provisioningWindowSeconds,
+        history: {
+          id: deps.newId(),
+          actor: ACTOR,
+          detail: { caCertificateId: event.caCertificateId, source: 'JITR' },
         },
-      ),
-      publicKeyHash: certificate.publicKeyHash,
-      now: now.iso,
-      history: {
-        id: deps.newId(),
-        actor: ACTOR,
-        reason: decision.binding,
-        detail: { caCertificateId: event.caCertificateId, source: 'JITR' },
-      },
-      set: {
-        thingName: decision.thingName,
-        provisioningDeadline: new Date(
-          now.epochMs + deps.config.provisioningWindowSeconds * 1000,
-        ).toISOString(),
-      },
-      afterExpiredProvisioning: decision.binding === 'after-expired-provisioning',
-    });
+      }),
+    );
     switch (outcome.status) {
       case 'applied':
         break;

@@ -149,6 +149,23 @@ export function deny(reason: DenyReason, detail: string): Denial {
 }
 
 /**
+ * The one state → reason mapping: a device that can no longer take a certificate (revoked,
+ * decommissioned, in quarantine) and why every flow (hook, JITR, JITP) refuses it.
+ */
+export function closedStateDenial(state: DeviceState): Denial | undefined {
+  switch (state) {
+    case 'REVOKED':
+      return deny('DEVICE_REVOKED', 'device was revoked');
+    case 'DECOMMISSIONED':
+      return deny('DEVICE_DECOMMISSIONED', 'device was decommissioned');
+    case 'QUARANTINED':
+      return deny('DEVICE_QUARANTINED', 'device is in quarantine');
+    default:
+      return undefined;
+  }
+}
+
+/**
  * The checks that need no stored facts. Flows run it before any I/O so that bad input never costs
  * a read; `decideProvisioning` runs it again, so it is complete on its own.
  */
@@ -192,16 +209,8 @@ export function decideProvisioning(
   const { device } = facts;
   const certificateId = request.certificate.certificateId;
   if (!device) return deny('SERIAL_NOT_ALLOWLISTED', 'serial is not on the allowlist');
-  switch (device.state) {
-    case 'REVOKED':
-      return deny('DEVICE_REVOKED', 'device was revoked');
-    case 'DECOMMISSIONED':
-      return deny('DEVICE_DECOMMISSIONED', 'device was decommissioned');
-    case 'QUARANTINED':
-      return deny('DEVICE_QUARANTINED', 'device is in quarantine');
-    default:
-      break;
-  }
+  const closed = closedStateDenial(device.state);
+  if (closed) return closed;
   const claim = checkClaim(device, request.claimCertificateId, rules);
   if (claim) return claim;
 
