@@ -24,8 +24,8 @@ import {
   type ProvisioningRequest,
 } from '../../shared/domain/provisioning-rules';
 import { ValidationError } from '../../shared/errors';
-import type { BindOutcome, ProvisioningStore } from '../../shared/store/provisioning-store';
 import { provisionBinding } from '../../shared/store/bind-certificate';
+import type { BindOutcome, ProvisioningStore } from '../../shared/store/provisioning-store';
 import { deviceCertificateRecord } from '../../shared/store/records';
 
 export const ACTOR = 'preProvisionHook';

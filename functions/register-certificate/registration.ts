@@ -30,13 +30,12 @@ import { type ParsedCertificate, parseCertificatePem } from '../../shared/certif
 import { crashPoint } from '../../shared/chaos';
 import type { Config } from '../../shared/config';
 import { suspicionIdentity } from '../../shared/domain/presence-rules';
-import {
-  hookSuspicion,
-  type Instant,
-  type ProvisioningDecision,
-} from '../../shared/domain/provisioning-rules';
+import type { Instant } from '../../shared/domain/provisioning-rules';
 import {
   decideRegistration,
+  decideRegistrationEntry,
+  isActivatable,
+  planRejection,
   type Rejection,
   reject,
   serialFromSubject,
@@ -107,20 +106,14 @@ export async function registerCertificate(
   const { certificateId } = event;
   // A repeat of a finished registration or rejection costs one read and no IoT call.
   const known = await deps.store.getCertificate(certificateId);
-  if (known && known.status !== 'PENDING') {
-    return {
-      status: 'duplicate',
-      certificateId,
-      detail: `certificate is already ${known.status} in the store`,
-    };
-  }
-  if (known && known.source !== 'JITR') {
-    return ignored(certificateId, 'CERTIFICATE_NOT_PENDING', `certificate belongs to ${known.source}`);
-  }
   const lease = RegistrationStore.leaseOf(known);
-  if (lease && lease.leaseOwner !== owner && lease.leaseUntil > now.iso) {
-    return { status: 'duplicate', certificateId, detail: 'another delivery is registering this certificate' };
-  }
+  const entry = decideRegistrationEntry(
+    known ? { status: known.status, source: known.source, ...(lease ? { lease } : {}) } : undefined,
+    owner,
+    now,
+  );
+  if (entry.kind === 'duplicate') return { status: 'duplicate', certificateId, detail: entry.detail };
+  if (entry.kind === 'ignored') return ignored(certificateId, entry.reason, entry.detail);
 
   const description = await deps.iot.describeCertificate(certificateId);
   if (!description)
@@ -172,9 +165,7 @@ export async function registerCertificate(
   const ours =
     known !== undefined ||
     (facts.certificate?.source === 'JITR' && facts.certificate.serial === decision.serial);
-  const activatable =
-    description.status === 'PENDING_ACTIVATION' || (ours && description.status === 'ACTIVE');
-  if (!activatable) {
+  if (!isActivatable(description.status, ours)) {
     // Somebody else (an operator) changed the certificate: fleetgate never re-activates it.
     return ignored(certificateId, 'CERTIFICATE_NOT_PENDING', `certificate is ${description.status} in IoT`);
   }
@@ -283,38 +274,14 @@ async function rejectCertificate(
   deps: RegistrationDeps,
   now: Instant,
 ): Promise<RegistrationOutcome> {
-  const { event, description, certificate, device } = context;
+  const { event, description, certificate } = context;
   const certificateId = event.certificateId;
-  // The device the certificate claims (and that exists): its history records the rejection.
-  const serial = device && rejection.serial === device.serial ? device.serial : undefined;
-  // Whom the quarantine request names (issue 15: a certificate that is not a device's own never
-  // quarantines the device). A device only when the certificate proves the device's own key copied
-  // (its key under a new certificate: CLONE_PUBLIC_KEY; another device's key: that device), or when
-  // the device cannot move anyway (revoked, quarantined, decommissioned: evidence on its record).
-  // Anything else — a second key for a bound serial, a race lost, a weak key — is the presented
-  // certificate's alone: a certificate-scoped request, as the pre-provisioning hook does.
-  const suspicion =
-    rejection.serial !== undefined
-      ? hookSuspicion(
-          { allow: false, reason: rejection.reason, detail: rejection.detail } as ProvisioningDecision,
-          rejection.serial,
-          { ...(context.publicKeyOwner ? { publicKeyOwner: context.publicKeyOwner } : {}) },
-        )
-      : undefined;
-  const restricted =
-    device !== undefined &&
-    serial !== undefined &&
-    ['REVOKED', 'QUARANTINED', 'DECOMMISSIONED'].includes(device.state);
-  const named = suspicion?.serial ?? (restricted ? serial : undefined);
-  const evidence: Record<string, unknown> = {
-    flow: 'JITR',
+  const plan = planRejection(rejection, {
     caCertificateId: event.caCertificateId,
-    detail: rejection.detail,
-    ...(rejection.serial !== undefined ? { claimedSerial: rejection.serial } : {}),
-    ...(certificate
-      ? { subject: certificate.subject, issuer: certificate.issuer, notAfter: certificate.notAfter }
-      : {}),
-  };
+    ...(context.device ? { device: context.device } : {}),
+    ...(context.publicKeyOwner ? { publicKeyOwner: context.publicKeyOwner } : {}),
+    ...(certificate ? { certificate } : {}),
+  });
   await requestQuarantineOnce(
     { claims: deps.registrations, queue: deps.quarantine },
     {
@@ -325,10 +292,10 @@ async function rejectCertificate(
       ttlSeconds: deps.config.suspicionTtlSeconds,
       request: {
         requestId: `${ACTOR}:${certificateId}`,
-        ...(named !== undefined ? { serial: named } : { scope: 'certificate' as const }),
+        ...(plan.serial !== undefined ? { serial: plan.serial } : { scope: 'certificate' as const }),
         certificateId,
-        reason: suspicion?.reason === 'CLONE_PUBLIC_KEY' ? suspicion.reason : rejection.reason,
-        evidence,
+        reason: plan.reason,
+        evidence: plan.evidence,
         source: ACTOR,
         at: now.iso,
       },
@@ -356,10 +323,10 @@ async function rejectCertificate(
     },
     rejectedReason: rejection.reason,
     ...(rejection.serial !== undefined ? { claimedSerial: rejection.serial } : {}),
-    ...(serial !== undefined
+    ...(plan.historySerial !== undefined
       ? {
           history: {
-            serial,
+            serial: plan.historySerial,
             id: deps.newId(),
             actor: ACTOR,
             detail: { caCertificateId: event.caCertificateId },
