@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { LifecycleEvent } from '../../schemas/registration-events';
+import { LifecycleEvent } from '../../schemas/iot-events';
 import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import type { Instant } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';

@@ -9,7 +9,7 @@
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html
  */
-import type { PresenceEvent, ThingEvent } from '../../schemas/registration-events';
+import type { PresenceEvent, ThingEvent } from '../../schemas/iot-events';
 import { parseCertificatePem } from '../../shared/certificates';
 import type { Config } from '../../shared/config';
 import {

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { CertificateRegisteredEvent } from '../../schemas/registration-events';
+import { CertificateRegisteredEvent } from '../../schemas/iot-events';
 import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import type { Instant } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';

@@ -25,7 +25,7 @@
  * so a crash repeats the request (same `requestId`) rather than losing it.
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html
  */
-import type { CertificateRegisteredEvent } from '../../schemas/registration-events';
+import type { CertificateRegisteredEvent } from '../../schemas/iot-events';
 import { type ParsedCertificate, parseCertificatePem } from '../../shared/certificates';
 import { crashPoint } from '../../shared/chaos';
 import type { Config } from '../../shared/config';
