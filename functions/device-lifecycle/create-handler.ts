@@ -12,7 +12,9 @@ import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import type { Instant } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
 import { createSqsConsumer } from '../../shared/sqs-consumer';
-import { handlePresence, handleThingEvent, type LifecycleDeps, type LifecycleOutcome } from './lifecycle';
+import type { LifecycleDeps, LifecycleOutcome } from './deps';
+import { handleThingEvent } from './jitp';
+import { handlePresence } from './lifecycle';
 
 export interface DeviceLifecycleDeps extends Omit<LifecycleDeps, 'newId' | 'onRotationCommitted'> {
   logger: Logger;

@@ -242,7 +242,7 @@ describe('registerCertificate', () => {
     const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
     await rig.iot.send(
       new RegisterCACertificateCommand({
-        caCertificate: unnamed.certificatePem,
+        ...(await verifiedCaCertificate(rig.iot, unnamed)),
         setAsActive: true,
         allowAutoRegistration: true,
       }),
@@ -266,7 +266,7 @@ describe('registerCertificate', () => {
     const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
     await rig.iot.send(
       new RegisterCACertificateCommand({
-        caCertificate: recorded.certificatePem,
+        ...(await verifiedCaCertificate(rig.iot, recorded)),
         setAsActive: true,
         allowAutoRegistration: true,
       }),
