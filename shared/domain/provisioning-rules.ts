@@ -239,29 +239,8 @@ export function decideProvisioning(
     return deny('PUBLIC_KEY_IN_USE', 'public key belongs to another device');
   }
 
-  let binding: Binding;
-  switch (device.state) {
-    case 'ALLOWLISTED':
-      binding = 'new';
-      break;
-    case 'PROVISIONING':
-      if (!provisioningExpired(device, now)) {
-        return deny(
-          'PROVISIONING_IN_PROGRESS',
-          'serial is provisioning with another certificate until its window ends',
-        );
-      }
-      binding = 'after-expired-provisioning';
-      break;
-    case 'ACTIVE': {
-      const rebind = checkReprovisioning(device, keyOwner, rules.reprovisioningPolicy);
-      if (rebind) return rebind;
-      binding = 'reprovision';
-      break;
-    }
-    default:
-      return deny('SERIAL_BOUND_TO_OTHER_CERTIFICATE', `serial is ${device.state} with another certificate`);
-  }
+  const binding = bindingFor(device, keyOwner, rules, now);
+  if (typeof binding !== 'string') return binding;
 
   if (
     request.claimCertificateId !== undefined &&
@@ -271,6 +250,30 @@ export function decideProvisioning(
     return deny('CLAIM_RATE_EXCEEDED', `claim certificate used ${facts.claimCount} times this minute`);
   }
   return allow(binding);
+}
+
+/** How an allowed certificate is bound to `device` in its state, or why it may not be. */
+function bindingFor(
+  device: DeviceFacts,
+  keyOwner: ProvisioningFacts['publicKeyOwner'],
+  rules: ProvisioningRules,
+  now: Instant,
+): Binding | Denial {
+  switch (device.state) {
+    case 'ALLOWLISTED':
+      return 'new';
+    case 'PROVISIONING':
+      return provisioningExpired(device, now)
+        ? 'after-expired-provisioning'
+        : deny(
+            'PROVISIONING_IN_PROGRESS',
+            'serial is provisioning with another certificate until its window ends',
+          );
+    case 'ACTIVE':
+      return checkReprovisioning(device, keyOwner, rules.reprovisioningPolicy) ?? 'reprovision';
+    default:
+      return deny('SERIAL_BOUND_TO_OTHER_CERTIFICATE', `serial is ${device.state} with another certificate`);
+  }
 }
 
 /** The claim ids a `group:<name>` or id entry admits; `*` admits every claim. */
