@@ -57,6 +57,11 @@ export interface Instant {
   epochMs: number;
 }
 
+/** The instant of `epochMs` in both forms (handlers read their clock once per event). */
+export function instantAt(epochMs: number): Instant {
+  return { iso: new Date(epochMs).toISOString(), epochMs };
+}
+
 /** What the parser read from the certificate presented with the request. */
 export interface PresentedCertificate {
   /** SHA-256 of the certificate DER, lower-case hex: what AWS IoT calls the certificate id. */
