@@ -3,7 +3,7 @@
  * members, exactly as in the `@aws-sdk/client-iot` service model) and handlers that turn registry records
  * into AWS response shapes. Timestamps are epoch seconds, the restJson1 default.
  */
-import { IotError, invalidRequest } from './errors';
+import { IotError, invalidRequest, notFound } from './errors';
 import { type CaRecord, type CertificateRecord, paginate, type Registry } from './registry';
 import { type ShadowService, shadowHttpError } from './shadow';
 
@@ -167,6 +167,12 @@ export const ROUTES: Route[] = [
   { api: 'CreatePolicy', method: 'POST', path: '/policies/{policyName}' },
   { api: 'GetPolicy', method: 'GET', path: '/policies/{policyName}' },
   { api: 'DeletePolicy', method: 'DELETE', path: '/policies/{policyName}' },
+  { api: 'ListPolicyVersions', method: 'GET', path: '/policies/{policyName}/version' },
+  {
+    api: 'DeletePolicyVersion',
+    method: 'DELETE',
+    path: '/policies/{policyName}/version/{policyVersionId}',
+  },
   { api: 'AttachPolicy', method: 'PUT', path: '/target-policies/{policyName}' },
   { api: 'DetachPolicy', method: 'POST', path: '/target-policies/{policyName}' },
   {
@@ -650,6 +656,28 @@ export function createHandlers(services: ControlPlaneServices): Record<string, H
         lastModifiedDate: epochSeconds(policy.lastModifiedDate),
         generationId: policy.generationId,
       };
+    },
+    // Policies here have one version, `1`, the default (CreatePolicyVersion is not emulated).
+    // @see https://docs.aws.amazon.com/iot/latest/apireference/API_ListPolicyVersions.html
+    ListPolicyVersions: (input) => {
+      const policy = registry.getPolicy(input.policyName);
+      return {
+        policyVersions: [
+          { versionId: '1', isDefaultVersion: true, createDate: epochSeconds(policy.creationDate) },
+        ],
+      };
+    },
+    // AWS refuses to delete the default version (DeleteConflictException); any other id is unknown.
+    // @see https://docs.aws.amazon.com/iot/latest/apireference/API_DeletePolicyVersion.html
+    DeletePolicyVersion: (input) => {
+      const policy = registry.getPolicy(input.policyName);
+      if (String(input.policyVersionId) === '1') {
+        throw new IotError(
+          'DeleteConflictException',
+          `Cannot delete the default version 1 of policy ${policy.policyName}; use DeletePolicy`,
+        );
+      }
+      throw notFound(`policy ${policy.policyName} has no version ${String(input.policyVersionId)}`);
     },
     DeletePolicy: (input) => {
       registry.deletePolicy(input.policyName);

@@ -18,12 +18,14 @@ import {
   CreateProvisioningTemplateCommand,
   CreateThingCommand,
   CreateThingGroupCommand,
+  DeletePolicyVersionCommand,
   DeleteRegistrationCodeCommand,
   DescribeEndpointCommand,
   GetEffectivePoliciesCommand,
   GetRegistrationCodeCommand,
   InvalidRequestException,
   IoTClient,
+  ListPolicyVersionsCommand,
   ListPrincipalThingsV2Command,
   ListProvisioningTemplatesCommand,
   ListThingPrincipalsV2Command,
@@ -120,7 +122,7 @@ describe('CreateKeysAndCertificate: "a 2048-bit RSA key pair" (API reference)', 
         certificatePem: claim.certificatePem ?? '',
         privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
       },
-      'shapes-claim-1',
+      'claim.shapes-1',
       5,
     );
     await client.subscribeAsync('$aws/certificates/create/json/+', { qos: 1 });
@@ -371,6 +373,32 @@ describe('operations a provisioning backend and its operators use', () => {
         policyDocument: document,
       },
     ]);
+  });
+});
+
+describe('policy versions (one per policy here: CreatePolicyVersion is not emulated)', () => {
+  it('ListPolicyVersions lists version 1 as the default; DeletePolicyVersion refuses the default (DeleteConflictException) and an unknown version (ResourceNotFoundException)', async () => {
+    // Prepare
+    const document = JSON.stringify({
+      Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
+    });
+    await iot.send(new CreatePolicyCommand({ policyName: 'versions-1', policyDocument: document }));
+    // Act
+    const listed = await iot.send(new ListPolicyVersionsCommand({ policyName: 'versions-1' }));
+    const deleteDefault = iot.send(
+      new DeletePolicyVersionCommand({ policyName: 'versions-1', policyVersionId: '1' }),
+    );
+    const deleteUnknown = iot.send(
+      new DeletePolicyVersionCommand({ policyName: 'versions-1', policyVersionId: '7' }),
+    );
+    const unknownPolicy = iot.send(new ListPolicyVersionsCommand({ policyName: 'versions-none' }));
+    // Assess
+    expect(listed.policyVersions).toEqual([
+      { versionId: '1', isDefaultVersion: true, createDate: expect.any(Date) },
+    ]);
+    await expect(deleteDefault).rejects.toMatchObject({ name: 'DeleteConflictException' });
+    await expect(deleteUnknown).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await expect(unknownPolicy).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
   });
 });
 

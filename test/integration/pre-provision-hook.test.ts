@@ -183,15 +183,16 @@ describe('preProvisionHook against DynamoDB Local', () => {
       NOW_MS,
     );
     const certs = await Promise.all(serials.map(() => certificate()));
-    // 50 in flight at a time: one Java DynamoDB Local serving 200 transactions on one hot counter at
-    // once is slower than the hook's budget, and a timed-out request is (correctly) a denial.
-    const responses = await mapConcurrent(serials, 50, (serial, i) =>
+    // 16 in flight at a time (concurrent enough to race on the one counter): one Java DynamoDB Local
+    // serving more transactions on one hot item at once, on a loaded 2-core machine, can be slower
+    // than the hook's budget, and a timed-out request is (correctly) a denial of another reason.
+    const responses = await mapConcurrent(serials, 16, (serial, i) =>
       hook(hookEvent(serial, certs[i] as TestCertificate, claim), lambdaContext()),
     );
     expect(responses.filter((response) => response.allowProvisioning)).toHaveLength(25);
     const denied = outcomes.filter((o) => o.name === 'ProvisioningDenied');
     expect(denied).toHaveLength(175);
-    expect(denied.every((o) => o.reason === 'CLAIM_RATE_EXCEEDED')).toBe(true);
+    expect(denied.filter((o) => o.reason !== 'CLAIM_RATE_EXCEEDED')).toEqual([]);
   });
 
   it('denies a cloned key, a takeover and a foreign claim, then re-provisions after the window', async () => {
