@@ -9,7 +9,7 @@ import { startLocalStack } from '../local/stack';
 import { localHandle } from '../local/stack-control';
 import type { BenchContext, BenchRow } from './types';
 
-const DEVICES: Record<SimulationFlow, number> = { fleet: 100, jitr: 50, jitp: 50 };
+const DEVICES: Record<SimulationFlow, number> = { fleet: 100, jitr: 50, jitp: 50, factory: 50 };
 
 // The stack's own table name (fleetgate-local-provisioning): the simulator derives the template,
 // policy and hook names from it, as serverless.yml does for stage `local`.

@@ -20,6 +20,7 @@ import { createReportSink } from '../shared/reports/report-sink';
 import { StoreClient } from '../shared/store/client';
 import { certificateItem } from '../shared/store/entities/certificate';
 import type { CertificateRecord } from '../shared/store/records';
+import { SweepFacts } from '../shared/store/sweep-facts';
 import { readUnitsOf, SweepStore } from '../shared/store/sweep-store';
 import type { BenchContext, BenchRow } from './types';
 
@@ -59,12 +60,15 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
       unit: 'items/s',
     });
 
-    const sweepStore = new SweepStore(new StoreClient(doc, tableName));
+    const db = new StoreClient(doc, tableName);
+    const sweepStore = new SweepStore(db);
+    const facts = new SweepFacts(db);
     const sweep = async (runId: string) => {
       const outcome = await runExpirySweep(
         { runId, now: formatIso(NOW), policy: POLICY },
         {
           sweepStore,
+          facts,
           sink: createReportSink(`file://${dir}`),
           remainingMs: () => Number.POSITIVE_INFINITY,
           safetyMarginMs: 0,

@@ -31,22 +31,25 @@ export function contract(json: boolean, action: Action): Promise<number> {
       if (json) printJson(result ?? { ok: true });
       return EXIT_OK;
     },
-    (error: unknown) => {
-      if (error instanceof UsageError) {
-        output.warn(`fleetgate: ${error.message}`);
-        if (json) printJson({ ok: false, error: { code: 'USAGE', message: error.message } });
-        return EXIT_USAGE;
-      }
-      const message = error instanceof Error ? error.message : String(error);
-      output.warn(`fleetgate: ${message.split('\n')[0]}`);
-      if (json) {
-        const result = error instanceof CommandFailure ? error.result : undefined;
-        printJson({ ok: false, error: { code: errorCode(error), message }, ...(result ? { result } : {}) });
-      }
-      if (process.env.FLEETGATE_DEBUG && error instanceof Error) output.warn(error.stack ?? '');
-      return EXIT_FAILURE;
-    },
+    (error: unknown) => failed(error, output, json),
   );
+}
+
+/** A command's failure under the contract: exit 2 for usage errors, 1 for the rest, with the reason. */
+function failed(error: unknown, output: Output, json: boolean): number {
+  if (error instanceof UsageError) {
+    output.warn(`fleetgate: ${error.message}`);
+    if (json) printJson({ ok: false, error: { code: 'USAGE', message: error.message } });
+    return EXIT_USAGE;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  output.warn(`fleetgate: ${message.split('\n')[0]}`);
+  if (json) {
+    const result = error instanceof CommandFailure ? error.result : undefined;
+    printJson({ ok: false, error: { code: errorCode(error), message }, ...(result ? { result } : {}) });
+  }
+  if (process.env.FLEETGATE_DEBUG && error instanceof Error) output.warn(error.stack ?? '');
+  return EXIT_FAILURE;
 }
 
 function errorCode(error: unknown): string {
@@ -85,6 +88,11 @@ export const COMMAND_MODULES: CommandModule[] = [
     load: async () => (await import('./commands/certificates')).registerCertificatesCommands,
   },
   {
+    names: ['factory'],
+    summaries: { factory: 'Factory-issued device certificates: register a batch in bulk' },
+    load: async () => (await import('./commands/factory')).registerFactoryCommands,
+  },
+  {
     names: ['sweep'],
     summaries: {
       sweep: 'Run the certificate expiry sweep now; write the report (JSON, CSV, HTML); print the summary',
@@ -114,6 +122,13 @@ export const COMMAND_MODULES: CommandModule[] = [
     load: async () => (await import('./commands/invoke')).registerInvokeCommand,
   },
   {
+    names: ['logs'],
+    summaries: {
+      logs: "Show the local stack's log (.fleetgate/stack.log): what its functions logged, and why",
+    },
+    load: async () => (await import('./commands/logs')).registerLogsCommand,
+  },
+  {
     names: ['replay'],
     summaries: {
       replay: 'Publish recorded IoT events through the local rules engine, as AWS would deliver them',
@@ -127,7 +142,9 @@ export const COMMAND_MODULES: CommandModule[] = [
   },
   {
     names: ['quarantine'],
-    summaries: { quarantine: 'List quarantined devices and certificates; release or reject them' },
+    summaries: {
+      quarantine: 'Quarantine a device or certificate by hand; list quarantined ones; release or reject them',
+    },
     load: async () => (await import('./commands/quarantine')).registerQuarantineCommands,
   },
   {

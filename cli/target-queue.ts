@@ -125,3 +125,56 @@ function payloadOf(payload: Buffer): unknown {
     return text;
   }
 }
+
+/** QuarantineQueue on a target: where `fleetgate quarantine add` sends its request. */
+export interface QuarantineQueueTarget {
+  kind: 'stack' | 'env' | 'aws';
+  url: string;
+  sqs: SQSClient;
+  close(): void;
+}
+
+/**
+ * QuarantineQueue of the running local stack, of the SQS endpoint in `AWS_ENDPOINT_URL_SQS`
+ * (`fleetgate-<stage>-quarantine`, stage default `local`), or of AWS (`--target aws`, stage default
+ * `dev`); `QUARANTINE_QUEUE_URL` names it directly.
+ * @throws CommandFailure when there is none: an ephemeral stack has no worker to quarantine anything.
+ */
+export async function resolveQuarantineQueue(options: {
+  target?: string;
+  stage?: string;
+}): Promise<QuarantineQueueTarget> {
+  const target = checkTarget(options.target);
+  const wrap = async (kind: QuarantineQueueTarget['kind'], sqs: SQSClient, stage: string) => {
+    const url =
+      process.env.QUARANTINE_QUEUE_URL ??
+      (await sqs.send(new GetQueueUrlCommand({ QueueName: `fleetgate-${stage}-quarantine` }))).QueueUrl ??
+      '';
+    return { kind, url, sqs, close: () => sqs.destroy() };
+  };
+  if (target === 'aws') return wrap('aws', new SQSClient({}), options.stage ?? 'dev');
+  const stack = readStackFile();
+  if (stack?.endpoints.sqs) {
+    const sqs = new SQSClient({
+      endpoint: stack.endpoints.sqs,
+      region: stack.region,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    const known = stack.queues?.['fleetgate-local-quarantine'];
+    return known
+      ? { kind: 'stack', url: known, sqs, close: () => sqs.destroy() }
+      : wrap('stack', sqs, 'local');
+  }
+  const endpoint = process.env.AWS_ENDPOINT_URL_SQS;
+  if (endpoint) {
+    const region = process.env.AWS_REGION ?? 'us-east-1';
+    return wrap(
+      'env',
+      new SQSClient({ endpoint, region, credentials: LOCAL_CREDENTIALS }),
+      options.stage ?? 'local',
+    );
+  }
+  throw new CommandFailure(
+    'no quarantine queue: start the local stack (`fleetgate local up`), set AWS_ENDPOINT_URL_SQS, or use --target aws',
+  );
+}

@@ -9,7 +9,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 // paths that use them (dynamic imports below): a command on a running stack starts fast.
 import type { LocalStackOptions, StackEndpoints } from '../local/stack';
 import { remoteHandle, type StackHandle } from '../local/stack-control';
-import { readStackFile, stackFilePath } from '../local/stack-file';
+import { readStackFile, stackFilePath, stackLogSink } from '../local/stack-file';
 import type { DeclaredIotNames } from '../local/stack-model';
 import { ProvisioningStore } from '../shared/store/provisioning-store';
 import { type Output, UsageError } from './io';
@@ -162,7 +162,11 @@ export async function resolveStackTarget(output: Output): Promise<StackTarget> {
     import('../local/stack'),
     import('../local/stack-control'),
   ]);
-  const local = await startLocalStack(localStackOptions());
+  // Its functions' logs go to the stack log, not this command's stdout (the --json document).
+  const options = localStackOptions();
+  const local = await startLocalStack(
+    process.env.FLEETGATE_HANDLER_LOGS ? options : { ...options, handlerOutput: stackLogSink() },
+  );
   return { kind: 'ephemeral', handle: localHandle(local), close: () => local.stop() };
 }
 

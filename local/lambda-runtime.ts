@@ -6,6 +6,11 @@
  * that function's environment — its serverless.yml variables and its own credentials — and nothing
  * else in the process sees them. (An AsyncLocalStorage behind `process.env`: concurrent invocations of
  * different functions each read their own variables, so the SDK signs each call as its function.)
+ *
+ * What a function writes to stdout and stderr (its log lines, its EMF metrics) is, as on Lambda, its
+ * log: it goes where the stack sends handler output (`handlerOutput`: a log file, or the process's
+ * own stdout by default), and each invocation's lines can be handed back to its caller
+ * (`invoke(…, { logs })`) — how `fleetgate invoke` shows a hook's reason next to its bare answer.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
@@ -34,6 +39,48 @@ type Handler = (event: unknown, context: LocalLambdaContext) => unknown;
 
 const sandboxEnv = new AsyncLocalStorage<Record<string, string | undefined>>();
 let envInstalled = false;
+
+/** Where the output of the code running in one invocation (or cold start) goes. */
+interface OutputCapture {
+  /** The invocation's lines, when its caller asked for them (bounded). */
+  lines?: string[];
+  /** The stack's destination for handler output; the process's own stream when absent. */
+  sink?: (text: string) => void;
+}
+
+const outputCapture = new AsyncLocalStorage<OutputCapture>();
+let writesInstalled = false;
+/** Lines kept per invocation for its caller (the newest win). */
+const MAX_CAPTURED_LINES = 500;
+
+/**
+ * Routes writes to stdout and stderr made inside an invocation's async context (once per process):
+ * to the stack's handler output, and to the invocation's lines when its caller wants them. Writes
+ * outside any invocation are untouched.
+ */
+function installOutputCapture(): void {
+  if (writesInstalled) return;
+  writesInstalled = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    const original = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      const capture = outputCapture.getStore();
+      if (!capture) return original(chunk, ...rest);
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+      if (capture.lines) keepLines(capture.lines, text);
+      if (!capture.sink) return original(chunk, ...rest);
+      capture.sink(text);
+      const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
+      callback?.();
+      return true;
+    }) as typeof stream.write;
+  }
+}
+
+function keepLines(lines: string[], text: string): void {
+  for (const line of text.split('\n')) if (line.trim() !== '') lines.push(line);
+  if (lines.length > MAX_CAPTURED_LINES) lines.splice(0, lines.length - MAX_CAPTURED_LINES);
+}
 
 /**
  * Puts a per-sandbox view behind `process.env` (once per process): inside a function's async
@@ -93,6 +140,8 @@ export interface FunctionCredentials {
 /** Thrown when an invocation fails: the handler threw, timed out, or could not be loaded. */
 export class InvocationError extends Error {
   override name = 'InvocationError';
+  /** What the failed invocation wrote, when its caller asked for its lines. */
+  logs?: string[];
   constructor(
     readonly functionName: string,
     readonly errorType: string,
@@ -136,10 +185,13 @@ export class LocalFunctions {
       overrides?: Record<string, string>;
       /** Each function's own credentials (the local IAM tells functions apart by them). */
       credentials?: (functionName: string) => FunctionCredentials | undefined;
+      /** Where handler output goes (a stack's log file); default the process's own stdout / stderr. */
+      handlerOutput?: (text: string) => void;
     },
   ) {
     this.specs = new Map(functions.map((fn) => [fn.name, fn]));
     installSandboxEnv();
+    installOutputCapture();
   }
 
   get names(): string[] {
@@ -194,18 +246,34 @@ export class LocalFunctions {
    * Runs a function's cold start (imports its handler in its own environment) without invoking it:
    * provisioned concurrency, for functions called synchronously under a deadline (the
    * pre-provisioning hook: AWS IoT waits 5 s), so compiling TypeScript locally never eats that time.
+   * What the cold start writes goes where handler output goes.
    */
   async warm(name: string): Promise<void> {
     const spec = this.spec(name);
-    await sandboxEnv.run(this.sandbox(name), () => this.load(spec));
+    const capture: OutputCapture = this.options.handlerOutput ? { sink: this.options.handlerOutput } : {};
+    await outputCapture.run(capture, () => sandboxEnv.run(this.sandbox(name), () => this.load(spec)));
   }
 
   /**
-   * Invokes a function synchronously and resolves with its result.
+   * Invokes a function synchronously and resolves with its result. `options.logs` receives the lines
+   * the invocation wrote (its cold start included), as CloudWatch would show them.
    * @throws UnknownFunctionError for a name serverless.yml does not declare.
    * @throws InvocationError when the handler throws, rejects or runs past its timeout.
    */
-  async invoke(name: string, event: unknown): Promise<unknown> {
+  async invoke(name: string, event: unknown, options: { logs?: string[] } = {}): Promise<unknown> {
+    const capture: OutputCapture = {
+      ...(options.logs ? { lines: options.logs } : {}),
+      ...(this.options.handlerOutput ? { sink: this.options.handlerOutput } : {}),
+    };
+    try {
+      return await outputCapture.run(capture, () => this.invokeCaptured(name, event));
+    } catch (error) {
+      if (error instanceof InvocationError && options.logs) error.logs = options.logs;
+      throw error;
+    }
+  }
+
+  private async invokeCaptured(name: string, event: unknown): Promise<unknown> {
     const spec = this.spec(name);
     this.active += 1;
     const requestId = randomUUID();

@@ -32,6 +32,22 @@ export interface MessageTrace {
 /** Message traces by message id (shared by every poller of a stack). */
 export class MessageLedger {
   private readonly traces = new Map<string, MessageTrace>();
+  /** Messages their consumer sent to the DLQ itself (and then acknowledged), with the reason. */
+  private readonly deadLetters = new Map<string, string>();
+
+  /** Records that the consumer of `messageId` sent it to its queue's DLQ at once, for `reason`. */
+  markDeadLettered(messageId: string, reason: string): void {
+    this.deadLetters.set(messageId, reason);
+    if (this.deadLetters.size > 10_000) {
+      const oldest = this.deadLetters.keys().next().value;
+      if (oldest !== undefined) this.deadLetters.delete(oldest);
+    }
+  }
+
+  /** The reason a message was dead-lettered by its consumer, if it was. */
+  deadLetterReason(messageId: string): string | undefined {
+    return this.deadLetters.get(messageId);
+  }
 
   get(messageId: string): MessageTrace | undefined {
     return this.traces.get(messageId);
@@ -211,7 +227,22 @@ export class QueuePoller {
       const ok = !failed.has(record.messageId);
       // local SQS moves a message that has been received maxReceiveCount times to the DLQ when its
       // visibility timeout ends, as SQS does; the trace says so now.
-      const deadLettered = !ok && queue.redrive !== undefined && receives >= queue.redrive.maxReceiveCount;
+      const redriven = !ok && queue.redrive !== undefined && receives >= queue.redrive.maxReceiveCount;
+      // A consumer that found the message can never be processed sent it to the DLQ itself and
+      // acknowledged it: dead-lettered too, with its reason.
+      const sentAway = ok ? ledger.deadLetterReason(record.messageId) : undefined;
+      if (sentAway !== undefined) {
+        ledger.update(record.messageId, {
+          queue: queue.logicalId,
+          functionName,
+          receives,
+          status: 'dead-lettered',
+          ...(queue.redrive ? { deadLetterQueue: queue.redrive.deadLetterQueue } : {}),
+          lastError: sentAway || 'sent to the dead-letter queue by its consumer',
+        });
+        continue;
+      }
+      const deadLettered = redriven;
       ledger.update(record.messageId, {
         queue: queue.logicalId,
         functionName,

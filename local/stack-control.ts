@@ -21,6 +21,8 @@ export interface StackHandle {
   readonly declared: DeclaredIotNames;
   /** Resolves with the handler's result; rejects with InvocationError / UnknownFunctionError. */
   invoke(functionName: string, event: unknown): Promise<unknown>;
+  /** `invoke`, with the lines the invocation logged (an InvocationError carries them in `logs`). */
+  invokeWithLogs(functionName: string, event: unknown): Promise<{ result: unknown; logs: string[] }>;
   publish(topic: string, payload: unknown, meta?: PublishMeta): Promise<PublishResult>;
   trigger(functionName: string, options?: { time?: string }): Promise<unknown>;
   settle(timeoutMs?: number): Promise<void>;
@@ -38,6 +40,7 @@ export function localHandle(stack: LocalStack): StackHandle {
     queues: stack.queues,
     declared: stack.declared,
     invoke: (name, event) => stack.invoke(name, event),
+    invokeWithLogs: (name, event) => stack.invokeWithLogs(name, event),
     publish: (topic, payload, meta) => stack.publish(topic, payload as object, meta),
     trigger: (name, options) => stack.trigger(name, options),
     settle: (timeoutMs) => stack.settle(timeoutMs),
@@ -53,7 +56,10 @@ type Route = (body: Record<string, unknown>) => Promise<unknown>;
 export async function serveStackControl(stack: LocalStack): Promise<{ url: string; close(): Promise<void> }> {
   const handle = localHandle(stack);
   const routes: Record<string, Route> = {
-    'POST /invoke': async (body) => handle.invoke(String(body.functionName), body.event),
+    'POST /invoke': async (body) =>
+      body.withLogs === true
+        ? handle.invokeWithLogs(String(body.functionName), body.event)
+        : handle.invoke(String(body.functionName), body.event),
     'POST /publish': async (body) =>
       handle.publish(String(body.topic), body.payload, (body.meta ?? {}) as PublishMeta),
     'POST /trigger': async (body) =>
@@ -101,6 +107,7 @@ interface RemoteError {
   errorMessage: string;
   kind?: 'invocation' | 'unknown-function' | 'settle' | 'other';
   functionName?: string;
+  logs?: string[];
 }
 
 function describeError(error: unknown): RemoteError {
@@ -110,6 +117,7 @@ function describeError(error: unknown): RemoteError {
       errorMessage: error.message,
       kind: 'invocation',
       functionName: error.functionName,
+      ...(error.logs ? { logs: error.logs } : {}),
     };
   }
   if (error instanceof UnknownFunctionError) {
@@ -149,7 +157,9 @@ export function remoteHandle(stack: {
     if (document.error) {
       const { error } = document;
       if (error.kind === 'invocation') {
-        throw new InvocationError(error.functionName ?? '', error.errorType, error.errorMessage);
+        const failure = new InvocationError(error.functionName ?? '', error.errorType, error.errorMessage);
+        if (error.logs) failure.logs = error.logs;
+        throw failure;
       }
       if (error.kind === 'unknown-function') throw new UnknownFunctionError(error.errorMessage);
       const failure = new Error(error.errorMessage);
@@ -165,6 +175,11 @@ export function remoteHandle(stack: {
     queues: stack.queues,
     declared: stack.declared ?? {},
     invoke: (functionName, event) => call('POST', '/invoke', { functionName, event }),
+    invokeWithLogs: async (functionName, event) =>
+      (await call('POST', '/invoke', { functionName, event, withLogs: true })) as {
+        result: unknown;
+        logs: string[];
+      },
     publish: async (topic, payload, meta) =>
       (await call('POST', '/publish', { topic, payload, meta })) as PublishResult,
     trigger: (functionName, options) => call('POST', '/trigger', { functionName, ...options }),

@@ -1,7 +1,7 @@
 /**
  * `.fleetgate/stack.json`: how commands find a running local stack (`fleetgate local up`).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { projectRoot } from './paths';
@@ -22,6 +22,23 @@ export interface StackFile {
 
 export function stackFilePath(root = projectRoot()): string {
   return process.env.FLEETGATE_STACK_FILE ?? join(root, '.fleetgate', 'stack.json');
+}
+
+/**
+ * The local stack's log, beside its stack file (`.fleetgate/stack.log`): what its functions write
+ * (`fleetgate logs` reads it), and for `fleetgate local up` the stack process's own output too.
+ */
+export function stackLogPath(stackFile = stackFilePath()): string {
+  return `${stackFile.replace(/\.json$/, '')}.log`;
+}
+
+/** Appends handler output to the stack's log (`LocalStackOptions.handlerOutput`). */
+export function stackLogSink(path = stackLogPath()): (text: string) => void {
+  mkdirSync(dirname(path), { recursive: true });
+  const stream = createWriteStream(path, { flags: 'a' });
+  return (text) => {
+    stream.write(text);
+  };
 }
 
 /** The running stack, or undefined when there is none (or its file is stale). */

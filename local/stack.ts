@@ -68,6 +68,8 @@ export interface LocalStackOptions {
   onError?: (error: unknown) => void;
   /** Folder the local S3 keeps its buckets in (default: a new temporary folder). */
   s3Root?: string;
+  /** Where the functions' output (logs, metrics) goes (default: this process's stdout / stderr). */
+  handlerOutput?: (text: string) => void;
 }
 
 export interface StackEndpoints {
@@ -121,6 +123,8 @@ export interface LocalStack {
   readonly s3Root: string;
   /** Invokes a function by its serverless.yml name and resolves with its result. */
   invoke(functionName: string, event: unknown): Promise<unknown>;
+  /** Invokes and hands back what the invocation logged (`fleetgate invoke`). */
+  invokeWithLogs(functionName: string, event: unknown): Promise<{ result: unknown; logs: string[] }>;
   /** Publishes through the rules engine (as IoT Core would) and returns what each matching rule did. */
   publish(topic: string, payload: Buffer | string | object, meta?: PublishMeta): Promise<PublishResult>;
   /** Invokes a scheduled function with an EventBridge "Scheduled Event" (its `input` when declared). */
@@ -175,7 +179,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       accountId: draft.accountId,
       stack: `${draft.service}-${draft.stage}`,
     });
+    const ledger = new MessageLedger();
     const gateway = await startAwsGateway({
+      onDeadLetter: ({ sourceMessageId, reason }) => ledger.markDeadLettered(sourceMessageId, reason),
       authorizer: iam,
       scope: { region, accountId: draft.accountId },
       dynamodb: dynamodbUpstream,
@@ -315,6 +321,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       baseEnv: env,
       overrides,
       credentials: functionCredentials,
+      ...(options.handlerOutput ? { handlerOutput: options.handlerOutput } : {}),
     });
     const localFunctions = functions;
     // The pre-provisioning hook answers AWS IoT within 5 s: its cold start happens now, not then.
@@ -322,7 +329,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (template.preProvisioningHookFunction)
         await localFunctions.warm(template.preProvisioningHookFunction);
     }
-    const ledger = new MessageLedger();
     const queueByLogicalId = new Map(model.queues.map((queue) => [queue.logicalId, queue]));
     rules = new RulesEngine(model.rules, {
       accountId: model.accountId,
@@ -430,6 +436,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       iam,
       s3Root,
       invoke: (name, event) => localFunctions.invoke(name, event),
+      invokeWithLogs: async (name, event) => {
+        const logs: string[] = [];
+        const result = await localFunctions.invoke(name, event, { logs });
+        return { result, logs };
+      },
       publish: async (topic, payload, meta) => ({ topic, rules: await engine.publish(topic, payload, meta) }),
       trigger: (name, triggerOptions) => {
         const spec = localFunctions.spec(name);

@@ -46,6 +46,8 @@ export const AtRiskCertificateSchema = z.object({
   status: z.string(),
   serial: z.string().optional(),
   thingName: z.string().optional(),
+  /** The device's state when the report was built (absent for claim and CA certificates). */
+  deviceState: z.string().optional(),
   notBefore: z.string(),
   notAfter: z.string(),
   daysLeft: z.number(),

@@ -33,6 +33,8 @@ export const QuarantineRequest = z
     scope: z.enum(['certificate']).optional(),
     evidence: z.record(z.string(), z.unknown()).default({}),
     source: z.enum(QUARANTINE_SOURCES),
+    /** Who reported it, when a person did (`source: operator`): written to the history as the actor. */
+    actor: z.string().min(1).max(128).optional(),
     /** When the suspicion was observed (ISO-8601). */
     at: z.iso.datetime(),
   })

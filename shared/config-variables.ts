@@ -128,6 +128,12 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     meaning: 'items per ListCertificates / ListThings / StateIndex page',
   },
   {
+    name: 'FACTORY_NEVER_CONNECTED_DAYS',
+    default: '`30`',
+    meaning:
+      'reconciliation reports factory-imported devices still waiting for their first connection this many days after the import (`param:factoryNeverConnectedDays`)',
+  },
+  {
     name: 'RECONCILE_SAFETY_MARGIN_MS',
     default: '`60000`',
     meaning: 'reconciliation checkpoints and continues through `ReconcileQueue` when less time remains',

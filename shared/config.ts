@@ -54,6 +54,7 @@ export interface Config {
   readonly rotationNoticesPerRun: number;
   readonly reconcileMaxTps: number;
   readonly reconcilePageSize: number;
+  readonly factoryNeverConnectedDays: number;
   readonly reconcileSafetyMarginMs: number;
   readonly reconcileQueueUrl?: string;
   /** The DLQ of the queue an SQS consumer reads: where a message that can never succeed goes at once. */
@@ -213,6 +214,7 @@ const EnvSchema = z.object({
   ROTATION_NOTICES_PER_RUN: integer(100, 0, 100_000),
   RECONCILE_MAX_TPS: integer(5, 1, 100),
   RECONCILE_PAGE_SIZE: integer(250, 1, 250),
+  FACTORY_NEVER_CONNECTED_DAYS: integer(30, 1, 3650),
   RECONCILE_SAFETY_MARGIN_MS: integer(60_000, 0, 600_000),
   RECONCILE_QUEUE_URL: z.string().url('must be an SQS queue URL').optional(),
   DEAD_LETTER_QUEUE_URL: z.string().url('must be an SQS queue URL').optional(),
@@ -296,6 +298,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     rotationNoticesPerRun: e.ROTATION_NOTICES_PER_RUN,
     reconcileMaxTps: e.RECONCILE_MAX_TPS,
     reconcilePageSize: e.RECONCILE_PAGE_SIZE,
+    factoryNeverConnectedDays: e.FACTORY_NEVER_CONNECTED_DAYS,
     reconcileSafetyMarginMs: e.RECONCILE_SAFETY_MARGIN_MS,
     ...(e.RECONCILE_QUEUE_URL !== undefined ? { reconcileQueueUrl: e.RECONCILE_QUEUE_URL } : {}),
     ...(e.DEAD_LETTER_QUEUE_URL !== undefined ? { deadLetterQueueUrl: e.DEAD_LETTER_QUEUE_URL } : {}),

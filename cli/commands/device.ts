@@ -23,6 +23,7 @@ import type { DeclaredIotNames } from '../../local/stack-model';
 import { parseCertificatePem } from '../../shared/certificates';
 import { claimClientId } from '../../shared/domain/client-ids';
 import { anchorCertificateRecord } from '../../shared/store/records';
+import { ask, serveSession, sessionSocketPath } from '../device-session';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { resolveStoreTarget } from '../target';
@@ -357,7 +358,9 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
 
   device
     .command('connect')
-    .description('Connect as the device (client id = thing name), print what arrives on its topics')
+    .description(
+      'Connect as the device (client id = thing name), print what arrives on its topics; `device rotate` in another terminal uses this session',
+    )
     .argument('<name>', 'the device: .fleetgate/devices/<name>/')
     .option('--for <seconds>', 'stay connected this long (default: until Ctrl-C; 0 with --json)')
     .option('--json', 'print one JSON document')
@@ -369,45 +372,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
           if (!(seconds >= 0)) throw new UsageError('--for must be a number of seconds ≥ 0');
           const identity = readIdentity(name);
           const clientId = identity.file.thingName ?? name;
-          return withEndpoint(async (endpoint) => {
-            const client = await connectOrFail(endpoint, identity, clientId);
-            const received: Array<{ topic: string; payload: string }> = [];
-            try {
-              output.say(
-                `connected as ${clientId} (certificate ${identity.file.certificateId.slice(0, 12)}…)`,
-              );
-              if (identity.file.kind === 'device') {
-                const filter = `fleetgate/${clientId}/rotate/+`;
-                await client.subscribeAsync(filter, { qos: 1 });
-                output.say(`  subscribed to ${filter}`);
-              }
-              client.on('message', (topic, payload) => {
-                const text = payload.toString('utf8');
-                received.push({ topic, payload: text });
-                output.say(`  ${topic}  ${text.length > 200 ? `${text.slice(0, 200)}…` : text}`);
-              });
-              await new Promise<void>((resolve) => {
-                const timer = Number.isFinite(seconds) ? setTimeout(resolve, seconds * 1000) : undefined;
-                const stop = () => {
-                  clearTimeout(timer);
-                  resolve();
-                };
-                process.once('SIGINT', stop);
-                client.once('close', stop);
-              });
-              const stillConnected = client.connected;
-              return {
-                name,
-                clientId,
-                certificateId: identity.file.certificateId,
-                connected: true,
-                stillConnected,
-                received,
-              };
-            } finally {
-              await client.endAsync();
-            }
-          });
+          return withEndpoint((endpoint) => holdSession(name, identity, clientId, seconds, endpoint, output));
         }),
       );
     });
@@ -415,7 +380,7 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
   device
     .command('rotate')
     .description(
-      'Rotate the device certificate: CSR on fleetgate/<thing>/rotate/request, then connect with the new one',
+      'Rotate the device certificate: CSR on fleetgate/<thing>/rotate/request, then connect with the new one (through a running `device connect` when there is one)',
     )
     .argument('<name>', 'the device: .fleetgate/devices/<name>/')
     .option('--timeout <seconds>', 'how long to wait for rotate/accepted', '60')
@@ -429,73 +394,232 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
           const thingName = identity.file.thingName;
           if (identity.file.kind !== 'device' || !thingName)
             throw new CommandFailure(`${name} is not a provisioned device`);
-          return withEndpoint(async (endpoint) => {
-            const client = await connectOrFail(endpoint, identity, thingName);
-            const csr = await createCsr({ subject: { commonName: identity.file.serial ?? thingName } });
-            let answer: { topic: string; body: Record<string, unknown> };
-            try {
-              const base = `fleetgate/${thingName}/rotate`;
-              await client.subscribeAsync([`${base}/accepted`, `${base}/rejected`], { qos: 1 });
-              const reply = new Promise<{ topic: string; body: Record<string, unknown> }>(
-                (resolve, reject) => {
-                  const timer = setTimeout(
-                    () =>
-                      reject(
-                        new CommandFailure(
-                          `no answer on ${base}/accepted|rejected within ${options.timeout} s`,
-                        ),
-                      ),
-                    timeoutMs,
-                  );
-                  client.on('message', (topic, payload) => {
-                    if (topic !== `${base}/accepted` && topic !== `${base}/rejected`) return;
-                    clearTimeout(timer);
-                    resolve({ topic, body: JSON.parse(payload.toString('utf8')) as Record<string, unknown> });
-                  });
-                },
-              );
-              await client.publishAsync(`${base}/request`, JSON.stringify({ csr: csr.csrPem }), { qos: 1 });
-              answer = await reply;
-            } finally {
-              await client.endAsync();
-            }
-            if (answer.topic.endsWith('/rejected')) {
-              throw new CommandFailure(
-                `rotation rejected: ${String(answer.body.reason)} (${String(answer.body.message)})`,
-                {
-                  rejected: answer.body,
-                },
-              );
-            }
-            const previous = identity.file.certificateId;
-            const dir = deviceDir(name);
-            writeFileSync(join(dir, 'previous-certificate.pem'), identity.certificatePem);
-            writeFileSync(join(dir, 'previous-private.key'), identity.privateKeyPem, { mode: 0o600 });
-            const certificateId = String(answer.body.certificateId);
-            writeIdentity(
-              name,
-              { ...identity.file, certificateId, rotatedAt: new Date().toISOString() },
-              String(answer.body.certificatePem),
-              await exportPrivateKeyPem(csr.keys.privateKey),
-            );
-            // Connecting with the new certificate commits the rotation.
-            const committed = await connectOrFail(endpoint, readIdentity(name), thingName);
-            await committed.endAsync();
-            output.say(`rotated ${thingName}: ${previous.slice(0, 12)}… → ${certificateId.slice(0, 12)}…`);
-            output.say(
-              'connected with the new certificate (the commit); the old one is kept as previous-*.pem',
-            );
-            return {
-              name,
-              thingName,
-              previousCertificateId: previous,
-              certificateId,
-              rotationDeadline: answer.body.rotationDeadline,
-            };
-          });
+          return withEndpoint((endpoint) => rotate(name, identity, thingName, timeoutMs, endpoint, output));
         }),
       );
     });
+}
+
+type Identity = ReturnType<typeof readIdentity>;
+type RotationAnswer = { topic: string; body: Record<string, unknown> };
+
+/** Waits for the answer to a rotation request on an already subscribed client. */
+function rotationAnswer(client: MqttClient, thingName: string, timeoutMs: number): Promise<RotationAnswer> {
+  const base = `fleetgate/${thingName}/rotate`;
+  return new Promise((resolve, reject) => {
+    const onMessage = (topic: string, payload: Buffer) => {
+      if (topic !== `${base}/accepted` && topic !== `${base}/rejected`) return;
+      clearTimeout(timer);
+      client.off('message', onMessage);
+      resolve({ topic, body: JSON.parse(payload.toString('utf8')) as Record<string, unknown> });
+    };
+    const timer = setTimeout(() => {
+      client.off('message', onMessage);
+      reject(new RotationTimeout(`no answer on ${base}/accepted|rejected within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    client.on('message', onMessage);
+  });
+}
+
+class RotationTimeout extends Error {}
+
+/**
+ * `device connect`: holds the device's one connection and serves its session socket, so `device
+ * rotate` in another terminal rotates through it (no second connection with the same client id) and
+ * the commit is a clean reconnect with the new certificate.
+ */
+async function holdSession(
+  name: string,
+  identity: Identity,
+  clientId: string,
+  seconds: number,
+  endpoint: Endpoint,
+  output: Output,
+): Promise<unknown> {
+  let client = await connectOrFail(endpoint, identity, clientId);
+  let certificateId = identity.file.certificateId;
+  const received: Array<{ topic: string; payload: string }> = [];
+  const filter = `fleetgate/${clientId}/rotate/+`;
+  let stop: (why: string) => void = () => undefined;
+  const ended = new Promise<string>((resolve) => {
+    stop = resolve;
+  });
+  const onClose = () => stop('the endpoint closed the connection');
+  const attach = async (next: MqttClient) => {
+    next.on('message', (topic, payload) => {
+      const text = payload.toString('utf8');
+      received.push({ topic, payload: text });
+      output.say(`  ${topic}  ${text.length > 200 ? `${text.slice(0, 200)}…` : text}`);
+    });
+    next.once('close', onClose);
+    if (identity.file.kind === 'device') await next.subscribeAsync(filter, { qos: 1 });
+  };
+  output.say(`connected as ${clientId} (certificate ${certificateId.slice(0, 12)}…)`);
+  await attach(client);
+  if (identity.file.kind === 'device') output.say(`  subscribed to ${filter}`);
+  const closeSession =
+    identity.file.kind === 'device'
+      ? await serveSession(sessionSocketPath(deviceDir(name)), async (request) => {
+          if (request.op === 'rotate') {
+            const answer = rotationAnswer(client, clientId, request.timeoutMs);
+            output.say('  rotation requested by `device rotate` (through this session)');
+            await client.publishAsync(
+              `fleetgate/${clientId}/rotate/request`,
+              JSON.stringify({ csr: request.csr }),
+              {
+                qos: 1,
+              },
+            );
+            return { ok: true, ...(await answer) };
+          }
+          // The commit: a clean disconnect, then the same client id with the new certificate.
+          const next = readIdentity(name);
+          client.off('close', onClose);
+          await client.endAsync();
+          client = await connectOrFail(endpoint, next, clientId);
+          certificateId = next.file.certificateId;
+          await attach(client);
+          output.say(`  reconnected with the new certificate ${certificateId.slice(0, 12)}…`);
+          return { ok: true, certificateId };
+        })
+      : async () => undefined;
+  try {
+    const timer = Number.isFinite(seconds) ? setTimeout(() => stop('time is up'), seconds * 1000) : undefined;
+    process.once('SIGINT', () => stop('Ctrl-C'));
+    await ended;
+    clearTimeout(timer);
+    return { name, clientId, certificateId, connected: true, stillConnected: client.connected, received };
+  } finally {
+    await closeSession();
+    client.off('close', onClose);
+    await client.endAsync();
+  }
+}
+
+/** `device rotate`: through the running `device connect` session when there is one, else on its own connection. */
+async function rotate(
+  name: string,
+  identity: Identity,
+  thingName: string,
+  timeoutMs: number,
+  endpoint: Endpoint,
+  output: Output,
+): Promise<unknown> {
+  const socket = sessionSocketPath(deviceDir(name));
+  const csr = await createCsr({ subject: { commonName: identity.file.serial ?? thingName } });
+  const shared = await ask(socket, { op: 'rotate', csr: csr.csrPem, timeoutMs });
+  let answer: RotationAnswer;
+  try {
+    if (shared !== 'no-session') {
+      if (!shared.ok) throw new RotationTimeout(shared.error);
+      if (!('topic' in shared)) throw new CommandFailure('the device session answered the rotation oddly');
+      output.warn(`fleetgate: rotating through the running \`device connect ${name}\` session`);
+      answer = shared;
+    } else {
+      answer = await rotateOnOwnConnection(identity, thingName, csr.csrPem, timeoutMs, endpoint);
+    }
+  } catch (error) {
+    if (error instanceof RotationTimeout || error instanceof CommandFailure)
+      throw await withQuarantineNote(error, identity, endpoint);
+    throw error;
+  }
+  if (answer.topic.endsWith('/rejected')) {
+    throw await withQuarantineNote(
+      new CommandFailure(
+        `rotation rejected: ${String(answer.body.reason)} (${String(answer.body.message)})`,
+        {
+          rejected: answer.body,
+        },
+      ),
+      identity,
+      endpoint,
+    );
+  }
+  const previous = identity.file.certificateId;
+  const dir = deviceDir(name);
+  writeFileSync(join(dir, 'previous-certificate.pem'), identity.certificatePem);
+  writeFileSync(join(dir, 'previous-private.key'), identity.privateKeyPem, { mode: 0o600 });
+  const certificateId = String(answer.body.certificateId);
+  writeIdentity(
+    name,
+    { ...identity.file, certificateId, rotatedAt: new Date().toISOString() },
+    String(answer.body.certificatePem),
+    await exportPrivateKeyPem(csr.keys.privateKey),
+  );
+  // Connecting with the new certificate commits the rotation: the running session reconnects, or a
+  // connection of our own.
+  if (shared !== 'no-session') {
+    const reconnected = await ask(socket, { op: 'reconnect' });
+    if (reconnected === 'no-session' || !reconnected.ok)
+      throw new CommandFailure(
+        `the new certificate is saved, but the \`device connect\` session did not reconnect with it (${reconnected === 'no-session' ? 'it stopped' : reconnected.error}); run \`fleetgate device connect ${name}\` to commit`,
+      );
+  } else {
+    const committed = await connectOrFail(endpoint, readIdentity(name), thingName);
+    await committed.endAsync();
+  }
+  output.say(`rotated ${thingName}: ${previous.slice(0, 12)}… → ${certificateId.slice(0, 12)}…`);
+  output.say('connected with the new certificate (the commit); the old one is kept as previous-*.pem');
+  return {
+    name,
+    thingName,
+    previousCertificateId: previous,
+    certificateId,
+    rotationDeadline: answer.body.rotationDeadline,
+    viaSession: shared !== 'no-session',
+  };
+}
+
+async function rotateOnOwnConnection(
+  identity: Identity,
+  thingName: string,
+  csrPem: string,
+  timeoutMs: number,
+  endpoint: Endpoint,
+): Promise<RotationAnswer> {
+  const client = await connectOrFail(endpoint, identity, thingName);
+  try {
+    const base = `fleetgate/${thingName}/rotate`;
+    await client.subscribeAsync([`${base}/accepted`, `${base}/rejected`], { qos: 1 });
+    const reply = rotationAnswer(client, thingName, timeoutMs);
+    await client.publishAsync(`${base}/request`, JSON.stringify({ csr: csrPem }), { qos: 1 });
+    return await reply;
+  } finally {
+    await client.endAsync();
+  }
+}
+
+/**
+ * The failure, with what the store says about the device when it is quarantined: since when, why,
+ * by whom, and how to release it.
+ */
+async function withQuarantineNote(
+  error: Error,
+  identity: Identity,
+  endpoint: Endpoint,
+): Promise<CommandFailure> {
+  const base = error instanceof CommandFailure ? error.result : undefined;
+  const serial = identity.file.serial;
+  const device = serial ? await readDevice(serial, endpoint) : undefined;
+  if (device?.state !== 'QUARANTINED')
+    return error instanceof CommandFailure ? error : new CommandFailure(error.message);
+  const quarantine = device.quarantine;
+  const note = `${serial} was quarantined at ${quarantine?.at ?? '?'} (${quarantine?.reason ?? '?'}, by ${quarantine?.source ?? '?'}); see \`fleetgate devices history ${serial}\`, release with \`fleetgate quarantine release ${serial} --reason …\``;
+  return new CommandFailure(`${error.message.split('\n')[0]}: ${note}`, {
+    ...(typeof base === 'object' && base !== null ? base : {}),
+    quarantined: { serial, since: quarantine?.at, reason: quarantine?.reason, source: quarantine?.source },
+  });
+}
+
+async function readDevice(serial: string, endpoint: Endpoint) {
+  const quiet: Output = { json: true, interactive: false, say: () => undefined, warn: () => undefined };
+  const target = await resolveStoreTarget({ table: endpoint.tableName }, quiet).catch(() => undefined);
+  if (!target) return undefined;
+  try {
+    return await target.store.getDevice(serial);
+  } finally {
+    await target.close();
+  }
 }
 
 function rejected(operation: string, body: Record<string, unknown>): CommandFailure {

@@ -1,8 +1,10 @@
 import { DEVICE_STATES, type DeviceState } from '../../shared/domain/device-state';
+import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import type { DeviceRecord } from '../../shared/store/records';
-import { CommandFailure, UsageError } from '../io';
+import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
-import { resolveStoreTarget } from '../target';
+import { formatTable, shortId } from '../table';
+import { resolveStoreTarget, type StoreTarget } from '../target';
 
 interface StoreOptions {
   json?: boolean;
@@ -10,109 +12,143 @@ interface StoreOptions {
   table?: string;
 }
 
+interface ListOptions extends StoreOptions {
+  state?: string;
+  limit: string;
+}
+
 function describeDevice(device: DeviceRecord): string {
   const cert = device.certificateId ? ` cert ${device.certificateId.slice(0, 12)}…` : '';
   return `${device.serial}  ${device.state}${device.thingName ? `  ${device.thingName}` : ''}${cert}`;
 }
 
+/** `devices list` for people: one row per device under a header, columns aligned. */
+export function deviceTable(devices: readonly DeviceRecord[]): string[] {
+  return formatTable(
+    [
+      { header: 'SERIAL', value: (d) => d.serial },
+      { header: 'STATE', value: (d) => d.state },
+      { header: 'THING', value: (d) => d.thingName },
+      { header: 'CERTIFICATE', value: (d) => shortId(d.certificateId) },
+      { header: 'UPDATED', value: (d) => d.updatedAt },
+    ],
+    devices,
+  );
+}
+
+/** Runs `body` on the store target and closes it. */
+async function withStore<T>(
+  options: StoreOptions,
+  output: Output,
+  body: (target: StoreTarget) => Promise<T>,
+): Promise<T> {
+  const target = await resolveStoreTarget(options, output);
+  try {
+    return await body(target);
+  } finally {
+    await target.close();
+  }
+}
+
+function listSettings(options: ListOptions): { limit: number; state?: DeviceState } {
+  const limit = Number(options.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
+  const state = options.state?.toUpperCase();
+  if (state !== undefined && !(DEVICE_STATES as readonly string[]).includes(state)) {
+    throw new UsageError(`--state must be one of ${DEVICE_STATES.join(', ')} (got "${options.state}")`);
+  }
+  return state ? { limit, state: state as DeviceState } : { limit };
+}
+
+/** Up to `limit` devices in `states` (StateIndex), and whether there were more. */
+async function devicesIn(
+  store: ProvisioningStore,
+  states: readonly DeviceState[],
+  limit: number,
+): Promise<{ found: DeviceRecord[]; truncated: boolean }> {
+  const found: DeviceRecord[] = [];
+  for (const [index, each] of states.entries()) {
+    let cursor: string | undefined;
+    do {
+      const page = await store.listDevicesByState(each, {
+        limit: limit - found.length,
+        ...(cursor ? { cursor } : {}),
+      });
+      found.push(...page.items);
+      cursor = page.cursor;
+    } while (cursor && found.length < limit);
+    if (found.length >= limit) return { found, truncated: Boolean(cursor) || index < states.length - 1 };
+  }
+  return { found, truncated: false };
+}
+
+async function runList(options: ListOptions, output: Output): Promise<unknown> {
+  const { limit, state } = listSettings(options);
+  return withStore(options, output, async (target) => {
+    const { found, truncated } = await devicesIn(target.store, state ? [state] : DEVICE_STATES, limit);
+    const sorted = found.sort((a, b) => a.serial.localeCompare(b.serial));
+    if (sorted.length > 0) for (const line of deviceTable(sorted)) output.say(line);
+    output.say(`${sorted.length} device(s)${truncated ? ` (first ${limit}; use --limit)` : ''}`);
+    return { devices: sorted, count: sorted.length, truncated, ...(state ? { state } : {}) };
+  });
+}
+
+async function runGet(serial: string, options: StoreOptions, output: Output): Promise<unknown> {
+  return withStore(options, output, async (target) => {
+    const device = await target.store.getDevice(serial);
+    if (!device) throw new CommandFailure(`no device ${serial} in ${target.tableName}`);
+    output.say(describeDevice(device));
+    output.say(JSON.stringify(device, null, 2));
+    return { device };
+  });
+}
+
+async function runHistory(serial: string, options: StoreOptions, output: Output): Promise<unknown> {
+  return withStore(options, output, async (target) => {
+    const device = await target.store.getDevice(serial);
+    if (!device) throw new CommandFailure(`no device ${serial} in ${target.tableName}`);
+    const history = await target.store.history(serial);
+    for (const entry of history) {
+      const move = entry.from || entry.to ? ` ${entry.from ?? '∅'} → ${entry.to ?? '∅'}` : '';
+      output.say(
+        `${entry.at}  ${entry.event}${move}  by ${entry.actor}${entry.reason ? ` (${entry.reason})` : ''}`,
+      );
+    }
+    return { serial, state: device.state, history };
+  });
+}
+
 /** `fleetgate devices get <serial> | list [--state S] | history <serial>` */
 export function registerDevicesCommands({ program, setExitCode }: CommandRegistry): void {
   const devices = program.command('devices').description('Read devices from the provisioning store');
-  const withStore = (command: ReturnType<typeof devices.command>) =>
+  const withStoreOptions = (command: ReturnType<typeof devices.command>) =>
     command
       .option('--json', 'print one JSON document')
       .option('--target <target>', 'local (default) or aws')
       .option('--table <name>', 'table name (default: the stack’s, or TABLE_NAME)');
+  const run = (json: boolean | undefined, body: (output: Output) => Promise<unknown>) =>
+    contract(Boolean(json), body).then(setExitCode);
 
-  withStore(
+  withStoreOptions(
     devices.command('get').description('Show one device').argument('<serial>', 'device serial'),
-  ).action(async (serial: string, options: StoreOptions) => {
-    setExitCode(
-      await contract(Boolean(options.json), async (output) => {
-        const target = await resolveStoreTarget(options, output);
-        try {
-          const device = await target.store.getDevice(serial);
-          if (!device) throw new CommandFailure(`no device ${serial} in ${target.tableName}`);
-          output.say(describeDevice(device));
-          output.say(JSON.stringify(device, null, 2));
-          return { device };
-        } finally {
-          await target.close();
-        }
-      }),
-    );
-  });
+  ).action((serial: string, options: StoreOptions) =>
+    run(options.json, (output) => runGet(serial, options, output)),
+  );
 
-  withStore(
+  withStoreOptions(
     devices
       .command('list')
       .description('List devices, by state')
       .option('--state <state>', `one of ${DEVICE_STATES.join(', ')} (default: all)`)
       .option('--limit <n>', 'at most this many devices', '100'),
-  ).action(async (options: StoreOptions & { state?: string; limit: string }) => {
-    setExitCode(
-      await contract(Boolean(options.json), async (output) => {
-        const limit = Number(options.limit);
-        if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
-        const state = options.state?.toUpperCase();
-        if (state !== undefined && !(DEVICE_STATES as readonly string[]).includes(state)) {
-          throw new UsageError(`--state must be one of ${DEVICE_STATES.join(', ')} (got "${options.state}")`);
-        }
-        const states = state ? [state as DeviceState] : [...DEVICE_STATES];
-        const target = await resolveStoreTarget(options, output);
-        try {
-          const found: DeviceRecord[] = [];
-          let truncated = false;
-          for (const each of states) {
-            let cursor: string | undefined;
-            do {
-              const page = await target.store.listDevicesByState(each, {
-                limit: limit - found.length,
-                ...(cursor ? { cursor } : {}),
-              });
-              found.push(...page.items);
-              cursor = page.cursor;
-            } while (cursor && found.length < limit);
-            if (found.length >= limit) {
-              truncated = Boolean(cursor) || each !== states[states.length - 1];
-              break;
-            }
-          }
-          const sorted = found.sort((a, b) => a.serial.localeCompare(b.serial));
-          for (const device of sorted) output.say(describeDevice(device));
-          output.say(`${sorted.length} device(s)${truncated ? ` (first ${limit}; use --limit)` : ''}`);
-          return { devices: sorted, count: sorted.length, truncated, ...(state ? { state } : {}) };
-        } finally {
-          await target.close();
-        }
-      }),
-    );
-  });
+  ).action((options: ListOptions) => run(options.json, (output) => runList(options, output)));
 
-  withStore(
+  withStoreOptions(
     devices
       .command('history')
       .description("Show a device's audit trail")
       .argument('<serial>', 'device serial'),
-  ).action(async (serial: string, options: StoreOptions) => {
-    setExitCode(
-      await contract(Boolean(options.json), async (output) => {
-        const target = await resolveStoreTarget(options, output);
-        try {
-          const device = await target.store.getDevice(serial);
-          if (!device) throw new CommandFailure(`no device ${serial} in ${target.tableName}`);
-          const history = await target.store.history(serial);
-          for (const entry of history) {
-            const move = entry.from || entry.to ? ` ${entry.from ?? '∅'} → ${entry.to ?? '∅'}` : '';
-            output.say(
-              `${entry.at}  ${entry.event}${move}  by ${entry.actor}${entry.reason ? ` (${entry.reason})` : ''}`,
-            );
-          }
-          return { serial, state: device.state, history };
-        } finally {
-          await target.close();
-        }
-      }),
-    );
-  });
+  ).action((serial: string, options: StoreOptions) =>
+    run(options.json, (output) => runHistory(serial, options, output)),
+  );
 }

@@ -1,9 +1,11 @@
 /**
- * `fleetgate quarantine list | release | reject | prepare` — operator decisions on quarantined
- * devices, written to the device history. The decisions themselves live in
- * shared/quarantine/operator.ts (the tests use the same code).
+ * `fleetgate quarantine add | list | release | reject | prepare` — operator decisions on quarantine,
+ * written to the device history. `add` quarantines by hand through the same queue and worker as
+ * every automatic quarantine (a QuarantineQueue request with `source: operator`); the decisions
+ * themselves live in shared/quarantine/operator.ts (the tests use the same code).
  */
 import { randomUUID } from 'node:crypto';
+import type { QuarantineRequest } from '../../schemas/quarantine-request';
 import {
   FLEETGATE_EVENT_TYPES,
   prepareAccount,
@@ -13,12 +15,16 @@ import { IotQuarantineActions } from '../../shared/iot/quarantine-actions';
 import {
   type DecisionResult,
   listQuarantine,
+  type QuarantineListing,
+  quarantineCounts,
   rejectQuarantine,
   releaseQuarantine,
 } from '../../shared/quarantine/operator';
+import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { QuarantineStore } from '../../shared/store/quarantine-store';
-import { CommandFailure } from '../io';
+import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { formatTable, shortId } from '../table';
 import { resolveStoreTarget } from '../target';
 import { type IotTarget, resolveIotTarget } from '../target-iot';
 
@@ -32,6 +38,11 @@ interface TargetOptions {
 
 interface DecisionOptions extends TargetOptions {
   reason: string;
+}
+
+interface AddOptions extends TargetOptions {
+  reason: string;
+  wait: string;
 }
 
 /** The quarantine thing group: `--group`, QUARANTINE_GROUP_NAME, or serverless.yml's name for the stage. */
@@ -52,6 +63,10 @@ function requireIot(options: TargetOptions): IotTarget {
   return target;
 }
 
+function operator(): string {
+  return `cli:${process.env.USER ?? 'unknown'}`;
+}
+
 function describeDecision(result: DecisionResult): string {
   if (result.subject === 'certificate') {
     return `certificate ${result.certificateId}: ${result.decision.toLowerCase()}${result.alreadyDone ? ' (already done)' : ''}`;
@@ -62,11 +77,265 @@ function describeDecision(result: DecisionResult): string {
   return `${result.serial}: ${result.from} → ${result.to}${certificates ? ` (certificates: ${certificates})` : ''}`;
 }
 
+// ---- list ------------------------------------------------------------------------------------
+
+function printListing(output: Output, listing: QuarantineListing): void {
+  if (listing.devices.length > 0) {
+    for (const line of formatTable(
+      [
+        { header: 'DEVICE', value: (d) => d.serial },
+        { header: 'REASON', value: (d) => d.reason },
+        { header: 'SINCE', value: (d) => d.since },
+        { header: 'WAS', value: (d) => d.previousState },
+        { header: 'FROM', value: (d) => d.source },
+        { header: 'CERTIFICATES', value: (d) => d.certificateIds.length, right: true },
+      ],
+      listing.devices,
+    ))
+      output.say(line);
+    output.say('');
+  }
+  if (listing.certificates.length > 0) {
+    for (const line of formatTable(
+      [
+        { header: 'CERTIFICATE', value: (c) => shortId(c.certificateId) },
+        { header: 'REASON', value: (c) => c.reason },
+        { header: 'SINCE', value: (c) => c.since },
+        { header: 'STATUS', value: (c) => c.status },
+        { header: 'FROM', value: (c) => c.source },
+        { header: 'CLAIMED SERIAL', value: (c) => c.claimedSerial },
+      ],
+      listing.certificates,
+    ))
+      output.say(line);
+    output.say('');
+  }
+  const counts = quarantineCounts(listing);
+  output.say(`${counts.devices} devices, ${counts.certificates} certificates in quarantine`);
+}
+
+async function runList(options: TargetOptions & { reason?: string }, output: Output): Promise<unknown> {
+  const target = await resolveStoreTarget(options, output);
+  try {
+    const listing = await listQuarantine(
+      { store: target.store, quarantineStore: new QuarantineStore(target.store) },
+      options.reason ? { reason: options.reason } : {},
+    );
+    printListing(output, listing);
+    return {
+      ...(options.reason ? { reason: options.reason } : {}),
+      devices: listing.devices,
+      certificates: listing.certificates,
+      counts: quarantineCounts(listing),
+    };
+  } finally {
+    await target.close();
+  }
+}
+
+// ---- add -------------------------------------------------------------------------------------
+
+const REASON_CODE = /^[A-Z][A-Z0-9_]{2,63}$/;
+const CERTIFICATE_ID = /^[0-9a-fA-F]{64}$/;
+
+/** `--reason`: an UPPER_SNAKE code is the reason code; any other text is a note under OPERATOR_REPORTED. */
+export function operatorReason(text: string): { code: string; note?: string } {
+  const trimmed = text.trim();
+  if (trimmed === '') throw new UsageError('--reason must not be empty');
+  return REASON_CODE.test(trimmed) ? { code: trimmed } : { code: 'OPERATOR_REPORTED', note: trimmed };
+}
+
+function waitSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0)
+    throw new UsageError('--wait must be a number of seconds ≥ 0');
+  return seconds;
+}
+
+/**
+ * The request for a serial the store knows or a certificate id (64 hex): a request naming an unknown
+ * serial alone could never succeed (the worker would dead-letter it), so it is refused here.
+ */
+async function operatorRequest(
+  store: ProvisioningStore,
+  subject: string,
+  reason: { code: string; note?: string },
+): Promise<QuarantineRequest> {
+  const byCertificate = CERTIFICATE_ID.test(subject);
+  if (!byCertificate && !(await store.getDevice(subject))) {
+    throw new CommandFailure(
+      `no device ${subject} in ${store.tableName}: quarantine add takes a known serial or a certificate id (64 hex)`,
+    );
+  }
+  const actor = operator();
+  return {
+    requestId: `operator:${subject}:${randomUUID()}`,
+    ...(byCertificate ? { certificateId: subject.toLowerCase() } : { serial: subject }),
+    reason: reason.code,
+    evidence: { operator: actor, ...(reason.note ? { note: reason.note } : {}) },
+    source: 'operator',
+    actor,
+    at: new Date().toISOString(),
+  };
+}
+
+async function waitUntilDone(store: QuarantineStore, requestId: string, seconds: number): Promise<boolean> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    if (await store.isDone(requestId)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** What the worker made of the request: the device it quarantined (or added evidence to), or the certificate. */
+async function addOutcome(store: ProvisioningStore, request: QuarantineRequest) {
+  const owner = request.certificateId
+    ? (await store.getCertificate(request.certificateId))?.serial
+    : undefined;
+  const serial = request.serial ?? owner;
+  const device = serial ? await store.getDevice(serial) : undefined;
+  if (device) {
+    const mine = device.quarantine?.requestId === request.requestId;
+    return {
+      subject: 'device' as const,
+      serial: device.serial,
+      state: device.state,
+      outcome: mine ? ('quarantined' as const) : ('evidence-added' as const),
+      ...(device.previousState ? { previousState: device.previousState } : {}),
+      ...(device.quarantine ? { quarantine: device.quarantine } : {}),
+    };
+  }
+  const certificate = request.certificateId ? await store.getCertificate(request.certificateId) : undefined;
+  return {
+    subject: 'certificate' as const,
+    certificateId: request.certificateId ?? '',
+    outcome: 'quarantined' as const,
+    ...(certificate ? { status: certificate.status } : {}),
+    ...(certificate?.quarantine ? { quarantine: certificate.quarantine } : {}),
+  };
+}
+
+function sayAdded(output: Output, outcome: Awaited<ReturnType<typeof addOutcome>>, actor: string): void {
+  if (outcome.subject === 'certificate') {
+    output.say(
+      `certificate ${outcome.certificateId} quarantined by ${actor} (${outcome.quarantine?.reason ?? '?'})`,
+    );
+    return;
+  }
+  if (outcome.outcome === 'quarantined') {
+    const certificates = outcome.quarantine?.certificateIds?.map((id) => shortId(id)).join(', ');
+    output.say(
+      `${outcome.serial} quarantined by ${actor} (${outcome.quarantine?.reason ?? '?'}): was ${outcome.previousState ?? '?'}${certificates ? `; certificates deactivated: ${certificates}` : ''}`,
+    );
+    return;
+  }
+  output.say(
+    `${outcome.serial} is ${outcome.state}${outcome.quarantine ? ` since ${outcome.quarantine.at} (${outcome.quarantine.reason})` : ''}: your report is in its history as evidence`,
+  );
+}
+
+async function sendRequest(request: QuarantineRequest, options: AddOptions): Promise<string> {
+  const [{ resolveQuarantineQueue }, { QuarantineQueue }] = await Promise.all([
+    import('../target-queue'),
+    import('../../shared/quarantine-queue'),
+  ]);
+  const queue = await resolveQuarantineQueue(options);
+  try {
+    await new QuarantineQueue(queue.sqs, queue.url).send(request);
+    return queue.url;
+  } finally {
+    queue.close();
+  }
+}
+
+async function runAdd(subject: string, options: AddOptions, output: Output): Promise<unknown> {
+  const reason = operatorReason(options.reason);
+  const wait = waitSeconds(options.wait);
+  const target = await resolveStoreTarget(options, output);
+  try {
+    const request = await operatorRequest(target.store, subject, reason);
+    const queue = await sendRequest(request, options);
+    const queued = { requestId: request.requestId, reason: request.reason, actor: request.actor, queue };
+    if (wait === 0) {
+      output.say(`queued ${request.requestId} on ${queue}`);
+      return { ...queued, processed: false };
+    }
+    if (!(await waitUntilDone(new QuarantineStore(target.store), request.requestId, wait))) {
+      throw new CommandFailure(
+        `queued ${request.requestId}, not carried out within ${wait} s: is quarantineDevice running? (\`fleetgate dlq list\`)`,
+        { ...queued, processed: false },
+      );
+    }
+    const outcome = await addOutcome(target.store, request);
+    sayAdded(output, outcome, request.actor ?? operator());
+    return { ...queued, processed: true, ...outcome };
+  } finally {
+    await target.close();
+  }
+}
+
+// ---- release / reject / prepare ----------------------------------------------------------------
+
+async function runDecision(
+  decide: typeof releaseQuarantine,
+  subject: string,
+  options: DecisionOptions,
+  output: Output,
+): Promise<unknown> {
+  const iotTarget = requireIot(options);
+  const target = await resolveStoreTarget(options, output);
+  try {
+    const result = await decide(
+      {
+        store: target.store,
+        quarantineStore: new QuarantineStore(target.store),
+        iot: new IotQuarantineActions(iotTarget.iot),
+        quarantineGroupName: groupName(options),
+      },
+      {
+        subject,
+        reason: options.reason,
+        actor: operator(),
+        now: new Date().toISOString(),
+        newId: randomUUID,
+      },
+    );
+    output.say(describeDecision(result));
+    return result;
+  } finally {
+    iotTarget.close();
+    await target.close();
+  }
+}
+
+async function runPrepare(
+  options: TargetOptions & { account: string; region: string },
+  output: Output,
+): Promise<unknown> {
+  const iotTarget = requireIot(options);
+  try {
+    const name = groupName(options);
+    const record = await prepareAccount(iotTarget.iot, {
+      thingGroupName: name,
+      policyName: name,
+      policyDocument: quarantinePolicyDocument({ region: options.region, accountId: options.account }),
+      eventTypes: FLEETGATE_EVENT_TYPES,
+    });
+    output.say(
+      `${name}: group ${record.createdGroup ? 'created' : 'present'}, policy ${record.createdPolicy ? 'created' : 'present'}, events enabled: ${record.enabledEvents.join(', ') || 'none needed'}`,
+    );
+    return record;
+  } finally {
+    iotTarget.close();
+  }
+}
+
 /** `fleetgate quarantine …` */
 export function registerQuarantineCommands({ program, setExitCode }: CommandRegistry): void {
   const quarantine = program
     .command('quarantine')
-    .description('List quarantined devices and certificates; release or reject them');
+    .description('Quarantine a device or certificate by hand; list quarantined ones; release or reject them');
   const withTarget = (command: ReturnType<typeof quarantine.command>) =>
     command
       .option('--json', 'print one JSON document')
@@ -77,46 +346,33 @@ export function registerQuarantineCommands({ program, setExitCode }: CommandRegi
         '--group <name>',
         'quarantine thing group (default: QUARANTINE_GROUP_NAME or fleetgate-<stage>-quarantine)',
       );
+  const run = (json: boolean | undefined, body: (output: Output) => Promise<unknown>) =>
+    contract(Boolean(json), body).then(setExitCode);
+
+  withTarget(
+    quarantine
+      .command('add')
+      .description(
+        'Quarantine a device (serial) or certificate (id) by hand, through QuarantineQueue like any automatic quarantine',
+      )
+      .argument('<subject>', 'device serial, or certificate id (64 hex)')
+      .requiredOption(
+        '--reason <code|text>',
+        'an UPPER_SNAKE reason code (e.g. STOLEN), or text recorded under OPERATOR_REPORTED',
+      )
+      .option('--wait <seconds>', 'wait this long for the worker to carry it out (0: only queue it)', '30'),
+  ).action((subject: string, options: AddOptions) =>
+    run(options.json, (output) => runAdd(subject, options, output)),
+  );
 
   withTarget(
     quarantine
       .command('list')
       .description('Devices in QUARANTINED and quarantined certificates of unknown devices')
       .option('--reason <code>', 'only this reason code'),
-  ).action(async (options: TargetOptions & { reason?: string }) => {
-    setExitCode(
-      await contract(Boolean(options.json), async (output) => {
-        const target = await resolveStoreTarget(options, output);
-        try {
-          const listing = await listQuarantine(
-            { store: target.store, quarantineStore: new QuarantineStore(target.store) },
-            options.reason ? { reason: options.reason } : {},
-          );
-          for (const device of listing.devices) {
-            output.say(
-              `${device.serial}  ${device.reason ?? '?'}  since ${device.since ?? '?'}  (was ${device.previousState ?? '?'}, from ${device.source ?? '?'})`,
-            );
-          }
-          for (const certificate of listing.certificates) {
-            output.say(
-              `certificate ${certificate.certificateId}  ${certificate.reason}  since ${certificate.since}${certificate.claimedSerial ? `  (claimed ${certificate.claimedSerial})` : ''}`,
-            );
-          }
-          output.say(
-            `${listing.devices.length} devices, ${listing.certificates.length} certificates in quarantine`,
-          );
-          return {
-            ...(options.reason ? { reason: options.reason } : {}),
-            devices: listing.devices,
-            certificates: listing.certificates,
-            counts: { devices: listing.devices.length, certificates: listing.certificates.length },
-          };
-        } finally {
-          await target.close();
-        }
-      }),
-    );
-  });
+  ).action((options: TargetOptions & { reason?: string }) =>
+    run(options.json, (output) => runList(options, output)),
+  );
 
   for (const [name, decide, summary] of [
     [
@@ -132,36 +388,9 @@ export function registerQuarantineCommands({ program, setExitCode }: CommandRegi
         .description(summary)
         .argument('<serial>', 'device serial (or the id of a quarantined certificate of an unknown device)')
         .requiredOption('--reason <text>', 'why (written to the history)'),
-    ).action(async (subject: string, options: DecisionOptions) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const iotTarget = requireIot(options);
-          const target = await resolveStoreTarget(options, output);
-          try {
-            const result = await decide(
-              {
-                store: target.store,
-                quarantineStore: new QuarantineStore(target.store),
-                iot: new IotQuarantineActions(iotTarget.iot),
-                quarantineGroupName: groupName(options),
-              },
-              {
-                subject,
-                reason: options.reason,
-                actor: `cli:${process.env.USER ?? 'unknown'}`,
-                now: new Date().toISOString(),
-                newId: randomUUID,
-              },
-            );
-            output.say(describeDecision(result));
-            return result;
-          } finally {
-            iotTarget.close();
-            await target.close();
-          }
-        }),
-      );
-    });
+    ).action((subject: string, options: DecisionOptions) =>
+      run(options.json, (output) => runDecision(decide, subject, options, output)),
+    );
   }
 
   quarantine
@@ -175,29 +404,7 @@ export function registerQuarantineCommands({ program, setExitCode }: CommandRegi
     .option('--group <name>', 'quarantine thing group (and policy) name')
     .option('--account <id>', 'account id for the policy ARNs', '123456789012')
     .option('--region <region>', 'region for the policy ARNs', process.env.AWS_REGION ?? 'us-east-1')
-    .action(async (options: TargetOptions & { account: string; region: string }) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const iotTarget = requireIot(options);
-          try {
-            const name = groupName(options);
-            const record = await prepareAccount(iotTarget.iot, {
-              thingGroupName: name,
-              policyName: name,
-              policyDocument: quarantinePolicyDocument({
-                region: options.region,
-                accountId: options.account,
-              }),
-              eventTypes: FLEETGATE_EVENT_TYPES,
-            });
-            output.say(
-              `${name}: group ${record.createdGroup ? 'created' : 'present'}, policy ${record.createdPolicy ? 'created' : 'present'}, events enabled: ${record.enabledEvents.join(', ') || 'none needed'}`,
-            );
-            return record;
-          } finally {
-            iotTarget.close();
-          }
-        }),
-      );
-    });
+    .action((options: TargetOptions & { account: string; region: string }) =>
+      run(options.json, (output) => runPrepare(options, output)),
+    );
 }

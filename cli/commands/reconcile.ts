@@ -69,6 +69,7 @@ export function registerReconcileCommand({ program, setExitCode }: CommandRegist
                   remainingMs: () => Number.POSITIVE_INFINITY,
                   safetyMarginMs: 0,
                   pageSize: config.reconcilePageSize,
+                  neverConnectedDays: config.factoryNeverConnectedDays,
                   thingNamePrefix: config.thingNamePrefix,
                   clock: Date.now,
                 },

@@ -11,11 +11,13 @@ import { TransportUnavailableError } from '../../local/simulator/transport';
 import { startLocalStack } from '../../local/stack';
 import { localHandle, remoteHandle, type StackHandle } from '../../local/stack-control';
 import { readStackFile } from '../../local/stack-file';
+import type { DeclaredIotNames } from '../../local/stack-model';
+import type { QuarantineCounts } from '../../shared/quarantine/operator';
 import { CommandFailure, type Output, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { localStackOptions } from '../target';
 
-const FLOWS: readonly SimulationFlow[] = ['fleet', 'jitr', 'jitp'];
+const FLOWS: readonly SimulationFlow[] = ['fleet', 'jitr', 'jitp', 'factory'];
 const TRANSPORTS: readonly TransportKind[] = ['http', 'mqtt'];
 
 interface SimulateOptions {
@@ -38,7 +40,11 @@ function count(name: string, value: string, min = 0): number {
 }
 
 /** Prints a simulation summary for people (the same facts as the JSON document). */
-export function printSimulationSummary(output: Output, summary: SimulationSummary): void {
+export function printSimulationSummary(
+  output: Output,
+  summary: SimulationSummary,
+  options: { tally?: boolean } = {},
+): void {
   const bad = Object.entries(summary.badActors)
     .map(([kind, n]) => `${n} ${kind}`)
     .join(', ');
@@ -54,6 +60,7 @@ export function printSimulationSummary(output: Output, summary: SimulationSummar
     output.say(`  FAILED           ${n}  legitimate: ${reason}`);
   for (const [reason, n] of Object.entries(summary.quarantinedByReason))
     output.say(`  quarantined      ${n}  ${reason}`);
+  if (options.tally !== false) output.say(`  ${tallyLine(summary.inQuarantine)}`);
   if (summary.admittedBadActors.length > 0)
     output.say(`  ADMITTED BAD ACTORS ${summary.admittedBadActors.length}`);
   if (summary.unquarantinedClones.length > 0)
@@ -105,6 +112,8 @@ async function simulationTarget(output: Output): Promise<{ handle: StackHandle; 
         region: file.region,
         tableName: file.tableName,
         queues: file.queues ?? {},
+        // The IoT names serverless.yml declares (device policy, fleet template): the JITP and fleet flows need them.
+        ...(file.declared ? { declared: file.declared as DeclaredIotNames } : {}),
       }),
       close: async () => undefined,
     };
@@ -122,7 +131,7 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
     .command('simulate')
     .description('Drive generated devices (real keys, CSRs, certificates) and bad actors through a flow')
     .option('--devices <n>', 'legitimate devices', '50')
-    .option('--flow <flow>', 'fleet, jitr or jitp', 'fleet')
+    .option('--flow <flow>', 'fleet, jitr, jitp or factory', 'fleet')
     .option('--clones <k>', 'clones of legitimate devices (same serial and key, another certificate)', '0')
     .option('--invalid <m>', 'unknown serials, expired certificates and takeover attempts', '0')
     .option('--duplicates <d>', 'deliver every IoT event d more times through the rules engine', '0')
@@ -180,14 +189,22 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
     });
 }
 
+/** What is in quarantine, as `fleetgate quarantine list` counts and lists it. */
+export function tallyLine(counts: QuarantineCounts): string {
+  return `in quarantine    ${counts.devices} device(s), ${counts.certificates} certificate(s) of no known device on this stack: \`fleetgate quarantine list\``;
+}
+
 /** The `fleetgate dev` demo summary: what happened, where the report is, what to try next. */
 export function printDemoSummary(output: Output, demo: DemoSummary, exiting: boolean): void {
   output.say('');
   output.say(`demo finished in ${(demo.durationMs / 1000).toFixed(1)} s`);
   for (const summary of demo.flows) {
     output.say('');
-    printSimulationSummary(output, summary);
+    printSimulationSummary(output, summary, { tally: false });
   }
+  output.say('');
+  output.say(tallyLine(demo.quarantine));
+  output.say('  (the "quarantined" lines count caught actors: an original and its clone are one device)');
   if (demo.skippedFlows.length > 0)
     output.say(
       `\n(skipped ${demo.skippedFlows.join(', ')}: this stack's serverless.yml lacks their functions)`,
@@ -206,7 +223,14 @@ export function printDemoSummary(output: Output, demo: DemoSummary, exiting: boo
       : `INVARIANT BROKEN: ${demo.duplicatesCreated} duplicates, ${demo.lost} lost, ${demo.admittedBadActors} bad actors admitted`,
   );
   output.say('');
-  output.say(exiting ? 'try next (after `npx fleetgate local up`):' : 'try next, in another terminal:');
+  if (exiting) {
+    // The stack, and the demo's devices with it, are gone: a fresh `local up` would list nothing.
+    output.say('the stack stopped with the demo (--exit); to explore its devices, keep it running:');
+    output.say('  npm start            (the same demo, then serves until Ctrl-C)');
+    output.say('then, in another terminal:');
+  } else {
+    output.say('try next, in another terminal:');
+  }
   output.say('  npx fleetgate devices list --state ACTIVE');
   output.say('  npx fleetgate devices list --state PROVISIONING');
   output.say('  npx fleetgate quarantine list');

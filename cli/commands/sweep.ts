@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { NOT_ROTATABLE_STATES } from '../../shared/domain/expiry';
 import { runExpirySweep, runIdFor, sweepPolicy } from '../../shared/expiry/expiry-sweep';
 import { createReportSink } from '../../shared/reports/report-sink';
+import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { CommandFailure } from '../io';
 import { type CommandRegistry, contract } from '../main';
@@ -31,6 +33,7 @@ export function registerSweepCommand({ program, setExitCode }: CommandRegistry):
                 { runId, now, policy: sweepPolicy(config) },
                 {
                   sweepStore: new SweepStore(target.store),
+                  facts: new SweepFacts(target.store),
                   sink: createReportSink(destination),
                   remainingMs: () => Number.POSITIVE_INFINITY,
                   safetyMarginMs: 0,
@@ -46,14 +49,29 @@ export function registerSweepCommand({ program, setExitCode }: CommandRegistry):
               output.say(
                 `  ${'at risk'.padEnd(14)} ${summary.atRisk} (${summary.rotationCandidates} devices should rotate)`,
               );
+              const previousRunId = outcome.report?.change.previousRunId;
               output.say(
-                `  since previous: ${change.newAtRisk} new, ${change.resolved} resolved, ${change.reclassified} reclassified, ${change.agedOut} left the look-back`,
+                previousRunId
+                  ? `  since ${previousRunId} (the previous run on this table): ${change.newAtRisk} new, ${change.resolved} resolved, ${change.reclassified} reclassified, ${change.agedOut} left the look-back`
+                  : '  no previous run on this table: everything at risk is new',
               );
+              const held = Object.entries(summary.byDeviceState ?? {})
+                .filter(([state]) => NOT_ROTATABLE_STATES.includes(state))
+                .map(([state, count]) => `${count} ${state}`);
+              if (held.length > 0)
+                output.say(`  not asked to rotate (device ${held.join(', ')}): listed in the report only`);
               output.say(
                 `  read ${summary.itemsRead} index items (${summary.readUnits} RCU), no Scan, no IoT calls`,
               );
               output.say(`  ${files.json}\n  ${files.csv}\n  ${files.html}`);
-              return { runId, now, table: target.tableName, summary, change, files };
+              return {
+                runId,
+                now,
+                table: target.tableName,
+                summary,
+                change: { ...change, ...(previousRunId ? { previousRunId } : {}) },
+                files,
+              };
             } finally {
               await target.close();
             }

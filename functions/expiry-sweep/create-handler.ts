@@ -14,6 +14,7 @@ import type { ExpiryPolicy } from '../../shared/domain/expiry';
 import { FleetgateError } from '../../shared/errors';
 import { type RotationRequester, runExpirySweep, type SweepOutcome } from '../../shared/expiry/expiry-sweep';
 import type { ReportSink } from '../../shared/reports/report-sink';
+import type { SweepFacts } from '../../shared/store/sweep-facts';
 import type { SweepStore } from '../../shared/store/sweep-store';
 import { toRunRequest } from './run-request';
 
@@ -26,6 +27,8 @@ export class SweepIncompleteError extends FleetgateError {
 export interface ExpirySweepDeps {
   policy: ExpiryPolicy;
   sweepStore: SweepStore;
+  /** Device states for the report rows, and the table's previous run (the baseline). */
+  facts: Pick<SweepFacts, 'devices' | 'latest' | 'setLatest'>;
   sink: ReportSink;
   logger: Logger;
   metrics: Metrics;
@@ -52,6 +55,7 @@ export function createHandler(deps: ExpirySweepDeps) {
       { ...request, policy: deps.policy },
       {
         sweepStore: deps.sweepStore,
+        facts: deps.facts,
         sink: deps.sink,
         remainingMs: () => context.getRemainingTimeInMillis(),
         safetyMarginMs: deps.safetyMarginMs,

@@ -12,6 +12,7 @@ import { createReportSink } from '../../shared/reports/report-sink';
 import { RotationNotices } from '../../shared/rotation/rotation-notices';
 import { StoreClient } from '../../shared/store/client';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
+import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { createHandler, type ExpirySweepDeps } from './create-handler';
 
@@ -26,6 +27,7 @@ function defaultDeps(): ExpirySweepDeps {
   return {
     policy: sweepPolicy(config),
     sweepStore: new SweepStore(db),
+    facts: new SweepFacts(db),
     sink: createReportSink(config.reportDestination),
     logger,
     metrics,

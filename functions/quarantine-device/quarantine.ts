@@ -181,7 +181,7 @@ async function quarantineDevice(
         at: context.now,
         id: context.newId(),
         event: 'QUARANTINE_EVIDENCE',
-        actor: `${request.source}`,
+        actor: request.actor ?? request.source,
         reason: request.reason,
         detail: { ...historyDetail, note: plan.why },
       },
@@ -204,7 +204,12 @@ async function quarantineDevice(
     device,
     transitionKey: quarantineIdentity(request.requestId),
     now: context.now,
-    history: { id: context.newId(), actor: request.source, reason: request.reason, detail: historyDetail },
+    history: {
+      id: context.newId(),
+      actor: request.actor ?? request.source,
+      reason: request.reason,
+      detail: historyDetail,
+    },
     set: { quarantine: info },
     dedup: { identity: quarantineIdentity(request.requestId), ttlSeconds: QUARANTINE_DEDUP_TTL_SECONDS },
   });

@@ -40,6 +40,7 @@ function defaultDeps(): ReconcileInventoryDeps {
     deadLetters: new SqsDeadLetterQueue(sqs, config.deadLetterQueueUrl),
     safetyMarginMs: config.reconcileSafetyMarginMs,
     pageSize: config.reconcilePageSize,
+    neverConnectedDays: config.factoryNeverConnectedDays,
     thingNamePrefix: config.thingNamePrefix,
     clock: Date.now,
     logger: createLogger('reconcileInventory'),

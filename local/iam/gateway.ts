@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DEAD_LETTER_REASON, DEAD_LETTER_SOURCE_MESSAGE } from '../../shared/dlq/dead-letter-sender';
 import { freePort } from '../net';
 import { AccessDeniedError, type Authorizer, accessKeyOf, UnmappedCallError } from './authorizer';
 import { type AccountScope, dynamodbChecks, sqsCheck, type TableKeys } from './requests';
@@ -35,6 +36,35 @@ export interface AwsGatewayOptions {
   /** The access key the DynamoDB Local data lives under (DynamoDB Local keeps one database per key). */
   dynamodbAccessKeyId: string;
   port?: number;
+  /**
+   * Told when a caller sends a message to a queue as a dead letter (a consumer that found a message
+   * it can never process sends it to its DLQ at once, naming the source message and the reason):
+   * how the stack's traces say "dead-lettered" for a message the consumer acknowledged.
+   */
+  onDeadLetter?: (deadLetter: { sourceMessageId: string; reason: string }) => void;
+}
+
+/** The dead letter a SendMessage carries (JSON or query protocol), if it is one. */
+export function deadLetterOf(
+  operation: string,
+  parsed: Record<string, unknown>,
+): { sourceMessageId: string; reason: string } | undefined {
+  if (operation !== 'SendMessage') return undefined;
+  const attributes: Record<string, string> = {};
+  const json = parsed.MessageAttributes;
+  if (typeof json === 'object' && json !== null) {
+    for (const [name, value] of Object.entries(json as Record<string, { StringValue?: unknown }>)) {
+      if (typeof value?.StringValue === 'string') attributes[name] = value.StringValue;
+    }
+  }
+  for (const [key, value] of Object.entries(parsed)) {
+    const match = /^MessageAttribute\.(\d+)\.Name$/.exec(key);
+    const stringValue = match ? parsed[`MessageAttribute.${match[1]}.Value.StringValue`] : undefined;
+    if (typeof value === 'string' && typeof stringValue === 'string') attributes[value] = stringValue;
+  }
+  const sourceMessageId = attributes[DEAD_LETTER_SOURCE_MESSAGE];
+  if (!sourceMessageId) return undefined;
+  return { sourceMessageId, reason: attributes[DEAD_LETTER_REASON] ?? '' };
 }
 
 /** Starts the gateway on a free port (or `port`). */
@@ -118,6 +148,8 @@ async function handle(
       const parsed = json ? parseJson(body) : Object.fromEntries(new URLSearchParams(body.toString('utf8')));
       const operation = json ? (target.split('.')[1] ?? '') : String(parsed?.Action ?? '');
       options.authorizer.authorize(accessKeyId, sqsCheck(operation, parsed ?? {}, options.scope));
+      const deadLetter = options.onDeadLetter ? deadLetterOf(operation, parsed ?? {}) : undefined;
+      if (deadLetter) options.onDeadLetter?.(deadLetter);
     }
   } catch (error) {
     if (error instanceof AccessDeniedError) {

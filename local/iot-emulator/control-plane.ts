@@ -212,6 +212,11 @@ export const ROUTES: Route[] = [
   { api: 'DescribeEventConfigurations', method: 'GET', path: '/event-configurations' },
   { api: 'UpdateEventConfigurations', method: 'PATCH', path: '/event-configurations' },
   { api: 'CreateProvisioningTemplate', method: 'POST', path: '/provisioning-templates' },
+  {
+    api: 'CreateProvisioningClaim',
+    method: 'POST',
+    path: '/provisioning-templates/{templateName}/provisioning-claim',
+  },
   { api: 'ListProvisioningTemplates', method: 'GET', path: '/provisioning-templates', query: tokens },
   { api: 'DescribeProvisioningTemplate', method: 'GET', path: '/provisioning-templates/{templateName}' },
   {
@@ -300,6 +305,10 @@ export interface ControlPlaneServices {
   createKeysAndCertificate(
     setAsActive: boolean,
   ): Promise<{ record: CertificateRecord; publicKeyPem: string; privateKeyPem: string }>;
+  /** A temporary claim certificate and key for one fleet-provisioning template (provisioning by trusted user). */
+  createProvisioningClaim(
+    templateName: string,
+  ): Promise<{ record: CertificateRecord; publicKeyPem: string; privateKeyPem: string; expiration: Date }>;
   publish(input: Record<string, unknown>): Promise<void>;
   shadows: ShadowService;
 }
@@ -835,6 +844,22 @@ export function createHandlers(services: ControlPlaneServices): Record<string, H
           type: t.type,
         })),
         nextToken: next,
+      };
+    },
+    // Provisioning by trusted user: a claim certificate valid for five minutes, usable only with
+    // this template. https://docs.aws.amazon.com/iot/latest/apireference/API_CreateProvisioningClaim.html
+    CreateProvisioningClaim: async (input) => {
+      const template = registry.getTemplate(input.templateName);
+      if (template.type !== 'FLEET_PROVISIONING') {
+        throw invalidRequest(`Template ${template.templateName} is not a FLEET_PROVISIONING template`);
+      }
+      if (!template.enabled) throw invalidRequest(`Template ${template.templateName} is disabled`);
+      const claim = await services.createProvisioningClaim(template.templateName);
+      return {
+        certificateId: claim.record.certificateId,
+        certificatePem: claim.record.certificatePem,
+        keyPair: { PublicKey: claim.publicKeyPem, PrivateKey: claim.privateKeyPem },
+        expiration: epochSeconds(claim.expiration),
       };
     },
     DescribeProvisioningTemplate: (input) => {

@@ -29,6 +29,9 @@ import type { CaRecord, CertificateRecord, Registry } from './registry';
 import { type ResolvedTemplate, resolveTemplate, TemplateError } from './template';
 
 /** Why a connection was refused. */
+/** How long a CreateProvisioningClaim certificate is valid (AWS: five minutes). */
+export const PROVISIONING_CLAIM_SECONDS = 300;
+
 export type ConnectRefusal =
   | 'BAD_CERTIFICATE'
   | 'UNKNOWN_CERTIFICATE'
@@ -497,6 +500,37 @@ export class DeviceGateway {
     };
   }
 
+  /**
+   * CreateProvisioningClaim: an ACTIVE claim certificate (RSA 2048 key pair) valid for five minutes,
+   * as AWS issues them for provisioning by trusted user; RegisterThing accepts it only for its
+   * template, and the handshake refuses it once it has expired.
+   */
+  async issueProvisioningClaim(
+    templateName: string,
+  ): Promise<{ record: CertificateRecord; publicKeyPem: string; privateKeyPem: string; expiration: Date }> {
+    const now = this.ctx.now();
+    const expiration = new Date(now.getTime() + PROVISIONING_CLAIM_SECONDS * 1000);
+    const keys = await generateKeyPair('RSA-2048');
+    const issued = await issueCertificate(this.ctx.issuer, {
+      publicKey: keys.publicKey,
+      subject: 'CN=AWS IoT Provisioning Claim',
+      notBefore: now,
+      notAfter: expiration,
+    });
+    const record = this.ctx.registry.addIssuedCertificate(
+      issued.certificate,
+      issued.certificatePem,
+      'ACTIVE',
+    );
+    record.provisioningClaim = { templateName, expiration };
+    return {
+      record,
+      publicKeyPem: issued.certificate.publicKey.toString('pem'),
+      privateKeyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs1', format: 'pem' }).toString(),
+      expiration,
+    };
+  }
+
   /** Fleet provisioning CreateCertificateFromCsr: certificate INACTIVE until RegisterThing activates it. */
   async createCertificateFromCsr(input: { csr: string }): Promise<FleetCertificateResponse | FleetRejection> {
     try {
@@ -544,6 +578,16 @@ export class DeviceGateway {
     }
     const cert = this.ctx.registry.certificates.get(token.certificateId);
     if (!cert) return reject(400, 'InvalidCertificateOwnershipToken', 'The certificate no longer exists');
+    // A temporary provisioning claim works for its own template only, and only until it expires.
+    const claim = input.claimCertificateId
+      ? this.ctx.registry.certificates.get(input.claimCertificateId)?.provisioningClaim
+      : undefined;
+    if (claim && claim.templateName !== template.templateName) {
+      return reject(403, 'AccessDenied', 'The provisioning claim is not valid for this template');
+    }
+    if (claim && this.ctx.now().getTime() >= claim.expiration.getTime()) {
+      return reject(403, 'AccessDenied', 'The provisioning claim has expired');
+    }
     let parameters: Record<string, string> = { ...(input.parameters ?? {}) };
 
     if (template.preProvisioningHook) {

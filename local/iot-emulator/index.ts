@@ -200,6 +200,7 @@ export class IotEmulator {
         this.devices.issueFromCsr(csr, setAsActive ? 'ACTIVE' : 'INACTIVE'),
       createKeysAndCertificate: (setAsActive) =>
         this.devices.issueWithKeys(setAsActive ? 'ACTIVE' : 'INACTIVE'),
+      createProvisioningClaim: (templateName) => this.devices.issueProvisioningClaim(templateName),
       publish: async (input) => {
         const topic = input.topic;
         if (typeof topic !== 'string' || topic.length === 0 || topic.length > 256) {

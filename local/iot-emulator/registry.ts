@@ -75,6 +75,8 @@ export interface CertificateRecord {
   caCertificateId?: string;
   status: CertificateStatus;
   certificateMode: 'DEFAULT' | 'SNI_ONLY';
+  /** A temporary provisioning claim (CreateProvisioningClaim): the template it is for, and its end. */
+  provisioningClaim?: { templateName: string; expiration: Date };
   creationDate: Date;
   lastModifiedDate: Date;
   customerVersion: number;

@@ -8,16 +8,20 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { loadConfig } from '../../shared/config';
 import { runExpirySweep, runIdFor, type SweepFiles, sweepPolicy } from '../../shared/expiry/expiry-sweep';
+import type { QuarantineCounts } from '../../shared/quarantine/operator';
 import { createReportSink } from '../../shared/reports/report-sink';
 import { StoreClient } from '../../shared/store/client';
+import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { projectRoot } from '../paths';
 import type { LocalStackOptions } from '../stack';
 import type { StackHandle } from '../stack-control';
+import { stackLogSink } from '../stack-file';
 import { availableFlows, runSimulation, type SimulationFlow, type SimulationSummary } from './simulate';
 
 /** How many devices and bad actors each flow gets in the demo (about 50 devices in all). */
-const DEMO_FLEETS: Record<SimulationFlow, { devices: number; clones: number; invalid: number }> = {
+// The factory flow is not part of the demo (`fleetgate simulate --flow factory` runs it).
+const DEMO_FLEETS: Partial<Record<SimulationFlow, { devices: number; clones: number; invalid: number }>> = {
   fleet: { devices: 26, clones: 2, invalid: 3 },
   jitr: { devices: 12, clones: 1, invalid: 3 },
   jitp: { devices: 12, clones: 1, invalid: 3 },
@@ -51,15 +55,21 @@ export interface DemoSummary {
   admittedBadActors: number;
   ok: boolean;
   durationMs: number;
+  /** What is in quarantine once every flow has run, as `fleetgate quarantine list` counts it. */
+  quarantine: QuarantineCounts;
 }
 
-/** Stack options that keep handler logs and metrics off the terminal (FLEETGATE_HANDLER_LOGS=1 keeps them). */
+/**
+ * Stack options that keep handler logs off the terminal: they go to the stack's log
+ * (`.fleetgate/stack.log`, `fleetgate logs`), metrics are off (FLEETGATE_HANDLER_LOGS=1 keeps both on
+ * the terminal).
+ */
 export function quietStackOptions(options: LocalStackOptions): LocalStackOptions {
   if (process.env.FLEETGATE_HANDLER_LOGS) return options;
   return {
     ...options,
-    params: { ...options.params, logLevel: 'SILENT' },
     env: { ...options.env, POWERTOOLS_METRICS_DISABLED: 'true' },
+    handlerOutput: options.handlerOutput ?? stackLogSink(),
   };
 }
 
@@ -70,11 +80,11 @@ export async function runDemo(
 ): Promise<DemoSummary> {
   const started = performance.now();
   const say = options.onStep ?? (() => undefined);
-  const flows = await availableFlows(handle);
+  const flows = (await availableFlows(handle)).filter((flow) => DEMO_FLEETS[flow] !== undefined);
   const skippedFlows = (Object.keys(DEMO_FLEETS) as SimulationFlow[]).filter((flow) => !flows.includes(flow));
   const summaries: SimulationSummary[] = [];
   for (const flow of flows) {
-    const fleet = DEMO_FLEETS[flow];
+    const fleet = DEMO_FLEETS[flow] ?? { devices: 0, clones: 0, invalid: 0 };
     say(`${flow}: ${fleet.devices} devices, ${fleet.clones} clones, ${fleet.invalid} invalid …`);
     summaries.push(
       await runSimulation(handle, {
@@ -108,6 +118,8 @@ export async function runDemo(
     admittedBadActors,
     ok: duplicatesCreated === 0 && lost === 0 && admittedBadActors === 0 && errors === 0,
     durationMs: Math.round(performance.now() - started),
+    // The flows share the stack: the last one's count covers them all.
+    quarantine: summaries.at(-1)?.inQuarantine ?? { devices: 0, certificates: 0 },
   };
 }
 
@@ -122,15 +134,15 @@ async function sweepNow(handle: StackHandle, reportsDir: string): Promise<DemoSw
   });
   try {
     const runId = runIdFor('demo', now, randomUUID().slice(0, 8));
+    const db = new StoreClient(
+      DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
+      handle.tableName,
+    );
     const outcome = await runExpirySweep(
       { runId, now, policy: sweepPolicy(config) },
       {
-        sweepStore: new SweepStore(
-          new StoreClient(
-            DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
-            handle.tableName,
-          ),
-        ),
+        sweepStore: new SweepStore(db),
+        facts: new SweepFacts(db),
         sink: createReportSink(`file://${reportsDir}`),
         remainingMs: () => Number.POSITIVE_INFINITY,
         safetyMarginMs: 0,

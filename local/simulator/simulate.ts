@@ -19,8 +19,14 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { importAllowlistCsv } from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { parseCertificatePem } from '../../shared/certificates';
+import { loadConfig } from '../../shared/config';
 import { claimClientId } from '../../shared/domain/client-ids';
+import type { Batch } from '../../shared/factory/batch';
+import { importFactoryBatch } from '../../shared/factory/import';
+import { IotRegistry } from '../../shared/iot/iot-registry';
+import { listQuarantine, type QuarantineCounts, quarantineCounts } from '../../shared/quarantine/operator';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
+import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
 import { verifiedCaCertificate } from '../ca-registration';
 import { isRejection } from '../iot-emulator/index';
@@ -107,7 +113,14 @@ export interface SimulationSummary {
   deniedByReason: Record<string, number>;
   /** Why legitimate devices failed to provision, when they did (each one is also lost). */
   legitimateFailures: Record<string, number>;
+  /** Bad actors (and imitated originals) caught, by who they were and why: one per actor. */
   quarantinedByReason: Record<string, number>;
+  /**
+   * What is in quarantine on the stack once the run has settled, as `fleetgate quarantine list`
+   * counts it: devices, and certificates of no known device (an original and its clone are one
+   * device).
+   */
+  inQuarantine: QuarantineCounts;
   /** Bad actors that were neither denied nor quarantined (must be empty). */
   admittedBadActors: Array<{ kind: ActorKind; serial: string }>;
   /** Clones that were kept out but never reached the quarantine (no record for an operator). */
@@ -140,6 +153,7 @@ export const FLOW_FUNCTIONS: Record<SimulationFlow, string[]> = {
   fleet: ['preProvisionHook'],
   jitr: ['registerCertificate', 'deviceLifecycle'],
   jitp: ['deviceLifecycle'],
+  factory: ['deviceLifecycle'],
 };
 
 /** Functions the simulation makes run, loaded one at a time before it starts. */
@@ -346,6 +360,10 @@ async function prepareFlow(
     const context = await prepareFleet(rig, plan);
     return (participant) => runFleetParticipant(rig, context, participant);
   }
+  if (flow === 'factory') {
+    const context = await prepareFactory(rig, plan, lifetimeDays);
+    return (participant) => runFactoryParticipant(rig, context, participant);
+  }
   const context = { ...(await prepareDeviceCa(rig, plan, flow)), lifetimeDays };
   return (participant) => runCaParticipant(rig, context, participant);
 }
@@ -461,6 +479,158 @@ async function prepareDeviceCa(rig: Rig, plan: SimulationPlan, flow: 'jitr' | 'j
   );
   await importAllowlist(rig, plan);
   return { flow, ca, keys: new Map() };
+}
+
+interface FactoryContext {
+  ca: CertificateAuthority;
+  /** Certificates (and their keys) of the legitimate devices, issued and imported in prepare. */
+  issued: Map<number, { certificatePem: string; privateKeyPem: string; keys: CryptoKeyPair }>;
+  importRow: (serial: string, certificatePem: string) => Promise<{ status: string; reason?: string }>;
+}
+
+/**
+ * Factory-issued certificates: the batch CA registered in IoT (no auto-registration: a certificate
+ * that was not imported never gets in), every legitimate device's certificate issued at "the
+ * factory" and imported with `importFactoryBatch` before any device ships. Bad actors bring their
+ * certificate to a later import (clone: the original's key; takeover: another key for a bound
+ * serial; expired) or none at all (unknown serial), then try to connect.
+ */
+async function prepareFactory(
+  rig: Rig,
+  plan: SimulationPlan,
+  lifetimeDays?: (index: number) => number,
+): Promise<FactoryContext> {
+  const ca = await createCertificateAuthority({
+    subject: {
+      commonName: `fleetgate simulator factory CA ${plan.runId}`,
+      organization: 'fleetgate simulator',
+    },
+  });
+  await rig.iot.send(
+    new RegisterCACertificateCommand({
+      ...(await verifiedCaCertificate(rig.iot, ca)),
+      setAsActive: true,
+      allowAutoRegistration: false,
+    }),
+  );
+  const config = loadConfig({
+    ...process.env,
+    TABLE_NAME: rig.handle.tableName,
+    DEVICE_POLICY_NAME: devicePolicyOf(rig),
+  });
+  let historyId = 0;
+  let rows = 0;
+  const importBatch = (batch: Batch) =>
+    importFactoryBatch(
+      {
+        batch,
+        caCertificatePem: ca.certificatePem,
+        batchName: `simulator-${plan.runId}`,
+        productLine: 'simulator',
+        runId: `simulate-${plan.runId}-${rows}`,
+        concurrency: 8,
+        maxTps: 50,
+      },
+      {
+        store: rig.store,
+        iot: new IotRegistry(rig.iot),
+        config,
+        newId: () => `simulate-${plan.runId}-f${historyId++}`,
+      },
+    );
+  const issued: FactoryContext['issued'] = new Map();
+  const batch: Batch = { kind: 'manifest', path: 'simulator', rows: [] };
+  for (const device of plan.legitimate) {
+    const keys = await generateKeyPair();
+    const certificate = await issueCertificate(ca, {
+      publicKey: keys.publicKey,
+      subject: { commonName: device.serial },
+      ...(lifetimeDays ? { notAfter: new Date(Date.now() + lifetimeDays(device.index) * 86_400_000) } : {}),
+    });
+    issued.set(device.index, {
+      certificatePem: certificate.certificatePem,
+      privateKeyPem: await exportPrivateKeyPem(keys.privateKey),
+      keys,
+    });
+    rows += 1;
+    batch.rows.push({
+      row: rows,
+      source: device.serial,
+      manifestSerial: device.serial,
+      pem: certificate.certificatePem,
+    });
+  }
+  const report = await importBatch(batch);
+  const failed = report.rows.filter(
+    (row) => row.status !== 'registered' && row.status !== 'already-registered',
+  );
+  if (failed.length > 0) {
+    throw new Error(
+      `the factory import did not register ${failed.length} row(s): ${failed[0]?.reason ?? ''}`,
+    );
+  }
+  return {
+    ca,
+    issued,
+    importRow: async (serial, certificatePem) => {
+      rows += 1;
+      const single = await importBatch({
+        kind: 'manifest',
+        path: 'simulator',
+        rows: [{ row: rows, source: serial, manifestSerial: serial, pem: certificatePem }],
+      });
+      const row = single.rows[0];
+      return { status: row?.status ?? 'failed', ...(row?.reason ? { reason: row.reason } : {}) };
+    },
+  };
+}
+
+/**
+ * A factory device connects with the certificate it left the factory with; a bad actor first gets
+ * its certificate into an import (the import refuses it), then tries to connect anyway.
+ */
+async function runFactoryParticipant(
+  rig: Rig,
+  context: FactoryContext,
+  participant: Participant,
+): Promise<ParticipantOutcome> {
+  const { kind, serial } = participant;
+  let certificatePem: string;
+  let privateKeyPem: string;
+  let importRefused: string | undefined;
+  const own = context.issued.get(participant.index);
+  if (kind === 'legitimate' && own) {
+    ({ certificatePem, privateKeyPem } = own);
+  } else {
+    const victim = participant.victim === undefined ? undefined : context.issued.get(participant.victim);
+    const keys = kind === 'clone' && victim ? victim.keys : await generateKeyPair();
+    const certificate = await issueCertificate(context.ca, {
+      publicKey: keys.publicKey,
+      subject: { commonName: serial },
+      ...(kind === 'expired-certificate'
+        ? {
+            notBefore: new Date(Date.now() - 400 * 86_400_000),
+            notAfter: new Date(Date.now() - 30 * 86_400_000),
+          }
+        : {}),
+    });
+    certificatePem = certificate.certificatePem;
+    privateKeyPem = await exportPrivateKeyPem(keys.privateKey);
+    // An unknown serial never went through an import: its certificate is simply not registered.
+    if (kind !== 'unknown-serial') {
+      const imported = await context.importRow(serial, certificatePem);
+      if (imported.status === 'rejected') importRefused = `import:${imported.reason ?? 'rejected'}`;
+    }
+  }
+  const outcome = await rig.devices.connect({ certificatePem, privateKeyPem, clientId: serial });
+  if (outcome.accepted) return { kind, serial, result: 'provisioned', certificateId: outcome.certificateId };
+  return {
+    kind,
+    serial,
+    result: 'denied',
+    reason: importRefused ?? `connect:${outcome.reason}`,
+    ...(outcome.certificateId ? { certificateId: outcome.certificateId } : {}),
+  };
 }
 
 /** The shared device policy serverless.yml declares (the local stack created it at start). */
@@ -765,7 +935,8 @@ async function summarize(
       if (reason) {
         const quarantined = `${outcome.kind}: ${reason}`;
         quarantinedByReason[quarantined] = (quarantinedByReason[quarantined] ?? 0) + 1;
-      } else if (outcome.kind === 'clone' && rig.lifecycle) {
+      } else if (outcome.kind === 'clone' && rig.lifecycle && !outcome.reason?.startsWith('import:')) {
+        // A clone the factory import refused (KEY_REUSED) never reached IoT: nothing to quarantine.
         unquarantinedClones.push(outcome.serial);
       }
       continue;
@@ -795,6 +966,9 @@ async function summarize(
     if (count > 0) badActors[kind] = count;
   }
   const participants = plan.legitimate.length + plan.badActors.length;
+  const inQuarantine = quarantineCounts(
+    await listQuarantine({ store: rig.store, quarantineStore: new QuarantineStore(rig.store) }),
+  );
   return {
     flow,
     runId: plan.runId,
@@ -806,6 +980,7 @@ async function summarize(
     deniedByReason,
     legitimateFailures,
     quarantinedByReason,
+    inQuarantine,
     admittedBadActors,
     unquarantinedClones,
     duplicatesCreated,

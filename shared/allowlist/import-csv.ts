@@ -30,6 +30,7 @@ export interface ImportOptions {
   concurrency?: number;
   /** Upper bound on one line in bytes (default 64 KiB): a longer line is rejected, not buffered. */
   maxRecordBytes?: number;
+  /** After each chunk is written: rows read up to the end of the chunks written so far, and bytes read. */
   onProgress?: (progress: { rows: number; bytes: number }) => void;
 }
 
@@ -67,7 +68,19 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
 
+  // Chunks in the order they were read, each with the row count where it ends: progress is the end
+  // of the longest run of written chunks from the start (reading runs ahead of writing, and
+  // chunks written concurrently finish in any order).
+  const pending: Array<{ rows: number; bytes: number; written: boolean }> = [];
+  let reported = -1;
+  const report = (position: { rows: number; bytes: number }) => {
+    if (position.rows <= reported) return;
+    reported = position.rows;
+    options.onProgress?.({ rows: position.rows, bytes: position.bytes });
+  };
   const flush = async (entries: AllowlistEntry[]) => {
+    const position = { rows: summary.rows, bytes, written: false };
+    pending.push(position);
     const write = options.store
       .importAllowlistEntries(entries, {
         now: options.now,
@@ -78,7 +91,10 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
         summary.imported += result.imported;
         summary.updated += result.updated;
         summary.unchanged += result.unchanged;
-        options.onProgress?.({ rows: summary.rows, bytes });
+        position.written = true;
+        let done: { rows: number; bytes: number } | undefined;
+        while (pending[0]?.written) done = pending.shift();
+        if (done) report(done);
       })
       .catch((error: unknown) => {
         failure ??= error;
@@ -145,6 +161,6 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
   if (chunk.length > 0) await flush(chunk);
   await Promise.all(inFlight);
   if (failure) throw failure;
-  options.onProgress?.({ rows: summary.rows, bytes });
+  report({ rows: summary.rows, bytes });
   return summary;
 }

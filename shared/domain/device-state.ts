@@ -28,7 +28,10 @@ export const DEVICE_EVENTS = [
 ] as const;
 export type DeviceEvent = (typeof DEVICE_EVENTS)[number];
 
-/** Where `RELEASE` goes is the state recorded when the device was quarantined. */
+/**
+ * Where `RELEASE` goes is the state recorded when the device was quarantined — except ROTATING: the
+ * interrupted rotation is abandoned and the device is ACTIVE again.
+ */
 export const RESTORE_PREVIOUS = 'RESTORE_PREVIOUS' as const;
 
 type Target = DeviceState | typeof RESTORE_PREVIOUS;
@@ -71,7 +74,9 @@ export function transition(
     if (previousState === undefined || previousState === 'QUARANTINED') {
       return { legal: false, from, event, reason: `${event} needs the state recorded before quarantine` };
     }
-    return { legal: true, from, to: previousState };
+    // A rotation the quarantine interrupted is abandoned (its new certificate never committed): the
+    // device goes back to ACTIVE with its current certificate, free to rotate again.
+    return { legal: true, from, to: previousState === 'ROTATING' ? 'ACTIVE' : previousState };
   }
   return { legal: true, from, to: target };
 }

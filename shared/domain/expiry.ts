@@ -53,6 +53,11 @@ export interface AtRiskCertificate {
   daysLeft: number;
   ageDays: number;
   class: ExpiryClass;
+  /**
+   * The state of the device the certificate belongs to (device certificates of a known serial):
+   * a QUARANTINED, REVOKED or DECOMMISSIONED device is listed but never asked to rotate.
+   */
+  deviceState?: string;
 }
 
 /** Only certificates that can still authenticate matter; retired or revoked ones are not at risk. */
@@ -148,25 +153,57 @@ export interface RotationCandidate {
   notAfter: string;
   daysLeft: number;
   reason: 'EXPIRING' | 'TOO_OLD';
+  /** The device's state when the sweep looked (never one of `NOT_ROTATABLE_STATES`). */
+  deviceState?: string;
 }
 
-/** Device certificates inside the rotation window (not yet expired) or too old, by serial. */
+/**
+ * Devices that are never asked to rotate: a quarantined device is cut off until an operator decides,
+ * a revoked or decommissioned one for good (rotation would refuse them with DEVICE_NOT_ACTIVE anyway).
+ */
+export const NOT_ROTATABLE_STATES: readonly string[] = ['QUARANTINED', 'REVOKED', 'DECOMMISSIONED'];
+
+/** What the sweep knows about the device behind a certificate. */
+export interface ReportDevice {
+  state: string;
+  thingName?: string;
+}
+
+/**
+ * The at-risk certificates with their device's state (and its thing name when the certificate
+ * record has none: records written before JITR recorded it).
+ */
+export function withDevices(
+  atRisk: readonly AtRiskCertificate[],
+  devices: ReadonlyMap<string, ReportDevice>,
+): AtRiskCertificate[] {
+  return atRisk.map((entry) => {
+    const device = entry.kind === 'DEVICE' && entry.serial ? devices.get(entry.serial) : undefined;
+    if (!device) return entry;
+    const thingName = entry.thingName ?? device.thingName;
+    return { ...entry, ...(thingName ? { thingName } : {}), deviceState: device.state };
+  });
+}
+
+/**
+ * Device certificates inside the rotation window (not yet expired) or too old, by serial; never a
+ * device in one of `NOT_ROTATABLE_STATES`.
+ */
 export function rotationCandidates(
   atRisk: readonly AtRiskCertificate[],
   policy: Pick<ExpiryPolicy, 'rotationWindowDays'>,
 ): RotationCandidate[] {
   const out: RotationCandidate[] = [];
   for (const entry of atRisk) {
-    if (entry.kind !== 'DEVICE' || !entry.serial || entry.class === 'EXPIRED') continue;
-    const tooOld = entry.class === 'TOO_OLD';
-    if (!tooOld && entry.daysLeft >= policy.rotationWindowDays) continue;
+    if (!isRotationCandidate(entry, policy)) continue;
     out.push({
-      serial: entry.serial,
+      serial: entry.serial ?? '',
       ...(entry.thingName ? { thingName: entry.thingName } : {}),
       certificateId: entry.certificateId,
       notAfter: entry.notAfter,
       daysLeft: entry.daysLeft,
-      reason: tooOld ? 'TOO_OLD' : 'EXPIRING',
+      reason: entry.class === 'TOO_OLD' ? 'TOO_OLD' : 'EXPIRING',
+      ...(entry.deviceState ? { deviceState: entry.deviceState } : {}),
     });
   }
   return out.sort((a, b) => a.notAfter.localeCompare(b.notAfter) || a.serial.localeCompare(b.serial));
@@ -182,6 +219,8 @@ export interface ExpiryReport {
     counts: Record<string, number>;
     /** At-risk certificates per kind (DEVICE / CLAIM / CA). */
     byKind: Record<string, number>;
+    /** At-risk device certificates per state of their device (`UNKNOWN` when the store has no device). */
+    byDeviceState: Record<string, number>;
     atRisk: number;
     rotationCandidates: number;
     /** Index items the sweep read, and read capacity units consumed. */
@@ -221,7 +260,7 @@ export function buildExpiryReport(input: {
   chartCounts: readonly number[];
   itemsRead: number;
   readUnits: number;
-  previous?: Pick<ExpiryReport, 'runId' | 'generatedAt' | 'atRisk' | 'summary'>;
+  previous?: PreviousRun;
 }): ExpiryReport {
   const { now, policy } = input;
   const unique = new Map<string, AtRiskCertificate>();
@@ -229,12 +268,7 @@ export function buildExpiryReport(input: {
   const atRisk = [...unique.values()].sort(
     (a, b) => a.notAfter.localeCompare(b.notAfter) || a.certificateId.localeCompare(b.certificateId),
   );
-  const counts: Record<string, number> = Object.fromEntries(expiryClasses(policy).map((name) => [name, 0]));
-  const byKind: Record<string, number> = { DEVICE: 0, CLAIM: 0, CA: 0 };
-  for (const entry of atRisk) {
-    counts[entry.class] = (counts[entry.class] ?? 0) + 1;
-    byKind[entry.kind] = (byKind[entry.kind] ?? 0) + 1;
-  }
+  const { counts, byKind, byDeviceState } = tally(atRisk, policy);
   const weeks = chartWeeks(policy);
   const rotation = rotationCandidates(atRisk, policy);
   return {
@@ -245,6 +279,7 @@ export function buildExpiryReport(input: {
     summary: {
       counts,
       byKind,
+      byDeviceState,
       atRisk: atRisk.length,
       rotationCandidates: rotation.length,
       itemsRead: input.itemsRead,
@@ -286,13 +321,49 @@ function countsDeltaSince(
   return countsDelta;
 }
 
+function isRotationCandidate(
+  entry: AtRiskCertificate,
+  policy: Pick<ExpiryPolicy, 'rotationWindowDays'>,
+): boolean {
+  if (entry.kind !== 'DEVICE' || !entry.serial || entry.class === 'EXPIRED') return false;
+  if (entry.deviceState !== undefined && NOT_ROTATABLE_STATES.includes(entry.deviceState)) return false;
+  return entry.class === 'TOO_OLD' || entry.daysLeft < policy.rotationWindowDays;
+}
+
+/** The previous run a report is compared with (what `compareReports` reads of it). */
+export interface PreviousRun {
+  runId: string;
+  generatedAt: string;
+  atRisk: readonly AtRiskCertificate[];
+  summary: { counts: Record<string, number> };
+}
+
+/** Counts per class (every class of the policy), per kind and per device state. */
+function tally(
+  atRisk: readonly AtRiskCertificate[],
+  policy: Pick<ExpiryPolicy, 'windowsDays'>,
+): Pick<ExpiryReport['summary'], 'counts' | 'byKind' | 'byDeviceState'> {
+  const counts: Record<string, number> = Object.fromEntries(expiryClasses(policy).map((name) => [name, 0]));
+  const byKind: Record<string, number> = { DEVICE: 0, CLAIM: 0, CA: 0 };
+  const byDeviceState: Record<string, number> = {};
+  for (const entry of atRisk) {
+    counts[entry.class] = (counts[entry.class] ?? 0) + 1;
+    byKind[entry.kind] = (byKind[entry.kind] ?? 0) + 1;
+    if (entry.kind === 'DEVICE') {
+      const state = entry.deviceState ?? 'UNKNOWN';
+      byDeviceState[state] = (byDeviceState[state] ?? 0) + 1;
+    }
+  }
+  return { counts, byKind, byDeviceState };
+}
+
 /** What changed since the previous report (everything is "new" when there is none). */
 export function compareReports(
   atRisk: readonly AtRiskCertificate[],
   counts: Record<string, number>,
   now: number,
   policy: Pick<ExpiryPolicy, 'lookbackDays' | 'maxAgeDays'>,
-  previous?: Pick<ExpiryReport, 'runId' | 'generatedAt' | 'atRisk' | 'summary'>,
+  previous?: PreviousRun,
 ): ReportChange {
   const before = new Map((previous?.atRisk ?? []).map((entry) => [entry.certificateId, entry]));
   const current = new Map(atRisk.map((entry) => [entry.certificateId, entry]));

@@ -41,6 +41,8 @@ export interface StoreDeviceFact {
   thingName?: string;
   certificateId?: string;
   pendingCertificateId?: string;
+  /** Set on devices `fleetgate factory import` bound (when it did). */
+  factoryImportedAt?: string;
 }
 
 /** The device states whose certificates must exist and work in IoT. */
@@ -52,6 +54,7 @@ export const DRIFT_KINDS = [
   'STORE_CERTIFICATE_NOT_ACTIVE',
   'THING_WITHOUT_PRINCIPALS',
   'THING_UNKNOWN_TO_STORE',
+  'FACTORY_NEVER_CONNECTED',
 ] as const;
 /**
  * - `CERTIFICATE_UNKNOWN_TO_STORE`: ACTIVE in IoT, no certificate record in the store.
@@ -60,6 +63,9 @@ export const DRIFT_KINDS = [
  *   (or otherwise unusable) in IoT.
  * - `THING_WITHOUT_PRINCIPALS`: a thing no certificate is attached to.
  * - `THING_UNKNOWN_TO_STORE`: a thing whose name maps to no device record of that thing.
+ * - `FACTORY_NEVER_CONNECTED`: a factory-imported device whose certificate was registered more than
+ *   `FACTORY_NEVER_CONNECTED_DAYS` ago and that never connected with it (still PROVISIONING): the
+ *   "enrolled but never came online" part of a batch.
  */
 export type DriftKind = (typeof DRIFT_KINDS)[number];
 
@@ -96,14 +102,54 @@ function driftKey(kind: DriftKind, id: string): string {
 }
 
 /**
+ * Device states whose certificates are meant to be unusable in IoT: quarantine deactivates a
+ * device's certificates (and never re-activates one), reject revokes them.
+ */
+export const HELD_STATES: readonly string[] = ['QUARANTINED', 'REVOKED'];
+
+/**
+ * Whether an unusable certificate (INACTIVE / REVOKED in IoT) is what the store intends: the
+ * certificate of a device that is QUARANTINED (its certificates INACTIVE, or REVOKED before) or
+ * REVOKED. The certificate record keeps the status it had; the device's state says why.
+ */
+export function isIntendedUnusable(
+  record: Pick<StoreCertificateFact, 'serial'>,
+  iot: IotCertificateStatus,
+  devices: ReadonlyMap<string, Pick<StoreDeviceFact, 'state'>>,
+): boolean {
+  if (!isUnusable(iot) || record.serial === undefined) return false;
+  const state = devices.get(record.serial)?.state;
+  return state !== undefined && HELD_STATES.includes(state);
+}
+
+/**
+ * The serials whose device state decides whether a page's unusable certificates are drift: those of
+ * the certificate records the store holds as ACTIVE that IoT lists as INACTIVE / REVOKED.
+ */
+export function serialsToCheck(
+  page: readonly IotCertificateSummary[],
+  records: ReadonlyMap<string, StoreCertificateFact>,
+): string[] {
+  const serials = new Set<string>();
+  for (const certificate of page) {
+    const record = records.get(certificate.certificateId);
+    if (record?.status === 'ACTIVE' && record.serial !== undefined && isUnusable(certificate.status))
+      serials.add(record.serial);
+  }
+  return [...serials];
+}
+
+/**
  * IoT → store for one ListCertificates page: an ACTIVE certificate without a certificate record is
  * unknown to the store; a certificate record the store holds as ACTIVE whose certificate IoT lists
- * as INACTIVE / REVOKED is stale. Certificates IoT holds inactive and the store does not know are
- * not drift (nothing can connect with them).
+ * as INACTIVE / REVOKED is stale — unless its device is quarantined or revoked (`devices`), which is
+ * why it is unusable. Certificates IoT holds inactive and the store does not know are not drift
+ * (nothing can connect with them).
  */
 export function classifyIotCertificates(
   page: readonly IotCertificateSummary[],
   records: ReadonlyMap<string, StoreCertificateFact>,
+  devices: ReadonlyMap<string, Pick<StoreDeviceFact, 'state'>> = new Map(),
 ): Drift[] {
   const drift: Drift[] = [];
   for (const certificate of page) {
@@ -119,7 +165,11 @@ export function classifyIotCertificates(
       }
       continue;
     }
-    if (record.status === 'ACTIVE' && isUnusable(certificate.status)) {
+    if (
+      record.status === 'ACTIVE' &&
+      isUnusable(certificate.status) &&
+      !isIntendedUnusable(record, certificate.status, devices)
+    ) {
       drift.push({
         key: driftKey('STORE_CERTIFICATE_NOT_ACTIVE', certificate.certificateId),
         kind: 'STORE_CERTIFICATE_NOT_ACTIVE',
@@ -185,6 +235,29 @@ export function classifyReference(
     key: driftKey('STORE_CERTIFICATE_NOT_ACTIVE', reference.certificateId),
     kind: 'STORE_CERTIFICATE_NOT_ACTIVE',
     ...fields,
+  };
+}
+
+/**
+ * A factory-imported device still waiting for its first connection `days` after the import (its
+ * certificate is registered and ACTIVE, the device never used it), or undefined.
+ */
+export function classifyNeverConnected(
+  device: StoreDeviceFact,
+  nowMs: number,
+  days: number,
+): Drift | undefined {
+  if (device.state !== 'PROVISIONING' || device.factoryImportedAt === undefined) return undefined;
+  const importedMs = Date.parse(device.factoryImportedAt);
+  if (Number.isNaN(importedMs) || nowMs - importedMs < days * 86_400_000) return undefined;
+  return {
+    key: driftKey('FACTORY_NEVER_CONNECTED', device.serial),
+    kind: 'FACTORY_NEVER_CONNECTED',
+    serial: device.serial,
+    ...(device.pendingCertificateId !== undefined ? { certificateId: device.pendingCertificateId } : {}),
+    ...(device.thingName !== undefined ? { thingName: device.thingName } : {}),
+    storeState: `PROVISIONING since ${device.factoryImportedAt}`,
+    role: 'pending',
   };
 }
 

@@ -17,17 +17,14 @@ import {
   type ExpiryPolicy,
   type ExpiryReport,
   formatIso,
+  type PreviousRun,
   type RotationCandidate,
   sweepRanges,
+  withDevices,
 } from '../domain/expiry';
-import {
-  type PreviousReport,
-  parsePreviousReport,
-  toReportCsv,
-  toReportHtml,
-  toReportJson,
-} from '../reports/expiry-report-files';
+import { toReportCsv, toReportHtml, toReportJson } from '../reports/expiry-report-files';
 import type { ReportSink } from '../reports/report-sink';
+import type { SweepFacts } from '../store/sweep-facts';
 import type {
   IndexedCertificate,
   SweepCheckpoint,
@@ -46,6 +43,8 @@ export interface RotationRequester {
 
 export interface SweepDeps {
   sweepStore: SweepStore;
+  /** The devices behind the certificates at risk, and the table's previous run (the baseline). */
+  facts: Pick<SweepFacts, 'devices' | 'latest' | 'setLatest'>;
   sink: ReportSink;
   /** Milliseconds this invocation may still run (Lambda: `context.getRemainingTimeInMillis()`). */
   remainingMs: () => number;
@@ -81,6 +80,10 @@ export type SweepOutcome =
 
 /** File names under the destination. */
 export const REPORT_FOLDER = 'expiry-reports';
+/**
+ * A copy of the newest report written to the destination, for people and links. Not the next run's
+ * baseline: several stacks may share a destination; the baseline is the table's own previous run.
+ */
 export const LATEST_REPORT = `${REPORT_FOLDER}/latest.json`;
 
 export function reportNames(runId: string): SweepFiles {
@@ -190,25 +193,18 @@ async function finish(
   policy: ExpiryPolicy,
   deps: SweepDeps,
 ): Promise<SweepOutcome> {
-  const pages = await deps.sweepStore.pages(runId);
-  const chart = Array.from({ length: chartWeeks(policy) }, () => 0);
-  const atRisk: AtRiskCertificate[] = [];
-  let itemsRead = 0;
-  let readUnits = 0;
-  for (const page of pages) {
-    atRisk.push(...page.atRisk);
-    page.chart.forEach((count, week) => {
-      chart[week] = (chart[week] ?? 0) + count;
-    });
-    itemsRead += page.itemsRead;
-    readUnits += page.readUnits;
-  }
-  const previous = await readPrevious(runId, deps.sink);
+  const { atRisk, chart, itemsRead, readUnits } = mergePages(await deps.sweepStore.pages(runId), policy);
+  const serials = atRisk.flatMap((entry) => (entry.kind === 'DEVICE' && entry.serial ? [entry.serial] : []));
+  const devices = await deps.facts.devices(serials);
+  const latest = await deps.facts.latest();
+  // A repeated finish of this run (it crashed after moving the pointer) compares with the run before.
+  const previousRunId = latest?.runId === runId ? latest.previousRunId : latest?.runId;
+  const previous = previousRunId ? await readPrevious(previousRunId, deps.sweepStore) : undefined;
   const report = buildExpiryReport({
     runId,
     now,
     policy,
-    atRisk,
+    atRisk: withDevices(atRisk, devices),
     chartCounts: chart,
     itemsRead,
     readUnits,
@@ -221,8 +217,13 @@ async function finish(
     csv: await deps.sink.put(names.csv, toReportCsv(report), 'text/csv; charset=utf-8'),
     html: await deps.sink.put(names.html, toReportHtml(report), 'text/html; charset=utf-8'),
   };
-  // Last: the next run compares with this one only once all its files exist.
   await deps.sink.put(LATEST_REPORT, json, 'application/json');
+  // Last: the next run of this table compares with this one only once all its files exist.
+  await deps.facts.setLatest({
+    runId,
+    ...(previousRunId ? { previousRunId } : {}),
+    at: formatIso(deps.clock()),
+  });
   const change = {
     newAtRisk: report.change.newAtRisk.length,
     resolved: report.change.resolved.length,
@@ -248,18 +249,37 @@ async function finish(
   };
 }
 
+/** What every committed page of a run found, together. */
+function mergePages(
+  pages: readonly SweepPage[],
+  policy: ExpiryPolicy,
+): { atRisk: AtRiskCertificate[]; chart: number[]; itemsRead: number; readUnits: number } {
+  const chart = Array.from({ length: chartWeeks(policy) }, () => 0);
+  const atRisk: AtRiskCertificate[] = [];
+  let itemsRead = 0;
+  let readUnits = 0;
+  for (const page of pages) {
+    atRisk.push(...page.atRisk);
+    page.chart.forEach((count, week) => {
+      chart[week] = (chart[week] ?? 0) + count;
+    });
+    itemsRead += page.itemsRead;
+    readUnits += page.readUnits;
+  }
+  return { atRisk, chart, itemsRead, readUnits };
+}
+
 /**
- * The report this run compares with: `latest.json`, unless that is this very run (a finish that
- * is being repeated), in which case the one it compared with.
+ * The previous run of the same table, from its checkpoint and committed pages (kept 30 days):
+ * undefined when they are gone or the run never completed.
  */
-async function readPrevious(runId: string, sink: ReportSink): Promise<PreviousReport | undefined> {
-  const latestText = await sink.get(LATEST_REPORT);
-  if (!latestText) return undefined;
-  const latest = parsePreviousReport(latestText);
-  if (latest.runId !== runId) return latest;
-  if (!latest.previousRunId) return undefined;
-  const text = await sink.get(reportNames(latest.previousRunId).json);
-  return text ? parsePreviousReport(text) : undefined;
+async function readPrevious(runId: string, sweepStore: SweepStore): Promise<PreviousRun | undefined> {
+  const checkpoint = await sweepStore.getCheckpoint(runId);
+  const counts = (checkpoint?.result as { summary?: { counts?: Record<string, number> } } | undefined)
+    ?.summary?.counts;
+  if (checkpoint?.status !== 'COMPLETE' || !counts) return undefined;
+  const { atRisk } = mergePages(await sweepStore.pages(runId), checkpoint.policy);
+  return { runId, generatedAt: formatIso(Date.parse(checkpoint.now)), atRisk, summary: { counts } };
 }
 
 /** What an invocation read since its last commit. */
@@ -330,6 +350,7 @@ function completedEarlier(checkpoint: SweepCheckpoint): SweepOutcome {
     summary: result.summary ?? {
       counts: {},
       byKind: {},
+      byDeviceState: {},
       atRisk: 0,
       rotationCandidates: 0,
       itemsRead: checkpoint.itemsRead,

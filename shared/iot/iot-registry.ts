@@ -23,6 +23,8 @@ import {
   type IoTClientConfig,
   ListPrincipalThingsCommand,
   ListThingPrincipalsCommand,
+  RegisterCertificateCommand,
+  RegisterCertificateWithoutCACommand,
   UpdateCertificateCommand,
   UpdateThingCommand,
 } from '@aws-sdk/client-iot';
@@ -207,6 +209,56 @@ export class IotRegistry {
       };
     } catch (error) {
       throw mapped('CreateCertificateFromCsr', error);
+    }
+  }
+
+  /**
+   * Registers a certificate issued outside AWS IoT (factory import) with the given status:
+   * `RegisterCertificate` with the CA that signed it, or `RegisterCertificateWithoutCA` (multi-account
+   * registration, SNI_ONLY) without one. A certificate IoT already has is success: the certificate id
+   * is the SHA-256 of its DER, so it is this very certificate; the answer says which it was.
+   */
+  async registerCertificate(input: {
+    certificatePem: string;
+    caCertificatePem?: string;
+    status: 'INACTIVE' | 'ACTIVE';
+  }): Promise<{ certificateArn: string; certificateId: string; created: boolean }> {
+    const operation = input.caCertificatePem ? 'RegisterCertificate' : 'RegisterCertificateWithoutCA';
+    try {
+      const out = input.caCertificatePem
+        ? await this.client.send(
+            new RegisterCertificateCommand({
+              certificatePem: input.certificatePem,
+              caCertificatePem: input.caCertificatePem,
+              status: input.status,
+            }),
+          )
+        : await this.client.send(
+            new RegisterCertificateWithoutCACommand({
+              certificatePem: input.certificatePem,
+              status: input.status,
+            }),
+          );
+      if (!out.certificateArn || !out.certificateId) {
+        throw new PermanentError(`${operation} returned an incomplete answer`);
+      }
+      return {
+        certificateArn: out.certificateArn,
+        certificateId: out.certificateId.toLowerCase(),
+        created: true,
+      };
+    } catch (error) {
+      if (awsName(error) === 'ResourceAlreadyExistsException') {
+        const existing = error as { resourceId?: string; resourceArn?: string };
+        if (existing.resourceArn && existing.resourceId) {
+          return {
+            certificateArn: existing.resourceArn,
+            certificateId: existing.resourceId.toLowerCase(),
+            created: false,
+          };
+        }
+      }
+      throw mapped(operation, error);
     }
   }
 

@@ -77,6 +77,21 @@ export type DecisionResult =
       alreadyDone: boolean;
     };
 
+/** What is in quarantine, in the units `fleetgate quarantine list` lists: devices, and certificates of no known device. */
+export interface QuarantineCounts {
+  devices: number;
+  certificates: number;
+}
+
+/**
+ * The listing's counts: what `quarantine list` prints, and what `simulate` and the demo print as
+ * "in quarantine" (a device quarantined with evidence from its clone is one device, however many
+ * actors were caught).
+ */
+export function quarantineCounts(listing: QuarantineListing): QuarantineCounts {
+  return { devices: listing.devices.length, certificates: listing.certificates.length };
+}
+
 /** Quarantined devices (StateIndex) and quarantined certificates of unknown devices, by reason. */
 export async function listQuarantine(
   deps: Pick<OperatorDeps, 'store' | 'quarantineStore'>,
@@ -141,14 +156,19 @@ export async function releaseQuarantine(deps: OperatorDeps, decision: Decision):
   if (device.state !== 'QUARANTINED') return notQuarantined(device, 'RELEASE');
   const thingName = device.quarantine?.thingName ?? device.thingName;
   if (thingName) await deps.iot.removeFromGroup(thingName, deps.quarantineGroupName);
+  // A rotation the quarantine interrupted is abandoned: its pending certificate stays INACTIVE.
+  const abandoned = device.previousState === 'ROTATING' ? device.pendingCertificateId : undefined;
   const certificates: StatusOutcome[] = [];
   for (const certificateId of device.quarantine?.certificateIds ?? []) {
+    if (certificateId === abandoned) continue;
     const outcome = await deps.iot.setStatus(certificateId, 'ACTIVE');
     certificates.push(outcome);
     if (outcome.result !== 'missing')
       await deps.store.updateCertificateStatus(certificateId, 'ACTIVE', decision.now);
   }
-  return applyDecision(deps, device, 'RELEASE', decision, certificates, thingName);
+  return applyDecision(deps, device, 'RELEASE', decision, certificates, thingName, {
+    ...(abandoned ? { abandonedCertificateId: abandoned } : {}),
+  });
 }
 
 /**
@@ -178,13 +198,16 @@ async function applyDecision(
   decision: Decision,
   certificates: StatusOutcome[],
   thingName: string | undefined,
+  options: { abandonedCertificateId?: string } = {},
 ): Promise<DecisionResult> {
+  const rotationAbandoned = event === 'RELEASE' && device.previousState === 'ROTATING';
   const outcome = await deps.store.transition({
     serial: device.serial,
     event,
     device,
     transitionKey: `${event.toLowerCase()}:${decision.newId()}`,
     now: decision.now,
+    ...(rotationAbandoned ? { remove: ['pendingCertificateId', 'rotationDeadline'] as const } : {}),
     history: {
       id: decision.newId(),
       actor: decision.actor,
@@ -192,6 +215,9 @@ async function applyDecision(
       detail: {
         quarantineReason: device.quarantine?.reason,
         quarantinedAt: device.quarantine?.at,
+        ...(options.abandonedCertificateId
+          ? { rotationAbandoned: { pendingCertificateId: options.abandonedCertificateId } }
+          : {}),
         certificates: certificates.map((c) => ({ certificateId: c.certificateId, result: c.result })),
       },
     },

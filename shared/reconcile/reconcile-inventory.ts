@@ -34,6 +34,11 @@ export interface ReconcileSummary {
   drift: number;
   certificatesListed: number;
   certificatesByStatus: Record<string, number>;
+  /**
+   * Certificates the store holds as ACTIVE that IoT has INACTIVE / REVOKED because their device is
+   * quarantined or revoked: intended, not drift.
+   */
+  heldByQuarantine: number;
   devicesRead: number;
   referencesChecked: number;
   thingsListed: number;
@@ -204,6 +209,7 @@ export function summarize(
     drift: drift.length,
     certificatesListed,
     certificatesByStatus: prefixed('status.'),
+    heldByQuarantine: totals.heldByQuarantine ?? 0,
     devicesRead: totals.devicesRead ?? 0,
     referencesChecked: totals.referencesChecked ?? 0,
     thingsListed: totals.thingsListed ?? 0,

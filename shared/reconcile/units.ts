@@ -6,13 +6,16 @@ import {
   type CertificateReference,
   certificateReferences,
   classifyIotCertificates,
+  classifyNeverConnected,
   classifyReference,
   classifyThing,
   type Drift,
   type IotCertificateState,
+  isIntendedUnusable,
   needsConfirmation,
   RECONCILED_STATES,
   serialOfThing,
+  serialsToCheck,
 } from '../domain/reconciliation';
 import type { InventoryCallStats, IotInventory } from '../iot/iot-inventory';
 import type { ReportSink } from '../reports/report-sink';
@@ -35,6 +38,8 @@ export interface ReconcileDeps {
   thingNamePrefix: string;
   /** Epoch milliseconds. */
   clock: () => number;
+  /** Factory-imported devices not connected this many days after the import are reported (default 30). */
+  neverConnectedDays?: number;
 }
 
 export interface UnitResult {
@@ -71,17 +76,24 @@ async function certificatesUnit(checkpoint: ReconcileCheckpoint, deps: Reconcile
     checkpoint,
     page.items.filter((certificate) => records.has(certificate.certificateId)),
   );
+  // Only a page with ACTIVE records of unusable certificates reads devices: is it a quarantine?
+  const serials = serialsToCheck(page.items, records);
+  const devices = serials.length > 0 ? await deps.reconcileStore.devices(serials) : new Map();
   const totals: Record<string, number> = {
     certificatesListed: page.items.length,
     storeRecordsFound: records.size,
   };
-  for (const certificate of page.items)
+  for (const certificate of page.items) {
     totals[`status.${certificate.status}`] = (totals[`status.${certificate.status}`] ?? 0) + 1;
+    const record = records.get(certificate.certificateId);
+    if (record?.status === 'ACTIVE' && isIntendedUnusable(record, certificate.status, devices))
+      totals.heldByQuarantine = (totals.heldByQuarantine ?? 0) + 1;
+  }
   return {
     next: page.next
       ? { ...checkpoint, cursor: page.next }
       : { ...withoutCursor(checkpoint), phase: 'DEVICES', stateIndex: 0 },
-    drift: classifyIotCertificates(page.items, records),
+    drift: classifyIotCertificates(page.items, records, devices),
     totals,
   };
 }
@@ -109,6 +121,10 @@ async function devicesUnit(checkpoint: ReconcileCheckpoint, deps: ReconcileDeps)
       described += 1;
     }
     const finding = state === undefined ? undefined : classifyReference(reference, state);
+    if (finding) drift.push(finding);
+  }
+  for (const device of page.items) {
+    const finding = classifyNeverConnected(device, Date.parse(checkpoint.now), deps.neverConnectedDays ?? 30);
     if (finding) drift.push(finding);
   }
   const next: ReconcileCheckpoint = page.cursor

@@ -5,12 +5,13 @@
  */
 import { z } from 'zod';
 import { AtRiskCertificateSchema } from '../../schemas/expiry-sweep';
-import type { AtRiskCertificate, ExpiryReport } from '../domain/expiry';
+import { type AtRiskCertificate, type ExpiryReport, NOT_ROTATABLE_STATES } from '../domain/expiry';
 
 export const CSV_COLUMNS = [
   'class',
   'serial',
   'thingName',
+  'deviceState',
   'certificateId',
   'kind',
   'status',
@@ -157,6 +158,8 @@ export function toReportHtml(report: ExpiryReport): string {
   td.num { text-align: right; font-variant-numeric: tabular-nums; }
   td.id { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
   .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; color: #fff; font-size: 12px; font-weight: 600; }
+  .state { display: inline-block; padding: 1px 8px; border-radius: 4px; font-size: 12px; font-weight: 600; background: #f2f4f7; color: var(--muted); }
+  .state.held { background: #fef3f2; color: #b42318; }
 </style>
 </head>
 <body>
@@ -167,7 +170,7 @@ ${cards}
 <div class="card" data-class="ROTATION" style="border-top-color:#1570ef">
   <div class="label">Rotation candidates</div>
   <div class="count" data-count="ROTATION">${report.summary.rotationCandidates}</div>
-  <div class="delta">devices within ${report.policy.rotationWindowDays} d or too old</div>
+  <div class="delta">devices within ${report.policy.rotationWindowDays} d or too old${heldNote(report)}</div>
 </div>
 </div>
 <h2>Expiries per week, next ${report.policy.chartDays} days</h2>
@@ -183,9 +186,9 @@ ${cards}
 <h2>Certificates at risk (${report.atRisk.length})</h2>
 ${more}
 <table>
-<thead><tr><th>Serial</th><th>Thing name</th><th>Certificate id</th><th>Kind</th><th>notAfter</th><th>Days left</th><th>Class</th></tr></thead>
+<thead><tr><th>Serial</th><th>Thing name</th><th>Device state</th><th>Certificate id</th><th>Kind</th><th>notAfter</th><th>Days left</th><th>Class</th></tr></thead>
 <tbody>
-${rows || '<tr><td colspan="7">Nothing at risk.</td></tr>'}
+${rows || '<tr><td colspan="8">Nothing at risk.</td></tr>'}
 </tbody>
 </table>
 </body>
@@ -193,10 +196,29 @@ ${rows || '<tr><td colspan="7">Nothing at risk.</td></tr>'}
 `;
 }
 
+/** How many at-risk device certificates belong to devices that are not asked to rotate. */
+function heldNote(report: ExpiryReport): string {
+  const held = NOT_ROTATABLE_STATES.reduce(
+    (sum, state) => sum + (report.summary.byDeviceState?.[state] ?? 0),
+    0,
+  );
+  return held > 0 ? `; ${held} on quarantined, revoked or decommissioned devices not asked` : '';
+}
+
 function tableRow(entry: AtRiskCertificate, windows: readonly number[]): string {
   const id = entry.certificateId;
   const shortId = id.length > 16 ? `${id.slice(0, 12)}…${id.slice(-4)}` : id;
-  return `<tr data-class="${esc(entry.class)}"><td>${esc(entry.serial ?? '—')}</td><td>${esc(entry.thingName ?? '—')}</td><td class="id" title="${esc(id)}">${esc(shortId)}</td><td>${esc(entry.kind)}</td><td title="${esc(entry.notAfter)}">${esc(shortTime(entry.notAfter))}</td><td class="num">${entry.daysLeft}</td><td><span class="badge" style="background:${classColour(entry.class, windows)}">${esc(classLabel(entry.class))}</span></td></tr>`;
+  return `<tr data-class="${esc(entry.class)}"><td>${esc(entry.serial ?? '—')}</td><td>${esc(entry.thingName ?? '—')}</td>${deviceStateCell(entry.deviceState)}<td class="id" title="${esc(id)}">${esc(shortId)}</td><td>${esc(entry.kind)}</td><td title="${esc(entry.notAfter)}">${esc(shortTime(entry.notAfter))}</td><td class="num">${entry.daysLeft}</td><td><span class="badge" style="background:${classColour(entry.class, windows)}">${esc(classLabel(entry.class))}</span></td></tr>`;
+}
+
+/**
+ * The device's state; quarantined, revoked and decommissioned devices are marked (they are listed
+ * but not asked to rotate).
+ */
+function deviceStateCell(state: string | undefined): string {
+  if (state === undefined) return '<td data-device-state="">—</td>';
+  const held = NOT_ROTATABLE_STATES.includes(state) ? ' held' : '';
+  return `<td data-device-state="${esc(state)}"><span class="state${held}">${esc(state)}</span></td>`;
 }
 
 /** A bar chart of live certificates expiring per week, drawn as inline SVG. */

@@ -98,6 +98,11 @@ export const keys = {
     SK: `PAGE#${String(seq).padStart(8, '0')}`,
   }),
   sweepPagePrefix: 'PAGE#',
+  /**
+   * The table's newest completed sweep (the next run's baseline). `SWEEP#` with an empty run id: no
+   * run id is empty, so it never collides with a run's own items.
+   */
+  sweepLatest: (): Key => ({ PK: 'SWEEP#', SK: 'LATEST' }),
   reconcileCheckpoint: (runId: string): Key => ({ PK: `RECONCILE#${runId}`, SK: 'CHECKPOINT' }),
   reconcilePage: (runId: string, seq: number): Key => ({
     PK: `RECONCILE#${runId}`,

@@ -23,6 +23,8 @@ export interface DeviceRecord {
   /** Set while QUARANTINED: where RELEASE goes back to. */
   previousState?: DeviceState;
   quarantine?: QuarantineInfo;
+  /** When `fleetgate factory import` bound the device's factory-issued certificate. */
+  factoryImportedAt?: string;
   /** Key of the last transition applied; a repeat of the same key is "already done". */
   lastTransitionKey?: string;
   createdAt: string;
@@ -61,6 +63,8 @@ export const CERTIFICATE_SOURCES = [
   'JITP',
   'ROTATION',
   'IMPORT',
+  /** Factory-issued, registered by `fleetgate factory import`. */
+  'FACTORY',
   'CLAIM',
   'CA',
 ] as const;

@@ -3,12 +3,14 @@
  * claim certificate, fleet provisioning by claim (JSON and CBOR), connect, rotate; the contract's
  * exit codes for a hook denial (1) and a usage error (2).
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fleetgate } from '../support/cli';
+import { FLEETGATE_BIN, fleetgate } from '../support/cli';
 
 let dir: string;
 let env: Record<string, string>;
@@ -68,6 +70,69 @@ describe('fleetgate device', () => {
     });
     for (const file of [privateKeyFile, caFile, join(dir, 'devices', 'dev1', 'private.key')])
       expect(existsSync(file)).toBe(true);
+  });
+
+  it('connect in one terminal, rotate three times in another: one shared session, never quarantined', async () => {
+    // Prepare: dev2 (provisioned above) holds its connection, as `device connect dev2` in a terminal.
+    const session = spawn(process.execPath, [FLEETGATE_BIN, 'device', 'connect', 'dev2'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let printed = '';
+    session.stdout.on('data', (chunk: Buffer) => {
+      printed += chunk.toString();
+    });
+    session.stderr.on('data', (chunk: Buffer) => {
+      printed += chunk.toString();
+    });
+    const closed = new Promise<number | null>((resolve) => session.on('close', resolve));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!printed.includes('subscribed to') && Date.now() < deadline) await sleep(100);
+      expect(printed).toContain('connected as SN-E2E-02');
+      // Act: three rotations from "another terminal".
+      for (let round = 1; round <= 3; round += 1) {
+        const rotated = await fleetgate(['device', 'rotate', 'dev2', '--json'], env);
+        expect(rotated.code, `round ${round}: ${rotated.stderr}`).toBe(0);
+        expect(rotated.json()).toMatchObject({ viaSession: true });
+      }
+      // Assess: the session is still there, with the newest certificate; no takeover, no quarantine.
+      const device = await fleetgate(['devices', 'get', 'SN-E2E-02', '--json'], env);
+      const record = device.json<{ device: { state: string; certificateId: string } }>().device;
+      expect(record.state).toBe('ACTIVE');
+      expect(printed.match(/reconnected with the new certificate/g)).toHaveLength(3);
+      expect(printed).toContain(`reconnected with the new certificate ${record.certificateId.slice(0, 12)}`);
+      const history = await fleetgate(['devices', 'history', 'SN-E2E-02', '--json'], env);
+      const events = history
+        .json<{ history: Array<{ event: string }> }>()
+        .history.map((entry) => entry.event);
+      expect(events).not.toContain('QUARANTINE');
+      expect(events.filter((event) => event === 'COMMIT_ROTATION')).toHaveLength(3);
+    } finally {
+      session.kill('SIGINT');
+    }
+    expect(await closed).toBe(0);
+  });
+
+  it('rotate says when the device was quarantined; after release it rotates again', async () => {
+    const added = await fleetgate(['quarantine', 'add', 'SN-E2E-02', '--reason', 'STOLEN', '--json'], env);
+    expect(added.code, added.stderr).toBe(0);
+    const refused = await fleetgate(['device', 'rotate', 'dev2', '--timeout', '10', '--json'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/SN-E2E-02 was quarantined at \S+ \(STOLEN, by operator\)/);
+    expect(refused.stderr).toContain('fleetgate quarantine release SN-E2E-02');
+    expect(refused.json()).toMatchObject({
+      result: { quarantined: { serial: 'SN-E2E-02', reason: 'STOLEN' } },
+    });
+    const released = await fleetgate(
+      ['quarantine', 'release', 'SN-E2E-02', '--reason', 'found it', '--json'],
+      env,
+    );
+    expect(released.code, released.stderr).toBe(0);
+    const again = await fleetgate(['device', 'rotate', 'dev2', '--json'], env);
+    expect(again.code, again.stderr).toBe(0);
+    const device = await fleetgate(['devices', 'get', 'SN-E2E-02', '--json'], env);
+    expect(device.json()).toMatchObject({ device: { state: 'ACTIVE' } });
   });
 
   it('exits 1 with the rejection when the hook denies the serial, 2 on a usage error', async () => {

@@ -3,11 +3,12 @@
  * hook event: denied while the serial is unknown, allowed (with the same overrides on every retry)
  * once the allowlist names it.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fleetgate } from '../support/cli';
+import { FLEETGATE_BIN, fleetgate } from '../support/cli';
 import { PROJECT_ROOT } from '../support/serverless-copy';
 
 interface HookEvent {
@@ -17,6 +18,8 @@ interface HookEvent {
 interface InvokeResult {
   function: string;
   result: { allowProvisioning: boolean; parameterOverrides?: Record<string, string> };
+  decision?: { allowProvisioning: boolean; reason?: string; detail?: string };
+  logs: unknown[];
 }
 
 const EVENT = join(PROJECT_ROOT, 'events', 'hook', 'allowed.json');
@@ -41,6 +44,15 @@ describe('fleetgate invoke preProvisionHook', () => {
     const denied = await fleetgate(['invoke', 'preProvisionHook', '--event', EVENT, '--json'], env);
     expect(denied.code, denied.stderr).toBe(0);
     expect(denied.json<InvokeResult>().result).toEqual({ allowProvisioning: false });
+    // The answer to IoT carries no reason; the invocation's log does, and invoke shows it.
+    expect(denied.json<InvokeResult>().decision).toEqual({
+      allowProvisioning: false,
+      reason: 'SERIAL_NOT_ALLOWLISTED',
+      detail: 'serial is not on the allowlist',
+    });
+    const human = await fleetgate(['invoke', 'preProvisionHook', '--event', EVENT], env);
+    expect(human.stdout).toContain('denied: SERIAL_NOT_ALLOWLISTED — serial is not on the allowlist');
+    expect(`${human.stdout}${human.stderr}${denied.stdout}`).not.toMatch(/BEGIN CERTIFICATE/);
 
     const csv = join(dir, 'allowlist.csv');
     await writeFile(
@@ -65,5 +77,79 @@ describe('fleetgate invoke preProvisionHook', () => {
 
     const device = await fleetgate(['devices', 'get', serial, '--json'], env);
     expect(device.json()).toMatchObject({ device: { serial, state: 'PROVISIONING' } });
+  });
+
+  it('shows the reason of a denial whose input is malformed, never the PEM', async () => {
+    const csr = join(PROJECT_ROOT, 'events', 'hook', 'csr-instead-of-certificate.json');
+    const result = await fleetgate(['invoke', 'preProvisionHook', '--event', csr, '--json'], env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json<InvokeResult>().decision).toMatchObject({
+      allowProvisioning: false,
+      reason: 'INVALID_CERTIFICATE',
+      detail: expect.stringContaining('certificatePem'),
+    });
+    expect(result.stdout).not.toMatch(/-----BEGIN/);
+  });
+});
+
+describe('fleetgate logs', () => {
+  it("prints a function's lines from the stack log, with the reason fields", async () => {
+    const lines = await fleetgate(['logs', '--function', 'preProvisionHook', '--json'], env);
+    expect(lines.code, lines.stderr).toBe(0);
+    const document = lines.json<{ file: string; lines: Array<Record<string, unknown>> }>();
+    expect(document.file).toBe(join(dir, 'stack.log'));
+    expect(document.lines).toContainEqual(
+      expect.objectContaining({ message: 'provisioning denied', reason: 'SERIAL_NOT_ALLOWLISTED' }),
+    );
+    expect(document.lines.every((line) => line.function === 'preProvisionHook')).toBe(true);
+    // Metric lines only when asked.
+    expect(document.lines.some((line) => '_aws' in line)).toBe(false);
+    expect(JSON.stringify(document)).not.toMatch(/-----BEGIN/);
+    const human = await fleetgate(['logs', '--function', 'preProvisionHook'], env);
+    expect(human.stdout).toMatch(
+      /WARN\s+preProvisionHook {2}provisioning denied .*reason=SERIAL_NOT_ALLOWLISTED/,
+    );
+  });
+
+  it('refuses an unknown function and --follow with --json (exit 2)', async () => {
+    const unknown = await fleetgate(['logs', '--function', 'noSuchFunction', '--json'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no function "noSuchFunction"');
+    const both = await fleetgate(['logs', '--follow', '--json'], env);
+    expect(both.code).toBe(2);
+  });
+
+  it('--follow prints new lines as functions write them, until Ctrl-C', async () => {
+    const child = spawn(
+      process.execPath,
+      [FLEETGATE_BIN, 'logs', '--follow', '--function', 'preProvisionHook'],
+      {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!stderr.includes('following') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      const before = stdout.length;
+      const missing = join(PROJECT_ROOT, 'events', 'hook', 'missing-serial.json');
+      expect((await fleetgate(['invoke', 'preProvisionHook', '--event', missing], env)).code).toBe(0);
+      while (!stdout.slice(before).includes('reason=INVALID_EVENT') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(stdout.slice(before)).toContain('reason=INVALID_EVENT');
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await closed).toBe(0);
   });
 });

@@ -45,6 +45,7 @@ describe('fleetgate reconcile', () => {
       STORE_CERTIFICATE_NOT_ACTIVE: 1,
       THING_WITHOUT_PRINCIPALS: 1,
       THING_UNKNOWN_TO_STORE: 1,
+      FACTORY_NEVER_CONNECTED: 0,
     });
     expect(summary.summary.certificatesListed).toBe(fleet.consistent + 6);
     const report = JSON.parse(await readFile(summary.files.json, 'utf8')) as {

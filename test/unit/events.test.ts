@@ -68,8 +68,6 @@ const BAD = new Set([
   'hook/missing-serial.json',
   'jitr/certificate-registered-malformed.json',
 ]);
-/** Events no fleetgate function consumes (no topic rule routes them). */
-const UNCONSUMED = /^iot\/thing-group-membership-/;
 
 const samples = readdirSync(EVENTS, { recursive: true, encoding: 'utf8' })
   .filter((name) => name.endsWith('.json'))
@@ -77,14 +75,11 @@ const samples = readdirSync(EVENTS, { recursive: true, encoding: 'utf8' })
   .sort();
 
 describe('events/', () => {
-  it.each(samples.filter((name) => !UNCONSUMED.test(name)))(
-    '%s is parsed by the schema production uses',
-    (name) => {
-      const parse = parsers.find(([pattern]) => pattern.test(name))?.[1];
-      expect(parse, `no production schema for events/${name}`).toBeDefined();
-      expect(parse?.(name)).toBe(!BAD.has(name));
-    },
-  );
+  it.each(samples)('%s is parsed by the schema production uses', (name) => {
+    const parse = parsers.find(([pattern]) => pattern.test(name))?.[1];
+    expect(parse, `no production schema for events/${name}`).toBeDefined();
+    expect(parse?.(name)).toBe(!BAD.has(name));
+  });
 
   it('the SQS samples are Lambda SQS events (Powertools SqsSchema)', () => {
     for (const name of samples.filter(
@@ -108,9 +103,9 @@ describe('events/', () => {
       ...readRecordedEvents(join(EVENTS, 'iot')),
       ...readRecordedEvents(join(EVENTS, 'rotation')),
     ];
-    const unrouted = events
-      .filter((event) => !event.topic.startsWith('$aws/events/thingGroupMembership'))
-      .filter((event) => !model.rules.some((rule) => topicMatches(rule.statement.topicFilter, event.topic)));
+    const unrouted = events.filter(
+      (event) => !model.rules.some((rule) => topicMatches(rule.statement.topicFilter, event.topic)),
+    );
     expect(unrouted).toEqual([]);
   });
 

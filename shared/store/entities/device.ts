@@ -39,6 +39,7 @@ const deviceSchema: z.ZodType<DeviceRecord> = z.looseObject({
   rotationDeadline: z.string().optional(),
   previousState: state.optional(),
   quarantine: quarantineInfoSchema.optional(),
+  factoryImportedAt: z.string().optional(),
   lastTransitionKey: z.string().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),

@@ -135,6 +135,32 @@ export const SWEEP_RUN: RunKind<SweepCheckpoint, SweepPage> = {
   }),
 };
 
+/**
+ * The table's newest completed sweep (`SWEEP#` / `LATEST`): the next run's "since previous"
+ * baseline. It lives in the table the run read, so a report is only ever compared with an earlier
+ * run of the same table (the same stack and stage).
+ */
+export interface LatestSweep {
+  runId: string;
+  /** The run that one was compared with (a repeated finish compares with it again). */
+  previousRunId?: string;
+  at: string;
+}
+
+const latestSweepSchema: z.ZodType<LatestSweep> = z.looseObject({
+  runId: z.string(),
+  previousRunId: z.string().optional(),
+  at: z.string(),
+});
+
+export function latestSweepItem(latest: LatestSweep): Item {
+  return { ...keys.sweepLatest(), ...stripUndefined(latest) };
+}
+
+export function latestSweepFromItem(item: Item): LatestSweep {
+  return fromItem(latestSweepSchema, 'sweep latest pointer', item);
+}
+
 // ---- reconciliation ----------------------------------------------------------------------------
 
 export const RECONCILE_PHASES = ['CERTIFICATES', 'DEVICES', 'THINGS', 'REPORT'] as const;

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { progressText } from '../../../cli/commands/allowlist';
 import { AllowlistFileError, importAllowlistCsv } from '../../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../../shared/allowlist/rows';
 import { createTestTable, type TestTable } from '../../support/dynamo';
@@ -203,5 +205,31 @@ describe('importAllowlistCsv', () => {
     expect(summary.rejected).toEqual([{ line: 3, reason: 'row: longer than 65536 bytes (1048585 bytes)' }]);
     expect(summary.imported).toBe(2);
     expect(await table.store.getDevice('BIG-0003')).toMatchObject({ state: 'ALLOWLISTED' });
+  });
+});
+
+describe('import progress', () => {
+  it('reports where each written chunk ends, rising from the first chunk to the last row', async () => {
+    const rows = Array.from({ length: 2000 }, (_, i) => `PRG-${String(i).padStart(5, '0')},gateway,B1,`);
+    const csv = ['serial,productLine,batch,allowedClaim', ...rows].join('\n');
+    const progress: number[] = [];
+    const summary = await importAllowlistCsv(Readable.from([Buffer.from(csv)]), {
+      store: table.store,
+      serialPattern: new RegExp(DEFAULT_SERIAL_PATTERN, 'u'),
+      now: '2026-11-24T12:00:00.000Z',
+      actor: 'test',
+      newId: () => `progress-${randomUUID()}`,
+      onProgress: ({ rows: done }) => progress.push(done),
+    });
+    expect(summary).toMatchObject({ rows: 2000, imported: 2000 });
+    // The whole file is read at once; progress still counts what is written, chunk by chunk.
+    // At most the chunks in flight at once (4 × 100 rows) before the first report, never the whole file.
+    expect(progress[0]).toBeLessThanOrEqual(400);
+    expect(progress.length).toBeGreaterThanOrEqual(5);
+    for (const [index, done] of progress.entries())
+      if (index > 0) expect(done).toBeGreaterThan(progress[index - 1] ?? 0);
+    expect(progress.at(-1)).toBe(2000);
+    expect(progressText(progress[0] ?? 0, 2000)).toMatch(/^\[#{0,5}-+\] \d+\/2000 rows \(\d%\)$/);
+    expect(progressText(2000, 2000)).toBe(`[${'#'.repeat(24)}] 2000/2000 rows (100%)`);
   });
 });

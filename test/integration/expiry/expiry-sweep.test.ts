@@ -10,7 +10,8 @@ import { createHandler, SweepIncompleteError } from '../../../functions/expiry-s
 import { DAY_MS, type ExpiryPolicy, formatIso } from '../../../shared/domain/expiry';
 import { runExpirySweep, type SweepDeps } from '../../../shared/expiry/expiry-sweep';
 import { createReportSink } from '../../../shared/reports/report-sink';
-import type { CertificateRecord } from '../../../shared/store/records';
+import type { CertificateRecord, DeviceRecord } from '../../../shared/store/records';
+import { SweepFacts } from '../../../shared/store/sweep-facts';
 import { SweepStore } from '../../../shared/store/sweep-store';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 
@@ -30,6 +31,7 @@ const at = (offsetMs: number) => formatIso(NOW + offsetMs);
 
 let table: TestTable;
 let sweepStore: SweepStore;
+let facts: SweepFacts;
 let dir: string;
 
 function certificate(
@@ -109,6 +111,7 @@ const EXPECTED = Object.fromEntries(SEEDED.flatMap(([c, cls]) => (cls ? [[c.cert
 beforeAll(async () => {
   table = await createTestTable('sweep');
   sweepStore = new SweepStore(table.store);
+  facts = new SweepFacts(table.store);
   dir = await mkdtemp(join(tmpdir(), 'fleetgate-sweep-'));
   for (const [record] of SEEDED) expect(await table.store.putCertificateIfAbsent(record)).toBe(true);
 });
@@ -120,6 +123,7 @@ afterAll(async () => {
 function deps(sinkDir: string, overrides: Partial<SweepDeps> = {}): SweepDeps {
   return {
     sweepStore,
+    facts,
     sink: createReportSink(`file://${join(dir, sinkDir)}`),
     remainingMs: () => Number.POSITIVE_INFINITY,
     safetyMarginMs: 0,
@@ -242,6 +246,7 @@ describe('expirySweep handler', () => {
     const handler = createHandler({
       policy: SHORT,
       sweepStore,
+      facts,
       sink: createReportSink(`file://${join(dir, 'handler')}`),
       logger: new Logger({ logLevel: 'SILENT' }),
       metrics: new Metrics({ namespace: 'test' }),
@@ -267,5 +272,87 @@ describe('expirySweep handler', () => {
       alreadyComplete: false,
     });
     await expect(handler({ runId: 'bad id!' }, context)).rejects.toMatchObject({ code: 'VALIDATION' });
+  });
+});
+
+describe('report rows carry the device state; the baseline is the same table', () => {
+  let a: TestTable;
+  let b: TestTable;
+  const shared = () => join(dir, 'shared-destination');
+  const on = (t: TestTable, overrides: Partial<SweepDeps> = {}): SweepDeps => ({
+    ...deps('unused'),
+    sweepStore: new SweepStore(t.store),
+    facts: new SweepFacts(t.store),
+    sink: createReportSink(`file://${shared()}`),
+    ...overrides,
+  });
+  const device = (serial: string, state: DeviceRecord['state'], thingName?: string): DeviceRecord => ({
+    serial,
+    state,
+    version: 1,
+    attributes: {},
+    ...(thingName ? { thingName } : {}),
+    createdAt: NOW_ISO,
+    updatedAt: NOW_ISO,
+  });
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([createTestTable('sweep-state-a'), createTestTable('sweep-state-b')]);
+    const history = { id: 'h1', actor: 'test' };
+    expect(await a.store.createDevice(device('SN-HELD', 'QUARANTINED', 'fg-SN-HELD'), history)).toBe(true);
+    expect(await a.store.createDevice(device('SN-LIVE', 'ACTIVE', 'fg-SN-LIVE'), history)).toBe(true);
+    // A JITR certificate recorded without a thing name: the report takes the device's.
+    await a.store.putCertificateIfAbsent(
+      certificate('held', 3 * DAY_MS, { serial: 'SN-HELD', thingName: undefined, source: 'JITR' }),
+    );
+    await a.store.putCertificateIfAbsent(certificate('live', 3 * DAY_MS, { serial: 'SN-LIVE' }));
+    await b.store.putCertificateIfAbsent(certificate('other', 3 * DAY_MS, { serial: 'SN-OTHER' }));
+  });
+  afterAll(async () => {
+    await Promise.all([a?.drop(), b?.drop()]);
+  });
+
+  it('a quarantined device is listed with its state, never a rotation candidate (JSON, CSV, HTML)', async () => {
+    const outcome = await runExpirySweep({ runId: 'state-1', now: NOW_ISO, policy: POLICY }, on(a));
+    if (outcome.status !== 'complete' || !outcome.report) throw new Error('not complete');
+    const rows = Object.fromEntries(outcome.report.atRisk.map((entry) => [entry.certificateId, entry]));
+    expect(rows.held).toMatchObject({
+      deviceState: 'QUARANTINED',
+      thingName: 'fg-SN-HELD',
+      status: 'ACTIVE',
+    });
+    expect(rows.live).toMatchObject({ deviceState: 'ACTIVE' });
+    expect(outcome.report.rotation.map((candidate) => candidate.serial)).toEqual(['SN-LIVE']);
+    expect(outcome.summary).toMatchObject({
+      rotationCandidates: 1,
+      byDeviceState: { QUARANTINED: 1, ACTIVE: 1 },
+    });
+    const csv = parse(await readFile(outcome.files.csv, 'utf8'), { columns: true }) as Array<
+      Record<string, string>
+    >;
+    expect(csv.find((row) => row.certificateId === 'held')).toMatchObject({
+      deviceState: 'QUARANTINED',
+      thingName: 'fg-SN-HELD',
+    });
+    const html = await readFile(outcome.files.html, 'utf8');
+    expect(html).toContain('<th>Device state</th>');
+    expect(html).toContain('data-device-state="QUARANTINED"><span class="state held">QUARANTINED</span>');
+  });
+
+  it("compares with the table's own previous run, never with another table's report in the same destination", async () => {
+    // Table B's first run, written where table A's report already is (latest.json is A's).
+    const latestInDestination = JSON.parse(
+      await readFile(join(shared(), 'expiry-reports', 'latest.json'), 'utf8'),
+    ) as { runId: string };
+    expect(latestInDestination.runId).toBe('state-1');
+    const first = await runExpirySweep({ runId: 'other-1', now: NOW_ISO, policy: POLICY }, on(b));
+    if (first.status !== 'complete' || !first.report) throw new Error('not complete');
+    expect(first.report.change.previousRunId).toBeUndefined();
+    expect(first.report.change.newAtRisk).toEqual(['other']);
+    expect(first.report.change.resolved).toEqual([]);
+    // Table A's next run compares with A's previous one, although B's report is the newest file.
+    const second = await runExpirySweep({ runId: 'state-2', now: NOW_ISO, policy: POLICY }, on(a));
+    if (second.status !== 'complete' || !second.report) throw new Error('not complete');
+    expect(second.report.change).toMatchObject({ previousRunId: 'state-1', newAtRisk: [], resolved: [] });
   });
 });

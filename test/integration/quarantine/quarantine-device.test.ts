@@ -405,6 +405,43 @@ describe('operator decisions', () => {
     expect(await table.store.getCertificate(certificateId)).toBeUndefined();
   });
 
+  it('release of a device quarantined mid-rotation leaves it ACTIVE with its current certificate, not stuck ROTATING', async () => {
+    // Prepare: an ACTIVE device starts a rotation (a pending certificate), then is quarantined.
+    const { device, certificateId } = await seedActiveDevice(table, iot, 'SN-R-0010');
+    const pending = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+    const pendingId = pending.certificateId ?? '';
+    const rotating = await table.store.transition({
+      serial: device.serial,
+      event: 'START_ROTATION',
+      device,
+      transitionKey: 'rotate:test',
+      now: '2026-11-24T12:00:00.000Z',
+      history: { id: 'h-rotate', actor: 'test' },
+      set: { pendingCertificateId: pendingId, rotationDeadline: '2026-11-25T12:00:00.000Z' },
+    });
+    expect(rotating.status).toBe('applied');
+    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-R-0010' })]), context);
+    expect(await table.store.getDevice('SN-R-0010')).toMatchObject({
+      state: 'QUARANTINED',
+      previousState: 'ROTATING',
+    });
+    // Act
+    const result = await releaseQuarantine(worker.operator, operatorDecision('SN-R-0010', 'it was me'));
+    // Assess: ACTIVE again with its current certificate; the abandoned one stays cut off.
+    expect(result).toMatchObject({ from: 'QUARANTINED', to: 'ACTIVE' });
+    const released = await table.store.getDevice('SN-R-0010');
+    expect(released).toMatchObject({ state: 'ACTIVE', certificateId });
+    expect(released?.pendingCertificateId).toBeUndefined();
+    expect(released?.rotationDeadline).toBeUndefined();
+    expect(await certificateStatus(certificateId)).toBe('ACTIVE');
+    expect(await certificateStatus(pendingId)).toBe('INACTIVE');
+    expect((await table.store.history('SN-R-0010')).at(-1)).toMatchObject({
+      event: 'RELEASE',
+      to: 'ACTIVE',
+      detail: expect.objectContaining({ rotationAbandoned: { pendingCertificateId: pendingId } }),
+    });
+  });
+
   it('reject revokes the certificate and the device, and the hook then denies the serial with DEVICE_REVOKED', async () => {
     // Prepare
     const { certificateId } = await seedActiveDevice(table, iot, 'SN-R-0002');

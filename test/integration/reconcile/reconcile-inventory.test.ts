@@ -76,6 +76,7 @@ describe('runReconciliation', () => {
       STORE_CERTIFICATE_NOT_ACTIVE: 1,
       THING_WITHOUT_PRINCIPALS: 1,
       THING_UNKNOWN_TO_STORE: 1,
+      FACTORY_NEVER_CONNECTED: 0,
     });
     // 36 agreeing + unknown + inactive + quarantined + provisioning + retired + unknown inactive.
     expect(outcome.summary.certificatesListed).toBe(fleet.consistent + 6);

@@ -47,7 +47,7 @@ describe('device state machine', () => {
       });
   });
 
-  it.each(['ALLOWLISTED', 'PROVISIONING', 'ACTIVE', 'ROTATING'] as const)(
+  it.each(['ALLOWLISTED', 'PROVISIONING', 'ACTIVE'] as const)(
     'RELEASE restores the state before quarantine (%s)',
     (previous) => {
       expect(transition('QUARANTINED', 'RELEASE', previous)).toEqual({
@@ -57,6 +57,15 @@ describe('device state machine', () => {
       });
     },
   );
+
+  it('RELEASE of a device quarantined while ROTATING abandons the rotation: ACTIVE, free to rotate again', () => {
+    expect(transition('QUARANTINED', 'RELEASE', 'ROTATING')).toEqual({
+      legal: true,
+      from: 'QUARANTINED',
+      to: 'ACTIVE',
+    });
+    expect(transition('ACTIVE', 'START_ROTATION')).toMatchObject({ legal: true, to: 'ROTATING' });
+  });
 
   it('RELEASE without a recorded previous state is illegal', () => {
     expect(transition('QUARANTINED', 'RELEASE')).toMatchObject({ legal: false });

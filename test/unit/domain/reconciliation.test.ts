@@ -8,6 +8,7 @@ import {
   countDrift,
   type Drift,
   type IotCertificateState,
+  isIntendedUnusable,
   mergeDrift,
   needsConfirmation,
   type StoreCertificateFact,
@@ -62,6 +63,33 @@ describe('classifyIotCertificates', () => {
         role: 'record',
         serial: 'SN-2',
       });
+  });
+});
+
+describe("a quarantined device's unusable certificate", () => {
+  // The quarantine worker deactivates the device's certificates in IoT; the certificate record keeps
+  // the status it had (ACTIVE), and the device's state says why. That is intended, not drift.
+  it.each([
+    ['QUARANTINED', 'INACTIVE', 0],
+    ['QUARANTINED', 'REVOKED', 0],
+    ['REVOKED', 'REVOKED', 0],
+    ['ACTIVE', 'INACTIVE', 1],
+    ['ROTATING', 'INACTIVE', 1],
+  ] as const)(
+    'device %s, certificate ACTIVE in the store and %s in IoT → %i findings',
+    (state, iotStatus, findings) => {
+      const known = records({ certificateId: id(3), kind: 'DEVICE', status: 'ACTIVE', serial: 'SN-3' });
+      const devices = new Map([['SN-3', { state }]]);
+      const drift = classifyIotCertificates([{ certificateId: id(3), status: iotStatus }], known, devices);
+      expect(drift).toHaveLength(findings);
+      expect(isIntendedUnusable({ serial: 'SN-3' }, iotStatus, devices)).toBe(findings === 0);
+    },
+  );
+
+  it('an unusable certificate whose device the store does not have is still drift', () => {
+    const known = records({ certificateId: id(4), kind: 'DEVICE', status: 'ACTIVE', serial: 'SN-GONE' });
+    const drift = classifyIotCertificates([{ certificateId: id(4), status: 'INACTIVE' }], known, new Map());
+    expect(drift.map((finding) => finding.kind)).toEqual(['STORE_CERTIFICATE_NOT_ACTIVE']);
   });
 });
 
@@ -177,6 +205,7 @@ describe('mergeDrift', () => {
       STORE_CERTIFICATE_NOT_ACTIVE: 1,
       THING_WITHOUT_PRINCIPALS: 0,
       THING_UNKNOWN_TO_STORE: 0,
+      FACTORY_NEVER_CONNECTED: 0,
     });
   });
 });

@@ -1,0 +1,137 @@
+/**
+ * `fleetgate logs [--function F] [--follow]`: the local stack's log (`.fleetgate/stack.log`, beside
+ * the stack file): what its functions wrote — Powertools JSON lines with the function, the message
+ * and the reason fields — and, for `fleetgate local up`, the stack's own output.
+ */
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { stackLogPath } from '../../local/stack-file';
+import { CommandFailure, type Output, UsageError } from '../io';
+import { describeLog, isFrom, type LogEntry, parseLogLine } from '../log-lines';
+import { type CommandRegistry, contract } from '../main';
+
+interface LogsOptions {
+  function?: string;
+  follow?: boolean;
+  metrics?: boolean;
+  lines: string;
+  json?: boolean;
+}
+
+function lineCount(value: string): number {
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1) throw new UsageError('--lines must be a positive integer');
+  return count;
+}
+
+/** Embedded-metric-format lines (`_aws`): CloudWatch turns them into metrics, people rarely read them. */
+function isMetrics(log: LogEntry): boolean {
+  return 'entry' in log && '_aws' in log.entry;
+}
+
+function wanted(options: LogsOptions) {
+  return (log: LogEntry) =>
+    (options.function === undefined || isFrom(log, options.function)) && (options.metrics || !isMetrics(log));
+}
+
+/** Reads what was appended to `file` after `offset`: complete lines, and where the next read starts. */
+function readFrom(file: string, offset: number): { lines: string[]; offset: number } {
+  const size = statSync(file).size;
+  if (size < offset) return { lines: [], offset: 0 }; // truncated: start again
+  if (size === offset) return { lines: [], offset };
+  const buffer = Buffer.alloc(size - offset);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, buffer, 0, buffer.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+  const text = buffer.toString('utf8');
+  const end = text.lastIndexOf('\n');
+  if (end < 0) return { lines: [], offset };
+  return {
+    lines: text.slice(0, end).split('\n'),
+    offset: offset + Buffer.byteLength(text.slice(0, end + 1)),
+  };
+}
+
+/** Prints new lines as they are appended, until Ctrl-C. */
+async function follow(file: string, output: Output, keep: (log: LogEntry) => boolean): Promise<number> {
+  let offset = statSync(file).size;
+  let printed = 0;
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const next = readFrom(file, offset);
+      offset = next.offset;
+      for (const log of next.lines.map(parseLogLine).filter(keep)) {
+        output.say(describeLog(log));
+        printed += 1;
+      }
+    }, 250);
+    process.once('SIGINT', () => {
+      clearInterval(timer);
+      resolve();
+    });
+  });
+  return printed;
+}
+
+/** @throws UsageError when serverless.yml declares no function of that name. */
+async function checkFunction(name: string): Promise<void> {
+  const [{ loadServerlessConfig }, { buildStackModel }] = await Promise.all([
+    import('../../local/serverless-config'),
+    import('../../local/stack-model'),
+  ]);
+  const names = buildStackModel(loadServerlessConfig(process.env.FLEETGATE_SERVERLESS_FILE)).functions.map(
+    (fn) => fn.name,
+  );
+  if (!names.includes(name)) {
+    throw new UsageError(`--function: no function "${name}" in serverless.yml (have: ${names.join(', ')})`);
+  }
+}
+
+async function runLogs(options: LogsOptions, output: Output): Promise<unknown> {
+  const count = lineCount(options.lines);
+  if (options.follow && options.json) {
+    throw new UsageError('--follow prints lines as they come; it does not go with --json (one document)');
+  }
+  if (options.function) await checkFunction(options.function);
+  const file = stackLogPath();
+  if (!existsSync(file)) {
+    throw new CommandFailure(
+      `no stack log at ${file}: start a stack with \`fleetgate local up\` or \`fleetgate dev\` (FLEETGATE_STACK_FILE moves it)`,
+    );
+  }
+  const keep = wanted(options);
+  const logs = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map(parseLogLine)
+    .filter(keep)
+    .slice(-count);
+  for (const log of logs) output.say(describeLog(log));
+  if (options.follow) {
+    output.warn(`fleetgate: following ${file} (Ctrl-C to stop)`);
+    await follow(file, output, keep);
+    return undefined;
+  }
+  return {
+    file,
+    ...(options.function ? { function: options.function } : {}),
+    lines: logs.map((log) => ('entry' in log ? log.entry : { text: log.text })),
+  };
+}
+
+/** `fleetgate logs [--function F] [--follow] [--lines N]` */
+export function registerLogsCommand({ program, setExitCode }: CommandRegistry): void {
+  program
+    .command('logs')
+    .description("Show the local stack's log (.fleetgate/stack.log): what its functions logged, and why")
+    .option('--function <name>', 'only lines of this function (its serverless.yml name)')
+    .option('--follow', 'keep printing lines as they are written, until Ctrl-C')
+    .option('--lines <n>', 'the last this many lines', '50')
+    .option('--metrics', 'include the metric lines (embedded metric format)')
+    .option('--json', 'print one JSON document (not with --follow)')
+    .action(async (options: LogsOptions) => {
+      setExitCode(await contract(Boolean(options.json), (output) => runLogs(options, output)));
+    });
+}

@@ -1,0 +1,98 @@
+/**
+ * What the fleetgate command prints for people: tables with a header and aligned columns, the demo's
+ * quarantine tally in the units of `quarantine list`, and a "try next" hint that points at a stack
+ * with the demo's devices.
+ */
+import { describe, expect, it } from 'vitest';
+import { deadLetterTable } from '../../cli/commands/dlq';
+import { printDemoSummary, tallyLine } from '../../cli/commands/simulate';
+import type { Output } from '../../cli/io';
+import { formatTable } from '../../cli/table';
+import type { DemoSummary } from '../../local/simulator/demo';
+
+function captured(): { output: Output; lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    output: {
+      json: false,
+      interactive: false,
+      say: (line) => lines.push(line),
+      warn: (line) => lines.push(line),
+    },
+  };
+}
+
+const demo: DemoSummary = {
+  flows: [],
+  skippedFlows: [],
+  reportsDir: '/tmp/reports',
+  duplicatesCreated: 0,
+  lost: 0,
+  admittedBadActors: 0,
+  ok: true,
+  durationMs: 1000,
+  quarantine: { devices: 4, certificates: 3 },
+};
+
+describe('tables', () => {
+  it('pads every column to its widest cell under a header; numbers right-aligned; empty cells —', () => {
+    const lines = formatTable(
+      [
+        { header: 'NAME', value: (row: { name: string; n: number; note?: string }) => row.name },
+        { header: 'N', value: (row) => row.n, right: true },
+        { header: 'NOTE', value: (row) => row.note },
+      ],
+      [
+        { name: 'a-long-name', n: 7, note: 'x' },
+        { name: 'b', n: 1234 },
+      ],
+    );
+    expect(lines).toEqual(['NAME            N  NOTE', 'a-long-name     7  x', 'b            1234  —']);
+  });
+
+  it('dlq list: one row per queue under QUEUE / MESSAGES / IN FLIGHT / SOURCE', () => {
+    const lines = deadLetterTable([
+      {
+        queue: 'fleetgate-local-registration-dlq',
+        logicalId: 'RegistrationDLQ',
+        kind: 'dlq',
+        count: 2,
+        inFlight: 0,
+        source: 'fleetgate-local-registration',
+      },
+      {
+        queue: 'fleetgate-local-rule-errors',
+        logicalId: 'RuleErrorsQueue',
+        kind: 'rule-errors',
+        source: null,
+        count: 0,
+        inFlight: 1,
+      },
+    ]);
+    expect(lines[0]).toMatch(/^QUEUE\s+MESSAGES\s+IN FLIGHT\s+SOURCE$/);
+    const source = lines[0]?.indexOf('SOURCE') ?? -1;
+    expect(lines[1]?.slice(source)).toBe('fleetgate-local-registration');
+    expect(lines[2]?.slice(source)).toBe('IoT rule errorAction');
+  });
+});
+
+describe('the demo summary', () => {
+  it('prints what is in quarantine in the units quarantine list counts', () => {
+    const { output, lines } = captured();
+    printDemoSummary(output, demo, false);
+    expect(lines).toContain(tallyLine({ devices: 4, certificates: 3 }));
+    expect(tallyLine({ devices: 4, certificates: 3 })).toMatch(
+      /^in quarantine +4 device\(s\), 3 certificate\(s\)/,
+    );
+  });
+
+  it('with --exit, the hint names a stack that has the demo devices (npm start), not a fresh local up', () => {
+    const { output, lines } = captured();
+    printDemoSummary(output, demo, true);
+    const text = lines.join('\n');
+    expect(text).not.toContain('after `npx fleetgate local up`');
+    expect(text).toContain('npm start');
+    expect(text).toContain('npx fleetgate devices list --state ACTIVE');
+  });
+});
