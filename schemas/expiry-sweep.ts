@@ -3,18 +3,20 @@
  * invocation that names the run to resume and/or the instant to classify against.
  * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
  */
+import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
 import * as z from 'zod';
 
 const isoTime = z
   .string({ error: 'must be a string' })
   .refine((value) => !Number.isNaN(Date.parse(value)), 'must be an ISO-8601 time');
 
-/** EventBridge's scheduled event; `time` is the scheduled instant, identical on every retry. */
-export const ScheduledEventSchema = z.object({
+/**
+ * EventBridge's scheduled event (Powertools' `EventBridgeSchema`); `time` is the scheduled instant,
+ * identical on every retry.
+ */
+export const ScheduledEventSchema = EventBridgeSchema.extend({
   'detail-type': z.literal('Scheduled Event'),
   source: z.literal('aws.events'),
-  id: z.string(),
-  time: isoTime,
 });
 
 /** A manual run: `{ "runId": "…" }` resumes that run, `{ "now": "…" }` sweeps as of that instant. */

@@ -18,3 +18,19 @@ export function fieldIssues(error: z.ZodError): FieldIssue[] {
 export function formatIssues(issues: readonly FieldIssue[]): string {
   return issues.map((issue) => `${issue.field}: ${issue.rule}`).join('; ');
 }
+
+export type ParsedBody<T> = { success: true; data: T } | { success: false; issues: FieldIssue[] };
+
+/** Parses an SQS message body (JSON text) with `schema`; bad JSON is an issue on `body`. */
+export function parseBody<T>(schema: z.ZodType<T>, body: string): ParsedBody<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { success: false, issues: [{ field: 'body', rule: 'must be JSON' }] };
+  }
+  const parsed = schema.safeParse(json);
+  return parsed.success
+    ? { success: true, data: parsed.data }
+    : { success: false, issues: fieldIssues(parsed.error) };
+}

@@ -7,12 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { LifecycleEvent } from '../../schemas/registration-events';
+import { LifecycleEvent } from '../../schemas/iot-events';
 import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
-import type { Instant } from '../../shared/domain/provisioning-rules';
+import { instantAt } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
 import { createSqsConsumer } from '../../shared/sqs-consumer';
-import { handlePresence, handleThingEvent, type LifecycleDeps, type LifecycleOutcome } from './lifecycle';
+import type { LifecycleDeps, LifecycleOutcome } from './deps';
+import { handleThingEvent } from './jitp';
+import { handlePresence } from './lifecycle';
 
 export interface DeviceLifecycleDeps extends Omit<LifecycleDeps, 'newId' | 'onRotationCommitted'> {
   logger: Logger;
@@ -64,8 +66,7 @@ export function createHandler(deps: DeviceLifecycleDeps) {
     body: LifecycleEvent,
     invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
     process: async (event, { record }) => {
-      const epochMs = clock();
-      const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
+      const now = instantAt(clock());
       const outcomes =
         event.eventType === 'THING_EVENT'
           ? await handleThingEvent(event, record.messageId, lifecycleDeps, now)

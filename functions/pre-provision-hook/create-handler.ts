@@ -18,7 +18,12 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type PreProvisionHookResponse, preProvisionHookEventSchema } from '../../schemas/pre-provision-hook';
 import type { Config } from '../../shared/config';
-import { deny, type Instant, type ProvisioningDecision } from '../../shared/domain/provisioning-rules';
+import {
+  deny,
+  type Instant,
+  instantAt,
+  type ProvisioningDecision,
+} from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
 import type { QuarantineSender } from '../../shared/quarantine-queue';
 import { type ProvisionDeps, type ProvisionResult, provisionDevice } from './provision';
@@ -51,7 +56,7 @@ export function createHandler(deps: HookDeps) {
   const decide = async (event: unknown, context: Context): Promise<PreProvisionHookResponse> => {
     const started = performance.now();
     const epochMs = clock();
-    const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
+    const now = instantAt(epochMs);
     const budget = timeBudgetMs(config.hookTimeBudgetMs, config.hookSafetyMarginMs, context);
     let result: ProvisionResult;
     try {

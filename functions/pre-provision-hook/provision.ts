@@ -24,6 +24,7 @@ import {
   type ProvisioningRequest,
 } from '../../shared/domain/provisioning-rules';
 import { ValidationError } from '../../shared/errors';
+import { provisionBinding } from '../../shared/store/bind-certificate';
 import type { BindOutcome, ProvisioningStore } from '../../shared/store/provisioning-store';
 import { deviceCertificateRecord } from '../../shared/store/records';
 
@@ -103,32 +104,24 @@ export async function provisionDevice(
 
   let outcome: BindOutcome;
   try {
-    outcome = await deps.store.bindCertificate({
-      serial,
-      event: 'PROVISION',
-      device: facts.device,
-      certificate: deviceCertificateRecord(certificate, {
-        status: 'PENDING',
-        source: 'FLEET_PROVISIONING',
-        serial,
-        thingName: decision.thingName,
-        now: now.iso,
+    outcome = await deps.store.bindCertificate(
+      provisionBinding({
+        decision,
+        device: facts.device,
+        certificate: deviceCertificateRecord(certificate, {
+          status: 'PENDING',
+          source: 'FLEET_PROVISIONING',
+          serial,
+          thingName: decision.thingName,
+          now: now.iso,
+        }),
+        publicKeyHash: certificate.publicKeyHash,
+        now,
+        provisioningWindowSeconds: config.provisioningWindowSeconds,
+        history: { id: deps.newId(), actor: ACTOR, detail: historyDetail(event, ids.claimCertificateId) },
+        claim: { claimCertificateId: ids.claimCertificateId, limitPerMinute: config.claimRateLimitPerMinute },
       }),
-      publicKeyHash: certificate.publicKeyHash,
-      now: now.iso,
-      history: {
-        id: deps.newId(),
-        actor: ACTOR,
-        reason: decision.binding,
-        detail: historyDetail(event, ids.claimCertificateId),
-      },
-      set: {
-        thingName: decision.thingName,
-        provisioningDeadline: new Date(now.epochMs + config.provisioningWindowSeconds * 1000).toISOString(),
-      },
-      claim: { claimCertificateId: ids.claimCertificateId, limitPerMinute: config.claimRateLimitPerMinute },
-      afterExpiredProvisioning: decision.binding === 'after-expired-provisioning',
-    });
+    );
   } catch (error) {
     return { ...ids, error, decision: deny('STORE_UNAVAILABLE', 'recording the binding failed') };
   }

@@ -126,13 +126,16 @@ export async function quarantine(
   ]);
 }
 
-async function quarantineDevice(
+/**
+ * The device's certificates deactivated as the plan says (never a claim certificate named next to
+ * it) and its thing put in the quarantine group.
+ */
+async function takeOffline(
   request: QuarantineRequest,
   device: DeviceRecord,
+  plan: ReturnType<typeof planQuarantine>,
   deps: QuarantineWorkDeps,
-  context: { now: string; newId: () => string },
-): Promise<QuarantineOutcome> {
-  const plan = planQuarantine(device.state);
+): Promise<{ certificates: StatusOutcome[]; keptClaim?: string; thingName?: string; grouped: boolean }> {
   const certificates: StatusOutcome[] = [];
   // A claim certificate named next to a device is never deactivated (see `quarantine`).
   const named = request.certificateId ? await deps.store.getCertificate(request.certificateId) : undefined;
@@ -146,6 +149,17 @@ async function quarantineDevice(
   }
   const thingName = device.thingName ?? (await thingOfCertificates(deps.iot, certificates));
   const grouped = thingName ? await deps.iot.addToGroup(thingName, deps.config.quarantineGroupName) : false;
+  return { certificates, ...(keptClaim ? { keptClaim } : {}), ...(thingName ? { thingName } : {}), grouped };
+}
+
+async function quarantineDevice(
+  request: QuarantineRequest,
+  device: DeviceRecord,
+  deps: QuarantineWorkDeps,
+  context: { now: string; newId: () => string },
+): Promise<QuarantineOutcome> {
+  const plan = planQuarantine(device.state);
+  const { certificates, keptClaim, thingName, grouped } = await takeOffline(request, device, plan, deps);
   crashPoint('quarantineDevice.afterIot', request.requestId);
   const historyDetail = {
     requestId: request.requestId,

@@ -8,9 +8,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { CertificateRegisteredEvent } from '../../schemas/registration-events';
+import { CertificateRegisteredEvent } from '../../schemas/iot-events';
 import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
-import type { Instant } from '../../shared/domain/provisioning-rules';
+import { instantAt } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
 import { createSqsConsumer } from '../../shared/sqs-consumer';
 import { type RegistrationDeps, type RegistrationOutcome, registerCertificate } from './registration';
@@ -57,8 +57,7 @@ export function createHandler(deps: RegisterCertificateDeps) {
     body: CertificateRegisteredEvent,
     invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
     process: async (event, { record }) => {
-      const epochMs = clock();
-      const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
+      const now = instantAt(clock());
       report(await registerCertificate(event, record.messageId, registrationDeps, now));
     },
   });

@@ -25,18 +25,19 @@
  * so a crash repeats the request (same `requestId`) rather than losing it.
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html
  */
-import type { CertificateRegisteredEvent } from '../../schemas/registration-events';
+import type { CertificateRegisteredEvent } from '../../schemas/iot-events';
 import { type ParsedCertificate, parseCertificatePem } from '../../shared/certificates';
 import { crashPoint } from '../../shared/chaos';
 import type { Config } from '../../shared/config';
 import { suspicionIdentity } from '../../shared/domain/presence-rules';
-import {
-  hookSuspicion,
-  type Instant,
-  type ProvisioningDecision,
-} from '../../shared/domain/provisioning-rules';
+import type { Instant } from '../../shared/domain/provisioning-rules';
 import {
   decideRegistration,
+  decideRegistrationEntry,
+  type IssuerCheck,
+  isActivatable,
+  planRejection,
+  type RegistrationDecision,
   type Rejection,
   reject,
   serialFromSubject,
@@ -44,6 +45,7 @@ import {
 import { TransientError, ValidationError } from '../../shared/errors';
 import type { CertificateDescription, IotRegistry } from '../../shared/iot/iot-registry';
 import { type QuarantineSender, requestQuarantineOnce } from '../../shared/quarantine-queue';
+import { provisionBinding } from '../../shared/store/bind-certificate';
 import type { ProvisioningFacts, ProvisioningStore } from '../../shared/store/provisioning-store';
 import {
   type CertificateRecord,
@@ -105,48 +107,15 @@ export async function registerCertificate(
 ): Promise<RegistrationOutcome> {
   const { certificateId } = event;
   // A repeat of a finished registration or rejection costs one read and no IoT call.
-  const known = await deps.store.getCertificate(certificateId);
-  if (known && known.status !== 'PENDING') {
-    return {
-      status: 'duplicate',
-      certificateId,
-      detail: `certificate is already ${known.status} in the store`,
-    };
-  }
-  if (known && known.source !== 'JITR') {
-    return ignored(certificateId, 'CERTIFICATE_NOT_PENDING', `certificate belongs to ${known.source}`);
-  }
-  const lease = RegistrationStore.leaseOf(known);
-  if (lease && lease.leaseOwner !== owner && lease.leaseUntil > now.iso) {
-    return { status: 'duplicate', certificateId, detail: 'another delivery is registering this certificate' };
-  }
+  const entry = await checkEntry(certificateId, owner, deps, now);
+  if ('status' in entry) return entry;
+  const { known } = entry;
 
-  const description = await deps.iot.describeCertificate(certificateId);
-  if (!description)
-    return ignored(certificateId, 'CERTIFICATE_NOT_FOUND', 'IoT does not know the certificate');
+  const read = await readCertificate(event, owner, deps, now);
+  if ('status' in read) return read;
+  const { description, certificate } = read;
 
-  let certificate: ParsedCertificate;
-  try {
-    certificate = parseCertificatePem(description.certificatePem, {
-      maxBytes: deps.config.maxCertificatePemBytes,
-    });
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    return rejectCertificate(
-      reject('INVALID_CERTIFICATE', error.message),
-      { event, description, owner },
-      deps,
-      now,
-    );
-  }
-
-  const issuer =
-    description.caCertificateId !== undefined && description.caCertificateId !== event.caCertificateId
-      ? {
-          trusted: false as const,
-          detail: 'caCertificateId: the event names another CA than the certificate',
-        }
-      : await deps.caTrust.check(event.caCertificateId, certificate.der);
+  const issuer = await checkIssuer(event, description, certificate, deps);
   const serial = serialFromSubject(certificate, deps.config);
   const facts: ProvisioningFacts =
     issuer.trusted && serial !== undefined
@@ -171,79 +140,17 @@ export async function registerCertificate(
   const ours =
     known !== undefined ||
     (facts.certificate?.source === 'JITR' && facts.certificate.serial === decision.serial);
-  const activatable =
-    description.status === 'PENDING_ACTIVATION' || (ours && description.status === 'ACTIVE');
-  if (!activatable) {
+  if (!isActivatable(description.status, ours)) {
     // Somebody else (an operator) changed the certificate: fleetgate never re-activates it.
     return ignored(certificateId, 'CERTIFICATE_NOT_PENDING', `certificate is ${description.status} in IoT`);
   }
 
-  let resumed = decision.alreadyBound;
-  if (!decision.alreadyBound && facts.device) {
-    const outcome = await deps.store.bindCertificate({
-      serial: decision.serial,
-      event: 'PROVISION',
-      device: facts.device,
-      certificate: RegistrationStore.withLease(
-        certificateRecord(certificate, now, 'PENDING', decision.serial, decision.thingName),
-        {
-          leaseOwner: owner,
-          leaseUntil: new Date(now.epochMs + deps.config.registrationLeaseSeconds * 1000).toISOString(),
-        },
-      ),
-      publicKeyHash: certificate.publicKeyHash,
-      now: now.iso,
-      history: {
-        id: deps.newId(),
-        actor: ACTOR,
-        reason: decision.binding,
-        detail: { caCertificateId: event.caCertificateId, source: 'JITR' },
-      },
-      set: {
-        thingName: decision.thingName,
-        provisioningDeadline: new Date(
-          now.epochMs + deps.config.provisioningWindowSeconds * 1000,
-        ).toISOString(),
-      },
-      afterExpiredProvisioning: decision.binding === 'after-expired-provisioning',
-    });
-    switch (outcome.status) {
-      case 'applied':
-        break;
-      case 'already-done':
-        resumed = true;
-        break;
-      case 'conflict':
-        if (outcome.reason === 'CERTIFICATE_IN_USE' || outcome.reason === 'PUBLIC_KEY_IN_USE') {
-          return rejectCertificate(
-            reject(outcome.reason, 'bound to another device concurrently', decision.serial),
-            context,
-            deps,
-            now,
-          );
-        }
-        throw new TransientError(`device changed while binding (${outcome.reason}); deciding again`);
-      default:
-        throw new TransientError(`device moved on while binding (${outcome.reason}); deciding again`);
-    }
-  }
+  const reserved = await reserve(decision, facts, certificate, context, deps, now);
+  if ('status' in reserved) return reserved;
+  const { resumed } = reserved;
   if (resumed) {
-    const lease = await deps.registrations.acquireRegistrationLease(
-      certificateId,
-      owner,
-      now.iso,
-      deps.config.registrationLeaseSeconds,
-    );
-    if (lease === 'held') {
-      return {
-        status: 'duplicate',
-        certificateId,
-        detail: 'another delivery is registering this certificate',
-      };
-    }
-    if (lease === 'done')
-      return { status: 'duplicate', certificateId, detail: 'registration already committed' };
-    if (lease === 'missing') throw new TransientError('reserved certificate record is not readable yet');
+    const held = await resumeRegistration(certificateId, owner, deps, now);
+    if (held) return held;
   }
 
   const device = facts.device as DeviceRecord;
@@ -257,6 +164,141 @@ export async function registerCertificate(
     thingName: decision.thingName,
     resumed,
   };
+}
+
+/** The store's record of the certificate, and whether the event needs work (`decideRegistrationEntry`). */
+async function checkEntry(
+  certificateId: string,
+  owner: string,
+  deps: RegistrationDeps,
+  now: Instant,
+): Promise<{ known: CertificateRecord | undefined } | RegistrationOutcome> {
+  const known = await deps.store.getCertificate(certificateId);
+  const lease = RegistrationStore.leaseOf(known);
+  const entry = decideRegistrationEntry(
+    known ? { status: known.status, source: known.source, ...(lease ? { lease } : {}) } : undefined,
+    owner,
+    now,
+  );
+  if (entry.kind === 'duplicate') return { status: 'duplicate', certificateId, detail: entry.detail };
+  if (entry.kind === 'ignored') return ignored(certificateId, entry.reason, entry.detail);
+  return { known };
+}
+
+/** The certificate as IoT describes it, parsed; an outcome when it is gone or unreadable. */
+async function readCertificate(
+  event: CertificateRegisteredEvent,
+  owner: string,
+  deps: RegistrationDeps,
+  now: Instant,
+): Promise<{ description: CertificateDescription; certificate: ParsedCertificate } | RegistrationOutcome> {
+  const description = await deps.iot.describeCertificate(event.certificateId);
+  if (!description)
+    return ignored(event.certificateId, 'CERTIFICATE_NOT_FOUND', 'IoT does not know the certificate');
+  try {
+    const certificate = parseCertificatePem(description.certificatePem, {
+      maxBytes: deps.config.maxCertificatePemBytes,
+    });
+    return { description, certificate };
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    return rejectCertificate(
+      reject('INVALID_CERTIFICATE', error.message),
+      { event, description, owner },
+      deps,
+      now,
+    );
+  }
+}
+
+/** Where the certificate's issuer stands: the CA the event names must be the certificate's own and trusted. */
+async function checkIssuer(
+  event: CertificateRegisteredEvent,
+  description: CertificateDescription,
+  certificate: ParsedCertificate,
+  deps: RegistrationDeps,
+): Promise<IssuerCheck> {
+  if (description.caCertificateId !== undefined && description.caCertificateId !== event.caCertificateId) {
+    return { trusted: false, detail: 'caCertificateId: the event names another CA than the certificate' };
+  }
+  return deps.caTrust.check(event.caCertificateId, certificate.der);
+}
+
+/**
+ * Step 1: reserves the certificate for the serial in the store (PROVISION with this delivery's
+ * lease). `resumed`: an earlier delivery reserved it already. A conflict with another device is
+ * a rejection; any other lost race is retried.
+ */
+async function reserve(
+  decision: Extract<RegistrationDecision, { allow: true }>,
+  facts: ProvisioningFacts,
+  certificate: ParsedCertificate,
+  context: RejectionContext,
+  deps: RegistrationDeps,
+  now: Instant,
+): Promise<{ resumed: boolean } | RegistrationOutcome> {
+  if (decision.alreadyBound || !facts.device) return { resumed: decision.alreadyBound };
+  const outcome = await deps.store.bindCertificate(
+    provisionBinding({
+      decision,
+      device: facts.device,
+      certificate: RegistrationStore.withLease(
+        certificateRecord(certificate, now, 'PENDING', decision.serial, decision.thingName),
+        {
+          leaseOwner: context.owner,
+          leaseUntil: new Date(now.epochMs + deps.config.registrationLeaseSeconds * 1000).toISOString(),
+        },
+      ),
+      publicKeyHash: certificate.publicKeyHash,
+      now,
+      provisioningWindowSeconds: deps.config.provisioningWindowSeconds,
+      history: {
+        id: deps.newId(),
+        actor: ACTOR,
+        detail: { caCertificateId: context.event.caCertificateId, source: 'JITR' },
+      },
+    }),
+  );
+  switch (outcome.status) {
+    case 'applied':
+      return { resumed: false };
+    case 'already-done':
+      return { resumed: true };
+    case 'conflict':
+      if (outcome.reason === 'CERTIFICATE_IN_USE' || outcome.reason === 'PUBLIC_KEY_IN_USE') {
+        return rejectCertificate(
+          reject(outcome.reason, 'bound to another device concurrently', decision.serial),
+          context,
+          deps,
+          now,
+        );
+      }
+      throw new TransientError(`device changed while binding (${outcome.reason}); deciding again`);
+    default:
+      throw new TransientError(`device moved on while binding (${outcome.reason}); deciding again`);
+  }
+}
+
+/** A reserved registration resumed: only the lease holder goes on (an outcome when it may not). */
+async function resumeRegistration(
+  certificateId: string,
+  owner: string,
+  deps: RegistrationDeps,
+  now: Instant,
+): Promise<RegistrationOutcome | undefined> {
+  const lease = await deps.registrations.acquireRegistrationLease(
+    certificateId,
+    owner,
+    now.iso,
+    deps.config.registrationLeaseSeconds,
+  );
+  if (lease === 'held') {
+    return { status: 'duplicate', certificateId, detail: 'another delivery is registering this certificate' };
+  }
+  if (lease === 'done')
+    return { status: 'duplicate', certificateId, detail: 'registration already committed' };
+  if (lease === 'missing') throw new TransientError('reserved certificate record is not readable yet');
+  return undefined;
 }
 
 /** Steps 2 and 3: every IoT side effect, each idempotent, the activation last. */
@@ -275,51 +317,30 @@ async function activate(
     await deps.iot.updateCertificateStatus(description.certificateId, 'ACTIVE');
 }
 
+/** What a rejection reports and records. */
+interface RejectionContext {
+  event: CertificateRegisteredEvent;
+  description: CertificateDescription;
+  owner: string;
+  certificate?: ParsedCertificate;
+  device?: DeviceRecord;
+  publicKeyOwner?: ProvisioningFacts['publicKeyOwner'];
+}
+
 async function rejectCertificate(
   rejection: Rejection,
-  context: {
-    event: CertificateRegisteredEvent;
-    description: CertificateDescription;
-    owner: string;
-    certificate?: ParsedCertificate;
-    device?: DeviceRecord;
-    publicKeyOwner?: ProvisioningFacts['publicKeyOwner'];
-  },
+  context: RejectionContext,
   deps: RegistrationDeps,
   now: Instant,
 ): Promise<RegistrationOutcome> {
-  const { event, description, certificate, device } = context;
+  const { event, description, certificate } = context;
   const certificateId = event.certificateId;
-  // The device the certificate claims (and that exists): its history records the rejection.
-  const serial = device && rejection.serial === device.serial ? device.serial : undefined;
-  // Whom the quarantine request names (issue 15: a certificate that is not a device's own never
-  // quarantines the device). A device only when the certificate proves the device's own key copied
-  // (its key under a new certificate: CLONE_PUBLIC_KEY; another device's key: that device), or when
-  // the device cannot move anyway (revoked, quarantined, decommissioned: evidence on its record).
-  // Anything else — a second key for a bound serial, a race lost, a weak key — is the presented
-  // certificate's alone: a certificate-scoped request, as the pre-provisioning hook does.
-  const suspicion =
-    rejection.serial !== undefined
-      ? hookSuspicion(
-          { allow: false, reason: rejection.reason, detail: rejection.detail } as ProvisioningDecision,
-          rejection.serial,
-          { ...(context.publicKeyOwner ? { publicKeyOwner: context.publicKeyOwner } : {}) },
-        )
-      : undefined;
-  const restricted =
-    device !== undefined &&
-    serial !== undefined &&
-    ['REVOKED', 'QUARANTINED', 'DECOMMISSIONED'].includes(device.state);
-  const named = suspicion?.serial ?? (restricted ? serial : undefined);
-  const evidence: Record<string, unknown> = {
-    flow: 'JITR',
+  const plan = planRejection(rejection, {
     caCertificateId: event.caCertificateId,
-    detail: rejection.detail,
-    ...(rejection.serial !== undefined ? { claimedSerial: rejection.serial } : {}),
-    ...(certificate
-      ? { subject: certificate.subject, issuer: certificate.issuer, notAfter: certificate.notAfter }
-      : {}),
-  };
+    ...(context.device ? { device: context.device } : {}),
+    ...(context.publicKeyOwner ? { publicKeyOwner: context.publicKeyOwner } : {}),
+    ...(certificate ? { certificate } : {}),
+  });
   await requestQuarantineOnce(
     { claims: deps.registrations, queue: deps.quarantine },
     {
@@ -330,10 +351,10 @@ async function rejectCertificate(
       ttlSeconds: deps.config.suspicionTtlSeconds,
       request: {
         requestId: `${ACTOR}:${certificateId}`,
-        ...(named !== undefined ? { serial: named } : { scope: 'certificate' as const }),
+        ...(plan.serial !== undefined ? { serial: plan.serial } : { scope: 'certificate' as const }),
         certificateId,
-        reason: suspicion?.reason === 'CLONE_PUBLIC_KEY' ? suspicion.reason : rejection.reason,
-        evidence,
+        reason: plan.reason,
+        evidence: plan.evidence,
         source: ACTOR,
         at: now.iso,
       },
@@ -361,10 +382,10 @@ async function rejectCertificate(
     },
     rejectedReason: rejection.reason,
     ...(rejection.serial !== undefined ? { claimedSerial: rejection.serial } : {}),
-    ...(serial !== undefined
+    ...(plan.historySerial !== undefined
       ? {
           history: {
-            serial,
+            serial: plan.historySerial,
             id: deps.newId(),
             actor: ACTOR,
             detail: { caCertificateId: event.caCertificateId },

@@ -12,7 +12,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import { RotationRequest } from '../../schemas/iot-events';
 import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
-import type { Instant } from '../../shared/domain/provisioning-rules';
+import { instantAt } from '../../shared/domain/provisioning-rules';
 import { rotationTopics } from '../../shared/iot/device-messages';
 import { countOutcome } from '../../shared/logging';
 import { createSqsConsumer } from '../../shared/sqs-consumer';
@@ -59,8 +59,7 @@ export function createHandler(deps: RotateCertificateDeps) {
     body: RotationRequest,
     invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
     process: async (request, { record }) => {
-      const epochMs = clock();
-      const now: Instant = { iso: new Date(epochMs).toISOString(), epochMs };
+      const now = instantAt(clock());
       report(await rotateCertificate(request, record.messageId, rotationDeps, now), record);
     },
     // The device asked: it is told why on its rejected topic (the request is then acknowledged).

@@ -8,6 +8,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
+import { instantAt } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
 import { type SweepRotationsDeps, sweepRotations } from './sweep';
 
@@ -34,7 +35,7 @@ export function createHandler(deps: SweepRotationsHandlerDeps) {
         typeof requested === 'string' && !Number.isNaN(Date.parse(requested))
           ? Date.parse(requested)
           : clock();
-      const result = await sweepRotations(sweepDeps, { iso: new Date(epochMs).toISOString(), epochMs });
+      const result = await sweepRotations(sweepDeps, instantAt(epochMs));
       for (const aborted of result.aborted) {
         // An alert: a device did not connect with its new certificate in time.
         logger.error('rotation aborted: no connect with the new certificate before the deadline', {

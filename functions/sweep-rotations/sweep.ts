@@ -51,14 +51,24 @@ export async function sweepRotations(
 ): Promise<SweepRotationsResult> {
   const limit = options.limit ?? 500;
   const result: SweepRotationsResult = { aborted: [], retired: [], failures: [] };
+  await abortOverdueRotations(deps, now, result);
+  await retireDueCertificates(deps, now, limit, result);
+  return result;
+}
+
+/** Step 1: every ROTATING device past its deadline goes back to ACTIVE (ABORT_ROTATION). */
+async function abortOverdueRotations(
+  deps: SweepRotationsDeps,
+  now: Instant,
+  result: SweepRotationsResult,
+): Promise<void> {
   let cursor: string | undefined;
   do {
     const page = await deps.store.listDevicesByState('ROTATING', {
       limit: 100,
       ...(cursor ? { cursor } : {}),
     });
-    for (const listed of page.items) {
-      if (!isOverdue(listed, now)) continue;
+    for (const listed of page.items.filter((device) => isOverdue(device, now))) {
       try {
         const aborted = await abortRotation(listed, deps, now);
         if (aborted) result.aborted.push(aborted);
@@ -68,7 +78,15 @@ export async function sweepRotations(
     }
     cursor = page.cursor;
   } while (cursor);
+}
 
+/** Step 2: the retirement work that is due (deactivate, delete, revoke), at most `limit` items. */
+async function retireDueCertificates(
+  deps: SweepRotationsDeps,
+  now: Instant,
+  limit: number,
+  result: SweepRotationsResult,
+): Promise<void> {
   for (const certificate of await deps.rotations.dueRetirements(now.iso, limit)) {
     if (!certificate.retirement) continue;
     try {
@@ -79,7 +97,6 @@ export async function sweepRotations(
       result.failures.push({ certificateId: certificate.certificateId, error });
     }
   }
-  return result;
 }
 
 function isOverdue(device: DeviceRecord, now: Instant): boolean {

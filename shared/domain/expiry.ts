@@ -295,6 +295,32 @@ export function buildExpiryReport(input: {
   };
 }
 
+/** The certificates at risk before and now whose class changed. */
+function reclassifiedSince(
+  atRisk: readonly AtRiskCertificate[],
+  before: ReadonlyMap<string, AtRiskCertificate>,
+): ReportChange['reclassified'] {
+  const reclassified: ReportChange['reclassified'] = [];
+  for (const entry of atRisk) {
+    const old = before.get(entry.certificateId);
+    if (old && old.class !== entry.class)
+      reclassified.push({ certificateId: entry.certificateId, from: old.class, to: entry.class });
+  }
+  return reclassified;
+}
+
+/** Per class, how many more (or fewer) than in the previous report. */
+function countsDeltaSince(
+  counts: Record<string, number>,
+  previousCounts: Record<string, number>,
+): Record<string, number> {
+  const countsDelta: Record<string, number> = {};
+  for (const name of new Set([...Object.keys(counts), ...Object.keys(previousCounts)])) {
+    countsDelta[name] = (counts[name] ?? 0) - (previousCounts[name] ?? 0);
+  }
+  return countsDelta;
+}
+
 function isRotationCandidate(
   entry: AtRiskCertificate,
   policy: Pick<ExpiryPolicy, 'rotationWindowDays'>,
@@ -353,17 +379,8 @@ export function compareReports(
       (entry.class === 'TOO_OLD' && parseTime(entry.notBefore, 'notBefore') < issuedStart);
     (outOfReach ? agedOut : resolved).push(certificateId);
   }
-  const reclassified: ReportChange['reclassified'] = [];
-  for (const entry of atRisk) {
-    const old = before.get(entry.certificateId);
-    if (old && old.class !== entry.class)
-      reclassified.push({ certificateId: entry.certificateId, from: old.class, to: entry.class });
-  }
-  const countsDelta: Record<string, number> = {};
-  const previousCounts = previous?.summary.counts ?? {};
-  for (const name of new Set([...Object.keys(counts), ...Object.keys(previousCounts)])) {
-    countsDelta[name] = (counts[name] ?? 0) - (previousCounts[name] ?? 0);
-  }
+  const reclassified = reclassifiedSince(atRisk, before);
+  const countsDelta = countsDeltaSince(counts, previous?.summary.counts ?? {});
   return {
     ...(previous ? { previousRunId: previous.runId, previousGeneratedAt: previous.generatedAt } : {}),
     newAtRisk,

@@ -57,6 +57,11 @@ export interface Instant {
   epochMs: number;
 }
 
+/** The instant of `epochMs` in both forms (handlers read their clock once per event). */
+export function instantAt(epochMs: number): Instant {
+  return { iso: new Date(epochMs).toISOString(), epochMs };
+}
+
 /** What the parser read from the certificate presented with the request. */
 export interface PresentedCertificate {
   /** SHA-256 of the certificate DER, lower-case hex: what AWS IoT calls the certificate id. */
@@ -149,6 +154,23 @@ export function deny(reason: DenyReason, detail: string): Denial {
 }
 
 /**
+ * The one state → reason mapping: a device that can no longer take a certificate (revoked,
+ * decommissioned, in quarantine) and why every flow (hook, JITR, JITP) refuses it.
+ */
+export function closedStateDenial(state: DeviceState): Denial | undefined {
+  switch (state) {
+    case 'REVOKED':
+      return deny('DEVICE_REVOKED', 'device was revoked');
+    case 'DECOMMISSIONED':
+      return deny('DEVICE_DECOMMISSIONED', 'device was decommissioned');
+    case 'QUARANTINED':
+      return deny('DEVICE_QUARANTINED', 'device is in quarantine');
+    default:
+      return undefined;
+  }
+}
+
+/**
  * The checks that need no stored facts. Flows run it before any I/O so that bad input never costs
  * a read; `decideProvisioning` runs it again, so it is complete on its own.
  */
@@ -192,16 +214,8 @@ export function decideProvisioning(
   const { device } = facts;
   const certificateId = request.certificate.certificateId;
   if (!device) return deny('SERIAL_NOT_ALLOWLISTED', 'serial is not on the allowlist');
-  switch (device.state) {
-    case 'REVOKED':
-      return deny('DEVICE_REVOKED', 'device was revoked');
-    case 'DECOMMISSIONED':
-      return deny('DEVICE_DECOMMISSIONED', 'device was decommissioned');
-    case 'QUARANTINED':
-      return deny('DEVICE_QUARANTINED', 'device is in quarantine');
-    default:
-      break;
-  }
+  const closed = closedStateDenial(device.state);
+  if (closed) return closed;
   const claim = checkClaim(device, request.claimCertificateId, rules);
   if (claim) return claim;
 
@@ -230,29 +244,8 @@ export function decideProvisioning(
     return deny('PUBLIC_KEY_IN_USE', 'public key belongs to another device');
   }
 
-  let binding: Binding;
-  switch (device.state) {
-    case 'ALLOWLISTED':
-      binding = 'new';
-      break;
-    case 'PROVISIONING':
-      if (!provisioningExpired(device, now)) {
-        return deny(
-          'PROVISIONING_IN_PROGRESS',
-          'serial is provisioning with another certificate until its window ends',
-        );
-      }
-      binding = 'after-expired-provisioning';
-      break;
-    case 'ACTIVE': {
-      const rebind = checkReprovisioning(device, keyOwner, rules.reprovisioningPolicy);
-      if (rebind) return rebind;
-      binding = 'reprovision';
-      break;
-    }
-    default:
-      return deny('SERIAL_BOUND_TO_OTHER_CERTIFICATE', `serial is ${device.state} with another certificate`);
-  }
+  const binding = bindingFor(device, keyOwner, rules, now);
+  if (typeof binding !== 'string') return binding;
 
   if (
     request.claimCertificateId !== undefined &&
@@ -262,6 +255,30 @@ export function decideProvisioning(
     return deny('CLAIM_RATE_EXCEEDED', `claim certificate used ${facts.claimCount} times this minute`);
   }
   return allow(binding);
+}
+
+/** How an allowed certificate is bound to `device` in its state, or why it may not be. */
+function bindingFor(
+  device: DeviceFacts,
+  keyOwner: ProvisioningFacts['publicKeyOwner'],
+  rules: ProvisioningRules,
+  now: Instant,
+): Binding | Denial {
+  switch (device.state) {
+    case 'ALLOWLISTED':
+      return 'new';
+    case 'PROVISIONING':
+      return provisioningExpired(device, now)
+        ? 'after-expired-provisioning'
+        : deny(
+            'PROVISIONING_IN_PROGRESS',
+            'serial is provisioning with another certificate until its window ends',
+          );
+    case 'ACTIVE':
+      return checkReprovisioning(device, keyOwner, rules.reprovisioningPolicy) ?? 'reprovision';
+    default:
+      return deny('SERIAL_BOUND_TO_OTHER_CERTIFICATE', `serial is ${device.state} with another certificate`);
+  }
 }
 
 /** The claim ids a `group:<name>` or id entry admits; `*` admits every claim. */

@@ -10,6 +10,7 @@ import {
   type DenyReason,
   decideProvisioning,
   type deny,
+  hookSuspicion,
   type Instant,
   type PresentedCertificate,
   type ProvisioningDecision,
@@ -139,4 +140,109 @@ export function rejectFromDenial(denial: ReturnType<typeof deny>, serial?: strin
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value;
+}
+
+/** What the store already holds of the certificate a registration event names. */
+export interface KnownCertificateFacts {
+  status: string;
+  source: string;
+  /** The delivery that reserved it and until when (a registration in progress). */
+  lease?: { leaseOwner: string; leaseUntil: string };
+}
+
+export type EntryDecision =
+  | { kind: 'continue' }
+  | { kind: 'duplicate'; detail: string }
+  | { kind: 'ignored'; reason: 'CERTIFICATE_NOT_PENDING'; detail: string };
+
+/**
+ * Whether a registration event needs work, from the store's record of its certificate alone: a
+ * repeat of a finished registration or rejection, a certificate of another flow, or one another
+ * delivery (`owner` is this one) is registering under a live lease.
+ */
+export function decideRegistrationEntry(
+  known: KnownCertificateFacts | undefined,
+  owner: string,
+  now: Instant,
+): EntryDecision {
+  if (!known) return { kind: 'continue' };
+  if (known.status !== 'PENDING')
+    return { kind: 'duplicate', detail: `certificate is already ${known.status} in the store` };
+  if (known.source !== 'JITR')
+    return {
+      kind: 'ignored',
+      reason: 'CERTIFICATE_NOT_PENDING',
+      detail: `certificate belongs to ${known.source}`,
+    };
+  const lease = known.lease;
+  if (lease && lease.leaseOwner !== owner && lease.leaseUntil > now.iso)
+    return { kind: 'duplicate', detail: 'another delivery is registering this certificate' };
+  return { kind: 'continue' };
+}
+
+/**
+ * Whether fleetgate may activate the certificate: it is still PENDING_ACTIVATION in IoT, or ACTIVE
+ * because an earlier delivery of this registration (`ours`) activated it. Anything else somebody
+ * (an operator) changed: fleetgate never re-activates it.
+ */
+export function isActivatable(iotStatus: string, ours: boolean): boolean {
+  return iotStatus === 'PENDING_ACTIVATION' || (ours && iotStatus === 'ACTIVE');
+}
+
+/** States a device cannot leave by a new certificate: evidence goes on its record. */
+const CLOSED_STATES = new Set(['REVOKED', 'QUARANTINED', 'DECOMMISSIONED']);
+
+/** The quarantine request and history a JITR rejection makes. */
+export interface RejectionPlan {
+  /** The device the request names; absent: the request is certificate-scoped. */
+  serial?: string;
+  reason: string;
+  evidence: Record<string, unknown>;
+  /** The device whose history records the rejection (the one the certificate claims, if it exists). */
+  historySerial?: string;
+}
+
+/**
+ * Whom a JITR rejection's quarantine request names (issue 15: a certificate that is not a device's
+ * own never quarantines the device). A device only when the certificate proves the device's own key
+ * copied (its key under a new certificate: CLONE_PUBLIC_KEY; another device's key: that device), or
+ * when the device cannot move anyway (revoked, quarantined, decommissioned: evidence on its
+ * record). Anything else — a second key for a bound serial, a race lost, a weak key — is the
+ * presented certificate's alone: a certificate-scoped request, as the pre-provisioning hook does.
+ */
+export function planRejection(
+  rejection: Rejection,
+  facts: {
+    caCertificateId: string;
+    device?: { serial: string; state: string };
+    publicKeyOwner?: ProvisioningFacts['publicKeyOwner'];
+    certificate?: { subject: string; issuer: string; notAfter: string };
+  },
+): RejectionPlan {
+  const { device, certificate } = facts;
+  const historySerial = device && rejection.serial === device.serial ? device.serial : undefined;
+  const suspicion =
+    rejection.serial !== undefined
+      ? hookSuspicion(
+          { allow: false, reason: rejection.reason, detail: rejection.detail } as ProvisioningDecision,
+          rejection.serial,
+          { ...(facts.publicKeyOwner ? { publicKeyOwner: facts.publicKeyOwner } : {}) },
+        )
+      : undefined;
+  const closed = device !== undefined && historySerial !== undefined && CLOSED_STATES.has(device.state);
+  const named = suspicion?.serial ?? (closed ? historySerial : undefined);
+  return {
+    ...(named !== undefined ? { serial: named } : {}),
+    reason: suspicion?.reason === 'CLONE_PUBLIC_KEY' ? suspicion.reason : rejection.reason,
+    evidence: {
+      flow: 'JITR',
+      caCertificateId: facts.caCertificateId,
+      detail: rejection.detail,
+      ...(rejection.serial !== undefined ? { claimedSerial: rejection.serial } : {}),
+      ...(certificate
+        ? { subject: certificate.subject, issuer: certificate.issuer, notAfter: certificate.notAfter }
+        : {}),
+    },
+    ...(historySerial !== undefined ? { historySerial } : {}),
+  };
 }

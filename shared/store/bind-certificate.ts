@@ -6,6 +6,7 @@
  * "already done"; a failed condition is told apart with the old images the transaction returns.
  */
 import { type DeviceEvent, type DeviceState, transition } from '../domain/device-state';
+import type { Binding, Instant } from '../domain/provisioning-rules';
 import type { StoreClient, WriteItem } from './client';
 import { certificateCreate, certificateFromItem, readCertificate } from './entities/certificate';
 import { claimWindowIncrement } from './entities/claim-window';
@@ -34,6 +35,43 @@ export interface BindCertificateInput {
    * PROVISIONING with the new certificate, both recorded in the history.
    */
   afterExpiredProvisioning?: boolean;
+}
+
+/** What a provisioning flow (hook, JITR, JITP) knows when it binds an allowed certificate. */
+export interface ProvisionBinding {
+  /** The allowed decision: the serial, its thing and how the binding is written. */
+  decision: { serial: string; thingName: string; binding: Binding };
+  device: DeviceRecord;
+  certificate: CertificateRecord;
+  publicKeyHash: string;
+  now: Instant;
+  /** How long the device has to connect with the new certificate. */
+  provisioningWindowSeconds: number;
+  history: { id: string; actor: string; detail: Record<string, unknown> };
+  claim?: BindCertificateInput['claim'];
+}
+
+/**
+ * The one builder of a provisioning `bindCertificate` input (PROVISION with the pending
+ * certificate, the thing name and the provisioning deadline), shared by the hook, JITR and JITP.
+ */
+export function provisionBinding(input: ProvisionBinding): BindCertificateInput {
+  const { decision, now } = input;
+  return {
+    serial: decision.serial,
+    event: 'PROVISION',
+    device: input.device,
+    certificate: input.certificate,
+    publicKeyHash: input.publicKeyHash,
+    now: now.iso,
+    history: { ...input.history, reason: decision.binding },
+    set: {
+      thingName: decision.thingName,
+      provisioningDeadline: new Date(now.epochMs + input.provisioningWindowSeconds * 1000).toISOString(),
+    },
+    ...(input.claim ? { claim: input.claim } : {}),
+    afterExpiredProvisioning: decision.binding === 'after-expired-provisioning',
+  };
 }
 
 export type BindConflict =

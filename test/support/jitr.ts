@@ -25,6 +25,7 @@ import {
   createDeviceCertificate,
   type KeyedCertificate,
 } from '../../local/pki';
+import { seededRandom } from '../../local/seeded-random';
 import type { QuarantineRequest } from '../../schemas/quarantine-request';
 import { type Config, configFor } from '../../shared/config';
 import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
@@ -309,10 +310,18 @@ export async function deliver(
   return stats;
 }
 
-export function shuffled<T>(items: readonly T[]): T[] {
+/**
+ * The seed of the tests' shuffles (`FLEETGATE_TEST_SEED` to replay another order): the same seed
+ * delivers in the same order, so a failure found by a shuffle can be reproduced.
+ */
+export const SHUFFLE_SEED = Number(process.env.FLEETGATE_TEST_SEED ?? 16_2026);
+const shuffleRandom = seededRandom(SHUFFLE_SEED);
+
+/** A Fisher–Yates shuffle on the seeded `random` (the tests' shared seeded sequence by default). */
+export function shuffled<T>(items: readonly T[], random: () => number = shuffleRandom): T[] {
   const copy = [...items];
   for (let i = copy.length - 1; i > 0; i -= 1) {
-    const j = Math.floor(Math.random() * (i + 1));
+    const j = Math.floor(random() * (i + 1));
     [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
   }
   return copy;

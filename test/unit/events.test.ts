@@ -1,50 +1,91 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SqsEnvelope } from '@aws-lambda-powertools/parser/envelopes/sqs';
+import { JSONStringified } from '@aws-lambda-powertools/parser/helpers';
+import { SqsSchema } from '@aws-lambda-powertools/parser/schemas/sqs';
 import { describe, expect, it } from 'vitest';
-import type { z } from 'zod';
 import { inferTopic, readRecordedEvents } from '../../cli/commands/replay';
 import { topicMatches } from '../../local/iot-sql';
 import { loadServerlessConfig } from '../../local/serverless-config';
 import { buildStackModel } from '../../local/stack-model';
-import { ScheduledEventSchema } from '../../schemas/expiry-sweep';
+import { ExpirySweepEventSchema } from '../../schemas/expiry-sweep';
 import {
   CertificateRegisteredEvent,
-  LifecycleMessage,
+  LifecycleEvent,
   PresenceEvent,
   RotationRequest,
-  SqsEvent,
   ThingEvent,
 } from '../../schemas/iot-events';
+import { parsePreProvisionHookEvent, preProvisionHookEventSchema } from '../../schemas/pre-provision-hook';
+import { QuarantineRequest } from '../../schemas/quarantine-request';
+import { ReconcileRunEventSchema } from '../../schemas/reconcile-inventory';
+import { configFor } from '../../shared/config';
 
 const EVENTS = join(import.meta.dirname, '..', '..', 'events');
 const read = (path: string): unknown => JSON.parse(readFileSync(join(EVENTS, path), 'utf8'));
+const config = configFor({ THING_NAME_PREFIX: 'fg-' });
+const hookSchema = preProvisionHookEventSchema(config);
 
-const schemaFor = (name: string): z.ZodType | undefined => {
-  if (name.startsWith('certificate-registered')) return CertificateRegisteredEvent;
-  if (name.startsWith('presence-')) return PresenceEvent;
-  if (name.startsWith('thing-')) return ThingEvent;
-  return undefined;
-};
+/**
+ * How production parses each sample of `events/`, with the schema the function uses: `true` when
+ * the sample must parse, `false` for the samples of bad input. Every sample has a row.
+ */
+const parsers: Array<[RegExp, (path: string) => boolean]> = [
+  // The hook's schema, built from the configuration as the hook builds it.
+  [/^hook\//, (path) => parsePreProvisionHookEvent(hookSchema, config, read(path)).success],
+  [/^(iot|jitr)\/certificate-registered/, (path) => CertificateRegisteredEvent.safeParse(read(path)).success],
+  [/^iot\/presence-/, (path) => PresenceEvent.safeParse(read(path)).success],
+  [/^iot\/thing-(created|updated|deleted)/, (path) => ThingEvent.safeParse(read(path)).success],
+  [/^lifecycle\//, (path) => LifecycleEvent.safeParse(read(path)).success],
+  // SQS events: Powertools' SQS envelope, the body JSON (the consumer's `json` transformer) parsed
+  // with the body schema of the consuming function.
+  [
+    /^sqs\/registration/,
+    (path) => SqsEnvelope.safeParse(read(path), JSONStringified(CertificateRegisteredEvent)).success,
+  ],
+  [/^sqs\/lifecycle/, (path) => SqsEnvelope.safeParse(read(path), JSONStringified(LifecycleEvent)).success],
+  [/^sqs\/rotation/, (path) => SqsEnvelope.safeParse(read(path), JSONStringified(RotationRequest)).success],
+  [/^quarantine\//, (path) => SqsEnvelope.safeParse(read(path), JSONStringified(QuarantineRequest)).success],
+  // A replay envelope: the payload plus what RotationRequestRule adds (principal, clientId, thing).
+  [
+    /^rotation\//,
+    (path) => {
+      const { topic, principal, clientId, payload } = read(path) as Record<string, unknown>;
+      const thingName = String(topic).split('/')[1];
+      return RotationRequest.safeParse({ ...(payload as object), principal, clientId, thingName }).success;
+    },
+  ],
+  [/^schedule\/expiry-sweep/, (path) => ExpirySweepEventSchema.safeParse(read(path)).success],
+  [/^schedule\/reconcile-inventory/, (path) => ReconcileRunEventSchema.safeParse(read(path)).success],
+];
+
+/**
+ * Samples of bad input the schema must refuse. (`hook/csr-instead-of-certificate.json` is a
+ * well-formed event: the hook denies it when it reads the certificate, INVALID_CERTIFICATE.)
+ */
+const BAD = new Set([
+  'hook/invalid-serial.json',
+  'hook/missing-serial.json',
+  'jitr/certificate-registered-malformed.json',
+]);
+
+const samples = readdirSync(EVENTS, { recursive: true, encoding: 'utf8' })
+  .filter((name) => name.endsWith('.json'))
+  .map((name) => name.split('\\').join('/'))
+  .sort();
 
 describe('events/', () => {
-  it.each(readdirSync(join(EVENTS, 'iot')).filter((name) => schemaFor(name)))('iot/%s parses', (name) => {
-    expect(schemaFor(name)?.safeParse(read(join('iot', name))).error).toBeUndefined();
+  it.each(samples)('%s is parsed by the schema production uses', (name) => {
+    const parse = parsers.find(([pattern]) => pattern.test(name))?.[1];
+    expect(parse, `no production schema for events/${name}`).toBeDefined();
+    expect(parse?.(name)).toBe(!BAD.has(name));
   });
 
-  it.each(readdirSync(join(EVENTS, 'sqs')))('sqs/%s is an SQS event whose body parses', (name) => {
-    const event = SqsEvent.parse(read(join('sqs', name)));
-    const body = JSON.parse(event.Records[0]?.body ?? '');
-    const schema = name.startsWith('registration')
-      ? CertificateRegisteredEvent
-      : name.startsWith('rotation')
-        ? RotationRequest
-        : LifecycleMessage;
-    expect(schema.safeParse(body).error).toBeUndefined();
-  });
-
-  it('schedule samples are EventBridge scheduled events', () => {
-    for (const name of readdirSync(join(EVENTS, 'schedule'))) {
-      expect(ScheduledEventSchema.safeParse(read(join('schedule', name))).error).toBeUndefined();
+  it('the SQS samples are Lambda SQS events (Powertools SqsSchema)', () => {
+    for (const name of samples.filter(
+      (sample) => sample.startsWith('sqs/') || sample.startsWith('quarantine/'),
+    )) {
+      expect(SqsSchema.safeParse(read(name)).error).toBeUndefined();
     }
   });
 

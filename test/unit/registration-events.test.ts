@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CertificateRegisteredEvent, LifecycleEvent, parseBody } from '../../schemas/registration-events';
+import { CertificateRegisteredEvent, LifecycleEvent } from '../../schemas/iot-events';
+import { parseBody } from '../../schemas/issues';
 
 const samples = (dir: string) =>
   readdirSync(dir)

@@ -681,9 +681,8 @@ describe('bad-input corpus (property-based, issue 15)', () => {
     await fc.assert(
       fc.asyncProperty(body, async (text) => {
         // A replaced field may still be valid (any non-empty certificateStatus): only refused bodies count.
-        const { CertificateRegisteredEvent, parseBody } = await import(
-          '../../../schemas/registration-events'
-        );
+        const { CertificateRegisteredEvent } = await import('../../../schemas/iot-events');
+        const { parseBody } = await import('../../../schemas/issues');
         if (parseBody(CertificateRegisteredEvent, text).success) return true;
         return holds('JITR event (SQS)', text.slice(0, 120), () => throughQueue(rig.registration, text));
       }),
@@ -742,7 +741,8 @@ describe('bad-input corpus (property-based, issue 15)', () => {
       fc.asyncProperty(body, async (text) => {
         // A broken field in an otherwise valid event may leave it valid (e.g. an ipAddress string):
         // only bodies the schema refuses are in the corpus.
-        const { LifecycleEvent, parseBody } = await import('../../../schemas/registration-events');
+        const { LifecycleEvent } = await import('../../../schemas/iot-events');
+        const { parseBody } = await import('../../../schemas/issues');
         if (parseBody(LifecycleEvent, text).success) return true;
         return holds('presence / thing event (SQS)', text.slice(0, 120), () =>
           throughQueue(rig.lifecycle, text),

@@ -137,7 +137,17 @@ describe('reconcileInventory handler: checkpoint and continuation', () => {
     });
     // Act: the scheduled event, then every continuation delivered twice at once (at-least-once SQS).
     const first = await handler(
-      { 'detail-type': 'Scheduled Event', source: 'aws.events', id: 'e1', time: NOW },
+      {
+        version: '0',
+        'detail-type': 'Scheduled Event',
+        source: 'aws.events',
+        id: 'e1',
+        time: NOW,
+        account: '123456789012',
+        region: 'us-east-1',
+        resources: [],
+        detail: {},
+      },
       context(),
     );
     expect(first).toMatchObject({ status: 'incomplete' });
