@@ -35,7 +35,8 @@ import { FactoryStore } from '../store/factory-store';
 import type { ProvisioningStore } from '../store/provisioning-store';
 import { type DeviceRecord, deviceCertificateRecord } from '../store/records';
 import { RegistrationStore } from '../store/registration-store';
-import type { Batch, BatchRow } from './batch';
+import type { Batch } from './batch';
+import { type PreparedRow, prepareRows } from './prepare';
 
 export const FACTORY_ACTOR = 'factoryImport';
 
@@ -104,15 +105,6 @@ export interface FactoryImportOptions {
 /** The batch cannot be imported at all (its CA is unusable): nothing was written. */
 export class FactoryImportError extends Error {
   override name = 'FactoryImportError';
-}
-
-/** A row after its certificate was parsed and the batch-level facts were gathered. */
-interface PreparedRow {
-  input: BatchRow;
-  certificate?: ParsedCertificate;
-  pem?: string;
-  factory?: FactoryRow;
-  unreadable?: string;
 }
 
 /** Runs the import of one batch; the report lists every row. */
@@ -212,60 +204,6 @@ async function checkCa(
     throw new FactoryImportError(`--ca: CA ${parsed.certificateId} is ${described.status} in AWS IoT`);
   }
   return { certificateId: parsed.certificateId, x509: new X509Certificate(parsed.der) };
-}
-
-/** Parses every row and records, in batch order, what earlier rows already hold. */
-function prepareRows(
-  rows: readonly BatchRow[],
-  ca: X509Certificate | undefined,
-  config: Config,
-): PreparedRow[] {
-  const serials = new Set<string>();
-  const certificates = new Set<string>();
-  const keys = new Map<string, string>();
-  return rows.map((input) => {
-    if (input.pem === undefined) return { input, unreadable: input.unreadable ?? 'certificate: missing' };
-    let certificate: ParsedCertificate;
-    try {
-      certificate = parseCertificatePem(input.pem, {
-        maxBytes: config.maxCertificatePemBytes,
-        field: 'certificate',
-      });
-    } catch (error) {
-      if (error instanceof ValidationError) return { input, unreadable: error.message };
-      throw error;
-    }
-    const serial =
-      (config.serialSource === 'cn'
-        ? config.serialCnPattern.exec(certificate.commonName ?? '')?.[1]
-        : certificate.serialNumber) ?? input.manifestSerial;
-    const factory: FactoryRow = {
-      ...(input.manifestSerial !== undefined ? { manifestSerial: input.manifestSerial } : {}),
-      certificate,
-      ...(ca ? { signedByCa: signedBy(certificate, ca) } : {}),
-      batch: {
-        serialSeen: serial !== undefined && serials.has(serial),
-        certificateSeen: certificates.has(certificate.certificateId),
-        ...(keys.has(certificate.publicKeyHash) && keys.get(certificate.publicKeyHash) !== serial
-          ? { keyOwner: keys.get(certificate.publicKeyHash) as string }
-          : {}),
-      },
-    };
-    // Only the first holder of a serial, certificate or key counts: later rows are the duplicates.
-    if (serial !== undefined) serials.add(serial);
-    certificates.add(certificate.certificateId);
-    if (!keys.has(certificate.publicKeyHash)) keys.set(certificate.publicKeyHash, serial ?? input.source);
-    return { input, certificate, pem: input.pem, factory };
-  });
-}
-
-function signedBy(certificate: ParsedCertificate, ca: X509Certificate): boolean {
-  try {
-    const leaf = new X509Certificate(certificate.der);
-    return leaf.checkIssued(ca) && leaf.verify(ca.publicKey);
-  } catch {
-    return false;
-  }
 }
 
 interface RowContext {
