@@ -70,19 +70,20 @@ describe('the scheduled functions on the stack, each with its own role', () => {
     expect(sweep.status).toBe('complete');
     const bucket = test.stack.model.buckets[0] ?? '';
     expect(sweep.files.json).toMatch(new RegExp(`^s3://${bucket}/expiry/`));
-    // The second run reads the first one's latest.json (the first read was a 404, not a 403).
+    // The second run compares with the first (its baseline is read from the table, not the bucket).
     expect(((await test.stack.trigger('expirySweep')) as { status: string }).status).toBe('complete');
     await test.stack.trigger('reconcileInventory');
     await test.stack.trigger('sweepRotations');
     const used = new Set(test.stack.iam.log.map((entry) => `${entry.functionName} ${entry.action}`));
     for (const call of [
-      'expirySweep s3:GetObject',
       'expirySweep s3:PutObject',
       'expirySweep dynamodb:Query',
       'reconcileInventory iot:ListCertificates',
     ]) {
       expect(used, call).toContain(call);
     }
+    // Least privilege: the role has no S3 read, and the sweep never needs one.
+    expect(used).not.toContain('expirySweep s3:GetObject');
     expect(test.stack.iam.denials()).toEqual([]);
   });
 });
@@ -231,7 +232,8 @@ describe('local IAM on the stack', () => {
     iot.destroy();
   });
 
-  it("S3: the sweep's first read of expiry/latest.json is a 404, and would be a 403 with ListBucket conditioned on a prefix", async () => {
+  it("S3: the sweep's role cannot read the bucket at all; a missing object is a 404 only with s3:ListBucket, a 403 with ListBucket conditioned on a prefix (GetObject, Permissions)", async () => {
+    // @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html ("Permissions")
     const bucket = test.stack.model.buckets[0] ?? '';
     const s3 = new S3Client({
       endpoint: test.stack.endpoints.s3,
@@ -242,21 +244,34 @@ describe('local IAM on the stack', () => {
     });
     const read = () =>
       attempt(() => s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'expiry/latest.json' })));
-    const missing = await read();
-    expect(missing.name).toBe('NoSuchKey');
-    expect(missing.status).toBe(404);
-    const conditioned = role('expirySweep');
-    for (const policy of conditioned.policies) {
-      for (const statement of ([] as PolicyStatement[]).concat(policy.document.Statement)) {
-        if (([] as string[]).concat(statement.Action ?? []).includes('s3:ListBucket')) {
-          statement.Condition = { StringLike: { 's3:prefix': ['expiry/*'] } };
-        }
-      }
-    }
-    test.stack.iam.setRole('expirySweep', conditioned);
-    const forbidden = await read();
-    expect(forbidden.name).toBe('AccessDenied');
-    expect(forbidden.status).toBe(403);
+    // The role as packaged: writes only.
+    expect(await read()).toMatchObject({ name: 'AccessDenied', status: 403 });
+    // A role that may read under expiry/ and list the bucket: a missing object is a 404.
+    const withRead = (listCondition?: PolicyStatement['Condition']): RoleSpec => {
+      const spec = role('expirySweep');
+      const bucketArn = `arn:aws:s3:::${bucket}`;
+      spec.policies.push({
+        name: 'test-read',
+        document: {
+          Version: '2012-10-17',
+          Statement: [
+            { Effect: 'Allow', Action: 's3:GetObject', Resource: `${bucketArn}/expiry/*` },
+            {
+              Effect: 'Allow',
+              Action: 's3:ListBucket',
+              Resource: bucketArn,
+              ...(listCondition ? { Condition: listCondition } : {}),
+            },
+          ],
+        },
+      });
+      return spec;
+    };
+    test.stack.iam.setRole('expirySweep', withRead());
+    expect(await read()).toMatchObject({ name: 'NoSuchKey', status: 404 });
+    // ListBucket conditioned on a prefix: GetObject's request context has no s3:prefix → 403.
+    test.stack.iam.setRole('expirySweep', withRead({ StringLike: { 's3:prefix': ['expiry/*'] } }));
+    expect(await read()).toMatchObject({ name: 'AccessDenied', status: 403 });
     test.stack.iam.setRole('expirySweep', role('expirySweep'));
     // Writes outside the role's prefix are refused; inside, allowed.
     const put = (key: string) =>
