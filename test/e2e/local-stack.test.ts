@@ -68,7 +68,11 @@ describe('fleetgate local', () => {
 
   it('invokes a function by its serverless.yml name and prints its result', async () => {
     const event = join(dir, 'event.json');
-    await writeFile(event, '{"hello":"world"}');
+    // An SQS-fed function: invoke delivers the message as its queue would, after the rule that feeds it.
+    await writeFile(
+      event,
+      JSON.stringify({ topic: '$aws/events/certificates/registered/0123abcd', payload: { hello: 'world' } }),
+    );
     const result = await run(['invoke', 'recordRegistration', '--event', event, '--json']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.json()).toMatchObject({
@@ -96,7 +100,7 @@ describe('fleetgate local', () => {
       [['invoke', 'recordRegistration', '--event', '/nonexistent.json', '--json'], 'no such file'],
       [['invoke', 'recordRegistration', '--event', 'package.json', '--target', 'gcp', '--json'], '--target'],
       [['replay', '/nonexistent', '--json'], 'no such file'],
-      [['replay', 'events/hook/allowed.json', '--json'], 'cannot tell the topic'],
+      [['replay', 'events/hook/allowed.json', '--json'], 'is a pre-provisioning hook input'],
       [['replay', 'events/iot', '--times', '0', '--json'], '--times'],
       [['devices', 'list', '--state', 'BOGUS', '--json'], '--state'],
       [['replay', 'events/iot', 'events/hook', '--json'], 'too many arguments'],
