@@ -155,6 +155,22 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     meaning: '`s3://bucket/prefix` or `file://dir`',
   },
   {
+    name: 'INSTALLER_TEMPLATE_NAME',
+    default: '(none)',
+    meaning:
+      'the provisioning-by-trusted-user template: the hook admits a request through it only with a temporary claim the installer API issued for that serial',
+  },
+  {
+    name: 'INSTALLER_CLAIMS_PER_MINUTE',
+    default: '`10`',
+    meaning: 'temporary claims one installer may get per minute (`param:installerClaimsPerMinute`)',
+  },
+  {
+    name: 'INSTALLER_ID_CLAIM',
+    default: '`sub`',
+    meaning: 'the JWT claim that names the installer (`param:installerIdClaim`)',
+  },
+  {
     name: 'POWERTOOLS_LOG_LEVEL',
     default: '`INFO`',
     meaning: 'log level (`param:logLevel`)',

@@ -60,6 +60,14 @@ export interface Config {
   /** The DLQ of the queue an SQS consumer reads: where a message that can never succeed goes at once. */
   readonly deadLetterQueueUrl?: string;
   readonly reportDestination: string;
+  /**
+   * The provisioning template of provisioning by trusted user: a request through it must come with a
+   * temporary claim the installer API issued for that serial (unset: no such template).
+   */
+  readonly installerTemplateName?: string;
+  readonly installerClaimsPerMinute: number;
+  /** The JWT claim that names the installer (the authorizer's `jwt.claims`). */
+  readonly installerIdClaim: string;
 }
 
 /** Thing names are `[a-zA-Z0-9:_-]{1,128}`; the prefix leaves room for a 64-character serial. */
@@ -229,6 +237,15 @@ const EnvSchema = z.object({
           'must be s3://bucket/prefix or file://dir',
         ),
     ),
+  INSTALLER_TEMPLATE_NAME: z
+    .string()
+    .regex(/^[0-9A-Za-z_-]{1,36}$/, 'must be a provisioning template name ([0-9A-Za-z_-]{1,36})')
+    .optional(),
+  INSTALLER_CLAIMS_PER_MINUTE: integer(10, 1, 10_000),
+  INSTALLER_ID_CLAIM: z
+    .string()
+    .default('sub')
+    .pipe(z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'must be a JWT claim name')),
 });
 
 /**
@@ -303,6 +320,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     ...(e.RECONCILE_QUEUE_URL !== undefined ? { reconcileQueueUrl: e.RECONCILE_QUEUE_URL } : {}),
     ...(e.DEAD_LETTER_QUEUE_URL !== undefined ? { deadLetterQueueUrl: e.DEAD_LETTER_QUEUE_URL } : {}),
     reportDestination: e.REPORT_DESTINATION,
+    ...(e.INSTALLER_TEMPLATE_NAME !== undefined ? { installerTemplateName: e.INSTALLER_TEMPLATE_NAME } : {}),
+    installerClaimsPerMinute: e.INSTALLER_CLAIMS_PER_MINUTE,
+    installerIdClaim: e.INSTALLER_ID_CLAIM,
   };
   return deepFreeze(config);
 }

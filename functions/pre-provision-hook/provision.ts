@@ -78,6 +78,7 @@ export async function provisionDevice(
     certificateId: ids.certificateId,
     claimCertificateId: ids.claimCertificateId,
     certificate,
+    ...(isInstallerTemplate(event.templateArn, config) ? { viaInstallerTemplate: true } : {}),
   };
   // Bad requests cost no read.
   const invalid = checkRequest(request, config, now);
@@ -118,7 +119,14 @@ export async function provisionDevice(
         publicKeyHash: certificate.publicKeyHash,
         now,
         provisioningWindowSeconds: config.provisioningWindowSeconds,
-        history: { id: deps.newId(), actor: ACTOR, detail: historyDetail(event, ids.claimCertificateId) },
+        history: {
+          id: deps.newId(),
+          actor: ACTOR,
+          detail: {
+            ...historyDetail(event, ids.claimCertificateId),
+            ...(facts.temporaryClaim ? { installer: facts.temporaryClaim.installer } : {}),
+          },
+        },
         claim: { claimCertificateId: ids.claimCertificateId, limitPerMinute: config.claimRateLimitPerMinute },
       }),
     );
@@ -149,6 +157,15 @@ function afterBinding(decision: ProvisioningDecision, outcome: BindOutcome): Pro
     default:
       return deny('INTERNAL_ERROR', `store refused the transition: ${outcome.reason}`);
   }
+}
+
+/**
+ * The request came through the provisioning-by-trusted-user template: its ARN ends in
+ * `provisioningtemplate/<INSTALLER_TEMPLATE_NAME>`.
+ */
+function isInstallerTemplate(templateArn: string, config: Config): boolean {
+  const name = config.installerTemplateName;
+  return name !== undefined && templateArn.endsWith(`:provisioningtemplate/${name}`);
 }
 
 function historyDetail(event: PreProvisionHookEvent, claimCertificateId: string): Record<string, string> {

@@ -7,7 +7,9 @@
  * 1. the request itself: serial format, certificate id = SHA-256 of the certificate DER, key
  *    strength, validity period (no I/O needed: `checkRequest`);
  * 2. the serial is allowlisted and not REVOKED / DECOMMISSIONED / QUARANTINED;
- * 3. the claim certificate is the one (or in the group) the allowlist entry names;
+ * 3. the claim certificate is the one (or in the group) the allowlist entry names — or, for
+ *    provisioning by trusted user, a temporary claim issued for this very serial, unexpired, used
+ *    through the trusted-user template (`checkTemporaryClaim`);
  * 4. the same certificate already bound to this serial is an idempotent repeat: allowed again with
  *    the same overrides and nothing written;
  * 5. no takeover: the certificate is not another device's, the public key is not another device's,
@@ -28,6 +30,9 @@ export const DENY_REASONS = [
   'DEVICE_QUARANTINED',
   'CLAIM_NOT_ALLOWED',
   'CLAIM_RATE_EXCEEDED',
+  'TEMPORARY_CLAIM_NOT_ISSUED',
+  'TEMPORARY_CLAIM_OTHER_SERIAL',
+  'TEMPORARY_CLAIM_EXPIRED',
   'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
   'PUBLIC_KEY_IN_USE',
   'CERTIFICATE_IN_USE',
@@ -83,6 +88,8 @@ export interface ProvisioningRequest {
   certificateId: string;
   /** The claim certificate that made the request; absent for flows without one (JITR). */
   claimCertificateId?: string;
+  /** The request came through the provisioning-by-trusted-user template. */
+  viaInstallerTemplate?: boolean;
   certificate: PresentedCertificate;
 }
 
@@ -108,6 +115,17 @@ export interface ProvisioningFacts {
   publicKeyOwner?: { serial: string; certificateId: string };
   /** Bindings already counted against the claim certificate in the current minute. */
   claimCount?: number;
+  /** The record of the claim certificate when the installer API issued it (a temporary claim). */
+  temporaryClaim?: TemporaryClaimFacts;
+}
+
+/** A temporary claim (CreateProvisioningClaim) as the installer API recorded it. */
+export interface TemporaryClaimFacts {
+  serial: string;
+  installer: string;
+  /** ISO time the claim certificate stops being valid (CreateProvisioningClaim's `expiration`). */
+  expiration: string;
+  templateName: string;
 }
 
 export interface ProvisioningRules {
@@ -216,7 +234,7 @@ export function decideProvisioning(
   if (!device) return deny('SERIAL_NOT_ALLOWLISTED', 'serial is not on the allowlist');
   const closed = closedStateDenial(device.state);
   if (closed) return closed;
-  const claim = checkClaim(device, request.claimCertificateId, rules);
+  const claim = claimDenial(request, facts, device, rules, now);
   if (claim) return claim;
 
   const allow = (binding: Binding): ProvisioningDecision => ({
@@ -279,6 +297,52 @@ function bindingFor(
     default:
       return deny('SERIAL_BOUND_TO_OTHER_CERTIFICATE', `serial is ${device.state} with another certificate`);
   }
+}
+
+/** The claim check: a temporary claim (trusted user), or the claim the allowlist entry names. */
+function claimDenial(
+  request: ProvisioningRequest,
+  facts: ProvisioningFacts,
+  device: DeviceFacts,
+  rules: ProvisioningRules,
+  now: Instant,
+): Denial | undefined {
+  return request.viaInstallerTemplate === true || facts.temporaryClaim !== undefined
+    ? checkTemporaryClaim(request, facts.temporaryClaim, now)
+    : checkClaim(device, request.claimCertificateId, rules);
+}
+
+/**
+ * Provisioning by trusted user: the temporary claim replaces the allowlist entry's claim. It must
+ * have been issued by the installer API (recorded), for this serial, be used before it expires
+ * (AWS IoT refuses an expired claim certificate at the handshake too; this holds when the clocks
+ * disagree) and through the trusted-user template — and a temporary claim never works through the
+ * other templates.
+ */
+function checkTemporaryClaim(
+  request: ProvisioningRequest,
+  temporary: TemporaryClaimFacts | undefined,
+  now: Instant,
+): Denial | undefined {
+  if (!temporary) {
+    return deny(
+      'TEMPORARY_CLAIM_NOT_ISSUED',
+      'the trusted-user template needs a temporary claim issued by the installer API; this claim was not',
+    );
+  }
+  if (request.viaInstallerTemplate !== true) {
+    return deny('CLAIM_NOT_ALLOWED', 'a temporary claim works only through the trusted-user template');
+  }
+  if (temporary.serial !== request.serial) {
+    return deny(
+      'TEMPORARY_CLAIM_OTHER_SERIAL',
+      `temporary claim was issued for another serial (to installer ${temporary.installer})`,
+    );
+  }
+  if (temporary.expiration <= now.iso) {
+    return deny('TEMPORARY_CLAIM_EXPIRED', `temporary claim expired at ${temporary.expiration}`);
+  }
+  return undefined;
 }
 
 /** The claim ids a `group:<name>` or id entry admits; `*` admits every claim. */

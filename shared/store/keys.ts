@@ -25,6 +25,9 @@
  * | reconciliation checkpoint (TTL)            | PK=RECONCILE#<runId>          SK=CHECKPOINT                |
  * | reconciliation findings, one item per page | PK=RECONCILE#<runId>          SK=PAGE#<seq>                |
  * | certificate listed by a reconciliation (TTL) | PK=RECONCILE#<runId>#CERT#<certificateId> SK=SEEN        |
+ * | installer may install a serial / a batch   | PK=INSTALLER#<installer>      SK=BIND#SERIAL#<serial> / BIND#BATCH#<batch> |
+ * | installer's temporary claims per minute (TTL) | PK=INSTALLER#<installer>   SK=RATE#<minute>             |
+ * | temporary claim issued to an installer     | PK=TEMPCLAIM#<claimCertificateId> SK=TEMPCLAIM             |
  *
  * The IssuedIndex finds certificates older than a maximum age without a Scan (AWS-issued
  * certificates expire in 2049, so age matters). Month buckets keep the number of Queries of a
@@ -130,6 +133,26 @@ export const keys = {
   retirementIndex: (dueAt: string, certificateId: string) => ({
     GSI2PK: retirementPartition(shardOf(certificateId)),
     GSI2SK: `${dueAt}#${certificateId}`,
+  }),
+  /**
+   * What an installer may install (provisioning by trusted user): one serial, or every serial of a
+   * batch. The installer id (a JWT subject) is URI-encoded, so no `#` of its own can split the key.
+   */
+  installerBinding: (installer: string, scope: 'SERIAL' | 'BATCH', value: string): Key => ({
+    PK: `INSTALLER#${encodeURIComponent(installer)}`,
+    SK: `BIND#${scope}#${value}`,
+  }),
+  installerBindingPrefix: 'BIND#',
+  installerPartition: (installer: string): string => `INSTALLER#${encodeURIComponent(installer)}`,
+  /** An installer's temporary claims in one minute (atomic counter, TTL). */
+  installerRate: (installer: string, minute: string): Key => ({
+    PK: `INSTALLER#${encodeURIComponent(installer)}`,
+    SK: `RATE#${minute}`,
+  }),
+  /** The record of a temporary claim (CreateProvisioningClaim): who asked, for which serial, until when. */
+  temporaryClaim: (claimCertificateId: string): Key => ({
+    PK: `TEMPCLAIM#${claimCertificateId.toLowerCase()}`,
+    SK: 'TEMPCLAIM',
   }),
   /** A certificate quarantined without a known device shares the StateIndex, in its own partitions. */
   quarantinedCertificateIndex: (certificateId: string) => ({

@@ -42,6 +42,7 @@ import {
   transitionedDevice,
 } from './entities/device';
 import { type HistoryInput, historyEntry, historyFromItem, historyPut } from './entities/history';
+import { type TemporaryClaimRecord, temporaryClaimFromItem } from './entities/installer';
 import { publicKeyFromItem, readPublicKeyOwner } from './entities/public-key';
 import { normalizeIso } from './item';
 import {
@@ -96,6 +97,8 @@ export interface ProvisioningFacts {
   publicKeyOwner?: PublicKeyRecord;
   /** Bindings counted against the claim certificate in the current minute (when asked for). */
   claimCount?: number;
+  /** The claim certificate's record when the installer API issued it (a temporary claim). */
+  temporaryClaim?: TemporaryClaimRecord;
 }
 
 export class ProvisioningStore {
@@ -155,13 +158,17 @@ export class ProvisioningStore {
     const wanted = [keys.device(input.serial)];
     if (input.certificateId) wanted.push(keys.certificate(input.certificateId));
     if (input.publicKeyHash) wanted.push(keys.publicKey(input.publicKeyHash));
-    if (input.claim) wanted.push(claimWindowKey(input.claim.claimCertificateId, input.claim.now));
+    if (input.claim) {
+      wanted.push(claimWindowKey(input.claim.claimCertificateId, input.claim.now));
+      wanted.push(keys.temporaryClaim(input.claim.claimCertificateId));
+    }
     const facts: ProvisioningFacts = {};
     for (const item of await this.db.batchGet(wanted)) {
       if (item.SK === 'DEVICE') facts.device = deviceFromItem(item);
       else if (item.SK === 'CERT') facts.certificate = certificateFromItem(item);
       else if (item.SK === 'PUBKEY') facts.publicKeyOwner = publicKeyFromItem(item);
       else if (item.SK === 'CLAIM') facts.claimCount = claimCountFromItem(item);
+      else if (item.SK === 'TEMPCLAIM') facts.temporaryClaim = temporaryClaimFromItem(item);
     }
     return facts;
   }
