@@ -168,6 +168,14 @@ export const COMMAND_MODULES: CommandModule[] = [
     load: async () => (await import('./commands/doctor')).registerDoctorCommand,
   },
   {
+    names: ['installer'],
+    summaries: {
+      installer:
+        'Provisioning by trusted user: bind installers to serials or batches; get a temporary claim as the app would',
+    },
+    load: async () => (await import('./commands/installer')).registerInstallerCommands,
+  },
+  {
     names: ['device'],
     summaries: { device: 'Play one device by hand over MQTT against the running local stack' },
     load: async () => (await import('./commands/device')).registerDeviceCommands,

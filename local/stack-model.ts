@@ -84,8 +84,26 @@ export interface FunctionSpec {
   environment: Record<string, string>;
   sqs: SqsMapping[];
   schedules: ScheduleSpec[];
+  /** `httpApi` events: the routes of the HTTP API that invoke this function. */
+  httpApi: HttpRouteSpec[];
   /** The execution role, with its policies resolved as `serverless package` renders them. */
   role: RoleSpec;
+}
+
+/** One `httpApi` event of a function (payload format 2.0). */
+export interface HttpRouteSpec {
+  method: string;
+  path: string;
+  /** `provider.httpApi.authorizers` name. */
+  authorizer?: string;
+}
+
+/** A JWT authorizer of `provider.httpApi.authorizers`, with its intrinsics resolved. */
+export interface JwtAuthorizerSpec {
+  name: string;
+  issuer: string;
+  audience: string[];
+  identitySource: string;
 }
 
 /** An IAM role of the template, with intrinsics resolved to local values. */
@@ -123,6 +141,8 @@ export interface StackModel {
   lambdaPermissions: LambdaPermissionSpec[];
   /** Every `AWS::IAM::Role` of the file, by logical id (service roles: topic rules, provisioning). */
   roles: Record<string, RoleSpec>;
+  /** `provider.httpApi.authorizers` of type jwt, by name. */
+  httpApiAuthorizers: Record<string, JwtAuthorizerSpec>;
 }
 
 export interface LambdaPermissionSpec {
@@ -183,6 +203,9 @@ export const LOCAL_RESOURCE_TYPES: Readonly<Record<string, string>> = {
   'AWS::SNS::Topic': 'not emulated (no local SNS; alarm actions only)',
   'AWS::SNS::TopicPolicy': 'not emulated (no local SNS)',
   'AWS::Logs::LogGroup': 'not emulated (handler logs go to the local stack output)',
+  'AWS::Cognito::UserPool':
+    "played by the local HTTP API's token issuer (`fleetgate installer token`): it signs as the JWT authorizer's issuer",
+  'AWS::Cognito::UserPoolClient': "its id is the JWT authorizer's audience the local token issuer signs for",
 };
 
 /** The IoT resources serverless.yml declares, resolved, as the local stack creates them. */
@@ -241,18 +264,25 @@ export function resolveCloudFormation(
 export interface DeclaredIotNames {
   devicePolicyName?: string;
   claimPolicyName?: string;
-  /** The `FLEET_PROVISIONING` template (with the pre-provisioning hook). */
+  /** The `FLEET_PROVISIONING` template of provisioning by claim (with the pre-provisioning hook). */
   fleetTemplateName?: string;
+  /** The template of provisioning by trusted user (`INSTALLER_TEMPLATE_NAME`), when declared. */
+  installerTemplateName?: string;
 }
 
 export function declaredIotNames(model: StackModel): DeclaredIotNames {
+  // The claim template is the FLEET_PROVISIONING template no function issues temporary claims for.
+  const installer = model.functions
+    .map((fn) => fn.environment.INSTALLER_TEMPLATE_NAME)
+    .find((name): name is string => typeof name === 'string' && name !== '');
   const fleet = model.provisioningTemplates.find(
-    (template) => template.templateType === 'FLEET_PROVISIONING',
+    (template) => template.templateType === 'FLEET_PROVISIONING' && template.templateName !== installer,
   );
   return {
     ...(model.devicePolicyName !== undefined ? { devicePolicyName: model.devicePolicyName } : {}),
     ...(model.claimPolicyName !== undefined ? { claimPolicyName: model.claimPolicyName } : {}),
     ...(fleet ? { fleetTemplateName: fleet.templateName } : {}),
+    ...(installer ? { installerTemplateName: installer } : {}),
   };
 }
 
@@ -384,7 +414,29 @@ class Resolver {
       bucketLogicalIds: Object.entries(this.resources)
         .filter(([, resource]) => resource.Type === 'AWS::S3::Bucket')
         .map(([logicalId]) => logicalId),
+      httpApiAuthorizers: this.httpApiAuthorizers(),
     };
+  }
+
+  private httpApiAuthorizers(): Record<string, JwtAuthorizerSpec> {
+    const httpApi = this.config.provider.httpApi as { authorizers?: Record<string, unknown> } | undefined;
+    const result: Record<string, JwtAuthorizerSpec> = {};
+    for (const [name, raw] of Object.entries(httpApi?.authorizers ?? {})) {
+      const spec = raw as Record<string, unknown>;
+      if (spec.type !== 'jwt') {
+        throw new StackModelError(
+          `provider.httpApi.authorizers.${name}: only JWT authorizers are emulated (type ${String(spec.type)})`,
+        );
+      }
+      const audience = this.resolve(spec.audience);
+      result[name] = {
+        name,
+        issuer: String(this.resolve(spec.issuerUrl)),
+        audience: (Array.isArray(audience) ? audience : [audience]).map(String).filter((a) => a !== ''),
+        identitySource: String(this.resolve(spec.identitySource ?? '$request.header.Authorization')),
+      };
+    }
+    return result;
   }
 
   private lambdaPermission(logicalId: string, resource: CfnResource): LambdaPermissionSpec {
@@ -722,8 +774,10 @@ class Resolver {
     const deployedName = this.functionNames.get(`fn:${name}`) ?? name;
     const sqs: SqsMapping[] = [];
     const schedules: ScheduleSpec[] = [];
+    const httpApi: HttpRouteSpec[] = [];
     for (const event of fn.events ?? []) {
       if ('sqs' in event) sqs.push(this.sqsMapping(name, event.sqs));
+      if ('httpApi' in event) httpApi.push(this.httpRoute(name, event.httpApi));
       if ('schedule' in event) {
         const raw = event.schedule;
         const spec =
@@ -747,8 +801,21 @@ class Resolver {
       environment,
       sqs,
       schedules,
+      httpApi,
       role: this.functionRole(name, fn),
     };
+  }
+
+  private httpRoute(name: string, raw: unknown): HttpRouteSpec {
+    const spec = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    const method = String(this.resolve(spec.method ?? '')).toUpperCase();
+    const path = String(this.resolve(spec.path ?? ''));
+    if (!method || !path.startsWith('/')) {
+      throw new StackModelError(`functions.${name}.events.httpApi: method and path are required`);
+    }
+    const authorizer = spec.authorizer as { name?: unknown } | string | undefined;
+    const authorizerName = typeof authorizer === 'string' ? authorizer : authorizer?.name;
+    return { method, path, ...(authorizerName ? { authorizer: String(authorizerName) } : {}) };
   }
 
   /**
@@ -927,9 +994,43 @@ class Resolver {
           return String(attribute ? this.getAtt(String(id), attribute) : this.ref(String(id)));
         });
       }
+      if (key === 'Fn::If') {
+        const [condition, whenTrue, whenFalse] = arg as [string, unknown, unknown];
+        return this.resolve(this.condition(String(condition)) ? whenTrue : whenFalse);
+      }
       if (key.startsWith('Fn::')) throw new StackModelError(`${key} is not supported by the local stack`);
     }
     return Object.fromEntries(entries.map(([k, v]) => [k, this.resolve(v)]));
+  }
+
+  /** A condition of `resources.Conditions` (`Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`). */
+  private condition(name: string): boolean {
+    const conditions = (this.config.resources as { Conditions?: Record<string, unknown> } | undefined)
+      ?.Conditions;
+    const definition = conditions?.[name];
+    if (definition === undefined) throw new StackModelError(`Condition ${name} is not defined`);
+    return this.evaluate(definition);
+  }
+
+  private evaluate(expression: unknown): boolean {
+    const [key, arg] = Object.entries(expression as Record<string, unknown>)[0] ?? [];
+    const args = Array.isArray(arg) ? arg : [arg];
+    switch (key) {
+      case 'Fn::Equals':
+        return String(this.resolve(args[0])) === String(this.resolve(args[1]));
+      case 'Fn::Not':
+        return !this.evaluate(args[0]);
+      case 'Fn::And':
+        return args.every((item) => this.evaluate(item));
+      case 'Fn::Or':
+        return args.some((item) => this.evaluate(item));
+      case 'Condition':
+        return this.condition(String(arg));
+      default:
+        throw new StackModelError(
+          `condition ${JSON.stringify(expression)} is not supported by the local stack`,
+        );
+    }
   }
 
   private ref(id: string): string {
@@ -949,6 +1050,9 @@ class Resolver {
     }
     const fn = this.functionNames.get(id);
     if (fn) return this.functionNames.get(`fn:${fn}`) ?? fn;
+    // Cognito answers Ref with ids: `<region>_<id>` for a pool, an opaque id for an app client.
+    if (type === 'AWS::Cognito::UserPool') return `${this.region}_${id}`;
+    if (type === 'AWS::Cognito::UserPoolClient') return `local${id}`;
     const resource = this.resources[id];
     const properties = resource?.Properties ?? {};
     const name =

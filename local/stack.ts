@@ -16,6 +16,7 @@ import {
   quarantinePolicyDocument,
 } from '../shared/iot/prepare-account';
 import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local';
+import { type LocalHttpApi, startHttpApi } from './http-api';
 import { AccessDeniedError, Authorizer, functionAccessKeyId, UnmappedCallError } from './iam/authorizer';
 import { startAwsGateway } from './iam/gateway';
 import { iotCheck } from './iam/requests';
@@ -83,6 +84,8 @@ export interface StackEndpoints {
   iotData?: string;
   /** The MQTT device endpoint (`mqtts://127.0.0.1:<port>`, mutual TLS; CA: the emulator's, `GET /_emulator/ca`). */
   mqtt?: string;
+  /** The HTTP API (`httpApi` routes: the installer API), with its JWT authorizers and local token issuer. */
+  httpApi?: string;
 }
 
 /** One published message: the rules that ran and what their actions did. */
@@ -112,6 +115,8 @@ export interface LocalStack {
   readonly declared: DeclaredIotNames;
   /** The MQTT device endpoint in front of the emulator. */
   readonly mqtt?: MqttBroker;
+  /** The HTTP API of the `httpApi` routes (started when serverless.yml declares any). */
+  readonly httpApi?: LocalHttpApi;
   /** The standard SDK variables pointing at this stack (endpoints, region, dummy credentials). */
   readonly env: Record<string, string>;
   /** Process ids of child processes (DynamoDB Local's process group leader). */
@@ -324,6 +329,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(options.handlerOutput ? { handlerOutput: options.handlerOutput } : {}),
     });
     const localFunctions = functions;
+    const httpApi = model.functions.some((fn) => fn.httpApi.length > 0)
+      ? await startHttpApi({
+          functions: model.functions,
+          authorizers: model.httpApiAuthorizers,
+          region,
+          accountId: model.accountId,
+          invoke: (name, event) => localFunctions.invoke(name, event),
+        })
+      : undefined;
+    if (httpApi) {
+      cleanup.push(() => httpApi.stop());
+      endpoints.httpApi = httpApi.url;
+    }
     // The pre-provisioning hook answers AWS IoT within 5 s: its cold start happens now, not then.
     for (const template of model.provisioningTemplates) {
       if (template.preProvisioningHookFunction)
@@ -430,6 +448,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       iotResources,
       declared: declaredIotNames(model),
       ...(mqtt ? { mqtt } : {}),
+      ...(httpApi ? { httpApi } : {}),
       env,
       pids: ddb ? { dynamodb: ddb.pid } : {},
       functions: localFunctions,

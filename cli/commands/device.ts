@@ -29,9 +29,10 @@ import { type CommandRegistry, contract } from '../main';
 import { resolveStoreTarget } from '../target';
 
 /** What `.fleetgate/devices/<name>/device.json` records (no key material). */
-interface DeviceFile {
+export interface DeviceFile {
   name: string;
-  kind: 'claim' | 'device';
+  /** `temporary-claim`: a five-minute claim from the installer API (`fleetgate installer claim`). */
+  kind: 'claim' | 'device' | 'temporary-claim';
   certificateId: string;
   serial?: string;
   thingName?: string;
@@ -65,7 +66,11 @@ function deviceDir(name: string): string {
   return join(devicesDir(), name);
 }
 
-function readIdentity(name: string): { file: DeviceFile; certificatePem: string; privateKeyPem: string } {
+export function readIdentity(name: string): {
+  file: DeviceFile;
+  certificatePem: string;
+  privateKeyPem: string;
+} {
   const dir = deviceDir(name);
   if (!existsSync(join(dir, 'device.json'))) {
     throw new CommandFailure(
@@ -79,7 +84,7 @@ function readIdentity(name: string): { file: DeviceFile; certificatePem: string;
   };
 }
 
-function writeIdentity(
+export function writeIdentity(
   name: string,
   file: DeviceFile,
   certificatePem: string,
@@ -273,15 +278,17 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
               throw new UsageError('--claim-cert and --claim-key go together');
             deviceDir(name);
             return withEndpoint(async (endpoint) => {
-              const claim =
+              const claim: { certificatePem: string; privateKeyPem: string; file?: DeviceFile } =
                 options.claimCert && options.claimKey
                   ? {
                       certificatePem: readFileSync(options.claimCert, 'utf8'),
                       privateKeyPem: readFileSync(options.claimKey, 'utf8'),
                     }
                   : readIdentity(options.claim);
+              // A temporary claim works only with the template it was issued for (trusted user).
               const templateName =
                 options.template ??
+                (claim.file?.kind === 'temporary-claim' ? claim.file.templateName : undefined) ??
                 endpoint.declared.fleetTemplateName ??
                 (await fleet(endpoint)).templateName;
               const client = await connectOrFail(endpoint, claim, claimClientId(options.serial));

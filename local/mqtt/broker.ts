@@ -197,6 +197,41 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     options.onRefused?.(refusal);
   };
 
+  /**
+   * A temporary claim (CreateProvisioningClaim) carries no policy of the account; AWS scopes it to
+   * its template's Fleet Provisioning MQTT API itself, which the documentation does not spell out.
+   * Emulated as the narrowest policy that lets a device use it as documented: connect, and publish /
+   * subscribe / receive on `$aws/certificates/create[-from-csr]/*` and
+   * `$aws/provisioning-templates/<its template>/provision/*` — nothing else.
+   * @see https://docs.aws.amazon.com/iot/latest/developerguide/provision-wo-cert.html#trusted-user
+   */
+  const temporaryClaimPolicy = (certificateArn: string): string | undefined => {
+    const certificateId = certificateArn.split('/').pop() ?? '';
+    const claim = registry.certificates.get(certificateId)?.provisioningClaim;
+    if (!claim) return undefined;
+    const topics = [
+      '$aws/certificates/create/*',
+      '$aws/certificates/create-from-csr/*',
+      `$aws/provisioning-templates/${claim.templateName}/provision/*`,
+    ];
+    return JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [
+        { Effect: 'Allow', Action: 'iot:Connect', Resource: arn('client/*') },
+        {
+          Effect: 'Allow',
+          Action: ['iot:Publish', 'iot:Receive'],
+          Resource: topics.map((topic) => arn(`topic/${topic}`)),
+        },
+        {
+          Effect: 'Allow',
+          Action: 'iot:Subscribe',
+          Resource: topics.map((topic) => arn(`topicfilter/${topic}`)),
+        },
+      ],
+    });
+  };
+
   /** The policy documents that apply to a connection, and what its policy variables resolve to. */
   const policyView = (clientId: string, certificateArn: string) => {
     const documents: string[] = [];
@@ -207,6 +242,8 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       }
     };
     add(certificateArn);
+    const temporary = temporaryClaimPolicy(certificateArn);
+    if (temporary) documents.push(temporary);
     const thing = registry.things.get(clientId);
     const attached = thing?.principals.has(certificateArn) === true;
     if (thing && attached) {

@@ -192,11 +192,12 @@ describe('buildStackModel and resource types', () => {
     );
   });
 
-  it('names the declared device policy, claim policy and fleet template for device-side tools', () => {
+  it('names the declared device policy, claim policy, claim template and trusted-user template for device-side tools', () => {
     expect(declaredIotNames(buildStackModel(config()))).toEqual({
       devicePolicyName: 'fleetgate-local-device',
       claimPolicyName: 'fleetgate-local-claim',
       fleetTemplateName: 'fleetgate-local-fleet',
+      installerTemplateName: 'fleetgate-local-installer',
     });
   });
 });

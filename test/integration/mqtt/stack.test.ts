@@ -128,6 +128,7 @@ beforeAll(async () => {
     devicePolicyName: DEVICE_POLICY,
     claimPolicyName: 'fleetgate-local-claim',
     fleetTemplateName: TEMPLATE,
+    installerTemplateName: 'fleetgate-local-installer',
   });
   const claimCsr = await createCsr({ subject: { commonName: 'fleetgate claim' } });
   const issued = await iot.send(
