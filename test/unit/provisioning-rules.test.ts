@@ -11,6 +11,7 @@ import {
   type ProvisioningFacts,
   type ProvisioningRequest,
   type ProvisioningRules,
+  type TemporaryClaimFacts,
 } from '../../shared/domain/provisioning-rules';
 
 const NOW: Instant = { iso: '2026-11-24T12:00:00.000Z', epochMs: Date.parse('2026-11-24T12:00:00.000Z') };
@@ -44,6 +45,16 @@ function request(
       notAfterMs: NOW.epochMs + 365 * 24 * HOUR,
       ...certificate,
     },
+  };
+}
+
+function temporary(overrides: Partial<TemporaryClaimFacts> = {}): TemporaryClaimFacts {
+  return {
+    serial: 'SN-0001',
+    installer: 'installer-1',
+    expiration: new Date(NOW.epochMs + 120_000).toISOString(),
+    templateName: 'fleetgate-dev-installer',
+    ...overrides,
   };
 }
 
@@ -201,6 +212,37 @@ const denials: Case[] = [
     },
     reason: 'PROVISIONING_IN_PROGRESS',
   },
+  // Provisioning by trusted user (https://docs.aws.amazon.com/iot/latest/developerguide/provision-wo-cert.html#trusted-user)
+  {
+    name: 'the trusted-user template with a claim the installer API never issued',
+    request: request({ viaInstallerTemplate: true }),
+    facts: { device: device() },
+    reason: 'TEMPORARY_CLAIM_NOT_ISSUED',
+  },
+  {
+    name: 'a temporary claim issued for another serial',
+    request: request({ viaInstallerTemplate: true }),
+    facts: { device: device(), temporaryClaim: temporary({ serial: 'SN-0002' }) },
+    reason: 'TEMPORARY_CLAIM_OTHER_SERIAL',
+  },
+  {
+    name: 'a temporary claim past its expiration (clock ahead of the handshake)',
+    request: request({ viaInstallerTemplate: true }),
+    facts: { device: device(), temporaryClaim: temporary({ expiration: NOW.iso }) },
+    reason: 'TEMPORARY_CLAIM_EXPIRED',
+  },
+  {
+    name: 'a temporary claim through the claim template',
+    request: request(),
+    facts: { device: device(), temporaryClaim: temporary() },
+    reason: 'CLAIM_NOT_ALLOWED',
+  },
+  {
+    name: 'a valid temporary claim for a quarantined device',
+    request: request({ viaInstallerTemplate: true }),
+    facts: { device: device({ state: 'QUARANTINED' }), temporaryClaim: temporary() },
+    reason: 'DEVICE_QUARANTINED',
+  },
 ];
 
 describe('decideProvisioning denies', () => {
@@ -224,6 +266,16 @@ describe('decideProvisioning denies', () => {
 });
 
 describe('decideProvisioning allows', () => {
+  it('a temporary claim for its serial, unexpired, through the trusted-user template — whatever claim the allowlist names', () => {
+    const decision = decideProvisioning(
+      request({ viaInstallerTemplate: true, claimCertificateId: OTHER_CLAIM }),
+      { device: device({ allowedClaim: CLAIM }), temporaryClaim: temporary() },
+      RULES,
+      NOW,
+    );
+    expect(decision).toMatchObject({ allow: true, serial: 'SN-0001', binding: 'new' });
+  });
+
   it('a first provisioning, with the thing name and attributes as overrides', () => {
     const decision = decideProvisioning(request(), { device: device() }, RULES, NOW);
     expect(decision).toEqual({

@@ -151,6 +151,7 @@ describe('declaredIotResources', () => {
       'AWS::IoT::Policy',
       'AWS::IoT::Policy',
       'AWS::IoT::ProvisioningTemplate',
+      'AWS::IoT::ProvisioningTemplate',
       'AWS::IoT::CACertificate',
     ]);
   });
