@@ -9,7 +9,13 @@ import { startLocalStack } from '../local/stack';
 import { localHandle } from '../local/stack-control';
 import type { BenchContext, BenchRow } from './types';
 
-const DEVICES: Record<SimulationFlow, number> = { fleet: 100, jitr: 50, jitp: 50, factory: 50 };
+const DEVICES: Record<SimulationFlow, number> = {
+  fleet: 100,
+  jitr: 50,
+  jitp: 50,
+  factory: 50,
+  'trusted-user': 50,
+};
 /** The factory burst: all at once against Fleet Provisioning's own quotas (BENCH_BURST_DEVICES). */
 const BURST_DEVICES = Number(process.env.BENCH_BURST_DEVICES ?? 300);
 /**

@@ -17,7 +17,7 @@ import { CommandFailure, type Output, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { localStackOptions } from '../target';
 
-const FLOWS: readonly SimulationFlow[] = ['fleet', 'jitr', 'jitp', 'factory'];
+const FLOWS: readonly SimulationFlow[] = ['fleet', 'jitr', 'jitp', 'factory', 'trusted-user'];
 const TRANSPORTS: readonly TransportKind[] = ['http', 'mqtt'];
 
 interface SimulateOptions {
@@ -139,7 +139,7 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
     .command('simulate')
     .description('Drive generated devices (real keys, CSRs, certificates) and bad actors through a flow')
     .option('--devices <n>', 'legitimate devices', '50')
-    .option('--flow <flow>', 'fleet, jitr, jitp or factory', 'fleet')
+    .option('--flow <flow>', 'fleet, jitr, jitp, factory or trusted-user', 'fleet')
     .option('--clones <k>', 'clones of legitimate devices (same serial and key, another certificate)', '0')
     .option('--invalid <m>', 'unknown serials, expired certificates and takeover attempts', '0')
     .option('--duplicates <d>', 'deliver every IoT event d more times through the rules engine', '0')

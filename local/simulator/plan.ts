@@ -5,7 +5,7 @@
 import { seededRandom } from '../seeded-random';
 
 /** A flow a device goes through to its first connection with its own certificate. */
-export type SimulationFlow = 'fleet' | 'jitr' | 'jitp' | 'factory';
+export type SimulationFlow = 'fleet' | 'jitr' | 'jitp' | 'factory' | 'trusted-user';
 
 /** What a simulated participant is. */
 export type ActorKind =

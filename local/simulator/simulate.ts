@@ -25,6 +25,7 @@ import type { Batch } from '../../shared/factory/batch';
 import { importFactoryBatch } from '../../shared/factory/import';
 import { IotRegistry } from '../../shared/iot/iot-registry';
 import { listQuarantine, type QuarantineCounts, quarantineCounts } from '../../shared/quarantine/operator';
+import { InstallerStore } from '../../shared/store/installer-store';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
@@ -176,6 +177,7 @@ export const FLOW_FUNCTIONS: Record<SimulationFlow, string[]> = {
   jitr: ['registerCertificate', 'deviceLifecycle'],
   jitp: ['deviceLifecycle'],
   factory: ['deviceLifecycle'],
+  'trusted-user': ['preProvisionHook', 'installerClaim'],
 };
 
 /** Functions the simulation makes run, loaded one at a time before it starts. */
@@ -219,8 +221,12 @@ interface Rig {
   counters: { throttled: number; freshTokens: number };
 }
 
+type FleetClaim = { certificateId: string; certificatePem: string; privateKeyPem: string };
+
 interface FleetContext {
   templateName: string;
+  /** Provisioning by trusted user: each device's temporary claim, from the installer API. */
+  claimFor?: (participant: Participant) => Promise<FleetClaim | { refused: string }>;
   /** Claim certificates, one per production batch of {@link DEVICES_PER_CLAIM} devices. */
   claims: Array<{ certificateId: string; certificatePem: string; privateKeyPem: string }>;
   expiredCa: CertificateAuthority;
@@ -364,7 +370,7 @@ async function simulate(
     ...summary,
     unsettled,
     phasesMs,
-    ...(options.flow === 'fleet'
+    ...(options.flow === 'fleet' || options.flow === 'trusted-user'
       ? { throttled: rig.counters.throttled, freshTokens: rig.counters.freshTokens }
       : {}),
     ...(rig.devices.kind === 'mqtt'
@@ -393,6 +399,10 @@ async function prepareFlow(
 ): Promise<ParticipantRunner> {
   if (flow === 'fleet') {
     const context = await prepareFleet(rig, plan);
+    return (participant) => runFleetParticipant(rig, context, participant);
+  }
+  if (flow === 'trusted-user') {
+    const context = await prepareTrustedUser(rig, plan);
     return (participant) => runFleetParticipant(rig, context, participant);
   }
   if (flow === 'factory') {
@@ -445,6 +455,79 @@ async function prepareFleet(rig: Rig, plan: SimulationPlan): Promise<FleetContex
     expiredCa,
     keys: new Map(),
   };
+}
+
+/** Installers of a trusted-user run: each gets this many devices (under the API's per-minute limit). */
+const DEVICES_PER_INSTALLER = 8;
+
+/**
+ * Provisioning by trusted user: the allowlist (no product claim), installers bound to the run's
+ * batch, and for each device a temporary claim from the installer API (`POST /claims` with the
+ * installer's token from the local issuer), used through the trusted-user template. A refused claim
+ * (a serial nobody allowlisted, 429 after backing off) is the device's outcome.
+ */
+async function prepareTrustedUser(rig: Rig, plan: SimulationPlan): Promise<FleetContext> {
+  const api = rig.handle.endpoints.httpApi;
+  const templateName = rig.handle.declared.installerTemplateName;
+  if (!api || !templateName) {
+    throw new FlowUnavailableError(
+      'the trusted-user flow needs the installer API (installerClaim) and its template',
+    );
+  }
+  await importAllowlist(rig, plan);
+  const installers = new InstallerStore(rig.store);
+  const count = Math.max(1, Math.ceil(plan.legitimate.length / DEVICES_PER_INSTALLER));
+  const names = Array.from({ length: count }, (_, index) => `simulator-${plan.runId}-${index}`);
+  const now = new Date().toISOString();
+  await installers.bind(
+    names.map((installer) => ({
+      installer,
+      scope: 'BATCH' as const,
+      value: plan.runId,
+      boundBy: 'cli:simulate',
+      boundAt: now,
+    })),
+  );
+  const tokens = new Map<string, Promise<string>>();
+  const tokenOf = (installer: string) => {
+    let token = tokens.get(installer);
+    if (!token) {
+      token = fetch(`${api}/.local-idp/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ subject: installer }),
+      }).then(async (response) => String(((await response.json()) as { token?: string }).token));
+      tokens.set(installer, token);
+    }
+    return token;
+  };
+  const claimFor = async (participant: Participant): Promise<FleetClaim | { refused: string }> => {
+    const installer =
+      names[Math.floor((participant.victim ?? participant.index) / DEVICES_PER_INSTALLER) % count] ?? '';
+    const retry = throttledRetry(rig.counters);
+    for (;;) {
+      const response = await fetch(`${api}/claims`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await tokenOf(installer)}` },
+        body: JSON.stringify({ serial: participant.serial }),
+      });
+      const body = (await response.json()) as Record<string, unknown>;
+      if (response.status === 201) {
+        return {
+          certificateId: String(body.certificateId),
+          certificatePem: String(body.certificatePem),
+          privateKeyPem: String(body.privateKey),
+        };
+      }
+      // The app backs off on 429 / 5xx as good firmware does on a throttled RegisterThing.
+      if ((response.status === 429 || response.status >= 500) && (await retry.wait())) continue;
+      return { refused: String(body.error ?? response.status) };
+    }
+  };
+  const expiredCa = await createCertificateAuthority({
+    subject: { commonName: `fleetgate expired ${plan.runId}` },
+  });
+  return { templateName, claims: [], claimFor, expiredCa, keys: new Map() };
 }
 
 /** Imports the allowlist through the CSV import: legitimate devices and expired ones (their certificate is what is wrong). */
@@ -786,7 +869,8 @@ async function runFleetParticipant(
     });
     return outcome.accepted ? { kind, serial, result: 'provisioned' } : denied(`connect:${outcome.reason}`);
   }
-  const claim = claimOf(context.claims, participant);
+  const claim = context.claimFor ? await context.claimFor(participant) : claimOf(context.claims, participant);
+  if ('refused' in claim) return denied(`claim:${claim.refused}`);
   const claimSession = await rig.devices.connect({
     certificatePem: claim.certificatePem,
     privateKeyPem: claim.privateKeyPem,
@@ -1046,8 +1130,14 @@ async function summarize(
       if (reason) {
         const quarantined = `${outcome.kind}: ${reason}`;
         quarantinedByReason[quarantined] = (quarantinedByReason[quarantined] ?? 0) + 1;
-      } else if (outcome.kind === 'clone' && rig.lifecycle && !outcome.reason?.startsWith('import:')) {
-        // A clone the factory import refused (KEY_REUSED) never reached IoT: nothing to quarantine.
+      } else if (
+        outcome.kind === 'clone' &&
+        rig.lifecycle &&
+        !outcome.reason?.startsWith('import:') &&
+        !outcome.reason?.startsWith('claim:')
+      ) {
+        // A clone the factory import refused (KEY_REUSED), or one the installer API gave no claim,
+        // never presented its key to IoT: nothing to quarantine.
         unquarantinedClones.push(outcome.serial);
       }
       continue;
