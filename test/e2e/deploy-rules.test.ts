@@ -363,7 +363,7 @@ describe('deploy rules on the packaged template', () => {
         .map(([id]) => id);
       const topicActions = properties(packaged, 'RegistrationDLQAlarm').AlarmActions;
       expect(topicActions).toEqual({ 'Fn::If': ['HasAlarmTopic', [''], { Ref: 'AWS::NoValue' }] });
-      expect(functions).toHaveLength(9);
+      expect(functions).toHaveLength(10);
       for (const fn of functions) {
         for (const metric of ['Errors', 'Throttles']) {
           const matching = alarms().filter(([, alarm]) => {

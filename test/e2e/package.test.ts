@@ -142,7 +142,18 @@ describe('npm run package (offline serverless package)', () => {
     const modelled = Object.fromEntries(
       Object.entries(template.Resources).filter(([, resource]) => resource.Type in LOCAL_RESOURCE_TYPES),
     );
-    const packaged = buildStackModel({ ...config, resources: { Resources: modelled as never } }, options);
+    const packaged = buildStackModel(
+      {
+        ...config,
+        resources: {
+          Resources: modelled as never,
+          ...((template as { Conditions?: unknown }).Conditions
+            ? { Conditions: (template as { Conditions?: unknown }).Conditions }
+            : {}),
+        } as never,
+      },
+      options,
+    );
     expect(local.functions.length).toBeGreaterThan(0);
     for (const fn of local.functions) {
       const resource = template.Resources[functionLogicalId(fn.name)];

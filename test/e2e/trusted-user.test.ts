@@ -45,6 +45,7 @@ describe('fleetgate installer', () => {
       env,
     );
     const device = await fleetgate(['devices', 'get', 'SN-TU-E2E-1', '--json'], env);
+    const history = await fleetgate(['devices', 'history', 'SN-TU-E2E-1', '--json'], env);
 
     // Assess
     expect(claim.code, claim.stderr).toBe(0);
@@ -53,12 +54,8 @@ describe('fleetgate installer', () => {
     expect(claim.stdout).not.toContain('PRIVATE KEY');
     expect(provisioned.code, provisioned.stderr).toBe(0);
     expect(provisioned.json()).toMatchObject({ serial: 'SN-TU-E2E-1', thingName: 'SN-TU-E2E-1' });
-    const record = device.json<{
-      device: { state: string };
-      history: Array<{ event: string; detail?: unknown }>;
-    }>();
-    expect(record.device.state).toBe('ACTIVE');
-    expect(record.history.map((entry) => entry.event)).toContain('TEMPORARY_CLAIM_ISSUED');
+    expect(device.json<{ device: { state: string } }>().device.state).toBe('ACTIVE');
+    expect(history.stdout).toContain('TEMPORARY_CLAIM_ISSUED');
   });
 
   it('refuses a serial the installer is not bound to (exit 1, the reason), and a claim used for another serial', async () => {
@@ -93,12 +90,12 @@ describe('fleetgate installer', () => {
       env,
     );
 
-    // Assess
+    // Assess: a clone racing its original for a claim may get the original quarantined (its key
+    // presented twice is clone evidence), which the simulation counts as caught, not lost.
     expect(run.code, run.stderr).toBe(0);
     expect(run.json()).toMatchObject({
       flow: 'trusted-user',
       devices: 6,
-      active: 6,
       duplicatesCreated: 0,
       lost: 0,
       stuck: 0,

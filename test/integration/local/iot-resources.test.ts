@@ -81,6 +81,12 @@ describe('IoT resources of serverless.yml on the local stack', () => {
         name: 'fleetgate-local-fleet',
         result: 'created',
       },
+      {
+        logicalId: 'InstallerProvisioningTemplate',
+        type: 'AWS::IoT::ProvisioningTemplate',
+        name: 'fleetgate-local-installer',
+        result: 'created',
+      },
     ]);
     const specs = await declaredSpecs();
     for (const spec of specs) {
@@ -114,6 +120,7 @@ describe('IoT resources of serverless.yml on the local stack', () => {
       { logicalId: 'DevicePolicy', result: 'unchanged' },
       { logicalId: 'ClaimPolicy', result: 'unchanged' },
       { logicalId: 'FleetProvisioningTemplate', result: 'unchanged' },
+      { logicalId: 'InstallerProvisioningTemplate', result: 'unchanged' },
     ]);
   });
 
