@@ -5,7 +5,7 @@
 import * as z from 'zod';
 import type { Item, WriteItem } from '../client';
 import { epochSeconds, fromItem } from '../item';
-import { keys, minuteBucket } from '../keys';
+import { type Key, keys, minuteBucket } from '../keys';
 
 /** How long a window's item outlives its minute. */
 const WINDOW_TTL_SECONDS = 180;
@@ -31,17 +31,24 @@ export function claimWindowIncrement(
   now: string,
   limitPerMinute: number,
 ): WriteItem {
+  return { Update: boundedCounterIncrement(claimWindowKey(claimCertificateId, now), now, limitPerMinute) };
+}
+
+/**
+ * Adds one to the counter at `key` unless it has reached `limit` (the condition holds under any
+ * concurrency); the item expires `WINDOW_TTL_SECONDS` after `now`. The claim window's and the
+ * installer rate window's one shape.
+ */
+export function boundedCounterIncrement(key: Key, now: string, limit: number) {
   return {
-    Update: {
-      Key: claimWindowKey(claimCertificateId, now),
-      UpdateExpression: 'ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)',
-      ConditionExpression: 'attribute_not_exists(#count) OR #count < :limit',
-      ExpressionAttributeNames: { '#count': 'count', '#ttl': 'ttl' },
-      ExpressionAttributeValues: {
-        ':one': 1,
-        ':limit': limitPerMinute,
-        ':ttl': epochSeconds(now) + WINDOW_TTL_SECONDS,
-      },
+    Key: key,
+    UpdateExpression: 'ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)',
+    ConditionExpression: 'attribute_not_exists(#count) OR #count < :limit',
+    ExpressionAttributeNames: { '#count': 'count', '#ttl': 'ttl' },
+    ExpressionAttributeValues: {
+      ':one': 1,
+      ':limit': limit,
+      ':ttl': epochSeconds(now) + WINDOW_TTL_SECONDS,
     },
   };
 }

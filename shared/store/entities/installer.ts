@@ -9,9 +9,8 @@ import type { TemporaryClaimFacts } from '../../domain/provisioning-rules';
 import type { Item, PutItem, WriteItem } from '../client';
 import { epochSeconds, fromItem } from '../item';
 import { keys, minuteBucket } from '../keys';
+import { boundedCounterIncrement } from './claim-window';
 
-/** A counter item outlives its minute by this much. */
-const RATE_TTL_SECONDS = 180;
 /** A temporary-claim record is kept this long after the claim expired (audit; the history keeps it for good). */
 const TEMPORARY_CLAIM_TTL_SECONDS = 90 * 86_400;
 
@@ -81,20 +80,7 @@ export function temporaryClaimPut(record: TemporaryClaimRecord): WriteItem {
   };
 }
 
-/**
- * Counts one claim in the installer's window of `now`; the condition keeps the count at or below
- * `limitPerMinute` under any concurrency.
- */
+/** Counts one claim in the installer's window of `now`, at most `limitPerMinute`. */
 export function installerRateIncrement(installer: string, now: string, limitPerMinute: number) {
-  return {
-    Key: keys.installerRate(installer, minuteBucket(now)),
-    UpdateExpression: 'ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)',
-    ConditionExpression: 'attribute_not_exists(#count) OR #count < :limit',
-    ExpressionAttributeNames: { '#count': 'count', '#ttl': 'ttl' },
-    ExpressionAttributeValues: {
-      ':one': 1,
-      ':limit': limitPerMinute,
-      ':ttl': epochSeconds(now) + RATE_TTL_SECONDS,
-    },
-  };
+  return boundedCounterIncrement(keys.installerRate(installer, minuteBucket(now)), now, limitPerMinute);
 }
