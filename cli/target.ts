@@ -8,7 +8,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 // The local stack, DynamoDB Local and serverless.yml's model are loaded only by the commands and
 // paths that use them (dynamic imports below): a command on a running stack starts fast.
 import type { LocalStackOptions, StackEndpoints } from '../local/stack';
-import { remoteHandle, type StackHandle } from '../local/stack-control';
+import type { StackHandle } from '../local/stack-control';
 import { readStackFile, stackFilePath, stackLogSink } from '../local/stack-file';
 import type { DeclaredIotNames } from '../local/stack-model';
 import { ProvisioningStore } from '../shared/store/provisioning-store';
@@ -142,6 +142,7 @@ export function localStackOptions(): LocalStackOptions {
 export async function resolveStackTarget(output: Output): Promise<StackTarget> {
   const stack = readStackFile();
   if (stack && typeof stack.control === 'string') {
+    const { remoteHandle } = await import('../local/stack-control');
     return {
       kind: 'stack',
       handle: remoteHandle({
