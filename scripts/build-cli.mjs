@@ -66,6 +66,7 @@ rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const result = await build({
   entryPoints: { main: join(root, 'cli', 'main.ts') },
+  absWorkingDir: root,
   outdir: out,
   bundle: true,
   splitting: true,
@@ -95,8 +96,12 @@ if (bundled.some((path) => /zod[\\/]v4[\\/]locales[\\/](?!en\.js)/.test(path))) 
     "fleetgate: warning: all of zod's locales are in the CLI bundle (an `import { z } from 'zod'` outside @aws-lambda-powertools?)\n",
   );
 }
+// The project files the bundle is built from: bin/fleetgate.mjs checks only these for edits.
+const sources = Object.keys(result.metafile.inputs)
+  .filter((path) => !/(^|[\\/])node_modules[\\/]/.test(path))
+  .sort();
 writeFileSync(
   join(out, 'build.json'),
-  `${JSON.stringify({ sourcesNewest: newest, builtAt: new Date().toISOString() })}\n`,
+  `${JSON.stringify({ sourcesNewest: newest, builtAt: new Date().toISOString(), sources })}\n`,
 );
 process.stdout.write(`fleetgate: CLI bundled into dist/cli in ${Date.now() - started} ms\n`);
