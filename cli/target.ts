@@ -2,17 +2,19 @@
  * Where a command acts: the running local stack, explicit endpoints from the environment, AWS
  * (`--target aws`), or — when none is running — an ephemeral local stack for this command only.
  */
-import { dirname, join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 // The local stack, DynamoDB Local and serverless.yml's model are loaded only by the commands and
 // paths that use them (dynamic imports below): a command on a running stack starts fast.
-import type { LocalStackOptions, StackEndpoints } from '../local/stack';
-import { remoteHandle, type StackHandle } from '../local/stack-control';
-import { readStackFile, stackFilePath, stackLogSink } from '../local/stack-file';
+import type { StackEndpoints } from '../local/stack';
+import type { StackHandle } from '../local/stack-control';
+import { readStackFile, stackLogSink } from '../local/stack-file';
 import type { DeclaredIotNames } from '../local/stack-model';
 import { ProvisioningStore } from '../shared/store/provisioning-store';
 import { type Output, UsageError } from './io';
+import { localStackOptions } from './stack-options';
+
+export { localStackOptions } from './stack-options';
 
 export const LOCAL_TABLE_NAME = 'fleetgate-local-provisioning';
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
@@ -118,30 +120,13 @@ export interface StackTarget {
 }
 
 /**
- * serverless.yml the local stack reads (`FLEETGATE_SERVERLESS_FILE`, default the project's), and the
- * MQTT endpoint's port (`FLEETGATE_MQTT_PORT`, default a free one).
- */
-export function localStackOptions(): LocalStackOptions {
-  const serverlessFile = process.env.FLEETGATE_SERVERLESS_FILE;
-  const root = process.env.FLEETGATE_HANDLER_ROOT;
-  // A fixed port for the MQTT device endpoint (default: a free one), handy for hand-typed clients.
-  const mqttPort = Number(process.env.FLEETGATE_MQTT_PORT);
-  return {
-    ...(serverlessFile ? { serverlessFile } : {}),
-    ...(root ? { root } : {}),
-    ...(Number.isInteger(mqttPort) && mqttPort > 0 ? { mqttPort } : {}),
-    // The local S3's buckets live beside the stack file (.fleetgate/s3), across restarts, like an account's.
-    s3Root: join(dirname(stackFilePath()), 's3'),
-  };
-}
-
-/**
  * The running local stack (`.fleetgate/stack.json`), or — when none is running — an ephemeral one
  * started for this command and stopped by `close()`.
  */
 export async function resolveStackTarget(output: Output): Promise<StackTarget> {
   const stack = readStackFile();
   if (stack && typeof stack.control === 'string') {
+    const { remoteHandle } = await import('../local/stack-control');
     return {
       kind: 'stack',
       handle: remoteHandle({

@@ -3,9 +3,10 @@ import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { projectRoot } from '../../local/paths';
-import { quietStackOptions, runDemo } from '../../local/simulator/demo';
-import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack';
-import { localHandle, remoteHandle, serveStackControl } from '../../local/stack-control';
+// The local stack, its demo and the simulator are loaded by the commands that start a stack
+// (`serve`, `dev`), not by `up`, `down` and `status`, which only read the stack file.
+import type { LocalStack, LocalStackOptions } from '../../local/stack';
+import { remoteHandle } from '../../local/stack-control';
 import {
   isAlive,
   readStackFile,
@@ -16,8 +17,7 @@ import {
 } from '../../local/stack-file';
 import { CommandFailure, type Output } from '../io';
 import { type CommandRegistry, contract } from '../main';
-import { localStackOptions } from '../target';
-import { printDemoSummary } from './simulate';
+import { localStackOptions } from '../stack-options';
 
 const BIN = join(projectRoot(), 'bin', 'fleetgate.mjs');
 
@@ -46,6 +46,10 @@ async function serve(
   exitAfterReady = false,
   options: LocalStackOptions = localStackOptions(),
 ): Promise<void> {
+  const [{ startLocalStack }, { serveStackControl }] = await Promise.all([
+    import('../../local/stack'),
+    import('../../local/stack-control'),
+  ]);
   const stack = await startLocalStack(options);
   const control = await serveStackControl(stack);
   const file = stackFileOf(stack, control.url, mode);
@@ -290,6 +294,11 @@ export function registerLocalCommands({ program, setExitCode }: CommandRegistry)
     .action(async (options: { json?: boolean; exit?: boolean; demo: boolean }) => {
       setExitCode(
         await contract(Boolean(options.json), async (output) => {
+          const [{ quietStackOptions, runDemo }, { localHandle }, { printDemoSummary }] = await Promise.all([
+            import('../../local/simulator/demo'),
+            import('../../local/stack-control'),
+            import('./simulate'),
+          ]);
           let result: Record<string, unknown> = { running: false };
           await serve(
             'dev',
