@@ -1,8 +1,8 @@
 /**
  * In-file duplicate detection for the allowlist import in memory that does not grow with the
- * serials' length: a 64-bit hash of each serial accepted so far in an open-addressing table of
- * `Uint32Array` words (8 bytes a serial, 16–32 bytes with the table's free slots; 1,000,000 serials
- * ≈ 16 MB instead of a `Set<string>`'s ~100 MB and the heap growth that comes with it).
+ * serials' length: a 64-bit hash of each serial accepted so far in open-addressing tables of
+ * `Uint32Array` words (8 bytes a serial, 11–21 bytes with the tables' free slots; 1,000,000 serials
+ * ≈ 11–21 MB instead of a `Set<string>`'s ~60 MB of heap and the heap growth that comes with it).
  *
  * A hash hit is only a *suspect*: two different serials can share a hash. The import confirms each
  * suspect exactly (a second read of the file, comparing the serials themselves) before it rejects a
@@ -32,36 +32,60 @@ export function serialHash64(serial: string): SerialHash {
   return [h1 >>> 0, h2 >>> 0];
 }
 
-/** A set of 64-bit hashes: linear probing, 2 words a slot, (0, 0) = empty, doubled at half full. */
+const SEGMENT_BITS = 8;
+const SEGMENTS = 1 << SEGMENT_BITS;
+/** Slots a segment may grow to inside the shared reservation (1 MB of address space a segment). */
+const REGION_SLOTS = 1 << 17;
+
+/**
+ * A set of 64-bit hashes: 256 segments (chosen by the hash's top 8 bits), each an open-addressing
+ * table with linear probing, 2 words a slot, (0, 0) = empty, doubled when ¾ full — 11–21 bytes a
+ * serial. A segment grows in place, inside its own region of one zero-filled reservation made up
+ * front (256 MB of address space; the allocator maps it lazily, so only the pages a segment has
+ * reached count in RSS), rehashed through one small reused scratch table: growing leaves no
+ * garbage behind. (Doubling separate arrays left every smaller generation in RSS until a major GC:
+ * ~2× the live table.) A segment past its region (over ~25 million serials in all) moves to an
+ * array of its own.
+ */
 export class SerialHashSet {
-  private words: Uint32Array;
-  private mask: number;
-  private count = 0;
+  private readonly reservation: Uint32Array;
+  private readonly segments: Uint32Array[] = [];
+  private readonly counts = new Uint32Array(SEGMENTS);
+  private scratch = new Uint32Array(0);
+  private total = 0;
 
   constructor(initialSlots = 1 << 14) {
-    let slots = 1;
-    while (slots < initialSlots) slots *= 2;
-    this.words = new Uint32Array(slots * 2);
-    this.mask = slots - 1;
+    let slots = 16;
+    while (slots * SEGMENTS < initialSlots && slots < REGION_SLOTS) slots *= 2;
+    this.reservation = new Uint32Array(SEGMENTS * REGION_SLOTS * 2);
+    for (let i = 0; i < SEGMENTS; i += 1) {
+      const start = i * REGION_SLOTS * 2;
+      this.segments.push(this.reservation.subarray(start, start + slots * 2));
+    }
   }
 
   get size(): number {
-    return this.count;
+    return this.total;
   }
 
   /** Adds `hash`; false when it was already in the set. */
   add(hash: SerialHash): boolean {
     const [hi, lo] = normalize(hash);
-    if (!this.insert(hi, lo)) return false;
-    this.count += 1;
-    if (this.count * 2 > this.mask + 1) this.grow();
+    const index = hi >>> (32 - SEGMENT_BITS);
+    const words = this.segments[index] as Uint32Array;
+    if (!insert(words, hi, lo)) return false;
+    this.total += 1;
+    const count = (this.counts[index] ?? 0) + 1;
+    this.counts[index] = count;
+    if (count * 8 > words.length * 3) this.grow(index, words);
     return true;
   }
 
   has(hash: SerialHash): boolean {
     const [hi, lo] = normalize(hash);
-    const words = this.words;
-    for (let slot = (lo ^ hi) & this.mask; ; slot = (slot + 1) & this.mask) {
+    const words = this.segments[hi >>> (32 - SEGMENT_BITS)] as Uint32Array;
+    const mask = words.length / 2 - 1;
+    for (let slot = lo & mask; ; slot = (slot + 1) & mask) {
       const h = words[slot * 2];
       const l = words[slot * 2 + 1];
       if (h === 0 && l === 0) return false;
@@ -69,29 +93,46 @@ export class SerialHashSet {
     }
   }
 
-  private insert(hi: number, lo: number): boolean {
-    const words = this.words;
-    for (let slot = (lo ^ hi) & this.mask; ; slot = (slot + 1) & this.mask) {
-      const h = words[slot * 2];
-      const l = words[slot * 2 + 1];
-      if (h === 0 && l === 0) {
-        words[slot * 2] = hi;
-        words[slot * 2 + 1] = lo;
-        return true;
-      }
-      if (h === hi && l === lo) return false;
+  /** Doubles segment `index`: in place within its region (through the scratch table), else anew. */
+  private grow(index: number, old: Uint32Array): void {
+    const length = old.length * 2;
+    let words: Uint32Array;
+    if (old.buffer === this.reservation.buffer && length <= REGION_SLOTS * 2) {
+      if (this.scratch.length < old.length) this.scratch = new Uint32Array(old.length);
+      const copy = this.scratch.subarray(0, old.length);
+      copy.set(old);
+      const start = index * REGION_SLOTS * 2;
+      words = this.reservation.subarray(start, start + length);
+      words.fill(0, 0, old.length);
+      rehash(copy, words);
+    } else {
+      words = new Uint32Array(length);
+      rehash(old, words);
     }
+    this.segments[index] = words;
   }
+}
 
-  private grow(): void {
-    const old = this.words;
-    this.words = new Uint32Array(old.length * 2);
-    this.mask = old.length - 1;
-    for (let i = 0; i < old.length; i += 2) {
-      const hi = old[i] ?? 0;
-      const lo = old[i + 1] ?? 0;
-      if (hi !== 0 || lo !== 0) this.insert(hi, lo);
+function rehash(from: Uint32Array, to: Uint32Array): void {
+  for (let i = 0; i < from.length; i += 2) {
+    const hi = from[i] ?? 0;
+    const lo = from[i + 1] ?? 0;
+    if (hi !== 0 || lo !== 0) insert(to, hi, lo);
+  }
+}
+
+/** Puts (hi, lo) in the first free slot from its home slot; false when it is already there. */
+function insert(words: Uint32Array, hi: number, lo: number): boolean {
+  const mask = words.length / 2 - 1;
+  for (let slot = lo & mask; ; slot = (slot + 1) & mask) {
+    const h = words[slot * 2];
+    const l = words[slot * 2 + 1];
+    if (h === 0 && l === 0) {
+      words[slot * 2] = hi;
+      words[slot * 2 + 1] = lo;
+      return true;
     }
+    if (h === hi && l === lo) return false;
   }
 }
 
