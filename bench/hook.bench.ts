@@ -1,14 +1,12 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { type DynamoDBClient, PutItemCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { createHandler } from '../functions/pre-provision-hook/create-handler';
 import { createCertificateAuthority, createDeviceCertificate } from '../local/pki';
 import { parsePreProvisionHookEvent, preProvisionHookEventSchema } from '../schemas/pre-provision-hook';
 import { parseCertificatePem } from '../shared/certificates';
 import { configFor } from '../shared/config';
 import { decideProvisioning, type Instant } from '../shared/domain/provisioning-rules';
-import type { StoreClient, WriteItem } from '../shared/store/client';
-import { isConditionFailure } from '../shared/store/retry';
 import type { BenchContext, BenchRow } from './types';
 
 const CLAIM = 'b'.repeat(64);
@@ -141,74 +139,6 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
     ratio: decisionsPerSecond / rawTps / 0.8,
   });
 
-  // The variant issue 19 asks to show beside it: the history entry written after the binding
-  // transaction (4 items) as its own conditional put — one more round trip per decision. Measured
-  // by moving history puts out of the store client's transactions (bench only; not what the hook
-  // ships, see README "Benchmarks"), on fresh serials, then the raw ceiling of the same write shape.
-  const variantSerials = Array.from(
-    { length: CONCURRENT },
-    (_, i) => `BENCH-H-${String(i).padStart(5, '0')}`,
-  );
-  for (let start = 0; start < variantSerials.length; start += 100) {
-    await store.importAllowlistEntries(
-      variantSerials
-        .slice(start, start + 100)
-        .map((serial) => ({ serial, allowedClaim: CLAIM, attributes: {} })),
-      { now, actor: 'bench', idFor: (serial) => `import-${serial}` },
-    );
-  }
-  const variantCertificates = await Promise.all(
-    variantSerials.map(() => createDeviceCertificate(ca, { subject: { commonName: 'AWS IoT Certificate' } })),
-  );
-  const variantEvents = variantSerials.map((serial, i) => ({
-    ...events[0],
-    certificateId: variantCertificates[i]?.certificateId,
-    certificatePem: variantCertificates[i]?.certificatePem,
-    clientId: serial,
-    parameters: { SerialNumber: serial },
-  }));
-  const restore = historyAfterTransactions(store.db);
-  const variantStarted = performance.now();
-  await timedConcurrently(variantEvents);
-  const variantPerSecond = CONCURRENT / ((performance.now() - variantStarted) / 1000);
-  restore();
-  // DynamoDB Local's throughput drifts during a run (JIT warm-up, other load): the two write shapes'
-  // ceilings are measured alternately, twice each, and averaged.
-  const ceilings = { five: [] as number[], fourPlusPut: [] as number[] };
-  for (const round of [1, 2]) {
-    ceilings.five.push(
-      await rawTransactionsPerSecond(client, tableName, CONCURRENT, CONCURRENCY, `RAW5${round}`),
-    );
-    ceilings.fourPlusPut.push(
-      await rawTransactionsPerSecond(client, tableName, CONCURRENT, CONCURRENCY, `RAW4${round}`, true),
-    );
-  }
-  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
-  const rawAfterTps = mean(ceilings.fourPlusPut);
-  const rawAgainTps = mean(ceilings.five);
-  rows.push({
-    name: `hook decisions/s, history put after a 4-item transaction (bench variant, concurrency ${CONCURRENCY})`,
-    value: variantPerSecond,
-    unit: '/s',
-  });
-  rows.push({
-    name: `raw ceiling, 4-item TransactWriteItems + history PutItem (concurrency ${CONCURRENCY}, mean of 2)`,
-    value: rawAfterTps,
-    unit: 'bindings/s',
-  });
-  rows.push({
-    name: `raw TransactWriteItems ceiling (5 items, alternating with the line above, mean of 2)`,
-    value: rawAgainTps,
-    unit: 'tx/s',
-  });
-  rows.push({
-    name: 'variant: hook decisions/s ÷ raw 5-item transactions/s (mean of 2)',
-    value: variantPerSecond / rawAgainTps,
-    unit: 'ratio',
-    target: '≥ 0.8',
-    ratio: variantPerSecond / rawAgainTps / 0.8,
-  });
-
   const spreadCertificates = await Promise.all(
     spreadSerials.map(() => createDeviceCertificate(ca, { subject: { commonName: 'AWS IoT Certificate' } })),
   );
@@ -302,8 +232,6 @@ async function rawTransactionsPerSecond(
   tableName: string,
   count: number,
   concurrency: number,
-  tag = 'RAW',
-  historyAfter = false,
 ): Promise<number> {
   const now = new Date().toISOString();
   const pem = 'x'.repeat(700);
@@ -317,7 +245,7 @@ async function rawTransactionsPerSecond(
             Put: {
               TableName: tableName,
               Item: {
-                PK: { S: `DEVICE#${tag}-${i}` },
+                PK: { S: `DEVICE#RAW-${i}` },
                 SK: { S: 'DEVICE' },
                 state: { S: 'ALLOWLISTED' },
                 version: { N: '1' },
@@ -328,11 +256,6 @@ async function rawTransactionsPerSecond(
       }),
     );
   }
-  const history = (i: number) => ({
-    TableName: tableName,
-    Item: { PK: { S: `DEVICE#${tag}-${i}` }, SK: { S: `EVENT#${now}#${i}` }, event: { S: 'PROVISION' } },
-    ConditionExpression: absent,
-  });
   let next = 0;
   const started = performance.now();
   const worker = async () => {
@@ -347,7 +270,7 @@ async function rawTransactionsPerSecond(
               {
                 Update: {
                   TableName: tableName,
-                  Key: { PK: { S: `DEVICE#${tag}-${i}` }, SK: { S: 'DEVICE' } },
+                  Key: { PK: { S: `DEVICE#RAW-${i}` }, SK: { S: 'DEVICE' } },
                   UpdateExpression: 'SET #state = :next, version = :v2, certificateId = :c, updatedAt = :now',
                   ConditionExpression: 'version = :v1',
                   ExpressionAttributeNames: { '#state': 'state' },
@@ -364,7 +287,7 @@ async function rawTransactionsPerSecond(
                 Put: {
                   TableName: tableName,
                   Item: {
-                    PK: { S: `CERT#${tag}-${i}` },
+                    PK: { S: `CERT#raw-${i}` },
                     SK: { S: 'CERT' },
                     pem: { S: pem },
                     createdAt: { S: now },
@@ -375,15 +298,21 @@ async function rawTransactionsPerSecond(
               {
                 Put: {
                   TableName: tableName,
+                  Item: { PK: { S: `PUBKEY#raw-${i}` }, SK: { S: 'PUBKEY' }, serial: { S: `RAW-${i}` } },
+                  ConditionExpression: absent,
+                },
+              },
+              {
+                Put: {
+                  TableName: tableName,
                   Item: {
-                    PK: { S: `PUBKEY#${tag}-${i}` },
-                    SK: { S: 'PUBKEY' },
-                    serial: { S: `${tag}-${i}` },
+                    PK: { S: `DEVICE#RAW-${i}` },
+                    SK: { S: `EVENT#${now}#${i}` },
+                    event: { S: 'PROVISION' },
                   },
                   ConditionExpression: absent,
                 },
               },
-              ...(historyAfter ? [] : [{ Put: history(i) }]),
               {
                 Update: {
                   TableName: tableName,
@@ -396,7 +325,6 @@ async function rawTransactionsPerSecond(
             ],
           }),
       );
-      if (historyAfter) await client.send(new PutItemCommand(history(i)));
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -426,41 +354,4 @@ function percentile(samples: number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
   const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
   return sorted[Math.max(0, index)] ?? 0;
-}
-
-/**
- * Bench variant: every transaction of `db` that carries history puts (`EVENT#` items) is sent
- * without them, and they are put one by one (if absent) after it succeeds; a failed condition's
- * positions are mapped back to the items as the caller built them. Returns the undo.
- */
-function historyAfterTransactions(db: StoreClient): () => void {
-  const transact = db.transact.bind(db);
-  const isHistory = (item: WriteItem) => 'Put' in item && String(item.Put.Item?.SK).startsWith('EVENT#');
-  db.transact = async (items) => {
-    const kept = items.map((item, index) => ({ item, index })).filter(({ item }) => !isHistory(item));
-    if (kept.length === items.length) return transact(items);
-    const failed = await transact(kept.map(({ item }) => item));
-    if (failed) {
-      const mapped: typeof failed = [];
-      failed.forEach((old, position) => {
-        const original = kept[position]?.index;
-        if (original !== undefined) mapped[original] = old;
-      });
-      return mapped;
-    }
-    for (const item of items.filter(isHistory)) await putIfAbsent(db, item);
-    return undefined;
-  };
-  return () => {
-    db.transact = transact;
-  };
-}
-
-async function putIfAbsent(db: StoreClient, item: WriteItem): Promise<void> {
-  if (!('Put' in item)) return;
-  try {
-    await db.put({ Item: item.Put.Item, ConditionExpression: 'attribute_not_exists(PK)' });
-  } catch (error) {
-    if (!isConditionFailure(error)) throw error;
-  }
 }
