@@ -45,22 +45,23 @@ const REGION_SLOTS = 1 << 17;
  * reached count in RSS), rehashed through one small reused scratch table: growing leaves no
  * garbage behind. (Doubling separate arrays left every smaller generation in RSS until a major GC:
  * ~2× the live table.) A segment past its region (over ~25 million serials in all) moves to an
- * array of its own.
+ * array of its own; where the reservation cannot be made (strict overcommit, `ulimit -v`), every
+ * segment is an array of its own from the start (correct, with the old generations left to the GC).
  */
 export class SerialHashSet {
-  private readonly reservation: Uint32Array;
+  private readonly reservation: Uint32Array | undefined;
   private readonly segments: Uint32Array[] = [];
   private readonly counts = new Uint32Array(SEGMENTS);
   private scratch = new Uint32Array(0);
   private total = 0;
 
-  constructor(initialSlots = 1 << 14) {
+  constructor(initialSlots = 1 << 14, options: { reserve?: boolean } = {}) {
     let slots = 16;
     while (slots * SEGMENTS < initialSlots && slots < REGION_SLOTS) slots *= 2;
-    this.reservation = new Uint32Array(SEGMENTS * REGION_SLOTS * 2);
+    this.reservation = options.reserve === false ? undefined : reserve(SEGMENTS * REGION_SLOTS * 2);
     for (let i = 0; i < SEGMENTS; i += 1) {
       const start = i * REGION_SLOTS * 2;
-      this.segments.push(this.reservation.subarray(start, start + slots * 2));
+      this.segments.push(this.reservation?.subarray(start, start + slots * 2) ?? new Uint32Array(slots * 2));
     }
   }
 
@@ -97,7 +98,7 @@ export class SerialHashSet {
   private grow(index: number, old: Uint32Array): void {
     const length = old.length * 2;
     let words: Uint32Array;
-    if (old.buffer === this.reservation.buffer && length <= REGION_SLOTS * 2) {
+    if (this.reservation && old.buffer === this.reservation.buffer && length <= REGION_SLOTS * 2) {
       if (this.scratch.length < old.length) this.scratch = new Uint32Array(old.length);
       const copy = this.scratch.subarray(0, old.length);
       copy.set(old);
@@ -110,6 +111,15 @@ export class SerialHashSet {
       rehash(old, words);
     }
     this.segments[index] = words;
+  }
+}
+
+/** A zero-filled array of `words`, or undefined when the allocator refuses it. */
+function reserve(words: number): Uint32Array | undefined {
+  try {
+    return new Uint32Array(words);
+  } catch {
+    return undefined;
   }
 }
 

@@ -64,6 +64,14 @@ describe('SerialHashSet', () => {
     expect(set.size).toBe(5000);
   });
 
+  it('works the same without the up-front reservation (segments as arrays of their own)', () => {
+    const set = new SerialHashSet(2, { reserve: false });
+    for (let i = 0; i < 5000; i += 1) expect(set.add(serialHash64(`SN-${i}`))).toBe(true);
+    for (let i = 0; i < 5000; i += 1) expect(set.add(serialHash64(`SN-${i}`))).toBe(false);
+    expect(set.has(serialHash64('SN-5000'))).toBe(false);
+    expect(set.size).toBe(5000);
+  });
+
   it('stores the (0, 0) hash (the empty-slot marker) as another value', () => {
     const set = new SerialHashSet();
     expect(set.add([0, 0])).toBe(true);
