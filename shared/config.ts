@@ -77,18 +77,33 @@ const GROUP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const POLICY_NAME = /^[\w+=,.@-]{1,128}$/;
 const THING_GROUP_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 
+/**
+ * A whole number in [min, max], `fallback` when unset. One transform instead of a chain of zod
+ * schemas (string → regex → number → int → min → max): every zod schema instance costs at cold
+ * start, and this helper makes 26 variables. The issues are zod's own messages for the same checks
+ * (`Too small: expected number to be >=min`, …), in the order the chain reported them.
+ */
 const integer = (fallback: number, min: number, max: number) =>
   z
     .string()
     .trim()
     .default(String(fallback))
-    .pipe(
-      z
-        .string()
-        .regex(/^\d+$/, `must be a whole number between ${min} and ${max}`)
-        .transform(Number)
-        .pipe(z.number().int().min(min).max(max)),
-    );
+    .transform((value, context) => {
+      if (!/^\d+$/.test(value)) {
+        context.addIssue({ code: 'custom', message: `must be a whole number between ${min} and ${max}` });
+        return z.NEVER;
+      }
+      const number = Number(value);
+      let valid = true;
+      const issue = (message: string) => {
+        context.addIssue({ code: 'custom', message });
+        valid = false;
+      };
+      if (!Number.isSafeInteger(number)) issue(`Too big: expected int to be <=${Number.MAX_SAFE_INTEGER}`);
+      if (number < min) issue(`Too small: expected number to be >=${min}`);
+      if (number > max) issue(`Too big: expected number to be <=${max}`);
+      return valid ? number : z.NEVER;
+    });
 
 const list = (fallback: string) =>
   z

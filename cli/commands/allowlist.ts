@@ -80,6 +80,8 @@ async function runImport(file: string, options: ImportOptions, output: Output): 
       actor: `cli:allowlist-import:${process.env.USER ?? 'unknown'}`,
       newId: randomUUID,
       concurrency,
+      // A file can be read twice: in-file duplicates by hash, each hit confirmed (flat memory).
+      reopen: () => createReadStream(file),
       onProgress: ({ rows }) => bar.update(progressText(rows, total)),
     });
     bar.done();

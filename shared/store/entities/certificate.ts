@@ -21,32 +21,36 @@ import { quarantineInfoSchema } from './device';
 const kind = z.enum(CERTIFICATE_KINDS);
 const status = z.enum(CERTIFICATE_STATUSES);
 
-const retirementSchema: z.ZodType<Retirement> = z.looseObject({
-  step: z.enum(['DEACTIVATE', 'DELETE', 'REVOKE']),
-  dueAt: z.string(),
-  deleteAfter: z.string().optional(),
-  serial: z.string(),
-  thingName: z.string().optional(),
-  reason: z.enum(['ROTATED', 'ROTATION_ABORTED']),
-});
+const retirementSchema: z.ZodType<Retirement> = z.lazy(() =>
+  z.looseObject({
+    step: z.enum(['DEACTIVATE', 'DELETE', 'REVOKE']),
+    dueAt: z.string(),
+    deleteAfter: z.string().optional(),
+    serial: z.string(),
+    thingName: z.string().optional(),
+    reason: z.enum(['ROTATED', 'ROTATION_ABORTED']),
+  }),
+);
 
-const certificateSchema: z.ZodType<CertificateRecord> = z.looseObject({
-  certificateId: z.string(),
-  kind,
-  status,
-  source: z.enum(CERTIFICATE_SOURCES),
-  serial: z.string().optional(),
-  thingName: z.string().optional(),
-  issuer: z.string(),
-  subject: z.string().optional(),
-  notBefore: z.string(),
-  notAfter: z.string(),
-  publicKeyHash: z.string().optional(),
-  quarantine: quarantineInfoSchema.optional(),
-  retirement: retirementSchema.optional(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
+const certificateSchema: z.ZodType<CertificateRecord> = z.lazy(() =>
+  z.looseObject({
+    certificateId: z.string(),
+    kind,
+    status,
+    source: z.enum(CERTIFICATE_SOURCES),
+    serial: z.string().optional(),
+    thingName: z.string().optional(),
+    issuer: z.string(),
+    subject: z.string().optional(),
+    notBefore: z.string(),
+    notAfter: z.string(),
+    publicKeyHash: z.string().optional(),
+    quarantine: quarantineInfoSchema.optional(),
+    retirement: retirementSchema.optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  }),
+);
 
 /**
  * A certificate as the ExpiryIndex and IssuedIndex hold it: they project only these attributes
@@ -65,25 +69,29 @@ export type IndexedCertificate = Pick<
   | 'thingName'
 >;
 
-const indexedCertificateSchema: z.ZodType<IndexedCertificate> = z.looseObject({
-  certificateId: z.string(),
-  kind,
-  status,
-  source: z.enum(CERTIFICATE_SOURCES),
-  issuer: z.string(),
-  notBefore: z.string(),
-  notAfter: z.string(),
-  serial: z.string().optional(),
-  thingName: z.string().optional(),
-});
+const indexedCertificateSchema: z.ZodType<IndexedCertificate> = z.lazy(() =>
+  z.looseObject({
+    certificateId: z.string(),
+    kind,
+    status,
+    source: z.enum(CERTIFICATE_SOURCES),
+    issuer: z.string(),
+    notBefore: z.string(),
+    notAfter: z.string(),
+    serial: z.string().optional(),
+    thingName: z.string().optional(),
+  }),
+);
 
 /** What reconciliation reads of a certificate (a projection: `CERTIFICATE_FACT_PROJECTION`). */
-const certificateFactSchema: z.ZodType<StoreCertificateFact> = z.object({
-  certificateId: z.string(),
-  kind,
-  status: z.string(),
-  serial: z.string().optional(),
-});
+const certificateFactSchema: z.ZodType<StoreCertificateFact> = z.lazy(() =>
+  z.object({
+    certificateId: z.string(),
+    kind,
+    status: z.string(),
+    serial: z.string().optional(),
+  }),
+);
 
 export const CERTIFICATE_FACT_PROJECTION = 'PK, SK, certificateId, kind, #status, serial';
 

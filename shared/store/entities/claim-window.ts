@@ -10,7 +10,7 @@ import { type Key, keys, minuteBucket } from '../keys';
 /** How long a window's item outlives its minute. */
 const WINDOW_TTL_SECONDS = 180;
 
-const claimWindowSchema = z.looseObject({ count: z.number() });
+const claimWindowSchema = z.lazy(() => z.looseObject({ count: z.number() }));
 
 /** The key of the window `now` falls in. */
 export function claimWindowKey(claimCertificateId: string, now: string) {

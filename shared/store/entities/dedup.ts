@@ -21,14 +21,16 @@ export interface DedupRecord {
   completedAt?: string;
 }
 
-const dedupSchema: z.ZodType<DedupRecord> = z.looseObject({
-  identity: z.string(),
-  createdAt: z.string(),
-  owner: z.string().optional(),
-  leaseUntil: z.string().optional(),
-  done: z.boolean().optional(),
-  completedAt: z.string().optional(),
-});
+const dedupSchema: z.ZodType<DedupRecord> = z.lazy(() =>
+  z.looseObject({
+    identity: z.string(),
+    createdAt: z.string(),
+    owner: z.string().optional(),
+    leaseUntil: z.string().optional(),
+    done: z.boolean().optional(),
+    completedAt: z.string().optional(),
+  }),
+);
 
 /** A marker item for `identity`, kept `ttlSeconds` after `now`. */
 export function dedupItem(identity: string, ttlSeconds: number, now: string): Item {

@@ -12,47 +12,53 @@ import { fromItem, stripUndefined } from '../item';
 import { keys } from '../keys';
 import type { DeviceRecord, QuarantineInfo } from '../records';
 
-export const quarantineInfoSchema: z.ZodType<QuarantineInfo> = z.looseObject({
-  reason: z.string(),
-  source: z.string(),
-  at: z.string(),
-  evidence: z.record(z.string(), z.unknown()),
-  requestId: z.string().optional(),
-  certificateIds: z.array(z.string()).optional(),
-  thingName: z.string().optional(),
-});
+export const quarantineInfoSchema: z.ZodType<QuarantineInfo> = z.lazy(() =>
+  z.looseObject({
+    reason: z.string(),
+    source: z.string(),
+    at: z.string(),
+    evidence: z.record(z.string(), z.unknown()),
+    requestId: z.string().optional(),
+    certificateIds: z.array(z.string()).optional(),
+    thingName: z.string().optional(),
+  }),
+);
 
 const state = z.enum(DEVICE_STATES);
 
-const deviceSchema: z.ZodType<DeviceRecord> = z.looseObject({
-  serial: z.string(),
-  state,
-  version: z.number(),
-  productLine: z.string().optional(),
-  batch: z.string().optional(),
-  allowedClaim: z.string().optional(),
-  attributes: z.record(z.string(), z.string()).default(() => ({})),
-  thingName: z.string().optional(),
-  certificateId: z.string().optional(),
-  pendingCertificateId: z.string().optional(),
-  provisioningDeadline: z.string().optional(),
-  rotationDeadline: z.string().optional(),
-  previousState: state.optional(),
-  quarantine: quarantineInfoSchema.optional(),
-  factoryImportedAt: z.string().optional(),
-  lastTransitionKey: z.string().optional(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
+const deviceSchema: z.ZodType<DeviceRecord> = z.lazy(() =>
+  z.looseObject({
+    serial: z.string(),
+    state,
+    version: z.number(),
+    productLine: z.string().optional(),
+    batch: z.string().optional(),
+    allowedClaim: z.string().optional(),
+    attributes: z.record(z.string(), z.string()).default(() => ({})),
+    thingName: z.string().optional(),
+    certificateId: z.string().optional(),
+    pendingCertificateId: z.string().optional(),
+    provisioningDeadline: z.string().optional(),
+    rotationDeadline: z.string().optional(),
+    previousState: state.optional(),
+    quarantine: quarantineInfoSchema.optional(),
+    factoryImportedAt: z.string().optional(),
+    lastTransitionKey: z.string().optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  }),
+);
 
 /** What reconciliation reads of a device (a projection: `DEVICE_FACT_PROJECTION`). */
-const deviceFactSchema: z.ZodType<StoreDeviceFact> = z.object({
-  serial: z.string(),
-  state: z.string(),
-  thingName: z.string().optional(),
-  certificateId: z.string().optional(),
-  pendingCertificateId: z.string().optional(),
-});
+const deviceFactSchema: z.ZodType<StoreDeviceFact> = z.lazy(() =>
+  z.object({
+    serial: z.string(),
+    state: z.string(),
+    thingName: z.string().optional(),
+    certificateId: z.string().optional(),
+    pendingCertificateId: z.string().optional(),
+  }),
+);
 
 export const DEVICE_FACT_PROJECTION =
   'PK, SK, serial, #state, thingName, certificateId, pendingCertificateId';

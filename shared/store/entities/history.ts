@@ -19,17 +19,19 @@ export interface HistoryInput {
 
 const state = z.enum(DEVICE_STATES);
 
-const historySchema: z.ZodType<HistoryEntry> = z.looseObject({
-  serial: z.string(),
-  at: z.string(),
-  id: z.string(),
-  event: z.string(),
-  from: state.optional(),
-  to: state.optional(),
-  actor: z.string(),
-  reason: z.string().optional(),
-  detail: z.record(z.string(), z.unknown()).optional(),
-});
+const historySchema: z.ZodType<HistoryEntry> = z.lazy(() =>
+  z.looseObject({
+    serial: z.string(),
+    at: z.string(),
+    id: z.string(),
+    event: z.string(),
+    from: state.optional(),
+    to: state.optional(),
+    actor: z.string(),
+    reason: z.string().optional(),
+    detail: z.record(z.string(), z.unknown()).optional(),
+  }),
+);
 
 /** The entry recording `event` (a move from `from` to `to`, when it is one); `extra` goes into the detail. */
 export function historyEntry(

@@ -23,26 +23,32 @@ export interface DuplicateClientIdDisconnect {
   versionNumber?: number;
 }
 
-const sessionSchema = z.looseObject({
-  sessionIdentifier: z.string(),
-  clientId: z.string(),
-  connectedAt: z.number().optional(),
-  disconnectedAt: z.number().optional(),
-  versionNumber: z.number().optional(),
-});
+const sessionSchema = z.lazy(() =>
+  z.looseObject({
+    sessionIdentifier: z.string(),
+    clientId: z.string(),
+    connectedAt: z.number().optional(),
+    disconnectedAt: z.number().optional(),
+    versionNumber: z.number().optional(),
+  }),
+);
 
-const presenceSchema = z.looseObject({
-  connected: z.boolean(),
-  sessionIdentifier: z.string(),
-  principalIdentifier: z.string(),
-});
+const presenceSchema = z.lazy(() =>
+  z.looseObject({
+    connected: z.boolean(),
+    sessionIdentifier: z.string(),
+    principalIdentifier: z.string(),
+  }),
+);
 
-const duplicateSchema = z.looseObject({
-  sessionIdentifier: z.string(),
-  atMs: z.number(),
-  principalIdentifier: z.string().optional(),
-  versionNumber: z.number().optional(),
-});
+const duplicateSchema = z.lazy(() =>
+  z.looseObject({
+    sessionIdentifier: z.string(),
+    atMs: z.number(),
+    principalIdentifier: z.string().optional(),
+    versionNumber: z.number().optional(),
+  }),
+);
 
 export function sessionFromItem(item: Item): SessionFacts {
   const session = fromItem(sessionSchema, 'presence session', item);

@@ -8,12 +8,14 @@ import { fromItem } from '../item';
 import { keys } from '../keys';
 import type { PublicKeyRecord } from '../records';
 
-const publicKeySchema: z.ZodType<PublicKeyRecord> = z.looseObject({
-  publicKeyHash: z.string(),
-  serial: z.string(),
-  certificateId: z.string(),
-  createdAt: z.string(),
-});
+const publicKeySchema: z.ZodType<PublicKeyRecord> = z.lazy(() =>
+  z.looseObject({
+    publicKeyHash: z.string(),
+    serial: z.string(),
+    certificateId: z.string(),
+    createdAt: z.string(),
+  }),
+);
 
 export function publicKeyItem(record: PublicKeyRecord): Item {
   return { ...keys.publicKey(record.publicKeyHash), ...record };

@@ -24,21 +24,25 @@ export interface RotationRequestRecord {
   createdAt: string;
 }
 
-const answerSchema: z.ZodType<RotationAnswer> = z.union([
-  z.looseObject({ accepted: z.literal(true), certificateId: z.string(), rotationDeadline: z.string() }),
-  z.looseObject({ accepted: z.literal(false), reason: z.string(), message: z.string() }),
-]);
+const answerSchema: z.ZodType<RotationAnswer> = z.lazy(() =>
+  z.union([
+    z.looseObject({ accepted: z.literal(true), certificateId: z.string(), rotationDeadline: z.string() }),
+    z.looseObject({ accepted: z.literal(false), reason: z.string(), message: z.string() }),
+  ]),
+);
 
-const rotationRequestSchema: z.ZodType<RotationRequestRecord> = z.looseObject({
-  serial: z.string(),
-  publicKeyHash: z.string(),
-  owner: z.string(),
-  leaseUntil: z.string(),
-  done: z.boolean(),
-  certificateId: z.string().optional(),
-  answer: answerSchema.optional(),
-  createdAt: z.string(),
-});
+const rotationRequestSchema: z.ZodType<RotationRequestRecord> = z.lazy(() =>
+  z.looseObject({
+    serial: z.string(),
+    publicKeyHash: z.string(),
+    owner: z.string(),
+    leaseUntil: z.string(),
+    done: z.boolean(),
+    certificateId: z.string().optional(),
+    answer: answerSchema.optional(),
+    createdAt: z.string(),
+  }),
+);
 
 export function rotationRequestFromItem(item: Item): RotationRequestRecord {
   return fromItem(rotationRequestSchema, 'rotation request', item);

@@ -99,13 +99,15 @@ export interface SweepPage {
   readUnits: number;
 }
 
-const policySchema: z.ZodType<ExpiryPolicy> = z.looseObject({
-  windowsDays: z.array(z.number()),
-  lookbackDays: z.number(),
-  maxAgeDays: z.number(),
-  rotationWindowDays: z.number(),
-  chartDays: z.number(),
-});
+const policySchema: z.ZodType<ExpiryPolicy> = z.lazy(() =>
+  z.looseObject({
+    windowsDays: z.array(z.number()),
+    lookbackDays: z.number(),
+    maxAgeDays: z.number(),
+    rotationWindowDays: z.number(),
+    chartDays: z.number(),
+  }),
+);
 
 const atRiskSchema: z.ZodType<AtRiskCertificate> = AtRiskCertificateSchema;
 
@@ -147,11 +149,13 @@ export interface LatestSweep {
   at: string;
 }
 
-const latestSweepSchema: z.ZodType<LatestSweep> = z.looseObject({
-  runId: z.string(),
-  previousRunId: z.string().optional(),
-  at: z.string(),
-});
+const latestSweepSchema: z.ZodType<LatestSweep> = z.lazy(() =>
+  z.looseObject({
+    runId: z.string(),
+    previousRunId: z.string().optional(),
+    at: z.string(),
+  }),
+);
 
 export function latestSweepItem(latest: LatestSweep): Item {
   return { ...keys.sweepLatest(), ...stripUndefined(latest) };
@@ -184,16 +188,18 @@ export interface ReconcilePage {
   drift: Drift[];
 }
 
-const driftSchema: z.ZodType<Drift> = z.looseObject({
-  key: z.string(),
-  kind: z.enum(DRIFT_KINDS),
-  certificateId: z.string().optional(),
-  thingName: z.string().optional(),
-  serial: z.string().optional(),
-  storeState: z.string().optional(),
-  iotState: z.string().optional(),
-  role: z.enum(['current', 'pending', 'record']).optional(),
-});
+const driftSchema: z.ZodType<Drift> = z.lazy(() =>
+  z.looseObject({
+    key: z.string(),
+    kind: z.enum(DRIFT_KINDS),
+    certificateId: z.string().optional(),
+    thingName: z.string().optional(),
+    serial: z.string().optional(),
+    storeState: z.string().optional(),
+    iotState: z.string().optional(),
+    role: z.enum(['current', 'pending', 'record']).optional(),
+  }),
+);
 
 /** Reconciliation items are kept this long after their run started. */
 export const RECONCILE_TTL_SECONDS = 30 * 86_400;

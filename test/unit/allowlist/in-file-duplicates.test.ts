@@ -1,0 +1,140 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { AllowlistFileError, importAllowlistCsv } from '../../../shared/allowlist/import-csv';
+import { type AllowlistEntry, DEFAULT_SERIAL_PATTERN } from '../../../shared/allowlist/rows';
+import { type SerialHash, SerialHashSet, serialHash64 } from '../../../shared/allowlist/serial-set';
+import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
+
+/** A store that only records what the import writes (every entry new). */
+function recordingStore() {
+  const written: AllowlistEntry[] = [];
+  const store = {
+    importAllowlistEntries: async (entries: AllowlistEntry[]) => {
+      written.push(...entries);
+      return { imported: entries.length, updated: 0, unchanged: 0 };
+    },
+  } as unknown as ProvisioningStore;
+  return { store, written };
+}
+
+const HEADER = 'serial,productLine';
+/** Lines 2..: A1 B1 A1 (dup of 2) C1 B1 (dup of 3) bad! D1 C1 (dup of 5) A1 (dup of 2) */
+const ROWS = ['A-001', 'B-001', 'A-001', 'C-001', 'B-001', 'bad serial!', 'D-001', 'C-001', 'A-001'];
+const CSV = [HEADER, ...ROWS.map((serial) => `${serial},gateway`)].join('\n');
+const EXPECTED_REJECTED = [
+  { line: 4, reason: 'serial: duplicate of an earlier row (A-001)' },
+  { line: 6, reason: 'serial: duplicate of an earlier row (B-001)' },
+  { line: 7, reason: expect.stringContaining('serial') },
+  { line: 9, reason: 'serial: duplicate of an earlier row (C-001)' },
+  { line: 10, reason: 'serial: duplicate of an earlier row (A-001)' },
+];
+
+async function importCsv(
+  csv: string,
+  options: { reopen: boolean; serialHash?: (serial: string) => SerialHash },
+) {
+  const { store, written } = recordingStore();
+  let reads = 0;
+  const open = () => {
+    reads += 1;
+    return Readable.from([Buffer.from(csv)]);
+  };
+  const summary = await importAllowlistCsv(open(), {
+    store,
+    serialPattern: new RegExp(DEFAULT_SERIAL_PATTERN, 'u'),
+    now: '2026-12-07T00:00:00.000Z',
+    actor: 'test',
+    newId: () => 'id',
+    reopen: options.reopen ? open : undefined,
+    serialHash: options.serialHash,
+  });
+  return { summary, serials: written.map((entry) => entry.serial).sort(), reads };
+}
+
+describe('SerialHashSet', () => {
+  it('answers false for a hash already added, across growth from a small table', () => {
+    const set = new SerialHashSet(2);
+    for (let i = 0; i < 5000; i += 1) expect(set.add(serialHash64(`SN-${i}`))).toBe(true);
+    expect(set.size).toBe(5000);
+    for (let i = 0; i < 5000; i += 1) {
+      expect(set.has(serialHash64(`SN-${i}`))).toBe(true);
+      expect(set.add(serialHash64(`SN-${i}`))).toBe(false);
+    }
+    expect(set.has(serialHash64('SN-5000'))).toBe(false);
+    expect(set.size).toBe(5000);
+  });
+
+  it('works the same without the up-front reservation (segments as arrays of their own)', () => {
+    const set = new SerialHashSet(2, { reserve: false });
+    for (let i = 0; i < 5000; i += 1) expect(set.add(serialHash64(`SN-${i}`))).toBe(true);
+    for (let i = 0; i < 5000; i += 1) expect(set.add(serialHash64(`SN-${i}`))).toBe(false);
+    expect(set.has(serialHash64('SN-5000'))).toBe(false);
+    expect(set.size).toBe(5000);
+  });
+
+  it('stores the (0, 0) hash (the empty-slot marker) as another value', () => {
+    const set = new SerialHashSet();
+    expect(set.add([0, 0])).toBe(true);
+    expect(set.add([0, 0])).toBe(false);
+    expect(set.has([0, 0])).toBe(true);
+  });
+
+  it('gives distinct 64-bit hashes to 100,000 similar serials', () => {
+    const set = new SerialHashSet();
+    for (let i = 0; i < 100_000; i += 1) set.add(serialHash64(`SN-${String(i).padStart(8, '0')}`));
+    expect(set.size).toBe(100_000);
+  });
+});
+
+describe('in-file duplicates of the allowlist import', () => {
+  it('by hash with a second read: the same rejections (line, field, rule) as keeping every serial', async () => {
+    const exact = await importCsv(CSV, { reopen: false });
+    const hashed = await importCsv(CSV, { reopen: true });
+    expect(exact.summary.rejected).toEqual(EXPECTED_REJECTED);
+    expect(hashed.summary).toEqual(exact.summary);
+    expect(hashed.serials).toEqual(['A-001', 'B-001', 'C-001', 'D-001']);
+    expect(exact.serials).toEqual(hashed.serials);
+    expect(hashed.reads).toBe(2); // duplicates were held back, so the file was read again
+  });
+
+  it('a forced hash collision is confirmed, not assumed: no false "duplicate", true duplicates still exact', async () => {
+    // Every serial has the same hash: every row after the first is a suspect.
+    const { summary, serials, reads } = await importCsv(CSV, { reopen: true, serialHash: () => [7, 7] });
+    expect(summary.rejected).toEqual(EXPECTED_REJECTED);
+    expect(summary).toMatchObject({ rows: 9, imported: 4 });
+    expect(serials).toEqual(['A-001', 'B-001', 'C-001', 'D-001']);
+    expect(reads).toBe(2);
+  });
+
+  it('a collision between two different serials and no duplicate: both imported, nothing rejected', async () => {
+    const csv = [HEADER, 'A-001,gateway', 'B-001,gateway'].join('\n');
+    const { summary, serials } = await importCsv(csv, { reopen: true, serialHash: () => [1, 2] });
+    expect(summary.rejected).toEqual([]);
+    expect(serials).toEqual(['A-001', 'B-001']);
+  });
+
+  it('reads the file once when no hash was hit', async () => {
+    const csv = [HEADER, 'A-001,gateway', 'B-001,gateway'].join('\n');
+    expect((await importCsv(csv, { reopen: true })).reads).toBe(1);
+  });
+
+  it('a file that changed between the two reads fails the import', async () => {
+    const { store } = recordingStore();
+    let reads = 0;
+    const open = () => {
+      reads += 1;
+      const rows = reads === 1 ? ['A-001', 'A-001'] : ['A-001', 'Z-001'];
+      return Readable.from([Buffer.from([HEADER, ...rows.map((s) => `${s},gateway`)].join('\n'))]);
+    };
+    await expect(
+      importAllowlistCsv(open(), {
+        store,
+        serialPattern: new RegExp(DEFAULT_SERIAL_PATTERN, 'u'),
+        now: '2026-12-07T00:00:00.000Z',
+        actor: 'test',
+        newId: () => 'id',
+        reopen: open,
+      }),
+    ).rejects.toBeInstanceOf(AllowlistFileError);
+  });
+});
