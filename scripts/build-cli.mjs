@@ -38,27 +38,8 @@ const sdkModuleBuilds = {
   },
 };
 
-/**
- * `import { z } from 'zod'` (@aws-lambda-powertools/parser's schemas) uses zod's namespace as a
- * value, which keeps every export of zod in the bundle — all its locales (~260 kB) — in the chunk
- * every store-reading command loads. Those modules only ever write `z.<name>`, so the namespace
- * import (`import * as z`, the same object for property access) lets esbuild drop what is unused.
- * (Only powertools' files are looked at: a plugin reading every file doubles the build's time; the
- * check after the build says when another package brings the locales back.)
- */
-const zodNamespaceImports = {
-  name: 'zod-namespace-imports',
-  setup(build) {
-    build.onLoad({ filter: /[\\/]node_modules[\\/]@aws-lambda-powertools[\\/].*\.js$/ }, (args) => {
-      const source = readFileSync(args.path, 'utf8');
-      if (!/import \{ z \} from ['"]zod['"]/.test(source)) return undefined;
-      return {
-        contents: source.replace(/import \{ z \} from (['"])zod\1/g, "import * as z from 'zod'"),
-        loader: 'js',
-      };
-    });
-  },
-};
+// The Lambda bundles' plugin (scripts/esbuild-plugins.cjs): Powertools' `import { z }` as a namespace import.
+const { zodNamespaceImports } = createRequire(import.meta.url)('./esbuild-plugins.cjs');
 const out = join(root, 'dist', 'cli');
 const started = Date.now();
 const newest = newestSource(root);

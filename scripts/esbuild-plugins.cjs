@@ -9,7 +9,7 @@
  * the maps are kept as build artifacts for mapping a logged stack trace back to TypeScript
  * (README, "Deploying": `npx source-map-cli` or any source-map tool with the frame's line:column).
  */
-const { mkdirSync, readdirSync, renameSync, statSync } = require('node:fs');
+const { mkdirSync, readFileSync, readdirSync, renameSync, statSync } = require('node:fs');
 const { join, relative } = require('node:path');
 
 const sourceMapsBesideTheZip = {
@@ -39,4 +39,27 @@ function* walk(dir) {
   }
 }
 
-module.exports = [sourceMapsBesideTheZip];
+/**
+ * `import { z } from 'zod'` (@aws-lambda-powertools/parser's schemas) uses zod's namespace as a
+ * value, which keeps every export of zod in the bundle — all its locales (~260 kB) — in the chunk
+ * every function and CLI command that reads the store loads. Those modules only ever write `z.<name>`, so the namespace
+ * import (`import * as z`, the same object for property access) lets esbuild drop what is unused.
+ * (Only powertools' files are looked at: a plugin reading every file doubles the build's time; the
+ * check after the build says when another package brings the locales back.)
+ */
+const zodNamespaceImports = {
+  name: 'zod-namespace-imports',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]node_modules[\\/]@aws-lambda-powertools[\\/].*\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      if (!/import \{ z \} from ['"]zod['"]/.test(source)) return undefined;
+      return {
+        contents: source.replace(/import \{ z \} from (['"])zod\1/g, "import * as z from 'zod'"),
+        loader: 'js',
+      };
+    });
+  },
+};
+
+module.exports = [sourceMapsBesideTheZip, zodNamespaceImports];
+module.exports.zodNamespaceImports = zodNamespaceImports;
