@@ -8,7 +8,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ProvisioningStore } from '../store/provisioning-store';
-import { csvLines, type SplitLine, splitCsvLine } from './csv-lines';
+import { type CsvLine, csvLines, type SplitLine, splitCsvLine } from './csv-lines';
 import { type AllowlistEntry, checkHeader, parseRow } from './rows';
 
 export interface ImportSummary {
@@ -58,109 +58,147 @@ function decode(field: Buffer): string | undefined {
 
 export async function importAllowlistCsv(input: Readable, options: ImportOptions): Promise<ImportSummary> {
   const summary: ImportSummary = { rows: 0, imported: 0, updated: 0, unchanged: 0, rejected: [] };
-  const concurrency = options.concurrency ?? 4;
   const maxBytes = options.maxRecordBytes ?? 64 * 1024;
-  let bytes = 0;
-
+  const writer = new ChunkWriter(summary, options);
   const seen = new Set<string>();
   let columns: string[] | undefined;
-  let chunk: AllowlistEntry[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
-
-  // Chunks in the order they were read, each with the row count where it ends: progress is the end
-  // of the longest run of written chunks from the start (reading runs ahead of writing, and
-  // chunks written concurrently finish in any order).
-  const pending: Array<{ rows: number; bytes: number; written: boolean }> = [];
-  let reported = -1;
-  const report = (position: { rows: number; bytes: number }) => {
-    if (position.rows <= reported) return;
-    reported = position.rows;
-    options.onProgress?.({ rows: position.rows, bytes: position.bytes });
-  };
-  const flush = async (entries: AllowlistEntry[]) => {
-    const position = { rows: summary.rows, bytes, written: false };
-    pending.push(position);
-    const write = options.store
-      .importAllowlistEntries(entries, {
-        now: options.now,
-        actor: options.actor,
-        idFor: () => options.newId(),
-      })
-      .then((result) => {
-        summary.imported += result.imported;
-        summary.updated += result.updated;
-        summary.unchanged += result.unchanged;
-        position.written = true;
-        let done: { rows: number; bytes: number } | undefined;
-        while (pending[0]?.written) done = pending.shift();
-        if (done) report(done);
-      })
-      .catch((error: unknown) => {
-        failure ??= error;
-      })
-      .finally(() => inFlight.delete(write));
-    inFlight.add(write);
-    if (inFlight.size >= concurrency) await Promise.race(inFlight);
-    if (failure) throw failure;
-  };
-
   let first = true;
-  for await (const physical of csvLines(input, maxBytes, (n) => {
-    bytes += n;
-  })) {
-    const line = physical.line;
-    const split: SplitLine =
-      'tooLong' in physical
-        ? { ok: false, rule: `longer than ${maxBytes} bytes (${physical.tooLong} bytes)` }
-        : physical.bytes.length === 0 || (first && physical.bytes.equals(UTF8_BOM))
-          ? { ok: true, fields: [] }
-          : splitCsvLine(physical.bytes, { first, maxBytes });
+  for await (const physical of csvLines(input, maxBytes, (n) => writer.read(n))) {
+    const split = splitPhysical(physical, first, maxBytes);
     if ('bytes' in physical && physical.bytes.length > 0) first = false;
     if (split.ok && split.fields.length === 0) continue; // an empty line
     if (!columns) {
-      // The header decides how every row is read: a header that breaks a rule stops the import.
-      if (!split.ok) {
-        throw new AllowlistFileError(
-          `header: ${split.rule}${split.field !== undefined ? ` (column ${split.field + 1})` : ''}`,
-          line,
-        );
-      }
-      const header = checkHeader(split.fields.map((field) => decode(field) ?? '\uFFFD'));
-      if (!header.ok) throw new AllowlistFileError(header.reason, line);
-      columns = header.columns;
+      columns = readHeader(split, physical.line);
       continue;
     }
     summary.rows += 1;
-    if (!split.ok) {
-      const where = split.field === undefined ? 'row' : (columns[split.field] ?? `column ${split.field + 1}`);
-      summary.rejected.push({ line, reason: `${where}: ${split.rule}` });
+    const row = rowEntry(split, columns, seen, options.serialPattern);
+    if (!row.ok) {
+      summary.rejected.push({ line: physical.line, reason: row.reason });
       continue;
     }
-    const result = parseRow(columns, split.fields.map(decode), options.serialPattern);
-    if (!result.ok) {
-      summary.rejected.push({ line, reason: result.reason });
-      continue;
-    }
-    if (seen.has(result.entry.serial)) {
-      summary.rejected.push({
-        line,
-        reason: `serial: duplicate of an earlier row (${result.entry.serial})`,
-      });
-      continue;
-    }
-    seen.add(result.entry.serial);
-    chunk.push(result.entry);
-    if (chunk.length === 100) {
-      await flush(chunk);
-      chunk = [];
-    }
+    seen.add(row.entry.serial);
+    await writer.add(row.entry);
   }
   if (!columns)
     throw new AllowlistFileError('the file is empty: a header row with a "serial" column is required');
-  if (chunk.length > 0) await flush(chunk);
-  await Promise.all(inFlight);
-  if (failure) throw failure;
-  report({ rows: summary.rows, bytes });
+  await writer.finish();
   return summary;
+}
+
+/** A physical line as fields: an empty line (or a lone BOM first) has none. */
+function splitPhysical(physical: CsvLine, first: boolean, maxBytes: number): SplitLine {
+  if ('tooLong' in physical) {
+    return { ok: false, rule: `longer than ${maxBytes} bytes (${physical.tooLong} bytes)` };
+  }
+  if (physical.bytes.length === 0 || (first && physical.bytes.equals(UTF8_BOM)))
+    return { ok: true, fields: [] };
+  return splitCsvLine(physical.bytes, { first, maxBytes });
+}
+
+/** The header decides how every row is read: a header that breaks a rule stops the import. */
+function readHeader(split: SplitLine, line: number): string[] {
+  if (!split.ok) {
+    const column = split.field !== undefined ? ` (column ${split.field + 1})` : '';
+    throw new AllowlistFileError(`header: ${split.rule}${column}`, line);
+  }
+  const header = checkHeader(split.fields.map((field) => decode(field) ?? '\uFFFD'));
+  if (!header.ok) throw new AllowlistFileError(header.reason, line);
+  return header.columns;
+}
+
+/** One data row as an entry, or why it is rejected (a malformed line, a bad value, a repeated serial). */
+function rowEntry(
+  split: SplitLine,
+  columns: string[],
+  seen: ReadonlySet<string>,
+  serialPattern: RegExp,
+): { ok: true; entry: AllowlistEntry } | { ok: false; reason: string } {
+  if (!split.ok) {
+    const where = split.field === undefined ? 'row' : (columns[split.field] ?? `column ${split.field + 1}`);
+    return { ok: false, reason: `${where}: ${split.rule}` };
+  }
+  const result = parseRow(columns, split.fields.map(decode), serialPattern);
+  if (!result.ok) return result;
+  if (seen.has(result.entry.serial)) {
+    return { ok: false, reason: `serial: duplicate of an earlier row (${result.entry.serial})` };
+  }
+  return result;
+}
+
+/**
+ * Writes chunks to the store, `concurrency` at once, adding their counts to the summary. Progress
+ * is the end of the longest run of written chunks from the start (reading runs ahead of writing,
+ * and chunks written concurrently finish in any order).
+ */
+class ChunkWriter {
+  private bytes = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  private readonly pending: Array<{ rows: number; bytes: number; written: boolean }> = [];
+  private reported = -1;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly summary: ImportSummary,
+    private readonly options: ImportOptions,
+  ) {
+    this.concurrency = options.concurrency ?? 4;
+  }
+
+  private chunk: AllowlistEntry[] = [];
+
+  /** Adds a row to the chunk being filled; a full chunk (100 rows) is written. */
+  async add(entry: AllowlistEntry): Promise<void> {
+    this.chunk.push(entry);
+    if (this.chunk.length < 100) return;
+    const full = this.chunk;
+    this.chunk = [];
+    await this.write(full);
+  }
+
+  read(count: number): void {
+    this.bytes += count;
+  }
+
+  private async write(entries: AllowlistEntry[]): Promise<void> {
+    const position = { rows: this.summary.rows, bytes: this.bytes, written: false };
+    this.pending.push(position);
+    const write = this.options.store
+      .importAllowlistEntries(entries, {
+        now: this.options.now,
+        actor: this.options.actor,
+        idFor: () => this.options.newId(),
+      })
+      .then((result) => {
+        this.summary.imported += result.imported;
+        this.summary.updated += result.updated;
+        this.summary.unchanged += result.unchanged;
+        position.written = true;
+        let done: { rows: number; bytes: number } | undefined;
+        while (this.pending[0]?.written) done = this.pending.shift();
+        if (done) this.report(done);
+      })
+      .catch((error: unknown) => {
+        this.failure ??= error;
+      })
+      .finally(() => this.inFlight.delete(write));
+    this.inFlight.add(write);
+    if (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Writes the last chunk and waits for every write; the last progress is the whole file. */
+  async finish(): Promise<void> {
+    if (this.chunk.length > 0) await this.write(this.chunk);
+    await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+    this.report({ rows: this.summary.rows, bytes: this.bytes });
+  }
+
+  private report(position: { rows: number; bytes: number }): void {
+    if (position.rows <= this.reported) return;
+    this.reported = position.rows;
+    this.options.onProgress?.({ rows: position.rows, bytes: position.bytes });
+  }
 }

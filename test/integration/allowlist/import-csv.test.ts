@@ -229,7 +229,7 @@ describe('import progress', () => {
     for (const [index, done] of progress.entries())
       if (index > 0) expect(done).toBeGreaterThan(progress[index - 1] ?? 0);
     expect(progress.at(-1)).toBe(2000);
-    expect(progressText(progress[0] ?? 0, 2000)).toMatch(/^\[#{0,5}-+\] \d+\/2000 rows \(\d%\)$/);
+    expect(progressText(progress[0] ?? 0, 2000)).toMatch(/^\[#{0,5}-+\] \d+\/2000 rows \(\d{1,2}%\)$/);
     expect(progressText(2000, 2000)).toBe(`[${'#'.repeat(24)}] 2000/2000 rows (100%)`);
   });
 });
