@@ -208,6 +208,32 @@ function failedRecords(result: unknown): string[] {
   return failures.map((failure) => String((failure as { itemIdentifier?: unknown })?.itemIdentifier));
 }
 
+/**
+ * @throws CommandFailure when the invocation sent records to the DLQ at once, or failed records SQS
+ *   would deliver again.
+ */
+function throwIfRecordsFailed(
+  functionName: string,
+  logs: Parameters<typeof deadLettered>[0],
+  result: unknown,
+  document: Record<string, unknown>,
+): void {
+  const sentAway = deadLettered(logs);
+  if (sentAway.length > 0) {
+    throw new CommandFailure(
+      `${functionName} sent ${sentAway.length} record(s) to the queue's DLQ at once (never processable): ${sentAway.map((entry) => entry.reason).join('; ')}`,
+      { ...document, deadLettered: sentAway },
+    );
+  }
+  const failed = failedRecords(result);
+  if (failed.length > 0) {
+    throw new CommandFailure(
+      `${functionName} failed ${failed.length} record(s); SQS would deliver them again (then to the queue's DLQ)`,
+      document,
+    );
+  }
+}
+
 async function runInvoke(functionName: string, options: InvokeOptions, output: Output): Promise<unknown> {
   const target = checkTarget(options.target);
   const raw = readEventFile(options.event);
@@ -243,20 +269,7 @@ async function runInvoke(functionName: string, options: InvokeOptions, output: O
     ...(decision ? { decision } : {}),
     logs: logs.map(logDocument),
   };
-  const sentAway = deadLettered(logs);
-  if (sentAway.length > 0) {
-    throw new CommandFailure(
-      `${functionName} sent ${sentAway.length} record(s) to the queue's DLQ at once (never processable): ${sentAway.map((entry) => entry.reason).join('; ')}`,
-      { ...document, deadLettered: sentAway },
-    );
-  }
-  const failed = failedRecords(result);
-  if (failed.length > 0) {
-    throw new CommandFailure(
-      `${functionName} failed ${failed.length} record(s); SQS would deliver them again (then to the queue's DLQ)`,
-      document,
-    );
-  }
+  throwIfRecordsFailed(functionName, logs, result, document);
   return document;
 }
 

@@ -4,7 +4,7 @@ import { runExpirySweep, runIdFor, sweepPolicy } from '../../shared/expiry/expir
 import { createReportSink } from '../../shared/reports/report-sink';
 import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
-import { CommandFailure } from '../io';
+import { CommandFailure, type Output } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { resolveStoreTarget } from '../target';
 import { reportRun } from '../target-report';
@@ -43,27 +43,8 @@ export function registerSweepCommand({ program, setExitCode }: CommandRegistry):
               );
               if (outcome.status !== 'complete') throw new CommandFailure(`sweep ${runId} did not complete`);
               const { summary, change, files } = outcome;
-              output.say(`expiry sweep ${runId} as of ${now} (table ${target.tableName})`);
-              for (const [name, count] of Object.entries(summary.counts))
-                output.say(`  ${name.padEnd(14)} ${count}`);
-              output.say(
-                `  ${'at risk'.padEnd(14)} ${summary.atRisk} (${summary.rotationCandidates} devices should rotate)`,
-              );
               const previousRunId = outcome.report?.change.previousRunId;
-              output.say(
-                previousRunId
-                  ? `  since ${previousRunId} (the previous run on this table): ${change.newAtRisk} new, ${change.resolved} resolved, ${change.reclassified} reclassified, ${change.agedOut} left the look-back`
-                  : '  no previous run on this table: everything at risk is new',
-              );
-              const held = Object.entries(summary.byDeviceState ?? {})
-                .filter(([state]) => NOT_ROTATABLE_STATES.includes(state))
-                .map(([state, count]) => `${count} ${state}`);
-              if (held.length > 0)
-                output.say(`  not asked to rotate (device ${held.join(', ')}): listed in the report only`);
-              output.say(
-                `  read ${summary.itemsRead} index items (${summary.readUnits} RCU), no Scan, no IoT calls`,
-              );
-              output.say(`  ${files.json}\n  ${files.csv}\n  ${files.html}`);
+              saySweep(output, { runId, now, tableName: target.tableName, previousRunId }, outcome);
               return {
                 runId,
                 now,
@@ -79,4 +60,30 @@ export function registerSweepCommand({ program, setExitCode }: CommandRegistry):
         );
       },
     );
+}
+
+/** The human lines of a completed sweep: counts, change since the previous run, files written. */
+function saySweep(
+  output: Output,
+  run: { runId: string; now: string; tableName: string; previousRunId: string | undefined },
+  outcome: Extract<Awaited<ReturnType<typeof runExpirySweep>>, { status: 'complete' }>,
+): void {
+  const { summary, change, files } = outcome;
+  output.say(`expiry sweep ${run.runId} as of ${run.now} (table ${run.tableName})`);
+  for (const [name, count] of Object.entries(summary.counts)) output.say(`  ${name.padEnd(14)} ${count}`);
+  output.say(
+    `  ${'at risk'.padEnd(14)} ${summary.atRisk} (${summary.rotationCandidates} devices should rotate)`,
+  );
+  output.say(
+    run.previousRunId
+      ? `  since ${run.previousRunId} (the previous run on this table): ${change.newAtRisk} new, ${change.resolved} resolved, ${change.reclassified} reclassified, ${change.agedOut} left the look-back`
+      : '  no previous run on this table: everything at risk is new',
+  );
+  const held = Object.entries(summary.byDeviceState ?? {})
+    .filter(([state]) => NOT_ROTATABLE_STATES.includes(state))
+    .map(([state, count]) => `${count} ${state}`);
+  if (held.length > 0)
+    output.say(`  not asked to rotate (device ${held.join(', ')}): listed in the report only`);
+  output.say(`  read ${summary.itemsRead} index items (${summary.readUnits} RCU), no Scan, no IoT calls`);
+  output.say(`  ${files.json}\n  ${files.csv}\n  ${files.html}`);
 }

@@ -68,45 +68,95 @@ export async function quarantine(
   if (await deps.quarantineStore.isDone(request.requestId)) {
     return { kind: 'duplicate', requestId: request.requestId };
   }
-  const named = request.certificateId ? await deps.store.getCertificate(request.certificateId) : undefined;
-  if (
-    request.certificateId &&
-    named?.kind === 'CLAIM' &&
-    (request.scope === 'certificate' || !request.serial)
-  ) {
-    // A claim certificate is shared by a whole product line: deactivating it stops every device of
-    // the line from provisioning. No automatic flow may do that; the suspicion is recorded on the
-    // certificate for an operator (`fleetgate certificates`, the history of the device concerned).
-    const flagged = await deps.quarantineStore.flagClaimCertificate({
-      certificateId: request.certificateId,
-      requestId: request.requestId,
-      now: context.now,
-      suspicion: {
-        reason: request.reason,
-        source: request.source,
-        at: context.now,
-        requestId: request.requestId,
-        evidence: { ...request.evidence, observedAt: request.at },
-      },
-    });
-    return flagged === 'applied'
-      ? { kind: 'claim-certificate-kept', certificateId: request.certificateId }
-      : { kind: 'duplicate', requestId: request.requestId };
+  const { certificateId } = request;
+  if (certificateId && (await namesClaimOnly(request, certificateId, deps))) {
+    return flagClaimCertificate(request, certificateId, deps, context);
   }
-  if (request.scope === 'certificate' && request.certificateId) {
+  if (request.scope === 'certificate' && certificateId) {
     // Evidence from a principal that is not a device's own: that certificate only, no device.
-    return quarantineCertificate(request, request.certificateId, deps, context, { restrictThings: false });
+    return quarantineCertificate(request, certificateId, deps, context, { restrictThings: false });
   }
-  let device = request.serial ? await deps.store.getDevice(request.serial) : undefined;
-  if (!device && request.certificateId) {
-    // The serial is unknown (or absent) but the certificate may belong to a known device: then it
-    // is that device that is quarantined (the claimed serial stays in the evidence).
-    const owner = (await deps.store.getCertificate(request.certificateId))?.serial;
-    device = owner ? await deps.store.getDevice(owner) : undefined;
-  }
-  // Two suspicions about one device (a clone and a takeover at once) race for it; the loser
-  // decides again on the device as it now stands (usually: add its evidence) instead of waiting
-  // out the queue's visibility timeout.
+  const device = await findDevice(request, deps);
+  if (device) return quarantineDeviceRetrying(request, device, deps, context);
+  if (certificateId) return quarantineCertificate(request, certificateId, deps, context);
+  // Can never succeed as it is: no redelivery will make the serial known. Not dropped either: the
+  // consumer sends it to the DLQ at once, from where it can be replayed once the serial is imported.
+  throw unknownSerial(request);
+}
+
+function unknownSerial(request: QuarantineRequest): InvalidMessageError {
+  return new InvalidMessageError([
+    {
+      field: 'serial',
+      rule: `serial ${request.serial ?? '?'} is unknown and no certificateId was given`,
+    },
+  ]);
+}
+
+/** The request names a claim certificate and nothing a device could be found by instead. */
+async function namesClaimOnly(
+  request: QuarantineRequest,
+  certificateId: string,
+  deps: QuarantineWorkDeps,
+): Promise<boolean> {
+  const named = await deps.store.getCertificate(certificateId);
+  return named?.kind === 'CLAIM' && (request.scope === 'certificate' || !request.serial);
+}
+
+/**
+ * A claim certificate is shared by a whole product line: deactivating it stops every device of
+ * the line from provisioning. No automatic flow may do that; the suspicion is recorded on the
+ * certificate for an operator (`fleetgate certificates`, the history of the device concerned).
+ */
+async function flagClaimCertificate(
+  request: QuarantineRequest,
+  certificateId: string,
+  deps: QuarantineWorkDeps,
+  context: { now: string },
+): Promise<QuarantineOutcome> {
+  const flagged = await deps.quarantineStore.flagClaimCertificate({
+    certificateId,
+    requestId: request.requestId,
+    now: context.now,
+    suspicion: {
+      reason: request.reason,
+      source: request.source,
+      at: context.now,
+      requestId: request.requestId,
+      evidence: { ...request.evidence, observedAt: request.at },
+    },
+  });
+  return flagged === 'applied'
+    ? { kind: 'claim-certificate-kept', certificateId }
+    : { kind: 'duplicate', requestId: request.requestId };
+}
+
+/**
+ * The device the request is about: by its serial, else (the serial unknown or absent) the known
+ * device the certificate belongs to (the claimed serial stays in the evidence).
+ */
+async function findDevice(
+  request: QuarantineRequest,
+  deps: QuarantineWorkDeps,
+): Promise<DeviceRecord | undefined> {
+  const bySerial = request.serial ? await deps.store.getDevice(request.serial) : undefined;
+  if (bySerial || !request.certificateId) return bySerial;
+  const owner = (await deps.store.getCertificate(request.certificateId))?.serial;
+  return owner ? deps.store.getDevice(owner) : undefined;
+}
+
+/**
+ * Two suspicions about one device (a clone and a takeover at once) race for it; the loser
+ * decides again on the device as it now stands (usually: add its evidence) instead of waiting
+ * out the queue's visibility timeout. The device gone meanwhile: the certificate alone, if named.
+ */
+async function quarantineDeviceRetrying(
+  request: QuarantineRequest,
+  first: DeviceRecord,
+  deps: QuarantineWorkDeps,
+  context: { now: string; newId: () => string },
+): Promise<QuarantineOutcome> {
+  let device: DeviceRecord | undefined = first;
   for (let attempt = 1; device; attempt += 1) {
     try {
       return await quarantineDevice(request, device, deps, context);
@@ -116,14 +166,7 @@ export async function quarantine(
     }
   }
   if (request.certificateId) return quarantineCertificate(request, request.certificateId, deps, context);
-  // Can never succeed as it is: no redelivery will make the serial known. Not dropped either: the
-  // consumer sends it to the DLQ at once, from where it can be replayed once the serial is imported.
-  throw new InvalidMessageError([
-    {
-      field: 'serial',
-      rule: `serial ${request.serial ?? '?'} is unknown and no certificateId was given`,
-    },
-  ]);
+  throw unknownSerial(request);
 }
 
 /**
@@ -251,32 +294,48 @@ async function quarantineCertificate(
     certificateId,
     requestId: request.requestId,
     now: context.now,
-    info: {
-      reason: request.reason,
-      source: request.source,
-      at: context.now,
-      evidence: {
-        ...request.evidence,
-        observedAt: request.at,
-        ...(request.serial ? { claimedSerial: request.serial } : {}),
-      },
-      requestId: request.requestId,
-      certificateIds: facts ? [certificateId] : [],
-      ...(thingName ? { thingName } : {}),
-    },
-    ...(facts
-      ? {
-          facts: {
-            ...(facts.caCertificateId ? { issuer: facts.caCertificateId } : {}),
-            ...(facts.notBefore ? { notBefore: facts.notBefore } : {}),
-            ...(facts.notAfter ? { notAfter: facts.notAfter } : {}),
-          },
-        }
-      : {}),
+    info: certificateQuarantineInfo(request, certificateId, context.now, {
+      known: facts !== undefined,
+      thingName,
+    }),
+    ...(facts ? { facts: issuerFacts(facts) } : {}),
   });
   return result === 'applied'
     ? { kind: 'certificate-quarantined', certificateId, certificates }
     : { kind: 'duplicate', requestId: request.requestId };
+}
+
+function certificateQuarantineInfo(
+  request: QuarantineRequest,
+  certificateId: string,
+  now: string,
+  found: { known: boolean; thingName: string | undefined },
+): QuarantineInfo {
+  return {
+    reason: request.reason,
+    source: request.source,
+    at: now,
+    evidence: {
+      ...request.evidence,
+      observedAt: request.at,
+      ...(request.serial ? { claimedSerial: request.serial } : {}),
+    },
+    requestId: request.requestId,
+    certificateIds: found.known ? [certificateId] : [],
+    ...(found.thingName ? { thingName: found.thingName } : {}),
+  };
+}
+
+function issuerFacts(facts: { caCertificateId?: string; notBefore?: string; notAfter?: string }): {
+  issuer?: string;
+  notBefore?: string;
+  notAfter?: string;
+} {
+  return {
+    ...(facts.caCertificateId ? { issuer: facts.caCertificateId } : {}),
+    ...(facts.notBefore ? { notBefore: facts.notBefore } : {}),
+    ...(facts.notAfter ? { notAfter: facts.notAfter } : {}),
+  };
 }
 
 async function thingOfCertificates(

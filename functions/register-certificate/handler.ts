@@ -4,15 +4,8 @@
  * the behaviour is in `registration.ts`.
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html
  */
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { documentClient } from '../../shared/aws/clients';
-import { loadConfig } from '../../shared/config';
-import { SqsDeadLetterQueue } from '../../shared/dlq/dead-letter-sender';
-import { ConfigError } from '../../shared/errors';
 import { IotRegistry, iotClient } from '../../shared/iot/iot-registry';
-import { createLogger, createMetrics } from '../../shared/logging';
-import { QuarantineQueue } from '../../shared/quarantine-queue';
-import { ProvisioningStore } from '../../shared/store/provisioning-store';
+import { queueFunctionBase } from '../../shared/queue-function';
 import { RegistrationStore } from '../../shared/store/registration-store';
 import { CaTrust } from './ca-trust';
 import { createHandler, type RegisterCertificateDeps } from './create-handler';
@@ -21,11 +14,8 @@ export { createHandler, type RegisterCertificateDeps } from './create-handler';
 
 /** Composition from the environment, once per container. Throws ConfigError on a bad environment. */
 function defaultDeps(): RegisterCertificateDeps {
-  const config = loadConfig(process.env);
-  if (!config.quarantineQueueUrl) throw new ConfigError(['QUARANTINE_QUEUE_URL: is required']);
-  if (!config.deadLetterQueueUrl) throw new ConfigError(['DEAD_LETTER_QUEUE_URL: is required']);
-  const sqs = new SQSClient({ maxAttempts: 5 });
-  const store = new ProvisioningStore(documentClient(), config.tableName);
+  const base = queueFunctionBase('registerCertificate', { quarantine: true });
+  const { config, store } = base;
   const iot = new IotRegistry(iotClient());
   return {
     config,
@@ -37,10 +27,10 @@ function defaultDeps(): RegisterCertificateDeps {
       trustedCaIds: config.trustedCaIds,
       store,
     }),
-    quarantine: new QuarantineQueue(sqs, config.quarantineQueueUrl),
-    deadLetters: new SqsDeadLetterQueue(sqs, config.deadLetterQueueUrl),
-    logger: createLogger('registerCertificate'),
-    metrics: createMetrics('registerCertificate'),
+    quarantine: base.quarantine,
+    deadLetters: base.deadLetters,
+    logger: base.logger,
+    metrics: base.metrics,
   };
 }
 

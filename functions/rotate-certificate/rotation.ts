@@ -81,13 +81,8 @@ export async function rotateCertificate(
 
   const serial = serialOfThing(thingName, deps.config);
   if (serial === undefined) return reject('UNKNOWN_DEVICE', `thing ${thingName} names no serial`);
-  let csr: ParsedCsr;
-  try {
-    csr = await parseCsrPem(request.csr, { maxBytes: deps.config.maxCertificatePemBytes });
-  } catch (error) {
-    if (error instanceof ValidationError) return reject('INVALID_CSR', error.message, serial);
-    throw error;
-  }
+  const csr = await parseRequestCsr(request.csr, deps.config);
+  if (csr instanceof ValidationError) return reject('INVALID_CSR', csr.message, serial);
   const principal = request.principal.toLowerCase();
   const facts = await deps.store.loadProvisioningFacts({ serial, certificateId: principal });
   const current = facts.certificate?.serial === serial ? facts.certificate : undefined;
@@ -99,17 +94,13 @@ export async function rotateCertificate(
   );
   if (!decision.allow) return reject(decision.reason, decision.detail, serial);
   const device = facts.device as DeviceRecord;
-
-  if (decision.resume) {
-    // ROTATING: only the request that started this rotation may continue (or be answered again).
-    const started = await deps.rotations.getRequest(serial, csr.publicKeyHash);
-    if (!started?.certificateId || started.certificateId !== device.pendingCertificateId) {
-      return reject(
-        'ROTATION_IN_PROGRESS',
-        'another rotation of this device waits for its commit or its deadline',
-        serial,
-      );
-    }
+  // ROTATING: only the request that started this rotation may continue (or be answered again).
+  if (decision.resume && !(await startedThisRotation(serial, csr, device, deps))) {
+    return reject(
+      'ROTATION_IN_PROGRESS',
+      'another rotation of this device waits for its commit or its deadline',
+      serial,
+    );
   }
 
   const claim = await deps.rotations.claimRequest({
@@ -121,66 +112,166 @@ export async function rotateCertificate(
     ttlSeconds: REQUEST_TTL_SECONDS,
   });
   if (claim.status === 'held') return { status: 'in-progress', serial, thingName };
-  if (claim.status === 'done') {
-    const answer = claim.request.answer;
-    if (!answer) throw new TransientError('rotation request is done without an answer');
-    if (
-      answer.accepted &&
-      answer.certificateId !== device.pendingCertificateId &&
-      answer.certificateId !== device.certificateId
-    ) {
-      // The rotation this key started was aborted: its certificate is revoked for good.
-      return reject('KEY_REVOKED', 'the certificate issued for this key was revoked; use a new key', serial);
-    }
-    return republish(answer, serial, thingName, deps);
-  }
+  if (claim.status === 'done') return answerAgain(claim.request.answer, device, serial, thingName, deps);
 
   // Acquired: issue a certificate unless an earlier delivery did.
-  let certificateId = claim.request.certificateId;
-  let issued: { certificateArn: string; certificatePem: string } | undefined;
-  if (certificateId === undefined) {
-    let created: Awaited<ReturnType<RotationDeps['iot']['createCertificateFromCsr']>>;
-    try {
-      created = await deps.iot.createCertificateFromCsr(request.csr, false);
-    } catch (error) {
-      // Only IoT refusing the CSR itself is the device's to hear about. AccessDenied, throttling, a
-      // 5xx are ours or AWS's: thrown, so the record is retried and then dead-lettered.
-      if (!(error instanceof IotRequestError) || error.awsCode !== 'InvalidRequestException') throw error;
-      return finishRejected(serial, thingName, csr, owner, 'CERTIFICATE_REJECTED', error.message, deps);
-    }
-    const recorded = await deps.rotations.recordIssued({
-      serial,
-      publicKeyHash: csr.publicKeyHash,
-      owner,
-      certificateId: created.certificateId,
-    });
-    if (recorded !== created.certificateId) {
-      // Another delivery recorded its certificate first: ours is an unused, INACTIVE orphan.
-      await deps.iot.deleteCertificate(created.certificateId);
-      if (recorded === undefined) throw new TransientError('rotation claim was lost while issuing');
-      certificateId = recorded;
-    } else {
-      certificateId = created.certificateId;
-      issued = created;
-    }
-  }
-  if (!issued) {
-    const description = await deps.iot.describeCertificate(certificateId);
-    if (!description) {
-      // Deleted after an earlier delivery's refusal that crashed before releasing the claim: start over.
-      await deps.rotations.releaseRequest({ serial, publicKeyHash: csr.publicKeyHash, owner });
-      throw new TransientError(`issued certificate ${certificateId} is no longer in IoT; deciding again`);
-    }
-    issued = description;
-  }
+  const key: RequestKey = { serial, thingName, csr, owner };
+  const issued = await issueCertificate(request.csr, key, claim.request.certificateId, deps);
+  if ('status' in issued) return issued;
+  return bindAndActivate(issued, key, { device, principal, clientId: request.clientId }, deps, now);
+}
 
+/** One rotation request: the device, its thing, the new key and the delivery holding the claim. */
+interface RequestKey {
+  serial: string;
+  thingName: string;
+  csr: ParsedCsr;
+  owner: string;
+}
+
+interface IssuedCertificate {
+  certificateId: string;
+  certificateArn: string;
+  certificatePem: string;
+}
+
+/** The request's CSR parsed, or why it is not one. */
+async function parseRequestCsr(pem: string, config: Config): Promise<ParsedCsr | ValidationError> {
+  try {
+    return await parseCsrPem(pem, { maxBytes: config.maxCertificatePemBytes });
+  } catch (error) {
+    if (error instanceof ValidationError) return error;
+    throw error;
+  }
+}
+
+/** Whether this key's request is the one that started the device's pending rotation. */
+async function startedThisRotation(
+  serial: string,
+  csr: ParsedCsr,
+  device: DeviceRecord,
+  deps: RotationDeps,
+): Promise<boolean> {
+  const started = await deps.rotations.getRequest(serial, csr.publicKeyHash);
+  return Boolean(started?.certificateId) && started?.certificateId === device.pendingCertificateId;
+}
+
+/** A request already answered: the same answer again, unless the rotation it started was aborted. */
+async function answerAgain(
+  answer: RotationAnswer | undefined,
+  device: DeviceRecord,
+  serial: string,
+  thingName: string,
+  deps: RotationDeps,
+): Promise<RotationOutcome> {
+  if (!answer) throw new TransientError('rotation request is done without an answer');
+  if (
+    answer.accepted &&
+    answer.certificateId !== device.pendingCertificateId &&
+    answer.certificateId !== device.certificateId
+  ) {
+    // The rotation this key started was aborted: its certificate is revoked for good.
+    return answerRejected(
+      thingName,
+      'KEY_REVOKED',
+      'the certificate issued for this key was revoked; use a new key',
+      deps,
+      serial,
+    );
+  }
+  return republish(answer, serial, thingName, deps);
+}
+
+/**
+ * The request's certificate: the one an earlier delivery recorded on the claim, else a new one from
+ * the CSR (INACTIVE), recorded at once; IoT refusing the CSR is answered to the device.
+ */
+async function issueCertificate(
+  csrPem: string,
+  key: RequestKey,
+  recordedId: string | undefined,
+  deps: RotationDeps,
+): Promise<IssuedCertificate | RotationOutcome> {
+  if (recordedId !== undefined) return describeIssued(recordedId, key, deps);
+  let created: IssuedCertificate;
+  try {
+    created = await deps.iot.createCertificateFromCsr(csrPem, false);
+  } catch (error) {
+    // Only IoT refusing the CSR itself is the device's to hear about. AccessDenied, throttling, a
+    // 5xx are ours or AWS's: thrown, so the record is retried and then dead-lettered.
+    if (!(error instanceof IotRequestError) || error.awsCode !== 'InvalidRequestException') throw error;
+    return finishRejected(
+      key.serial,
+      key.thingName,
+      key.csr,
+      key.owner,
+      'CERTIFICATE_REJECTED',
+      error.message,
+      deps,
+    );
+  }
+  const recorded = await deps.rotations.recordIssued({
+    serial: key.serial,
+    publicKeyHash: key.csr.publicKeyHash,
+    owner: key.owner,
+    certificateId: created.certificateId,
+  });
+  if (recorded === created.certificateId) return created;
+  // Another delivery recorded its certificate first: ours is an unused, INACTIVE orphan.
+  await deps.iot.deleteCertificate(created.certificateId);
+  if (recorded === undefined) throw new TransientError('rotation claim was lost while issuing');
+  return describeIssued(recorded, key, deps);
+}
+
+/** A certificate issued by an earlier delivery, as IoT has it. */
+async function describeIssued(
+  certificateId: string,
+  key: RequestKey,
+  deps: RotationDeps,
+): Promise<IssuedCertificate> {
+  const description = await deps.iot.describeCertificate(certificateId);
+  if (!description) {
+    // Deleted after an earlier delivery's refusal that crashed before releasing the claim: start over.
+    await deps.rotations.releaseRequest({
+      serial: key.serial,
+      publicKeyHash: key.csr.publicKeyHash,
+      owner: key.owner,
+    });
+    throw new TransientError(`issued certificate ${certificateId} is no longer in IoT; deciding again`);
+  }
+  return {
+    certificateId,
+    certificateArn: description.certificateArn,
+    certificatePem: description.certificatePem,
+  };
+}
+
+/** Policy and thing attached, the rotation bound in the store, the certificate activated, answered. */
+async function bindAndActivate(
+  issued: IssuedCertificate,
+  key: RequestKey,
+  sender: { device: DeviceRecord; principal: string; clientId: string },
+  deps: RotationDeps,
+  now: Instant,
+): Promise<RotationOutcome> {
+  const { serial, thingName, csr, owner } = key;
+  const { certificateId } = issued;
   const certificate = parseCertificatePem(issued.certificatePem, {
     maxBytes: deps.config.maxCertificatePemBytes,
     field: 'issued certificate',
   });
   await deps.iot.attachPolicy(deps.config.devicePolicyName, issued.certificateArn);
   await deps.iot.attachThingPrincipal(thingName, issued.certificateArn);
-  const bound = await bind(device, certificate, csr, thingName, principal, request.clientId, deps, now);
+  const bound = await bind(
+    sender.device,
+    certificate,
+    csr,
+    thingName,
+    sender.principal,
+    sender.clientId,
+    deps,
+    now,
+  );
   if (bound.status === 'rejected') {
     await discard(certificateId, issued.certificateArn, thingName, deps);
     return finishRejected(serial, thingName, csr, owner, bound.reason, bound.detail, deps);

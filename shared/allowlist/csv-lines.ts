@@ -34,41 +34,59 @@ export async function* csvLines(
   maxBytes: number,
   onBytes?: (count: number) => void,
 ): AsyncGenerator<CsvLine> {
-  let line = 1;
-  let parts: Buffer[] = [];
-  let length = 0;
-  let overflow = false;
-  const end = (): CsvLine => {
-    let bytes = overflow ? Buffer.alloc(0) : Buffer.concat(parts, length);
-    const tooLong = overflow ? length : 0;
-    if (!overflow && bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, -1);
-    parts = [];
-    length = 0;
-    overflow = false;
-    const out: CsvLine = tooLong > 0 ? { line, tooLong } : { line, bytes };
-    line += 1;
-    return out;
-  };
+  const current = new LineBuffer(maxBytes);
   for await (const chunk of input as AsyncIterable<Buffer | string>) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     onBytes?.(buffer.length);
     let start = 0;
     for (;;) {
       const at = buffer.indexOf(LF, start);
-      const piece = buffer.subarray(start, at === -1 ? buffer.length : at);
-      length += piece.length;
-      if (!overflow && length > maxBytes + 1) {
-        // +1: a CRLF line of exactly maxBytes carries its CR until the line ends.
-        overflow = true;
-        parts = [];
-      }
-      if (!overflow && piece.length > 0) parts.push(Buffer.from(piece));
+      current.add(buffer.subarray(start, at === -1 ? buffer.length : at));
       if (at === -1) break;
-      yield end();
+      yield current.end();
       start = at + 1;
     }
   }
-  if (length > 0 || parts.length > 0 || overflow) yield end();
+  if (!current.isEmpty()) yield current.end();
+}
+
+/** The line being read: its pieces, or only its length once it is over the limit. */
+class LineBuffer {
+  private line = 1;
+  private parts: Buffer[] = [];
+  private length = 0;
+  private overflow = false;
+
+  constructor(private readonly maxBytes: number) {}
+
+  add(piece: Buffer): void {
+    this.length += piece.length;
+    if (!this.overflow && this.length > this.maxBytes + 1) {
+      // +1: a CRLF line of exactly maxBytes carries its CR until the line ends.
+      this.overflow = true;
+      this.parts = [];
+    }
+    if (!this.overflow && piece.length > 0) this.parts.push(Buffer.from(piece));
+  }
+
+  isEmpty(): boolean {
+    return this.length === 0 && this.parts.length === 0 && !this.overflow;
+  }
+
+  end(): CsvLine {
+    const out: CsvLine = this.overflow
+      ? { line: this.line, tooLong: this.length }
+      : { line: this.line, bytes: withoutTrailingCr(Buffer.concat(this.parts, this.length)) };
+    this.parts = [];
+    this.length = 0;
+    this.overflow = false;
+    this.line += 1;
+    return out;
+  }
+}
+
+function withoutTrailingCr(bytes: Buffer): Buffer {
+  return bytes.length > 0 && bytes[bytes.length - 1] === CR ? bytes.subarray(0, -1) : bytes;
 }
 
 /** A line split into its fields' bytes, or the first rule it breaks and where. */
@@ -81,77 +99,81 @@ export type SplitLine = { ok: true; fields: Buffer[] } | { ok: false; field?: nu
 export function splitCsvLine(bytes: Buffer, options: { first?: boolean; maxBytes?: number } = {}): SplitLine {
   let data = bytes;
   if (options.first && data.subarray(0, 3).equals(BOM)) data = data.subarray(3);
-  if (options.maxBytes !== undefined && data.length > options.maxBytes) {
-    return { ok: false, rule: `longer than ${options.maxBytes} bytes (${data.length} bytes)` };
-  }
-  const nul = data.indexOf(0x00);
-  if (nul !== -1) return { ok: false, rule: `NUL byte (0x00) at byte ${nul + 1}` };
-  const cr = data.indexOf(CR);
-  if (cr !== -1) {
-    return {
-      ok: false,
-      rule: `carriage return (\\r) at byte ${cr + 1}: line endings must be LF or CRLF, never a bare CR`,
-    };
-  }
-  const bom = data.indexOf(BOM);
-  if (bom !== -1) {
-    return {
-      ok: false,
-      rule: `byte order mark (U+FEFF) at byte ${bom + 1}: allowed only at the very start of the file`,
-    };
-  }
+  const broken = lineRuleBroken(data, options.maxBytes);
+  if (broken) return { ok: false, rule: broken };
   const fields: Buffer[] = [];
   let i = 0;
   for (let field = 0; ; field += 1) {
-    if (data[i] === QUOTE) {
-      // Quoted: up to the closing quote; "" is one quote.
-      const parts: Buffer[] = [];
-      let from = i + 1;
-      let closed = -1;
-      for (let j = from; j < data.length; j += 1) {
-        if (data[j] !== QUOTE) continue;
-        if (data[j + 1] === QUOTE) {
-          parts.push(data.subarray(from, j + 1));
-          j += 1;
-          from = j + 1;
-          continue;
-        }
-        closed = j;
-        break;
-      }
-      if (closed === -1) {
-        return {
-          ok: false,
-          field,
-          rule: 'quoted field not closed on its line (a line break inside a field is not allowed)',
-        };
-      }
-      parts.push(data.subarray(from, closed));
-      fields.push(Buffer.concat(parts));
-      i = closed + 1;
-      if (i === data.length) return { ok: true, fields };
-      if (data[i] !== COMMA) {
-        return {
-          ok: false,
-          field,
-          rule: 'text after the closing quote (a quoted field must end at the next comma)',
-        };
-      }
-      i += 1;
+    const read = data[i] === QUOTE ? readQuoted(data, i) : readUnquoted(data, i);
+    if (!read.ok) return { ok: false, field, rule: read.rule };
+    fields.push(read.value);
+    if (read.next === undefined) return { ok: true, fields };
+    i = read.next;
+  }
+}
+
+/** The first whole-line rule the line breaks (length, NUL, bare CR, BOM past the start), if any. */
+function lineRuleBroken(data: Buffer, maxBytes: number | undefined): string | undefined {
+  if (maxBytes !== undefined && data.length > maxBytes) {
+    return `longer than ${maxBytes} bytes (${data.length} bytes)`;
+  }
+  const nul = data.indexOf(0x00);
+  if (nul !== -1) return `NUL byte (0x00) at byte ${nul + 1}`;
+  const cr = data.indexOf(CR);
+  if (cr !== -1) {
+    return `carriage return (\\r) at byte ${cr + 1}: line endings must be LF or CRLF, never a bare CR`;
+  }
+  const bom = data.indexOf(BOM);
+  if (bom !== -1) {
+    return `byte order mark (U+FEFF) at byte ${bom + 1}: allowed only at the very start of the file`;
+  }
+  return undefined;
+}
+
+/** One field read from `at`: its value and where the next one starts (none: the line ended). */
+type FieldRead = { ok: true; value: Buffer; next?: number } | { ok: false; rule: string };
+
+/** A quoted field from its opening quote at `at`: up to the closing quote; "" is one quote. */
+function readQuoted(data: Buffer, at: number): FieldRead {
+  const parts: Buffer[] = [];
+  let from = at + 1;
+  let closed = -1;
+  for (let j = from; j < data.length; j += 1) {
+    if (data[j] !== QUOTE) continue;
+    if (data[j + 1] === QUOTE) {
+      parts.push(data.subarray(from, j + 1));
+      j += 1;
+      from = j + 1;
       continue;
     }
-    const comma = data.indexOf(COMMA, i);
-    const value = data.subarray(i, comma === -1 ? data.length : comma);
-    const quote = value.indexOf(QUOTE);
-    if (quote !== -1) {
-      return {
-        ok: false,
-        field,
-        rule: 'stray quote (") inside an unquoted field (a field containing " must be quoted and its quotes doubled)',
-      };
-    }
-    fields.push(value);
-    if (comma === -1) return { ok: true, fields };
-    i = comma + 1;
+    closed = j;
+    break;
   }
+  if (closed === -1) {
+    return {
+      ok: false,
+      rule: 'quoted field not closed on its line (a line break inside a field is not allowed)',
+    };
+  }
+  parts.push(data.subarray(from, closed));
+  const value = Buffer.concat(parts);
+  const after = closed + 1;
+  if (after === data.length) return { ok: true, value };
+  if (data[after] !== COMMA) {
+    return { ok: false, rule: 'text after the closing quote (a quoted field must end at the next comma)' };
+  }
+  return { ok: true, value, next: after + 1 };
+}
+
+/** An unquoted field from `at` up to the next comma or the line's end. */
+function readUnquoted(data: Buffer, at: number): FieldRead {
+  const comma = data.indexOf(COMMA, at);
+  const value = data.subarray(at, comma === -1 ? data.length : comma);
+  if (value.indexOf(QUOTE) !== -1) {
+    return {
+      ok: false,
+      rule: 'stray quote (") inside an unquoted field (a field containing " must be quoted and its quotes doubled)',
+    };
+  }
+  return comma === -1 ? { ok: true, value } : { ok: true, value, next: comma + 1 };
 }

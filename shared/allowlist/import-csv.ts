@@ -10,7 +10,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ProvisioningStore } from '../store/provisioning-store';
-import { csvLines, type SplitLine, splitCsvLine } from './csv-lines';
+import { type CsvLine, csvLines, type SplitLine, splitCsvLine } from './csv-lines';
 import { type AllowlistEntry, checkHeader, parseRow } from './rows';
 import { type SerialHasher, SerialHashSet, serialHash64 } from './serial-set';
 
@@ -86,41 +86,27 @@ async function* parsedRows(
   let columns: string[] | undefined;
   for await (const physical of csvLines(input, maxBytes, onBytes)) {
     const line = physical.line;
-    const split: SplitLine =
-      'tooLong' in physical
-        ? { ok: false, rule: `longer than ${maxBytes} bytes (${physical.tooLong} bytes)` }
-        : physical.bytes.length === 0 || (first && physical.bytes.equals(UTF8_BOM))
-          ? { ok: true, fields: [] }
-          : splitCsvLine(physical.bytes, { first, maxBytes });
+    const split = splitPhysical(physical, first, maxBytes);
     if ('bytes' in physical && physical.bytes.length > 0) first = false;
     if (split.ok && split.fields.length === 0) continue; // an empty line
     if (!columns) {
-      columns = headerColumns(split, line);
+      columns = readHeader(split, line);
       continue;
     }
-    if (!split.ok) {
-      const where = split.field === undefined ? 'row' : (columns[split.field] ?? `column ${split.field + 1}`);
-      yield { line, reason: `${where}: ${split.rule}` };
-      continue;
-    }
-    const result = parseRow(columns, split.fields.map(decode), serialPattern);
-    yield result.ok ? { line, entry: result.entry } : { line, reason: result.reason };
+    yield rowOf(split, columns, line, serialPattern);
   }
   if (!columns)
     throw new AllowlistFileError('the file is empty: a header row with a "serial" column is required');
 }
 
-/** The header decides how every row is read: a header that breaks a rule stops the import. */
-function headerColumns(split: SplitLine, line: number): string[] {
+/** One data row as an entry, or why it is rejected (a malformed line, a bad value). */
+function rowOf(split: SplitLine, columns: string[], line: number, serialPattern: RegExp): ParsedRow {
   if (!split.ok) {
-    throw new AllowlistFileError(
-      `header: ${split.rule}${split.field !== undefined ? ` (column ${split.field + 1})` : ''}`,
-      line,
-    );
+    const where = split.field === undefined ? 'row' : (columns[split.field] ?? `column ${split.field + 1}`);
+    return { line, reason: `${where}: ${split.rule}` };
   }
-  const header = checkHeader(split.fields.map((field) => decode(field) ?? '\uFFFD'));
-  if (!header.ok) throw new AllowlistFileError(header.reason, line);
-  return header.columns;
+  const result = parseRow(columns, split.fields.map(decode), serialPattern);
+  return result.ok ? { line, entry: result.entry } : { line, reason: result.reason };
 }
 
 function duplicateReason(serial: string): string {
@@ -171,97 +157,58 @@ function hashedSerials(
       return 'suspect';
     },
     async confirm() {
-      const duplicates: Array<{ line: number; reason: string }> = [];
-      const fresh: AllowlistEntry[] = [];
-      if (suspects.size === 0) return { duplicates, fresh };
+      if (suspects.size === 0) return { duplicates: [], fresh: [] };
       const hit = new Set([...suspects.values()].map((entry) => hashKey(entry.serial)));
-      const accepted = new Set<string>();
-      let confirmed = 0;
-      for await (const row of parsedRows(reopen(), serialPattern, maxBytes, () => {})) {
-        if (!row.entry || !hit.has(hashKey(row.entry.serial))) continue;
-        const serial = row.entry.serial;
-        const suspect = suspects.get(row.line);
-        if (suspect === undefined) {
-          accepted.add(serial); // a row accepted in the first read
-          continue;
-        }
-        if (suspect.serial !== serial) break; // the file changed between the reads
-        confirmed += 1;
-        if (accepted.has(serial)) duplicates.push({ line: row.line, reason: duplicateReason(serial) });
-        else {
-          accepted.add(serial);
-          fresh.push(suspect);
-        }
-      }
-      if (confirmed !== suspects.size) {
-        throw new AllowlistFileError('the file changed while it was being imported (second read differs)');
-      }
-      return { duplicates, fresh };
+      const rows = parsedRows(reopen(), serialPattern, maxBytes, () => {});
+      return settleSuspects(rows, suspects, (serial) => hit.has(hashKey(serial)));
     },
   };
 }
 
+/**
+ * The second read: in line order, a held-back row is a duplicate exactly when an earlier accepted
+ * row (or an earlier held-back row found new) has the same serial; only rows whose hash was hit
+ * are compared. A held-back row that reads differently now means the file changed: an error.
+ */
+async function settleSuspects(
+  rows: AsyncIterable<ParsedRow>,
+  suspects: ReadonlyMap<number, AllowlistEntry>,
+  wasHit: (serial: string) => boolean,
+): Promise<{ duplicates: Array<{ line: number; reason: string }>; fresh: AllowlistEntry[] }> {
+  const duplicates: Array<{ line: number; reason: string }> = [];
+  const fresh: AllowlistEntry[] = [];
+  const accepted = new Set<string>();
+  let confirmed = 0;
+  for await (const row of rows) {
+    if (!row.entry || !wasHit(row.entry.serial)) continue;
+    const serial = row.entry.serial;
+    const suspect = suspects.get(row.line);
+    if (suspect === undefined) {
+      accepted.add(serial); // a row accepted in the first read
+      continue;
+    }
+    if (suspect.serial !== serial) break; // the file changed between the reads
+    confirmed += 1;
+    if (accepted.has(serial)) duplicates.push({ line: row.line, reason: duplicateReason(serial) });
+    else {
+      accepted.add(serial);
+      fresh.push(suspect);
+    }
+  }
+  if (confirmed !== suspects.size) {
+    throw new AllowlistFileError('the file changed while it was being imported (second read differs)');
+  }
+  return { duplicates, fresh };
+}
+
 export async function importAllowlistCsv(input: Readable, options: ImportOptions): Promise<ImportSummary> {
   const summary: ImportSummary = { rows: 0, imported: 0, updated: 0, unchanged: 0, rejected: [] };
-  const concurrency = options.concurrency ?? 4;
   const maxBytes = options.maxRecordBytes ?? 64 * 1024;
-  let bytes = 0;
-
+  const writer = new ChunkWriter(summary, options);
   const seen = options.reopen
     ? hashedSerials(options.reopen, options.serialHash ?? serialHash64, options.serialPattern, maxBytes)
     : exactSerials();
-  let chunk: AllowlistEntry[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
-
-  // Chunks in the order they were read, each with the row count where it ends: progress is the end
-  // of the longest run of written chunks from the start (reading runs ahead of writing, and
-  // chunks written concurrently finish in any order).
-  const pending: Array<{ rows: number; bytes: number; written: boolean }> = [];
-  let reported = -1;
-  const report = (position: { rows: number; bytes: number }) => {
-    if (position.rows <= reported) return;
-    reported = position.rows;
-    options.onProgress?.({ rows: position.rows, bytes: position.bytes });
-  };
-  const flush = async (entries: AllowlistEntry[]) => {
-    const position = { rows: summary.rows, bytes, written: false };
-    pending.push(position);
-    const write = options.store
-      .importAllowlistEntries(entries, {
-        now: options.now,
-        actor: options.actor,
-        idFor: () => options.newId(),
-      })
-      .then((result) => {
-        summary.imported += result.imported;
-        summary.updated += result.updated;
-        summary.unchanged += result.unchanged;
-        position.written = true;
-        let done: { rows: number; bytes: number } | undefined;
-        while (pending[0]?.written) done = pending.shift();
-        if (done) report(done);
-      })
-      .catch((error: unknown) => {
-        failure ??= error;
-      })
-      .finally(() => inFlight.delete(write));
-    inFlight.add(write);
-    if (inFlight.size >= concurrency) await Promise.race(inFlight);
-    if (failure) throw failure;
-  };
-  const accept = async (entry: AllowlistEntry) => {
-    chunk.push(entry);
-    if (chunk.length === 100) {
-      await flush(chunk);
-      chunk = [];
-    }
-  };
-
-  const rows = parsedRows(input, options.serialPattern, maxBytes, (n) => {
-    bytes += n;
-  });
-  for await (const row of rows) {
+  for await (const row of parsedRows(input, options.serialPattern, maxBytes, (n) => writer.read(n))) {
     summary.rows += 1;
     if (!row.entry) {
       summary.rejected.push({ line: row.line, reason: row.reason });
@@ -270,17 +217,112 @@ export async function importAllowlistCsv(input: Readable, options: ImportOptions
     const verdict = seen.add(row.line, row.entry);
     if (verdict === 'duplicate')
       summary.rejected.push({ line: row.line, reason: duplicateReason(row.entry.serial) });
-    if (verdict === 'new') await accept(row.entry);
+    if (verdict === 'new') await writer.add(row.entry);
   }
   const held = await seen.confirm();
   if (held.duplicates.length > 0) {
     summary.rejected.push(...held.duplicates);
-    summary.rejected.sort((a, b) => a.line - b.line);
+    summary.rejected.sort((x, y) => x.line - y.line);
   }
-  for (const entry of held.fresh) await accept(entry);
-  if (chunk.length > 0) await flush(chunk);
-  await Promise.all(inFlight);
-  if (failure) throw failure;
-  report({ rows: summary.rows, bytes });
+  for (const entry of held.fresh) await writer.add(entry);
+  await writer.finish();
   return summary;
+}
+
+/** A physical line as fields: an empty line (or a lone BOM first) has none. */
+function splitPhysical(physical: CsvLine, first: boolean, maxBytes: number): SplitLine {
+  if ('tooLong' in physical) {
+    return { ok: false, rule: `longer than ${maxBytes} bytes (${physical.tooLong} bytes)` };
+  }
+  if (physical.bytes.length === 0 || (first && physical.bytes.equals(UTF8_BOM)))
+    return { ok: true, fields: [] };
+  return splitCsvLine(physical.bytes, { first, maxBytes });
+}
+
+/** The header decides how every row is read: a header that breaks a rule stops the import. */
+function readHeader(split: SplitLine, line: number): string[] {
+  if (!split.ok) {
+    const column = split.field !== undefined ? ` (column ${split.field + 1})` : '';
+    throw new AllowlistFileError(`header: ${split.rule}${column}`, line);
+  }
+  const header = checkHeader(split.fields.map((field) => decode(field) ?? '\uFFFD'));
+  if (!header.ok) throw new AllowlistFileError(header.reason, line);
+  return header.columns;
+}
+
+/**
+ * Writes chunks to the store, `concurrency` at once, adding their counts to the summary. Progress
+ * is the end of the longest run of written chunks from the start (reading runs ahead of writing,
+ * and chunks written concurrently finish in any order).
+ */
+class ChunkWriter {
+  private bytes = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  private readonly pending: Array<{ rows: number; bytes: number; written: boolean }> = [];
+  private reported = -1;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly summary: ImportSummary,
+    private readonly options: ImportOptions,
+  ) {
+    this.concurrency = options.concurrency ?? 4;
+  }
+
+  private chunk: AllowlistEntry[] = [];
+
+  /** Adds a row to the chunk being filled; a full chunk (100 rows) is written. */
+  async add(entry: AllowlistEntry): Promise<void> {
+    this.chunk.push(entry);
+    if (this.chunk.length < 100) return;
+    const full = this.chunk;
+    this.chunk = [];
+    await this.write(full);
+  }
+
+  read(count: number): void {
+    this.bytes += count;
+  }
+
+  private async write(entries: AllowlistEntry[]): Promise<void> {
+    const position = { rows: this.summary.rows, bytes: this.bytes, written: false };
+    this.pending.push(position);
+    const write = this.options.store
+      .importAllowlistEntries(entries, {
+        now: this.options.now,
+        actor: this.options.actor,
+        idFor: () => this.options.newId(),
+      })
+      .then((result) => {
+        this.summary.imported += result.imported;
+        this.summary.updated += result.updated;
+        this.summary.unchanged += result.unchanged;
+        position.written = true;
+        let done: { rows: number; bytes: number } | undefined;
+        while (this.pending[0]?.written) done = this.pending.shift();
+        if (done) this.report(done);
+      })
+      .catch((error: unknown) => {
+        this.failure ??= error;
+      })
+      .finally(() => this.inFlight.delete(write));
+    this.inFlight.add(write);
+    if (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Writes the last chunk and waits for every write; the last progress is the whole file. */
+  async finish(): Promise<void> {
+    if (this.chunk.length > 0) await this.write(this.chunk);
+    await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+    this.report({ rows: this.summary.rows, bytes: this.bytes });
+  }
+
+  private report(position: { rows: number; bytes: number }): void {
+    if (position.rows <= this.reported) return;
+    this.reported = position.rows;
+    this.options.onProgress?.({ rows: position.rows, bytes: position.bytes });
+  }
 }

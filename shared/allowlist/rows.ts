@@ -76,36 +76,44 @@ export function parseRow(
       return;
     }
     const value = raw.trim();
-    if (column === 'serial') {
-      if (value === '') problems.push('serial: required');
-      else if (value.length > 64) problems.push(`serial: at most 64 characters (found ${value.length})`);
-      else if (!serialPattern.test(value)) problems.push(`serial: must match ${serialPattern.source}`);
-      else entry.serial = value;
-      return;
-    }
-    if (value === '') return;
-    if (FORMULA_START.test(value)) {
-      problems.push(`${column}: must not start with =, +, -, @ or a control character (CSV injection)`);
-      return;
-    }
-    if (column === 'allowedClaim') {
-      if (!CLAIM_ID.test(value) && !CLAIM_GROUP.test(value)) {
-        problems.push('allowedClaim: must be a 64-hex claim certificate id or group:<name>');
-      } else entry.allowedClaim = value;
-      return;
-    }
-    if (column === 'productLine' || column === 'batch') {
-      if (value.length > 128) problems.push(`${column}: at most 128 characters (found ${value.length})`);
-      // Both become thing attributes (parameterOverrides, CreateThing), so AWS's value rule applies.
-      else if (!ATTRIBUTE_VALUE.test(value)) problems.push(`${column}: must match ${ATTRIBUTE_VALUE.source}`);
-      else entry[column] = value;
-      return;
-    }
-    if (value.length > 800) problems.push(`${column}: at most 800 characters (found ${value.length})`);
-    else if (!ATTRIBUTE_VALUE.test(value)) problems.push(`${column}: must match ${ATTRIBUTE_VALUE.source}`);
-    else entry.attributes[column] = value;
+    const problem = fieldProblem(column, value, serialPattern);
+    if (problem) problems.push(problem);
+    else if (value !== '') setField(entry, column, value);
   });
   return problems.length ? { ok: false, reason: problems.join('; ') } : { ok: true, entry };
+}
+
+/** The rule a trimmed field breaks (`column: rule`), if any; an empty optional field breaks none. */
+function fieldProblem(column: string, value: string, serialPattern: RegExp): string | undefined {
+  if (column === 'serial') return serialProblem(value, serialPattern);
+  if (value === '') return undefined;
+  if (FORMULA_START.test(value)) {
+    return `${column}: must not start with =, +, -, @ or a control character (CSV injection)`;
+  }
+  if (column === 'allowedClaim') {
+    return CLAIM_ID.test(value) || CLAIM_GROUP.test(value)
+      ? undefined
+      : 'allowedClaim: must be a 64-hex claim certificate id or group:<name>';
+  }
+  // productLine and batch become thing attributes too (parameterOverrides, CreateThing), so AWS's
+  // value rule applies to them, with a shorter limit.
+  const maxLength = column === 'productLine' || column === 'batch' ? 128 : 800;
+  if (value.length > maxLength) return `${column}: at most ${maxLength} characters (found ${value.length})`;
+  return ATTRIBUTE_VALUE.test(value) ? undefined : `${column}: must match ${ATTRIBUTE_VALUE.source}`;
+}
+
+function serialProblem(value: string, serialPattern: RegExp): string | undefined {
+  if (value === '') return 'serial: required';
+  if (value.length > 64) return `serial: at most 64 characters (found ${value.length})`;
+  return serialPattern.test(value) ? undefined : `serial: must match ${serialPattern.source}`;
+}
+
+function setField(entry: AllowlistEntry, column: string, value: string): void {
+  if (column === 'serial' || column === 'productLine' || column === 'batch' || column === 'allowedClaim') {
+    entry[column] = value;
+  } else {
+    entry.attributes[column] = value;
+  }
 }
 
 /** True when the stored record already says what the row says (re-import is "unchanged"). */

@@ -177,12 +177,7 @@ export class DeadLetters {
   ): Promise<ReplayResult> {
     const queue = this.find(reference);
     const url = await this.urlOf(queue.name);
-    if (queue.kind === 'rule-errors' && !options.republish) {
-      throw new DeadLetterError(
-        `${queue.name} holds IoT rule errors (no source queue); they replay through the local rules engine only — on AWS list them and re-publish the payload yourself`,
-        'REPLAY_UNSUPPORTED',
-      );
-    }
+    if (queue.kind === 'rule-errors' && !options.republish) throw replayUnsupported(queue.name);
     const sourceName = queue.kind === 'dlq' ? await this.sourceOf(queue) : undefined;
     const sourceUrl = sourceName ? await this.urlOf(sourceName) : undefined;
     const max = options.max ?? (await this.visibleCount(url));
@@ -206,39 +201,57 @@ export class DeadLetters {
         break;
       }
       for (const message of fresh) {
-        const messageId = message.MessageId ?? '';
-        seen.add(messageId);
-        try {
-          if (sourceUrl) {
-            const sent = await this.sqs.send(
-              new SendMessageCommand({
-                QueueUrl: sourceUrl,
-                MessageBody: message.Body ?? '',
-                ...(message.MessageAttributes && Object.keys(message.MessageAttributes).length > 0
-                  ? { MessageAttributes: message.MessageAttributes }
-                  : {}),
-              }),
-            );
-            await this.delete(url, message);
-            result.replayed.push({ messageId, ...(sent.MessageId ? { newMessageId: sent.MessageId } : {}) });
-          } else if (options.republish) {
-            const parsed = RuleErrorMessage.safeParse(safeJson(message.Body ?? ''));
-            if (!parsed.success)
-              throw new Error('not an IoT rule error message (topic, base64OriginalPayload)');
-            await options.republish(
-              parsed.data.topic,
-              Buffer.from(parsed.data.base64OriginalPayload, 'base64'),
-            );
-            await this.delete(url, message);
-            result.replayed.push({ messageId, topic: parsed.data.topic });
-          }
-        } catch (error) {
-          await this.release(url, [message]);
-          result.failed.push({ messageId, error: error instanceof Error ? error.message : String(error) });
-        }
+        seen.add(message.MessageId ?? '');
+        await this.replayRecorded(message, url, { sourceUrl, republish: options.republish }, result);
       }
     }
     return result;
+  }
+
+  /** Replays one message, recorded in `result` as replayed or (released again) as failed. */
+  private async replayRecorded(
+    message: Message,
+    url: string,
+    to: { sourceUrl: string | undefined; republish: Republish | undefined },
+    result: ReplayResult,
+  ): Promise<void> {
+    const messageId = message.MessageId ?? '';
+    try {
+      const replayed = await this.replayOne(message, url, to);
+      if (replayed) result.replayed.push({ messageId, ...replayed });
+    } catch (error) {
+      await this.release(url, [message]);
+      result.failed.push({ messageId, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  /**
+   * One message sent back to its source queue, or its rule error's payload re-published, then
+   * deleted from the DLQ; nothing done where there is neither.
+   */
+  private async replayOne(
+    message: Message,
+    url: string,
+    to: { sourceUrl: string | undefined; republish: Republish | undefined },
+  ): Promise<{ newMessageId?: string; topic?: string } | undefined> {
+    if (to.sourceUrl) {
+      const attributes = message.MessageAttributes;
+      const sent = await this.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: to.sourceUrl,
+          MessageBody: message.Body ?? '',
+          ...(attributes && Object.keys(attributes).length > 0 ? { MessageAttributes: attributes } : {}),
+        }),
+      );
+      await this.delete(url, message);
+      return sent.MessageId ? { newMessageId: sent.MessageId } : {};
+    }
+    if (!to.republish) return undefined;
+    const parsed = RuleErrorMessage.safeParse(safeJson(message.Body ?? ''));
+    if (!parsed.success) throw new Error('not an IoT rule error message (topic, base64OriginalPayload)');
+    await to.republish(parsed.data.topic, Buffer.from(parsed.data.base64OriginalPayload, 'base64'));
+    await this.delete(url, message);
+    return { topic: parsed.data.topic };
   }
 
   /**
@@ -273,18 +286,7 @@ export class DeadLetters {
           untouched.push(message);
           continue;
         }
-        await writeDurably(
-          options.file,
-          `${JSON.stringify({
-            queue: queue.name,
-            messageId,
-            reason: options.reason,
-            discardedAt: options.now,
-            body: message.Body ?? '',
-            attributes: message.Attributes ?? {},
-            messageAttributes: message.MessageAttributes ?? {},
-          })}\n`,
-        );
+        await writeDurably(options.file, discardLine(queue.name, message, options));
         await this.delete(url, message);
         result.discarded.push({ messageId });
       }
@@ -408,4 +410,24 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+function replayUnsupported(queue: string): DeadLetterError {
+  return new DeadLetterError(
+    `${queue} holds IoT rule errors (no source queue); they replay through the local rules engine only — on AWS list them and re-publish the payload yourself`,
+    'REPLAY_UNSUPPORTED',
+  );
+}
+
+/** The JSONL line a discarded message leaves in the discard file. */
+function discardLine(queue: string, message: Message, options: { reason: string; now: string }): string {
+  return `${JSON.stringify({
+    queue,
+    messageId: message.MessageId ?? '',
+    reason: options.reason,
+    discardedAt: options.now,
+    body: message.Body ?? '',
+    attributes: message.Attributes ?? {},
+    messageAttributes: message.MessageAttributes ?? {},
+  })}\n`;
 }

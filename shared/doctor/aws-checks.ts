@@ -97,6 +97,46 @@ export function concreteResource(
   });
 }
 
+/** A deployed function's execution role and the account it is in. */
+async function roleOf(
+  clients: AwsDoctorClients,
+  deployedName: string,
+): Promise<{ roleArn: string; account: string }> {
+  const config = await clients.lambda.send(
+    new GetFunctionConfigurationCommand({ FunctionName: deployedName }),
+  );
+  const roleArn = config.Role ?? '';
+  return { roleArn, account: roleArn.split(':')[4] ?? '' };
+}
+
+/** IAM's decision on one call of a function by its role (SimulatePrincipalPolicy). */
+async function simulateCall(
+  clients: AwsDoctorClients,
+  roleArn: string,
+  call: { action: string; leadingKeys?: string[] },
+  resource: string,
+): Promise<string> {
+  const out = await clients.iam.send(
+    new SimulatePrincipalPolicyCommand({
+      PolicySourceArn: roleArn,
+      ActionNames: [call.action],
+      ResourceArns: [resource],
+      ...(call.leadingKeys
+        ? {
+            ContextEntries: [
+              {
+                ContextKeyName: 'dynamodb:LeadingKeys',
+                ContextKeyValues: call.leadingKeys,
+                ContextKeyType: 'stringList',
+              },
+            ],
+          }
+        : {}),
+    }),
+  );
+  return out.EvaluationResults?.[0]?.EvalDecision ?? 'unknown';
+}
+
 /** Every deployed role allows every call its function makes, per IAM's SimulatePrincipalPolicy. */
 export function checkRoles(
   clients: AwsDoctorClients,
@@ -110,11 +150,7 @@ export function checkRoles(
     for (const fn of expected.functions) {
       const calls = expected.calls.filter((call) => call.function === fn.name);
       if (calls.length === 0) continue;
-      const config = await clients.lambda.send(
-        new GetFunctionConfigurationCommand({ FunctionName: fn.deployedName }),
-      );
-      const roleArn = config.Role ?? '';
-      const account = roleArn.split(':')[4] ?? '';
+      const { roleArn, account } = await roleOf(clients, fn.deployedName);
       for (const call of calls) {
         const resource = concreteResource(call.resource, {
           region: expected.region,
@@ -124,26 +160,8 @@ export function checkRoles(
           tableName: expected.tableName,
           physical,
         });
-        const out = await clients.iam.send(
-          new SimulatePrincipalPolicyCommand({
-            PolicySourceArn: roleArn,
-            ActionNames: [call.action],
-            ResourceArns: [resource],
-            ...(call.leadingKeys
-              ? {
-                  ContextEntries: [
-                    {
-                      ContextKeyName: 'dynamodb:LeadingKeys',
-                      ContextKeyValues: call.leadingKeys,
-                      ContextKeyType: 'stringList',
-                    },
-                  ],
-                }
-              : {}),
-          }),
-        );
+        const decision = await simulateCall(clients, roleArn, call, resource);
         simulated += 1;
-        const decision = out.EvaluationResults?.[0]?.EvalDecision ?? 'unknown';
         if (decision !== 'allowed') denied.push(`${fn.name}: ${call.action} on ${resource} (${decision})`);
       }
     }
@@ -238,6 +256,16 @@ export function checkTopicRules(
   });
 }
 
+/** What is wrong with the mapping of `queue` among a function's mappings, if anything. */
+function mappingProblem(
+  mappings: ReadonlyArray<{ EventSourceArn?: string; State?: string }>,
+  queue: string,
+): string | undefined {
+  const mapping = mappings.find((candidate) => candidate.EventSourceArn?.endsWith(`:${queue}`));
+  if (!mapping) return `no event source mapping for queue ${queue}`;
+  return mapping.State === 'Enabled' ? undefined : `mapping for queue ${queue} is ${mapping.State}`;
+}
+
 /** Every SQS event source of every function exists and is Enabled. */
 export function checkEventSourceMappings(clients: AwsDoctorClients, expected: AwsDoctorExpectations) {
   const name = 'event-source-mappings';
@@ -250,13 +278,9 @@ export function checkEventSourceMappings(clients: AwsDoctorClients, expected: Aw
         new ListEventSourceMappingsCommand({ FunctionName: fn.deployedName }),
       );
       for (const queue of fn.queueNames) {
-        const mapping = (out.EventSourceMappings ?? []).find((candidate) =>
-          candidate.EventSourceArn?.endsWith(`:${queue}`),
-        );
         count += 1;
-        if (!mapping) problems.push(`${fn.name}: no event source mapping for queue ${queue}`);
-        else if (mapping.State !== 'Enabled')
-          problems.push(`${fn.name}: mapping for queue ${queue} is ${mapping.State}`);
+        const problem = mappingProblem(out.EventSourceMappings ?? [], queue);
+        if (problem) problems.push(`${fn.name}: ${problem}`);
       }
     }
     if (problems.length > 0) {

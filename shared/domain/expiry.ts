@@ -41,14 +41,7 @@ export interface ExpiryPolicy {
 export type ExpiryClass = 'EXPIRED' | `EXPIRING_${number}D` | 'TOO_OLD';
 
 /** One certificate the report lists. */
-export interface AtRiskCertificate {
-  certificateId: string;
-  kind: CertificateKindLike;
-  status: string;
-  serial?: string;
-  thingName?: string;
-  notBefore: string;
-  notAfter: string;
+export interface AtRiskCertificate extends ExpiryCandidate {
   /** Whole days from now until notAfter, rounded down (negative once expired). */
   daysLeft: number;
   ageDays: number;

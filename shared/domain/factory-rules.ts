@@ -65,7 +65,9 @@ export type FactoryDecision =
   | { action: 'already-registered'; serial: string; thingName: string }
   | { action: 'reject'; reason: FactoryReason; detail: string; serial?: string };
 
-const rejectRow = (reason: FactoryReason, detail: string, serial?: string): FactoryDecision => ({
+type RowRejection = Extract<FactoryDecision, { action: 'reject' }>;
+
+const rejectRow = (reason: FactoryReason, detail: string, serial?: string): RowRejection => ({
   action: 'reject',
   reason,
   detail,
@@ -86,6 +88,29 @@ export function decideFactoryRow(
   rules: ProvisioningRules & SerialRules,
   now: Instant,
 ): FactoryDecision {
+  const checked = checkBatchRow(row, rules, now);
+  if (checked.action === 'reject') return checked;
+  const { serial } = checked;
+  const { device } = facts;
+  const thingName = thingNameFor(device ?? { serial, state: 'ALLOWLISTED' }, rules);
+  if (facts.certificate) {
+    return decideRecorded(facts.certificate, device, row.certificate.certificateId, { serial, thingName });
+  }
+  const refused = device ? refuseDevice(device.state, serial) : undefined;
+  if (refused) return refused;
+  const keyOwner = facts.publicKeyOwner;
+  if (keyOwner && keyOwner.serial !== serial) {
+    return rejectRow('KEY_REUSED', `certificate: public key belongs to device ${keyOwner.serial}`, serial);
+  }
+  return { action: 'register', serial, thingName, deviceExists: device !== undefined };
+}
+
+/** The rules about the row itself and its batch: the row's serial, or the first rule it breaks. */
+function checkBatchRow(
+  row: FactoryRow,
+  rules: ProvisioningRules & SerialRules,
+  now: Instant,
+): { action: 'checked'; serial: string } | RowRejection {
   const { certificate } = row;
   if (row.batch.certificateSeen) {
     return rejectRow(
@@ -135,57 +160,58 @@ export function decideFactoryRow(
     );
   }
 
-  const { device } = facts;
-  const thingName = thingNameFor(device ?? { serial, state: 'ALLOWLISTED' }, rules);
-  const recorded = facts.certificate;
-  if (recorded) {
-    if (recorded.serial !== serial) {
+  return { action: 'checked', serial };
+}
+
+/** The certificate is recorded already: a repeat of this import (resume or done), or someone else's. */
+function decideRecorded(
+  recorded: NonNullable<FactoryFacts['certificate']>,
+  device: FactoryFacts['device'],
+  certificateId: string,
+  row: { serial: string; thingName: string },
+): FactoryDecision {
+  const { serial, thingName } = row;
+  if (recorded.serial !== serial) {
+    return rejectRow(
+      'CERTIFICATE_IN_USE',
+      'certificate: is recorded for another device (or was rejected)',
+      serial,
+    );
+  }
+  if (recorded.source !== 'FACTORY') {
+    return rejectRow(
+      'CERTIFICATE_IN_USE',
+      `certificate: was bound by ${recorded.source}, not by an import`,
+      serial,
+    );
+  }
+  const bound = device?.pendingCertificateId === certificateId || device?.certificateId === certificateId;
+  if (!bound) {
+    return rejectRow('CERTIFICATE_IN_USE', 'certificate: is no longer the device’s', serial);
+  }
+  return recorded.status === 'PENDING'
+    ? { action: 'resume', serial, thingName }
+    : { action: 'already-registered', serial, thingName };
+}
+
+/** A known device that cannot take an imported certificate (only an allowlisted one can). */
+function refuseDevice(state: DeviceState, serial: string): FactoryDecision | undefined {
+  switch (state) {
+    case 'REVOKED':
+      return rejectRow('DEVICE_REVOKED', 'serial: the device was revoked', serial);
+    case 'DECOMMISSIONED':
+      return rejectRow('DEVICE_DECOMMISSIONED', 'serial: the device was decommissioned', serial);
+    case 'QUARANTINED':
+      return rejectRow('DEVICE_QUARANTINED', 'serial: the device is in quarantine', serial);
+    case 'ALLOWLISTED':
+      return undefined;
+    default:
       return rejectRow(
-        'CERTIFICATE_IN_USE',
-        'certificate: is recorded for another device (or was rejected)',
+        'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
+        `serial: the device is ${state} with another certificate`,
         serial,
       );
-    }
-    if (recorded.source !== 'FACTORY') {
-      return rejectRow(
-        'CERTIFICATE_IN_USE',
-        `certificate: was bound by ${recorded.source}, not by an import`,
-        serial,
-      );
-    }
-    const bound =
-      device?.pendingCertificateId === certificate.certificateId ||
-      device?.certificateId === certificate.certificateId;
-    if (!bound) {
-      return rejectRow('CERTIFICATE_IN_USE', 'certificate: is no longer the device’s', serial);
-    }
-    return recorded.status === 'PENDING'
-      ? { action: 'resume', serial, thingName }
-      : { action: 'already-registered', serial, thingName };
   }
-  if (device) {
-    switch (device.state) {
-      case 'REVOKED':
-        return rejectRow('DEVICE_REVOKED', 'serial: the device was revoked', serial);
-      case 'DECOMMISSIONED':
-        return rejectRow('DEVICE_DECOMMISSIONED', 'serial: the device was decommissioned', serial);
-      case 'QUARANTINED':
-        return rejectRow('DEVICE_QUARANTINED', 'serial: the device is in quarantine', serial);
-      case 'ALLOWLISTED':
-        break;
-      default:
-        return rejectRow(
-          'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
-          `serial: the device is ${device.state} with another certificate`,
-          serial,
-        );
-    }
-  }
-  const keyOwner = facts.publicKeyOwner;
-  if (keyOwner && keyOwner.serial !== serial) {
-    return rejectRow('KEY_REUSED', `certificate: public key belongs to device ${keyOwner.serial}`, serial);
-  }
-  return { action: 'register', serial, thingName, deviceExists: device !== undefined };
 }
 
 /** How a batch row ended, for the per-row report. */

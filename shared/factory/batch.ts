@@ -71,32 +71,39 @@ function readManifest(path: string, maxPemBytes: number): BatchRow[] {
     const raw = (lines[index] ?? '').replace(/\r$/, '');
     if (raw.trim() === '') continue;
     const line = index + 1;
-    const source = `${name}:${line}`;
-    const split = splitCsvLine(Buffer.from(raw, 'binary'), { maxBytes: MAX_MANIFEST_LINE_BYTES });
-    if (!split.ok) {
-      rows.push({ row: line, source, unreadable: `line: ${split.rule}` });
-      continue;
-    }
-    if (split.fields.length !== 2) {
-      rows.push({ row: line, source, unreadable: `line: ${split.fields.length} fields, the header has 2` });
-      continue;
-    }
-    const serial = (split.fields[serialAt] as Buffer).toString('utf8').trim();
-    const file = (split.fields[certificateAt] as Buffer).toString('utf8').trim();
-    if (serial === '' || file === '') {
-      rows.push({
-        row: line,
-        source,
-        ...(serial !== '' ? { manifestSerial: serial } : {}),
-        unreadable: serial === '' ? 'serial: is empty' : 'certificate: is empty',
-      });
-      continue;
-    }
-    const certificatePath = isAbsolute(file) ? file : resolve(dirname(path), file);
-    rows.push({ row: line, source, manifestSerial: serial, ...readPem(certificatePath, maxPemBytes) });
+    rows.push(
+      manifestRow(
+        raw,
+        { row: line, source: `${name}:${line}` },
+        { serialAt, certificateAt },
+        path,
+        maxPemBytes,
+      ),
+    );
   }
   if (rows.length === 0) throw new BatchFileError(`${name}: no rows after the header`);
   return rows;
+}
+
+/** One manifest line (not blank) as a row: its serial and its certificate file read, or why not. */
+function manifestRow(
+  raw: string,
+  at: { row: number; source: string },
+  columns: { serialAt: number; certificateAt: number },
+  manifestPath: string,
+  maxPemBytes: number,
+): BatchRow {
+  const split = splitCsvLine(Buffer.from(raw, 'binary'), { maxBytes: MAX_MANIFEST_LINE_BYTES });
+  if (!split.ok) return { ...at, unreadable: `line: ${split.rule}` };
+  if (split.fields.length !== 2) {
+    return { ...at, unreadable: `line: ${split.fields.length} fields, the header has 2` };
+  }
+  const serial = (split.fields[columns.serialAt] as Buffer).toString('utf8').trim();
+  const file = (split.fields[columns.certificateAt] as Buffer).toString('utf8').trim();
+  if (serial === '') return { ...at, unreadable: 'serial: is empty' };
+  if (file === '') return { ...at, manifestSerial: serial, unreadable: 'certificate: is empty' };
+  const certificatePath = isAbsolute(file) ? file : resolve(dirname(manifestPath), file);
+  return { ...at, manifestSerial: serial, ...readPem(certificatePath, maxPemBytes) };
 }
 
 /** The PEM text of one file, or why it cannot be read (never more than `maxBytes` are read). */

@@ -235,64 +235,13 @@ async function importRow(row: PreparedRow, context: RowContext): Promise<Factory
   const withCertificate = { ...base, certificateId: certificate.certificateId };
   try {
     for (let round = 0; round < DECIDE_ROUNDS; round += 1) {
-      const now = instant(context.clock());
-      const decision = await decide(row.factory, certificate, context, now);
-      switch (decision.action) {
-        case 'reject':
-          return {
-            ...withCertificate,
-            status: 'rejected',
-            reason: decision.reason,
-            detail: decision.detail,
-            ...(decision.serial !== undefined ? { serial: decision.serial } : {}),
-          };
-        case 'already-registered':
-          return {
-            ...withCertificate,
-            status: 'already-registered',
-            serial: decision.serial,
-            thingName: decision.thingName,
-          };
-        case 'resume': {
-          const lease = await waitForLease(certificate.certificateId, context);
-          if (lease === 'done')
-            return {
-              ...withCertificate,
-              status: 'already-registered',
-              serial: decision.serial,
-              thingName: decision.thingName,
-            };
-          if (lease === 'held') {
-            return {
-              ...withCertificate,
-              status: 'in-progress',
-              serial: decision.serial,
-              detail: 'another import run holds the row; run the import again to confirm it',
-            };
-          }
-          if (lease === 'missing') continue;
-          await registerInIot(row, decision, context);
-          return {
-            ...withCertificate,
-            status: 'registered',
-            serial: decision.serial,
-            thingName: decision.thingName,
-            resumed: true,
-          };
-        }
-        case 'register': {
-          const reserved = await reserve(row, certificate, decision, context, now);
-          if (reserved.status === 'changed') continue;
-          await registerInIot(row, decision, context);
-          return {
-            ...withCertificate,
-            status: 'registered',
-            serial: decision.serial,
-            thingName: decision.thingName,
-            resumed: false,
-          };
-        }
-      }
+      const report = await importRound(
+        { ...row, factory: row.factory },
+        certificate,
+        withCertificate,
+        context,
+      );
+      if (report) return report;
     }
     return {
       ...withCertificate,
@@ -312,6 +261,87 @@ async function importRow(row: PreparedRow, context: RowContext): Promise<Factory
       detail: `${error instanceof Error ? error.message.split('\n')[0] : String(error)}; the row is resumed by the next run`,
     };
   }
+}
+
+type RowBase = { row: number; source: string; certificateId: string };
+
+/** One round of decide → act; undefined when the row moved under us and is decided again. */
+async function importRound(
+  row: PreparedRow & { factory: FactoryRow },
+  certificate: ParsedCertificate,
+  withCertificate: RowBase,
+  context: RowContext,
+): Promise<FactoryRowReport | undefined> {
+  const now = instant(context.clock());
+  const decision = await decide(row.factory, certificate, context, now);
+  switch (decision.action) {
+    case 'reject':
+      return {
+        ...withCertificate,
+        status: 'rejected',
+        reason: decision.reason,
+        detail: decision.detail,
+        ...(decision.serial !== undefined ? { serial: decision.serial } : {}),
+      };
+    case 'already-registered':
+      return {
+        ...withCertificate,
+        status: 'already-registered',
+        serial: decision.serial,
+        thingName: decision.thingName,
+      };
+    case 'resume':
+      return resumeRow(row, decision, withCertificate, context);
+    case 'register': {
+      const reserved = await reserve(row, certificate, decision, context, now);
+      if (reserved.status === 'changed') return undefined;
+      await registerInIot(row, decision, context);
+      return registered(withCertificate, decision, false);
+    }
+  }
+}
+
+/** A row an earlier run reserved: finished by whoever holds its lease. */
+async function resumeRow(
+  row: PreparedRow,
+  decision: { serial: string; thingName: string },
+  withCertificate: RowBase,
+  context: RowContext,
+): Promise<FactoryRowReport | undefined> {
+  const lease = await waitForLease(withCertificate.certificateId, context);
+  if (lease === 'done') {
+    return {
+      ...withCertificate,
+      status: 'already-registered',
+      serial: decision.serial,
+      thingName: decision.thingName,
+    };
+  }
+  if (lease === 'held') {
+    return {
+      ...withCertificate,
+      status: 'in-progress',
+      serial: decision.serial,
+      detail: 'another import run holds the row; run the import again to confirm it',
+    };
+  }
+  if (lease === 'missing') return undefined;
+  await registerInIot(row, decision, context);
+  return registered(withCertificate, decision, true);
+}
+
+function registered(
+  withCertificate: RowBase,
+  decision: { serial: string; thingName: string },
+  resumed: boolean,
+): FactoryRowReport {
+  return {
+    ...withCertificate,
+    status: 'registered',
+    serial: decision.serial,
+    thingName: decision.thingName,
+    resumed,
+  };
 }
 
 async function decide(

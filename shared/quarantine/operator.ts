@@ -92,6 +92,18 @@ export function quarantineCounts(listing: QuarantineListing): QuarantineCounts {
   return { devices: listing.devices.length, certificates: listing.certificates.length };
 }
 
+function quarantinedDevice(device: DeviceRecord): QuarantineListing['devices'][number] {
+  const { quarantine } = device;
+  return {
+    serial: device.serial,
+    ...(device.thingName ? { thingName: device.thingName } : {}),
+    ...(device.previousState ? { previousState: device.previousState } : {}),
+    ...(quarantine ? { reason: quarantine.reason, source: quarantine.source, since: quarantine.at } : {}),
+    certificateIds: quarantine?.certificateIds ?? [],
+    evidence: quarantine?.evidence ?? {},
+  };
+}
+
 /** Quarantined devices (StateIndex) and quarantined certificates of unknown devices, by reason. */
 export async function listQuarantine(
   deps: Pick<OperatorDeps, 'store' | 'quarantineStore'>,
@@ -106,20 +118,7 @@ export async function listQuarantine(
     });
     for (const device of page.items) {
       if (options.reason && device.quarantine?.reason !== options.reason) continue;
-      devices.push({
-        serial: device.serial,
-        ...(device.thingName ? { thingName: device.thingName } : {}),
-        ...(device.previousState ? { previousState: device.previousState } : {}),
-        ...(device.quarantine
-          ? {
-              reason: device.quarantine.reason,
-              source: device.quarantine.source,
-              since: device.quarantine.at,
-            }
-          : {}),
-        certificateIds: device.quarantine?.certificateIds ?? [],
-        evidence: device.quarantine?.evidence ?? {},
-      });
+      devices.push(quarantinedDevice(device));
     }
     cursor = page.cursor;
   } while (cursor);

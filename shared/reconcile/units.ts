@@ -98,6 +98,29 @@ async function certificatesUnit(checkpoint: ReconcileCheckpoint, deps: Reconcile
   };
 }
 
+/**
+ * Each reference against the state the listing saw (described again where the listing cannot
+ * settle it); `described`: how many DescribeCertificate calls that took.
+ */
+async function classifyReferences(
+  references: readonly CertificateReference[],
+  listed: ReadonlyMap<string, IotCertificateState>,
+  deps: ReconcileDeps,
+): Promise<{ drift: Drift[]; described: number }> {
+  const drift: Drift[] = [];
+  let described = 0;
+  for (const reference of references) {
+    let state: IotCertificateState | undefined = listed.get(reference.certificateId);
+    if (needsConfirmation(reference, state)) {
+      state = await deps.inventory.certificateState(reference.certificateId);
+      described += 1;
+    }
+    const finding = state === undefined ? undefined : classifyReference(reference, state);
+    if (finding) drift.push(finding);
+  }
+  return { drift, described };
+}
+
 /** Store → IoT: one StateIndex page of devices in a reconciled state. */
 async function devicesUnit(checkpoint: ReconcileCheckpoint, deps: ReconcileDeps): Promise<UnitResult> {
   const state = RECONCILED_STATES[checkpoint.stateIndex];
@@ -112,17 +135,7 @@ async function devicesUnit(checkpoint: ReconcileCheckpoint, deps: ReconcileDeps)
     checkpoint.runId,
     references.map((reference) => reference.certificateId),
   );
-  const drift: Drift[] = [];
-  let described = 0;
-  for (const reference of references) {
-    let state: IotCertificateState | undefined = listed.get(reference.certificateId);
-    if (needsConfirmation(reference, state)) {
-      state = await deps.inventory.certificateState(reference.certificateId);
-      described += 1;
-    }
-    const finding = state === undefined ? undefined : classifyReference(reference, state);
-    if (finding) drift.push(finding);
-  }
+  const { drift, described } = await classifyReferences(references, listed, deps);
   for (const device of page.items) {
     const finding = classifyNeverConnected(device, Date.parse(checkpoint.now), deps.neverConnectedDays ?? 30);
     if (finding) drift.push(finding);

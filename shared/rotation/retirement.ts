@@ -64,60 +64,70 @@ export async function retireCertificate(
       return outcomes;
     }
     const description = await deps.iot.describeCertificate(certificateId);
-    const detach = async () => {
-      if (!description) return;
-      for (const thingName of await deps.iot.listPrincipalThings(description.certificateArn)) {
-        await deps.iot.detachThingPrincipal(thingName, description.certificateArn);
-      }
-    };
-    switch (step) {
-      case 'REVOKE': {
-        if (description && description.status !== 'REVOKED')
-          await deps.iot.updateCertificateStatus(certificateId, 'REVOKED');
-        await detach();
-        const moved = await deps.rotations.advanceRetirement({
-          certificateId,
-          expectedStep: 'REVOKE',
-          status: 'REVOKED',
-          now: now.iso,
-        });
-        outcomes.push(outcome(moved ? 'revoked' : 'already-done'));
-        return outcomes;
-      }
-      case 'DEACTIVATE': {
-        if (description?.status === 'ACTIVE')
-          await deps.iot.updateCertificateStatus(certificateId, 'INACTIVE');
-        await detach();
-        const next: Retirement = { ...work, step: 'DELETE', dueAt: work.deleteAfter ?? now.iso };
-        const moved = await deps.rotations.advanceRetirement({
-          certificateId,
-          expectedStep: 'DEACTIVATE',
-          next,
-          status: 'RETIRED',
-          now: now.iso,
-        });
-        outcomes.push(outcome(moved ? 'deactivated' : 'already-done'));
-        work = moved ? next : undefined;
-        break;
-      }
-      case 'DELETE': {
-        // An ACTIVE certificate is never deleted: someone re-activated it after the deactivation.
-        if (description?.status === 'ACTIVE')
-          await deps.iot.updateCertificateStatus(certificateId, 'INACTIVE');
-        await detach();
-        if (description) await deps.iot.deleteCertificate(certificateId);
-        const moved = await deps.rotations.advanceRetirement({
-          certificateId,
-          expectedStep: 'DELETE',
-          status: 'DELETED',
-          now: now.iso,
-        });
-        outcomes.push(outcome(moved ? 'deleted' : 'already-done'));
-        return outcomes;
-      }
-    }
+    const done = await STEPS[step]({ certificateId, work, description, deps, now });
+    outcomes.push(outcome(done.result));
+    work = done.next;
   }
   return outcomes;
+}
+
+interface StepInput {
+  certificateId: string;
+  work: Retirement;
+  description: Awaited<ReturnType<RetirementDeps['iot']['describeCertificate']>>;
+  deps: RetirementDeps;
+  now: Instant;
+}
+
+/** One step carried out: what it came to, and the step due next (none: the work is over). */
+type StepRun = (input: StepInput) => Promise<{ result: RetirementResult; next?: Retirement }>;
+
+const STEPS: Record<Retirement['step'], StepRun> = {
+  async REVOKE({ certificateId, description, deps, now }) {
+    if (description && description.status !== 'REVOKED')
+      await deps.iot.updateCertificateStatus(certificateId, 'REVOKED');
+    await detachFromThings(description, deps);
+    const moved = await deps.rotations.advanceRetirement({
+      certificateId,
+      expectedStep: 'REVOKE',
+      status: 'REVOKED',
+      now: now.iso,
+    });
+    return { result: moved ? 'revoked' : 'already-done' };
+  },
+  async DEACTIVATE({ certificateId, work, description, deps, now }) {
+    if (description?.status === 'ACTIVE') await deps.iot.updateCertificateStatus(certificateId, 'INACTIVE');
+    await detachFromThings(description, deps);
+    const next: Retirement = { ...work, step: 'DELETE', dueAt: work.deleteAfter ?? now.iso };
+    const moved = await deps.rotations.advanceRetirement({
+      certificateId,
+      expectedStep: 'DEACTIVATE',
+      next,
+      status: 'RETIRED',
+      now: now.iso,
+    });
+    return moved ? { result: 'deactivated', next } : { result: 'already-done' };
+  },
+  async DELETE({ certificateId, description, deps, now }) {
+    // An ACTIVE certificate is never deleted: someone re-activated it after the deactivation.
+    if (description?.status === 'ACTIVE') await deps.iot.updateCertificateStatus(certificateId, 'INACTIVE');
+    await detachFromThings(description, deps);
+    if (description) await deps.iot.deleteCertificate(certificateId);
+    const moved = await deps.rotations.advanceRetirement({
+      certificateId,
+      expectedStep: 'DELETE',
+      status: 'DELETED',
+      now: now.iso,
+    });
+    return { result: moved ? 'deleted' : 'already-done' };
+  },
+};
+
+async function detachFromThings(description: StepInput['description'], deps: RetirementDeps): Promise<void> {
+  if (!description) return;
+  for (const thingName of await deps.iot.listPrincipalThings(description.certificateArn)) {
+    await deps.iot.detachThingPrincipal(thingName, description.certificateArn);
+  }
 }
 
 /**

@@ -210,12 +210,28 @@ async function explainFailure(
   if (current && isBoundTo(current, certificateId)) return { status: 'already-done', device: current };
   current ??= await readDevice(db, input.serial);
   if (current && isBoundTo(current, certificateId)) return { status: 'already-done', device: current };
+  const inUse = await inUseConflict(db, input, failed);
+  if (inUse) return inUse;
+  if (claimIndex !== undefined && failed[claimIndex] !== undefined) {
+    return { status: 'conflict', reason: 'CLAIM_RATE_EXCEEDED' };
+  }
+  return current
+    ? { status: 'conflict', reason: 'DEVICE_CHANGED', device: current }
+    : { status: 'conflict', reason: 'DEVICE_CHANGED' };
+}
+
+/** The certificate or the public key taken by another device (its owner, when it can be read). */
+async function inUseConflict(
+  db: StoreClient,
+  input: BindCertificateInput,
+  failed: FailedConditions,
+): Promise<BindOutcome | undefined> {
   const certificateOld = failed[CERTIFICATE];
   if (certificateOld) {
     const owner =
       certificateOld.SK === 'CERT'
         ? certificateFromItem(certificateOld)
-        : await readCertificate(db, certificateId);
+        : await readCertificate(db, input.certificate.certificateId);
     return owner
       ? { status: 'conflict', reason: 'CERTIFICATE_IN_USE', owner }
       : { status: 'conflict', reason: 'CERTIFICATE_IN_USE' };
@@ -228,12 +244,7 @@ async function explainFailure(
       ? { status: 'conflict', reason: 'PUBLIC_KEY_IN_USE', owner }
       : { status: 'conflict', reason: 'PUBLIC_KEY_IN_USE' };
   }
-  if (claimIndex !== undefined && failed[claimIndex] !== undefined) {
-    return { status: 'conflict', reason: 'CLAIM_RATE_EXCEEDED' };
-  }
-  return current
-    ? { status: 'conflict', reason: 'DEVICE_CHANGED', device: current }
-    : { status: 'conflict', reason: 'DEVICE_CHANGED' };
+  return undefined;
 }
 
 /** EXPIRE_PROVISIONING then PROVISION, checked against the state machine as two moves. */

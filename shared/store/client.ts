@@ -144,23 +144,16 @@ export class StoreClient {
     options: { consistent?: boolean; projection?: string } = {},
   ): Promise<Item[]> {
     const found: Item[] = [];
+    const request = batchGetRequest(options);
     for (let start = 0; start < keys.length; start += 100) {
       let pending: Item[] = keys.slice(start, start + 100);
       for (let attempt = 0; pending.length > 0; attempt += 1) {
         if (attempt > RETRIES) throw new TransientError('BatchGetItem kept returning unprocessed keys');
         if (attempt > 0) await backoff(attempt);
-        const names = options.projection ? namesIn(options.projection) : undefined;
         const out = await this.count(
           this.doc.send(
             new BatchGetCommand({
-              RequestItems: {
-                [this.tableName]: {
-                  Keys: pending,
-                  ...(options.consistent === false ? {} : { ConsistentRead: true }),
-                  ...(options.projection ? { ProjectionExpression: options.projection } : {}),
-                  ...(names ? { ExpressionAttributeNames: names } : {}),
-                },
-              },
+              RequestItems: { [this.tableName]: { Keys: pending, ...request } },
               ReturnConsumedCapacity: 'TOTAL',
             }),
           ),
@@ -274,4 +267,18 @@ function decodeCursor(cursor: string | undefined, shards: number): { shard: numb
   } catch (error) {
     throw new TypeError('cursor: not a cursor this store issued', { cause: error });
   }
+}
+
+/** A BatchGetItem's table request but its keys: consistency, projection and its `#name` placeholders. */
+function batchGetRequest(options: { consistent?: boolean; projection?: string }): {
+  ConsistentRead?: boolean;
+  ProjectionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+} {
+  const names = options.projection ? namesIn(options.projection) : undefined;
+  return {
+    ...(options.consistent === false ? {} : { ConsistentRead: true }),
+    ...(options.projection ? { ProjectionExpression: options.projection } : {}),
+    ...(names ? { ExpressionAttributeNames: names } : {}),
+  };
 }

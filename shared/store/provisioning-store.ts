@@ -55,7 +55,7 @@ import {
   statePartition,
 } from './keys';
 import type { CertificateRecord, DeviceRecord, HistoryEntry, PublicKeyRecord, Retirement } from './records';
-import { conditionally } from './retry';
+import { conditionally, type FailedConditions } from './retry';
 
 export type { BindCertificateInput, BindConflict, BindOutcome } from './bind-certificate';
 export type { Page, StoreStats } from './client';
@@ -324,6 +324,17 @@ export class ProvisioningStore {
     if (input.retire) items.push(retirementUpdate(input.retire, input.now));
     const failed = await this.db.transact(items);
     if (!failed) return { status: 'applied', device: transitionedDevice(expected, change, remove) };
+    return this.explainTransitionFailure(input, failed);
+  }
+
+  /**
+   * Why a transition's transaction failed: the same transition (its key on the device, or its dedup
+   * marker taken) is "already done"; anything else, the device moved.
+   */
+  private async explainTransitionFailure(
+    input: TransitionInput,
+    failed: FailedConditions,
+  ): Promise<TransitionOutcome> {
     const current = failed[0] ? deviceFromOldImage(failed[0]) : await this.getDevice(input.serial);
     if (current?.lastTransitionKey === input.transitionKey)
       return { status: 'already-done', device: current };

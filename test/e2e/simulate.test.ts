@@ -8,10 +8,53 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serialFor } from '../../local/simulator/plan';
 import type { SimulationSummary } from '../../local/simulator/simulate';
+import { readStackFile } from '../../local/stack-file';
 import type { DeviceRecord } from '../../shared/store/records';
 import { fleetgate } from '../support/cli';
+import { dumpTable } from '../support/dynamo';
+
+/**
+ * The simulation's invariants as the store holds them, not as the simulator counts them: every
+ * device of the stack's table by state, and per serial the certificates recorded ACTIVE and the
+ * things they name (a duplicate is a serial with two of either).
+ */
+async function storeInvariants(stackEnv: Record<string, string>, serials: ReadonlySet<string>) {
+  const stack = readStackFile(stackEnv.FLEETGATE_STACK_FILE);
+  if (!stack?.endpoints.dynamodb) throw new Error('no local stack file with a DynamoDB endpoint');
+  const client = new DynamoDBClient({
+    endpoint: stack.endpoints.dynamodb,
+    region: stack.region,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  try {
+    const items = await dumpTable(DynamoDBDocumentClient.from(client), stack.tableName);
+    const devices = items.filter(
+      (item) => item.SK === 'DEVICE' && serials.has(String(item.serial)),
+    ) as unknown as DeviceRecord[];
+    const byState: Record<string, number> = {};
+    for (const device of devices) byState[device.state] = (byState[device.state] ?? 0) + 1;
+    const active = new Map<string, Set<string>>();
+    const things = new Map<string, Set<string>>();
+    for (const item of items) {
+      if (item.SK !== 'CERT' || typeof item.serial !== 'string' || !serials.has(item.serial)) continue;
+      if (item.status === 'ACTIVE')
+        active.set(item.serial, (active.get(item.serial) ?? new Set()).add(String(item.certificateId)));
+      if (typeof item.thingName === 'string')
+        things.set(item.serial, (things.get(item.serial) ?? new Set()).add(item.thingName));
+    }
+    const duplicated = [...new Set([...active.keys(), ...things.keys()])].filter(
+      (serial) => (active.get(serial)?.size ?? 0) > 1 || (things.get(serial)?.size ?? 0) > 1,
+    );
+    return { byState, duplicated, devices: devices.length };
+  } finally {
+    client.destroy();
+  }
+}
 
 let env: Record<string, string>;
 let summary: SimulationSummary;
@@ -54,6 +97,18 @@ describe('fleetgate simulate', () => {
       .filter(([reason]) => reason.startsWith('clone:'))
       .reduce((sum, [, n]) => sum + n, 0);
     expect(quarantinedClones).toBe(2);
+    // The same, from the table: every legitimate device ACTIVE, or in quarantine when a clone or
+    // takeover imitated it (the backend cannot tell which is the copy); none stuck in PROVISIONING,
+    // none left ALLOWLISTED (lost), no serial with two active certificates or two things.
+    const legitimate = new Set(Array.from({ length: 16 }, (_, index) => serialFor(summary.runId, index)));
+    const store = await storeInvariants(env, legitimate);
+    expect(store.devices).toBe(16);
+    expect(store.duplicated).toEqual([]);
+    expect(store.byState.PROVISIONING ?? 0).toBe(0);
+    expect(store.byState.ALLOWLISTED ?? 0).toBe(0);
+    const imitated = store.byState.QUARANTINED ?? 0;
+    expect(imitated).toBeLessThanOrEqual(2);
+    expect((store.byState.ACTIVE ?? 0) + imitated).toBe(16);
   }, 240_000);
 
   it('--burst: a factory line powering on at once is throttled by Fleet Provisioning, backs off, and every device provisions', async () => {
