@@ -9,10 +9,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { startIotEmulator } from '../local/iot-emulator/index';
 import { projectRoot } from '../local/paths';
 import { loadServerlessConfig } from '../local/serverless-config';
@@ -76,6 +77,11 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
     mainFields: esbuildSettings.mainFields,
     banner: esbuildSettings.banner,
     alias: esbuildSettings.alias ?? {},
+    // serverless.yml's plugins (Powertools' zod imports as namespace imports; the source-map move
+    // does nothing without an outdir).
+    plugins: esbuildSettings.plugins
+      ? (createRequire(import.meta.url)(join(root, esbuildSettings.plugins)) as Plugin[])
+      : [],
     external,
     logLevel: 'silent' as const,
   });
@@ -178,6 +184,8 @@ interface EsbuildSettings {
   mainFields: string[];
   banner: { js: string };
   alias?: Record<string, string>;
+  /** `./scripts/esbuild-plugins.cjs`: a module exporting esbuild plugins. */
+  plugins?: string;
 }
 
 function handlerFile(root: string, fn: FunctionSpec): string {
