@@ -54,11 +54,7 @@ export async function resolveQueueTarget(options: { target?: string; stage?: str
   }
   const stack = readStackFile();
   if (stack?.endpoints.sqs) {
-    const sqs = new SQSClient({
-      endpoint: stack.endpoints.sqs,
-      region: stack.region,
-      credentials: LOCAL_CREDENTIALS,
-    });
+    const sqs = localSqs(stack.endpoints.sqs, stack.region);
     const known = stack.queues ?? {};
     const lookup = byName(sqs);
     const handle =
@@ -88,7 +84,7 @@ export async function resolveQueueTarget(options: { target?: string; stage?: str
   if (endpoint) {
     const stage = options.stage ?? 'local';
     const region = process.env.AWS_REGION ?? 'us-east-1';
-    const sqs = new SQSClient({ endpoint, region, credentials: LOCAL_CREDENTIALS });
+    const sqs = localSqs(endpoint, region);
     return queueTarget('env', stage, sqs, build(stage, region), byName(sqs));
   }
   throw new CommandFailure(
@@ -155,11 +151,7 @@ export async function resolveQuarantineQueue(options: {
   if (target === 'aws') return wrap('aws', new SQSClient({}), options.stage ?? 'dev');
   const stack = readStackFile();
   if (stack?.endpoints.sqs) {
-    const sqs = new SQSClient({
-      endpoint: stack.endpoints.sqs,
-      region: stack.region,
-      credentials: LOCAL_CREDENTIALS,
-    });
+    const sqs = localSqs(stack.endpoints.sqs, stack.region);
     const known = stack.queues?.['fleetgate-local-quarantine'];
     return known
       ? { kind: 'stack', url: known, sqs, close: () => sqs.destroy() }
@@ -168,13 +160,14 @@ export async function resolveQuarantineQueue(options: {
   const endpoint = process.env.AWS_ENDPOINT_URL_SQS;
   if (endpoint) {
     const region = process.env.AWS_REGION ?? 'us-east-1';
-    return wrap(
-      'env',
-      new SQSClient({ endpoint, region, credentials: LOCAL_CREDENTIALS }),
-      options.stage ?? 'local',
-    );
+    return wrap('env', localSqs(endpoint, region), options.stage ?? 'local');
   }
   throw new CommandFailure(
     'no quarantine queue: start the local stack (`fleetgate local up`), set AWS_ENDPOINT_URL_SQS, or use --target aws',
   );
+}
+
+/** An SQS client on a local endpoint (the running stack's, or `AWS_ENDPOINT_URL_SQS`). */
+function localSqs(endpoint: string, region: string): SQSClient {
+  return new SQSClient({ endpoint, region, credentials: LOCAL_CREDENTIALS });
 }

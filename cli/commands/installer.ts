@@ -4,6 +4,7 @@
  * plays the installer's app: signs in (a token from the local stack's issuer, or `--token`), calls
  * `POST /claims` and keeps the temporary claim where `fleetgate device provision --claim` finds it.
  */
+import { localInstallerToken } from '../../local/local-idp-client';
 import { readStackFile } from '../../local/stack-file';
 import { InstallerStore } from '../../shared/store/installer-store';
 import { CommandFailure, type Output, UsageError } from '../io';
@@ -61,16 +62,11 @@ function apiUrl(given: string | undefined): string {
 
 /** A token for `installer` from the local stack's issuer (the local stand-in for the app's sign-in). */
 async function localToken(api: string, installer: string, ttlSeconds?: number): Promise<string> {
-  const response = await fetch(`${api}/.local-idp/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ subject: installer, ...(ttlSeconds ? { ttlSeconds } : {}) }),
-  });
-  const body = (await response.json()) as { token?: string; message?: string };
-  if (!response.ok || !body.token) {
-    throw new CommandFailure(`the local token issuer refused: ${body.message ?? response.status}`);
+  try {
+    return await localInstallerToken(api, installer, ttlSeconds);
+  } catch (error) {
+    throw new CommandFailure((error as Error).message);
   }
-  return body.token;
 }
 
 export function registerInstallerCommands({ program, setExitCode }: CommandRegistry): void {

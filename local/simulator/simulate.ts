@@ -31,6 +31,7 @@ import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { anchorCertificateRecord, type DeviceRecord } from '../../shared/store/records';
 import { verifiedCaCertificate } from '../ca-registration';
 import { type FleetRejection, isRejection } from '../iot-emulator/index';
+import { localInstallerToken } from '../local-idp-client';
 import { declaredFleet, FleetSetupError } from '../mqtt/fleet-setup';
 import {
   type CertificateAuthority,
@@ -492,11 +493,7 @@ async function prepareTrustedUser(rig: Rig, plan: SimulationPlan): Promise<Fleet
   const tokenOf = (installer: string) => {
     let token = tokens.get(installer);
     if (!token) {
-      token = fetch(`${api}/.local-idp/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ subject: installer }),
-      }).then(async (response) => String(((await response.json()) as { token?: string }).token));
+      token = localInstallerToken(api, installer);
       tokens.set(installer, token);
     }
     return token;
