@@ -29,6 +29,17 @@ afterAll(async () => {
   await fleetgate(['local', 'down'], env);
 });
 
+/** The device's state once it is `state`, or the last state read when `timeoutMs` passes. */
+async function stateWithin(serial: string, state: string, timeoutMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const read = await fleetgate(['devices', 'get', serial, '--json'], env);
+    const current = read.code === 0 ? read.json<{ device: { state: string } }>().device.state : undefined;
+    if (current === state || Date.now() > deadline) return current;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 describe('fleetgate installer', () => {
   it('bind → claim → device provision with the claim → ACTIVE, with the claim recorded in the history', async () => {
     // Prepare
@@ -44,7 +55,9 @@ describe('fleetgate installer', () => {
       ['device', 'provision', 'tu1', '--serial', 'SN-TU-E2E-1', '--claim', 'claim-SN-TU-E2E-1', '--json'],
       env,
     );
-    const device = await fleetgate(['devices', 'get', 'SN-TU-E2E-1', '--json'], env);
+    // The first connection reaches deviceLifecycle through the presence rule and its queue: the
+    // device turns ACTIVE shortly after `device provision` returns, not at once.
+    const device = await stateWithin('SN-TU-E2E-1', 'ACTIVE', 30_000);
     const history = await fleetgate(['devices', 'history', 'SN-TU-E2E-1', '--json'], env);
 
     // Assess
@@ -54,7 +67,7 @@ describe('fleetgate installer', () => {
     expect(claim.stdout).not.toContain('PRIVATE KEY');
     expect(provisioned.code, provisioned.stderr).toBe(0);
     expect(provisioned.json()).toMatchObject({ serial: 'SN-TU-E2E-1', thingName: 'SN-TU-E2E-1' });
-    expect(device.json<{ device: { state: string } }>().device.state).toBe('ACTIVE');
+    expect(device).toBe('ACTIVE');
     expect(history.stdout).toContain('TEMPORARY_CLAIM_ISSUED');
   });
 
