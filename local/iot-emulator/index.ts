@@ -470,7 +470,9 @@ export class IotEmulator {
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => resolve());
+      // A factory line powering on at once (`fleetgate simulate --burst`) opens ~1,000 connections
+      // together: a deeper accept queue than node's default 511 (the kernel caps it at somaxconn).
+      server.listen({ port, host, backlog: 2048 }, () => resolve());
     });
     this.server = server;
     const address = server.address() as AddressInfo;

@@ -3,6 +3,7 @@
  * drives an in-process stack and a background one (`fleetgate local up`) through the same code.
  * @see local/iot-emulator/README.md
  */
+import { request as httpRequest } from 'node:http';
 import type {
   ConnectInput,
   ConnectOutcome,
@@ -63,13 +64,52 @@ export class DeviceClient {
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${this.endpoint}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new EmulatorRouteError(`${method} ${path}: ${response.status} ${text}`);
+    const { status, text } = await requestOnNewConnection(method, `${this.endpoint}${path}`, body).catch(
+      (error: unknown) => {
+        throw new EmulatorRouteError(`${method} ${path}: ${describeTransportError(error)}`, { cause: error });
+      },
+    );
+    if (status < 200 || status > 299) throw new EmulatorRouteError(`${method} ${path}: ${status} ${text}`);
     return JSON.parse(text) as T;
   }
+}
+
+/**
+ * One request on a connection of its own (`agent: false`, closed after the answer), as each device
+ * has its own connection to IoT Core. A pooled keep-alive connection would be shared by devices, and
+ * under a burst one device's request can land on a socket the server is closing at that moment
+ * (`ECONNRESET`, the keep-alive race), a failure no real device would see.
+ */
+function requestOnNewConnection(
+  method: string,
+  url: string,
+  body: unknown,
+): Promise<{ status: number; text: string }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      method,
+      agent: false,
+      headers: {
+        'content-type': 'application/json',
+        ...(payload === undefined ? {} : { 'content-length': Buffer.byteLength(payload) }),
+      },
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+      );
+    });
+    req.end(payload);
+  });
+}
+
+/** The network error's code and message (`ECONNREFUSED connect ECONNREFUSED 127.0.0.1:4000`), not just "fetch failed". */
+function describeTransportError(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  return [code, message ?? String(error)].filter(Boolean).join(' ');
 }
