@@ -3,8 +3,9 @@
  * `TRUSTED_CA_IDS`, or recorded in the store as a CA by the operator (`fleetgate certificates
  * register <ca.pem> --kind ca`); registered in AWS IoT alone is not enough. The CA certificate is
  * fetched with DescribeCACertificate (quota: 10/s per account) and cached per container for a TTL,
- * as is the store's answer; concurrent lookups of the same CA share one call. The signature is
- * verified against the CA's public key, so a certificate merely claiming the CA's name is refused.
+ * as is the store's "recorded" (a "not recorded" is asked again on the next event); concurrent
+ * lookups of the same CA share one call. The signature is verified against the CA's public key, so
+ * a certificate merely claiming the CA's name is refused.
  */
 import { X509Certificate } from 'node:crypto';
 import { checkTrustedCa, type IssuerCheck } from '../../shared/domain/registration-rules';
@@ -62,7 +63,12 @@ export class CaTrust {
     return { trusted: true };
   }
 
-  /** Whether the store records `caCertificateId` as an ACTIVE CA (cached like the description). */
+  /**
+   * Whether the store records `caCertificateId` as an ACTIVE CA. A "yes" is cached like the
+   * description; a "no" is not: an operator who trusts a CA after its first device was refused
+   * (`fleetgate certificates register <ca.pem> --kind ca`) is obeyed from the next event on, not
+   * after `CA_CACHE_TTL_SECONDS` of refusing (and deactivating) more devices in a warm container.
+   */
   private isRecorded(caCertificateId: string): Promise<boolean> {
     const store = this.options.store;
     if (!store) return Promise.resolve(false);
@@ -73,7 +79,12 @@ export class CaTrust {
       .getCertificate(caCertificateId)
       .then((record) => record?.kind === 'CA' && record.status === 'ACTIVE');
     this.recorded.set(caCertificateId, { value, expiresAt: now + this.options.ttlMs });
-    value.catch(() => this.recorded.delete(caCertificateId));
+    const forget = () => {
+      if (this.recorded.get(caCertificateId)?.value === value) this.recorded.delete(caCertificateId);
+    };
+    value.then((recorded) => {
+      if (!recorded) forget();
+    }, forget);
     return value;
   }
 
