@@ -58,7 +58,8 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   {
     name: 'TRUSTED_CA_IDS',
     default: "`''`",
-    meaning: 'comma list of CA ids JITR trusts, beside CAs the store records (empty: only those)',
+    meaning:
+      'comma list of CA ids JITR trusts, beside CAs the store records or tagged `fleetgate:trusted=true` (empty: only those)',
   },
   { name: 'SERIAL_SOURCE', default: '`cn`', meaning: 'JITR serial from `cn` or `serialNumber`' },
   { name: 'SERIAL_CN_PATTERN', default: '`^(.+)$`', meaning: 'CN regex; capture group 1 is the serial' },

@@ -1,14 +1,15 @@
 /**
  * Is a certificate issued by a trusted, registered CA? Trusted (fail closed, `checkTrustedCa`): on
- * `TRUSTED_CA_IDS`, or recorded in the store as a CA by the operator (`fleetgate certificates
- * register <ca.pem> --kind ca`); registered in AWS IoT alone is not enough. The CA certificate is
+ * `TRUSTED_CA_IDS`, recorded in the store as a CA by the operator (`fleetgate certificates register
+ * <ca.pem> --kind ca`), or tagged `fleetgate:trusted=true` in AWS IoT (ListTagsForResource);
+ * registered in AWS IoT alone is not enough. The CA certificate is
  * fetched with DescribeCACertificate (quota: 10/s per account) and cached per container for a TTL,
  * as is the store's "recorded" (a "not recorded" is asked again on the next event); concurrent
  * lookups of the same CA share one call. The signature is verified against the CA's public key, so
  * a certificate merely claiming the CA's name is refused.
  */
 import { X509Certificate } from 'node:crypto';
-import { checkTrustedCa, type IssuerCheck } from '../../shared/domain/registration-rules';
+import { CA_TRUST_TAG, checkTrustedCa, type IssuerCheck } from '../../shared/domain/registration-rules';
 import type { CaCertificateDescription, IotRegistry } from '../../shared/iot/iot-registry';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 
@@ -20,9 +21,10 @@ interface CacheEntry<T> {
 export class CaTrust {
   private readonly cache = new Map<string, CacheEntry<CaCertificateDescription | undefined>>();
   private readonly recorded = new Map<string, CacheEntry<boolean>>();
+  private readonly tagged = new Map<string, CacheEntry<boolean>>();
 
   constructor(
-    private readonly iot: Pick<IotRegistry, 'describeCaCertificate'>,
+    private readonly iot: Pick<IotRegistry, 'describeCaCertificate' | 'listTags'>,
     private readonly options: {
       ttlMs: number;
       trustedCaIds: readonly string[];
@@ -36,12 +38,11 @@ export class CaTrust {
   async check(caCertificateId: string, certificateDer: Buffer): Promise<IssuerCheck> {
     const id = caCertificateId.toLowerCase();
     const onList = this.options.trustedCaIds.includes(id);
-    const listed = checkTrustedCa(id, {
-      trustedCaIds: this.options.trustedCaIds,
-      recordedCa: onList ? false : await this.isRecorded(id),
-    });
+    const recordedCa = onList ? false : await this.isRecorded(id);
+    const ca = await this.describe(id);
+    const taggedCa = onList || recordedCa || !ca ? false : await this.isTagged(ca);
+    const listed = checkTrustedCa(id, { trustedCaIds: this.options.trustedCaIds, recordedCa, taggedCa });
     if (!listed.trusted) return listed;
-    const ca = await this.describe(caCertificateId.toLowerCase());
     if (!ca) return { trusted: false, detail: 'caCertificateId: the CA certificate is not registered' };
     if (ca.status !== 'ACTIVE')
       return { trusted: false, detail: `caCertificateId: the CA certificate is ${ca.status}` };
@@ -72,20 +73,43 @@ export class CaTrust {
   private isRecorded(caCertificateId: string): Promise<boolean> {
     const store = this.options.store;
     if (!store) return Promise.resolve(false);
+    return this.cachedYes(this.recorded, caCertificateId, () =>
+      store
+        .getCertificate(caCertificateId)
+        .then((record) => record?.kind === 'CA' && record.status === 'ACTIVE'),
+    );
+  }
+
+  /** `lookup`'s answer, a "yes" kept for the TTL, a "no" (or a failure) asked again next time. */
+  private cachedYes(
+    cache: Map<string, CacheEntry<boolean>>,
+    key: string,
+    lookup: () => Promise<boolean>,
+  ): Promise<boolean> {
     const now = (this.options.clock ?? Date.now)();
-    const cached = this.recorded.get(caCertificateId);
+    const cached = cache.get(key);
     if (cached && cached.expiresAt > now) return cached.value;
-    const value = store
-      .getCertificate(caCertificateId)
-      .then((record) => record?.kind === 'CA' && record.status === 'ACTIVE');
-    this.recorded.set(caCertificateId, { value, expiresAt: now + this.options.ttlMs });
+    const value = lookup();
+    cache.set(key, { value, expiresAt: now + this.options.ttlMs });
     const forget = () => {
-      if (this.recorded.get(caCertificateId)?.value === value) this.recorded.delete(caCertificateId);
+      if (cache.get(key)?.value === value) cache.delete(key);
     };
-    value.then((recorded) => {
-      if (!recorded) forget();
+    value.then((yes) => {
+      if (!yes) forget();
     }, forget);
     return value;
+  }
+
+  /**
+   * Whether the CA carries the trust tag (`fleetgate:trusted=true`, ListTagsForResource). Cached like
+   * the store's "recorded": a "yes" for the TTL, a "no" asked again on the next event.
+   */
+  private isTagged(ca: CaCertificateDescription): Promise<boolean> {
+    const arn = ca.certificateArn;
+    if (!arn) return Promise.resolve(false);
+    return this.cachedYes(this.tagged, ca.certificateId, () =>
+      this.iot.listTags(arn).then((tags) => tags.get(CA_TRUST_TAG.key) === CA_TRUST_TAG.value),
+    );
   }
 
   private describe(caCertificateId: string): Promise<CaCertificateDescription | undefined> {

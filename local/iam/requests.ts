@@ -287,7 +287,8 @@ export function iotCheck(
   const resources: ResourceRef[] = [];
   for (const type of details.resourceTypes) {
     const extract = IOT_IDS[type.name];
-    const id = extract?.(input, api);
+    // Tag operations (TagResource, UntagResource, ListTagsForResource) name their resource by ARN.
+    const id = extract?.(input, api) ?? idFromArn(input.resourceArn, type.name);
     if (id === undefined) continue;
     resources.push({
       type: type.name,

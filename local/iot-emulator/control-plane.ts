@@ -6,6 +6,7 @@
 import { IotError, invalidRequest, notFound } from './errors';
 import { type CaRecord, type CertificateRecord, paginate, type Registry } from './registry';
 import { type ShadowService, shadowHttpError } from './shadow';
+import { mergeTags, parseTagKeys, parseTags } from './tags';
 
 /** Where a query/header member goes and how it is typed. */
 type Scalar = 'string' | 'number' | 'boolean';
@@ -44,6 +45,14 @@ export const ROUTES: Route[] = [
     },
   },
   { api: 'DescribeCACertificate', method: 'GET', path: '/cacertificate/{certificateId}' },
+  {
+    api: 'ListTagsForResource',
+    method: 'GET',
+    path: '/tags',
+    query: { resourceArn: ['resourceArn', 'string'], nextToken: ['nextToken', 'string'] },
+  },
+  { api: 'TagResource', method: 'POST', path: '/tags' },
+  { api: 'UntagResource', method: 'POST', path: '/untag' },
   {
     api: 'UpdateCACertificate',
     method: 'PUT',
@@ -352,8 +361,25 @@ export function createHandlers(services: ControlPlaneServices): Record<string, H
         allowAutoRegistration: input.allowAutoRegistration === true,
         registrationConfig: input.registrationConfig as CaRecord['registrationConfig'],
         certificateMode: input.certificateMode,
+        tags: input.tags,
       });
       return { certificateArn: ca.certificateArn, certificateId: ca.certificateId };
+    },
+    // Tags, on CA certificates only (local/iot-emulator/tags.ts); all of a CA's tags fit one page.
+    ListTagsForResource: (input) => {
+      if (input.nextToken !== undefined) throw invalidRequest('nextToken is not valid');
+      const ca = registry.taggedCa(input.resourceArn);
+      return { tags: [...ca.tags].map(([Key, Value]) => ({ Key, Value })) };
+    },
+    TagResource: (input) => {
+      const ca = registry.taggedCa(input.resourceArn);
+      mergeTags(ca.tags, parseTags(input.tags) ?? new Map());
+      return {};
+    },
+    UntagResource: (input) => {
+      const ca = registry.taggedCa(input.resourceArn);
+      for (const key of parseTagKeys(input.tagKeys)) ca.tags.delete(key);
+      return {};
     },
     DescribeCACertificate: (input) => {
       const ca = registry.getCa(input.certificateId);

@@ -14,6 +14,7 @@ import {
 } from '../pki';
 import { IotError, invalidRequest, notFound } from './errors';
 import { type Publisher, type ThingEvent, topics } from './events';
+import { caIdOfTaggedArn, mergeTags, parseTags } from './tags';
 import { parseTemplateBody, type ResolvedTemplate, TemplateError } from './template';
 
 /** Statuses a device certificate can have. */
@@ -64,6 +65,8 @@ export interface CaRecord {
   customerVersion: number;
   generationId: string;
   seq: number;
+  /** Its tags (RegisterCACertificate's `tags`, TagResource); local/iot-emulator/tags.ts. */
+  tags: Map<string, string>;
 }
 
 /** A registered device certificate. */
@@ -273,8 +276,11 @@ export class Registry {
     allowAutoRegistration?: boolean;
     registrationConfig?: CaRecord['registrationConfig'];
     certificateMode?: unknown;
+    tags?: unknown;
   }): Promise<CaRecord> {
     const mode = input.certificateMode ?? 'DEFAULT';
+    const tags = new Map<string, string>();
+    mergeTags(tags, parseTags(input.tags) ?? new Map());
     if (mode !== 'DEFAULT' && mode !== 'SNI_ONLY')
       throw invalidRequest('certificateMode must be DEFAULT or SNI_ONLY');
     const certificate = parsePem(input.caCertificate, 'caCertificate');
@@ -359,6 +365,7 @@ export class Registry {
       customerVersion: 1,
       generationId: randomUUID(),
       seq: ++this.seq,
+      tags,
     };
     this.cas.set(certificateId, record);
     return record;
@@ -408,6 +415,11 @@ export class Registry {
     const ca = this.cas.get(id);
     if (!ca) throw notFound(`CA certificate ${id} does not exist`);
     return ca;
+  }
+
+  /** The CA certificate a tag call names by ARN (tags are emulated on CA certificates only). */
+  taggedCa(resourceArn: unknown): CaRecord {
+    return this.getCa(caIdOfTaggedArn(resourceArn));
   }
 
   /** UpdateCACertificate. */

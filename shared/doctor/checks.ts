@@ -11,7 +11,6 @@
  * failure; on the local stack it is a warning.
  */
 import {
-  BatchGetItemCommand,
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
   type DynamoDBClient,
@@ -29,6 +28,7 @@ import {
   ListCACertificatesCommand,
 } from '@aws-sdk/client-iot';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { trustedCaIdsOf } from './ca-trust';
 
 /** One check's answer. `warn` is set on an ok check that still deserves a look. */
 export interface CheckResult {
@@ -59,7 +59,7 @@ export interface DoctorExpectations {
   /** Names of the queues that collect dead letters (RedrivePolicy and errorAction targets). */
   deadLetterQueues: string[];
   eventTypes: string[];
-  /** TRUSTED_CA_IDS; JITR also trusts CAs recorded in the store (never: any registered CA). */
+  /** TRUSTED_CA_IDS; JITR also trusts CAs recorded in the store or tagged (never: any registered CA). */
   trustedCaIds: string[];
   devicePolicyName?: string;
   quarantine?: { thingGroupName: string; policyName: string };
@@ -249,45 +249,15 @@ export function checkEventConfigurations(iot: IoTClient, eventTypes: readonly st
 }
 
 /**
- * The CA certificate ids among `ids` that the store records as ACTIVE CAs (`fleetgate certificates
- * register <ca.pem> --kind ca`): `CERT#<id>` items of kind CA, read with BatchGetItem.
- */
-export async function recordedCaIds(
-  dynamodb: DynamoDBClient,
-  tableName: string,
-  ids: readonly string[],
-): Promise<Set<string>> {
-  const found = new Set<string>();
-  for (let i = 0; i < ids.length; i += 100) {
-    let request: Record<
-      string,
-      { Keys: Array<Record<string, { S: string }>>; ProjectionExpression?: string }
-    > = {
-      [tableName]: {
-        Keys: ids.slice(i, i + 100).map((id) => ({ PK: { S: `CERT#${id}` }, SK: { S: 'CERT' } })),
-      },
-    };
-    for (let attempt = 0; Object.keys(request).length > 0 && attempt < 5; attempt += 1) {
-      const out = await dynamodb.send(new BatchGetItemCommand({ RequestItems: request }));
-      for (const item of out.Responses?.[tableName] ?? []) {
-        if (item.kind?.S === 'CA' && item.status?.S === 'ACTIVE' && item.certificateId?.S)
-          found.add(item.certificateId.S);
-      }
-      request = (out.UnprocessedKeys ?? {}) as typeof request;
-    }
-  }
-  return found;
-}
-
-/**
  * JITR: an ACTIVE CA with auto-registration on that JITR trusts; every TRUSTED_CA_IDS entry
- * registered and ACTIVE. JITR fails closed: a CA is trusted only when it is on TRUSTED_CA_IDS or
- * recorded in the store as a CA (`recorded`); registered in AWS IoT alone is not enough.
+ * registered and ACTIVE. JITR fails closed: a CA is trusted only when it is on TRUSTED_CA_IDS,
+ * recorded in the store as a CA or tagged fleetgate:trusted=true (`trustedElsewhere`); registered in
+ * AWS IoT alone is not enough.
  */
 export function checkJitr(
   iot: IoTClient,
   expected: Pick<DoctorExpectations, 'trustedCaIds' | 'strict'>,
-  recorded: (ids: string[]) => Promise<Set<string>> = async () => new Set(),
+  trustedElsewhere: (ids: string[]) => Promise<Set<string>> = async () => new Set(),
 ) {
   const name = 'jitr';
   return guarded(name, async () => {
@@ -321,21 +291,22 @@ export function checkJitr(
     const autoRegistering = [...cas].filter(
       ([, ca]) => ca.status === 'ACTIVE' && ca.autoRegistrationStatus === 'ENABLE',
     );
-    const inStore = await recorded(autoRegistering.map(([id]) => id));
-    const trusted = (id: string) => expected.trustedCaIds.includes(id) || inStore.has(id);
+    const named = await trustedElsewhere(autoRegistering.map(([id]) => id));
+    const trusted = (id: string) => expected.trustedCaIds.includes(id) || named.has(id);
     const ready = autoRegistering.filter(([id]) => trusted(id));
     const untrusted = autoRegistering.filter(([id]) => !trusted(id)).map(([id]) => id);
     const soft = { ok: !expected.strict, ...(expected.strict ? {} : { warn: true }) };
     const howToTrust =
-      'JITR trusts only the CAs you name: record it with `npx fleetgate certificates register <ca.pem> --kind ca` ' +
-      '(or list its id in TRUSTED_CA_IDS: `--param trustedCaIds=<id>,…`) (docs/jitr-and-lifecycle.md)';
+      'JITR trusts only the CAs you name: record it with `npx fleetgate certificates register <ca.pem> --kind ca`, ' +
+      'tag it (`aws iot tag-resource --resource-arn <CA arn> --tags Key=fleetgate:trusted,Value=true`) ' +
+      'or list its id in TRUSTED_CA_IDS (`--param trustedCaIds=<id>,…`) (docs/jitr-and-lifecycle.md)';
     if (ready.length === 0 && untrusted.length > 0) {
       return {
         name,
         ...soft,
         detail: `${untrusted.length} ACTIVE CA(s) with auto-registration, none trusted (not on TRUSTED_CA_IDS${
           expected.trustedCaIds.length === 0 ? ', which is empty,' : ''
-        } nor recorded as a CA in the store): JITR refuses their devices with UNTRUSTED_ISSUER — ${untrusted
+        }, not recorded as a CA in the store, not tagged fleetgate:trusted=true): JITR refuses their devices with UNTRUSTED_ISSUER — ${untrusted
           .map((id) => id.slice(0, 12))
           .join(', ')}`,
         fix: howToTrust,
@@ -491,7 +462,7 @@ export async function runDoctorChecks(
     checkTable(clients.dynamodb, expected.table),
     checkQueues(clients.sqs, expected),
     checkEventConfigurations(clients.iot, expected.eventTypes),
-    checkJitr(clients.iot, expected, (ids) => recordedCaIds(clients.dynamodb, expected.table.name, ids)),
+    checkJitr(clients.iot, expected, (ids) => trustedCaIdsOf(clients, expected.table.name, ids)),
     checkDevicePolicy(clients.iot, expected),
     checkQuarantine(clients.iot, expected.quarantine),
     checkProvisioningTemplate(clients.iot, expected),

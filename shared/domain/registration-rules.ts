@@ -68,23 +68,31 @@ export function serialFromSubject(subject: SubjectFacts, rules: SerialRules): st
 export type IssuerCheck = { trusted: true } | { trusted: false; detail: string };
 
 /**
+ * The tag an operator puts on a CA certificate to trust it in the same command that registers it
+ * (`aws iot register-ca-certificate … --tags Key=fleetgate:trusted,Value=true`, or TagResource later).
+ * Setting it takes `iot:TagResource` on the CA, which an account can deny separately from
+ * `iot:RegisterCACertificate` (condition key `aws:TagKeys`); docs/security.md.
+ */
+export const CA_TRUST_TAG = { key: 'fleetgate:trusted', value: 'true' } as const;
+
+/**
  * Whether `caCertificateId` may issue device certificates. Fail closed: only a CA the operator named
- * in `TRUSTED_CA_IDS`, or one fleetgate recorded in its store as a CA (`fleetgate certificates
- * register <ca.pem> --kind ca`), is trusted — being registered in AWS IoT is not enough (anyone with
- * iot:RegisterCACertificate, or a CA registered for another purpose, would otherwise mint devices).
+ * — in `TRUSTED_CA_IDS`, recorded in fleetgate's store as a CA (`fleetgate certificates register
+ * <ca.pem> --kind ca`), or tagged {@link CA_TRUST_TAG} in AWS IoT — is trusted. Being registered in
+ * AWS IoT is not enough (anyone with iot:RegisterCACertificate, or a CA registered for another
+ * purpose, would otherwise mint devices).
  */
 export function checkTrustedCa(
   caCertificateId: string,
-  trust: { trustedCaIds: readonly string[]; recordedCa: boolean },
+  trust: { trustedCaIds: readonly string[]; recordedCa: boolean; taggedCa?: boolean },
 ): IssuerCheck {
-  if (trust.trustedCaIds.includes(caCertificateId.toLowerCase()) || trust.recordedCa)
+  if (trust.trustedCaIds.includes(caCertificateId.toLowerCase()) || trust.recordedCa || trust.taggedCa)
     return { trusted: true };
   return {
     trusted: false,
-    detail:
-      trust.trustedCaIds.length === 0
-        ? 'caCertificateId: the CA is neither on TRUSTED_CA_IDS (empty) nor recorded as a CA in the store'
-        : 'caCertificateId: the CA is neither on TRUSTED_CA_IDS nor recorded as a CA in the store',
+    detail: `caCertificateId: the CA is not on TRUSTED_CA_IDS${
+      trust.trustedCaIds.length === 0 ? ' (empty)' : ''
+    }, not recorded as a CA in the store, and not tagged ${CA_TRUST_TAG.key}=${CA_TRUST_TAG.value}`,
   };
 }
 

@@ -22,6 +22,7 @@ import {
   IoTClient,
   type IoTClientConfig,
   ListPrincipalThingsCommand,
+  ListTagsForResourceCommand,
   ListThingPrincipalsCommand,
   RegisterCertificateCommand,
   RegisterCertificateWithoutCACommand,
@@ -45,6 +46,7 @@ export interface CertificateDescription {
 
 export interface CaCertificateDescription {
   certificateId: string;
+  certificateArn?: string;
   status: string;
   autoRegistrationStatus?: string;
   certificatePem: string;
@@ -99,6 +101,7 @@ export class IotRegistry {
       }
       return {
         certificateId: (description.certificateId ?? certificateId).toLowerCase(),
+        ...(description.certificateArn ? { certificateArn: description.certificateArn } : {}),
         status: description.status,
         ...(description.autoRegistrationStatus
           ? { autoRegistrationStatus: description.autoRegistrationStatus }
@@ -109,6 +112,25 @@ export class IotRegistry {
       if (awsName(error) === 'ResourceNotFoundException') return undefined;
       throw mapped('DescribeCACertificate', error);
     }
+  }
+
+  /** A resource's tags (ListTagsForResource, every page); a resource IoT does not know has none. */
+  async listTags(resourceArn: string): Promise<Map<string, string>> {
+    const tags = new Map<string, string>();
+    let nextToken: string | undefined;
+    try {
+      do {
+        const out = await this.client.send(
+          new ListTagsForResourceCommand({ resourceArn, ...(nextToken ? { nextToken } : {}) }),
+        );
+        for (const tag of out.tags ?? []) if (tag.Key) tags.set(tag.Key, tag.Value ?? '');
+        nextToken = out.nextToken;
+      } while (nextToken);
+    } catch (error) {
+      if (awsName(error) === 'ResourceNotFoundException') return tags;
+      throw mapped('ListTagsForResource', error);
+    }
+    return tags;
   }
 
   /**

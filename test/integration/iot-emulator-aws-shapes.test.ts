@@ -1,7 +1,7 @@
 /**
  * The IoT emulator answers with AWS's shapes and rules, checked against the AWS IoT API reference:
  * CreateKeysAndCertificate's key pair, DescribeEndpoint, RegisterCACertificate's registration-code
- * verification, CreateThing's conflict; the operations a provisioning backend and its operators use
+ * verification, tags on CA certificates, CreateThing's conflict; the operations a provisioning backend and its operators use
  * (ListThingPrincipalsV2, ListPrincipalThingsV2, ListProvisioningTemplates, GetRegistrationCode,
  * GetEffectivePolicies); and every other operation of the service model failing as not emulated.
  */
@@ -28,12 +28,15 @@ import {
   ListPolicyVersionsCommand,
   ListPrincipalThingsV2Command,
   ListProvisioningTemplatesCommand,
+  ListTagsForResourceCommand,
   ListThingPrincipalsV2Command,
   ListThingTypesCommand,
   RegisterCACertificateCommand,
   RegistrationCodeValidationException,
   ResourceAlreadyExistsException,
   SearchIndexCommand,
+  TagResourceCommand,
+  UntagResourceCommand,
 } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, ListRetainedMessagesCommand } from '@aws-sdk/client-iot-data-plane';
 import mqtt from 'mqtt';
@@ -230,6 +233,69 @@ describe('RegisterCACertificate: the registration code (DEFAULT mode)', () => {
     await expect(iot.send(new RegisterCACertificateCommand(stale))).rejects.toBeInstanceOf(
       RegistrationCodeValidationException,
     );
+  });
+});
+
+describe('tags on CA certificates (API reference: Tag, TagResource, UntagResource, ListTagsForResource)', () => {
+  it('RegisterCACertificate keeps its tags; TagResource adds, UntagResource removes; ListTagsForResource lists them', async () => {
+    // Prepare
+    const ca = await createCertificateAuthority({ subject: { commonName: 'Tagged CA' } });
+    const registered = await iot.send(
+      new RegisterCACertificateCommand({
+        ...(await verifiedCaCertificate(iot, ca)),
+        tags: [{ Key: 'fleetgate:trusted', Value: 'true' }],
+      }),
+    );
+    const resourceArn = registered.certificateArn ?? '';
+    const tags = async () => (await iot.send(new ListTagsForResourceCommand({ resourceArn }))).tags;
+    // Act + Assess
+    expect(await tags()).toEqual([{ Key: 'fleetgate:trusted', Value: 'true' }]);
+    await iot.send(new TagResourceCommand({ resourceArn, tags: [{ Key: 'owner', Value: 'factory-7' }] }));
+    expect(await tags()).toEqual([
+      { Key: 'fleetgate:trusted', Value: 'true' },
+      { Key: 'owner', Value: 'factory-7' },
+    ]);
+    await iot.send(new UntagResourceCommand({ resourceArn, tagKeys: ['fleetgate:trusted'] }));
+    expect(await tags()).toEqual([{ Key: 'owner', Value: 'factory-7' }]);
+  });
+
+  it('refuses a reserved aws: key, a key over 128 characters and a 51st tag, and registers nothing on a bad tag', async () => {
+    // Prepare
+    const ca = await createCertificateAuthority({ subject: { commonName: 'Badly tagged CA' } });
+    const proof = await verifiedCaCertificate(iot, ca);
+    const register = (tags: Array<{ Key: string; Value: string }>) =>
+      iot.send(new RegisterCACertificateCommand({ ...proof, tags }));
+    // Act + Assess
+    await expect(register([{ Key: 'aws:owner', Value: 'x' }])).rejects.toBeInstanceOf(
+      InvalidRequestException,
+    );
+    await expect(register([{ Key: 'k'.repeat(129), Value: 'x' }])).rejects.toBeInstanceOf(
+      InvalidRequestException,
+    );
+    const many = Array.from({ length: 51 }, (_, i) => ({ Key: `k${i}`, Value: 'v' }));
+    await expect(register(many)).rejects.toMatchObject({ name: 'LimitExceededException' });
+    const registered = await register([{ Key: 'ok', Value: '' }]);
+    expect(registered.certificateId).toBe(ca.certificateId);
+  });
+
+  it('tags of a thing, a policy or a template are not emulated (NotEmulatedException), an unknown CA is ResourceNotFoundException', async () => {
+    // Act
+    const onThing = await iot
+      .send(new ListTagsForResourceCommand({ resourceArn: `arn:aws:iot:${REGION}:${ACCOUNT}:thing/dev-1` }))
+      .catch((e: unknown) => e);
+    const unknownCa = await iot
+      .send(
+        new ListTagsForResourceCommand({
+          resourceArn: `arn:aws:iot:${REGION}:${ACCOUNT}:cacert/${'0'.repeat(64)}`,
+        }),
+      )
+      .catch((e: unknown) => e);
+    // Assess
+    expect(onThing).toMatchObject({
+      name: 'NotEmulatedException',
+      message: expect.stringContaining('thing'),
+    });
+    expect(unknownCa).toMatchObject({ name: 'ResourceNotFoundException' });
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * The local stack creates the IoT resources serverless.yml declares, as a deploy would: through the
  * emulator's IoT API, from the same template, idempotently — and a device CA registered with the
- * AWS SDK is then all JITR needs: a first connection makes the certificate ACTIVE.
+ * AWS SDK and named as trusted (recorded, or tagged fleetgate:trusted=true in the same call) is then
+ * all JITR needs: a first connection makes the certificate ACTIVE.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -13,12 +14,18 @@ import {
   GetPolicyCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
+  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { startIotEmulator } from '../../../local/iot-emulator';
 import { IotResourceError, materializeIotResources } from '../../../local/iot-resources';
-import { createCertificateAuthority, createDeviceCertificate, exportPrivateKeyPem } from '../../../local/pki';
+import {
+  type CertificateAuthority,
+  createCertificateAuthority,
+  createDeviceCertificate,
+  exportPrivateKeyPem,
+} from '../../../local/pki';
 import { loadServerlessConfig } from '../../../local/serverless-config';
 import { type LocalStack, startLocalStack } from '../../../local/stack';
 import { declaredIotResources, type IotResourceSpec, StackModelError } from '../../../local/stack-model';
@@ -139,50 +146,74 @@ describe('IoT resources of serverless.yml on the local stack', () => {
     );
   });
 
-  it('acceptance: a device CA registered with the AWS SDK and recorded as trusted is all JITR needs — the first connect makes the certificate ACTIVE', async () => {
-    // Prepare: the allowlist entry (data, not setup) and a device certificate from a new CA.
-    const serial = `ACC-${randomUUID().slice(0, 6).toUpperCase()}`;
-    await testStack.store.createDevice(allowlistedDevice({ serial }), { id: 'import', actor: 'test' });
-    const ca = await createCertificateAuthority({ subject: { commonName: 'Acceptance Device CA' } });
-    const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });
-    const identity = {
-      certificatePem: device.certificatePem,
-      privateKeyPem: await exportPrivateKeyPem(device.keys.privateKey),
-    };
-    const broker = stack.mqtt;
-    if (!broker) throw new Error('the local stack has no MQTT endpoint');
-    // Act: the only setup, as a user does it: RegisterCACertificate (registration-code proof) with
-    // auto-registration, and the CA recorded as trusted (`fleetgate certificates register --kind ca`).
-    await registerTrustedCa(iot, testStack.store, ca);
-    const first = await tryConnect(broker, identity, serial);
-    const status = await waitFor(
-      async () =>
-        (await iot.send(new DescribeCertificateCommand({ certificateId: device.certificateId })))
-          .certificateDescription?.status,
-      (value) => value === 'ACTIVE',
-    );
-    const second = await tryConnect(broker, identity, serial);
-    // Assess
-    expect(first.connected).toBe(false);
-    expect(status).toBe('ACTIVE');
-    expect(second.connected).toBe(true);
-    if (second.connected) second.client.end(true);
-    const attached = await iot.send(
-      new ListAttachedPoliciesCommand({
-        target: `arn:aws:iot:us-east-1:${stack.model.accountId}:cert/${device.certificateId}`,
-      }),
-    );
-    expect(attached.policies?.map((policy) => policy.policyName)).toEqual(['fleetgate-local-device']);
-    await stack.settle(60_000);
-    expect(await testStack.store.getDevice(serial)).toMatchObject({
-      state: 'ACTIVE',
-      certificateId: device.certificateId,
-    });
-    const deadLettered = Object.entries(await stack.depths()).filter(
-      ([queue, depth]) => queue.endsWith('-dlq') && depth > 0,
-    );
-    expect(deadLettered).toEqual([]);
-  });
+  // The two ways an operator names a CA to JITR (it fails closed on a CA that is only registered):
+  // the CA recorded in the store (`fleetgate certificates register --kind ca`), or — one AWS call, no
+  // other setup — registered with the tag fleetgate:trusted=true (RegisterCACertificate `tags`).
+  const trustWays = {
+    'recorded as trusted (fleetgate certificates register --kind ca)': (ca: CertificateAuthority) =>
+      registerTrustedCa(iot, testStack.store, ca),
+    'tagged fleetgate:trusted=true in the same RegisterCACertificate call, nothing else': async (
+      ca: CertificateAuthority,
+    ) => {
+      const out = await iot.send(
+        new RegisterCACertificateCommand({
+          ...(await verifiedCaCertificate(iot, ca)),
+          setAsActive: true,
+          allowAutoRegistration: true,
+          tags: [{ Key: 'fleetgate:trusted', Value: 'true' }],
+        }),
+      );
+      return out.certificateId ?? '';
+    },
+  };
+
+  it.each(Object.entries(trustWays))(
+    'acceptance: a device CA registered with the AWS SDK and %s is all JITR needs — the first connect makes the certificate ACTIVE',
+    async (_way, trust) => {
+      // Prepare: the allowlist entry (data, not setup) and a device certificate from a new CA.
+      const serial = `ACC-${randomUUID().slice(0, 6).toUpperCase()}`;
+      await testStack.store.createDevice(allowlistedDevice({ serial }), { id: 'import', actor: 'test' });
+      const ca = await createCertificateAuthority({ subject: { commonName: 'Acceptance Device CA' } });
+      const device = await createDeviceCertificate(ca, { subject: { commonName: serial } });
+      const identity = {
+        certificatePem: device.certificatePem,
+        privateKeyPem: await exportPrivateKeyPem(device.keys.privateKey),
+      };
+      const broker = stack.mqtt;
+      if (!broker) throw new Error('the local stack has no MQTT endpoint');
+      // Act: the only setup, as a user does it: RegisterCACertificate (registration-code proof) with
+      // auto-registration, and the CA named as trusted.
+      await trust(ca);
+      const first = await tryConnect(broker, identity, serial);
+      const status = await waitFor(
+        async () =>
+          (await iot.send(new DescribeCertificateCommand({ certificateId: device.certificateId })))
+            .certificateDescription?.status,
+        (value) => value === 'ACTIVE',
+      );
+      const second = await tryConnect(broker, identity, serial);
+      // Assess
+      expect(first.connected).toBe(false);
+      expect(status).toBe('ACTIVE');
+      expect(second.connected).toBe(true);
+      if (second.connected) second.client.end(true);
+      const attached = await iot.send(
+        new ListAttachedPoliciesCommand({
+          target: `arn:aws:iot:us-east-1:${stack.model.accountId}:cert/${device.certificateId}`,
+        }),
+      );
+      expect(attached.policies?.map((policy) => policy.policyName)).toEqual(['fleetgate-local-device']);
+      await stack.settle(60_000);
+      expect(await testStack.store.getDevice(serial)).toMatchObject({
+        state: 'ACTIVE',
+        certificateId: device.certificateId,
+      });
+      const deadLettered = Object.entries(await stack.depths()).filter(
+        ([queue, depth]) => queue.endsWith('-dlq') && depth > 0,
+      );
+      expect(deadLettered).toEqual([]);
+    },
+  );
 });
 
 describe('serverless.yml with more IoT resources', () => {
