@@ -22,7 +22,7 @@ import { materializeIotResources } from '../../../local/iot-resources';
 import { createCertificateAuthority, createDeviceCertificate } from '../../../local/pki';
 import { loadServerlessConfig } from '../../../local/serverless-config';
 import { type LocalStack, startLocalStack } from '../../../local/stack';
-import { declaredIotResources } from '../../../local/stack-model';
+import { deadLetterDeclarations, declaredIotResources } from '../../../local/stack-model';
 import { DeadLetters, deadLetterQueues } from '../../../shared/dlq/dead-letters';
 import { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { registerTrustedCa } from '../../support/device-ca';
@@ -73,11 +73,7 @@ afterAll(async () => {
 const depth = (queueName: string) => queueDepth(sqs, stack.queues[queueName]);
 
 function deadLetters(): DeadLetters {
-  const declarations = stack.model.queues.map((queue) => ({
-    logicalId: queue.logicalId,
-    name: queue.name,
-    ...(queue.redrive ? { deadLetterQueue: queue.redrive.deadLetterQueue } : {}),
-  }));
+  const { declarations } = deadLetterDeclarations(stack.model);
   return new DeadLetters(
     sqs,
     declarations,

@@ -15,7 +15,12 @@ import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator/
 import { type LocalSqs, startLocalSqs } from '../../../local/local-sqs';
 import { MessageLedger, QueuePoller } from '../../../local/queue-poller';
 import { loadServerlessConfig } from '../../../local/serverless-config';
-import { buildStackModel, type QueueSpec, type StackModel } from '../../../local/stack-model';
+import {
+  buildStackModel,
+  deadLetterDeclarations,
+  type QueueSpec,
+  type StackModel,
+} from '../../../local/stack-model';
 import {
   DEAD_LETTER_REASON,
   DEAD_LETTER_SOURCE_MESSAGE,
@@ -86,14 +91,7 @@ beforeAll(async () => {
       worker.handler(event as never, lambdaContext('fleetgate-dlqtest-quarantineDevice', 30_000)),
   });
   poller.start();
-  const declarations = queues.map((queue) => ({
-    logicalId: queue.logicalId,
-    name: queue.name,
-    ...(queue.redrive ? { deadLetterQueue: queue.redrive.deadLetterQueue } : {}),
-  }));
-  const ruleErrors = model.rules.flatMap((rule) =>
-    rule.errorAction?.type === 'sqs' ? [rule.errorAction.queue] : [],
-  );
+  const { declarations, ruleErrors } = deadLetterDeclarations({ queues, rules: model.rules });
   const byName = new Map(queues.map((queue) => [queue.name, url(queue.logicalId)]));
   deadLetters = new DeadLetters(
     sqs.client,
