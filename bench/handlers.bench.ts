@@ -19,6 +19,7 @@ import { projectRoot } from '../local/paths';
 import { loadServerlessConfig } from '../local/serverless-config';
 import { buildStackModel, type FunctionSpec } from '../local/stack-model';
 import { ensureTable } from '../local/table';
+import { childOutput } from '../test/support/cli';
 import type { BenchContext, BenchRow } from './types';
 
 const LOAD_RUNS = 9;
@@ -247,17 +248,9 @@ async function peakRssMb(
   `;
   // Asynchronous: the IoT emulator this process serves must keep answering the child.
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env, cwd: projectRoot() });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (code !== 0) throw new Error(`${name} RSS run failed: ${lastLines(stderr)}`);
-  return Math.round(Number(stdout) * 10) / 10;
+  const output = childOutput(child);
+  if ((await output.closed) !== 0) throw new Error(`${name} RSS run failed: ${lastLines(output.stderr)}`);
+  return Math.round(Number(output.stdout) * 10) / 10;
 }
 
 /** The error lines of a child's stderr (a minified bundle prints its source line first). */

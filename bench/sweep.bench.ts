@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { ensureTable } from '../local/table';
-import { DAY_MS, type ExpiryPolicy, formatIso } from '../shared/domain/expiry';
+import { DAY_MS, formatIso } from '../shared/domain/expiry';
 import { runExpirySweep } from '../shared/expiry/expiry-sweep';
 import { createReportSink } from '../shared/reports/report-sink';
 import { StoreClient } from '../shared/store/client';
@@ -22,16 +22,11 @@ import { certificateItem } from '../shared/store/entities/certificate';
 import type { CertificateRecord } from '../shared/store/records';
 import { SweepFacts } from '../shared/store/sweep-facts';
 import { readUnitsOf, SweepStore } from '../shared/store/sweep-store';
+import { DEFAULT_EXPIRY_POLICY } from '../test/support/expiry';
 import type { BenchContext, BenchRow } from './types';
 
 const NOW = Date.parse('2026-11-24T06:00:00.000Z');
-const POLICY: ExpiryPolicy = {
-  windowsDays: [7, 30],
-  lookbackDays: 90,
-  maxAgeDays: 825,
-  rotationWindowDays: 30,
-  chartDays: 90,
-};
+const POLICY = DEFAULT_EXPIRY_POLICY;
 
 export async function run(context: BenchContext): Promise<BenchRow[]> {
   const total = Number(process.env.BENCH_SWEEP_CERTIFICATES ?? 100_000);

@@ -6,7 +6,7 @@ import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { StackEndpoints } from '../local/stack';
 import { remoteHandle } from '../local/stack-control';
 import { readStackFile } from '../local/stack-file';
-import type { buildStackModel } from '../local/stack-model';
+import type { deadLetterDeclarations } from '../local/stack-model';
 import { DeadLetters, deadLetterQueues, type Republish } from '../shared/dlq/dead-letters';
 import { CommandFailure } from './io';
 import { checkTarget, LOCAL_CREDENTIALS } from './target';
@@ -30,12 +30,13 @@ export interface QueueTarget {
 export async function resolveQueueTarget(options: { target?: string; stage?: string }): Promise<QueueTarget> {
   const target = checkTarget(options.target);
   const serverlessFile = process.env.FLEETGATE_SERVERLESS_FILE;
-  const [{ loadServerlessConfig }, { buildStackModel }] = await Promise.all([
+  const [{ loadServerlessConfig }, { buildStackModel, deadLetterDeclarations }] = await Promise.all([
     import('../local/serverless-config'),
     import('../local/stack-model'),
   ]);
   const config = loadServerlessConfig(...(serverlessFile ? [serverlessFile] : []));
-  const build = (stage: string, region: string) => buildStackModel(config, { stage, region });
+  const build = (stage: string, region: string) =>
+    deadLetterDeclarations(buildStackModel(config, { stage, region }));
   const byName = (sqs: SQSClient) => {
     const cache = new Map<string, string>();
     return async (name: string) => {
@@ -96,18 +97,10 @@ function queueTarget(
   kind: QueueTarget['kind'],
   stage: string,
   sqs: SQSClient,
-  model: ReturnType<typeof buildStackModel>,
+  { declarations, ruleErrors }: ReturnType<typeof deadLetterDeclarations>,
   urlOf: (name: string) => Promise<string>,
   republish?: Republish,
 ): QueueTarget {
-  const declarations = model.queues.map((queue) => ({
-    logicalId: queue.logicalId,
-    name: queue.name,
-    ...(queue.redrive ? { deadLetterQueue: queue.redrive.deadLetterQueue } : {}),
-  }));
-  const ruleErrors = model.rules.flatMap((rule) =>
-    rule.errorAction?.type === 'sqs' ? [rule.errorAction.queue] : [],
-  );
   const deadLetters = new DeadLetters(sqs, declarations, deadLetterQueues(declarations, ruleErrors), urlOf);
   return { kind, stage, deadLetters, ...(republish ? { republish } : {}), close: () => sqs.destroy() };
 }

@@ -8,6 +8,7 @@
 
 import { createRequire } from 'node:module';
 import { resolve as resolvePath } from 'node:path';
+import type { QueueDeclaration } from '../shared/dlq/dead-letters';
 import { managedPolicyDocument } from './iam/managed-policies';
 import type { NamedPolicy, PolicyDocument, PolicyStatement } from './iam/policy';
 import { type IotSqlStatement, parseIotSql } from './iot-sql';
@@ -268,6 +269,26 @@ export interface DeclaredIotNames {
   fleetTemplateName?: string;
   /** The template of provisioning by trusted user (`INSTALLER_TEMPLATE_NAME`), when declared. */
   installerTemplateName?: string;
+}
+
+/**
+ * What the dead-letter tools are built from: the queues as they declare them (each with the DLQ its
+ * RedrivePolicy names), and the queues IoT rules send their errors to.
+ */
+export function deadLetterDeclarations(model: Pick<StackModel, 'queues' | 'rules'>): {
+  declarations: QueueDeclaration[];
+  ruleErrors: string[];
+} {
+  return {
+    declarations: model.queues.map((queue) => ({
+      logicalId: queue.logicalId,
+      name: queue.name,
+      ...(queue.redrive ? { deadLetterQueue: queue.redrive.deadLetterQueue } : {}),
+    })),
+    ruleErrors: model.rules.flatMap((rule) =>
+      rule.errorAction?.type === 'sqs' ? [rule.errorAction.queue] : [],
+    ),
+  };
 }
 
 export function declaredIotNames(model: StackModel): DeclaredIotNames {

@@ -11,19 +11,13 @@ import {
   classifyCertificate,
   DAY_MS,
   type ExpiryCandidate,
-  type ExpiryPolicy,
   formatIso,
 } from '../shared/domain/expiry';
 import { toReportCsv, toReportHtml, toReportJson } from '../shared/reports/expiry-report-files';
+import { DEFAULT_EXPIRY_POLICY } from '../test/support/expiry';
 
 const NOW = Date.parse('2026-11-24T06:00:00.000Z');
-const POLICY: ExpiryPolicy = {
-  windowsDays: [7, 30],
-  lookbackDays: 90,
-  maxAgeDays: 825,
-  rotationWindowDays: 30,
-  chartDays: 90,
-};
+const POLICY = DEFAULT_EXPIRY_POLICY;
 
 /** A deterministic pseudo-random sequence, so the picture does not change between runs. */
 function random(seed: number): () => number {

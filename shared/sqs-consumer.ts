@@ -30,6 +30,7 @@ import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import * as z from 'zod';
 import type { DeadLetterSender } from './dlq/dead-letter-sender';
+import { type Instant, instantAt } from './domain/provisioning-rules';
 import { FleetgateError, InvalidMessageError } from './errors';
 import { countOutcome } from './logging';
 
@@ -166,6 +167,38 @@ export function createSqsConsumer<T>(options: SqsConsumerOptions<T>) {
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics))
     .handler(consume);
+}
+
+/** What a queue-fed function's handler takes besides the dependencies of its own work. */
+export interface QueueHandlerDeps {
+  logger: Logger;
+  metrics: Metrics;
+  /** The queue's DLQ: where a message that can never succeed goes at once. */
+  deadLetters: DeadLetterSender;
+  /** Epoch milliseconds; tests freeze it. */
+  clock?: () => number;
+  newId?: () => string;
+}
+
+/**
+ * The consumer of a queue-fed function: `createSqsConsumer` with the function's logger and metrics,
+ * dead-lettering at once what can never succeed, and handing each valid message to `process` with
+ * the instant the clock reads as it is handled.
+ */
+export function createQueueHandler<T>(
+  deps: QueueHandlerDeps,
+  options: Pick<SqsConsumerOptions<T>, 'name' | 'body' | 'answerInvalid'> & {
+    process(message: T, record: SQSRecord, now: Instant): Promise<void>;
+  },
+) {
+  const clock = deps.clock ?? Date.now;
+  return createSqsConsumer({
+    ...options,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
+    process: (message, { record }) => options.process(message, record, instantAt(clock())),
+  });
 }
 
 /** AWS's error name (of the error or the SDK error it wraps), else fleetgate's code, else the error's name. */

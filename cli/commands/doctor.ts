@@ -13,7 +13,7 @@ import { readManifest } from '../../local/iam/call-manifest';
 import { loadServerlessConfig, type ServerlessConfig, tableDefinition } from '../../local/serverless-config';
 import { startLocalStack } from '../../local/stack';
 import { readStackFile } from '../../local/stack-file';
-import { buildStackModel, type StackModel } from '../../local/stack-model';
+import { buildStackModel, deadLetterDeclarations, type StackModel } from '../../local/stack-model';
 import { deadLetterQueues } from '../../shared/dlq/dead-letters';
 import { type AwsDoctorExpectations, runAwsDoctorChecks } from '../../shared/doctor/aws-checks';
 import { type CheckResult, type DoctorExpectations, runDoctorChecks } from '../../shared/doctor/checks';
@@ -145,14 +145,7 @@ export function doctorExpectations(
   const tableName = options.tableName ?? model.tableName;
   const { create, ttlAttribute } = tableDefinition(tableName, config);
   const nameOf = new Map(model.queues.map((queue) => [queue.logicalId, queue.name]));
-  const declarations = model.queues.map((queue) => ({
-    logicalId: queue.logicalId,
-    name: queue.name,
-    ...(queue.redrive ? { deadLetterQueue: queue.redrive.deadLetterQueue } : {}),
-  }));
-  const ruleErrors = model.rules.flatMap((rule) =>
-    rule.errorAction?.type === 'sqs' ? [rule.errorAction.queue] : [],
-  );
+  const { declarations, ruleErrors } = deadLetterDeclarations(model);
   const trusted =
     options.trustedCaIds ??
     model.functions.find((fn) => fn.environment.TRUSTED_CA_IDS !== undefined)?.environment.TRUSTED_CA_IDS ??

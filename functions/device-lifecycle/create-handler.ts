@@ -5,30 +5,22 @@
  * fails the record, to be retried and then dead-lettered by the queue's redrive policy.
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { LifecycleEvent } from '../../schemas/iot-events';
-import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
-import { instantAt } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
-import { createSqsConsumer } from '../../shared/sqs-consumer';
+import { createQueueHandler, type QueueHandlerDeps } from '../../shared/sqs-consumer';
 import type { LifecycleDeps, LifecycleOutcome } from './deps';
 import { handleThingEvent } from './jitp';
 import { handlePresence } from './lifecycle';
 
-export interface DeviceLifecycleDeps extends Omit<LifecycleDeps, 'newId' | 'onRotationCommitted'> {
-  logger: Logger;
-  metrics: Metrics;
-  /** LifecycleDLQ: where a message that is not a lifecycle event goes at once. */
-  deadLetters: DeadLetterSender;
-  clock?: () => number;
-  newId?: () => string;
+/** `deadLetters` is LifecycleDLQ: where a message that is not a lifecycle event goes at once. */
+export interface DeviceLifecycleDeps
+  extends Omit<LifecycleDeps, 'newId' | 'onRotationCommitted'>,
+    QueueHandlerDeps {
   onRotationCommitted?: LifecycleDeps['onRotationCommitted'];
 }
 
 export function createHandler(deps: DeviceLifecycleDeps) {
   const { logger, metrics } = deps;
-  const clock = deps.clock ?? Date.now;
   const lifecycleDeps: LifecycleDeps = {
     ...deps,
     newId: deps.newId ?? randomUUID,
@@ -59,14 +51,10 @@ export function createHandler(deps: DeviceLifecycleDeps) {
     }
   };
 
-  return createSqsConsumer({
+  return createQueueHandler(deps, {
     name: 'Lifecycle',
-    logger,
-    metrics,
     body: LifecycleEvent,
-    invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
-    process: async (event, { record }) => {
-      const now = instantAt(clock());
+    process: async (event, record, now) => {
       const outcomes =
         event.eventType === 'THING_EVENT'
           ? await handleThingEvent(event, record.messageId, lifecycleDeps, now)

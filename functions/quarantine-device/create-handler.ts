@@ -14,36 +14,24 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { QuarantineRequest } from '../../schemas/quarantine-request';
-import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import { countOutcome } from '../../shared/logging';
-import { createSqsConsumer } from '../../shared/sqs-consumer';
+import { createQueueHandler, type QueueHandlerDeps } from '../../shared/sqs-consumer';
 import { type QuarantineOutcome, type QuarantineWorkDeps, quarantine } from './quarantine';
 
-export interface QuarantineDeps extends QuarantineWorkDeps {
-  logger: Logger;
-  metrics: Metrics;
-  /** QuarantineDLQ: where a request that can never succeed goes at once. */
-  deadLetters: DeadLetterSender;
-  /** Epoch milliseconds; tests freeze it. */
-  clock?: () => number;
-  newId?: () => string;
-}
+/** `deadLetters` is QuarantineDLQ: where a request that can never succeed goes at once. */
+export interface QuarantineDeps extends QuarantineWorkDeps, QueueHandlerDeps {}
 
 /** Builds the handler around its dependencies (tests pass their own store, IoT client and clock). */
 export function createHandler(deps: QuarantineDeps) {
   const { logger, metrics } = deps;
-  const clock = deps.clock ?? Date.now;
   const newId = deps.newId ?? randomUUID;
 
-  return createSqsConsumer({
+  return createQueueHandler(deps, {
     name: 'Quarantine',
-    logger,
-    metrics,
     body: QuarantineRequest,
-    invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
-    process: async (request, { record }) => {
+    process: async (request, record, now) => {
       const ids = { messageId: record.messageId, requestId: request.requestId, reason: request.reason };
-      const outcome = await quarantine(request, deps, { now: new Date(clock()).toISOString(), newId });
+      const outcome = await quarantine(request, deps, { now: now.iso, newId });
       report(outcome, ids, request, logger, metrics);
     },
   });

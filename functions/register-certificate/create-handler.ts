@@ -6,28 +6,16 @@
  * dead-lettered by the queue's redrive policy.
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { CertificateRegisteredEvent } from '../../schemas/iot-events';
-import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
-import { instantAt } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
-import { createSqsConsumer } from '../../shared/sqs-consumer';
+import { createQueueHandler, type QueueHandlerDeps } from '../../shared/sqs-consumer';
 import { type RegistrationDeps, type RegistrationOutcome, registerCertificate } from './registration';
 
-export interface RegisterCertificateDeps extends Omit<RegistrationDeps, 'newId'> {
-  logger: Logger;
-  metrics: Metrics;
-  /** RegistrationDLQ: where an event that is not a JITR event goes at once. */
-  deadLetters: DeadLetterSender;
-  /** Epoch milliseconds; tests freeze it. */
-  clock?: () => number;
-  newId?: () => string;
-}
+/** `deadLetters` is RegistrationDLQ: where an event that is not a JITR event goes at once. */
+export interface RegisterCertificateDeps extends Omit<RegistrationDeps, 'newId'>, QueueHandlerDeps {}
 
 export function createHandler(deps: RegisterCertificateDeps) {
   const { logger, metrics } = deps;
-  const clock = deps.clock ?? Date.now;
   const registrationDeps: RegistrationDeps = { ...deps, newId: deps.newId ?? randomUUID };
 
   const report = (outcome: RegistrationOutcome): void => {
@@ -50,14 +38,10 @@ export function createHandler(deps: RegisterCertificateDeps) {
     }
   };
 
-  return createSqsConsumer({
+  return createQueueHandler(deps, {
     name: 'Registration',
-    logger,
-    metrics,
     body: CertificateRegisteredEvent,
-    invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
-    process: async (event, { record }) => {
-      const now = instantAt(clock());
+    process: async (event, record, now) => {
       report(await registerCertificate(event, record.messageId, registrationDeps, now));
     },
   });

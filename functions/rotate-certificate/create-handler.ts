@@ -7,32 +7,20 @@
  * to be retried and then dead-lettered by the queue's redrive policy.
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import { RotationRequest } from '../../schemas/iot-events';
-import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
-import { instantAt } from '../../shared/domain/provisioning-rules';
 import { rotationTopics } from '../../shared/iot/device-messages';
 import { countOutcome } from '../../shared/logging';
-import { createSqsConsumer } from '../../shared/sqs-consumer';
+import { createQueueHandler, type QueueHandlerDeps } from '../../shared/sqs-consumer';
 import { type RotationDeps, type RotationOutcome, rotateCertificate } from './rotation';
 
-export interface RotateCertificateDeps extends Omit<RotationDeps, 'newId'> {
-  logger: Logger;
-  metrics: Metrics;
-  /** RotationDLQ: where a request that cannot even be answered goes at once. */
-  deadLetters: DeadLetterSender;
-  /** Epoch milliseconds; tests freeze it. */
-  clock?: () => number;
-  newId?: () => string;
-}
+/** `deadLetters` is RotationDLQ: where a request that cannot even be answered goes at once. */
+export interface RotateCertificateDeps extends Omit<RotationDeps, 'newId'>, QueueHandlerDeps {}
 
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 
 export function createHandler(deps: RotateCertificateDeps) {
   const { logger, metrics } = deps;
-  const clock = deps.clock ?? Date.now;
   const rotationDeps: RotationDeps = { ...deps, newId: deps.newId ?? randomUUID };
 
   const report = (outcome: RotationOutcome, record: SQSRecord): void => {
@@ -52,14 +40,10 @@ export function createHandler(deps: RotateCertificateDeps) {
     }
   };
 
-  return createSqsConsumer({
+  return createQueueHandler(deps, {
     name: 'Rotation',
-    logger,
-    metrics,
     body: RotationRequest,
-    invalid: { action: 'dead-letter', deadLetters: deps.deadLetters },
-    process: async (request, { record }) => {
-      const now = instantAt(clock());
+    process: async (request, record, now) => {
       report(await rotateCertificate(request, record.messageId, rotationDeps, now), record);
     },
     // The device asked: it is told why on its rejected topic (the request is then acknowledged).

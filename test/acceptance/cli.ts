@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { childOutput } from '../support/cli';
 import { PROJECT_ROOT } from './names';
 
 const BIN = join(PROJECT_ROOT, 'bin', 'fleetgate.mjs');
@@ -27,22 +28,15 @@ export function runFleetgate(
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    let stderr = '';
+    const output = childOutput(child);
     const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
     child.on('error', (error) => {
       clearTimeout(timer);
       reject(error);
     });
-    child.on('close', (code) => {
+    void output.closed.then((code) => {
       clearTimeout(timer);
-      resolve({ args, code, stdout, stderr });
+      resolve({ args, code, stdout: output.stdout, stderr: output.stderr });
     });
   });
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLEETGATE_BIN, fleetgate } from '../support/cli';
+import { childOutput, FLEETGATE_BIN, fleetgate } from '../support/cli';
 
 let dir: string;
 let env: Record<string, string>;
@@ -78,18 +78,12 @@ describe('fleetgate device', () => {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let printed = '';
-    session.stdout.on('data', (chunk: Buffer) => {
-      printed += chunk.toString();
-    });
-    session.stderr.on('data', (chunk: Buffer) => {
-      printed += chunk.toString();
-    });
-    const closed = new Promise<number | null>((resolve) => session.on('close', resolve));
+    const output = childOutput(session);
+    const printed = () => output.stdout + output.stderr;
     try {
       const deadline = Date.now() + 60_000;
-      while (!printed.includes('subscribed to') && Date.now() < deadline) await sleep(100);
-      expect(printed).toContain('connected as SN-E2E-02');
+      while (!printed().includes('subscribed to') && Date.now() < deadline) await sleep(100);
+      expect(printed()).toContain('connected as SN-E2E-02');
       // Act: three rotations from "another terminal".
       for (let round = 1; round <= 3; round += 1) {
         const rotated = await fleetgate(['device', 'rotate', 'dev2', '--json'], env);
@@ -100,8 +94,10 @@ describe('fleetgate device', () => {
       const device = await fleetgate(['devices', 'get', 'SN-E2E-02', '--json'], env);
       const record = device.json<{ device: { state: string; certificateId: string } }>().device;
       expect(record.state).toBe('ACTIVE');
-      expect(printed.match(/reconnected with the new certificate/g)).toHaveLength(3);
-      expect(printed).toContain(`reconnected with the new certificate ${record.certificateId.slice(0, 12)}`);
+      expect(printed().match(/reconnected with the new certificate/g)).toHaveLength(3);
+      expect(printed()).toContain(
+        `reconnected with the new certificate ${record.certificateId.slice(0, 12)}`,
+      );
       const history = await fleetgate(['devices', 'history', 'SN-E2E-02', '--json'], env);
       const events = history
         .json<{ history: Array<{ event: string }> }>()
@@ -111,7 +107,7 @@ describe('fleetgate device', () => {
     } finally {
       session.kill('SIGINT');
     }
-    expect(await closed).toBe(0);
+    expect(await output.closed).toBe(0);
   });
 
   it('rotate says when the device was quarantined; after release it rotates again', async () => {

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLEETGATE_BIN, fleetgate } from '../support/cli';
+import { childOutput, FLEETGATE_BIN, fleetgate } from '../support/cli';
 import { PROJECT_ROOT } from '../support/serverless-copy';
 
 interface HookEvent {
@@ -128,28 +128,20 @@ describe('fleetgate logs', () => {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const output = childOutput(child);
     try {
       const deadline = Date.now() + 60_000;
-      while (!stderr.includes('following') && Date.now() < deadline)
+      while (!output.stderr.includes('following') && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 100));
-      const before = stdout.length;
+      const before = output.stdout.length;
       const missing = join(PROJECT_ROOT, 'events', 'hook', 'missing-serial.json');
       expect((await fleetgate(['invoke', 'preProvisionHook', '--event', missing], env)).code).toBe(0);
-      while (!stdout.slice(before).includes('reason=INVALID_EVENT') && Date.now() < deadline)
+      while (!output.stdout.slice(before).includes('reason=INVALID_EVENT') && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 100));
-      expect(stdout.slice(before)).toContain('reason=INVALID_EVENT');
+      expect(output.stdout.slice(before)).toContain('reason=INVALID_EVENT');
     } finally {
       child.kill('SIGINT');
     }
-    expect(await closed).toBe(0);
+    expect(await output.closed).toBe(0);
   });
 });

@@ -71,20 +71,31 @@ afterAll(async () => {
   await table?.drop();
 });
 
+/** A certificate the emulator creates from a CSR for `commonName` (CreateCertificateFromCsr over MQTT). */
+async function certificateFromCsr(commonName: string): Promise<FleetCertificateResponse> {
+  const { csrPem } = await createCsr({ subject: { commonName } });
+  const created = await emulator.createCertificateFromCsr({ csr: csrPem });
+  if (isRejection(created)) throw new Error(created.errorMessage);
+  return created;
+}
+
+/** RegisterThing with the fleet template for `serial`, by the claim, from the connection `clientId`. */
+function registerThing(created: FleetCertificateResponse, serial: string, clientId = serial) {
+  return emulator.registerThing({
+    templateName: 'fleetgate-test-fleet',
+    certificateOwnershipToken: created.certificateOwnershipToken,
+    parameters: { SerialNumber: serial },
+    claimCertificateId: CLAIM,
+    clientId,
+  });
+}
+
 describe('Fleet Provisioning through the IoT emulator with the real hook', () => {
   it('gives an allowlisted serial (CreateCertificateFromCsr) the overridden thing name', async () => {
     // Prepare
-    const { csrPem } = await createCsr({ subject: { commonName: 'SN-E2E-0001' } });
-    const created = await emulator.createCertificateFromCsr({ csr: csrPem });
-    if (isRejection(created)) throw new Error(created.errorMessage);
+    const created = await certificateFromCsr('SN-E2E-0001');
     // Act
-    const result = await emulator.registerThing({
-      templateName: 'fleetgate-test-fleet',
-      certificateOwnershipToken: created.certificateOwnershipToken,
-      parameters: { SerialNumber: 'SN-E2E-0001' },
-      claimCertificateId: CLAIM,
-      clientId: 'SN-E2E-0001',
-    });
+    const result = await registerThing(created, 'SN-E2E-0001');
     // Assess
     expect(result).toMatchObject({ thingName: 'fg-SN-E2E-0001' });
     const thing = await iot.send(new DescribeThingCommand({ thingName: 'fg-SN-E2E-0001' }));
@@ -98,43 +109,21 @@ describe('Fleet Provisioning through the IoT emulator with the real hook', () =>
 
   it('provisions through CreateKeysAndCertificate too', async () => {
     const created = (await emulator.createKeysAndCertificate()) as FleetCertificateResponse;
-    const result = await emulator.registerThing({
-      templateName: 'fleetgate-test-fleet',
-      certificateOwnershipToken: created.certificateOwnershipToken,
-      parameters: { SerialNumber: 'SN-E2E-0002' },
-      claimCertificateId: CLAIM,
-      clientId: 'SN-E2E-0002',
-    });
+    const result = await registerThing(created, 'SN-E2E-0002');
     expect(result).toMatchObject({ thingName: 'fg-SN-E2E-0002' });
   });
 
   it('rejects an unknown serial with AccessDenied and records nothing', async () => {
-    const { csrPem } = await createCsr({ subject: { commonName: 'SN-E2E-9999' } });
-    const created = await emulator.createCertificateFromCsr({ csr: csrPem });
-    if (isRejection(created)) throw new Error(created.errorMessage);
-    const result = await emulator.registerThing({
-      templateName: 'fleetgate-test-fleet',
-      certificateOwnershipToken: created.certificateOwnershipToken,
-      parameters: { SerialNumber: 'SN-E2E-9999' },
-      claimCertificateId: CLAIM,
-      clientId: 'SN-E2E-9999',
-    });
+    const created = await certificateFromCsr('SN-E2E-9999');
+    const result = await registerThing(created, 'SN-E2E-9999');
     expect(result).toMatchObject({ statusCode: 403, errorCode: 'AccessDenied' });
     expect(await table.store.getDevice('SN-E2E-9999')).toBeUndefined();
     expect(await table.store.getCertificate(created.certificateId)).toBeUndefined();
   });
 
   it('rejects a second device claiming an already provisioned serial (takeover)', async () => {
-    const { csrPem } = await createCsr({ subject: { commonName: 'SN-E2E-0001' } });
-    const created = await emulator.createCertificateFromCsr({ csr: csrPem });
-    if (isRejection(created)) throw new Error(created.errorMessage);
-    const result = await emulator.registerThing({
-      templateName: 'fleetgate-test-fleet',
-      certificateOwnershipToken: created.certificateOwnershipToken,
-      parameters: { SerialNumber: 'SN-E2E-0001' },
-      claimCertificateId: CLAIM,
-      clientId: 'attacker',
-    });
+    const created = await certificateFromCsr('SN-E2E-0001');
+    const result = await registerThing(created, 'SN-E2E-0001', 'attacker');
     expect(result).toMatchObject({ statusCode: 403, errorCode: 'AccessDenied' });
   });
 });

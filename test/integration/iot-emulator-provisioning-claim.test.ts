@@ -21,19 +21,10 @@ import {
   isRejection,
   startIotEmulator,
 } from '../../local/iot-emulator';
+import { fleetTemplateBody } from '../support/iot-emulator';
 
 const ACCOUNT = '123456789012';
-const TEMPLATE = JSON.stringify({
-  Parameters: { SerialNumber: { Type: 'String' }, 'AWS::IoT::Certificate::Id': { Type: 'String' } },
-  Resources: {
-    thing: { Type: 'AWS::IoT::Thing', Properties: { ThingName: { Ref: 'SerialNumber' } } },
-    certificate: {
-      Type: 'AWS::IoT::Certificate',
-      Properties: { CertificateId: { Ref: 'AWS::IoT::Certificate::Id' }, Status: 'Active' },
-    },
-    policy: { Type: 'AWS::IoT::Policy', Properties: { PolicyName: 'device-policy' } },
-  },
-});
+const TEMPLATE = fleetTemplateBody('device-policy');
 
 let emulator: IotEmulator;
 let iot: IoTClient;

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,6 +11,29 @@ export interface CliResult {
   stderr: string;
   /** stdout parsed as JSON (throws if it is not exactly one JSON document). */
   json<T = Record<string, unknown>>(): T;
+}
+
+/** What a child process writes on stdout and stderr (so far), and its exit code once it closes. */
+export interface ChildOutput {
+  stdout: string;
+  stderr: string;
+  closed: Promise<number | null>;
+}
+
+/** Collects a spawned process's output (its piped streams) as it writes it. */
+export function childOutput(child: ChildProcess): ChildOutput {
+  const output: ChildOutput = {
+    stdout: '',
+    stderr: '',
+    closed: new Promise((resolve) => child.on('close', resolve)),
+  };
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output.stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output.stderr += chunk.toString();
+  });
+  return output;
 }
 
 /** Runs the built `fleetgate` command as a user would, in a child process. */
@@ -29,15 +52,11 @@ export function fleetgate(
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
+    const output = childOutput(child);
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, json: <T>() => JSON.parse(stdout) as T }));
+    void output.closed.then((code) => {
+      const { stdout, stderr } = output;
+      resolve({ code, stdout, stderr, json: <T>() => JSON.parse(stdout) as T });
+    });
   });
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { ensureTable } from '../../local/table';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
 
@@ -39,6 +39,21 @@ export async function createTestTable(prefix = 'test'): Promise<TestTable> {
       client.destroy();
     },
   };
+}
+
+/**
+ * The test file's table: created before its tests (by the `beforeAll` hook this registers where it is
+ * called), dropped after them. Its fields are there from that hook on: read them in hooks and tests.
+ */
+export function useTestTable(prefix: string): TestTable {
+  const table = {} as TestTable;
+  beforeAll(async () => {
+    Object.assign(table, await createTestTable(prefix));
+  });
+  afterAll(async () => {
+    await table.drop?.();
+  });
+  return table;
 }
 
 /** Every item of a table (a full Scan; tests only), ordered by PK then SK. */

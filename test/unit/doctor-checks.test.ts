@@ -1,14 +1,9 @@
 /**
- * `fleetgate doctor` checks with mocked clients (aws-sdk-client-mock): each check's ok and failing
- * path, warnings that stay ok, strict (aws) vs local severity of a missing JITR CA, what serverless.yml
- * declares failing on both targets, and errors that fail one check only.
+ * `fleetgate doctor` checks of SQS and IoT with mocked clients (aws-sdk-client-mock): each check's ok
+ * and failing path, warnings that stay ok, strict (aws) vs local severity of a missing JITR CA, what
+ * serverless.yml declares failing on both targets. The table check, and every check running when one
+ * throws, are on DynamoDB Local: test/integration/doctor-table.test.ts.
  */
-import {
-  DescribeTableCommand,
-  DescribeTimeToLiveCommand,
-  DynamoDBClient,
-  ResourceNotFoundException,
-} from '@aws-sdk/client-dynamodb';
 import {
   DescribeCACertificateCommand,
   DescribeEventConfigurationsCommand,
@@ -38,15 +33,11 @@ import {
   checkProvisioningTemplate,
   checkQuarantine,
   checkQueues,
-  checkTable,
   type DoctorExpectations,
-  runDoctorChecks,
 } from '../../shared/doctor/checks';
 
-const ddbMock = mockClient(DynamoDBClient);
 const sqsMock = mockClient(SQSClient);
 const iotMock = mockClient(IoTClient);
-const dynamodb = new DynamoDBClient({});
 const sqs = new SQSClient({});
 const iot = new IoTClient({});
 
@@ -57,24 +48,7 @@ const expected: DoctorExpectations = doctorExpectations(config, buildStackModel(
 const local: DoctorExpectations = { ...expected, strict: false };
 const notFound = (message: string) => new IotNotFound({ message, $metadata: {} });
 
-/** DescribeTable output for the table serverless.yml declares. */
-function declaredTable(overrides: Record<string, unknown> = {}) {
-  return {
-    Table: {
-      TableName: expected.table.name,
-      TableStatus: 'ACTIVE' as const,
-      KeySchema: expected.table.keySchema,
-      GlobalSecondaryIndexes: expected.table.indexes.map((index) => ({
-        IndexName: index.indexName,
-        KeySchema: index.keySchema,
-      })),
-      ...overrides,
-    },
-  };
-}
-
 beforeEach(() => {
-  ddbMock.reset();
   sqsMock.reset();
   iotMock.reset();
 });
@@ -104,40 +78,6 @@ describe('doctorExpectations', () => {
       expect.arrayContaining(['fleetgate-dev-registration-dlq', 'fleetgate-dev-rule-errors']),
     );
     expect(expected.eventTypes).toEqual(expect.arrayContaining(['THING', 'THING_GROUP_MEMBERSHIP']));
-  });
-});
-
-describe('checkTable', () => {
-  it('is ok for an ACTIVE table with the declared keys, GSIs and TTL', async () => {
-    ddbMock.on(DescribeTableCommand).resolves(declaredTable());
-    ddbMock
-      .on(DescribeTimeToLiveCommand)
-      .resolves({ TimeToLiveDescription: { TimeToLiveStatus: 'ENABLED', AttributeName: 'ttl' } });
-    expect(await checkTable(dynamodb, expected.table)).toMatchObject({ name: 'table', ok: true });
-  });
-
-  it('fails on a missing GSI and TTL off, naming both', async () => {
-    ddbMock.on(DescribeTableCommand).resolves(
-      declaredTable({
-        GlobalSecondaryIndexes: declaredTable().Table.GlobalSecondaryIndexes.slice(1),
-      }),
-    );
-    ddbMock
-      .on(DescribeTimeToLiveCommand)
-      .resolves({ TimeToLiveDescription: { TimeToLiveStatus: 'DISABLED' } });
-    const result = await checkTable(dynamodb, expected.table);
-    expect(result.ok).toBe(false);
-    expect(result.detail).toContain('GSI ExpiryIndex missing');
-    expect(result.detail).toContain('TTL DISABLED');
-  });
-
-  it('fails when the table does not exist', async () => {
-    ddbMock.on(DescribeTableCommand).rejects(new ResourceNotFoundException({ message: 'no', $metadata: {} }));
-    expect(await checkTable(dynamodb, expected.table)).toMatchObject({
-      ok: false,
-      detail: expect.stringContaining('does not exist'),
-      fix: expect.any(String),
-    });
   });
 });
 
@@ -364,34 +304,5 @@ describe('checkProvisioningTemplate', () => {
     const result = await checkProvisioningTemplate(iot, local);
     expect(result).toMatchObject({ ok: false, fix: expect.stringContaining('fleetgate local up') });
     expect(result.warn).toBeUndefined();
-  });
-});
-
-describe('runDoctorChecks', () => {
-  it('runs every check even when one of them throws something unexpected', async () => {
-    ddbMock
-      .on(DescribeTableCommand)
-      .rejects(Object.assign(new Error('User is not authorized'), { name: 'AccessDeniedException' }));
-    sqsMock
-      .on(GetQueueUrlCommand)
-      .callsFake((input: { QueueName: string }) => ({ QueueUrl: `http://q/${input.QueueName}` }));
-    sqsMock.on(GetQueueAttributesCommand).resolves({ Attributes: {} });
-    iotMock.on(DescribeEventConfigurationsCommand).resolves({ eventConfigurations: {} });
-    iotMock.on(ListCACertificatesCommand).resolves({ certificates: [] });
-    iotMock.on(GetPolicyCommand).resolves({});
-    iotMock.on(DescribeThingGroupCommand).rejects(notFound('no group'));
-    iotMock.on(DescribeProvisioningTemplateCommand).rejects(notFound('no template'));
-    const checks = await runDoctorChecks({ dynamodb, sqs, iot }, local);
-    expect(checks.map((check) => check.name)).toEqual([
-      'table',
-      'queues',
-      'events',
-      'jitr',
-      'device-policy',
-      'quarantine',
-      'fleet-provisioning',
-    ]);
-    expect(checks[0]).toMatchObject({ ok: false, detail: expect.stringContaining('AccessDeniedException') });
-    expect(checks.find((check) => check.name === 'device-policy')).toMatchObject({ ok: true });
   });
 });

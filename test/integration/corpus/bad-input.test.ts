@@ -34,6 +34,7 @@ import { RotationStore } from '../../../shared/store/rotation-store';
 import { type CertificateAuthority, issueTestCertificate, type KeyKind, sha256 } from '../../support/certs';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 import { buildTestHook, type TestHook } from '../../support/hook';
+import { fleetTemplateBody } from '../../support/iot-emulator';
 import { ACCOUNT, allowlist, type Rig, sqsRecord, startRig } from '../../support/jitr';
 import { lambdaContext } from '../../support/lambda';
 import { buildTestWorker, type TestWorker } from '../../support/quarantine';
@@ -262,16 +263,7 @@ beforeAll(async () => {
   await rig.iot.send(
     new CreateProvisioningTemplateCommand({
       templateName: 'fleetgate-test-fleet',
-      templateBody: JSON.stringify({
-        Parameters: { SerialNumber: { Type: 'String' }, 'AWS::IoT::Certificate::Id': { Type: 'String' } },
-        Resources: {
-          thing: { Type: 'AWS::IoT::Thing', Properties: { ThingName: { Ref: 'SerialNumber' } } },
-          certificate: {
-            Type: 'AWS::IoT::Certificate',
-            Properties: { CertificateId: { Ref: 'AWS::IoT::Certificate::Id' }, Status: 'Active' },
-          },
-        },
-      }),
+      templateBody: fleetTemplateBody(),
       provisioningRoleArn: `arn:aws:iam::${ACCOUNT}:role/provisioning`,
       enabled: true,
       preProvisioningHook: {

@@ -14,17 +14,12 @@ import type { CertificateRecord, DeviceRecord } from '../../../shared/store/reco
 import { SweepFacts } from '../../../shared/store/sweep-facts';
 import { SweepStore } from '../../../shared/store/sweep-store';
 import { createTestTable, type TestTable } from '../../support/dynamo';
+import { DEFAULT_EXPIRY_POLICY } from '../../support/expiry';
 
 // One minute before a UTC midnight: windows end mid-day-partition, and +1 minute is another day.
 const NOW_ISO = '2026-11-24T23:59:00.000Z';
 const NOW = Date.parse(NOW_ISO);
-const POLICY: ExpiryPolicy = {
-  windowsDays: [7, 30],
-  lookbackDays: 90,
-  maxAgeDays: 825,
-  rotationWindowDays: 30,
-  chartDays: 90,
-};
+const POLICY = DEFAULT_EXPIRY_POLICY;
 /** A shorter horizon (fewer day partitions to read) for the tests that run the sweep many times. */
 const SHORT: ExpiryPolicy = { ...POLICY, lookbackDays: 2, chartDays: 35 };
 const at = (offsetMs: number) => formatIso(NOW + offsetMs);

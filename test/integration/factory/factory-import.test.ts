@@ -16,7 +16,7 @@ import {
   ListAttachedPoliciesCommand,
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, issueCertificate, type KeyedCertificate } from '../../../local/pki';
 import { readBatch } from '../../../shared/factory/batch';
 import {
@@ -26,21 +26,14 @@ import {
 } from '../../../shared/factory/import';
 import { IotRegistry } from '../../../shared/iot/iot-registry';
 import { runReconciliation } from '../../../shared/reconcile/reconcile-inventory';
-import { createTestTable, type TestTable } from '../../support/dynamo';
+import { useTestTable } from '../../support/dynamo';
 import { allowlist, deliver, deviceCertificate, type Rig, ruleOutput, startRig } from '../../support/jitr';
 import { memorySink, reconcileDeps } from '../../support/reconcile';
 
-let table: TestTable;
+const table = useTestTable('factory');
 let rig: Rig;
 let dir: string;
 let counter = 0;
-
-beforeAll(async () => {
-  table = await createTestTable('factory');
-});
-afterAll(async () => {
-  await table.drop();
-});
 beforeEach(async () => {
   rig = await startRig(table.store);
   dir = mkdtempSync(join(tmpdir(), 'fleetgate-factory-'));

@@ -15,19 +15,20 @@ import {
   DescribeThingCommand,
   IoTClient,
 } from '@aws-sdk/client-iot';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { materializeIotResources } from '../../../local/iot-resources';
 import { createCertificateAuthority, createDeviceCertificate } from '../../../local/pki';
 import { loadServerlessConfig } from '../../../local/serverless-config';
 import { type LocalStack, startLocalStack } from '../../../local/stack';
-import { declaredIotResources } from '../../../local/stack-model';
+import { deadLetterDeclarations, declaredIotResources } from '../../../local/stack-model';
 import { DeadLetters, deadLetterQueues } from '../../../shared/dlq/dead-letters';
 import { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
 import { PROJECT_ROOT, serverlessCopy } from '../../support/serverless-copy';
+import { queueDepth, waitUntil } from '../../support/wait';
 
 let file: string;
 let stack: LocalStack;
@@ -69,33 +70,10 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function depth(queueName: string): Promise<number> {
-  const out = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: stack.queues[queueName],
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  return (
-    Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) +
-    Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
-  );
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const depth = (queueName: string) => queueDepth(sqs, stack.queues[queueName]);
 
 function deadLetters(): DeadLetters {
-  const declarations = stack.model.queues.map((queue) => ({
-    logicalId: queue.logicalId,
-    name: queue.name,
-    ...(queue.redrive ? { deadLetterQueue: queue.redrive.deadLetterQueue } : {}),
-  }));
+  const { declarations } = deadLetterDeclarations(stack.model);
   return new DeadLetters(
     sqs,
     declarations,
@@ -119,7 +97,7 @@ describe('JITR with the device policy missing', () => {
 
     // Act: the first connect publishes the registered event; registerCertificate fails on it.
     await emulator.connect({ certificatePem: device.certificatePem, clientId: serial });
-    await waitFor(async () => (await depth('fleetgate-local-registration-dlq')) === 1);
+    await waitUntil(async () => (await depth('fleetgate-local-registration-dlq')) === 1, 60_000);
 
     // Assess: dead-lettered by the redrive (not acknowledged), body intact.
     expect(await depth('fleetgate-local-registration')).toBe(0);

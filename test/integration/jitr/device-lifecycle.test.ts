@@ -10,21 +10,14 @@ import {
   RegisterCertificateCommand,
   UpdateCACertificateCommand,
 } from '@aws-sdk/client-iot';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseCertificatePem } from '../../../shared/certificates';
 import { anchorCertificateRecord } from '../../../shared/store/records';
-import { createTestTable, type TestTable } from '../../support/dynamo';
+import { useTestTable } from '../../support/dynamo';
 import { allowlist, deliver, deviceCertificate, type Rig, ruleOutput, startRig } from '../../support/jitr';
 
-let table: TestTable;
+const table = useTestTable('lifecycle');
 let rig: Rig;
-
-beforeAll(async () => {
-  table = await createTestTable('lifecycle');
-});
-afterAll(async () => {
-  await table.drop();
-});
 beforeEach(async () => {
   rig = await startRig(table.store);
 });

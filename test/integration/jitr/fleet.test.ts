@@ -4,20 +4,13 @@
  *   IoT publishing twice does), shuffled, 40 records in flight at a time;
  * - fault injection: AWS's default API quotas plus 10 % injected 5xx.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { KeyedCertificate } from '../../../local/pki';
-import { createTestTable, type TestTable } from '../../support/dynamo';
+import { useTestTable } from '../../support/dynamo';
 import { allowlist, deliver, deviceCertificate, type Rig, ruleOutput, startRig } from '../../support/jitr';
 
-let table: TestTable;
+const table = useTestTable('fleet');
 let rig: Rig;
-
-beforeAll(async () => {
-  table = await createTestTable('fleet');
-});
-afterAll(async () => {
-  await table.drop();
-});
 afterEach(async () => {
   await rig?.stop();
 });

@@ -10,11 +10,11 @@ import {
   ListAttachedPoliciesCommand,
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { createCertificateAuthority } from '../../../local/pki';
 import { recordTrustedCa } from '../../support/device-ca';
-import { createTestTable, type TestTable } from '../../support/dynamo';
+import { useTestTable } from '../../support/dynamo';
 import {
   allowlist,
   deliver,
@@ -25,15 +25,8 @@ import {
   startRig,
 } from '../../support/jitr';
 
-let table: TestTable;
+const table = useTestTable('jitr');
 let rig: Rig;
-
-beforeAll(async () => {
-  table = await createTestTable('jitr');
-});
-afterAll(async () => {
-  await table.drop();
-});
 afterEach(async () => {
   await rig?.stop();
 });

@@ -34,6 +34,7 @@ import { allowlistedDevice } from '../../support/devices';
 import { tryConnect } from '../../support/mqtt';
 import { PROJECT_ROOT, serverlessCopy } from '../../support/serverless-copy';
 import { startTestStack, type TestStack } from '../../support/stack';
+import { waitFor } from '../../support/wait';
 
 let testStack: TestStack;
 let stack: LocalStack;
@@ -50,20 +51,6 @@ afterAll(async () => {
 
 async function declaredSpecs(): Promise<IotResourceSpec[]> {
   return declaredIotResources(loadServerlessConfig(), { stage: 'local', baseDir: PROJECT_ROOT });
-}
-
-async function waitFor<T>(
-  read: () => Promise<T>,
-  until: (value: T) => boolean,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await read();
-  while (!until(value) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    value = await read();
-  }
-  return value;
 }
 
 describe('IoT resources of serverless.yml on the local stack', () => {
@@ -190,6 +177,7 @@ describe('IoT resources of serverless.yml on the local stack', () => {
           (await iot.send(new DescribeCertificateCommand({ certificateId: device.certificateId })))
             .certificateDescription?.status,
         (value) => value === 'ACTIVE',
+        60_000,
       );
       const second = await tryConnect(broker, identity, serial);
       // Assess

@@ -7,11 +7,10 @@
 import {
   AttachPolicyCommand,
   AttachThingPrincipalCommand,
-  CreateCertificateFromCsrCommand,
   CreatePolicyCommand,
   CreateProvisioningTemplateCommand,
   CreateThingCommand,
-  IoTClient,
+  type IoTClient,
   RegisterCACertificateCommand,
   UpdateCertificateCommand,
 } from '@aws-sdk/client-iot';
@@ -20,9 +19,8 @@ import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifiedCaCertificate } from '../../../local/ca-registration';
-import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator';
-import { type MqttBroker, startMqttBroker } from '../../../local/mqtt/broker';
-import { renderPolicyDocument } from '../../../local/mqtt/policies';
+import type { IotEmulator } from '../../../local/iot-emulator';
+import type { MqttBroker } from '../../../local/mqtt/broker';
 import {
   createCertificateAuthority,
   createCsr,
@@ -30,6 +28,16 @@ import {
   exportPrivateKeyPem,
   parseCertificate,
 } from '../../../local/pki';
+import {
+  ACCOUNT,
+  activeCertificate,
+  createClaimPolicy,
+  createDevicePolicy,
+  fleetTemplateBody,
+  REGION,
+  startEmulatorEndpoint,
+  stopEmulatorEndpoint,
+} from '../../support/iot-emulator';
 import {
   closed,
   connect,
@@ -41,8 +49,6 @@ import {
   tryConnect,
 } from '../../support/mqtt';
 
-const ACCOUNT = '123456789012';
-const REGION = 'us-east-1';
 const TEMPLATE = 'mqtt-test-fleet';
 
 let emulator: IotEmulator;
@@ -51,22 +57,8 @@ let iot: IoTClient;
 const open: MqttClient[] = [];
 
 /** A certificate issued by the emulator (as CreateCertificateFromCsr would), ACTIVE, with `policies`. */
-async function activeIdentity(
-  policies: string[],
-): Promise<DeviceIdentity & { certificateId: string; certificateArn: string }> {
-  const csr = await createCsr({ subject: { commonName: 'test' } });
-  const out = await iot.send(
-    new CreateCertificateFromCsrCommand({ certificateSigningRequest: csr.csrPem, setAsActive: true }),
-  );
-  for (const policyName of policies) {
-    await iot.send(new AttachPolicyCommand({ policyName, target: out.certificateArn }));
-  }
-  return {
-    certificatePem: out.certificatePem ?? '',
-    privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
-    certificateId: out.certificateId ?? '',
-    certificateArn: out.certificateArn ?? '',
-  };
+function activeIdentity(policies: string[]) {
+  return activeCertificate(iot, policies);
 }
 
 async function connected(
@@ -86,43 +78,14 @@ async function thingFor(name: string, identity: { certificateArn: string }): Pro
 }
 
 beforeAll(async () => {
-  emulator = await startIotEmulator({ accountId: ACCOUNT, region: REGION });
-  broker = await startMqttBroker({ emulator });
-  iot = new IoTClient({ ...emulator.clientConfig(), maxAttempts: 1 });
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: 'claim',
-      policyDocument: renderPolicyDocument('claim-policy.json', {
-        region: REGION,
-        accountId: ACCOUNT,
-        parameters: { ProvisioningTemplateName: TEMPLATE },
-      }),
-    }),
-  );
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: 'device',
-      policyDocument: renderPolicyDocument('device-policy.json', { region: REGION, accountId: ACCOUNT }),
-    }),
-  );
+  ({ emulator, broker, iot } = await startEmulatorEndpoint());
+  await createClaimPolicy(iot, 'claim', TEMPLATE);
+  await createDevicePolicy(iot, 'device');
   // No hook: the emulator's template engine alone creates the thing and activates the certificate.
-  const body = JSON.parse(
-    JSON.stringify({
-      Parameters: { SerialNumber: { Type: 'String' }, 'AWS::IoT::Certificate::Id': { Type: 'String' } },
-      Resources: {
-        thing: { Type: 'AWS::IoT::Thing', Properties: { ThingName: { Ref: 'SerialNumber' } } },
-        certificate: {
-          Type: 'AWS::IoT::Certificate',
-          Properties: { CertificateId: { Ref: 'AWS::IoT::Certificate::Id' }, Status: 'Active' },
-        },
-        policy: { Type: 'AWS::IoT::Policy', Properties: { PolicyName: 'device' } },
-      },
-    }),
-  );
   await iot.send(
     new CreateProvisioningTemplateCommand({
       templateName: TEMPLATE,
-      templateBody: JSON.stringify(body),
+      templateBody: fleetTemplateBody('device'),
       provisioningRoleArn: `arn:aws:iam::${ACCOUNT}:role/provisioning`,
       enabled: true,
     }),
@@ -131,9 +94,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const client of open) client.end(true);
-  iot?.destroy();
-  await broker?.stop();
-  await emulator?.stop();
+  await stopEmulatorEndpoint({ emulator, broker, iot });
 });
 
 describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
@@ -642,10 +603,8 @@ describe('message broker limits (issue 15)', () => {
 describe('stop', () => {
   it('closes connected clients and ends their sessions instead of waiting for them', async () => {
     // Prepare: an endpoint of its own, with one device connected.
-    const ownEmulator = await startIotEmulator({ accountId: ACCOUNT, region: REGION });
-    const ownBroker = await startMqttBroker({ emulator: ownEmulator });
-    const ownIot = new IoTClient({ ...ownEmulator.clientConfig(), maxAttempts: 1 });
-    await ownIot.send(
+    const own = await startEmulatorEndpoint();
+    await own.iot.send(
       new CreatePolicyCommand({
         policyName: 'connect',
         policyDocument: JSON.stringify({
@@ -653,27 +612,15 @@ describe('stop', () => {
         }),
       }),
     );
-    const csr = await createCsr({ subject: { commonName: 'stop' } });
-    const issued = await ownIot.send(
-      new CreateCertificateFromCsrCommand({ certificateSigningRequest: csr.csrPem, setAsActive: true }),
-    );
-    await ownIot.send(new AttachPolicyCommand({ policyName: 'connect', target: issued.certificateArn }));
-    const client = await connect(
-      ownBroker,
-      {
-        certificatePem: issued.certificatePem ?? '',
-        privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
-      },
-      'stop-1',
-    );
+    const client = await connect(own.broker, await activeCertificate(own.iot, ['connect'], 'stop'), 'stop-1');
     const gone = closed(client);
     // Act
-    await ownBroker.stop();
+    await own.broker.stop();
     await gone;
     // Assess
-    expect(ownEmulator.sessions.size).toBe(0);
-    ownIot.destroy();
-    await ownEmulator.stop();
+    expect(own.emulator.sessions.size).toBe(0);
+    own.iot.destroy();
+    await own.emulator.stop();
   });
 });
 
@@ -681,20 +628,9 @@ describe('certificate ownership tokens', () => {
   it('expire after one hour: RegisterThing is rejected with InvalidCertificateOwnershipToken', async () => {
     // Prepare: an endpoint whose emulator clock the test moves.
     let now = Date.now();
-    const clocked = await startIotEmulator({ accountId: ACCOUNT, region: REGION, now: () => new Date(now) });
-    const clockedBroker = await startMqttBroker({ emulator: clocked });
-    const clockedIot = new IoTClient({ ...clocked.clientConfig(), maxAttempts: 1 });
-    await clockedIot.send(
-      new CreatePolicyCommand({
-        policyName: 'claim',
-        policyDocument: renderPolicyDocument('claim-policy.json', {
-          region: REGION,
-          accountId: ACCOUNT,
-          parameters: { ProvisioningTemplateName: TEMPLATE },
-        }),
-      }),
-    );
-    await clockedIot.send(
+    const clocked = await startEmulatorEndpoint({ now: () => new Date(now) });
+    await createClaimPolicy(clocked.iot, 'claim', TEMPLATE);
+    await clocked.iot.send(
       new CreateProvisioningTemplateCommand({
         templateName: TEMPLATE,
         templateBody: JSON.stringify({ Resources: {} }),
@@ -702,17 +638,9 @@ describe('certificate ownership tokens', () => {
         enabled: true,
       }),
     );
-    const csr = await createCsr({ subject: { commonName: 'claim' } });
-    const issued = await clockedIot.send(
-      new CreateCertificateFromCsrCommand({ certificateSigningRequest: csr.csrPem, setAsActive: true }),
-    );
-    await clockedIot.send(new AttachPolicyCommand({ policyName: 'claim', target: issued.certificateArn }));
     const client = await connect(
-      clockedBroker,
-      {
-        certificatePem: issued.certificatePem ?? '',
-        privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
-      },
+      clocked.broker,
+      await activeCertificate(clocked.iot, ['claim'], 'claim'),
       'claim.clock',
     );
     await client.subscribeAsync(
@@ -743,8 +671,6 @@ describe('certificate ownership tokens', () => {
       statusCode: 400,
       errorCode: 'InvalidCertificateOwnershipToken',
     });
-    clockedIot.destroy();
-    await clockedBroker.stop();
-    await clocked.stop();
+    await stopEmulatorEndpoint(clocked);
   });
 });

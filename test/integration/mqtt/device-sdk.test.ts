@@ -13,25 +13,28 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AttachPolicyCommand,
-  CreateCertificateFromCsrCommand,
-  CreatePolicyCommand,
   CreateProvisioningTemplateCommand,
   DescribeCertificateCommand,
   DescribeEndpointCommand,
   DescribeThingCommand,
-  IoTClient,
+  type IoTClient,
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator';
-import { type MqttBroker, startMqttBroker } from '../../../local/mqtt/broker';
-import { renderPolicyDocument } from '../../../local/mqtt/policies';
+import type { IotEmulator } from '../../../local/iot-emulator';
+import type { MqttBroker } from '../../../local/mqtt/broker';
 import { projectRoot } from '../../../local/paths';
 import { createCsr, exportPrivateKeyPem } from '../../../local/pki';
+import {
+  ACCOUNT,
+  activeCertificate,
+  createClaimPolicy,
+  createDevicePolicy,
+  fleetTemplateBody,
+  startEmulatorEndpoint,
+  stopEmulatorEndpoint,
+} from '../../support/iot-emulator';
 
-const ACCOUNT = '123456789012';
-const REGION = 'us-east-1';
 const TEMPLATE = 'sdk-fleet';
 
 let emulator: IotEmulator;
@@ -73,66 +76,34 @@ function runSample(sample: string, options: Record<string, string>): Promise<Sam
 }
 
 beforeAll(async () => {
-  emulator = await startIotEmulator({ accountId: ACCOUNT, region: REGION });
-  broker = await startMqttBroker({ emulator });
-  iot = new IoTClient({ ...emulator.clientConfig(), maxAttempts: 1 });
+  ({ emulator, broker, iot } = await startEmulatorEndpoint());
   dir = await mkdtemp(join(tmpdir(), 'fleetgate-sdk-'));
   const { endpointAddress = '' } = await iot.send(
     new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }),
   );
   const [host = '', port = '8883'] = endpointAddress.split(':');
   endpoint = { host, port };
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: 'sdk-claim',
-      policyDocument: renderPolicyDocument('claim-policy.json', {
-        region: REGION,
-        accountId: ACCOUNT,
-        parameters: { ProvisioningTemplateName: TEMPLATE },
-      }),
-    }),
-  );
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: 'sdk-device',
-      policyDocument: renderPolicyDocument('device-policy.json', { region: REGION, accountId: ACCOUNT }),
-    }),
-  );
+  await createClaimPolicy(iot, 'sdk-claim', TEMPLATE);
+  await createDevicePolicy(iot, 'sdk-device');
   await iot.send(
     new CreateProvisioningTemplateCommand({
       templateName: TEMPLATE,
-      templateBody: JSON.stringify({
-        Parameters: { SerialNumber: { Type: 'String' }, 'AWS::IoT::Certificate::Id': { Type: 'String' } },
-        Resources: {
-          thing: { Type: 'AWS::IoT::Thing', Properties: { ThingName: { Ref: 'SerialNumber' } } },
-          certificate: {
-            Type: 'AWS::IoT::Certificate',
-            Properties: { CertificateId: { Ref: 'AWS::IoT::Certificate::Id' }, Status: 'Active' },
-          },
-          policy: { Type: 'AWS::IoT::Policy', Properties: { PolicyName: 'sdk-device' } },
-        },
-      }),
+      templateBody: fleetTemplateBody('sdk-device'),
       provisioningRoleArn: `arn:aws:iam::${ACCOUNT}:role/provisioning`,
       enabled: true,
     }),
   );
-  const csr = await createCsr({ subject: { commonName: 'sdk claim' } });
-  const claim = await iot.send(
-    new CreateCertificateFromCsrCommand({ certificateSigningRequest: csr.csrPem, setAsActive: true }),
-  );
-  await iot.send(new AttachPolicyCommand({ policyName: 'sdk-claim', target: claim.certificateArn }));
+  const claim = await activeCertificate(iot, ['sdk-claim'], 'sdk claim');
   files.ca = join(dir, 'root-ca.pem');
   files.claimCert = join(dir, 'claim.pem');
   files.claimKey = join(dir, 'claim.key');
   await writeFile(files.ca, broker.caPem);
-  await writeFile(files.claimCert, claim.certificatePem ?? '');
-  await writeFile(files.claimKey, await exportPrivateKeyPem(csr.keys.privateKey));
+  await writeFile(files.claimCert, claim.certificatePem);
+  await writeFile(files.claimKey, claim.privateKeyPem);
 });
 
 afterAll(async () => {
-  iot?.destroy();
-  await broker?.stop();
-  await emulator?.stop();
+  await stopEmulatorEndpoint({ emulator, broker, iot });
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

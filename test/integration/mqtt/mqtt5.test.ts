@@ -6,12 +6,7 @@
  * versions), topic aliases, message expiry, persistent sessions, shared subscriptions and their policy
  * resource, retained messages, and the reason codes of what IoT Core refuses.
  */
-import {
-  AttachPolicyCommand,
-  CreateCertificateFromCsrCommand,
-  CreatePolicyCommand,
-  IoTClient,
-} from '@aws-sdk/client-iot';
+import { CreatePolicyCommand, type IoTClient } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import type { IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
 import mqttPacket, { type ISubackPacket, type ISubscribePacket, type Packet } from 'mqtt-packet';
@@ -19,9 +14,15 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 vi.setConfig({ testTimeout: 30_000 });
 
-import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator';
-import { type MqttBroker, startMqttBroker } from '../../../local/mqtt/broker';
-import { createCsr, exportPrivateKeyPem } from '../../../local/pki';
+import type { IotEmulator } from '../../../local/iot-emulator';
+import type { MqttBroker } from '../../../local/mqtt/broker';
+import {
+  ACCOUNT,
+  activeCertificate,
+  REGION,
+  startEmulatorEndpoint,
+  stopEmulatorEndpoint,
+} from '../../support/iot-emulator';
 import {
   closed,
   connect,
@@ -32,8 +33,6 @@ import {
   tryConnect,
 } from '../../support/mqtt';
 
-const ACCOUNT = '123456789012';
-const REGION = 'us-east-1';
 const ARN = `arn:aws:iot:${REGION}:${ACCOUNT}`;
 
 let emulator: IotEmulator;
@@ -43,16 +42,8 @@ let open: DeviceIdentity;
 let noRetain: DeviceIdentity;
 const clients: MqttClient[] = [];
 
-async function identityWith(policyName: string): Promise<DeviceIdentity> {
-  const csr = await createCsr({ subject: { commonName: policyName } });
-  const out = await iot.send(
-    new CreateCertificateFromCsrCommand({ certificateSigningRequest: csr.csrPem, setAsActive: true }),
-  );
-  await iot.send(new AttachPolicyCommand({ policyName, target: out.certificateArn }));
-  return {
-    certificatePem: out.certificatePem ?? '',
-    privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
-  };
+function identityWith(policyName: string): Promise<DeviceIdentity> {
+  return activeCertificate(iot, [policyName], policyName);
 }
 
 async function client(
@@ -149,9 +140,7 @@ function disconnectReason(target: MqttClient): Promise<number> {
 }
 
 beforeAll(async () => {
-  emulator = await startIotEmulator({ accountId: ACCOUNT, region: REGION });
-  broker = await startMqttBroker({ emulator });
-  iot = new IoTClient({ ...emulator.clientConfig(), maxAttempts: 1 });
+  ({ emulator, broker, iot } = await startEmulatorEndpoint());
   const statements = (retain: boolean) => [
     { Effect: 'Allow', Action: 'iot:Connect', Resource: '*' },
     {
@@ -183,9 +172,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of clients) c.end(true);
-  iot?.destroy();
-  await broker?.stop();
-  await emulator?.stop();
+  await stopEmulatorEndpoint({ emulator, broker, iot });
 });
 
 describe('CONNACK (MQTT 5 supported features)', () => {

@@ -6,14 +6,7 @@
  * limits (https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-error-messages.html), and the
  * device policy applying to the shadow topics as to any topic.
  */
-import {
-  AttachPolicyCommand,
-  AttachThingPrincipalCommand,
-  CreateCertificateFromCsrCommand,
-  CreatePolicyCommand,
-  CreateThingCommand,
-  IoTClient,
-} from '@aws-sdk/client-iot';
+import { AttachThingPrincipalCommand, CreateThingCommand, type IoTClient } from '@aws-sdk/client-iot';
 import {
   ConflictException,
   DeleteThingShadowCommand,
@@ -27,14 +20,15 @@ import {
 } from '@aws-sdk/client-iot-data-plane';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator';
-import { type MqttBroker, startMqttBroker } from '../../../local/mqtt/broker';
-import { renderPolicyDocument } from '../../../local/mqtt/policies';
-import { createCsr, exportPrivateKeyPem } from '../../../local/pki';
+import type { IotEmulator } from '../../../local/iot-emulator';
+import type { MqttBroker } from '../../../local/mqtt/broker';
+import {
+  activeCertificate,
+  createDevicePolicy,
+  startEmulatorEndpoint,
+  stopEmulatorEndpoint,
+} from '../../support/iot-emulator';
 import { closed, connect, type DeviceIdentity, PROTOCOL_VERSIONS, subscribeCodes } from '../../support/mqtt';
-
-const ACCOUNT = '123456789012';
-const REGION = 'us-east-1';
 
 let emulator: IotEmulator;
 let broker: MqttBroker;
@@ -44,17 +38,10 @@ const clients: MqttClient[] = [];
 
 /** A thing with an ACTIVE certificate carrying the project's device policy. */
 async function device(thingName: string): Promise<DeviceIdentity> {
-  const csr = await createCsr({ subject: { commonName: thingName } });
-  const out = await iot.send(
-    new CreateCertificateFromCsrCommand({ certificateSigningRequest: csr.csrPem, setAsActive: true }),
-  );
-  await iot.send(new AttachPolicyCommand({ policyName: 'shadow-device', target: out.certificateArn }));
+  const identity = await activeCertificate(iot, ['shadow-device'], thingName);
   await iot.send(new CreateThingCommand({ thingName }));
-  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: out.certificateArn }));
-  return {
-    certificatePem: out.certificatePem ?? '',
-    privateKeyPem: await exportPrivateKeyPem(csr.keys.privateKey),
-  };
+  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: identity.certificateArn }));
+  return identity;
 }
 
 /** Collects every message on the client's shadow topics. */
@@ -75,24 +62,15 @@ async function until<T>(read: () => T | undefined, timeoutMs = 5000): Promise<T>
 }
 
 beforeAll(async () => {
-  emulator = await startIotEmulator({ accountId: ACCOUNT, region: REGION });
-  broker = await startMqttBroker({ emulator });
-  iot = new IoTClient({ ...emulator.clientConfig(), maxAttempts: 1 });
+  ({ emulator, broker, iot } = await startEmulatorEndpoint());
   data = new IoTDataPlaneClient({ ...emulator.clientConfig(), maxAttempts: 1 });
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: 'shadow-device',
-      policyDocument: renderPolicyDocument('device-policy.json', { region: REGION, accountId: ACCOUNT }),
-    }),
-  );
+  await createDevicePolicy(iot, 'shadow-device');
 });
 
 afterAll(async () => {
   for (const c of clients) c.end(true);
-  iot?.destroy();
   data?.destroy();
-  await broker?.stop();
-  await emulator?.stop();
+  await stopEmulatorEndpoint({ emulator, broker, iot });
 });
 
 describe('classic shadow over MQTT 5', () => {

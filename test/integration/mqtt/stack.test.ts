@@ -6,12 +6,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import {
-  AttachPolicyCommand,
-  CreateCertificateFromCsrCommand,
-  DescribeCertificateCommand,
-  type IoTClient,
-} from '@aws-sdk/client-iot';
+import { DescribeCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
 import { decode as decodeCbor, encode as encodeCbor } from 'cborg';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +21,7 @@ import { claimClientId } from '../../../shared/domain/client-ids';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { registerTrustedCa } from '../../support/device-ca';
 import { allowlistedDevice } from '../../support/devices';
+import { activeCertificate } from '../../support/iot-emulator';
 import {
   closed,
   connect,
@@ -36,6 +32,7 @@ import {
   tryConnect,
 } from '../../support/mqtt';
 import { startTestStack, type TestStack } from '../../support/stack';
+import { waitFor } from '../../support/wait';
 
 const DEVICE_POLICY = 'fleetgate-local-device';
 const TEMPLATE = 'fleetgate-local-fleet';
@@ -105,20 +102,6 @@ async function provisionByClaim(serial: string, format: 'json' | 'cbor', version
   };
 }
 
-async function waitFor<T>(
-  read: () => Promise<T>,
-  until: (value: T) => boolean,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await read();
-  while (!until(value) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    value = await read();
-  }
-  return value;
-}
-
 beforeAll(async () => {
   testStack = await startTestStack('mqtt');
   ({ stack, iot, store } = testStack);
@@ -130,18 +113,7 @@ beforeAll(async () => {
     fleetTemplateName: TEMPLATE,
     installerTemplateName: 'fleetgate-local-installer',
   });
-  const claimCsr = await createCsr({ subject: { commonName: 'fleetgate claim' } });
-  const issued = await iot.send(
-    new CreateCertificateFromCsrCommand({ certificateSigningRequest: claimCsr.csrPem, setAsActive: true }),
-  );
-  await iot.send(
-    new AttachPolicyCommand({ policyName: 'fleetgate-local-claim', target: issued.certificateArn }),
-  );
-  claim = {
-    certificatePem: issued.certificatePem ?? '',
-    privateKeyPem: await exportPrivateKeyPem(claimCsr.keys.privateKey),
-    certificateId: issued.certificateId ?? '',
-  };
+  claim = await activeCertificate(iot, ['fleetgate-local-claim'], 'fleetgate claim');
 }, 120_000);
 
 afterAll(async () => {

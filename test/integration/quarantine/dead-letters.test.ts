@@ -9,18 +9,18 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IoTClient } from '@aws-sdk/client-iot';
-import {
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator/index';
 import { type LocalSqs, startLocalSqs } from '../../../local/local-sqs';
 import { MessageLedger, QueuePoller } from '../../../local/queue-poller';
 import { loadServerlessConfig } from '../../../local/serverless-config';
-import { buildStackModel, type QueueSpec, type StackModel } from '../../../local/stack-model';
+import {
+  buildStackModel,
+  deadLetterDeclarations,
+  type QueueSpec,
+  type StackModel,
+} from '../../../local/stack-model';
 import {
   DEAD_LETTER_REASON,
   DEAD_LETTER_SOURCE_MESSAGE,
@@ -37,6 +37,7 @@ import {
   seedActiveDevice,
   type TestWorker,
 } from '../../support/quarantine';
+import { queueDepth, waitUntil } from '../../support/wait';
 
 const STAGE = 'dlqtest';
 let table: TestTable;
@@ -57,27 +58,8 @@ function fastRetries(queue: QueueSpec): QueueSpec {
   };
 }
 
-async function depth(client: SQSClient, url: string): Promise<number> {
-  const out = await client.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: url,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  return (
-    Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) +
-    Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
-  );
-}
-
 // Generous: five receives per poison message, on a machine other test runs share.
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const WAIT_MS = 90_000;
 
 const url = (logicalId: string) => sqs.urls.get(logicalId) ?? '';
 
@@ -109,14 +91,7 @@ beforeAll(async () => {
       worker.handler(event as never, lambdaContext('fleetgate-dlqtest-quarantineDevice', 30_000)),
   });
   poller.start();
-  const declarations = queues.map((queue) => ({
-    logicalId: queue.logicalId,
-    name: queue.name,
-    ...(queue.redrive ? { deadLetterQueue: queue.redrive.deadLetterQueue } : {}),
-  }));
-  const ruleErrors = model.rules.flatMap((rule) =>
-    rule.errorAction?.type === 'sqs' ? [rule.errorAction.queue] : [],
-  );
+  const { declarations, ruleErrors } = deadLetterDeclarations({ queues, rules: model.rules });
   const byName = new Map(queues.map((queue) => [queue.name, url(queue.logicalId)]));
   deadLetters = new DeadLetters(
     sqs.client,
@@ -166,7 +141,7 @@ describe('dead letters of the quarantine queue', { timeout: 150_000 }, () => {
         MessageAttributes: { producer: { DataType: 'String', StringValue: 'deviceLifecycle' } },
       }),
     );
-    await waitFor(async () => (await depth(sqs.client, url('QuarantineDLQ'))) === 2);
+    await waitUntil(async () => (await queueDepth(sqs.client, url('QuarantineDLQ'))) === 2, WAIT_MS);
     const listing = await deadLetters.list({ messages: true });
     // Assess
     const dlq = listing.find((queue) => queue.logicalId === 'QuarantineDLQ');
@@ -174,7 +149,7 @@ describe('dead letters of the quarantine queue', { timeout: 150_000 }, () => {
     expect(dlq?.messages?.map((message) => message.body).sort()).toEqual(
       [JSON.stringify(tooEarly), poison].sort(),
     );
-    expect(await depth(sqs.client, url('QuarantineQueue'))).toBe(0);
+    expect(await queueDepth(sqs.client, url('QuarantineQueue'))).toBe(0);
     // At once: one receive each, not maxReceiveCount of them.
     const logged = worker.errorLogs.filter((log) => log.fields.messageId === sent.MessageId);
     expect(logged).toHaveLength(1);
@@ -202,8 +177,8 @@ describe('dead letters of the quarantine queue', { timeout: 150_000 }, () => {
     await seedActiveDevice(table, iot, 'SN-LATE-1');
     // Act
     const result = await deadLetters.replay('quarantine-dlq');
-    await waitFor(async () => (await table.store.getDevice('SN-LATE-1'))?.state === 'QUARANTINED');
-    await waitFor(async () => (await depth(sqs.client, url('QuarantineDLQ'))) === 1);
+    await waitUntil(async () => (await table.store.getDevice('SN-LATE-1'))?.state === 'QUARANTINED', WAIT_MS);
+    await waitUntil(async () => (await queueDepth(sqs.client, url('QuarantineDLQ'))) === 1, WAIT_MS);
     // Assess
     expect(result).toMatchObject({
       queue: `fleetgate-${STAGE}-quarantine-dlq`,
@@ -251,7 +226,7 @@ describe('dead letters of the quarantine queue', { timeout: 150_000 }, () => {
         reason: 'truncated by a broken producer',
       }),
     ]);
-    expect(await depth(sqs.client, url('QuarantineDLQ'))).toBe(0);
+    expect(await queueDepth(sqs.client, url('QuarantineDLQ'))).toBe(0);
   });
 
   it('refuses to replay rule errors without the local rules engine, and leaves them in place', async () => {

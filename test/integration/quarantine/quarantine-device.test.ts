@@ -37,7 +37,8 @@ let emulator: IotEmulator;
 let iot: IoTClient;
 let worker: TestWorker;
 const deadLetters = new RecordingDeadLetters();
-const context = lambdaContext('fleetgate-local-quarantineDevice', 30_000);
+/** A fresh context per invocation: each gets its own 30 s (one shared deadline ran out on a slow machine). */
+const context = () => lambdaContext('fleetgate-local-quarantineDevice', 30_000);
 
 beforeAll(async () => {
   [table, emulator] = await Promise.all([createTestTable('quarantine'), startIotEmulator()]);
@@ -88,7 +89,7 @@ describe('quarantineDevice', () => {
     const { certificateId, thingName } = await seedActiveDevice(table, iot, 'SN-Q-0001');
     const request = quarantineRequest({ serial: 'SN-Q-0001', reason: 'CLONE_CONCURRENT_SESSIONS' });
     // Act
-    const response = await worker.handler(sqsEvent([request]), context);
+    const response = await worker.handler(sqsEvent([request]), context());
     // Assess
     expect(response).toEqual({ batchItemFailures: [] });
     expect(await certificateStatus(certificateId)).toBe('INACTIVE');
@@ -122,7 +123,7 @@ describe('quarantineDevice', () => {
     const request = quarantineRequest({ serial: 'SN-Q-0005' });
     // Act
     const responses = await Promise.all(
-      Array.from({ length: 5 }, () => worker.handler(sqsEvent([request]), context)),
+      Array.from({ length: 5 }, () => worker.handler(sqsEvent([request]), context())),
     );
     // Assess
     expect(responses).toEqual(Array.from({ length: 5 }, () => ({ batchItemFailures: [] })));
@@ -144,9 +145,9 @@ describe('quarantineDevice', () => {
     });
     const first = sqsEvent([request]);
     // Act
-    const failed = await worker.handler(first, context);
+    const failed = await worker.handler(first, context());
     emulator.setFaults({});
-    const redelivered = await worker.handler(sqsEvent([request], 2), context);
+    const redelivered = await worker.handler(sqsEvent([request], 2), context());
     // Assess
     expect(failed.batchItemFailures).toEqual([{ itemIdentifier: first.Records[0]?.messageId }]);
     expect(redelivered.batchItemFailures).toEqual([]);
@@ -158,11 +159,11 @@ describe('quarantineDevice', () => {
   it('adds the evidence of a second request to an already quarantined device without moving it', async () => {
     // Prepare
     await seedActiveDevice(table, iot, 'SN-Q-0008');
-    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-Q-0008' })]), context);
+    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-Q-0008' })]), context());
     // Act
     const response = await worker.handler(
       sqsEvent([quarantineRequest({ serial: 'SN-Q-0008', reason: 'PUBLIC_KEY_IN_USE' })]),
-      context,
+      context(),
     );
     // Assess
     expect(response.batchItemFailures).toEqual([]);
@@ -179,7 +180,7 @@ describe('quarantineDevice', () => {
     const takeover = quarantineRequest({ serial: 'SN-Q-0009', reason: 'SERIAL_BOUND_TO_OTHER_CERTIFICATE' });
     // Act: delivered in separate invocations at the same time, each twice
     const responses = await Promise.all(
-      [clone, takeover, clone, takeover].map((request) => worker.handler(sqsEvent([request]), context)),
+      [clone, takeover, clone, takeover].map((request) => worker.handler(sqsEvent([request]), context())),
     );
     // Assess
     expect(responses.flatMap((response) => response.batchItemFailures)).toEqual([]);
@@ -209,7 +210,7 @@ describe('quarantineDevice', () => {
       sqsEvent([
         quarantineRequest({ serial: 'NOT-ITS-SERIAL', certificateId, reason: 'CLONE_CERTIFICATE_MISMATCH' }),
       ]),
-      context,
+      context(),
     );
     // Assess
     expect(response.batchItemFailures).toEqual([]);
@@ -230,7 +231,7 @@ describe('quarantineDevice', () => {
       source: 'registerCertificate',
     });
     // Act
-    const response = await worker.handler(sqsEvent([request, request]), context);
+    const response = await worker.handler(sqsEvent([request, request]), context());
     const listing = await listQuarantine(worker.operator, { reason: 'SERIAL_NOT_ALLOWLISTED' });
     // Assess
     expect(response.batchItemFailures).toEqual([]);
@@ -272,8 +273,8 @@ describe('quarantineDevice', () => {
       reason: 'CLONE_DUPLICATE_CLIENTID',
     });
     // Act
-    const response = await worker.handler(sqsEvent([alone, scoped, alone]), context);
-    const second = await worker.handler(sqsEvent([withDevice]), context);
+    const response = await worker.handler(sqsEvent([alone, scoped, alone]), context());
+    const second = await worker.handler(sqsEvent([withDevice]), context());
     // Assess
     expect(response.batchItemFailures).toEqual([]);
     expect(second.batchItemFailures).toEqual([]);
@@ -319,7 +320,7 @@ describe('quarantineDevice', () => {
           evidence: { claimedSerial: 'SN-Q-SCOPE' },
         }),
       ]),
-      context,
+      context(),
     );
     // Assess
     expect(response.batchItemFailures).toEqual([]);
@@ -339,7 +340,7 @@ describe('quarantineDevice', () => {
     deadLetters.records.length = 0;
     worker.errorLogs.length = 0;
     // Act
-    const response = await worker.handler(event, context);
+    const response = await worker.handler(event, context());
     // Assess: acknowledged (never redelivered), kept in the DLQ with its body.
     expect(response.batchItemFailures).toEqual([]);
     expect(deadLetters.records.map(({ record }) => record.messageId)).toEqual(
@@ -363,7 +364,7 @@ describe('quarantineDevice', () => {
     deadLetters.records.length = 0;
     const before = await table.dump();
     // Act
-    const response = await worker.handler(event, context);
+    const response = await worker.handler(event, context());
     // Assess: not redelivered (the old behaviour failed it on every delivery, every 180 s).
     expect(response.batchItemFailures).toEqual([]);
     expect(deadLetters.records).toHaveLength(1);
@@ -379,7 +380,7 @@ describe('operator decisions', () => {
   it('release restores the certificate, the group membership and the previous state, with operator and reason', async () => {
     // Prepare
     const { certificateId, thingName } = await seedActiveDevice(table, iot, 'SN-R-0001');
-    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-R-0001' })]), context);
+    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-R-0001' })]), context());
     // Act
     const result = await releaseQuarantine(worker.operator, operatorDecision('SN-R-0001', 'false positive'));
     // Assess
@@ -420,7 +421,7 @@ describe('operator decisions', () => {
       set: { pendingCertificateId: pendingId, rotationDeadline: '2026-11-25T12:00:00.000Z' },
     });
     expect(rotating.status).toBe('applied');
-    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-R-0010' })]), context);
+    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-R-0010' })]), context());
     expect(await table.store.getDevice('SN-R-0010')).toMatchObject({
       state: 'QUARANTINED',
       previousState: 'ROTATING',
@@ -445,7 +446,7 @@ describe('operator decisions', () => {
   it('reject revokes the certificate and the device, and the hook then denies the serial with DEVICE_REVOKED', async () => {
     // Prepare
     const { certificateId } = await seedActiveDevice(table, iot, 'SN-R-0002');
-    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-R-0002' })]), context);
+    await worker.handler(sqsEvent([quarantineRequest({ serial: 'SN-R-0002' })]), context());
     // Act
     const result = await rejectQuarantine(worker.operator, operatorDecision('SN-R-0002', 'confirmed clone'));
     const { hook, outcomes } = buildTestHook(table.store, { DEFAULT_ALLOWED_CLAIM: '*' });

@@ -5,23 +5,16 @@
  * retires the old one, `sweepRotations` deletes after the grace period and aborts overdue rotations.
  */
 import { DescribeCertificateCommand, ListPrincipalThingsCommand } from '@aws-sdk/client-iot';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createCsr, generateKeyPair } from '../../../local/pki';
 import { type IotRegistry, IotRequestError } from '../../../shared/iot/iot-registry';
-import { createTestTable, type TestTable } from '../../support/dynamo';
+import { useTestTable } from '../../support/dynamo';
 import { deliver, sqsRecord } from '../../support/jitr';
 import { lambdaContext } from '../../support/lambda';
 import { type RotationRig, startRotationRig } from '../../support/rotation';
 
-let table: TestTable;
+const table = useTestTable('rotation');
 let rig: RotationRig;
-
-beforeAll(async () => {
-  table = await createTestTable('rotation');
-});
-afterAll(async () => {
-  await table.drop();
-});
 afterEach(async () => {
   await rig?.stop();
 });

@@ -6,7 +6,6 @@ import {
   classifyCertificate,
   DAY_MS,
   type ExpiryCandidate,
-  type ExpiryPolicy,
   formatIso,
   parseIso,
   rotationCandidates,
@@ -20,17 +19,12 @@ import {
   toReportJson,
 } from '../../../shared/reports/expiry-report-files';
 import { shardOf } from '../../../shared/store/keys';
+import { DEFAULT_EXPIRY_POLICY } from '../../support/expiry';
 
 // Frozen: one minute before midnight, so "+1 day" crosses a UTC day (and index partition) boundary.
 const NOW_ISO = '2026-11-24T23:59:00.000Z';
 const NOW = Date.parse(NOW_ISO);
-const POLICY: ExpiryPolicy = {
-  windowsDays: [7, 30],
-  lookbackDays: 90,
-  maxAgeDays: 825,
-  rotationWindowDays: 30,
-  chartDays: 90,
-};
+const POLICY = DEFAULT_EXPIRY_POLICY;
 const MS = 1;
 
 function cert(id: string, notAfterMs: number, overrides: Partial<ExpiryCandidate> = {}): ExpiryCandidate {
