@@ -9,6 +9,7 @@ import { topicMatches } from '../../local/iot-sql';
 import { loadServerlessConfig } from '../../local/serverless-config';
 import { buildStackModel } from '../../local/stack-model';
 import { ExpirySweepEventSchema } from '../../schemas/expiry-sweep';
+import { installerClaimBodySchema, installerClaimEventSchema } from '../../schemas/installer-claim';
 import {
   CertificateRegisteredEvent,
   LifecycleEvent,
@@ -53,6 +54,16 @@ const parsers: Array<[RegExp, (path: string) => boolean]> = [
       const { topic, principal, clientId, payload } = read(path) as Record<string, unknown>;
       const thingName = String(topic).split('/')[1];
       return RotationRequest.safeParse({ ...(payload as object), principal, clientId, thingName }).success;
+    },
+  ],
+  // The installer API's HTTP API (payload 2.0) request, with the body schema of POST /claims.
+  [
+    /^http\/claims-post/,
+    (path) => {
+      const event = installerClaimEventSchema.safeParse(read(path));
+      return (
+        event.success && installerClaimBodySchema.safeParse(JSON.parse(String(event.data.body ?? ''))).success
+      );
     },
   ],
   [/^schedule\/expiry-sweep/, (path) => ExpirySweepEventSchema.safeParse(read(path)).success],
