@@ -14,7 +14,8 @@
  * MQTT 3.1.1: v1.28.0 has no MQTT 3.1.1 sample, so test/sdk/mqtt311-identity.ts makes the fleet
  * provisioning samples' calls with IotIdentityClientv2 on an MQTT 3.1.1 connection, and the identity
  * client's error path (modeledError of a `/rejected` reply) over MQTT 3.1.1.
- * The template, claim policy and device policy are serverless.yml's, created by the local stack.
+ * The endpoint is the one DescribeEndpoint names; the template (with its hook), the claim policy and the
+ * device policy are serverless.yml's, created by the local stack.
  */
 import { execFile } from 'node:child_process';
 import { createPrivateKey, randomUUID } from 'node:crypto';
@@ -25,6 +26,7 @@ import {
   AttachPolicyCommand,
   CreateCertificateFromCsrCommand,
   DescribeCertificateCommand,
+  DescribeEndpointCommand,
   DescribeThingCommand,
   type IoTClient,
   ListThingPrincipalsCommand,
@@ -51,6 +53,8 @@ let broker: MqttBroker;
 let iot: IoTClient;
 let store: ProvisioningStore;
 let dir: string;
+/** The endpoint DescribeEndpoint names (`127.0.0.1:<port>`), split at `:` for the SDK. */
+let endpoint: { host: string; port: string };
 let claimCertificateId: string;
 const files = { ca: '', claimCert: '', claimKey: '' };
 
@@ -83,17 +87,17 @@ function runVendored(sample: keyof typeof VENDORED, args: string[]): Promise<Sam
       'tsx',
       VENDORED[sample],
       '--endpoint',
-      broker.host,
+      endpoint.host,
       ...args,
     ],
-    { FLEETGATE_SAMPLE_PORT: String(broker.port), FLEETGATE_SAMPLE_CA_FILE: files.ca },
+    { FLEETGATE_SAMPLE_PORT: endpoint.port, FLEETGATE_SAMPLE_CA_FILE: files.ca },
   );
 }
 
 /** Runs the MQTT 3.1.1 counterpart (test/sdk/mqtt311-identity.ts). */
 function runMqtt311(sample: string, options: Record<string, string>): Promise<SampleRun> {
   const args = ['--import', 'tsx', join('test', 'sdk', 'mqtt311-identity.ts'), sample];
-  const all = { endpoint: broker.host, port: String(broker.port), ca_file: files.ca, ...options };
+  const all = { endpoint: endpoint.host, port: endpoint.port, ca_file: files.ca, ...options };
   for (const [name, value] of Object.entries(all)) args.push(`--${name}`, value);
   return run(args);
 }
@@ -179,6 +183,11 @@ beforeAll(async () => {
   if (!testStack.stack.mqtt) throw new Error('the local stack started without its MQTT endpoint');
   broker = testStack.stack.mqtt;
   dir = await mkdtemp(join(tmpdir(), 'fleetgate-sdk-'));
+  const { endpointAddress = '' } = await iot.send(
+    new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }),
+  );
+  const [host = '', port = '8883'] = endpointAddress.split(':');
+  endpoint = { host, port };
   const claimCsr = await createCsr({ subject: { commonName: 'fleetgate sdk claim' } });
   const claim = await iot.send(
     new CreateCertificateFromCsrCommand({ certificateSigningRequest: claimCsr.csrPem, setAsActive: true }),
