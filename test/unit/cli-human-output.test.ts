@@ -75,6 +75,32 @@ describe('tables', () => {
     expect(lines[1]?.slice(source)).toBe('fleetgate-local-registration');
     expect(lines[2]?.slice(source)).toBe('IoT rule errorAction');
   });
+
+  it('dlq list --messages: each message with why it was dead-lettered (the fleetgate-dead-letter-reason attribute)', () => {
+    const lines = deadLetterTable([
+      {
+        queue: 'fleetgate-local-quarantine-dlq',
+        logicalId: 'QuarantineDLQ',
+        kind: 'dlq',
+        count: 2,
+        inFlight: 0,
+        source: 'fleetgate-local-quarantine',
+        messages: [
+          {
+            messageId: 'm-1',
+            body: '{"x":1}',
+            receiveCount: 1,
+            reason: 'body.reason: must be an UPPER_SNAKE reason code',
+          },
+          { messageId: 'm-2', body: '{"x":2}', receiveCount: 5 },
+        ],
+      },
+    ]);
+    expect(lines).toContain(
+      '  fleetgate-local-quarantine-dlq  m-1  reason: body.reason: must be an UPPER_SNAKE reason code  {"x":1}',
+    );
+    expect(lines.find((line) => line.includes('m-2'))).toContain('reason: (none attached: redriven by SQS');
+  });
 });
 
 describe('the demo summary', () => {
