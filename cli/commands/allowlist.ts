@@ -8,6 +8,7 @@ import {
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { CommandFailure, type Output, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { operatorName } from '../operator';
 import { resolveStoreTarget } from '../target';
 
 interface ImportOptions {
@@ -77,7 +78,7 @@ async function runImport(file: string, options: ImportOptions, output: Output): 
       store: target.store,
       serialPattern,
       now: new Date().toISOString(),
-      actor: `cli:allowlist-import:${process.env.USER ?? 'unknown'}`,
+      actor: `cli:allowlist-import:${operatorName()}`,
       newId: randomUUID,
       concurrency,
       // A file can be read twice: in-file duplicates by hash, each hit confirmed (flat memory).

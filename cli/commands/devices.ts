@@ -1,6 +1,6 @@
 import { DEVICE_STATES, type DeviceState } from '../../shared/domain/device-state';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
-import type { DeviceRecord } from '../../shared/store/records';
+import type { DeviceRecord, HistoryEntry } from '../../shared/store/records';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { formatTable, shortId } from '../table';
@@ -103,17 +103,27 @@ async function runGet(serial: string, options: StoreOptions, output: Output): Pr
   });
 }
 
+/** The operator's own words on a quarantine (`quarantine add --reason "free text"`). */
+function noteOf(entry: HistoryEntry): string | undefined {
+  const detail = entry.detail as { evidence?: { note?: unknown } } | undefined;
+  const note = detail?.evidence?.note;
+  return typeof note === 'string' && note ? note : undefined;
+}
+
+/** One history entry for people: when, what, the move, who, and why (code and note). */
+export function historyLine(entry: HistoryEntry): string {
+  const move = entry.from || entry.to ? ` ${entry.from ?? '∅'} → ${entry.to ?? '∅'}` : '';
+  const note = noteOf(entry);
+  const why = entry.reason ? ` (${entry.reason}${note ? `: ${note}` : ''})` : note ? ` (${note})` : '';
+  return `${entry.at}  ${entry.event}${move}  by ${entry.actor}${why}`;
+}
+
 async function runHistory(serial: string, options: StoreOptions, output: Output): Promise<unknown> {
   return withStore(options, output, async (target) => {
     const device = await target.store.getDevice(serial);
     if (!device) throw new CommandFailure(`no device ${serial} in ${target.tableName}`);
     const history = await target.store.history(serial);
-    for (const entry of history) {
-      const move = entry.from || entry.to ? ` ${entry.from ?? '∅'} → ${entry.to ?? '∅'}` : '';
-      output.say(
-        `${entry.at}  ${entry.event}${move}  by ${entry.actor}${entry.reason ? ` (${entry.reason})` : ''}`,
-      );
-    }
+    for (const entry of history) output.say(historyLine(entry));
     return { serial, state: device.state, history };
   });
 }

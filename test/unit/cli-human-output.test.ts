@@ -3,10 +3,13 @@
  * quarantine tally in the units of `quarantine list`, and a "try next" hint that points at a stack
  * with the demo's devices.
  */
+import { userInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { historyLine } from '../../cli/commands/devices';
 import { deadLetterTable } from '../../cli/commands/dlq';
 import { printDemoSummary, tallyLine } from '../../cli/commands/simulate';
 import type { Output } from '../../cli/io';
+import { operatorName } from '../../cli/operator';
 import { formatTable } from '../../cli/table';
 import type { DemoSummary } from '../../local/simulator/demo';
 
@@ -120,5 +123,39 @@ describe('the demo summary', () => {
     expect(text).not.toContain('after `npx fleetgate local up`');
     expect(text).toContain('npm start');
     expect(text).toContain('npx fleetgate devices list --state ACTIVE');
+  });
+});
+
+describe('devices history', () => {
+  const quarantined = {
+    serial: 'SN-1',
+    at: '2026-01-01T00:00:00.000Z',
+    id: 'h-1',
+    event: 'QUARANTINE',
+    from: 'ALLOWLISTED' as const,
+    to: 'QUARANTINED' as const,
+    actor: 'cli:ana',
+    reason: 'OPERATOR_REPORTED',
+    detail: { source: 'operator', evidence: { note: 'dropped in the river', operator: 'cli:ana' } },
+  };
+
+  it('shows the operator’s free text next to OPERATOR_REPORTED, as release shows its reason', () => {
+    expect(historyLine(quarantined)).toBe(
+      '2026-01-01T00:00:00.000Z  QUARANTINE ALLOWLISTED → QUARANTINED  by cli:ana (OPERATOR_REPORTED: dropped in the river)',
+    );
+    expect(historyLine({ ...quarantined, reason: 'STOLEN', detail: {} })).toMatch(/by cli:ana \(STOLEN\)$/);
+    expect(historyLine({ ...quarantined, event: 'CREATED', reason: undefined, detail: undefined })).toMatch(
+      /by cli:ana$/,
+    );
+  });
+});
+
+describe('the operator named in history entries', () => {
+  it('is FLEETGATE_OPERATOR, else $USER / $LOGNAME, else the OS account — never "unknown" for want of $USER', () => {
+    expect(operatorName({ FLEETGATE_OPERATOR: 'ana', USER: 'root' })).toBe('ana');
+    expect(operatorName({ USER: 'bob' })).toBe('bob');
+    expect(operatorName({ LOGNAME: 'carl' })).toBe('carl');
+    expect(operatorName({})).not.toBe('unknown');
+    expect(operatorName({})).toBe(userInfo().username);
   });
 });
