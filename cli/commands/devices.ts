@@ -17,8 +17,18 @@ interface ListOptions extends StoreOptions {
   limit: string;
 }
 
+/**
+ * The certificate to show: the proven one, else the one issued or registered but not yet proven
+ * (a PROVISIONING device, e.g. a factory-imported one that never connected), marked `(pending)`.
+ */
+export function certificateCell(device: DeviceRecord): string | undefined {
+  if (device.certificateId) return shortId(device.certificateId);
+  return device.pendingCertificateId ? `${shortId(device.pendingCertificateId)} (pending)` : undefined;
+}
+
 function describeDevice(device: DeviceRecord): string {
-  const cert = device.certificateId ? ` cert ${device.certificateId.slice(0, 12)}…` : '';
+  const shown = certificateCell(device);
+  const cert = shown ? ` cert ${shown}` : '';
   return `${device.serial}  ${device.state}${device.thingName ? `  ${device.thingName}` : ''}${cert}`;
 }
 
@@ -29,7 +39,7 @@ export function deviceTable(devices: readonly DeviceRecord[]): string[] {
       { header: 'SERIAL', value: (d) => d.serial },
       { header: 'STATE', value: (d) => d.state },
       { header: 'THING', value: (d) => d.thingName },
-      { header: 'CERTIFICATE', value: (d) => shortId(d.certificateId) },
+      { header: 'CERTIFICATE', value: (d) => certificateCell(d) },
       { header: 'UPDATED', value: (d) => d.updatedAt },
     ],
     devices,

@@ -5,7 +5,7 @@
  */
 import { userInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { historyLine } from '../../cli/commands/devices';
+import { deviceTable, historyLine } from '../../cli/commands/devices';
 import { deadLetterTable } from '../../cli/commands/dlq';
 import { printDemoSummary, tallyLine } from '../../cli/commands/simulate';
 import type { Output } from '../../cli/io';
@@ -157,5 +157,25 @@ describe('the operator named in history entries', () => {
     expect(operatorName({ LOGNAME: 'carl' })).toBe('carl');
     expect(operatorName({})).not.toBe('unknown');
     expect(operatorName({})).toBe(userInfo().username);
+  });
+});
+
+describe('devices list', () => {
+  const base = {
+    attributes: {},
+    createdAt: '2026-01-01T00:00:00Z',
+    updatedAt: '2026-01-01T00:00:00Z',
+    version: 1,
+  };
+  it('shows the pending certificate of a PROVISIONING device (factory import) instead of —', () => {
+    const lines = deviceTable([
+      { ...base, serial: 'SN-A', state: 'PROVISIONING', pendingCertificateId: 'a'.repeat(64) },
+      { ...base, serial: 'SN-B', state: 'ACTIVE', certificateId: 'b'.repeat(64) },
+      { ...base, serial: 'SN-C', state: 'ALLOWLISTED' },
+    ] as never);
+    expect(lines[1]).toContain(`${'a'.repeat(12)}… (pending)`);
+    expect(lines[2]).toContain(`${'b'.repeat(12)}…`);
+    expect(lines[2]).not.toContain('(pending)');
+    expect(lines[3]).toMatch(/SN-C\s+ALLOWLISTED\s+—\s+—/);
   });
 });
