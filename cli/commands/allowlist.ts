@@ -9,6 +9,7 @@ import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { CommandFailure, type Output, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { operatorName } from '../operator';
+import { plural } from '../plural';
 import { resolveStoreTarget } from '../target';
 
 interface ImportOptions {
@@ -60,7 +61,7 @@ function importSettings(
 
 function printSummary(output: Output, summary: ImportSummary, seconds: number): void {
   output.say(
-    `${summary.rows} rows: ${summary.imported} imported, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.rejected.length} rejected (${seconds.toFixed(1)} s)`,
+    `${plural(summary.rows, 'row')}: ${summary.imported} imported, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.rejected.length} rejected (${seconds.toFixed(1)} s)`,
   );
   for (const { line, reason } of summary.rejected.slice(0, 50)) output.say(`  line ${line}: ${reason}`);
   if (summary.rejected.length > 50)

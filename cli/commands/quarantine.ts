@@ -25,6 +25,7 @@ import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { operatorName } from '../operator';
+import { plural } from '../plural';
 import { formatTable, shortId } from '../table';
 import { resolveStoreTarget } from '../target';
 import { type IotTarget, resolveIotTarget } from '../target-iot';
@@ -112,7 +113,9 @@ function printListing(output: Output, listing: QuarantineListing): void {
     output.say('');
   }
   const counts = quarantineCounts(listing);
-  output.say(`${counts.devices} devices, ${counts.certificates} certificates in quarantine`);
+  output.say(
+    `${plural(counts.devices, 'device')}, ${plural(counts.certificates, 'certificate')} in quarantine`,
+  );
 }
 
 async function runList(options: TargetOptions & { reason?: string }, output: Output): Promise<unknown> {

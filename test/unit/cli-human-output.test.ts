@@ -7,9 +7,10 @@ import { userInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { deviceTable, historyLine } from '../../cli/commands/devices';
 import { deadLetterTable } from '../../cli/commands/dlq';
-import { printDemoSummary, tallyLine } from '../../cli/commands/simulate';
+import { printDemoSummary, printSimulationSummary, tallyLine } from '../../cli/commands/simulate';
 import type { Output } from '../../cli/io';
 import { operatorName } from '../../cli/operator';
+import { plural } from '../../cli/plural';
 import { formatTable } from '../../cli/table';
 import type { DemoSummary } from '../../local/simulator/demo';
 
@@ -177,5 +178,46 @@ describe('devices list', () => {
     expect(lines[2]).toContain(`${'b'.repeat(12)}…`);
     expect(lines[2]).not.toContain('(pending)');
     expect(lines[3]).toMatch(/SN-C\s+ALLOWLISTED\s+—\s+—/);
+  });
+});
+
+describe('plurals', () => {
+  it('1 row, 2 rows, 1 delivery, 0 deliveries', () => {
+    expect(plural(1, 'row')).toBe('1 row');
+    expect(plural(2, 'row')).toBe('2 rows');
+    expect(plural(1, 'delivery', 'deliveries')).toBe('1 delivery');
+    expect(plural(0, 'delivery', 'deliveries')).toBe('0 deliveries');
+  });
+
+  it('the simulation header: 1 clone, 2 clones', () => {
+    const { output, lines } = captured();
+    printSimulationSummary(
+      output,
+      {
+        flow: 'fleet',
+        runId: 'R1',
+        devices: 1,
+        badActors: { clone: 1, takeover: 2 },
+        provisioned: 1,
+        active: 1,
+        expectedState: 'ACTIVE',
+        deniedByReason: {},
+        legitimateFailures: {},
+        quarantinedByReason: {},
+        inQuarantine: { devices: 0, certificates: 0 },
+        admittedBadActors: [],
+        unquarantinedClones: [],
+        redelivered: 0,
+        duplicatesCreated: 0,
+        lost: 0,
+        lostSerials: [],
+        devicesPerSecond: 1,
+        durationMs: 1000,
+        stuck: 0,
+        errors: [],
+      } as never,
+      { tally: false },
+    );
+    expect(lines[0]).toBe('fleet flow, run R1: 1 device + 1 clone, 2 takeovers');
   });
 });
