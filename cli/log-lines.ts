@@ -108,6 +108,21 @@ export function hookDecision(logs: readonly LogEntry[]): HookDecision | undefine
   return undefined;
 }
 
+/**
+ * The hook's decision on one certificate (the `certificateId` its log line carries), the last one
+ * logged: how `fleetgate device provision` finds why RegisterThing was denied in the stack's log.
+ */
+export function hookDecisionFor(logs: readonly LogEntry[], certificateId: string): HookDecision | undefined {
+  return hookDecision(
+    logs.filter(
+      (log) =>
+        'entry' in log &&
+        functionOf(log.entry) === 'preProvisionHook' &&
+        log.entry.certificateId === certificateId,
+    ),
+  );
+}
+
 /** The entries at WARN or above: what an operator should read after an invocation. */
 export function warnings(logs: readonly LogEntry[]): LogEntry[] {
   return logs.filter(

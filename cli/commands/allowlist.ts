@@ -8,6 +8,8 @@ import {
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { CommandFailure, type Output, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { operatorName } from '../operator';
+import { plural } from '../plural';
 import { resolveStoreTarget } from '../target';
 
 interface ImportOptions {
@@ -59,7 +61,7 @@ function importSettings(
 
 function printSummary(output: Output, summary: ImportSummary, seconds: number): void {
   output.say(
-    `${summary.rows} rows: ${summary.imported} imported, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.rejected.length} rejected (${seconds.toFixed(1)} s)`,
+    `${plural(summary.rows, 'row')}: ${summary.imported} imported, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.rejected.length} rejected (${seconds.toFixed(1)} s)`,
   );
   for (const { line, reason } of summary.rejected.slice(0, 50)) output.say(`  line ${line}: ${reason}`);
   if (summary.rejected.length > 50)
@@ -77,7 +79,7 @@ async function runImport(file: string, options: ImportOptions, output: Output): 
       store: target.store,
       serialPattern,
       now: new Date().toISOString(),
-      actor: `cli:allowlist-import:${process.env.USER ?? 'unknown'}`,
+      actor: `cli:allowlist-import:${operatorName()}`,
       newId: randomUUID,
       concurrency,
       // A file can be read twice: in-file duplicates by hash, each hit confirmed (flat memory).

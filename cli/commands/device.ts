@@ -5,8 +5,18 @@
  * live under `.fleetgate/devices/<name>/`; private keys are generated here and never printed.
  */
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { IoTClient } from '@aws-sdk/client-iot';
 import type { MqttClient } from 'mqtt';
 import { connectDevice, fleetRequest, fleetTopics } from '../../local/mqtt/client';
@@ -18,13 +28,14 @@ import {
 } from '../../local/mqtt/fleet-setup';
 import { projectRoot } from '../../local/paths';
 import { createCsr, exportPrivateKeyPem } from '../../local/pki';
-import { readStackFile } from '../../local/stack-file';
+import { readStackFile, stackLogPath } from '../../local/stack-file';
 import type { DeclaredIotNames } from '../../local/stack-model';
 import { parseCertificatePem } from '../../shared/certificates';
 import { claimClientId } from '../../shared/domain/client-ids';
 import { anchorCertificateRecord } from '../../shared/store/records';
 import { ask, serveSession, sessionSocketPath } from '../device-session';
 import { CommandFailure, type Output, UsageError } from '../io';
+import { type HookDecision, hookDecisionFor, parseLogLine } from '../log-lines';
 import { type CommandRegistry, contract } from '../main';
 import { resolveStoreTarget } from '../target';
 
@@ -313,7 +324,9 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
                     parameters: { SerialNumber: options.serial },
                   },
                 );
-                if (!registered.accepted) throw rejected('RegisterThing', registered.body);
+                if (!registered.accepted) {
+                  throw await hookRejection(registered.body, String(created.body.certificateId ?? ''));
+                }
                 provisioned = {
                   certificateId: String(created.body.certificateId),
                   certificatePem: String(created.body.certificatePem),
@@ -627,6 +640,50 @@ async function readDevice(serial: string, endpoint: Endpoint) {
   } finally {
     await target.close();
   }
+}
+
+/**
+ * A denied RegisterThing: IoT answers the device only `403 AccessDenied (Provisioning was denied by
+ * the pre-provisioning hook)`, as AWS does. The reason is in the hook's log line (never a PEM):
+ * read from the local stack's log, matched on the new certificate's id; else where to look.
+ */
+async function hookRejection(body: Record<string, unknown>, certificateId: string): Promise<CommandFailure> {
+  const failure = rejected('RegisterThing', body);
+  if (body.errorCode !== 'AccessDenied') return failure;
+  const decision = certificateId ? await hookDecisionFromStackLog(certificateId) : undefined;
+  const where = 'the hook’s log: `fleetgate logs --function preProvisionHook`';
+  const why = decision?.reason
+    ? `reason: ${decision.reason}${decision.detail ? ` — ${decision.detail}` : ''} (${where})`
+    : `why: ${where}`;
+  return new CommandFailure(`${failure.message}; ${why}`, {
+    rejected: body,
+    ...(decision?.reason ? { hook: decision } : {}),
+  });
+}
+
+/** The hook writes its line as it answers; the log may lag the answer by a moment. */
+async function hookDecisionFromStackLog(certificateId: string): Promise<HookDecision | undefined> {
+  const file = stackLogPath();
+  for (let attempt = 0; attempt < 10; attempt += 1) {
+    if (existsSync(file)) {
+      const size = statSync(file).size;
+      const fd = openSync(file, 'r');
+      try {
+        const length = Math.min(size, 512 * 1024);
+        const buffer = Buffer.alloc(length);
+        readSync(fd, buffer, 0, length, size - length);
+        const decision = hookDecisionFor(
+          buffer.toString('utf8').split('\n').map(parseLogLine),
+          certificateId,
+        );
+        if (decision) return decision;
+      } finally {
+        closeSync(fd);
+      }
+    }
+    await sleep(100);
+  }
+  return undefined;
 }
 
 function rejected(operation: string, body: Record<string, unknown>): CommandFailure {

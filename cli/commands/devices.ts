@@ -1,6 +1,6 @@
 import { DEVICE_STATES, type DeviceState } from '../../shared/domain/device-state';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
-import type { DeviceRecord } from '../../shared/store/records';
+import type { DeviceRecord, HistoryEntry } from '../../shared/store/records';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
 import { formatTable, shortId } from '../table';
@@ -17,8 +17,18 @@ interface ListOptions extends StoreOptions {
   limit: string;
 }
 
+/**
+ * The certificate to show: the proven one, else the one issued or registered but not yet proven
+ * (a PROVISIONING device, e.g. a factory-imported one that never connected), marked `(pending)`.
+ */
+export function certificateCell(device: DeviceRecord): string | undefined {
+  if (device.certificateId) return shortId(device.certificateId);
+  return device.pendingCertificateId ? `${shortId(device.pendingCertificateId)} (pending)` : undefined;
+}
+
 function describeDevice(device: DeviceRecord): string {
-  const cert = device.certificateId ? ` cert ${device.certificateId.slice(0, 12)}…` : '';
+  const shown = certificateCell(device);
+  const cert = shown ? ` cert ${shown}` : '';
   return `${device.serial}  ${device.state}${device.thingName ? `  ${device.thingName}` : ''}${cert}`;
 }
 
@@ -29,7 +39,7 @@ export function deviceTable(devices: readonly DeviceRecord[]): string[] {
       { header: 'SERIAL', value: (d) => d.serial },
       { header: 'STATE', value: (d) => d.state },
       { header: 'THING', value: (d) => d.thingName },
-      { header: 'CERTIFICATE', value: (d) => shortId(d.certificateId) },
+      { header: 'CERTIFICATE', value: (d) => certificateCell(d) },
       { header: 'UPDATED', value: (d) => d.updatedAt },
     ],
     devices,
@@ -103,17 +113,27 @@ async function runGet(serial: string, options: StoreOptions, output: Output): Pr
   });
 }
 
+/** The operator's own words on a quarantine (`quarantine add --reason "free text"`). */
+function noteOf(entry: HistoryEntry): string | undefined {
+  const detail = entry.detail as { evidence?: { note?: unknown } } | undefined;
+  const note = detail?.evidence?.note;
+  return typeof note === 'string' && note ? note : undefined;
+}
+
+/** One history entry for people: when, what, the move, who, and why (code and note). */
+export function historyLine(entry: HistoryEntry): string {
+  const move = entry.from || entry.to ? ` ${entry.from ?? '∅'} → ${entry.to ?? '∅'}` : '';
+  const note = noteOf(entry);
+  const why = entry.reason ? ` (${entry.reason}${note ? `: ${note}` : ''})` : note ? ` (${note})` : '';
+  return `${entry.at}  ${entry.event}${move}  by ${entry.actor}${why}`;
+}
+
 async function runHistory(serial: string, options: StoreOptions, output: Output): Promise<unknown> {
   return withStore(options, output, async (target) => {
     const device = await target.store.getDevice(serial);
     if (!device) throw new CommandFailure(`no device ${serial} in ${target.tableName}`);
     const history = await target.store.history(serial);
-    for (const entry of history) {
-      const move = entry.from || entry.to ? ` ${entry.from ?? '∅'} → ${entry.to ?? '∅'}` : '';
-      output.say(
-        `${entry.at}  ${entry.event}${move}  by ${entry.actor}${entry.reason ? ` (${entry.reason})` : ''}`,
-      );
-    }
+    for (const entry of history) output.say(historyLine(entry));
     return { serial, state: device.state, history };
   });
 }

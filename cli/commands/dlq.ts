@@ -53,8 +53,11 @@ export function deadLetterTable(queues: readonly DeadLetterListing[]): string[] 
     queues,
   );
   for (const queue of queues) {
-    for (const message of queue.messages ?? [])
-      lines.push(`  ${queue.queue}  ${message.messageId}  ${message.body}`);
+    for (const message of queue.messages ?? []) {
+      // Why it is there: the consumer's reason, or SQS's redrive after maxReceiveCount receives.
+      const why = `reason: ${message.reason ?? '(none attached: redriven by SQS after maxReceiveCount receives)'}`;
+      lines.push(`  ${queue.queue}  ${message.messageId}  ${why}  ${message.body}`);
+    }
   }
   return lines;
 }

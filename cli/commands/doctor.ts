@@ -45,13 +45,21 @@ interface DoctorTarget {
   stage: string;
   region: string;
   tableName?: string;
+  /** The local endpoints the checks ran against (a running stack or AWS_ENDPOINT_URL_*). */
+  endpoints?: LocalEndpoints;
   dynamodb: DynamoDBClient;
   sqs: SQSClient;
   iot: IoTClient;
   close(): Promise<void>;
 }
 
-function clients(endpoints: { dynamodb?: string; sqs?: string; iot?: string }, region: string) {
+interface LocalEndpoints {
+  dynamodb?: string;
+  sqs?: string;
+  iot?: string;
+}
+
+function clients(endpoints: LocalEndpoints, region: string) {
   const local = (endpoint: string | undefined) =>
     endpoint ? { endpoint, region, credentials: LOCAL_CREDENTIALS } : { region };
   return {
@@ -95,6 +103,7 @@ async function resolveDoctorTarget(options: DoctorOptions, output: Output): Prom
       via: 'stack',
       stage: options.stage ?? 'local',
       region: stack.region,
+      endpoints: { dynamodb: stack.endpoints.dynamodb, sqs: stack.endpoints.sqs, iot: stack.endpoints.iot },
       // The stack's table follows its stage; another --stage names another table.
       ...(options.stage ? {} : { tableName: stack.tableName }),
       ...made,
@@ -113,6 +122,7 @@ async function resolveDoctorTarget(options: DoctorOptions, output: Output): Prom
       via: 'env',
       stage: options.stage ?? 'local',
       region,
+      endpoints: env,
       ...(process.env.TABLE_NAME ? { tableName: process.env.TABLE_NAME } : {}),
       ...made,
       close: async () => destroyer(made)(),
@@ -237,6 +247,34 @@ async function awsOnlyChecks(
 
 const MARK = { ok: '✔', warn: '!', fail: '✖' } as const;
 
+const AWS_CLI_COMMAND = /\baws (iot|dynamodb|sqs) /g;
+
+/**
+ * The `aws …` commands of the fixes, pointed at the local endpoints the checks ran against (a bare
+ * `aws iot …` would go to AWS). Without endpoints (AWS, or an ephemeral stack gone after this
+ * command) the fixes are left as they are.
+ */
+export function pointFixesAt(checks: CheckResult[], endpoints: LocalEndpoints | undefined): CheckResult[] {
+  if (!endpoints) return checks;
+  return checks.map((check) => {
+    if (!check.fix) return check;
+    const fix = check.fix.replace(AWS_CLI_COMMAND, (command, service: keyof LocalEndpoints) => {
+      const endpoint = endpoints[service];
+      return endpoint ? `aws --endpoint-url ${endpoint} ${service} ` : command;
+    });
+    return { ...check, fix };
+  });
+}
+
+/** Printed once under the fixes when one of them runs the AWS CLI against the local stack. */
+function awsCliNote(target: DoctorTarget, printed: CheckResult[]): string | undefined {
+  if (target.via === 'aws' || !printed.some((check) => /\baws /.test(check.fix ?? ''))) return undefined;
+  const how = `the aws commands need credentials and a region, any value: \`AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=${target.region} aws …\``;
+  return target.via === 'ephemeral'
+    ? `note: this stack was started for this command only: run the aws commands against \`fleetgate local up\`'s endpoints (\`fleetgate local status\`, iot line); ${how} (README: The AWS CLI against the local stack)`
+    : `note: ${how} (README: The AWS CLI against the local stack)`;
+}
+
 /** `fleetgate doctor` */
 export function registerDoctorCommand({ program, setExitCode }: CommandRegistry): void {
   program
@@ -261,13 +299,19 @@ export function registerDoctorCommand({ program, setExitCode }: CommandRegistry)
             ...(target.tableName ? { tableName: target.tableName } : {}),
             ...(process.env.TRUSTED_CA_IDS !== undefined ? { trustedCaIds: process.env.TRUSTED_CA_IDS } : {}),
           });
-          const checks = await runDoctorChecks(target, expected);
+          const checks = pointFixesAt(await runDoctorChecks(target, expected), target.endpoints);
           if (strict) checks.push(...(await awsOnlyChecks(target, model, expected.table.name)));
+          const printed: CheckResult[] = [];
           for (const check of checks) {
             const mark = !check.ok ? MARK.fail : check.warn ? MARK.warn : MARK.ok;
             output.say(`${mark} ${check.name}: ${check.detail}`);
-            if (check.fix && (!check.ok || check.warn)) output.say(`    fix: ${check.fix}`);
+            if (check.fix && (!check.ok || check.warn)) {
+              output.say(`    fix: ${check.fix}`);
+              printed.push(check);
+            }
           }
+          const note = awsCliNote(target, printed);
+          if (note) output.say(note);
           failed = checks.filter((check) => !check.ok);
           return {
             ok: failed.length === 0,

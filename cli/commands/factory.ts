@@ -16,6 +16,7 @@ import { FactoryImportError, importFactoryBatch } from '../../shared/factory/imp
 import { IotRegistry, iotClient } from '../../shared/iot/iot-registry';
 import { CommandFailure, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { plural } from '../plural';
 import { LOCAL_CREDENTIALS, resolveStoreTarget } from '../target';
 import { resolveIotTarget } from '../target-iot';
 
@@ -150,7 +151,7 @@ export function registerFactoryCommands({ program, setExitCode }: CommandRegistr
             const seconds = (performance.now() - started) / 1000;
             const { counts } = report;
             output.say(
-              `${batch.rows.length} rows: ${counts.registered} registered, ${counts['already-registered']} already registered, ${counts.rejected} rejected, ${counts['in-progress']} in progress, ${counts.failed} failed (${seconds.toFixed(1)} s)`,
+              `${plural(batch.rows.length, 'row')}: ${counts.registered} registered, ${counts['already-registered']} already registered, ${counts.rejected} rejected, ${counts['in-progress']} in progress, ${counts.failed} failed (${seconds.toFixed(1)} s)`,
             );
             for (const row of report.rows
               .filter((r) => r.status !== 'registered' && r.status !== 'already-registered')

@@ -24,6 +24,8 @@ import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { operatorName } from '../operator';
+import { plural } from '../plural';
 import { formatTable, shortId } from '../table';
 import { resolveStoreTarget } from '../target';
 import { type IotTarget, resolveIotTarget } from '../target-iot';
@@ -64,7 +66,7 @@ function requireIot(options: TargetOptions): IotTarget {
 }
 
 function operator(): string {
-  return `cli:${process.env.USER ?? 'unknown'}`;
+  return `cli:${operatorName()}`;
 }
 
 function describeDecision(result: DecisionResult): string {
@@ -111,7 +113,9 @@ function printListing(output: Output, listing: QuarantineListing): void {
     output.say('');
   }
   const counts = quarantineCounts(listing);
-  output.say(`${counts.devices} devices, ${counts.certificates} certificates in quarantine`);
+  output.say(
+    `${plural(counts.devices, 'device')}, ${plural(counts.certificates, 'certificate')} in quarantine`,
+  );
 }
 
 async function runList(options: TargetOptions & { reason?: string }, output: Output): Promise<unknown> {
@@ -216,17 +220,21 @@ async function addOutcome(store: ProvisioningStore, request: QuarantineRequest) 
   };
 }
 
-function sayAdded(output: Output, outcome: Awaited<ReturnType<typeof addOutcome>>, actor: string): void {
+function sayAdded(
+  output: Output,
+  outcome: Awaited<ReturnType<typeof addOutcome>>,
+  actor: string,
+  note?: string,
+): void {
+  const why = `${outcome.quarantine?.reason ?? '?'}${note ? `: ${note}` : ''}`;
   if (outcome.subject === 'certificate') {
-    output.say(
-      `certificate ${outcome.certificateId} quarantined by ${actor} (${outcome.quarantine?.reason ?? '?'})`,
-    );
+    output.say(`certificate ${outcome.certificateId} quarantined by ${actor} (${why})`);
     return;
   }
   if (outcome.outcome === 'quarantined') {
     const certificates = outcome.quarantine?.certificateIds?.map((id) => shortId(id)).join(', ');
     output.say(
-      `${outcome.serial} quarantined by ${actor} (${outcome.quarantine?.reason ?? '?'}): was ${outcome.previousState ?? '?'}${certificates ? `; certificates deactivated: ${certificates}` : ''}`,
+      `${outcome.serial} quarantined by ${actor} (${why}): was ${outcome.previousState ?? '?'}${certificates ? `; certificates deactivated: ${certificates}` : ''}`,
     );
     return;
   }
@@ -268,7 +276,7 @@ async function runAdd(subject: string, options: AddOptions, output: Output): Pro
       );
     }
     const outcome = await addOutcome(target.store, request);
-    sayAdded(output, outcome, request.actor ?? operator());
+    sayAdded(output, outcome, request.actor ?? operator(), reason.note);
     return { ...queued, processed: true, ...outcome };
   } finally {
     await target.close();

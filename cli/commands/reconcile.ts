@@ -8,6 +8,7 @@ import { createReportSink } from '../../shared/reports/report-sink';
 import { ReconcileStore } from '../../shared/store/reconcile-store';
 import { CommandFailure } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { plural } from '../plural';
 import { resolveStoreTarget } from '../target';
 import { resolveIotTarget } from '../target-iot';
 import { reportRun } from '../target-report';
@@ -82,7 +83,7 @@ export function registerReconcileCommand({ program, setExitCode }: CommandRegist
               for (const [kind, count] of Object.entries(summary.counts))
                 output.say(`  ${kind.padEnd(30)} ${count}`);
               output.say(
-                `  listed ${summary.certificatesListed} certificates, ${summary.thingsListed} things; read ${summary.devicesRead} devices`,
+                `  listed ${plural(summary.certificatesListed, 'certificate')}, ${plural(summary.thingsListed, 'thing')}; read ${plural(summary.devicesRead, 'device')}`,
               );
               output.say(
                 `  IoT calls: ${Object.entries(summary.apiCalls)

@@ -15,6 +15,7 @@ import {
 } from '../events';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { plural } from '../plural';
 import { resolveStackTarget } from '../target';
 
 export { inferTopic, type RecordedEvent } from '../events';
@@ -248,7 +249,7 @@ function printOutcomes(output: Output, outcomes: readonly Outcome[], summary: Re
     output.say(`#${outcome.index} ${outcome.source}  ${outcome.topic}  ${where || 'no rule matched'}`);
   }
   output.say(
-    `${summary.deliveries} deliveries: ${summary.succeeded} succeeded, ${summary.deadLettered} dead-lettered, ${summary.pending} pending, ${summary.actionErrors} action errors, ${summary.unmatched} unmatched`,
+    `${plural(summary.deliveries, 'delivery', 'deliveries')}: ${summary.succeeded} succeeded, ${summary.deadLettered} dead-lettered, ${summary.pending} pending, ${plural(summary.actionErrors, 'action error')}, ${summary.unmatched} unmatched`,
   );
 }
 

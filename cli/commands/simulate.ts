@@ -15,6 +15,7 @@ import type { DeclaredIotNames } from '../../local/stack-model';
 import type { QuarantineCounts } from '../../shared/quarantine/operator';
 import { CommandFailure, type Output, progressBar, UsageError } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { plural } from '../plural';
 import { localStackOptions } from '../target';
 
 const FLOWS: readonly SimulationFlow[] = ['fleet', 'jitr', 'jitp', 'factory', 'trusted-user'];
@@ -48,10 +49,10 @@ export function printSimulationSummary(
   options: { tally?: boolean } = {},
 ): void {
   const bad = Object.entries(summary.badActors)
-    .map(([kind, n]) => `${n} ${kind}`)
+    .map(([kind, n]) => plural(n, kind))
     .join(', ');
   output.say(
-    `${summary.flow} flow, run ${summary.runId}: ${summary.devices} devices${bad ? ` + ${bad}` : ''}`,
+    `${summary.flow} flow, run ${summary.runId}: ${plural(summary.devices, 'device')}${bad ? ` + ${bad}` : ''}`,
   );
   output.say(
     `  provisioned      ${summary.provisioned} (${summary.active} ACTIVE in the store; expected ${summary.expectedState})`,

@@ -6,6 +6,7 @@ import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { CommandFailure, type Output } from '../io';
 import { type CommandRegistry, contract } from '../main';
+import { plural } from '../plural';
 import { resolveStoreTarget } from '../target';
 import { reportRun } from '../target-report';
 
@@ -72,7 +73,7 @@ function saySweep(
   output.say(`expiry sweep ${run.runId} as of ${run.now} (table ${run.tableName})`);
   for (const [name, count] of Object.entries(summary.counts)) output.say(`  ${name.padEnd(14)} ${count}`);
   output.say(
-    `  ${'at risk'.padEnd(14)} ${summary.atRisk} (${summary.rotationCandidates} devices should rotate)`,
+    `  ${'at risk'.padEnd(14)} ${summary.atRisk} (${plural(summary.rotationCandidates, 'device')} should rotate)`,
   );
   output.say(
     run.previousRunId

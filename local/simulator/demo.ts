@@ -85,7 +85,9 @@ export async function runDemo(
   const summaries: SimulationSummary[] = [];
   for (const flow of flows) {
     const fleet = DEMO_FLEETS[flow] ?? { devices: 0, clones: 0, invalid: 0 };
-    say(`${flow}: ${fleet.devices} devices, ${fleet.clones} clones, ${fleet.invalid} invalid …`);
+    say(
+      `${flow}: ${fleet.devices} device${fleet.devices === 1 ? '' : 's'}, ${fleet.clones} clone${fleet.clones === 1 ? '' : 's'}, ${fleet.invalid} invalid …`,
+    );
     summaries.push(
       await runSimulation(handle, {
         flow,

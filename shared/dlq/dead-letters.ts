@@ -24,6 +24,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
+import { DEAD_LETTER_REASON } from './dead-letter-sender';
 
 /** A queue of serverless.yml as the dead-letter tools need it (see local/stack-model.ts). */
 export interface QueueDeclaration {
@@ -73,7 +74,17 @@ export interface DeadLetterListing {
   count: number;
   /** ApproximateNumberOfMessagesNotVisible (being received right now). */
   inFlight: number;
-  messages?: Array<{ messageId: string; body: string; receiveCount: number; sentAt?: string }>;
+  /**
+   * `reason`: why the consumer sent it to the DLQ at once (its `fleetgate-dead-letter-reason`
+   * attribute); absent on a message SQS redrove after maxReceiveCount failed receives.
+   */
+  messages?: Array<{
+    messageId: string;
+    body: string;
+    receiveCount: number;
+    sentAt?: string;
+    reason?: string;
+  }>;
 }
 
 export interface ReplayResult {
@@ -353,6 +364,9 @@ export class DeadLetters {
       messageId: message.MessageId ?? '',
       body: (message.Body ?? '').slice(0, BODY_PREVIEW),
       receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 0),
+      ...(message.MessageAttributes?.[DEAD_LETTER_REASON]?.StringValue
+        ? { reason: message.MessageAttributes[DEAD_LETTER_REASON].StringValue }
+        : {}),
       ...(message.Attributes?.SentTimestamp
         ? { sentAt: new Date(Number(message.Attributes.SentTimestamp)).toISOString() }
         : {}),

@@ -29,6 +29,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { trustedCaIdsOf } from './ca-trust';
+import { HOW_TO_TRUST, noAutoRegisteringCaFix } from './jitr-fixes';
 
 /** One check's answer. `warn` is set on an ok check that still deserves a look. */
 export interface CheckResult {
@@ -296,10 +297,7 @@ export function checkJitr(
     const ready = autoRegistering.filter(([id]) => trusted(id));
     const untrusted = autoRegistering.filter(([id]) => !trusted(id)).map(([id]) => id);
     const soft = { ok: !expected.strict, ...(expected.strict ? {} : { warn: true }) };
-    const howToTrust =
-      'JITR trusts only the CAs you name: record it with `npx fleetgate certificates register <ca.pem> --kind ca`, ' +
-      'tag it (`aws iot tag-resource --resource-arn <CA arn> --tags Key=fleetgate:trusted,Value=true`) ' +
-      'or list its id in TRUSTED_CA_IDS (`--param trustedCaIds=<id>,…`) (docs/jitr-and-lifecycle.md)';
+    const howToTrust = HOW_TO_TRUST;
     if (ready.length === 0 && untrusted.length > 0) {
       return {
         name,
@@ -317,7 +315,7 @@ export function checkJitr(
         name,
         ...soft,
         detail: `no ACTIVE CA with auto-registration (${ids.length} CA(s) registered): JITR devices cannot register`,
-        fix: 'aws iot update-ca-certificate --certificate-id <id> --new-status ACTIVE --new-auto-registration-status ENABLE, then trust it: `npx fleetgate certificates register <ca.pem> --kind ca` (docs/jitr-and-lifecycle.md)',
+        fix: noAutoRegisteringCaFix(ids),
       };
     }
     return {

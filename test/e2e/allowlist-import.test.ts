@@ -55,7 +55,7 @@ describe('fleetgate allowlist import', () => {
     await writeFile(file, 'serial\nE2E-0100\n');
     const result = await fleetgate(['allowlist', 'import', file], env);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/1 rows: 1 imported, 0 updated, 0 unchanged, 0 rejected/);
+    expect(result.stdout).toMatch(/\b1 row: 1 imported, 0 updated, 0 unchanged, 0 rejected/);
   });
 
   it('exits 1 with a one-line reason when the file is not an allowlist', async () => {

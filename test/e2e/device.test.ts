@@ -145,8 +145,19 @@ describe('fleetgate device', () => {
     expect(denied.code).toBe(1);
     expect(denied.json()).toMatchObject({
       ok: false,
-      result: { rejected: { statusCode: 403, errorCode: 'AccessDenied' } },
+      result: {
+        // What the device got is AWS's generic answer; the hook's reason is the CLI's own addition.
+        rejected: {
+          statusCode: 403,
+          errorCode: 'AccessDenied',
+          errorMessage: 'Provisioning was denied by the pre-provisioning hook',
+        },
+        hook: { allowProvisioning: false, reason: 'SERIAL_NOT_ALLOWLISTED' },
+      },
     });
+    expect(denied.stderr).toContain('reason: SERIAL_NOT_ALLOWLISTED');
+    expect(denied.stderr).toContain('fleetgate logs --function preProvisionHook');
+    expect(denied.stdout + denied.stderr).not.toContain('BEGIN');
     expect(usage.code).toBe(2);
   });
 });

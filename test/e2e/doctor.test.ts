@@ -60,6 +60,15 @@ describe('fleetgate doctor', () => {
       expect(check(report, name)?.warn, name).toBeUndefined();
     }
     expect(check(report, 'jitr')).toMatchObject({ ok: true, warn: true, fix: expect.any(String) });
+    // No CA at all: the fix registers one (nothing to update), with the AWS CLI pointed at this stack.
+    const jitrFix = check(report, 'jitr')?.fix ?? '';
+    expect(jitrFix).toContain(`aws --endpoint-url ${up.endpoints.iot} iot get-registration-code`);
+    expect(jitrFix).toContain(`aws --endpoint-url ${up.endpoints.iot} iot register-ca-certificate`);
+    expect(jitrFix).not.toContain('update-ca-certificate');
+    const human = await fleetgate(['doctor'], env);
+    expect(human.stdout).toContain(`    fix: register your device CA`);
+    expect(human.stdout).toMatch(/^note: the aws commands need credentials and a region, any value: /m);
+    expect(human.stdout).toContain('AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local');
 
     const iot = new IoTClient({
       endpoint: up.endpoints.iot,

@@ -62,6 +62,19 @@ describe('events/ samples, each through its documented command', () => {
     for (const row of rows) expect(row.args.join(' ')).toContain(`events/${row.sample}`);
   });
 
+  it('documents what a JITR registration sample really does: the function’s reason, not a bare "succeeded"', () => {
+    // `replay` prints `registerCertificate: succeeded` for an event the function ignored; the
+    // samples' certificates exist in no emulator, so the truthful outcome is the reason it logs.
+    const registrations = rows.filter((row) =>
+      /^jitr\/certificate-registered(?!-malformed)/.test(row.sample),
+    );
+    expect(registrations.length).toBe(4);
+    for (const row of registrations) {
+      expect(row.args.slice(0, 2), row.sample).toEqual(['invoke', 'registerCertificate']);
+      expect(row.text, row.sample).toBe('reason=CERTIFICATE_NOT_FOUND');
+    }
+  });
+
   it('every sample gives the documented exit code and output', async () => {
     const failures: string[] = [];
     for (const row of rows) {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { plural } from '../../cli/plural';
 import { serialFor } from '../../local/simulator/plan';
 import type { SimulationSummary } from '../../local/simulator/simulate';
 import { readStackFile } from '../../local/stack-file';
@@ -158,7 +159,7 @@ describe('what the operator finds afterwards', () => {
     expect(listing.counts.devices + listing.counts.certificates).toBeGreaterThan(0);
     const human = await fleetgate(['quarantine', 'list'], env);
     expect(human.stdout).toContain(
-      `${listing.counts.devices} devices, ${listing.counts.certificates} certificates in quarantine`,
+      `${plural(listing.counts.devices, 'device')}, ${plural(listing.counts.certificates, 'certificate')} in quarantine`,
     );
   });
 

@@ -212,6 +212,35 @@ describe('checkJitr', () => {
     expect(await checkJitr(iot, local)).toMatchObject({ ok: true, warn: true });
   });
 
+  it('with no CA registered at all, says how to register one (there is no id to update)', async () => {
+    cas([]);
+    const result = await checkJitr(iot, expected);
+    expect(result).toMatchObject({ ok: false, detail: expect.stringContaining('0 CA(s) registered') });
+    expect(result.fix).not.toContain('update-ca-certificate');
+    expect(result.fix).toContain('aws iot get-registration-code');
+    expect(result.fix).toContain('aws iot register-ca-certificate');
+    expect(result.fix).toContain(
+      '--verification-cert file://verification.pem --set-as-active --allow-auto-registration',
+    );
+    expect(result.fix).toContain('fleetgate certificates register <ca.pem> --kind ca');
+  });
+
+  it('with CAs registered but none auto-registering, switches one on (naming it when there is one)', async () => {
+    cas([{ id: 'a'.repeat(64), status: 'INACTIVE', auto: 'DISABLE' }]);
+    const one = await checkJitr(iot, expected);
+    expect(one.fix).toContain(
+      `aws iot update-ca-certificate --certificate-id ${'a'.repeat(64)} --new-status ACTIVE`,
+    );
+    expect(one.fix).not.toContain('register-ca-certificate');
+    cas([
+      { id: 'a'.repeat(64), status: 'INACTIVE', auto: 'DISABLE' },
+      { id: 'b'.repeat(64), status: 'ACTIVE', auto: 'DISABLE' },
+    ]);
+    const two = await checkJitr(iot, expected);
+    expect(two.fix).toContain('update-ca-certificate --certificate-id <id>');
+    expect(two.fix).toContain('aws iot list-ca-certificates');
+  });
+
   it('fails when a TRUSTED_CA_IDS entry is not registered or not ACTIVE', async () => {
     cas([
       { id: 'a'.repeat(64), status: 'ACTIVE', auto: 'ENABLE' },

@@ -149,6 +149,9 @@ describe('dead letters of the quarantine queue', { timeout: 150_000 }, () => {
     expect(dlq?.messages?.map((message) => message.body).sort()).toEqual(
       [JSON.stringify(tooEarly), poison].sort(),
     );
+    // `dlq list --messages` says why: the reason attribute of each copy.
+    expect(dlq?.messages?.find((message) => message.body === poison)?.reason).toMatch(/^body: Invalid JSON/);
+    expect(dlq?.messages?.every((message) => typeof message.reason === 'string')).toBe(true);
     expect(await queueDepth(sqs.client, url('QuarantineQueue'))).toBe(0);
     // At once: one receive each, not maxReceiveCount of them.
     const logged = worker.errorLogs.filter((log) => log.fields.messageId === sent.MessageId);
