@@ -65,10 +65,12 @@ type Case = [string, PolicyStatement[], AuthorizationRequest];
 const SWEEP_KEYS = { 'dynamodb:LeadingKeys': ['SWEEP#*'] };
 
 const CASES: Case[] = [
-  ...[
-    ['matching', 'SWEEP#2026'],
-    ['another partition', 'DEVICE#SN1'],
-  ].map(
+  ...(
+    [
+      ['matching', 'SWEEP#2026'],
+      ['another partition', 'DEVICE#SN1'],
+    ] as const
+  ).map(
     ([which, key]): Case => [
       `ForAllValues:StringLike LeadingKeys, ${which}`,
       ...allowIf(
