@@ -12,23 +12,23 @@ import {
   ListThingGroupsForThingCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator/index';
+import type { IotEmulator } from '../../../local/iot-emulator/index';
 import { parseCertificatePem } from '../../../shared/certificates';
 import { listQuarantine, rejectQuarantine, releaseQuarantine } from '../../../shared/quarantine/operator';
 import { anchorCertificateRecord, type CertificateStatus } from '../../../shared/store/records';
 import { createCa, issueTestCertificate } from '../../support/certs';
-import { createTestTable, type TestTable } from '../../support/dynamo';
+import type { TestTable } from '../../support/dynamo';
 import { buildTestHook } from '../../support/hook';
 import { RecordingDeadLetters } from '../../support/jitr';
 import { lambdaContext } from '../../support/lambda';
 import {
   buildTestWorker,
-  iotClientFor,
   prepareTestAccount,
   QUARANTINE_GROUP,
   quarantineRequest,
   seedActiveDevice,
   sqsEvent,
+  startQuarantineAccount,
   type TestWorker,
 } from '../../support/quarantine';
 
@@ -41,9 +41,7 @@ const deadLetters = new RecordingDeadLetters();
 const context = () => lambdaContext('fleetgate-local-quarantineDevice', 30_000);
 
 beforeAll(async () => {
-  [table, emulator] = await Promise.all([createTestTable('quarantine'), startIotEmulator()]);
-  iot = iotClientFor(emulator);
-  await prepareTestAccount(iot);
+  ({ table, emulator, iot } = await startQuarantineAccount('quarantine'));
   worker = buildTestWorker(table, iot, deadLetters);
 });
 afterAll(async () => {
