@@ -23,9 +23,9 @@ import {
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { CommandFailure, type Output, UsageError } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { formatTable, shortId } from '../table';
-import { resolveStoreTarget } from '../target';
+import { jsonAndTarget, resolveStoreTarget, withStore } from '../target';
 import { type IotTarget, resolveIotTarget } from '../target-iot';
 
 interface TargetOptions {
@@ -115,8 +115,7 @@ function printListing(output: Output, listing: QuarantineListing): void {
 }
 
 async function runList(options: TargetOptions & { reason?: string }, output: Output): Promise<unknown> {
-  const target = await resolveStoreTarget(options, output);
-  try {
+  return withStore(options, output, async (target) => {
     const listing = await listQuarantine(
       { store: target.store, quarantineStore: new QuarantineStore(target.store) },
       options.reason ? { reason: options.reason } : {},
@@ -128,9 +127,7 @@ async function runList(options: TargetOptions & { reason?: string }, output: Out
       certificates: listing.certificates,
       counts: quarantineCounts(listing),
     };
-  } finally {
-    await target.close();
-  }
+  });
 }
 
 // ---- add -------------------------------------------------------------------------------------
@@ -252,8 +249,7 @@ async function sendRequest(request: QuarantineRequest, options: AddOptions): Pro
 async function runAdd(subject: string, options: AddOptions, output: Output): Promise<unknown> {
   const reason = operatorReason(options.reason);
   const wait = waitSeconds(options.wait);
-  const target = await resolveStoreTarget(options, output);
-  try {
+  return withStore(options, output, async (target) => {
     const request = await operatorRequest(target.store, subject, reason);
     const queue = await sendRequest(request, options);
     const queued = { requestId: request.requestId, reason: request.reason, actor: request.actor, queue };
@@ -270,9 +266,7 @@ async function runAdd(subject: string, options: AddOptions, output: Output): Pro
     const outcome = await addOutcome(target.store, request);
     sayAdded(output, outcome, request.actor ?? operator());
     return { ...queued, processed: true, ...outcome };
-  } finally {
-    await target.close();
-  }
+  });
 }
 
 // ---- release / reject / prepare ----------------------------------------------------------------
@@ -332,22 +326,18 @@ async function runPrepare(
 }
 
 /** `fleetgate quarantine …` */
-export function registerQuarantineCommands({ program, setExitCode }: CommandRegistry): void {
+export function registerQuarantineCommands({ program, run }: CommandRegistry): void {
   const quarantine = program
     .command('quarantine')
     .description('Quarantine a device or certificate by hand; list quarantined ones; release or reject them');
   const withTarget = (command: ReturnType<typeof quarantine.command>) =>
-    command
-      .option('--json', 'print one JSON document')
-      .option('--target <target>', 'local (default) or aws')
+    jsonAndTarget(command)
       .option('--table <name>', 'table name (default: the stack’s, or TABLE_NAME)')
       .option('--stage <stage>', 'stage of the deployed names with --target aws (default dev)')
       .option(
         '--group <name>',
         'quarantine thing group (default: QUARANTINE_GROUP_NAME or fleetgate-<stage>-quarantine)',
       );
-  const run = (json: boolean | undefined, body: (output: Output) => Promise<unknown>) =>
-    contract(Boolean(json), body).then(setExitCode);
 
   withTarget(
     quarantine
