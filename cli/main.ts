@@ -62,6 +62,8 @@ export interface CommandRegistry {
   program: Command;
   /** Sets the exit code of the command that ran. */
   setExitCode(code: number): void;
+  /** Runs `action` under the contract (`json`: one JSON document) and sets the exit code from it. */
+  run(json: boolean | undefined, action: Action): Promise<void>;
 }
 
 /** A module of `cli/commands/` and the top-level commands it registers. */
@@ -204,11 +206,13 @@ export async function buildProgram(
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  const setExitCode = (code: number) => {
+    exitCode = code;
+  };
   const registry: CommandRegistry = {
     program,
-    setExitCode: (code) => {
-      exitCode = code;
-    },
+    setExitCode,
+    run: (json, action) => contract(Boolean(json), action).then(setExitCode),
   };
   const positional = argv.filter((arg) => !arg.startsWith('-'));
   // `fleetgate help devices` is `fleetgate devices --help`.

@@ -2,8 +2,10 @@
  * Where a command acts: the running local stack, explicit endpoints from the environment, AWS
  * (`--target aws`), or — when none is running — an ephemeral local stack for this command only.
  */
+
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Command } from 'commander';
 // The local stack, DynamoDB Local and serverless.yml's model are loaded only by the commands and
 // paths that use them (dynamic imports below): a command on a running stack starts fast.
 import type { StackEndpoints } from '../local/stack';
@@ -25,6 +27,27 @@ export interface StoreTarget {
   tableName: string;
   dynamodbEndpoint?: string;
   close(): Promise<void>;
+}
+
+/** `--json` and `--target local|aws`, the options of every command that reads or writes a target. */
+export function jsonAndTarget(command: Command): Command {
+  return command
+    .option('--json', 'print one JSON document')
+    .option('--target <target>', 'local (default) or aws');
+}
+
+/** Runs `body` on the store target `options` name and closes it. */
+export async function withStore<T>(
+  options: { target?: string; table?: string },
+  output: Output,
+  body: (target: StoreTarget) => Promise<T>,
+): Promise<T> {
+  const target = await resolveStoreTarget(options, output);
+  try {
+    return await body(target);
+  } finally {
+    await target.close();
+  }
 }
 
 export async function resolveStoreTarget(

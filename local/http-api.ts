@@ -21,6 +21,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import { listenLoopback } from './net';
 import type { FunctionSpec, HttpRouteSpec, JwtAuthorizerSpec } from './stack-model';
 
 export interface HttpApiOptions {
@@ -136,10 +137,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<LocalHttpAp
     }
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-  });
+  await listenLoopback(server, options.port ?? 0);
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,

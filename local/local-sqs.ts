@@ -7,7 +7,7 @@
 import type { Server } from 'node:http';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createSqsServer } from 'local-aws-sqs';
-import { freePort } from './net';
+import { freePort, stopOnce } from './net';
 import type { QueueSpec } from './stack-model';
 
 export interface LocalSqs {
@@ -45,18 +45,5 @@ export async function startLocalSqs(options: {
     );
     urls.set(queue.logicalId, out.QueueUrl ?? `${endpoint}/${options.accountId}/${queue.name}`);
   }
-  let stopped: Promise<void> | undefined;
-  return {
-    endpoint,
-    client,
-    urls,
-    stop: () => {
-      stopped ??= new Promise<void>((resolve) => {
-        client.destroy();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      });
-      return stopped;
-    },
-  };
+  return { endpoint, client, urls, stop: stopOnce(server, () => client.destroy()) };
 }

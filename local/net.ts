@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -13,6 +14,30 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** Starts `server` on 127.0.0.1:`port`; rejects when it cannot listen (the port is taken). */
+export function listenLoopback(server: HttpServer, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+}
+
+/**
+ * A `stop` for a local server, the same promise however often it is called: `release` first (the
+ * clients it holds), then the open connections are dropped and the server closes.
+ */
+export function stopOnce(server: HttpServer, release: () => void = () => {}): () => Promise<void> {
+  let stopped: Promise<void> | undefined;
+  return () => {
+    stopped ??= new Promise<void>((resolve) => {
+      release();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+    return stopped;
+  };
 }
 
 /** Polls `probe` until it returns true; rejects after `timeoutMs` or when `exited` settles first. */

@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { dirname, join, relative, sep } from 'node:path';
 import { AccessDeniedError, type Authorizer, accessKeyOf, type CallCheck } from './iam/authorizer';
 import { s3BucketArn, s3ObjectArn } from './iam/requests';
-import { freePort } from './net';
+import { freePort, listenLoopback, stopOnce } from './net';
 
 const MAX_OBJECT_BYTES = 64 * 1024 * 1024;
 const META_DIR = '.fleetgate-s3-meta';
@@ -57,22 +57,8 @@ export async function startLocalS3(options: {
       );
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
-  let stopped: Promise<void> | undefined;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    root: options.root,
-    stop: () => {
-      stopped ??= new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      });
-      return stopped;
-    },
-  };
+  await listenLoopback(server, port);
+  return { endpoint: `http://127.0.0.1:${port}`, root: options.root, stop: stopOnce(server) };
 }
 
 async function serve(req: IncomingMessage, res: ServerResponse, root: string, authorizer?: Authorizer) {

@@ -7,7 +7,7 @@ import {
 } from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
 import { CommandFailure, type Output, progressBar, UsageError } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { operatorName } from '../operator';
 import { plural } from '../plural';
 import { resolveStoreTarget } from '../target';
@@ -110,7 +110,7 @@ async function runImport(file: string, options: ImportOptions, output: Output): 
 }
 
 /** `fleetgate allowlist import <csv>` */
-export function registerAllowlistCommands({ program, setExitCode }: CommandRegistry): void {
+export function registerAllowlistCommands({ program, run }: CommandRegistry): void {
   const allowlist = program.command('allowlist').description('Manage the allowlist of device serials');
   allowlist
     .command('import')
@@ -124,6 +124,6 @@ export function registerAllowlistCommands({ program, setExitCode }: CommandRegis
     .option('--serial-pattern <regex>', 'serial format', process.env.SERIAL_PATTERN ?? DEFAULT_SERIAL_PATTERN)
     .option('--concurrency <n>', 'chunks of 100 rows written at once', '4')
     .action(async (file: string, options: ImportOptions) => {
-      setExitCode(await contract(Boolean(options.json), (output) => runImport(file, options, output)));
+      await run(options.json, (output) => runImport(file, options, output));
     });
 }

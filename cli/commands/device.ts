@@ -36,7 +36,7 @@ import { anchorCertificateRecord } from '../../shared/store/records';
 import { ask, serveSession, sessionSocketPath } from '../device-session';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type HookDecision, hookDecisionFor, parseLogLine } from '../log-lines';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { resolveStoreTarget } from '../target';
 
 /** What `.fleetgate/devices/<name>/device.json` records (no key material). */
@@ -192,7 +192,7 @@ function sayWhere(output: Output, endpoint: Endpoint): void {
 }
 
 /** `fleetgate device claim|provision|connect|rotate` */
-export function registerDeviceCommands({ program, setExitCode }: CommandRegistry): void {
+export function registerDeviceCommands({ program, run }: CommandRegistry): void {
   const device = program
     .command('device')
     .description('Play one device by hand over MQTT against the running local stack');
@@ -205,53 +205,51 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
     .argument('[name]', 'where to keep it: .fleetgate/devices/<name>/', 'claim')
     .option('--json', 'print one JSON document')
     .action(async (name: string, options: { json?: boolean }) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) =>
-          withEndpoint(async (endpoint) => {
-            const names = await fleet(endpoint);
-            const claim = await createClaimCertificate(endpoint.iot, names);
-            // The store knows its claim certificates: the expiry sweep watches them and
-            // reconciliation does not report them as unknown.
-            const target = await resolveStoreTarget({}, output);
-            try {
-              await target.store.putCertificateIfAbsent(
-                anchorCertificateRecord(parseCertificatePem(claim.certificatePem), {
-                  kind: 'CLAIM',
-                  now: new Date().toISOString(),
-                }),
-              );
-            } finally {
-              await target.close();
-            }
-            const paths = writeIdentity(
-              name,
-              { name, kind: 'claim', certificateId: claim.certificateId, templateName: names.templateName },
-              claim.certificatePem,
-              claim.privateKeyPem,
+      await run(options.json, async (output) =>
+        withEndpoint(async (endpoint) => {
+          const names = await fleet(endpoint);
+          const claim = await createClaimCertificate(endpoint.iot, names);
+          // The store knows its claim certificates: the expiry sweep watches them and
+          // reconciliation does not report them as unknown.
+          const target = await resolveStoreTarget({}, output);
+          try {
+            await target.store.putCertificateIfAbsent(
+              anchorCertificateRecord(parseCertificatePem(claim.certificatePem), {
+                kind: 'CLAIM',
+                now: new Date().toISOString(),
+              }),
             );
-            output.say(`claim certificate ${claim.certificateId}`);
-            output.say(`  certificate  ${paths.certificate}`);
-            output.say(`  private key  ${paths.privateKey}`);
-            sayWhere(output, endpoint);
-            output.say(
-              `  template     ${names.templateName} (pre-provisioning hook ${names.hookTargetArn?.split(':').pop() ?? 'none'})`,
-            );
-            output.say('allowlist the serials this claim may provision, e.g.:');
-            output.say(`  printf 'serial,allowedClaim\\nSN-0001,${claim.certificateId}\\n' > serials.csv`);
-            output.say('  npx fleetgate allowlist import serials.csv');
-            return {
-              name,
-              certificateId: claim.certificateId,
-              certificateFile: paths.certificate,
-              privateKeyFile: paths.privateKey,
-              caFile: endpoint.caFile,
-              endpoint: endpoint.url,
-              host: endpoint.host,
-              port: endpoint.port,
-              templateName: names.templateName,
-            };
-          }),
-        ),
+          } finally {
+            await target.close();
+          }
+          const paths = writeIdentity(
+            name,
+            { name, kind: 'claim', certificateId: claim.certificateId, templateName: names.templateName },
+            claim.certificatePem,
+            claim.privateKeyPem,
+          );
+          output.say(`claim certificate ${claim.certificateId}`);
+          output.say(`  certificate  ${paths.certificate}`);
+          output.say(`  private key  ${paths.privateKey}`);
+          sayWhere(output, endpoint);
+          output.say(
+            `  template     ${names.templateName} (pre-provisioning hook ${names.hookTargetArn?.split(':').pop() ?? 'none'})`,
+          );
+          output.say('allowlist the serials this claim may provision, e.g.:');
+          output.say(`  printf 'serial,allowedClaim\\nSN-0001,${claim.certificateId}\\n' > serials.csv`);
+          output.say('  npx fleetgate allowlist import serials.csv');
+          return {
+            name,
+            certificateId: claim.certificateId,
+            certificateFile: paths.certificate,
+            privateKeyFile: paths.privateKey,
+            caFile: endpoint.caFile,
+            endpoint: endpoint.url,
+            host: endpoint.host,
+            port: endpoint.port,
+            templateName: names.templateName,
+          };
+        }),
       );
     });
 
@@ -281,98 +279,96 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
           json?: boolean;
         },
       ) => {
-        setExitCode(
-          await contract(Boolean(options.json), async (output) => {
-            const format = options.format;
-            if (format !== 'json' && format !== 'cbor') throw new UsageError('--format must be json or cbor');
-            if (Boolean(options.claimCert) !== Boolean(options.claimKey))
-              throw new UsageError('--claim-cert and --claim-key go together');
-            deviceDir(name);
-            return withEndpoint(async (endpoint) => {
-              const claim: { certificatePem: string; privateKeyPem: string; file?: DeviceFile } =
-                options.claimCert && options.claimKey
-                  ? {
-                      certificatePem: readFileSync(options.claimCert, 'utf8'),
-                      privateKeyPem: readFileSync(options.claimKey, 'utf8'),
-                    }
-                  : readIdentity(options.claim);
-              // A temporary claim works only with the template it was issued for (trusted user).
-              const templateName =
-                options.template ??
-                (claim.file?.kind === 'temporary-claim' ? claim.file.templateName : undefined) ??
-                endpoint.declared.fleetTemplateName ??
-                (await fleet(endpoint)).templateName;
-              const client = await connectOrFail(endpoint, claim, claimClientId(options.serial));
-              let provisioned: { certificateId: string; certificatePem: string; thingName: string };
-              const csr = await createCsr({ subject: { commonName: options.serial } });
-              try {
-                const created = await fleetRequest(
-                  client,
-                  fleetTopics.createCertificateFromCsr(format),
-                  format,
-                  {
-                    certificateSigningRequest: csr.csrPem,
-                  },
-                );
-                if (!created.accepted) throw rejected('CreateCertificateFromCsr', created.body);
-                const registered = await fleetRequest(
-                  client,
-                  fleetTopics.registerThing(templateName, format),
-                  format,
-                  {
-                    certificateOwnershipToken: created.body.certificateOwnershipToken,
-                    parameters: { SerialNumber: options.serial },
-                  },
-                );
-                if (!registered.accepted) {
-                  throw await hookRejection(registered.body, String(created.body.certificateId ?? ''));
-                }
-                provisioned = {
-                  certificateId: String(created.body.certificateId),
-                  certificatePem: String(created.body.certificatePem),
-                  thingName: String(registered.body.thingName),
-                };
-              } finally {
-                await client.endAsync();
-              }
-              const paths = writeIdentity(
-                name,
+        await run(options.json, async (output) => {
+          const format = options.format;
+          if (format !== 'json' && format !== 'cbor') throw new UsageError('--format must be json or cbor');
+          if (Boolean(options.claimCert) !== Boolean(options.claimKey))
+            throw new UsageError('--claim-cert and --claim-key go together');
+          deviceDir(name);
+          return withEndpoint(async (endpoint) => {
+            const claim: { certificatePem: string; privateKeyPem: string; file?: DeviceFile } =
+              options.claimCert && options.claimKey
+                ? {
+                    certificatePem: readFileSync(options.claimCert, 'utf8'),
+                    privateKeyPem: readFileSync(options.claimKey, 'utf8'),
+                  }
+                : readIdentity(options.claim);
+            // A temporary claim works only with the template it was issued for (trusted user).
+            const templateName =
+              options.template ??
+              (claim.file?.kind === 'temporary-claim' ? claim.file.templateName : undefined) ??
+              endpoint.declared.fleetTemplateName ??
+              (await fleet(endpoint)).templateName;
+            const client = await connectOrFail(endpoint, claim, claimClientId(options.serial));
+            let provisioned: { certificateId: string; certificatePem: string; thingName: string };
+            const csr = await createCsr({ subject: { commonName: options.serial } });
+            try {
+              const created = await fleetRequest(
+                client,
+                fleetTopics.createCertificateFromCsr(format),
+                format,
                 {
-                  name,
-                  kind: 'device',
-                  certificateId: provisioned.certificateId,
-                  serial: options.serial,
-                  thingName: provisioned.thingName,
-                  templateName,
-                  provisionedAt: new Date().toISOString(),
+                  certificateSigningRequest: csr.csrPem,
                 },
-                provisioned.certificatePem,
-                await exportPrivateKeyPem(csr.keys.privateKey),
               );
-              // The first connection with the new certificate is what turns the device ACTIVE.
-              const deviceClient = await connectOrFail(endpoint, readIdentity(name), provisioned.thingName);
-              await deviceClient.endAsync();
-              output.say(`provisioned ${options.serial} as thing ${provisioned.thingName}`);
-              output.say(`  certificate  ${provisioned.certificateId}`);
-              output.say(`  files        ${paths.dir}`);
-              sayWhere(output, endpoint);
-              output.say(
-                `connected once as ${provisioned.thingName}; next: npx fleetgate device connect ${name}`,
+              if (!created.accepted) throw rejected('CreateCertificateFromCsr', created.body);
+              const registered = await fleetRequest(
+                client,
+                fleetTopics.registerThing(templateName, format),
+                format,
+                {
+                  certificateOwnershipToken: created.body.certificateOwnershipToken,
+                  parameters: { SerialNumber: options.serial },
+                },
               );
-              return {
+              if (!registered.accepted) {
+                throw await hookRejection(registered.body, String(created.body.certificateId ?? ''));
+              }
+              provisioned = {
+                certificateId: String(created.body.certificateId),
+                certificatePem: String(created.body.certificatePem),
+                thingName: String(registered.body.thingName),
+              };
+            } finally {
+              await client.endAsync();
+            }
+            const paths = writeIdentity(
+              name,
+              {
                 name,
+                kind: 'device',
+                certificateId: provisioned.certificateId,
                 serial: options.serial,
                 thingName: provisioned.thingName,
-                certificateId: provisioned.certificateId,
-                format,
-                certificateFile: paths.certificate,
-                privateKeyFile: paths.privateKey,
-                caFile: endpoint.caFile,
-                endpoint: endpoint.url,
-              };
-            });
-          }),
-        );
+                templateName,
+                provisionedAt: new Date().toISOString(),
+              },
+              provisioned.certificatePem,
+              await exportPrivateKeyPem(csr.keys.privateKey),
+            );
+            // The first connection with the new certificate is what turns the device ACTIVE.
+            const deviceClient = await connectOrFail(endpoint, readIdentity(name), provisioned.thingName);
+            await deviceClient.endAsync();
+            output.say(`provisioned ${options.serial} as thing ${provisioned.thingName}`);
+            output.say(`  certificate  ${provisioned.certificateId}`);
+            output.say(`  files        ${paths.dir}`);
+            sayWhere(output, endpoint);
+            output.say(
+              `connected once as ${provisioned.thingName}; next: npx fleetgate device connect ${name}`,
+            );
+            return {
+              name,
+              serial: options.serial,
+              thingName: provisioned.thingName,
+              certificateId: provisioned.certificateId,
+              format,
+              certificateFile: paths.certificate,
+              privateKeyFile: paths.privateKey,
+              caFile: endpoint.caFile,
+              endpoint: endpoint.url,
+            };
+          });
+        });
       },
     );
 
@@ -385,16 +381,14 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
     .option('--for <seconds>', 'stay connected this long (default: until Ctrl-C; 0 with --json)')
     .option('--json', 'print one JSON document')
     .action(async (name: string, options: { for?: string; json?: boolean }) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const seconds =
-            options.for === undefined ? (options.json ? 0 : Number.POSITIVE_INFINITY) : Number(options.for);
-          if (!(seconds >= 0)) throw new UsageError('--for must be a number of seconds ≥ 0');
-          const identity = readIdentity(name);
-          const clientId = identity.file.thingName ?? name;
-          return withEndpoint((endpoint) => holdSession(name, identity, clientId, seconds, endpoint, output));
-        }),
-      );
+      await run(options.json, async (output) => {
+        const seconds =
+          options.for === undefined ? (options.json ? 0 : Number.POSITIVE_INFINITY) : Number(options.for);
+        if (!(seconds >= 0)) throw new UsageError('--for must be a number of seconds ≥ 0');
+        const identity = readIdentity(name);
+        const clientId = identity.file.thingName ?? name;
+        return withEndpoint((endpoint) => holdSession(name, identity, clientId, seconds, endpoint, output));
+      });
     });
 
   device
@@ -406,17 +400,15 @@ export function registerDeviceCommands({ program, setExitCode }: CommandRegistry
     .option('--timeout <seconds>', 'how long to wait for rotate/accepted', '60')
     .option('--json', 'print one JSON document')
     .action(async (name: string, options: { timeout: string; json?: boolean }) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const timeoutMs = Number(options.timeout) * 1000;
-          if (!(timeoutMs > 0)) throw new UsageError('--timeout must be a positive number of seconds');
-          const identity = readIdentity(name);
-          const thingName = identity.file.thingName;
-          if (identity.file.kind !== 'device' || !thingName)
-            throw new CommandFailure(`${name} is not a provisioned device`);
-          return withEndpoint((endpoint) => rotate(name, identity, thingName, timeoutMs, endpoint, output));
-        }),
-      );
+      await run(options.json, async (output) => {
+        const timeoutMs = Number(options.timeout) * 1000;
+        if (!(timeoutMs > 0)) throw new UsageError('--timeout must be a positive number of seconds');
+        const identity = readIdentity(name);
+        const thingName = identity.file.thingName;
+        if (identity.file.kind !== 'device' || !thingName)
+          throw new CommandFailure(`${name} is not a provisioned device`);
+        return withEndpoint((endpoint) => rotate(name, identity, thingName, timeoutMs, endpoint, output));
+      });
     });
 }
 

@@ -2,9 +2,9 @@ import { DEVICE_STATES, type DeviceState } from '../../shared/domain/device-stat
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import type { DeviceRecord, HistoryEntry } from '../../shared/store/records';
 import { CommandFailure, type Output, UsageError } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { formatTable, shortId } from '../table';
-import { resolveStoreTarget, type StoreTarget } from '../target';
+import { jsonAndTarget, withStore } from '../target';
 
 interface StoreOptions {
   json?: boolean;
@@ -44,20 +44,6 @@ export function deviceTable(devices: readonly DeviceRecord[]): string[] {
     ],
     devices,
   );
-}
-
-/** Runs `body` on the store target and closes it. */
-async function withStore<T>(
-  options: StoreOptions,
-  output: Output,
-  body: (target: StoreTarget) => Promise<T>,
-): Promise<T> {
-  const target = await resolveStoreTarget(options, output);
-  try {
-    return await body(target);
-  } finally {
-    await target.close();
-  }
 }
 
 function listSettings(options: ListOptions): { limit: number; state?: DeviceState } {
@@ -139,15 +125,10 @@ async function runHistory(serial: string, options: StoreOptions, output: Output)
 }
 
 /** `fleetgate devices get <serial> | list [--state S] | history <serial>` */
-export function registerDevicesCommands({ program, setExitCode }: CommandRegistry): void {
+export function registerDevicesCommands({ program, run }: CommandRegistry): void {
   const devices = program.command('devices').description('Read devices from the provisioning store');
   const withStoreOptions = (command: ReturnType<typeof devices.command>) =>
-    command
-      .option('--json', 'print one JSON document')
-      .option('--target <target>', 'local (default) or aws')
-      .option('--table <name>', 'table name (default: the stack’s, or TABLE_NAME)');
-  const run = (json: boolean | undefined, body: (output: Output) => Promise<unknown>) =>
-    contract(Boolean(json), body).then(setExitCode);
+    jsonAndTarget(command).option('--table <name>', 'table name (default: the stack’s, or TABLE_NAME)');
 
   withStoreOptions(
     devices.command('get').description('Show one device').argument('<serial>', 'device serial'),

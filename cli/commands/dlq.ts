@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { projectRoot } from '../../local/paths';
 import { DeadLetterError, type DeadLetterListing } from '../../shared/dlq/dead-letters';
 import { CommandFailure, type Output, UsageError } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { formatTable } from '../table';
+import { jsonAndTarget } from '../target';
 import { type QueueTarget, resolveQueueTarget } from '../target-queue';
 
 interface QueueOptions {
@@ -135,17 +136,15 @@ async function runDiscard(
 }
 
 /** `fleetgate dlq …` */
-export function registerDlqCommands({ program, setExitCode }: CommandRegistry): void {
+export function registerDlqCommands({ program, run }: CommandRegistry): void {
   const dlq = program
     .command('dlq')
     .description('Dead letters: list, replay to their source queue, or discard');
   const withTarget = (command: ReturnType<typeof dlq.command>) =>
-    command
-      .option('--json', 'print one JSON document')
-      .option('--target <target>', 'local (default) or aws')
-      .option('--stage <stage>', 'stage of the queue names (default: local; dev with --target aws)');
-  const run = (json: boolean | undefined, body: (output: Output) => Promise<unknown>) =>
-    contract(Boolean(json), body).then(setExitCode);
+    jsonAndTarget(command).option(
+      '--stage <stage>',
+      'stage of the queue names (default: local; dev with --target aws)',
+    );
 
   withTarget(
     dlq

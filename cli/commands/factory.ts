@@ -5,6 +5,7 @@
  * nothing. Exit 0 when every row is registered, already registered or rejected; 1 when a row failed
  * or is still in progress (run it again: it resumes).
  */
+
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -15,7 +16,7 @@ import { BatchFileError, readBatch } from '../../shared/factory/batch';
 import { FactoryImportError, importFactoryBatch } from '../../shared/factory/import';
 import { IotRegistry, iotClient } from '../../shared/iot/iot-registry';
 import { CommandFailure, progressBar, UsageError } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { plural } from '../plural';
 import { LOCAL_CREDENTIALS, resolveStoreTarget } from '../target';
 import { resolveIotTarget } from '../target-iot';
@@ -34,7 +35,7 @@ interface ImportOptions {
 }
 
 /** `fleetgate factory import` */
-export function registerFactoryCommands({ program, setExitCode }: CommandRegistry): void {
+export function registerFactoryCommands({ program, run }: CommandRegistry): void {
   const factory = program
     .command('factory')
     .description('Factory-issued device certificates: register a batch in bulk');
@@ -70,113 +71,111 @@ export function registerFactoryCommands({ program, setExitCode }: CommandRegistr
     .option('--target <target>', 'local (default) or aws')
     .option('--table <name>', 'table name (default: the stack’s, or TABLE_NAME)')
     .action(async (path: string, options: ImportOptions) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          if (Boolean(options.ca) === Boolean(options.withoutCa)) {
-            throw new UsageError('give exactly one of --ca <pem> and --without-ca');
-          }
-          const concurrency = Number(options.concurrency);
-          if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32)
-            throw new UsageError('--concurrency must be an integer from 1 to 32');
-          const maxTps = Number(options.maxTps);
-          if (!Number.isFinite(maxTps) || maxTps <= 0 || maxTps > 100)
-            throw new UsageError('--max-tps must be a number above 0 and at most 100');
-          if (!existsSync(path)) throw new UsageError(`${path}: no such file or directory`);
-          let caCertificatePem: string | undefined;
-          if (options.ca) {
-            if (!existsSync(options.ca) || !statSync(options.ca).isFile())
-              throw new UsageError(`--ca ${options.ca}: no such file`);
-            caCertificatePem = readFileSync(options.ca, 'utf8');
-          }
-          const stack = readStackFile();
-          const declared = (stack?.declared ?? {}) as { devicePolicyName?: string };
-          let config: ReturnType<typeof loadConfig>;
-          try {
-            config = loadConfig({
-              ...process.env,
-              TABLE_NAME: options.table ?? process.env.TABLE_NAME ?? stack?.tableName ?? 'fleetgate',
-              DEVICE_POLICY_NAME:
-                options.devicePolicy ?? process.env.DEVICE_POLICY_NAME ?? declared.devicePolicyName,
-            });
-          } catch (error) {
-            if (error instanceof ConfigError)
-              throw new UsageError(error.message.split('\n')[0] ?? 'configuration');
-            throw error;
-          }
-          let batch: ReturnType<typeof readBatch>;
-          try {
-            batch = readBatch(path, { maxPemBytes: config.maxCertificatePemBytes });
-          } catch (error) {
-            if (error instanceof BatchFileError) throw new CommandFailure(error.message);
-            throw error;
-          }
-          const iotTarget = resolveIotTarget(options);
-          if (!iotTarget)
-            throw new CommandFailure(
-              'no IoT control plane: run `fleetgate local up`, set AWS_ENDPOINT_URL_IOT, or use --target aws',
-            );
-          iotTarget.close();
-          // The registry's own client: adaptive retries under throttling, on the same endpoint.
-          const iot = iotClient(
-            iotTarget.kind === 'aws'
-              ? {}
-              : {
-                  endpoint: stack?.endpoints.iot ?? process.env.AWS_ENDPOINT_URL_IOT,
-                  region: stack?.region ?? process.env.AWS_REGION ?? 'us-east-1',
-                  credentials: LOCAL_CREDENTIALS,
-                },
+      await run(options.json, async (output) => {
+        if (Boolean(options.ca) === Boolean(options.withoutCa)) {
+          throw new UsageError('give exactly one of --ca <pem> and --without-ca');
+        }
+        const concurrency = Number(options.concurrency);
+        if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32)
+          throw new UsageError('--concurrency must be an integer from 1 to 32');
+        const maxTps = Number(options.maxTps);
+        if (!Number.isFinite(maxTps) || maxTps <= 0 || maxTps > 100)
+          throw new UsageError('--max-tps must be a number above 0 and at most 100');
+        if (!existsSync(path)) throw new UsageError(`${path}: no such file or directory`);
+        let caCertificatePem: string | undefined;
+        if (options.ca) {
+          if (!existsSync(options.ca) || !statSync(options.ca).isFile())
+            throw new UsageError(`--ca ${options.ca}: no such file`);
+          caCertificatePem = readFileSync(options.ca, 'utf8');
+        }
+        const stack = readStackFile();
+        const declared = (stack?.declared ?? {}) as { devicePolicyName?: string };
+        let config: ReturnType<typeof loadConfig>;
+        try {
+          config = loadConfig({
+            ...process.env,
+            TABLE_NAME: options.table ?? process.env.TABLE_NAME ?? stack?.tableName ?? 'fleetgate',
+            DEVICE_POLICY_NAME:
+              options.devicePolicy ?? process.env.DEVICE_POLICY_NAME ?? declared.devicePolicyName,
+          });
+        } catch (error) {
+          if (error instanceof ConfigError)
+            throw new UsageError(error.message.split('\n')[0] ?? 'configuration');
+          throw error;
+        }
+        let batch: ReturnType<typeof readBatch>;
+        try {
+          batch = readBatch(path, { maxPemBytes: config.maxCertificatePemBytes });
+        } catch (error) {
+          if (error instanceof BatchFileError) throw new CommandFailure(error.message);
+          throw error;
+        }
+        const iotTarget = resolveIotTarget(options);
+        if (!iotTarget)
+          throw new CommandFailure(
+            'no IoT control plane: run `fleetgate local up`, set AWS_ENDPOINT_URL_IOT, or use --target aws',
           );
-          const target = await resolveStoreTarget(options, output);
-          const bar = progressBar(output, 'importing');
-          const started = performance.now();
-          let done = 0;
-          try {
-            const report = await importFactoryBatch(
-              {
-                batch,
-                ...(caCertificatePem ? { caCertificatePem } : {}),
-                batchName: options.batch ?? basename(resolve(path)).replace(/\.[^.]*$/, ''),
-                ...(options.productLine ? { productLine: options.productLine } : {}),
-                runId: `factory-${randomUUID()}`,
-                concurrency,
-                maxTps,
-                onRow: () => {
-                  done += 1;
-                  bar.update(`${done}/${batch.rows.length} rows`);
-                },
+        iotTarget.close();
+        // The registry's own client: adaptive retries under throttling, on the same endpoint.
+        const iot = iotClient(
+          iotTarget.kind === 'aws'
+            ? {}
+            : {
+                endpoint: stack?.endpoints.iot ?? process.env.AWS_ENDPOINT_URL_IOT,
+                region: stack?.region ?? process.env.AWS_REGION ?? 'us-east-1',
+                credentials: LOCAL_CREDENTIALS,
               },
-              { store: target.store, iot: new IotRegistry(iot), config, newId: randomUUID },
-            );
-            bar.done();
-            const seconds = (performance.now() - started) / 1000;
-            const { counts } = report;
+        );
+        const target = await resolveStoreTarget(options, output);
+        const bar = progressBar(output, 'importing');
+        const started = performance.now();
+        let done = 0;
+        try {
+          const report = await importFactoryBatch(
+            {
+              batch,
+              ...(caCertificatePem ? { caCertificatePem } : {}),
+              batchName: options.batch ?? basename(resolve(path)).replace(/\.[^.]*$/, ''),
+              ...(options.productLine ? { productLine: options.productLine } : {}),
+              runId: `factory-${randomUUID()}`,
+              concurrency,
+              maxTps,
+              onRow: () => {
+                done += 1;
+                bar.update(`${done}/${batch.rows.length} rows`);
+              },
+            },
+            { store: target.store, iot: new IotRegistry(iot), config, newId: randomUUID },
+          );
+          bar.done();
+          const seconds = (performance.now() - started) / 1000;
+          const { counts } = report;
+          output.say(
+            `${plural(batch.rows.length, 'row')}: ${counts.registered} registered, ${counts['already-registered']} already registered, ${counts.rejected} rejected, ${counts['in-progress']} in progress, ${counts.failed} failed (${seconds.toFixed(1)} s)`,
+          );
+          for (const row of report.rows
+            .filter((r) => r.status !== 'registered' && r.status !== 'already-registered')
+            .slice(0, 50)) {
             output.say(
-              `${plural(batch.rows.length, 'row')}: ${counts.registered} registered, ${counts['already-registered']} already registered, ${counts.rejected} rejected, ${counts['in-progress']} in progress, ${counts.failed} failed (${seconds.toFixed(1)} s)`,
+              `  ${row.source}: ${row.status}${row.reason ? ` ${row.reason}` : ''}${row.detail ? ` — ${row.detail}` : ''}`,
             );
-            for (const row of report.rows
-              .filter((r) => r.status !== 'registered' && r.status !== 'already-registered')
-              .slice(0, 50)) {
-              output.say(
-                `  ${row.source}: ${row.status}${row.reason ? ` ${row.reason}` : ''}${row.detail ? ` — ${row.detail}` : ''}`,
-              );
-            }
-            const result = { ...report, table: target.tableName, seconds: Number(seconds.toFixed(3)) };
-            if (counts.failed > 0 || counts['in-progress'] > 0) {
-              throw new CommandFailure(
-                `${counts.failed} row(s) failed and ${counts['in-progress']} in progress: run the import again to resume them`,
-                result,
-              );
-            }
-            return result;
-          } catch (error) {
-            bar.done();
-            if (error instanceof FactoryImportError) throw new CommandFailure(error.message);
-            throw error;
-          } finally {
-            iot.destroy();
-            await target.close();
           }
-        }),
-      );
+          const result = { ...report, table: target.tableName, seconds: Number(seconds.toFixed(3)) };
+          if (counts.failed > 0 || counts['in-progress'] > 0) {
+            throw new CommandFailure(
+              `${counts.failed} row(s) failed and ${counts['in-progress']} in progress: run the import again to resume them`,
+              result,
+            );
+          }
+          return result;
+        } catch (error) {
+          bar.done();
+          if (error instanceof FactoryImportError) throw new CommandFailure(error.message);
+          throw error;
+        } finally {
+          iot.destroy();
+          await target.close();
+        }
+      });
     });
 }

@@ -8,8 +8,8 @@ import { localInstallerToken } from '../../local/local-idp-client';
 import { readStackFile } from '../../local/stack-file';
 import { InstallerStore } from '../../shared/store/installer-store';
 import { CommandFailure, type Output, UsageError } from '../io';
-import { type CommandRegistry, contract } from '../main';
-import { resolveStoreTarget } from '../target';
+import type { CommandRegistry } from '../main';
+import { withStore } from '../target';
 import { writeIdentity } from './device';
 
 interface StoreOptions {
@@ -24,17 +24,12 @@ interface BindOptions extends StoreOptions {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-async function withInstallers<T>(
+function withInstallers<T>(
   options: StoreOptions,
   output: Output,
   body: (store: InstallerStore) => Promise<T>,
 ): Promise<T> {
-  const target = await resolveStoreTarget(options, output);
-  try {
-    return await body(new InstallerStore(target.store));
-  } finally {
-    await target.close();
-  }
+  return withStore(options, output, (target) => body(new InstallerStore(target.store)));
 }
 
 function scopes(serials: readonly string[], options: BindOptions) {
@@ -69,7 +64,7 @@ async function localToken(api: string, installer: string, ttlSeconds?: number): 
   }
 }
 
-export function registerInstallerCommands({ program, setExitCode }: CommandRegistry): void {
+export function registerInstallerCommands({ program, run }: CommandRegistry): void {
   const installer = program
     .command('installer')
     .description(
@@ -89,24 +84,22 @@ export function registerInstallerCommands({ program, setExitCode }: CommandRegis
       .argument('[serials...]', 'serials the installer may install')
       .option('--batch <batch>', 'every serial of this batch (repeatable)', collect),
   ).action(async (id: string, serials: string[], options: BindOptions) => {
-    setExitCode(
-      await contract(Boolean(options.json), async (output) => {
-        const wanted = scopes(serials, options);
-        const now = new Date().toISOString();
-        const result = await withInstallers(options, output, (store) =>
-          store.bind(
-            wanted.map((binding) => ({
-              installer: id,
-              ...binding,
-              boundBy: 'fleetgate installer bind',
-              boundAt: now,
-            })),
-          ),
-        );
-        output.say(`installer ${id}: ${result.bound} bound, ${result.existing} already bound`);
-        return { installer: id, ...result };
-      }),
-    );
+    await run(options.json, async (output) => {
+      const wanted = scopes(serials, options);
+      const now = new Date().toISOString();
+      const result = await withInstallers(options, output, (store) =>
+        store.bind(
+          wanted.map((binding) => ({
+            installer: id,
+            ...binding,
+            boundBy: 'fleetgate installer bind',
+            boundAt: now,
+          })),
+        ),
+      );
+      output.say(`installer ${id}: ${result.bound} bound, ${result.existing} already bound`);
+      return { installer: id, ...result };
+    });
   });
 
   storeOptions(
@@ -117,23 +110,19 @@ export function registerInstallerCommands({ program, setExitCode }: CommandRegis
       .argument('[serials...]', 'serials')
       .option('--batch <batch>', 'a batch (repeatable)', collect),
   ).action(async (id: string, serials: string[], options: BindOptions) => {
-    setExitCode(
-      await contract(Boolean(options.json), async (output) => {
-        const wanted = scopes(serials, options);
-        const removed = await withInstallers(options, output, async (store) => {
-          let count = 0;
-          for (const scope of ['SERIAL', 'BATCH'] as const) {
-            const values = wanted
-              .filter((binding) => binding.scope === scope)
-              .map((binding) => binding.value);
-            if (values.length > 0) count += await store.unbind(id, scope, values);
-          }
-          return count;
-        });
-        output.say(`installer ${id}: ${removed} binding(s) removed`);
-        return { installer: id, removed };
-      }),
-    );
+    await run(options.json, async (output) => {
+      const wanted = scopes(serials, options);
+      const removed = await withInstallers(options, output, async (store) => {
+        let count = 0;
+        for (const scope of ['SERIAL', 'BATCH'] as const) {
+          const values = wanted.filter((binding) => binding.scope === scope).map((binding) => binding.value);
+          if (values.length > 0) count += await store.unbind(id, scope, values);
+        }
+        return count;
+      });
+      output.say(`installer ${id}: ${removed} binding(s) removed`);
+      return { installer: id, removed };
+    });
   });
 
   storeOptions(
@@ -142,16 +131,14 @@ export function registerInstallerCommands({ program, setExitCode }: CommandRegis
       .description("An installer's bindings")
       .argument('<installer>', "the installer's id"),
   ).action(async (id: string, options: StoreOptions) => {
-    setExitCode(
-      await contract(Boolean(options.json), async (output) => {
-        const bindings = await withInstallers(options, output, (store) => store.bindings(id));
-        for (const binding of bindings) {
-          output.say(`${binding.scope.toLowerCase().padEnd(6)} ${binding.value}  (bound ${binding.boundAt})`);
-        }
-        if (bindings.length === 0) output.say(`installer ${id} has no bindings`);
-        return { installer: id, bindings };
-      }),
-    );
+    await run(options.json, async (output) => {
+      const bindings = await withInstallers(options, output, (store) => store.bindings(id));
+      for (const binding of bindings) {
+        output.say(`${binding.scope.toLowerCase().padEnd(6)} ${binding.value}  (bound ${binding.boundAt})`);
+      }
+      if (bindings.length === 0) output.say(`installer ${id} has no bindings`);
+      return { installer: id, bindings };
+    });
   });
 
   installer
@@ -161,17 +148,15 @@ export function registerInstallerCommands({ program, setExitCode }: CommandRegis
     .option('--ttl <seconds>', 'validity in seconds', '3600')
     .option('--json', 'print one JSON document')
     .action(async (id: string, options: { ttl: string; json?: boolean }) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const ttl = Number(options.ttl);
-          if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400) {
-            throw new UsageError('--ttl must be a whole number of seconds between 1 and 86400');
-          }
-          const token = await localToken(apiUrl(undefined), id, ttl);
-          output.say(token);
-          return { installer: id, token };
-        }),
-      );
+      await run(options.json, async (output) => {
+        const ttl = Number(options.ttl);
+        if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400) {
+          throw new UsageError('--ttl must be a whole number of seconds between 1 and 86400');
+        }
+        const token = await localToken(apiUrl(undefined), id, ttl);
+        output.say(token);
+        return { installer: id, token };
+      });
     });
 
   installer
@@ -188,58 +173,56 @@ export function registerInstallerCommands({ program, setExitCode }: CommandRegis
         serial: string,
         options: { installer?: string; token?: string; apiUrl?: string; name?: string; json?: boolean },
       ) => {
-        setExitCode(
-          await contract(Boolean(options.json), async (output) => {
-            if (Boolean(options.installer) === Boolean(options.token)) {
-              throw new UsageError('give --installer <id> (local stack) or --token <jwt>');
-            }
-            const api = apiUrl(options.apiUrl);
-            const token = options.token ?? (await localToken(api, options.installer as string));
-            const response = await fetch(`${api}/claims`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-              body: JSON.stringify({ serial }),
-            });
-            const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-            if (response.status !== 201) {
-              const reason = String(body.error ?? body.message ?? response.statusText);
-              throw new CommandFailure(
-                `POST /claims answered ${response.status} ${reason}${body.error ? `: ${String(body.message)}` : ''}`,
-                { status: response.status, ...body },
-              );
-            }
-            const name = options.name ?? `claim-${serial}`;
-            const paths = writeIdentity(
+        await run(options.json, async (output) => {
+          if (Boolean(options.installer) === Boolean(options.token)) {
+            throw new UsageError('give --installer <id> (local stack) or --token <jwt>');
+          }
+          const api = apiUrl(options.apiUrl);
+          const token = options.token ?? (await localToken(api, options.installer as string));
+          const response = await fetch(`${api}/claims`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+            body: JSON.stringify({ serial }),
+          });
+          const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+          if (response.status !== 201) {
+            const reason = String(body.error ?? body.message ?? response.statusText);
+            throw new CommandFailure(
+              `POST /claims answered ${response.status} ${reason}${body.error ? `: ${String(body.message)}` : ''}`,
+              { status: response.status, ...body },
+            );
+          }
+          const name = options.name ?? `claim-${serial}`;
+          const paths = writeIdentity(
+            name,
+            {
               name,
-              {
-                name,
-                kind: 'temporary-claim',
-                certificateId: String(body.certificateId),
-                serial,
-                templateName: String(body.templateName),
-              },
-              String(body.certificatePem),
-              String(body.privateKey),
-            );
-            output.say(`temporary claim ${String(body.certificateId)} for ${serial}`);
-            output.say(`  installer    ${String(body.installer)}`);
-            output.say(`  expires      ${String(body.expiration)}`);
-            output.say(`  files        ${paths.dir}`);
-            output.say(
-              `next (within the claim's lifetime): npx fleetgate device provision <device> --serial ${serial} --claim ${name}`,
-            );
-            return {
+              kind: 'temporary-claim',
+              certificateId: String(body.certificateId),
               serial,
-              installer: body.installer,
-              certificateId: body.certificateId,
-              templateName: body.templateName,
-              expiration: body.expiration,
-              claim: name,
-              certificateFile: paths.certificate,
-              privateKeyFile: paths.privateKey,
-            };
-          }),
-        );
+              templateName: String(body.templateName),
+            },
+            String(body.certificatePem),
+            String(body.privateKey),
+          );
+          output.say(`temporary claim ${String(body.certificateId)} for ${serial}`);
+          output.say(`  installer    ${String(body.installer)}`);
+          output.say(`  expires      ${String(body.expiration)}`);
+          output.say(`  files        ${paths.dir}`);
+          output.say(
+            `next (within the claim's lifetime): npx fleetgate device provision <device> --serial ${serial} --claim ${name}`,
+          );
+          return {
+            serial,
+            installer: body.installer,
+            certificateId: body.certificateId,
+            templateName: body.templateName,
+            expiration: body.expiration,
+            claim: name,
+            certificateFile: paths.certificate,
+            privateKeyFile: paths.privateKey,
+          };
+        });
       },
     );
 }

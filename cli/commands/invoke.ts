@@ -22,7 +22,7 @@ import {
   parseLogLine,
   warnings,
 } from '../log-lines';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { checkTarget, localStackOptions, resolveStackTarget } from '../target';
 
 /** Reads a JSON event file. @throws UsageError when it is missing or not JSON. */
@@ -274,7 +274,7 @@ async function runInvoke(functionName: string, options: InvokeOptions, output: O
 }
 
 /** `fleetgate invoke <function> --event <file> [--target local|aws]` */
-export function registerInvokeCommand({ program, setExitCode }: CommandRegistry): void {
+export function registerInvokeCommand({ program, run }: CommandRegistry): void {
   program
     .command('invoke')
     .description("Run a function's handler (by its serverless.yml name) on an event and print its result")
@@ -287,8 +287,6 @@ export function registerInvokeCommand({ program, setExitCode }: CommandRegistry)
     .option('--stage <stage>', 'stage of the deployed function (--target aws)', 'dev')
     .option('--json', 'print one JSON document')
     .action(async (functionName: string, options: InvokeOptions) => {
-      setExitCode(
-        await contract(Boolean(options.json), (output) => runInvoke(functionName, options, output)),
-      );
+      await run(options.json, (output) => runInvoke(functionName, options, output));
     });
 }

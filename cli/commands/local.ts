@@ -16,7 +16,7 @@ import {
   writeStackFile,
 } from '../../local/stack-file';
 import { CommandFailure, type Output } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { localStackOptions } from '../stack-options';
 
 const BIN = join(projectRoot(), 'bin', 'fleetgate.mjs');
@@ -142,7 +142,7 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
 }
 
 /** `fleetgate local up|down|status|serve` and `fleetgate dev` */
-export function registerLocalCommands({ program, setExitCode }: CommandRegistry): void {
+export function registerLocalCommands({ program, setExitCode, run }: CommandRegistry): void {
   const local = program.command('local').description('Run a local stack in the background');
 
   local
@@ -151,46 +151,44 @@ export function registerLocalCommands({ program, setExitCode }: CommandRegistry)
     .option('--json', 'print one JSON document')
     .option('--timeout <ms>', 'how long to wait for the stack to be ready', '60000')
     .action(async (options: { json?: boolean; timeout: string }) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const running = readStackFile();
-          if (running) {
-            output.say('a local stack is already running');
-            printStack(output, running);
-            return { ...describeStack(running), alreadyRunning: true };
+      await run(options.json, async (output) => {
+        const running = readStackFile();
+        if (running) {
+          output.say('a local stack is already running');
+          printStack(output, running);
+          return { ...describeStack(running), alreadyRunning: true };
+        }
+        const path = stackFilePath();
+        const log = `${path.replace(/\.json$/, '')}.log`;
+        mkdirSync(dirname(path), { recursive: true });
+        const logFd = openSync(log, 'a');
+        const child = spawn(process.execPath, [BIN, 'local', 'serve'], {
+          cwd: projectRoot(),
+          detached: true,
+          stdio: ['ignore', logFd, logFd],
+          env: { ...process.env, FLEETGATE_STACK_FILE: path },
+        });
+        child.unref();
+        let exited = false;
+        child.once('exit', () => {
+          exited = true;
+        });
+        const deadline = Date.now() + Number(options.timeout);
+        while (Date.now() < deadline && !exited) {
+          const file = readStackFile();
+          if (file && file.pid === child.pid) {
+            output.say('local stack started');
+            printStack(output, file);
+            return { ...describeStack(file), alreadyRunning: false, log };
           }
-          const path = stackFilePath();
-          const log = `${path.replace(/\.json$/, '')}.log`;
-          mkdirSync(dirname(path), { recursive: true });
-          const logFd = openSync(log, 'a');
-          const child = spawn(process.execPath, [BIN, 'local', 'serve'], {
-            cwd: projectRoot(),
-            detached: true,
-            stdio: ['ignore', logFd, logFd],
-            env: { ...process.env, FLEETGATE_STACK_FILE: path },
-          });
-          child.unref();
-          let exited = false;
-          child.once('exit', () => {
-            exited = true;
-          });
-          const deadline = Date.now() + Number(options.timeout);
-          while (Date.now() < deadline && !exited) {
-            const file = readStackFile();
-            if (file && file.pid === child.pid) {
-              output.say('local stack started');
-              printStack(output, file);
-              return { ...describeStack(file), alreadyRunning: false, log };
-            }
-            await sleep(100);
-          }
-          if (child.pid && !exited) killGroup(child.pid, 'SIGTERM');
-          const tail = existsSync(log)
-            ? readFileSync(log, 'utf8').trim().split('\n').slice(-5).join(' | ')
-            : '';
-          throw new CommandFailure(`the local stack did not start${tail ? `: ${tail}` : ''} (log: ${log})`);
-        }),
-      );
+          await sleep(100);
+        }
+        if (child.pid && !exited) killGroup(child.pid, 'SIGTERM');
+        const tail = existsSync(log)
+          ? readFileSync(log, 'utf8').trim().split('\n').slice(-5).join(' | ')
+          : '';
+        throw new CommandFailure(`the local stack did not start${tail ? `: ${tail}` : ''} (log: ${log})`);
+      });
     });
 
   local
@@ -226,36 +224,34 @@ export function registerLocalCommands({ program, setExitCode }: CommandRegistry)
     .description('Stop the background local stack and everything it started')
     .option('--json', 'print one JSON document')
     .action(async (options: { json?: boolean }) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const file = readRawStackFile();
-          if (!file) {
-            output.say('no local stack is running');
-            return { stopped: false, running: false };
+      await run(options.json, async (output) => {
+        const file = readRawStackFile();
+        if (!file) {
+          output.say('no local stack is running');
+          return { stopped: false, running: false };
+        }
+        const pids = { supervisor: file.pid, ...((file.pids as Record<string, number> | undefined) ?? {}) };
+        const wasRunning = isAlive(file.pid);
+        if (wasRunning) {
+          process.kill(file.pid, 'SIGTERM');
+          if (!(await waitGone(file.pid, 20_000))) {
+            killGroup(file.pid, 'SIGKILL');
+            await waitGone(file.pid, 5000);
           }
-          const pids = { supervisor: file.pid, ...((file.pids as Record<string, number> | undefined) ?? {}) };
-          const wasRunning = isAlive(file.pid);
-          if (wasRunning) {
-            process.kill(file.pid, 'SIGTERM');
-            if (!(await waitGone(file.pid, 20_000))) {
-              killGroup(file.pid, 'SIGKILL');
-              await waitGone(file.pid, 5000);
-            }
+        }
+        // Whatever the supervisor left behind (it was killed, or it crashed): its children's groups.
+        for (const pid of Object.values(pids)) {
+          if (typeof pid === 'number' && isAlive(pid)) {
+            killGroup(pid, 'SIGKILL');
+            await waitGone(pid, 5000);
           }
-          // Whatever the supervisor left behind (it was killed, or it crashed): its children's groups.
-          for (const pid of Object.values(pids)) {
-            if (typeof pid === 'number' && isAlive(pid)) {
-              killGroup(pid, 'SIGKILL');
-              await waitGone(pid, 5000);
-            }
-          }
-          await removeStackFile();
-          const left = Object.values(pids).filter((pid) => typeof pid === 'number' && isAlive(pid));
-          if (left.length > 0) throw new CommandFailure(`processes still running: ${left.join(', ')}`);
-          output.say(wasRunning ? `local stack stopped (pid ${file.pid})` : 'removed a stale stack file');
-          return { stopped: wasRunning, running: false, pids };
-        }),
-      );
+        }
+        await removeStackFile();
+        const left = Object.values(pids).filter((pid) => typeof pid === 'number' && isAlive(pid));
+        if (left.length > 0) throw new CommandFailure(`processes still running: ${left.join(', ')}`);
+        output.say(wasRunning ? `local stack stopped (pid ${file.pid})` : 'removed a stale stack file');
+        return { stopped: wasRunning, running: false, pids };
+      });
     });
 
   local
@@ -263,26 +259,24 @@ export function registerLocalCommands({ program, setExitCode }: CommandRegistry)
     .description('Show the background local stack, its endpoints and queue depths')
     .option('--json', 'print one JSON document')
     .action(async (options: { json?: boolean }) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const file = readStackFile();
-          if (!file) {
-            output.say('no local stack is running (start one with `fleetgate local up`)');
-            return { running: false };
-          }
-          const depths = await remoteHandle({
-            control: String(file.control),
-            endpoints: file.endpoints as never,
-            region: file.region,
-            tableName: file.tableName,
-            queues: file.queues ?? {},
-          }).depths();
-          printStack(output, file);
-          for (const [name, depth] of Object.entries(depths))
-            if (depth > 0) output.say(`  ${name}: ${depth} message(s)`);
-          return { ...describeStack(file), depths };
-        }),
-      );
+      await run(options.json, async (output) => {
+        const file = readStackFile();
+        if (!file) {
+          output.say('no local stack is running (start one with `fleetgate local up`)');
+          return { running: false };
+        }
+        const depths = await remoteHandle({
+          control: String(file.control),
+          endpoints: file.endpoints as never,
+          region: file.region,
+          tableName: file.tableName,
+          queues: file.queues ?? {},
+        }).depths();
+        printStack(output, file);
+        for (const [name, depth] of Object.entries(depths))
+          if (depth > 0) output.say(`  ${name}: ${depth} message(s)`);
+        return { ...describeStack(file), depths };
+      });
     });
 
   program
@@ -292,42 +286,40 @@ export function registerLocalCommands({ program, setExitCode }: CommandRegistry)
     .option('--exit', 'stop right after the demo')
     .option('--no-demo', 'only start the stack and print its endpoints')
     .action(async (options: { json?: boolean; exit?: boolean; demo: boolean }) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const [{ quietStackOptions, runDemo }, { localHandle }, { printDemoSummary }] = await Promise.all([
-            import('../../local/simulator/demo'),
-            import('../../local/stack-control'),
-            import('./simulate'),
-          ]);
-          let result: Record<string, unknown> = { running: false };
-          await serve(
-            'dev',
-            async (file, stack) => {
-              result = describeStack(file);
-              printStack(output, file);
-              if (options.demo) {
-                output.say('');
-                const reportsDir = process.env.FLEETGATE_REPORTS_DIR;
-                const demo = await runDemo(localHandle(stack), {
-                  onStep: (line) => output.say(`  ${line}`),
-                  ...(reportsDir ? { reportsDir } : {}),
-                });
-                printDemoSummary(output, demo, Boolean(options.exit));
-                result = { ...result, demo };
-                if (!demo.ok) {
-                  throw new CommandFailure(
-                    'the demo broke an invariant (duplicates, lost devices or admitted bad actors)',
-                    result,
-                  );
-                }
+      await run(options.json, async (output) => {
+        const [{ quietStackOptions, runDemo }, { localHandle }, { printDemoSummary }] = await Promise.all([
+          import('../../local/simulator/demo'),
+          import('../../local/stack-control'),
+          import('./simulate'),
+        ]);
+        let result: Record<string, unknown> = { running: false };
+        await serve(
+          'dev',
+          async (file, stack) => {
+            result = describeStack(file);
+            printStack(output, file);
+            if (options.demo) {
+              output.say('');
+              const reportsDir = process.env.FLEETGATE_REPORTS_DIR;
+              const demo = await runDemo(localHandle(stack), {
+                onStep: (line) => output.say(`  ${line}`),
+                ...(reportsDir ? { reportsDir } : {}),
+              });
+              printDemoSummary(output, demo, Boolean(options.exit));
+              result = { ...result, demo };
+              if (!demo.ok) {
+                throw new CommandFailure(
+                  'the demo broke an invariant (duplicates, lost devices or admitted bad actors)',
+                  result,
+                );
               }
-              if (!options.exit) output.say('serving until Ctrl-C');
-            },
-            Boolean(options.exit),
-            quietStackOptions(localStackOptions()),
-          );
-          return result;
-        }),
-      );
+            }
+            if (!options.exit) output.say('serving until Ctrl-C');
+          },
+          Boolean(options.exit),
+          quietStackOptions(localStackOptions()),
+        );
+        return result;
+      });
     });
 }

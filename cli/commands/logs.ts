@@ -7,7 +7,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { stackLogPath } from '../../local/stack-file';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { describeLog, isFrom, type LogEntry, parseLogLine } from '../log-lines';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 
 interface LogsOptions {
   function?: string;
@@ -122,7 +122,7 @@ async function runLogs(options: LogsOptions, output: Output): Promise<unknown> {
 }
 
 /** `fleetgate logs [--function F] [--follow] [--lines N]` */
-export function registerLogsCommand({ program, setExitCode }: CommandRegistry): void {
+export function registerLogsCommand({ program, run }: CommandRegistry): void {
   program
     .command('logs')
     .description("Show the local stack's log (.fleetgate/stack.log): what its functions logged, and why")
@@ -132,6 +132,6 @@ export function registerLogsCommand({ program, setExitCode }: CommandRegistry): 
     .option('--metrics', 'include the metric lines (embedded metric format)')
     .option('--json', 'print one JSON document (not with --follow)')
     .action(async (options: LogsOptions) => {
-      setExitCode(await contract(Boolean(options.json), (output) => runLogs(options, output)));
+      await run(options.json, (output) => runLogs(options, output));
     });
 }

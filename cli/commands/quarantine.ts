@@ -4,6 +4,7 @@
  * every automatic quarantine (a QuarantineQueue request with `source: operator`); the decisions
  * themselves live in shared/quarantine/operator.ts (the tests use the same code).
  */
+
 import { randomUUID } from 'node:crypto';
 import type { QuarantineRequest } from '../../schemas/quarantine-request';
 import {
@@ -23,11 +24,11 @@ import {
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { QuarantineStore } from '../../shared/store/quarantine-store';
 import { CommandFailure, type Output, UsageError } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { operatorName } from '../operator';
 import { plural } from '../plural';
 import { formatTable, shortId } from '../table';
-import { resolveStoreTarget } from '../target';
+import { jsonAndTarget, resolveStoreTarget, withStore } from '../target';
 import { type IotTarget, resolveIotTarget } from '../target-iot';
 
 interface TargetOptions {
@@ -119,8 +120,7 @@ function printListing(output: Output, listing: QuarantineListing): void {
 }
 
 async function runList(options: TargetOptions & { reason?: string }, output: Output): Promise<unknown> {
-  const target = await resolveStoreTarget(options, output);
-  try {
+  return withStore(options, output, async (target) => {
     const listing = await listQuarantine(
       { store: target.store, quarantineStore: new QuarantineStore(target.store) },
       options.reason ? { reason: options.reason } : {},
@@ -132,9 +132,7 @@ async function runList(options: TargetOptions & { reason?: string }, output: Out
       certificates: listing.certificates,
       counts: quarantineCounts(listing),
     };
-  } finally {
-    await target.close();
-  }
+  });
 }
 
 // ---- add -------------------------------------------------------------------------------------
@@ -260,8 +258,7 @@ async function sendRequest(request: QuarantineRequest, options: AddOptions): Pro
 async function runAdd(subject: string, options: AddOptions, output: Output): Promise<unknown> {
   const reason = operatorReason(options.reason);
   const wait = waitSeconds(options.wait);
-  const target = await resolveStoreTarget(options, output);
-  try {
+  return withStore(options, output, async (target) => {
     const request = await operatorRequest(target.store, subject, reason);
     const queue = await sendRequest(request, options);
     const queued = { requestId: request.requestId, reason: request.reason, actor: request.actor, queue };
@@ -278,9 +275,7 @@ async function runAdd(subject: string, options: AddOptions, output: Output): Pro
     const outcome = await addOutcome(target.store, request);
     sayAdded(output, outcome, request.actor ?? operator(), reason.note);
     return { ...queued, processed: true, ...outcome };
-  } finally {
-    await target.close();
-  }
+  });
 }
 
 // ---- release / reject / prepare ----------------------------------------------------------------
@@ -340,22 +335,18 @@ async function runPrepare(
 }
 
 /** `fleetgate quarantine …` */
-export function registerQuarantineCommands({ program, setExitCode }: CommandRegistry): void {
+export function registerQuarantineCommands({ program, run }: CommandRegistry): void {
   const quarantine = program
     .command('quarantine')
     .description('Quarantine a device or certificate by hand; list quarantined ones; release or reject them');
   const withTarget = (command: ReturnType<typeof quarantine.command>) =>
-    command
-      .option('--json', 'print one JSON document')
-      .option('--target <target>', 'local (default) or aws')
+    jsonAndTarget(command)
       .option('--table <name>', 'table name (default: the stack’s, or TABLE_NAME)')
       .option('--stage <stage>', 'stage of the deployed names with --target aws (default dev)')
       .option(
         '--group <name>',
         'quarantine thing group (default: QUARANTINE_GROUP_NAME or fleetgate-<stage>-quarantine)',
       );
-  const run = (json: boolean | undefined, body: (output: Output) => Promise<unknown>) =>
-    contract(Boolean(json), body).then(setExitCode);
 
   withTarget(
     quarantine

@@ -14,7 +14,7 @@ import {
   whatToRun,
 } from '../events';
 import { CommandFailure, type Output, UsageError } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { plural } from '../plural';
 import { resolveStackTarget } from '../target';
 
@@ -288,7 +288,7 @@ async function runReplay(path: string, options: ReplayOptions, output: Output): 
 }
 
 /** `fleetgate replay <file|dir> [--topic T] [--times N] [--shuffle] [--seed S]` */
-export function registerReplayCommand({ program, setExitCode }: CommandRegistry): void {
+export function registerReplayCommand({ program, run }: CommandRegistry): void {
   program
     .command('replay')
     .description('Publish recorded IoT events through the local rules engine, as AWS would deliver them')
@@ -300,6 +300,6 @@ export function registerReplayCommand({ program, setExitCode }: CommandRegistry)
     .option('--settle-timeout <ms>', 'how long to wait for queues and handlers to finish', '60000')
     .option('--json', 'print one JSON document')
     .action(async (path: string, options: ReplayOptions) => {
-      setExitCode(await contract(Boolean(options.json), (output) => runReplay(path, options, output)));
+      await run(options.json, (output) => runReplay(path, options, output));
     });
 }

@@ -14,7 +14,7 @@ import { readStackFile } from '../../local/stack-file';
 import type { DeclaredIotNames } from '../../local/stack-model';
 import type { QuarantineCounts } from '../../shared/quarantine/operator';
 import { CommandFailure, type Output, progressBar, UsageError } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { plural } from '../plural';
 import { localStackOptions } from '../target';
 
@@ -135,7 +135,7 @@ async function simulationTarget(output: Output): Promise<{ handle: StackHandle; 
 }
 
 /** `fleetgate simulate --devices N --flow fleet|jitr|jitp …` */
-export function registerSimulateCommand({ program, setExitCode }: CommandRegistry): void {
+export function registerSimulateCommand({ program, run }: CommandRegistry): void {
   program
     .command('simulate')
     .description('Drive generated devices (real keys, CSRs, certificates) and bad actors through a flow')
@@ -161,50 +161,48 @@ export function registerSimulateCommand({ program, setExitCode }: CommandRegistr
     )
     .option('--json', 'print one JSON document')
     .action(async (options: SimulateOptions) => {
-      setExitCode(
-        await contract(Boolean(options.json), async (output) => {
-          const flow = options.flow as SimulationFlow;
-          if (!FLOWS.includes(flow)) throw new UsageError(`--flow must be one of ${FLOWS.join(', ')}`);
-          const transport = options.transport as TransportKind;
-          if (!TRANSPORTS.includes(transport))
-            throw new UsageError(`--transport must be one of ${TRANSPORTS.join(', ')}`);
-          const settings = {
-            devices: count('devices', options.devices, 1),
-            flow,
-            clones: count('clones', options.clones),
-            invalid: count('invalid', options.invalid),
-            duplicates: count('duplicates', options.duplicates),
-            concurrency: count('concurrency', options.concurrency, 1),
-            seed: count('seed', options.seed),
-            transport,
-            burst: Boolean(options.burst),
-            ...(options.burstTps === undefined ? {} : { burstTps: count('burst-tps', options.burstTps, 1) }),
-          };
-          const target = await simulationTarget(output);
-          const bar = progressBar(output, 'simulating');
-          try {
-            const summary = await runSimulation(target.handle, {
-              ...settings,
-              onProgress: (done, total) => bar.update(`${done}/${total}`),
-            }).catch((error: unknown) => {
-              if (error instanceof FlowUnavailableError || error instanceof TransportUnavailableError)
-                throw new CommandFailure(error.message);
-              throw error;
-            });
-            bar.done();
-            printSimulationSummary(output, summary);
-            if (!simulationPassed(summary)) {
-              throw new CommandFailure(
-                'the simulation broke an invariant (duplicates, lost devices, admitted or unquarantined bad actors, or errors)',
-                summary,
-              );
-            }
-            return summary;
-          } finally {
-            await target.close();
+      await run(options.json, async (output) => {
+        const flow = options.flow as SimulationFlow;
+        if (!FLOWS.includes(flow)) throw new UsageError(`--flow must be one of ${FLOWS.join(', ')}`);
+        const transport = options.transport as TransportKind;
+        if (!TRANSPORTS.includes(transport))
+          throw new UsageError(`--transport must be one of ${TRANSPORTS.join(', ')}`);
+        const settings = {
+          devices: count('devices', options.devices, 1),
+          flow,
+          clones: count('clones', options.clones),
+          invalid: count('invalid', options.invalid),
+          duplicates: count('duplicates', options.duplicates),
+          concurrency: count('concurrency', options.concurrency, 1),
+          seed: count('seed', options.seed),
+          transport,
+          burst: Boolean(options.burst),
+          ...(options.burstTps === undefined ? {} : { burstTps: count('burst-tps', options.burstTps, 1) }),
+        };
+        const target = await simulationTarget(output);
+        const bar = progressBar(output, 'simulating');
+        try {
+          const summary = await runSimulation(target.handle, {
+            ...settings,
+            onProgress: (done, total) => bar.update(`${done}/${total}`),
+          }).catch((error: unknown) => {
+            if (error instanceof FlowUnavailableError || error instanceof TransportUnavailableError)
+              throw new CommandFailure(error.message);
+            throw error;
+          });
+          bar.done();
+          printSimulationSummary(output, summary);
+          if (!simulationPassed(summary)) {
+            throw new CommandFailure(
+              'the simulation broke an invariant (duplicates, lost devices, admitted or unquarantined bad actors, or errors)',
+              summary,
+            );
           }
-        }),
-      );
+          return summary;
+        } finally {
+          await target.close();
+        }
+      });
     });
 }
 

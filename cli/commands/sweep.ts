@@ -5,13 +5,13 @@ import { createReportSink } from '../../shared/reports/report-sink';
 import { SweepFacts } from '../../shared/store/sweep-facts';
 import { SweepStore } from '../../shared/store/sweep-store';
 import { CommandFailure, type Output } from '../io';
-import { type CommandRegistry, contract } from '../main';
+import type { CommandRegistry } from '../main';
 import { plural } from '../plural';
 import { resolveStoreTarget } from '../target';
 import { reportRun } from '../target-report';
 
 /** `fleetgate sweep [--now ISO] [--out DIR]`: runs the expiry sweep now and writes the report files. */
-export function registerSweepCommand({ program, setExitCode }: CommandRegistry): void {
+export function registerSweepCommand({ program, run }: CommandRegistry): void {
   program
     .command('sweep')
     .description(
@@ -24,41 +24,39 @@ export function registerSweepCommand({ program, setExitCode }: CommandRegistry):
     .option('--table <name>', 'table name (default: the stack’s, or TABLE_NAME)')
     .action(
       async (options: { now?: string; out?: string; json?: boolean; target?: string; table?: string }) => {
-        setExitCode(
-          await contract(Boolean(options.json), async (output) => {
-            const { now, config, destination } = reportRun(options);
-            const target = await resolveStoreTarget(options, output);
-            try {
-              const runId = runIdFor('cli', now, randomUUID().slice(0, 8));
-              const outcome = await runExpirySweep(
-                { runId, now, policy: sweepPolicy(config) },
-                {
-                  sweepStore: new SweepStore(target.store),
-                  facts: new SweepFacts(target.store),
-                  sink: createReportSink(destination),
-                  remainingMs: () => Number.POSITIVE_INFINITY,
-                  safetyMarginMs: 0,
-                  pageSize: config.sweepPageSize,
-                  clock: Date.now,
-                },
-              );
-              if (outcome.status !== 'complete') throw new CommandFailure(`sweep ${runId} did not complete`);
-              const { summary, change, files } = outcome;
-              const previousRunId = outcome.report?.change.previousRunId;
-              saySweep(output, { runId, now, tableName: target.tableName, previousRunId }, outcome);
-              return {
-                runId,
-                now,
-                table: target.tableName,
-                summary,
-                change: { ...change, ...(previousRunId ? { previousRunId } : {}) },
-                files,
-              };
-            } finally {
-              await target.close();
-            }
-          }),
-        );
+        await run(options.json, async (output) => {
+          const { now, config, destination } = reportRun(options);
+          const target = await resolveStoreTarget(options, output);
+          try {
+            const runId = runIdFor('cli', now, randomUUID().slice(0, 8));
+            const outcome = await runExpirySweep(
+              { runId, now, policy: sweepPolicy(config) },
+              {
+                sweepStore: new SweepStore(target.store),
+                facts: new SweepFacts(target.store),
+                sink: createReportSink(destination),
+                remainingMs: () => Number.POSITIVE_INFINITY,
+                safetyMarginMs: 0,
+                pageSize: config.sweepPageSize,
+                clock: Date.now,
+              },
+            );
+            if (outcome.status !== 'complete') throw new CommandFailure(`sweep ${runId} did not complete`);
+            const { summary, change, files } = outcome;
+            const previousRunId = outcome.report?.change.previousRunId;
+            saySweep(output, { runId, now, tableName: target.tableName, previousRunId }, outcome);
+            return {
+              runId,
+              now,
+              table: target.tableName,
+              summary,
+              change: { ...change, ...(previousRunId ? { previousRunId } : {}) },
+              files,
+            };
+          } finally {
+            await target.close();
+          }
+        });
       },
     );
 }

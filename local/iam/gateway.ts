@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DEAD_LETTER_REASON, DEAD_LETTER_SOURCE_MESSAGE } from '../../shared/dlq/dead-letter-sender';
-import { freePort } from '../net';
+import { freePort, listenLoopback, stopOnce } from '../net';
 import { AccessDeniedError, type Authorizer, accessKeyOf, UnmappedCallError } from './authorizer';
 import { type AccountScope, dynamodbChecks, sqsCheck, type TableKeys } from './requests';
 
@@ -87,22 +87,8 @@ export async function startAwsGateway(options: AwsGatewayOptions): Promise<AwsGa
     });
   });
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
-  let stopped: Promise<void> | undefined;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    stop: () => {
-      stopped ??= new Promise<void>((resolve) => {
-        tables.destroy();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      });
-      return stopped;
-    },
-  };
+  await listenLoopback(server, port);
+  return { endpoint: `http://127.0.0.1:${port}`, stop: stopOnce(server, () => tables.destroy()) };
 }
 
 async function handle(

@@ -83,45 +83,49 @@ interface StepInput {
 type StepRun = (input: StepInput) => Promise<{ result: RetirementResult; next?: Retirement }>;
 
 const STEPS: Record<Retirement['step'], StepRun> = {
-  async REVOKE({ certificateId, description, deps, now }) {
+  async REVOKE(input) {
+    const { certificateId, description, deps } = input;
     if (description && description.status !== 'REVOKED')
       await deps.iot.updateCertificateStatus(certificateId, 'REVOKED');
     await detachFromThings(description, deps);
-    const moved = await deps.rotations.advanceRetirement({
-      certificateId,
-      expectedStep: 'REVOKE',
-      status: 'REVOKED',
-      now: now.iso,
-    });
-    return { result: moved ? 'revoked' : 'already-done' };
+    return { result: (await advance(input, 'REVOKED')) ? 'revoked' : 'already-done' };
   },
-  async DEACTIVATE({ certificateId, work, description, deps, now }) {
+  async DEACTIVATE(input) {
+    const { certificateId, work, description, deps, now } = input;
     if (description?.status === 'ACTIVE') await deps.iot.updateCertificateStatus(certificateId, 'INACTIVE');
     await detachFromThings(description, deps);
     const next: Retirement = { ...work, step: 'DELETE', dueAt: work.deleteAfter ?? now.iso };
-    const moved = await deps.rotations.advanceRetirement({
-      certificateId,
-      expectedStep: 'DEACTIVATE',
-      next,
-      status: 'RETIRED',
-      now: now.iso,
-    });
-    return moved ? { result: 'deactivated', next } : { result: 'already-done' };
+    return (await advance(input, 'RETIRED', next))
+      ? { result: 'deactivated', next }
+      : { result: 'already-done' };
   },
-  async DELETE({ certificateId, description, deps, now }) {
+  async DELETE(input) {
+    const { certificateId, description, deps } = input;
     // An ACTIVE certificate is never deleted: someone re-activated it after the deactivation.
     if (description?.status === 'ACTIVE') await deps.iot.updateCertificateStatus(certificateId, 'INACTIVE');
     await detachFromThings(description, deps);
     if (description) await deps.iot.deleteCertificate(certificateId);
-    const moved = await deps.rotations.advanceRetirement({
-      certificateId,
-      expectedStep: 'DELETE',
-      status: 'DELETED',
-      now: now.iso,
-    });
-    return { result: moved ? 'deleted' : 'already-done' };
+    return { result: (await advance(input, 'DELETED')) ? 'deleted' : 'already-done' };
   },
 };
+
+/**
+ * Moves the work on from the step it is at, recording the certificate's `status` (and the step due
+ * `next`, if any). False when another run moved it on first.
+ */
+function advance(
+  { certificateId, work, deps, now }: StepInput,
+  status: Parameters<RetirementDeps['rotations']['advanceRetirement']>[0]['status'],
+  next?: Retirement,
+): Promise<boolean> {
+  return deps.rotations.advanceRetirement({
+    certificateId,
+    expectedStep: work.step,
+    ...(next ? { next } : {}),
+    status,
+    now: now.iso,
+  });
+}
 
 async function detachFromThings(description: StepInput['description'], deps: RetirementDeps): Promise<void> {
   if (!description) return;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CertificateAuthority, createCertificateAuthority } from '../../local/pki';
 import { fleetgate } from '../support/cli';
 import { registerTrustedCa } from '../support/device-ca';
-import { createTestTable, type TestTable } from '../support/dynamo';
+import type { TestTable } from '../support/dynamo';
 import { deviceCertificate } from '../support/jitr';
 import { type ReconcileRig, startReconcileRig } from '../support/reconcile';
 
@@ -22,8 +22,8 @@ let dir: string;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  table = await createTestTable('e2e-factory');
-  rig = await startReconcileRig();
+  rig = await startReconcileRig('e2e-factory');
+  table = rig.table;
   ca = await createCertificateAuthority({ subject: { commonName: 'Factory CA' } });
   await registerTrustedCa(rig.iot, table.store, ca);
   await rig.iot.send(
@@ -59,7 +59,6 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await rig?.stop();
-  await table?.drop();
 });
 
 interface Report {

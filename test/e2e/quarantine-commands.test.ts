@@ -10,21 +10,20 @@ import { join } from 'node:path';
 import type { IoTClient } from '@aws-sdk/client-iot';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IotEmulator, startIotEmulator } from '../../local/iot-emulator/index';
+import type { IotEmulator } from '../../local/iot-emulator/index';
 import { type LocalSqs, startLocalSqs } from '../../local/local-sqs';
 import { loadServerlessConfig } from '../../local/serverless-config';
 import { buildStackModel } from '../../local/stack-model';
 import { fleetgate } from '../support/cli';
-import { createTestTable, type TestTable } from '../support/dynamo';
+import type { TestTable } from '../support/dynamo';
 import { lambdaContext } from '../support/lambda';
 import {
   buildTestWorker,
-  iotClientFor,
-  prepareTestAccount,
   QUARANTINE_GROUP,
   quarantineRequest,
   seedActiveDevice,
   sqsEvent,
+  startQuarantineAccount,
 } from '../support/quarantine';
 
 const STAGE = 'e2eq';
@@ -37,13 +36,10 @@ let discardDir: string;
 
 beforeAll(async () => {
   const model = buildStackModel(loadServerlessConfig(), { stage: STAGE });
-  [table, emulator, sqs] = await Promise.all([
-    createTestTable('e2e-quarantine'),
-    startIotEmulator(),
+  [{ table, emulator, iot }, sqs] = await Promise.all([
+    startQuarantineAccount('e2e-quarantine'),
     startLocalSqs({ queues: model.queues, region: model.region, accountId: model.accountId }),
   ]);
-  iot = iotClientFor(emulator);
-  await prepareTestAccount(iot);
   discardDir = await mkdtemp(join(tmpdir(), 'fleetgate-discarded-'));
   env = {
     AWS_ENDPOINT_URL_DYNAMODB: table.endpoint,

@@ -39,6 +39,7 @@ import {
   ListThingsInThingGroupCommand,
   MalformedPolicyException,
   RegisterCACertificateCommand,
+  type RegisterCACertificateCommandInput,
   RegisterCertificateCommand,
   RegisterCertificateWithoutCACommand,
   RemoveThingFromThingGroupCommand,
@@ -84,17 +85,28 @@ afterAll(async () => {
 });
 
 async function registerActiveCa(authority = ca) {
-  return iot.send(
-    new RegisterCACertificateCommand({
-      ...(await verifiedCaCertificate(iot, authority)),
-      setAsActive: true,
-      allowAutoRegistration: true,
-    }),
-  );
+  return registerCaCertificate({
+    ...(await verifiedCaCertificate(iot, authority)),
+    setAsActive: true,
+    allowAutoRegistration: true,
+  });
 }
 
 async function deviceCert(commonName: string, authority = ca) {
   return createDeviceCertificate(authority, { subject: { commonName } });
+}
+
+const registerCaCertificate = (input: RegisterCACertificateCommandInput) =>
+  iot.send(new RegisterCACertificateCommand(input));
+
+/** RegisterCertificate of `device` with the registered CA's PEM. */
+function registerWithCa(device: { certificatePem: string }) {
+  return iot.send(
+    new RegisterCertificateCommand({
+      certificatePem: device.certificatePem,
+      caCertificatePem: ca.certificatePem,
+    }),
+  );
 }
 
 describe('CA certificates', () => {
@@ -145,9 +157,9 @@ describe('CA certificates', () => {
   it('refuses a duplicate CA, a non-CA certificate and bad update values', async () => {
     await expect(registerActiveCa()).rejects.toBeInstanceOf(ResourceAlreadyExistsException);
     const leaf = await deviceCert('not-a-ca');
-    await expect(
-      iot.send(new RegisterCACertificateCommand({ caCertificate: leaf.certificatePem })),
-    ).rejects.toBeInstanceOf(CertificateValidationException);
+    await expect(registerCaCertificate({ caCertificate: leaf.certificatePem })).rejects.toBeInstanceOf(
+      CertificateValidationException,
+    );
     await expect(
       iot.send(
         new UpdateCACertificateCommand({ certificateId: ca.certificateId, newStatus: 'MAYBE' as 'ACTIVE' }),
@@ -162,17 +174,16 @@ describe('CA certificates', () => {
     const sniCa = await createCertificateAuthority({ subject: 'CN=SNI CA' });
     const verification = await deviceCert('registration-code', sniCa);
     await expect(
-      iot.send(
-        new RegisterCACertificateCommand({
-          caCertificate: sniCa.certificatePem,
-          verificationCertificate: verification.certificatePem,
-          certificateMode: 'SNI_ONLY',
-        }),
-      ),
+      registerCaCertificate({
+        caCertificate: sniCa.certificatePem,
+        verificationCertificate: verification.certificatePem,
+        certificateMode: 'SNI_ONLY',
+      }),
     ).rejects.toBeInstanceOf(InvalidRequestException);
-    const registered = await iot.send(
-      new RegisterCACertificateCommand({ caCertificate: sniCa.certificatePem, certificateMode: 'SNI_ONLY' }),
-    );
+    const registered = await registerCaCertificate({
+      caCertificate: sniCa.certificatePem,
+      certificateMode: 'SNI_ONLY',
+    });
     const { certificateDescription } = await iot.send(
       new DescribeCACertificateCommand({ certificateId: registered.certificateId }),
     );
@@ -181,12 +192,10 @@ describe('CA certificates', () => {
     const other = await createCertificateAuthority();
     const wrongVerification = await deviceCert('x', ca);
     await expect(
-      iot.send(
-        new RegisterCACertificateCommand({
-          caCertificate: other.certificatePem,
-          verificationCertificate: wrongVerification.certificatePem,
-        }),
-      ),
+      registerCaCertificate({
+        caCertificate: other.certificatePem,
+        verificationCertificate: wrongVerification.certificatePem,
+      }),
     ).rejects.toBeInstanceOf(CertificateValidationException);
   });
 });
@@ -194,12 +203,7 @@ describe('CA certificates', () => {
 describe('device certificates', () => {
   it('registers a certificate signed by the registered CA and describes it completely', async () => {
     const device = await deviceCert('dev-register');
-    const { certificateId, certificateArn } = await iot.send(
-      new RegisterCertificateCommand({
-        certificatePem: device.certificatePem,
-        caCertificatePem: ca.certificatePem,
-      }),
-    );
+    const { certificateId, certificateArn } = await registerWithCa(device);
     expect(certificateId).toBe(device.certificateId);
     expect(certificateArn).toBe(`arn:aws:iot:eu-west-1:111122223333:cert/${device.certificateId}`);
     const { certificateDescription: d } = await iot.send(new DescribeCertificateCommand({ certificateId }));
@@ -214,27 +218,13 @@ describe('device certificates', () => {
     });
     expect(d?.lastModifiedDate).toBeInstanceOf(Date);
     expect(d?.validity?.notBefore?.toISOString()).toBe(device.certificate.notBefore.toISOString());
-    await expect(
-      iot.send(
-        new RegisterCertificateCommand({
-          certificatePem: device.certificatePem,
-          caCertificatePem: ca.certificatePem,
-        }),
-      ),
-    ).rejects.toBeInstanceOf(ResourceAlreadyExistsException);
+    await expect(registerWithCa(device)).rejects.toBeInstanceOf(ResourceAlreadyExistsException);
   });
 
   it('rejects a certificate not signed by the given (or any registered) CA', async () => {
     const stranger = await createCertificateAuthority();
     const device = await deviceCert('dev-stranger', stranger);
-    await expect(
-      iot.send(
-        new RegisterCertificateCommand({
-          certificatePem: device.certificatePem,
-          caCertificatePem: ca.certificatePem,
-        }),
-      ),
-    ).rejects.toBeInstanceOf(CertificateValidationException);
+    await expect(registerWithCa(device)).rejects.toBeInstanceOf(CertificateValidationException);
     await expect(
       iot.send(new RegisterCertificateCommand({ certificatePem: device.certificatePem })),
     ).rejects.toBeInstanceOf(CertificateValidationException);

@@ -61,6 +61,12 @@ afterEach(async () => {
   await emulator?.stop();
 });
 
+/** Two connection attempts of `device` on `clientId`, one after the other (a device retrying). */
+async function connectTwice(device: { certificatePem: string }, clientId: string) {
+  const first = await emulator.connect({ certificatePem: device.certificatePem, clientId });
+  return [first, await emulator.connect({ certificatePem: device.certificatePem, clientId })] as const;
+}
+
 async function registerCa(options: { templateBody?: string } = {}) {
   const { certificateId } = await iot.send(
     new RegisterCACertificateCommand({
@@ -114,8 +120,7 @@ describe('presence', () => {
     const closed = vi.fn();
     emulator.devices.onDisconnect(closed);
 
-    const first = await emulator.connect({ certificatePem: device.certificatePem, clientId: 'SN-0002' });
-    const second = await emulator.connect({ certificatePem: device.certificatePem, clientId: 'SN-0002' });
+    const [first, second] = await connectTwice(device, 'SN-0002');
     expect(await emulator.disconnect({ clientId: 'SN-0002' })).toBe(true);
     expect(await emulator.disconnect({ clientId: 'SN-0002' })).toBe(false);
 
@@ -202,8 +207,7 @@ describe('JITR', () => {
       subject: { commonName: 'SN-1000', serialNumber: 'SN-1000' },
     });
     // Act
-    const first = await emulator.connect({ certificatePem: device.certificatePem, clientId: 'SN-1000' });
-    const retry = await emulator.connect({ certificatePem: device.certificatePem, clientId: 'SN-1000' });
+    const [first, retry] = await connectTwice(device, 'SN-1000');
     // Assess
     expect(first).toMatchObject({
       accepted: false,
@@ -295,8 +299,7 @@ describe('JITP', () => {
       subject: { commonName: 'ignored', serialNumber: 'SN-2000' },
     });
     // Act
-    const first = await emulator.connect({ certificatePem: device.certificatePem, clientId: 'dev-SN-2000' });
-    const second = await emulator.connect({ certificatePem: device.certificatePem, clientId: 'dev-SN-2000' });
+    const [first, second] = await connectTwice(device, 'dev-SN-2000');
     // Assess
     expect(first).toMatchObject({
       accepted: false,

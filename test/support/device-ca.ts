@@ -37,6 +37,17 @@ export async function registerTrustedCa(
   ca: CertificateAuthority,
   input: Partial<RegisterCACertificateCommandInput> = {},
 ): Promise<string> {
+  const certificateId = await registerCa(iot, ca, input);
+  await recordTrustedCa(store, ca);
+  return certificateId;
+}
+
+/** Registers `ca` in IoT only (ACTIVE, auto-registration on, plus `input`): JITR does not trust it yet. */
+export async function registerCa(
+  iot: IoTClient,
+  ca: CertificateAuthority,
+  input: Partial<RegisterCACertificateCommandInput> = {},
+): Promise<string> {
   const proof =
     input.certificateMode === 'SNI_ONLY'
       ? { caCertificate: ca.certificatePem }
@@ -49,6 +60,5 @@ export async function registerTrustedCa(
       ...input,
     }),
   );
-  await recordTrustedCa(store, ca);
   return out.certificateId ?? '';
 }

@@ -13,7 +13,7 @@ import {
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { vi } from 'vitest';
 import { createHandler } from '../../functions/quarantine-device/create-handler';
-import type { IotEmulator } from '../../local/iot-emulator/index';
+import { type IotEmulator, startIotEmulator } from '../../local/iot-emulator/index';
 import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import { prepareAccount, quarantinePolicyDocument } from '../../shared/iot/prepare-account';
 import { IotQuarantineActions } from '../../shared/iot/quarantine-actions';
@@ -21,7 +21,7 @@ import type { OperatorDeps } from '../../shared/quarantine/operator';
 import { QuarantineStore } from '../../shared/store/quarantine-store';
 import type { DeviceRecord } from '../../shared/store/records';
 import { allowlistedDevice } from './devices';
-import type { TestTable } from './dynamo';
+import { createTestTable, type TestTable } from './dynamo';
 import { type RecordedOutcome, recordingMetrics } from './hook';
 import { RecordingDeadLetters } from './jitr';
 
@@ -39,6 +39,26 @@ export async function prepareTestAccount(iot: IoTClient): Promise<void> {
     policyName: QUARANTINE_GROUP,
     policyDocument: quarantinePolicyDocument({ region: 'us-east-1', accountId: '123456789012' }),
   });
+}
+
+export interface QuarantineAccount {
+  table: TestTable;
+  emulator: IotEmulator;
+  iot: IoTClient;
+}
+
+/** A test table (`prefix`) and an IoT emulator prepared by prepareTestAccount, with a client on it. */
+export async function startQuarantineAccount(prefix: string): Promise<QuarantineAccount> {
+  const [table, emulator] = await Promise.all([createTestTable(prefix), startIotEmulator()]);
+  const iot = iotClientFor(emulator);
+  try {
+    await prepareTestAccount(iot);
+  } catch (error) {
+    iot.destroy();
+    await Promise.all([table.drop(), emulator.stop()]);
+    throw error;
+  }
+  return { table, emulator, iot };
 }
 
 export interface TestWorker {

@@ -23,7 +23,7 @@ import type { ReportSink } from '../../shared/reports/report-sink';
 import { deviceItem } from '../../shared/store/entities/device';
 import { ReconcileStore } from '../../shared/store/reconcile-store';
 import type { CertificateRecord, DeviceRecord } from '../../shared/store/records';
-import type { TestTable } from './dynamo';
+import { createTestTable, type TestTable } from './dynamo';
 
 const NOW = '2026-11-24T06:00:00.000Z';
 
@@ -34,21 +34,26 @@ export interface PlantedFleet {
 }
 
 export interface ReconcileRig {
+  table: TestTable;
   emulator: IotEmulator;
   iot: IoTClient;
   stop(): Promise<void>;
 }
 
-export async function startReconcileRig(): Promise<ReconcileRig> {
+/** A test table (`tablePrefix`) and an IoT emulator; `stop` drops and stops both. */
+export async function startReconcileRig(tablePrefix: string): Promise<ReconcileRig> {
+  const table = await createTestTable(tablePrefix);
   const emulator = await startIotEmulator();
   // Generous retries: the throttling tests drive the emulator past its quotas on purpose.
   const iot = new IoTClient({ ...emulator.clientConfig(), maxAttempts: 10 });
   return {
+    table,
     emulator,
     iot,
     stop: async () => {
       iot.destroy();
       await emulator.stop();
+      await table.drop();
     },
   };
 }
@@ -56,7 +61,7 @@ export async function startReconcileRig(): Promise<ReconcileRig> {
 /** Deps for `runReconciliation` against the rig and the table (a fresh IotInventory each call). */
 export function reconcileDeps(
   table: TestTable,
-  rig: ReconcileRig,
+  rig: Pick<ReconcileRig, 'emulator' | 'iot'>,
   sink: ReportSink,
   overrides: Partial<ReconcileDeps> & { maxTps?: number } = {},
 ): ReconcileDeps {
@@ -144,6 +149,16 @@ async function consistentDevice(table: TestTable, iot: IoTClient, serial: string
   });
   return certificate;
 }
+
+/** A report's counts of plantFleet's drift, by kind. */
+export const PLANTED_DRIFT_COUNTS: Record<DriftKind, number> = {
+  CERTIFICATE_UNKNOWN_TO_STORE: 1,
+  STORE_CERTIFICATE_GONE: 1,
+  STORE_CERTIFICATE_NOT_ACTIVE: 1,
+  THING_WITHOUT_PRINCIPALS: 1,
+  THING_UNKNOWN_TO_STORE: 1,
+  FACTORY_NEVER_CONNECTED: 0,
+};
 
 /**
  * `consistent` agreeing devices, then the planted drift:

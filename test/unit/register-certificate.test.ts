@@ -85,14 +85,24 @@ function fakes(
   };
 }
 
-function build(overrides: { device?: DeviceRecord } = {}) {
-  const config = configFor({
-    DEVICE_POLICY_NAME: 'shared-device-policy',
-    QUARANTINE_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q',
-  });
+function build(
+  overrides: {
+    device?: DeviceRecord;
+    config?: RegistrationDeps['config'];
+    store?: RegistrationDeps['store'];
+  } = {},
+) {
+  const config =
+    overrides.config ??
+    configFor({
+      DEVICE_POLICY_NAME: 'shared-device-policy',
+      QUARANTINE_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q',
+    });
+  const built = fakes(overrides);
   return createHandler({
     config,
-    ...fakes(overrides),
+    ...built,
+    store: overrides.store ?? built.store,
     iot: new IotRegistry(new IoTClient({ region: 'us-east-1', maxAttempts: 1 })),
     caTrust: { check: async () => ({ trusted: true }) },
     quarantine: {
@@ -215,9 +225,8 @@ describe('registerCertificate: order of side effects', () => {
   it('rejects by asking for quarantine first, then leaving the certificate INACTIVE, then recording', async () => {
     // Prepare: the serial was never allowlisted
     mockIot();
-    const handler = createHandler({
+    const handler = build({
       config: configFor({ QUARANTINE_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q' }),
-      ...fakes(),
       store: {
         ...fakes().store,
         loadProvisioningFacts: async () => {
@@ -225,17 +234,6 @@ describe('registerCertificate: order of side effects', () => {
           return {};
         },
       },
-      iot: new IotRegistry(new IoTClient({ region: 'us-east-1', maxAttempts: 1 })),
-      caTrust: { check: async () => ({ trusted: true }) },
-      quarantine: {
-        send: async (request) => {
-          log.push('sqs.SendMessage');
-          await quarantine.send(request);
-        },
-      },
-      logger: new Logger({ logLevel: 'SILENT' }),
-      metrics: recordingMetrics(outcomes),
-      deadLetters,
     });
     // Act
     await handler(event(), lambdaContext());
@@ -259,11 +257,8 @@ describe('registerCertificate: order of side effects', () => {
 });
 
 describe('registerCertificate: error mapping', () => {
-  it.each([
-    ['ThrottlingException', 400],
-    ['InternalFailureException', 500],
-    ['ServiceUnavailableException', 503],
-  ])('%s fails just that record (SQS redelivers it) and never activates', async (name, status) => {
+  /** AttachPolicy fails with `name`: the record fails (SQS retries it), nothing is activated or completed. */
+  async function expectAttachPolicyErrorRetried(name: string, status: number) {
     // Prepare
     mockIot();
     iotMock.on(AttachPolicyCommand).rejects(awsError(name, status));
@@ -274,6 +269,14 @@ describe('registerCertificate: error mapping', () => {
     expect(log).not.toContain('UpdateCertificate:ACTIVE');
     expect(log).not.toContain('store.completeRegistration');
     expect(outcomes).toEqual([{ name: 'RegistrationRetried', reason: name }]);
+  }
+
+  it.each([
+    ['ThrottlingException', 400],
+    ['InternalFailureException', 500],
+    ['ServiceUnavailableException', 503],
+  ])('%s fails just that record (SQS redelivers it) and never activates', async (name, status) => {
+    await expectAttachPolicyErrorRetried(name, status);
   });
 
   it.each([
@@ -284,17 +287,9 @@ describe('registerCertificate: error mapping', () => {
   ])(
     '%s (our configuration, not the device) fails the record too: retried, then dead-lettered, never acknowledged',
     async (name, status) => {
-      // Prepare: e.g. AttachPolicy … ResourceNotFoundException: the device policy is missing.
-      mockIot();
-      iotMock.on(AttachPolicyCommand).rejects(awsError(name, status));
-      // Act
-      const response = await build()(event(), lambdaContext());
-      // Assess
-      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'message-1' }] });
+      // e.g. AttachPolicy … ResourceNotFoundException: the device policy is missing.
+      await expectAttachPolicyErrorRetried(name, status);
       expect(log).not.toContain('CreateThing');
-      expect(log).not.toContain('UpdateCertificate:ACTIVE');
-      expect(log).not.toContain('store.completeRegistration');
-      expect(outcomes).toEqual([{ name: 'RegistrationRetried', reason: name }]);
       expect(deadLetters.records).toEqual([]);
     },
   );

@@ -46,6 +46,16 @@ function retirement(overrides: Partial<Retirement> = {}): Retirement {
   };
 }
 
+/** Runs the due steps of `work` on certificate ID against the mocked IoT and `rotations`. */
+function retire(work: Retirement, rotations: Pick<RotationStore, 'advanceRetirement'>) {
+  return retireCertificate(
+    ID,
+    work,
+    { iot: new IotRegistry(iotMock as unknown as IoTClient), rotations },
+    NOW,
+  );
+}
+
 beforeEach(() => {
   iotMock.reset();
   iotMock.on(DescribeCertificateCommand).resolves({
@@ -62,12 +72,7 @@ beforeEach(() => {
 describe('retireCertificate', () => {
   it('deactivates and detaches now, and leaves the deletion for after the grace period', async () => {
     const { rotations, advances } = fakeRotations(['DEACTIVATE', 'DELETE']);
-    const outcomes = await retireCertificate(
-      ID,
-      retirement(),
-      { iot: new IotRegistry(iotMock as unknown as IoTClient), rotations },
-      NOW,
-    );
+    const outcomes = await retire(retirement(), rotations);
     expect(outcomes.map((o) => o.result)).toEqual(['deactivated', 'not-due']);
     expect(iotMock.commandCalls(UpdateCertificateCommand)[0]?.args[0].input).toEqual({
       certificateId: ID,
@@ -83,12 +88,7 @@ describe('retireCertificate', () => {
 
   it('goes on to delete (forceDelete, after detaching) when the grace period is 0', async () => {
     const { rotations, advances } = fakeRotations(['DEACTIVATE', 'DELETE']);
-    const outcomes = await retireCertificate(
-      ID,
-      retirement({ deleteAfter: NOW.iso }),
-      { iot: new IotRegistry(iotMock as unknown as IoTClient), rotations },
-      NOW,
-    );
+    const outcomes = await retire(retirement({ deleteAfter: NOW.iso }), rotations);
     expect(outcomes.map((o) => o.result)).toEqual(['deactivated', 'deleted']);
     expect(iotMock.commandCalls(DeleteCertificateCommand)[0]?.args[0].input).toEqual({
       certificateId: ID,
@@ -99,12 +99,7 @@ describe('retireCertificate', () => {
 
   it('revokes and detaches an aborted rotation’s certificate without deleting it', async () => {
     const { rotations } = fakeRotations(['REVOKE']);
-    const outcomes = await retireCertificate(
-      ID,
-      retirement({ step: 'REVOKE', reason: 'ROTATION_ABORTED' }),
-      { iot: new IotRegistry(iotMock as unknown as IoTClient), rotations },
-      NOW,
-    );
+    const outcomes = await retire(retirement({ step: 'REVOKE', reason: 'ROTATION_ABORTED' }), rotations);
     expect(outcomes.map((o) => o.result)).toEqual(['revoked']);
     expect(iotMock.commandCalls(UpdateCertificateCommand)[0]?.args[0].input.newStatus).toBe('REVOKED');
     expect(iotMock.commandCalls(DetachThingPrincipalCommand)).toHaveLength(1);
@@ -116,12 +111,7 @@ describe('retireCertificate', () => {
       .on(DescribeCertificateCommand)
       .rejects(Object.assign(new Error('gone'), { name: 'ResourceNotFoundException' }));
     const { rotations, advances } = fakeRotations(['DELETE']);
-    const outcomes = await retireCertificate(
-      ID,
-      retirement({ step: 'DELETE' }),
-      { iot: new IotRegistry(iotMock as unknown as IoTClient), rotations },
-      NOW,
-    );
+    const outcomes = await retire(retirement({ step: 'DELETE' }), rotations);
     expect(outcomes.map((o) => o.result)).toEqual(['deleted']);
     expect(iotMock.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
     expect(advances).toEqual([{ expectedStep: 'DELETE', status: 'DELETED' }]);
@@ -129,11 +119,9 @@ describe('retireCertificate', () => {
 
   it('does nothing before the step is due', async () => {
     const { rotations, advances } = fakeRotations(['DELETE']);
-    const outcomes = await retireCertificate(
-      ID,
+    const outcomes = await retire(
       retirement({ step: 'DELETE', dueAt: '2026-11-24T12:00:00.001Z' }),
-      { iot: new IotRegistry(iotMock as unknown as IoTClient), rotations },
-      NOW,
+      rotations,
     );
     expect(outcomes.map((o) => o.result)).toEqual(['not-due']);
     expect(iotMock.calls()).toHaveLength(0);
@@ -145,14 +133,7 @@ describe('retireCertificate', () => {
       .on(UpdateCertificateCommand)
       .rejects(Object.assign(new Error('slow down'), { name: 'ThrottlingException' }));
     const { rotations, advances } = fakeRotations(['DEACTIVATE']);
-    await expect(
-      retireCertificate(
-        ID,
-        retirement(),
-        { iot: new IotRegistry(iotMock as unknown as IoTClient), rotations },
-        NOW,
-      ),
-    ).rejects.toMatchObject({ retryable: true });
+    await expect(retire(retirement(), rotations)).rejects.toMatchObject({ retryable: true });
     expect(advances).toEqual([]);
   });
 });

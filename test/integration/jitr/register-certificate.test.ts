@@ -11,9 +11,8 @@ import {
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { verifiedCaCertificate } from '../../../local/ca-registration';
 import { createCertificateAuthority } from '../../../local/pki';
-import { recordTrustedCa } from '../../support/device-ca';
+import { registerCa, registerTrustedCa } from '../../support/device-ca';
 import { useTestTable } from '../../support/dynamo';
 import {
   allowlist,
@@ -37,6 +36,27 @@ async function connect(certificatePem: string, clientId: string) {
 
 async function deliverRegistrations(times = 1) {
   return deliver(rig.registration, rig.take('registration').map(ruleOutput), { times, shuffle: times > 1 });
+}
+
+/**
+ * Allowlists `serial`, connects it with a certificate of a new CA (`commonName`) registered in IoT
+ * only, and checks that registration rejects it as UNTRUSTED_ISSUER and asks for quarantine.
+ */
+async function expectUntrustedIssuer(serial: string, commonName: string) {
+  // Prepare
+  await allowlist(table.store, [serial]);
+  const ca = await createCertificateAuthority({ subject: { commonName } });
+  await registerCa(rig.iot, ca);
+  const device = await deviceCertificate(ca, serial);
+  await connect(device.certificatePem, serial);
+  // Act
+  await deliverRegistrations();
+  // Assess
+  expect(rig.registrationOutcomes).toEqual([{ name: 'RegistrationRejected', reason: 'UNTRUSTED_ISSUER' }]);
+  expect(await table.store.getDevice(serial)).toMatchObject({ state: 'ALLOWLISTED' });
+  expect(rig.quarantine.distinct).toEqual([
+    expect.objectContaining({ certificateId: device.certificateId, reason: 'UNTRUSTED_ISSUER' }),
+  ]);
 }
 
 async function deliverLifecycle(times = 1) {
@@ -202,69 +222,21 @@ describe('registerCertificate', () => {
     const trustedId = trusted.caCertificateId;
     await trusted.stop();
     rig = await startRig(table.store, { env: { TRUSTED_CA_IDS: trustedId } });
-    await allowlist(table.store, ['SN-FOREIGN-1']);
-    const foreign = await createCertificateAuthority({ subject: { commonName: 'Foreign CA' } });
-    const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
-    await rig.iot.send(
-      new RegisterCACertificateCommand({
-        ...(await verifiedCaCertificate(rig.iot, foreign)),
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
-    const device = await deviceCertificate(foreign, 'SN-FOREIGN-1');
-    await connect(device.certificatePem, 'SN-FOREIGN-1');
-    // Act
-    await deliverRegistrations();
-    // Assess
-    expect(rig.registrationOutcomes).toEqual([{ name: 'RegistrationRejected', reason: 'UNTRUSTED_ISSUER' }]);
-    expect(await table.store.getDevice('SN-FOREIGN-1')).toMatchObject({ state: 'ALLOWLISTED' });
-    expect(rig.quarantine.distinct).toEqual([
-      expect.objectContaining({ certificateId: device.certificateId, reason: 'UNTRUSTED_ISSUER' }),
-    ]);
+    await expectUntrustedIssuer('SN-FOREIGN-1', 'Foreign CA');
     expect(rig.quarantine.distinct[0]?.serial).toBeUndefined();
   });
 
   it('fails closed under the default configuration (issue 15): a registered, ACTIVE, auto-registering CA the operator never named or recorded → UNTRUSTED_ISSUER', async () => {
     // Prepare: TRUSTED_CA_IDS empty (the default); a second CA registered in IoT only
     expect(rig.config.trustedCaIds).toEqual([]);
-    await allowlist(table.store, ['SN-UNNAMED-1']);
-    const unnamed = await createCertificateAuthority({
-      subject: { commonName: 'Registered, never trusted CA' },
-    });
-    const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
-    await rig.iot.send(
-      new RegisterCACertificateCommand({
-        ...(await verifiedCaCertificate(rig.iot, unnamed)),
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
-    const device = await deviceCertificate(unnamed, 'SN-UNNAMED-1');
-    await connect(device.certificatePem, 'SN-UNNAMED-1');
-    // Act
-    await deliverRegistrations();
-    // Assess
-    expect(rig.registrationOutcomes).toEqual([{ name: 'RegistrationRejected', reason: 'UNTRUSTED_ISSUER' }]);
-    expect(await table.store.getDevice('SN-UNNAMED-1')).toMatchObject({ state: 'ALLOWLISTED' });
-    expect(rig.quarantine.distinct).toEqual([
-      expect.objectContaining({ certificateId: device.certificateId, reason: 'UNTRUSTED_ISSUER' }),
-    ]);
+    await expectUntrustedIssuer('SN-UNNAMED-1', 'Registered, never trusted CA');
   });
 
   it('trusts a CA once the operator records it in the store (fleetgate certificates register --kind ca)', async () => {
     // Prepare: the same situation, then the CA recorded
     await allowlist(table.store, ['SN-RECORDED-1']);
     const recorded = await createCertificateAuthority({ subject: { commonName: 'Recorded CA' } });
-    const { RegisterCACertificateCommand } = await import('@aws-sdk/client-iot');
-    await rig.iot.send(
-      new RegisterCACertificateCommand({
-        ...(await verifiedCaCertificate(rig.iot, recorded)),
-        setAsActive: true,
-        allowAutoRegistration: true,
-      }),
-    );
-    await recordTrustedCa(table.store, recorded);
+    await registerTrustedCa(rig.iot, table.store, recorded);
     const device = await deviceCertificate(recorded, 'SN-RECORDED-1');
     await connect(device.certificatePem, 'SN-RECORDED-1');
     // Act

@@ -32,6 +32,14 @@ afterAll(async () => {
 
 const credentials = (fn: string) => ({ accessKeyId: functionAccessKeyId(fn), secretAccessKey: 'local' });
 
+/** Client settings for calls to `endpoint` as function `fn` (its role decides; no retries). */
+const asFunction = (fn: string, endpoint: string) => ({
+  endpoint,
+  region: test.stack.region,
+  credentials: credentials(fn),
+  maxAttempts: 1,
+});
+
 function role(fn: string): RoleSpec {
   const spec = test.stack.functions.spec(fn).role;
   return structuredClone(spec);
@@ -97,12 +105,7 @@ describe('local IAM on the stack', () => {
   });
 
   it('DynamoDB: each item of a transaction is authorized as its own action (ConditionCheckItem)', async () => {
-    const ddb = new DynamoDBClient({
-      endpoint: test.stack.endpoints.dynamodb,
-      region: test.stack.region,
-      credentials: credentials('registerCertificate'),
-      maxAttempts: 1,
-    });
+    const ddb = new DynamoDBClient(asFunction('registerCertificate', test.stack.endpoints.dynamodb));
     const transaction = () =>
       ddb.send(
         new TransactWriteItemsCommand({
@@ -143,12 +146,7 @@ describe('local IAM on the stack', () => {
   });
 
   it('DynamoDB: dynamodb:LeadingKeys conditions are evaluated (the sweep writes only its own SWEEP# items)', async () => {
-    const ddb = new DynamoDBClient({
-      endpoint: test.stack.endpoints.dynamodb,
-      region: test.stack.region,
-      credentials: credentials('expirySweep'),
-      maxAttempts: 1,
-    });
+    const ddb = new DynamoDBClient(asFunction('expirySweep', test.stack.endpoints.dynamodb));
     const put = (pk: string) =>
       attempt(() =>
         ddb.send(
@@ -168,12 +166,7 @@ describe('local IAM on the stack', () => {
   });
 
   it('SQS: SendMessage to the quarantine queue needs the role to name the queue', async () => {
-    const sqs = new SQSClient({
-      endpoint: test.stack.endpoints.sqs,
-      region: test.stack.region,
-      credentials: credentials('deviceLifecycle'),
-      maxAttempts: 1,
-    });
+    const sqs = new SQSClient(asFunction('deviceLifecycle', test.stack.endpoints.sqs));
     const url = test.stack.queueUrls.QuarantineQueue ?? '';
     const send = () =>
       attempt(() => sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: '{"probe":true}' })));
@@ -235,13 +228,7 @@ describe('local IAM on the stack', () => {
   it("S3: the sweep's role cannot read the bucket at all; a missing object is a 404 only with s3:ListBucket, a 403 with ListBucket conditioned on a prefix (GetObject, Permissions)", async () => {
     // @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html ("Permissions")
     const bucket = test.stack.model.buckets[0] ?? '';
-    const s3 = new S3Client({
-      endpoint: test.stack.endpoints.s3,
-      region: test.stack.region,
-      credentials: credentials('expirySweep'),
-      forcePathStyle: true,
-      maxAttempts: 1,
-    });
+    const s3 = new S3Client({ ...asFunction('expirySweep', test.stack.endpoints.s3), forcePathStyle: true });
     const read = () =>
       attempt(() => s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'expiry/latest.json' })));
     // The role as packaged: writes only.

@@ -77,6 +77,17 @@ async function thingFor(name: string, identity: { certificateArn: string }): Pro
   await iot.send(new AttachThingPrincipalCommand({ thingName: name, principal: identity.certificateArn }));
 }
 
+/** Publishes each [topic, payload] at QoS 1 through the data-plane API, as a cloud service does. */
+async function publishFromCloud(messages: Array<[string, string]>): Promise<void> {
+  const data = new IoTDataPlaneClient({ ...emulator.clientConfig(), maxAttempts: 1 });
+  try {
+    for (const [topic, payload] of messages)
+      await data.send(new PublishCommand({ topic, qos: 1, payload: Buffer.from(payload) }));
+  } finally {
+    data.destroy();
+  }
+}
+
 beforeAll(async () => {
   ({ emulator, broker, iot } = await startEmulatorEndpoint());
   await createClaimPolicy(iot, 'claim', TEMPLATE);
@@ -323,18 +334,10 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
       const client = await connected(version, identity, id('thing-pubsub'));
       await client.subscribeAsync(`devices/${id('thing-pubsub')}/commands`, { qos: 1 });
       const sink = emulator.nextPublished(`devices/${id('thing-pubsub')}/telemetry`);
-      const data = new IoTDataPlaneClient({ ...emulator.clientConfig(), maxAttempts: 1 });
       // Act
       await client.publishAsync(`devices/${id('thing-pubsub')}/telemetry`, '{"t":21}', { qos: 1 });
       const command = nextMessage(client, [`devices/${id('thing-pubsub')}/commands`]);
-      await data.send(
-        new PublishCommand({
-          topic: `devices/${id('thing-pubsub')}/commands`,
-          qos: 1,
-          payload: Buffer.from('{"reboot":true}'),
-        }),
-      );
-      data.destroy();
+      await publishFromCloud([[`devices/${id('thing-pubsub')}/commands`, '{"reboot":true}']]);
       // Assess
       expect((await sink).meta).toMatchObject({
         source: 'device',
@@ -372,23 +375,11 @@ describe.each(PROTOCOL_VERSIONS)('$name', ({ version }) => {
       const received: string[] = [];
       client.on('message', (topic) => received.push(topic));
       const own = nextMessage(client, [`devices/${id('thing-nosy')}/commands`]);
-      const data = new IoTDataPlaneClient({ ...emulator.clientConfig(), maxAttempts: 1 });
       // Act
-      await data.send(
-        new PublishCommand({
-          topic: `devices/${id('thing-other')}/commands`,
-          qos: 1,
-          payload: Buffer.from('x'),
-        }),
-      );
-      await data.send(
-        new PublishCommand({
-          topic: `devices/${id('thing-nosy')}/commands`,
-          qos: 1,
-          payload: Buffer.from('y'),
-        }),
-      );
-      data.destroy();
+      await publishFromCloud([
+        [`devices/${id('thing-other')}/commands`, 'x'],
+        [`devices/${id('thing-nosy')}/commands`, 'y'],
+      ]);
       await own;
       // Assess
       expect(suback).toEqual([1]);

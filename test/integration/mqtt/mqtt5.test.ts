@@ -133,6 +133,16 @@ async function received(target: MqttClient, ms: number, act: () => Promise<unkno
 }
 
 /** The reason code of the DISCONNECT the endpoint sends before closing (MQTT 5). */
+/** Writes a PUBLISH (payload `x`) the client library would not send; resolves the DISCONNECT's reason code. */
+async function rawPublishDisconnects(
+  target: MqttClient,
+  packet: Pick<IPublishPacket, 'topic' | 'qos' | 'messageId' | 'properties'>,
+): Promise<number> {
+  const reason = disconnectReason(target);
+  await raw(target, { cmd: 'publish', payload: Buffer.from('x'), dup: false, retain: false, ...packet });
+  return reason;
+}
+
 function disconnectReason(target: MqttClient): Promise<number> {
   return new Promise((resolve) => {
     target.once('disconnect', (packet) => resolve(packet.reasonCode ?? 0));
@@ -341,19 +351,14 @@ describe('topic aliases', () => {
   it('disconnects with 0x94 Topic Alias invalid for an alias over 8', async () => {
     // Prepare
     const publisher = await client('v5-alias-bad', 5, { properties: { topicAliasMaximum: 0 } });
-    const reason = disconnectReason(publisher);
     // Act
-    await raw(publisher, {
-      cmd: 'publish',
+    const reason = await rawPublishDisconnects(publisher, {
       topic: 'mqtt5/alias/x',
-      payload: Buffer.from('x'),
       qos: 0,
-      dup: false,
-      retain: false,
       properties: { topicAlias: 9 },
     });
     // Assess
-    expect(await reason).toBe(0x94);
+    expect(reason).toBe(0x94);
     await closed(publisher);
   });
 });
@@ -362,19 +367,10 @@ describe('what IoT Core refuses, with its reason codes', () => {
   it('PUBLISH QoS 2: DISCONNECT 0x9B QoS not supported', async () => {
     // Prepare
     const publisher = await client('v5-qos2');
-    const reason = disconnectReason(publisher);
     // Act
-    await raw(publisher, {
-      cmd: 'publish',
-      topic: 'mqtt5/qos2',
-      payload: Buffer.from('x'),
-      qos: 2,
-      messageId: 7,
-      dup: false,
-      retain: false,
-    });
+    const reason = await rawPublishDisconnects(publisher, { topic: 'mqtt5/qos2', qos: 2, messageId: 7 });
     // Assess
-    expect(await reason).toBe(0x9b);
+    expect(reason).toBe(0x9b);
   });
 
   it('a publish the policy denies at QoS 1: PUBACK 0x87 Not authorized, the connection stays', async () => {

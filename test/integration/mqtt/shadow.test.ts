@@ -44,6 +44,14 @@ async function device(thingName: string): Promise<DeviceIdentity> {
   return identity;
 }
 
+/** The thing's device connected over MQTT 5, subscribed to `shadow/<topic>`, with what it receives. */
+async function subscribedDevice(thing: string, topic: string) {
+  const client = await connect(broker, await device(thing), thing, 5);
+  clients.push(client);
+  await client.subscribeAsync(`$aws/things/${thing}/shadow/${topic}`, { qos: 1 });
+  return { client, seen: recorder(client) };
+}
+
 /** Collects every message on the client's shadow topics. */
 function recorder(client: MqttClient): { topic: string; body: Record<string, unknown> }[] {
   const seen: { topic: string; body: Record<string, unknown> }[] = [];
@@ -77,10 +85,7 @@ describe('classic shadow over MQTT 5', () => {
   it('get (404), update desired → accepted + delta + documents, report → no delta, stale version → 409, delete', async () => {
     // Prepare
     const thing = 'shadow-classic';
-    const client = await connect(broker, await device(thing), thing, 5);
-    clients.push(client);
-    await client.subscribeAsync(`$aws/things/${thing}/shadow/#`, { qos: 1 });
-    const seen = recorder(client);
+    const { client, seen } = await subscribedDevice(thing, '#');
     const base = `$aws/things/${thing}/shadow`;
     const next = (topic: string, after = 0) => until(() => seen.slice(after).find((m) => m.topic === topic));
     // Act + Assess: no shadow yet.
@@ -168,10 +173,7 @@ describe('classic shadow over MQTT 5', () => {
   it('rejects what AWS rejects: bad JSON, missing state, desired not an object, nesting over 6, over 8 KB', async () => {
     // Prepare
     const thing = 'shadow-errors';
-    const client = await connect(broker, await device(thing), thing, 5);
-    clients.push(client);
-    await client.subscribeAsync(`$aws/things/${thing}/shadow/update/rejected`, { qos: 1 });
-    const seen = recorder(client);
+    const { client, seen } = await subscribedDevice(thing, 'update/rejected');
     const deep = { a: { b: { c: { d: { e: { f: { g: 1 } } } } } } };
     const requests = [
       ['{not json', 'Invalid JSON'],
@@ -240,10 +242,7 @@ describe('data-plane HTTP API', () => {
   it("UpdateThingShadow's delta reaches the subscribed device; errors are AWS's exceptions", async () => {
     // Prepare
     const thing = 'shadow-http';
-    const client = await connect(broker, await device(thing), thing, 5);
-    clients.push(client);
-    await client.subscribeAsync(`$aws/things/${thing}/shadow/update/delta`, { qos: 1 });
-    const seen = recorder(client);
+    const { seen } = await subscribedDevice(thing, 'update/delta');
     // Act
     const updated = await data.send(
       new UpdateThingShadowCommand({

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { IoTClient } from '@aws-sdk/client-iot';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator/index';
+import type { IotEmulator } from '../../../local/iot-emulator/index';
 import { type LocalSqs, startLocalSqs } from '../../../local/local-sqs';
 import { MessageLedger, QueuePoller } from '../../../local/queue-poller';
 import { loadServerlessConfig } from '../../../local/serverless-config';
@@ -27,14 +27,13 @@ import {
   SqsDeadLetterQueue,
 } from '../../../shared/dlq/dead-letter-sender';
 import { DeadLetters, deadLetterQueues } from '../../../shared/dlq/dead-letters';
-import { createTestTable, type TestTable } from '../../support/dynamo';
+import type { TestTable } from '../../support/dynamo';
 import { lambdaContext } from '../../support/lambda';
 import {
   buildTestWorker,
-  iotClientFor,
-  prepareTestAccount,
   quarantineRequest,
   seedActiveDevice,
+  startQuarantineAccount,
   type TestWorker,
 } from '../../support/quarantine';
 import { queueDepth, waitUntil } from '../../support/wait';
@@ -66,13 +65,10 @@ const url = (logicalId: string) => sqs.urls.get(logicalId) ?? '';
 beforeAll(async () => {
   model = buildStackModel(loadServerlessConfig(), { stage: STAGE });
   const queues = model.queues.map(fastRetries);
-  [table, emulator, sqs] = await Promise.all([
-    createTestTable('dlq'),
-    startIotEmulator(),
+  [{ table, emulator, iot }, sqs] = await Promise.all([
+    startQuarantineAccount('dlq'),
     startLocalSqs({ queues, region: model.region, accountId: model.accountId }),
   ]);
-  iot = iotClientFor(emulator);
-  await prepareTestAccount(iot);
   // Invalid requests go to QuarantineDLQ at once, as DEAD_LETTER_QUEUE_URL: !Ref QuarantineDLQ says.
   worker = buildTestWorker(table, iot, new SqsDeadLetterQueue(sqs.client, url('QuarantineDLQ')));
   const quarantineQueue = queues.find((queue) => queue.logicalId === 'QuarantineQueue');

@@ -12,23 +12,23 @@ import {
   ListThingGroupsForThingCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IotEmulator, startIotEmulator } from '../../../local/iot-emulator/index';
+import type { IotEmulator } from '../../../local/iot-emulator/index';
 import { parseCertificatePem } from '../../../shared/certificates';
 import { listQuarantine, rejectQuarantine, releaseQuarantine } from '../../../shared/quarantine/operator';
-import { anchorCertificateRecord } from '../../../shared/store/records';
+import { anchorCertificateRecord, type CertificateStatus } from '../../../shared/store/records';
 import { createCa, issueTestCertificate } from '../../support/certs';
-import { createTestTable, type TestTable } from '../../support/dynamo';
+import type { TestTable } from '../../support/dynamo';
 import { buildTestHook } from '../../support/hook';
 import { RecordingDeadLetters } from '../../support/jitr';
 import { lambdaContext } from '../../support/lambda';
 import {
   buildTestWorker,
-  iotClientFor,
   prepareTestAccount,
   QUARANTINE_GROUP,
   quarantineRequest,
   seedActiveDevice,
   sqsEvent,
+  startQuarantineAccount,
   type TestWorker,
 } from '../../support/quarantine';
 
@@ -41,15 +41,29 @@ const deadLetters = new RecordingDeadLetters();
 const context = () => lambdaContext('fleetgate-local-quarantineDevice', 30_000);
 
 beforeAll(async () => {
-  [table, emulator] = await Promise.all([createTestTable('quarantine'), startIotEmulator()]);
-  iot = iotClientFor(emulator);
-  await prepareTestAccount(iot);
+  ({ table, emulator, iot } = await startQuarantineAccount('quarantine'));
   worker = buildTestWorker(table, iot, deadLetters);
 });
 afterAll(async () => {
   iot?.destroy();
   await Promise.all([table?.drop(), emulator?.stop()]);
 });
+
+/** A device certificate record of `serial` in the table, in `status`. */
+async function putDeviceCertificate(certificateId: string, serial: string, status: CertificateStatus) {
+  await table.store.putCertificateIfAbsent({
+    certificateId,
+    kind: 'DEVICE',
+    status,
+    source: 'FLEET_PROVISIONING',
+    serial,
+    issuer: 'test',
+    notBefore: '2026-01-01T00:00:00.000Z',
+    notAfter: '2027-01-01T00:00:00.000Z',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+  });
+}
 
 async function certificateStatus(certificateId: string): Promise<string | undefined> {
   const out = await iot.send(new DescribeCertificateCommand({ certificateId }));
@@ -193,18 +207,7 @@ describe('quarantineDevice', () => {
   it('quarantines the owner of a known certificate when the request names an unknown serial', async () => {
     // Prepare
     const { certificateId } = await seedActiveDevice(table, iot, 'SN-Q-0009');
-    await table.store.putCertificateIfAbsent({
-      certificateId,
-      kind: 'DEVICE',
-      status: 'ACTIVE',
-      source: 'FLEET_PROVISIONING',
-      serial: 'SN-Q-0009',
-      issuer: 'test',
-      notBefore: '2026-01-01T00:00:00.000Z',
-      notAfter: '2027-01-01T00:00:00.000Z',
-      createdAt: '2026-01-01T00:00:00.000Z',
-      updatedAt: '2026-01-01T00:00:00.000Z',
-    });
+    await putDeviceCertificate(certificateId, 'SN-Q-0009', 'ACTIVE');
     // Act
     const response = await worker.handler(
       sqsEvent([
@@ -298,18 +301,7 @@ describe('quarantineDevice', () => {
     const old = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
     const oldId = old.certificateId ?? '';
     await iot.send(new AttachThingPrincipalCommand({ thingName, principal: old.certificateArn ?? '' }));
-    await table.store.putCertificateIfAbsent({
-      certificateId: oldId,
-      kind: 'DEVICE',
-      status: 'RETIRED',
-      source: 'FLEET_PROVISIONING',
-      serial: 'SN-Q-SCOPE',
-      issuer: 'test',
-      notBefore: '2026-01-01T00:00:00.000Z',
-      notAfter: '2027-01-01T00:00:00.000Z',
-      createdAt: '2026-01-01T00:00:00.000Z',
-      updatedAt: '2026-01-01T00:00:00.000Z',
-    });
+    await putDeviceCertificate(oldId, 'SN-Q-SCOPE', 'RETIRED');
     // Act
     const response = await worker.handler(
       sqsEvent([

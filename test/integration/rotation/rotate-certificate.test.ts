@@ -55,6 +55,18 @@ async function rotate(serial: string, options: { times?: number; concurrency?: n
   return { body, stats, accepted: accepted?.json as { certificateId: string; certificatePem: string } };
 }
 
+/**
+ * A rig under `env` whose clock stands at t0 (a minute ahead), and an active device `serial` that
+ * has sent its rotation request.
+ */
+async function rotatingDevice(env: Record<string, string>, serial: string) {
+  await start(env);
+  const t0 = Date.now() + 60_000;
+  rig.setNow(t0);
+  const old = await rig.activeDevice(serial);
+  return { t0, old, ...(await rotate(serial)) };
+}
+
 describe('rotateCertificate', () => {
   it('issues a certificate for a CSR sent with the current certificate and publishes it on accepted', async () => {
     // Prepare
@@ -107,11 +119,7 @@ describe('rotateCertificate', () => {
 
   it('commits on the first connect with the new certificate: old INACTIVE and detached, deleted after the grace period', async () => {
     // Prepare
-    await start({ ROTATION_GRACE_SECONDS: '3600' });
-    const t0 = Date.now() + 60_000;
-    rig.setNow(t0);
-    const old = await rig.activeDevice('SN-ROT-2');
-    const { accepted } = await rotate('SN-ROT-2');
+    const { t0, old, accepted } = await rotatingDevice({ ROTATION_GRACE_SECONDS: '3600' }, 'SN-ROT-2');
     // Act: the device reconnects with the new certificate
     const outcome = await rig.rig.emulator.connect({
       certificatePem: accepted.certificatePem,
@@ -238,11 +246,10 @@ describe('rotateCertificate', () => {
 
   it('aborts a rotation without commit at the deadline: new certificate revoked and detached, old kept', async () => {
     // Prepare
-    await start({ ROTATION_DEADLINE_SECONDS: '600' });
-    const t0 = Date.now() + 60_000;
-    rig.setNow(t0);
-    const old = await rig.activeDevice('SN-ROT-8');
-    const { body, accepted } = await rotate('SN-ROT-8');
+    const { t0, old, body, accepted } = await rotatingDevice(
+      { ROTATION_DEADLINE_SECONDS: '600' },
+      'SN-ROT-8',
+    );
     // Before the deadline nothing happens.
     rig.setNow(t0 + 599_000);
     expect(await rig.sweep()).toMatchObject({ aborted: 0 });
@@ -304,11 +311,7 @@ describe('rotateCertificate', () => {
   });
 
   it('a connect with the new certificate that arrives after the abort is not taken for a clone', async () => {
-    await start({ ROTATION_DEADLINE_SECONDS: '600' });
-    const t0 = Date.now() + 60_000;
-    rig.setNow(t0);
-    const old = await rig.activeDevice('SN-ROT-11');
-    const { accepted } = await rotate('SN-ROT-11');
+    const { t0, old, accepted } = await rotatingDevice({ ROTATION_DEADLINE_SECONDS: '600' }, 'SN-ROT-11');
     // The device connects just before the deadline; its presence event is still queued when the abort runs.
     rig.setNow(t0 + 599_000);
     await rig.rig.emulator.connect({ certificatePem: accepted.certificatePem, clientId: 'SN-ROT-11' });

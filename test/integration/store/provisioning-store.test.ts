@@ -2,8 +2,9 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MalformedItemError } from '../../../shared/errors';
 import { keys } from '../../../shared/store/keys';
+import type { TransitionInput } from '../../../shared/store/provisioning-store';
 import { QuarantineStore } from '../../../shared/store/quarantine-store';
-import type { CertificateRecord } from '../../../shared/store/records';
+import type { CertificateRecord, DeviceRecord } from '../../../shared/store/records';
 import { RegistrationStore } from '../../../shared/store/registration-store';
 import { RotationStore } from '../../../shared/store/rotation-store';
 import { allowlistedDevice, NOW } from '../../support/devices';
@@ -40,6 +41,44 @@ async function newDevice(prefix: string) {
   return device;
 }
 
+/** Binds a new PENDING certificate to an allowlisted device, as fleet provisioning does. */
+function provision(
+  device: DeviceRecord,
+  certificateId: string,
+  publicKeyHash: string,
+  historyId: string,
+  claim?: { claimCertificateId: string; limitPerMinute: number },
+) {
+  return table.store.bindCertificate({
+    serial: device.serial,
+    event: 'PROVISION',
+    device,
+    certificate: certificate(certificateId),
+    publicKeyHash,
+    now: NOW,
+    history: { id: historyId, actor: 'test' },
+    ...(claim ? { claim } : {}),
+  });
+}
+
+/** Moves a device by `event` under `transitionKey` (also the history id unless `extra` names one). */
+function move(
+  device: DeviceRecord,
+  event: TransitionInput['event'],
+  transitionKey: string,
+  extra: Partial<TransitionInput> = {},
+) {
+  return table.store.transition({
+    serial: device.serial,
+    event,
+    device,
+    transitionKey,
+    now: NOW,
+    history: { id: transitionKey, actor: 'test' },
+    ...extra,
+  });
+}
+
 describe('ProvisioningStore', () => {
   it('creates a device once; a second create is refused', async () => {
     const device = await newDevice('CREATE');
@@ -58,15 +97,7 @@ describe('ProvisioningStore', () => {
     // Act
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        table.store.bindCertificate({
-          serial: device.serial,
-          event: 'PROVISION',
-          device,
-          certificate: certificate(`race-cert-${device.serial}-${i}`),
-          publicKeyHash: `race-key-${device.serial}-${i}`,
-          now: NOW,
-          history: { id: `bind-${i}`, actor: 'test' },
-        }),
+        provision(device, `race-cert-${device.serial}-${i}`, `race-key-${device.serial}-${i}`, `bind-${i}`),
       ),
     );
     // Assess
@@ -85,16 +116,7 @@ describe('ProvisioningStore', () => {
 
   it('treats re-binding the same certificate as already done, also concurrently', async () => {
     const device = await newDevice('REBIND');
-    const bind = () =>
-      table.store.bindCertificate({
-        serial: device.serial,
-        event: 'PROVISION',
-        device,
-        certificate: certificate(`rebind-${device.serial}`),
-        publicKeyHash: `rebind-key-${device.serial}`,
-        now: NOW,
-        history: { id: 'bind', actor: 'test' },
-      });
+    const bind = () => provision(device, `rebind-${device.serial}`, `rebind-key-${device.serial}`, 'bind');
     const outcomes = await Promise.all(Array.from({ length: 10 }, bind));
     expect(outcomes.filter((o) => o.status === 'applied')).toHaveLength(1);
     expect(outcomes.filter((o) => o.status === 'already-done')).toHaveLength(9);
@@ -107,24 +129,8 @@ describe('ProvisioningStore', () => {
     const first = await newDevice('KEY');
     const second = await newDevice('KEY');
     const shared = `shared-key-${first.serial}`;
-    const a = await table.store.bindCertificate({
-      serial: first.serial,
-      event: 'PROVISION',
-      device: first,
-      certificate: certificate(`key-a-${first.serial}`),
-      publicKeyHash: shared,
-      now: NOW,
-      history: { id: 'a', actor: 'test' },
-    });
-    const b = await table.store.bindCertificate({
-      serial: second.serial,
-      event: 'PROVISION',
-      device: second,
-      certificate: certificate(`key-b-${second.serial}`),
-      publicKeyHash: shared,
-      now: NOW,
-      history: { id: 'b', actor: 'test' },
-    });
+    const a = await provision(first, `key-a-${first.serial}`, shared, 'a');
+    const b = await provision(second, `key-b-${second.serial}`, shared, 'b');
     expect(a.status).toBe('applied');
     expect(b).toMatchObject({
       status: 'conflict',
@@ -139,15 +145,9 @@ describe('ProvisioningStore', () => {
     const devices = await Promise.all(Array.from({ length: 12 }, () => newDevice('CLAIM')));
     const outcomes = await Promise.all(
       devices.map((device, i) =>
-        table.store.bindCertificate({
-          serial: device.serial,
-          event: 'PROVISION',
-          device,
-          certificate: certificate(`claim-${device.serial}`),
-          publicKeyHash: `claim-key-${device.serial}`,
-          now: NOW,
-          history: { id: `c${i}`, actor: 'test' },
-          claim: { claimCertificateId: 'claim-cert-1', limitPerMinute: 5 },
+        provision(device, `claim-${device.serial}`, `claim-key-${device.serial}`, `c${i}`, {
+          claimCertificateId: 'claim-cert-1',
+          limitPerMinute: 5,
         }),
       ),
     );
@@ -159,15 +159,7 @@ describe('ProvisioningStore', () => {
 
   it('applies a transition once; the same key again is already done; a stale version conflicts', async () => {
     const device = await newDevice('MOVE');
-    const bound = await table.store.bindCertificate({
-      serial: device.serial,
-      event: 'PROVISION',
-      device,
-      certificate: certificate(`move-${device.serial}`),
-      publicKeyHash: `move-key-${device.serial}`,
-      now: NOW,
-      history: { id: 'bind', actor: 'test' },
-    });
+    const bound = await provision(device, `move-${device.serial}`, `move-key-${device.serial}`, 'bind');
     if (bound.status !== 'applied') throw new Error(`bind failed: ${bound.status}`);
     const activate = {
       serial: device.serial,
@@ -195,12 +187,7 @@ describe('ProvisioningStore', () => {
 
   it('quarantines with the previous state and releases back to it', async () => {
     const device = await newDevice('QUAR');
-    const quarantined = await table.store.transition({
-      serial: device.serial,
-      event: 'QUARANTINE',
-      device,
-      transitionKey: 'q1',
-      now: NOW,
+    const quarantined = await move(device, 'QUARANTINE', 'q1', {
       history: { id: 'q1', actor: 'test', reason: 'CLONED_KEY' },
       set: {
         quarantine: { reason: 'CLONED_KEY', source: 'test', at: NOW, evidence: { certificateId: 'x' } },
@@ -208,12 +195,7 @@ describe('ProvisioningStore', () => {
     });
     if (quarantined.status !== 'applied') throw new Error(quarantined.status);
     expect(quarantined.device).toMatchObject({ state: 'QUARANTINED', previousState: 'ALLOWLISTED' });
-    const released = await table.store.transition({
-      serial: device.serial,
-      event: 'RELEASE',
-      device: quarantined.device,
-      transitionKey: 'r1',
-      now: NOW,
+    const released = await move(quarantined.device, 'RELEASE', 'r1', {
       history: { id: 'r1', actor: 'operator', reason: 'false positive' },
     });
     expect(released).toMatchObject({ status: 'applied', device: { state: 'ALLOWLISTED' } });
@@ -229,14 +211,7 @@ describe('ProvisioningStore', () => {
 
   it('reports an illegal transition without writing', async () => {
     const device = await newDevice('ILLEGAL');
-    const result = await table.store.transition({
-      serial: device.serial,
-      event: 'ACTIVATE',
-      device,
-      transitionKey: 'a',
-      now: NOW,
-      history: { id: 'a', actor: 'test' },
-    });
+    const result = await move(device, 'ACTIVATE', 'a');
     expect(result).toMatchObject({ status: 'illegal', reason: 'ACTIVATE is not allowed from ALLOWLISTED' });
     expect(await table.store.getDevice(device.serial)).toMatchObject({ version: 1 });
   });
@@ -264,15 +239,7 @@ describe('ProvisioningStore', () => {
 
   it('loads device, certificate and key owner in one round trip', async () => {
     const device = await newDevice('FACTS');
-    await table.store.bindCertificate({
-      serial: device.serial,
-      event: 'PROVISION',
-      device,
-      certificate: certificate(`facts-${device.serial}`),
-      publicKeyHash: `facts-key-${device.serial}`,
-      now: NOW,
-      history: { id: 'b', actor: 'test' },
-    });
+    await provision(device, `facts-${device.serial}`, `facts-key-${device.serial}`, 'b');
     const before = table.store.stats.roundTrips;
     const facts = await table.store.loadProvisioningFacts({
       serial: device.serial,

@@ -124,38 +124,27 @@ describe('attributableDuplicateDisconnects (issue 15: only the device own identi
     connectedAt: 1_000 * versionNumber,
     versionNumber,
   });
+  /** The disconnects of client id SN-1 that count, the device's own certificate being `own`. */
+  const attributable = (
+    disconnects: ReturnType<typeof disconnect>[],
+    sessions: ReturnType<typeof session>[],
+  ) => attributableDuplicateDisconnects(disconnects, sessions, [own], 'SN-1');
 
   it('counts a disconnect whose taker (the next connection of the client id) was the device own certificate', () => {
-    expect(
-      attributableDuplicateDisconnects(
-        [disconnect(1), disconnect(2)],
-        [session(2), session(3)],
-        [own],
-        'SN-1',
-      ),
-    ).toHaveLength(2);
+    expect(attributable([disconnect(1), disconnect(2)], [session(2), session(3)])).toHaveLength(2);
   });
 
   it('does not count a disconnect taken over by another principal (its taker is not among the own sessions)', () => {
     // v1 own kicked by v2 (claim), v3 own kicked by v4 (claim): no own session numbered 2 or 4.
-    expect(
-      attributableDuplicateDisconnects(
-        [disconnect(1), disconnect(3)],
-        [session(1), session(3)],
-        [own],
-        'SN-1',
-      ),
-    ).toEqual([]);
+    expect(attributable([disconnect(1), disconnect(3)], [session(1), session(3)])).toEqual([]);
   });
 
   it('never counts a disconnect of another principal, nor one whose taker has not arrived yet', () => {
-    expect(attributableDuplicateDisconnects([disconnect(1, claim)], [session(2)], [own], 'SN-1')).toEqual([]);
-    expect(attributableDuplicateDisconnects([disconnect(5)], [session(4)], [own], 'SN-1')).toEqual([]);
+    expect(attributable([disconnect(1, claim)], [session(2)])).toEqual([]);
+    expect(attributable([disconnect(5)], [session(4)])).toEqual([]);
   });
 
   it('does not count an own session on another client id as the taker', () => {
-    expect(attributableDuplicateDisconnects([disconnect(1)], [session(2, 'other')], [own], 'SN-1')).toEqual(
-      [],
-    );
+    expect(attributable([disconnect(1)], [session(2, 'other')])).toEqual([]);
   });
 });

@@ -48,66 +48,50 @@ const TABLE = `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/fleetgate-dev-provisi
 const CERT = `arn:aws:iot:us-east-1:${ACCOUNT}:cert/0123abcd`;
 const BUCKET = 'arn:aws:s3:::fleetgate-dev-reports';
 
-const CASES: Array<[string, PolicyStatement[], AuthorizationRequest]> = [
-  [
-    'ForAllValues:StringLike LeadingKeys, matching',
+/** One Allow statement for `action` on `resource` under `condition`, and a request for that action there. */
+function allowIf(
+  action: string,
+  resource: string,
+  condition: PolicyStatement['Condition'],
+  context: AuthorizationRequest['context'] = {},
+): [PolicyStatement[], AuthorizationRequest] {
+  return [
+    [{ Effect: 'Allow', Action: action, Resource: resource, Condition: condition }],
+    { action, resource, context },
+  ];
+}
+
+type Case = [string, PolicyStatement[], AuthorizationRequest];
+const SWEEP_KEYS = { 'dynamodb:LeadingKeys': ['SWEEP#*'] };
+
+const CASES: Case[] = [
+  ...(
     [
-      {
-        Effect: 'Allow',
-        Action: 'dynamodb:PutItem',
-        Resource: TABLE,
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SWEEP#*'] } },
-      },
+      ['matching', 'SWEEP#2026'],
+      ['another partition', 'DEVICE#SN1'],
+    ] as const
+  ).map(
+    ([which, key]): Case => [
+      `ForAllValues:StringLike LeadingKeys, ${which}`,
+      ...allowIf(
+        'dynamodb:PutItem',
+        TABLE,
+        { 'ForAllValues:StringLike': SWEEP_KEYS },
+        { 'dynamodb:LeadingKeys': [key] },
+      ),
     ],
-    { action: 'dynamodb:PutItem', resource: TABLE, context: { 'dynamodb:LeadingKeys': ['SWEEP#2026'] } },
-  ],
-  [
-    'ForAllValues:StringLike LeadingKeys, another partition',
-    [
-      {
-        Effect: 'Allow',
-        Action: 'dynamodb:PutItem',
-        Resource: TABLE,
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SWEEP#*'] } },
-      },
-    ],
-    { action: 'dynamodb:PutItem', resource: TABLE, context: { 'dynamodb:LeadingKeys': ['DEVICE#SN1'] } },
-  ],
+  ),
   [
     'ForAllValues with the key absent is vacuously true',
-    [
-      {
-        Effect: 'Allow',
-        Action: 'dynamodb:Scan',
-        Resource: TABLE,
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SWEEP#*'] } },
-      },
-    ],
-    { action: 'dynamodb:Scan', resource: TABLE, context: {} },
+    ...allowIf('dynamodb:Scan', TABLE, { 'ForAllValues:StringLike': SWEEP_KEYS }),
   ],
   [
     'ForAnyValue with the key absent is false',
-    [
-      {
-        Effect: 'Allow',
-        Action: 'dynamodb:Scan',
-        Resource: TABLE,
-        Condition: { 'ForAnyValue:StringLike': { 'dynamodb:LeadingKeys': ['SWEEP#*'] } },
-      },
-    ],
-    { action: 'dynamodb:Scan', resource: TABLE, context: {} },
+    ...allowIf('dynamodb:Scan', TABLE, { 'ForAnyValue:StringLike': SWEEP_KEYS }),
   ],
   [
     's3:prefix condition without a prefix in the request (the GetObject 404 check)',
-    [
-      {
-        Effect: 'Allow',
-        Action: 's3:ListBucket',
-        Resource: BUCKET,
-        Condition: { StringLike: { 's3:prefix': ['expiry/*'] } },
-      },
-    ],
-    { action: 's3:ListBucket', resource: BUCKET, context: {} },
+    ...allowIf('s3:ListBucket', BUCKET, { StringLike: { 's3:prefix': ['expiry/*'] } }),
   ],
   [
     'explicit deny wins over allow',
@@ -160,39 +144,20 @@ const CASES: Array<[string, PolicyStatement[], AuthorizationRequest]> = [
   ],
   [
     'StringNotEquals with the key absent',
-    [
-      {
-        Effect: 'Allow',
-        Action: 'dynamodb:GetItem',
-        Resource: TABLE,
-        Condition: { StringNotEquals: { 'dynamodb:Select': 'ALL_ATTRIBUTES' } },
-      },
-    ],
-    { action: 'dynamodb:GetItem', resource: TABLE, context: {} },
+    ...allowIf('dynamodb:GetItem', TABLE, { StringNotEquals: { 'dynamodb:Select': 'ALL_ATTRIBUTES' } }),
   ],
   [
     'StringEqualsIfExists with the key absent',
-    [
-      {
-        Effect: 'Allow',
-        Action: 'dynamodb:GetItem',
-        Resource: TABLE,
-        Condition: { StringEqualsIfExists: { 'dynamodb:Select': 'COUNT' } },
-      },
-    ],
-    { action: 'dynamodb:GetItem', resource: TABLE, context: {} },
+    ...allowIf('dynamodb:GetItem', TABLE, { StringEqualsIfExists: { 'dynamodb:Select': 'COUNT' } }),
   ],
   [
     'Null: true requires the key to be absent',
-    [
-      {
-        Effect: 'Allow',
-        Action: 'dynamodb:GetItem',
-        Resource: TABLE,
-        Condition: { Null: { 'dynamodb:Select': 'true' } },
-      },
-    ],
-    { action: 'dynamodb:GetItem', resource: TABLE, context: { 'dynamodb:Select': 'COUNT' } },
+    ...allowIf(
+      'dynamodb:GetItem',
+      TABLE,
+      { Null: { 'dynamodb:Select': 'true' } },
+      { 'dynamodb:Select': 'COUNT' },
+    ),
   ],
 ];
 
