@@ -17,6 +17,7 @@
  * The endpoint is the one DescribeEndpoint names; the template (with its hook), the claim policy and the
  * device policy are serverless.yml's, created by the local stack.
  */
+
 import { execFile } from 'node:child_process';
 import { createPrivateKey, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -39,6 +40,7 @@ import { claimClientId } from '../../../shared/domain/client-ids';
 import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { allowlistedDevice } from '../../support/devices';
 import { startTestStack, type TestStack } from '../../support/stack';
+import { waitFor } from '../../support/wait';
 
 const TEMPLATE = 'fleetgate-local-fleet';
 const SAMPLES = join('test', 'sdk', 'vendor', 'aws-iot-device-sdk-js-v2', 'samples', 'node');
@@ -113,20 +115,6 @@ async function allowlist(serial: string): Promise<void> {
     id: `import-${serial}`,
     actor: 'test',
   });
-}
-
-async function waitFor<T>(
-  read: () => Promise<T>,
-  until: (value: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await read();
-  while (!until(value) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    value = await read();
-  }
-  return value;
 }
 
 function serialFor(name: string): string {
