@@ -5,31 +5,35 @@
  * (functions/register-certificate/ca-trust.ts).
  */
 import { BatchGetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  DescribeCACertificateCommand,
-  type IoTClient,
-  ListTagsForResourceCommand,
-} from '@aws-sdk/client-iot';
+import { type IoTClient, ListTagsForResourceCommand } from '@aws-sdk/client-iot';
 import { CA_TRUST_TAG } from '../domain/registration-rules';
 
-/** The ids among `ids` that the store records as a CA or that carry the trust tag. */
+/** A CA as the doctor's jitr check listed and described it. */
+export interface RegisteredCa {
+  certificateId: string;
+  certificateArn?: string;
+}
+
+/** The ids of the CAs among `cas` that the store records as a CA or that carry the trust tag. */
 export async function trustedCaIdsOf(
   clients: { dynamodb: DynamoDBClient; iot: IoTClient },
   tableName: string,
-  ids: readonly string[],
+  cas: readonly RegisteredCa[],
 ): Promise<Set<string>> {
-  const trusted = await recordedCaIds(clients.dynamodb, tableName, ids);
-  for (const id of ids) {
-    if (!trusted.has(id) && (await hasTrustTag(clients.iot, id))) trusted.add(id);
+  const trusted = await recordedCaIds(
+    clients.dynamodb,
+    tableName,
+    cas.map((ca) => ca.certificateId),
+  );
+  for (const { certificateId, certificateArn } of cas) {
+    if (trusted.has(certificateId) || !certificateArn) continue;
+    if (await hasTrustTag(clients.iot, certificateArn)) trusted.add(certificateId);
   }
   return trusted;
 }
 
-/** Whether the CA carries `fleetgate:trusted=true` (DescribeCACertificate for its ARN, then ListTagsForResource). */
-async function hasTrustTag(iot: IoTClient, certificateId: string): Promise<boolean> {
-  const described = await iot.send(new DescribeCACertificateCommand({ certificateId }));
-  const resourceArn = described.certificateDescription?.certificateArn;
-  if (!resourceArn) return false;
+/** Whether the CA carries `fleetgate:trusted=true` (ListTagsForResource, every page). */
+async function hasTrustTag(iot: IoTClient, resourceArn: string): Promise<boolean> {
   let nextToken: string | undefined;
   do {
     const page = await iot.send(

@@ -28,7 +28,7 @@ import {
   ListCACertificatesCommand,
 } from '@aws-sdk/client-iot';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { trustedCaIdsOf } from './ca-trust';
+import { type RegisteredCa, trustedCaIdsOf } from './ca-trust';
 import { HOW_TO_TRUST, noAutoRegisteringCaFix } from './jitr-fixes';
 
 /** One check's answer. `warn` is set on an ok check that still deserves a look. */
@@ -258,7 +258,7 @@ export function checkEventConfigurations(iot: IoTClient, eventTypes: readonly st
 export function checkJitr(
   iot: IoTClient,
   expected: Pick<DoctorExpectations, 'trustedCaIds' | 'strict'>,
-  trustedElsewhere: (ids: string[]) => Promise<Set<string>> = async () => new Set(),
+  trustedElsewhere: (cas: RegisteredCa[]) => Promise<Set<string>> = async () => new Set(),
 ) {
   const name = 'jitr';
   return guarded(name, async () => {
@@ -269,11 +269,15 @@ export function checkJitr(
       for (const ca of page.certificates ?? []) if (ca.certificateId) ids.push(ca.certificateId);
       marker = page.nextMarker;
     } while (marker);
-    const cas = new Map<string, { status?: string; autoRegistrationStatus?: string }>();
+    const cas = new Map<string, { status?: string; autoRegistrationStatus?: string; arn?: string }>();
     for (const id of ids) {
       const out = await iot.send(new DescribeCACertificateCommand({ certificateId: id }));
       const description = out.certificateDescription ?? {};
-      cas.set(id, { status: description.status, autoRegistrationStatus: description.autoRegistrationStatus });
+      cas.set(id, {
+        status: description.status,
+        autoRegistrationStatus: description.autoRegistrationStatus,
+        arn: description.certificateArn,
+      });
     }
     const problems: string[] = [];
     for (const id of expected.trustedCaIds) {
@@ -292,7 +296,9 @@ export function checkJitr(
     const autoRegistering = [...cas].filter(
       ([, ca]) => ca.status === 'ACTIVE' && ca.autoRegistrationStatus === 'ENABLE',
     );
-    const named = await trustedElsewhere(autoRegistering.map(([id]) => id));
+    const named = await trustedElsewhere(
+      autoRegistering.map(([certificateId, ca]) => ({ certificateId, certificateArn: ca.arn })),
+    );
     const trusted = (id: string) => expected.trustedCaIds.includes(id) || named.has(id);
     const ready = autoRegistering.filter(([id]) => trusted(id));
     const untrusted = autoRegistering.filter(([id]) => !trusted(id)).map(([id]) => id);
@@ -460,7 +466,7 @@ export async function runDoctorChecks(
     checkTable(clients.dynamodb, expected.table),
     checkQueues(clients.sqs, expected),
     checkEventConfigurations(clients.iot, expected.eventTypes),
-    checkJitr(clients.iot, expected, (ids) => trustedCaIdsOf(clients, expected.table.name, ids)),
+    checkJitr(clients.iot, expected, (cas) => trustedCaIdsOf(clients, expected.table.name, cas)),
     checkDevicePolicy(clients.iot, expected),
     checkQuarantine(clients.iot, expected.quarantine),
     checkProvisioningTemplate(clients.iot, expected),

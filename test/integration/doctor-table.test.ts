@@ -14,14 +14,20 @@ import {
   IoTClient,
   ResourceNotFoundException as IotNotFound,
   ListCACertificatesCommand,
+  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { doctorExpectations } from '../../cli/commands/doctor';
+import { verifiedCaCertificate } from '../../local/ca-registration';
+import { startIotEmulator } from '../../local/iot-emulator';
+import { createCertificateAuthority } from '../../local/pki';
 import { loadServerlessConfig, tableDefinition } from '../../local/serverless-config';
 import { buildStackModel } from '../../local/stack-model';
+import { trustedCaIdsOf } from '../../shared/doctor/ca-trust';
 import { checkTable, type DoctorExpectations, runDoctorChecks } from '../../shared/doctor/checks';
+import { recordTrustedCa } from '../support/device-ca';
 import { useTestTable } from '../support/dynamo';
 
 const config = loadServerlessConfig();
@@ -120,6 +126,43 @@ describe('runDoctorChecks', () => {
     } finally {
       sqsMock.restore();
       iotMock.restore();
+    }
+  });
+});
+
+describe('the CAs JITR trusts besides TRUSTED_CA_IDS, as doctor reads them', () => {
+  it('a CA recorded in the store and a CA tagged fleetgate:trusted=true are trusted; an untagged, unrecorded one is not', async () => {
+    // Prepare: three CAs registered in the IoT emulator, one recorded in the store, one tagged.
+    const emulator = await startIotEmulator();
+    const iot = new IoTClient({ ...emulator.clientConfig(), maxAttempts: 1 });
+    try {
+      const register = async (commonName: string, tags?: Array<{ Key: string; Value: string }>) => {
+        const ca = await createCertificateAuthority({ subject: { commonName } });
+        const out = await iot.send(
+          new RegisterCACertificateCommand({
+            ...(await verifiedCaCertificate(iot, ca)),
+            ...(tags ? { tags } : {}),
+          }),
+        );
+        return { ca, listed: { certificateId: out.certificateId ?? '', certificateArn: out.certificateArn } };
+      };
+      const recorded = await register('Recorded CA');
+      await recordTrustedCa(table.store, recorded.ca);
+      const tagged = await register('Tagged CA', [{ Key: 'fleetgate:trusted', Value: 'true' }]);
+      const neither = await register('Untrusted CA', [{ Key: 'fleetgate:trusted', Value: 'false' }]);
+      // Act
+      const trusted = await trustedCaIdsOf({ dynamodb: table.client, iot }, table.tableName, [
+        recorded.listed,
+        tagged.listed,
+        neither.listed,
+      ]);
+      // Assess
+      expect([...trusted].sort()).toEqual(
+        [recorded.listed.certificateId, tagged.listed.certificateId].sort(),
+      );
+    } finally {
+      iot.destroy();
+      await emulator.stop();
     }
   });
 });

@@ -176,7 +176,8 @@ describe('checkJitr', () => {
       { id: 'a'.repeat(64), status: 'INACTIVE', auto: 'ENABLE' },
       { id: 'b'.repeat(64), status: 'ACTIVE', auto: 'ENABLE' },
     ]);
-    const recorded = async (ids: string[]) => new Set(ids.filter((id) => id === 'b'.repeat(64)));
+    const recorded = async (listed: Array<{ certificateId: string }>) =>
+      new Set(listed.map((ca) => ca.certificateId).filter((id) => id === 'b'.repeat(64)));
     expect(await checkJitr(iot, expected, recorded)).toMatchObject({ name: 'jitr', ok: true });
     expect((await checkJitr(iot, expected, recorded)).warn).toBeUndefined();
     expect(await checkJitr(iot, { ...expected, trustedCaIds: ['b'.repeat(64)] })).toMatchObject({ ok: true });
