@@ -203,6 +203,7 @@ async function materialize(iot: IoTClient, spec: IotResourceSpec): Promise<Mater
               ? { certificateMode: spec.certificateMode as 'DEFAULT' | 'SNI_ONLY' }
               : {}),
             ...registration,
+            ...(spec.tags ? { tags: spec.tags } : {}),
           }),
         );
         return done(out.certificateId ?? '', 'created');

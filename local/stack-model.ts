@@ -246,6 +246,8 @@ export type IotResourceSpec =
       autoRegistration: boolean;
       certificateMode?: string;
       registrationConfig?: { templateBody?: string; roleArn?: string; templateName?: string };
+      /** `Tags` (e.g. fleetgate:trusted=true, which JITR trusts), as RegisterCACertificate takes them. */
+      tags?: Array<{ Key: string; Value: string }>;
     };
 
 /**
@@ -611,6 +613,9 @@ class Resolver {
           | undefined;
         const verification = text('VerificationCertificatePem', false);
         const mode = text('CertificateMode', false);
+        const tags = p.Tags as Array<{ Key?: unknown; Value?: unknown }> | undefined;
+        if (tags !== undefined && !Array.isArray(tags))
+          throw new StackModelError(`${where}: Tags must be a list`);
         return {
           type,
           logicalId,
@@ -619,6 +624,9 @@ class Resolver {
           status,
           autoRegistration: p.AutoRegistrationStatus === 'ENABLE',
           ...(mode !== undefined ? { certificateMode: mode } : {}),
+          ...(tags
+            ? { tags: tags.map((tag) => ({ Key: String(tag.Key), Value: String(tag.Value ?? '') })) }
+            : {}),
           ...(config
             ? {
                 registrationConfig: {

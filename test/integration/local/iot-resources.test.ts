@@ -14,6 +14,7 @@ import {
   GetPolicyCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
+  ListTagsForResourceCommand,
   RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -205,7 +206,7 @@ describe('IoT resources of serverless.yml on the local stack', () => {
 });
 
 describe('serverless.yml with more IoT resources', () => {
-  it('registers a declared device CA with auto-registration and creates a declared thing group', async () => {
+  it('registers a declared device CA with auto-registration and its Tags (the JITR trust tag) and creates a declared thing group', async () => {
     // Prepare
     const ca = await createCertificateAuthority({ subject: { commonName: 'Declared Device CA' } });
     const pem = ca.certificatePem.trim().split('\n').join('\n          ');
@@ -231,6 +232,8 @@ describe('serverless.yml with more IoT resources', () => {
           ${pem}
         VerificationCertificatePem: |
           ${verificationPem}
+        Tags:
+          - { Key: fleetgate:trusted, Value: 'true' }
     DeviceGroup:
       Type: AWS::IoT::ThingGroup
       Properties:
@@ -260,6 +263,12 @@ describe('serverless.yml with more IoT resources', () => {
         status: 'ACTIVE',
         autoRegistrationStatus: 'ENABLE',
       });
+      const tags = await client.send(
+        new ListTagsForResourceCommand({
+          resourceArn: described.certificateDescription?.certificateArn ?? '',
+        }),
+      );
+      expect(tags.tags).toEqual([{ Key: 'fleetgate:trusted', Value: 'true' }]);
       const group = await client.send(
         new DescribeThingGroupCommand({ thingGroupName: 'fleetgate-local-devices' }),
       );
