@@ -170,8 +170,8 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
       value: hookCpuMs,
       unit: 'ms',
     },
-    { name: 'this process\'s CPU per raw read + transaction', value: rawWithReadCpuMs, unit: 'ms' },
-    { name: 'this process\'s CPU per raw transaction', value: rawCpuMs, unit: 'ms' },
+    { name: "this process's CPU per raw read + transaction", value: rawWithReadCpuMs, unit: 'ms' },
+    { name: "this process's CPU per raw transaction", value: rawCpuMs, unit: 'ms' },
     {
       name: `minimal 5-item TransactWriteItems (small items, no index keys, concurrency ${CONCURRENCY})`,
       value: minimalTps,
@@ -286,14 +286,17 @@ async function rawBindings(
   const certificates = await Promise.all(
     serials.map(async () =>
       parseCertificatePem(
-        (await createDeviceCertificate(ca, { subject: { commonName: 'AWS IoT Certificate' } })).certificatePem,
+        (await createDeviceCertificate(ca, { subject: { commonName: 'AWS IoT Certificate' } }))
+          .certificatePem,
       ),
     ),
   );
   const claim = { claimCertificateId: CLAIM, now };
   const devices = options.read
     ? []
-    : await Promise.all(serials.map(async (serial) => (await store.loadProvisioningFacts({ serial })).device));
+    : await Promise.all(
+        serials.map(async (serial) => (await store.loadProvisioningFacts({ serial })).device),
+      );
   const bind = async (i: number) => {
     const serial = serials[i] as string;
     const certificate = certificates[i] as ReturnType<typeof parseCertificatePem>;
