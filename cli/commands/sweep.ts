@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { NOT_ROTATABLE_STATES } from '../../shared/domain/expiry';
+import { notAskedReason } from '../../shared/domain/expiry';
 import { runExpirySweep, runIdFor, sweepPolicy } from '../../shared/expiry/expiry-sweep';
 import { createReportSink } from '../../shared/reports/report-sink';
 import { SweepFacts } from '../../shared/store/sweep-facts';
@@ -79,7 +79,7 @@ function saySweep(
       : '  no previous run on this table: everything at risk is new',
   );
   const held = Object.entries(summary.byDeviceState ?? {})
-    .filter(([state]) => NOT_ROTATABLE_STATES.includes(state))
+    .filter(([state]) => notAskedReason(state) !== undefined)
     .map(([state, count]) => `${count} ${state}`);
   if (held.length > 0)
     output.say(`  not asked to rotate (device ${held.join(', ')}): listed in the report only`);

@@ -10,6 +10,8 @@
  *                  each certificate has exactly one class, the most urgent)
  */
 
+import { ROTATABLE_STATES } from './rotation-rules';
+
 export const DAY_MS = 86_400_000;
 /** The report's chart covers this many days ahead, in weeks. */
 export const CHART_DAYS = 90;
@@ -146,15 +148,30 @@ export interface RotationCandidate {
   notAfter: string;
   daysLeft: number;
   reason: 'EXPIRING' | 'TOO_OLD';
-  /** The device's state when the sweep looked (never one of `NOT_ROTATABLE_STATES`). */
+  /** The device's state when the sweep looked (ACTIVE or ROTATING: `askedToRotate`). */
   deviceState?: string;
 }
 
 /**
- * Devices that are never asked to rotate: a quarantined device is cut off until an operator decides,
- * a revoked or decommissioned one for good (rotation would refuse them with DEVICE_NOT_ACTIVE anyway).
+ * Whether the sweep asks the device in `state` to rotate: only a device the rotation flow accepts a
+ * request from (ACTIVE or ROTATING, `ROTATABLE_STATES`). A quarantined device is cut off until an
+ * operator decides, a revoked or decommissioned one for good, and one that has never connected
+ * (ALLOWLISTED, PROVISIONING: a factory certificate nearing its end before the first connect) has
+ * no connection to rotate over; rotation would refuse them all with DEVICE_NOT_ACTIVE. A certificate
+ * whose serial has no device record (state unknown) is asked as before.
  */
-export const NOT_ROTATABLE_STATES: readonly string[] = ['QUARANTINED', 'REVOKED', 'DECOMMISSIONED'];
+export function askedToRotate(state: string | undefined): boolean {
+  return state === undefined || (ROTATABLE_STATES as readonly string[]).includes(state);
+}
+
+/** States whose devices are listed but held back from rotation for good or until an operator decides. */
+const HELD_STATES: readonly string[] = ['QUARANTINED', 'REVOKED', 'DECOMMISSIONED'];
+
+/** Why a device in `state` is not asked to rotate (undefined when it is asked). */
+export function notAskedReason(state: string | undefined): 'held' | 'not connected' | undefined {
+  if (askedToRotate(state)) return undefined;
+  return HELD_STATES.includes(state as string) ? 'held' : 'not connected';
+}
 
 /** What the sweep knows about the device behind a certificate. */
 export interface ReportDevice {
@@ -179,8 +196,8 @@ export function withDevices(
 }
 
 /**
- * Device certificates inside the rotation window (not yet expired) or too old, by serial; never a
- * device in one of `NOT_ROTATABLE_STATES`.
+ * Device certificates inside the rotation window (not yet expired) or too old, by serial; only
+ * devices the sweep asks to rotate (`askedToRotate`).
  */
 export function rotationCandidates(
   atRisk: readonly AtRiskCertificate[],
@@ -319,7 +336,7 @@ function isRotationCandidate(
   policy: Pick<ExpiryPolicy, 'rotationWindowDays'>,
 ): boolean {
   if (entry.kind !== 'DEVICE' || !entry.serial || entry.class === 'EXPIRED') return false;
-  if (entry.deviceState !== undefined && NOT_ROTATABLE_STATES.includes(entry.deviceState)) return false;
+  if (!askedToRotate(entry.deviceState)) return false;
   return entry.class === 'TOO_OLD' || entry.daysLeft < policy.rotationWindowDays;
 }
 

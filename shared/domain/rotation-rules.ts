@@ -18,6 +18,9 @@ import type { DeviceState } from './device-state';
 import { type SerialRules, type SubjectFacts, serialFromSubject } from './registration-rules';
 
 /** Stable reason codes of a rejected rotation request (published on `.../rotate/rejected`). */
+/** The states rotation accepts a request in (rule 3); the expiry sweep asks only these devices. */
+export const ROTATABLE_STATES: readonly DeviceState[] = ['ACTIVE', 'ROTATING'];
+
 export const ROTATION_REJECT_REASONS = [
   'INVALID_REQUEST',
   'INVALID_CSR',
@@ -82,7 +85,7 @@ export function decideRotation(
       'the request was not sent with the certificate the device currently holds',
     );
   }
-  if (device.state !== 'ACTIVE' && device.state !== 'ROTATING') {
+  if (!ROTATABLE_STATES.includes(device.state)) {
     return rejectRotation('DEVICE_NOT_ACTIVE', `device is ${device.state}`);
   }
   const { csr } = request;

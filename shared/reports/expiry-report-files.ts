@@ -5,7 +5,7 @@
  */
 import * as z from 'zod';
 import { AtRiskCertificateSchema } from '../../schemas/expiry-sweep';
-import { type AtRiskCertificate, type ExpiryReport, NOT_ROTATABLE_STATES } from '../domain/expiry';
+import { type AtRiskCertificate, type ExpiryReport, notAskedReason } from '../domain/expiry';
 
 export const CSV_COLUMNS = [
   'class',
@@ -196,13 +196,20 @@ ${rows || '<tr><td colspan="8">Nothing at risk.</td></tr>'}
 `;
 }
 
-/** How many at-risk device certificates belong to devices that are not asked to rotate. */
+/** How many at-risk device certificates belong to devices that are not asked to rotate, and why. */
 function heldNote(report: ExpiryReport): string {
-  const held = NOT_ROTATABLE_STATES.reduce(
-    (sum, state) => sum + (report.summary.byDeviceState?.[state] ?? 0),
-    0,
-  );
-  return held > 0 ? `; ${held} on quarantined, revoked or decommissioned devices not asked` : '';
+  const counts = { held: 0, 'not connected': 0 };
+  for (const [state, count] of Object.entries(report.summary.byDeviceState ?? {})) {
+    const reason = notAskedReason(state);
+    if (reason) counts[reason] += count;
+  }
+  const parts = [
+    ...(counts.held > 0 ? [`${counts.held} on quarantined, revoked or decommissioned devices`] : []),
+    ...(counts['not connected'] > 0
+      ? [`${counts['not connected']} on devices that have never connected (no connection to rotate over)`]
+      : []),
+  ];
+  return parts.length > 0 ? `; ${parts.join(', ')} not asked` : '';
 }
 
 function tableRow(entry: AtRiskCertificate, windows: readonly number[]): string {
@@ -212,12 +219,12 @@ function tableRow(entry: AtRiskCertificate, windows: readonly number[]): string 
 }
 
 /**
- * The device's state; quarantined, revoked and decommissioned devices are marked (they are listed
- * but not asked to rotate).
+ * The device's state; devices not asked to rotate (quarantined, revoked, decommissioned, never
+ * connected) are marked: they are listed only.
  */
 function deviceStateCell(state: string | undefined): string {
   if (state === undefined) return '<td data-device-state="">—</td>';
-  const held = NOT_ROTATABLE_STATES.includes(state) ? ' held' : '';
+  const held = notAskedReason(state) ? ' held' : '';
   return `<td data-device-state="${esc(state)}"><span class="state${held}">${esc(state)}</span></td>`;
 }
 

@@ -301,13 +301,19 @@ describe('report rows carry the device state; the baseline is the same table', (
       certificate('held', 3 * DAY_MS, { serial: 'SN-HELD', thingName: undefined, source: 'JITR' }),
     );
     await a.store.putCertificateIfAbsent(certificate('live', 3 * DAY_MS, { serial: 'SN-LIVE' }));
+    // A factory certificate whose device has never connected (the factory import leaves it
+    // PROVISIONING with the certificate PENDING): no connection to rotate over.
+    expect(await a.store.createDevice(device('SN-UNBOXED', 'PROVISIONING'), history)).toBe(true);
+    await a.store.putCertificateIfAbsent(
+      certificate('unboxed', 3 * DAY_MS, { serial: 'SN-UNBOXED', status: 'PENDING', source: 'FACTORY' }),
+    );
     await b.store.putCertificateIfAbsent(certificate('other', 3 * DAY_MS, { serial: 'SN-OTHER' }));
   });
   afterAll(async () => {
     await Promise.all([a?.drop(), b?.drop()]);
   });
 
-  it('a quarantined device is listed with its state, never a rotation candidate (JSON, CSV, HTML)', async () => {
+  it('quarantined and never-connected devices are listed with their state, never rotation candidates (JSON, CSV, HTML)', async () => {
     const outcome = await runExpirySweep({ runId: 'state-1', now: NOW_ISO, policy: POLICY }, on(a));
     if (outcome.status !== 'complete' || !outcome.report) throw new Error('not complete');
     const rows = Object.fromEntries(outcome.report.atRisk.map((entry) => [entry.certificateId, entry]));
@@ -317,10 +323,11 @@ describe('report rows carry the device state; the baseline is the same table', (
       status: 'ACTIVE',
     });
     expect(rows.live).toMatchObject({ deviceState: 'ACTIVE' });
+    expect(rows.unboxed).toMatchObject({ deviceState: 'PROVISIONING' });
     expect(outcome.report.rotation.map((candidate) => candidate.serial)).toEqual(['SN-LIVE']);
     expect(outcome.summary).toMatchObject({
       rotationCandidates: 1,
-      byDeviceState: { QUARANTINED: 1, ACTIVE: 1 },
+      byDeviceState: { QUARANTINED: 1, ACTIVE: 1, PROVISIONING: 1 },
     });
     const csv = parse(await readFile(outcome.files.csv, 'utf8'), { columns: true }) as Array<
       Record<string, string>
@@ -332,6 +339,10 @@ describe('report rows carry the device state; the baseline is the same table', (
     const html = await readFile(outcome.files.html, 'utf8');
     expect(html).toContain('<th>Device state</th>');
     expect(html).toContain('data-device-state="QUARANTINED"><span class="state held">QUARANTINED</span>');
+    expect(html).toContain('data-device-state="PROVISIONING"><span class="state held">PROVISIONING</span>');
+    expect(html).toContain(
+      '1 on quarantined, revoked or decommissioned devices, 1 on devices that have never connected (no connection to rotate over) not asked',
+    );
   });
 
   it("compares with the table's own previous run, never with another table's report in the same destination", async () => {

@@ -1,15 +1,19 @@
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
+import { DEVICE_STATES } from '../../../shared/domain/device-state';
 import {
   addToChart,
+  askedToRotate,
   buildExpiryReport,
   classifyCertificate,
   DAY_MS,
   type ExpiryCandidate,
   formatIso,
+  notAskedReason,
   parseIso,
   rotationCandidates,
 } from '../../../shared/domain/expiry';
+import { ROTATABLE_STATES } from '../../../shared/domain/rotation-rules';
 import {
   CSV_COLUMNS,
   csvCell,
@@ -262,5 +266,54 @@ describe('buildExpiryReport and its files', () => {
       { certificateId: 's1', from: 'EXPIRING_30D', to: 'EXPIRING_7D' },
     ]);
     expect(report.change.countsDelta).toEqual({ EXPIRED: 1, EXPIRING_7D: 1, EXPIRING_30D: 1, TOO_OLD: 1 });
+  });
+});
+
+describe('askedToRotate', () => {
+  // The rotation flow accepts a request only from an ACTIVE or ROTATING device (rotation-rules, rule
+  // 3): the sweep asks no other device, and says why it holds each one back.
+  it.each([
+    ['ACTIVE', true, undefined],
+    ['ROTATING', true, undefined],
+    ['ALLOWLISTED', false, 'not connected'],
+    ['PROVISIONING', false, 'not connected'],
+    ['QUARANTINED', false, 'held'],
+    ['REVOKED', false, 'held'],
+    ['DECOMMISSIONED', false, 'held'],
+  ] as const)('%s → asked %s (%s)', (state, asked, reason) => {
+    expect(askedToRotate(state)).toBe(asked);
+    expect(notAskedReason(state)).toBe(reason);
+  });
+
+  it('covers every device state, and agrees with what rotation accepts', () => {
+    for (const state of DEVICE_STATES) {
+      expect(askedToRotate(state)).toBe((ROTATABLE_STATES as readonly string[]).includes(state));
+    }
+    // A certificate whose serial has no device record is listed and asked, as before.
+    expect(askedToRotate(undefined)).toBe(true);
+  });
+
+  it('never lists a device that has not connected yet as a rotation candidate', () => {
+    const candidate = (deviceState: string) =>
+      rotationCandidates(
+        [
+          {
+            certificateId: `c-${deviceState}`,
+            kind: 'DEVICE',
+            serial: `SN-${deviceState}`,
+            status: 'ACTIVE',
+            notBefore: '2026-01-01T00:00:00.000Z',
+            notAfter: '2027-01-01T00:00:00.000Z',
+            daysLeft: 3,
+            ageDays: 340,
+            class: 'EXPIRING_7D',
+            deviceState,
+          },
+        ],
+        { rotationWindowDays: 30 },
+      ).map((entry) => entry.serial);
+    expect(candidate('ACTIVE')).toEqual(['SN-ACTIVE']);
+    expect(candidate('PROVISIONING')).toEqual([]);
+    expect(candidate('ALLOWLISTED')).toEqual([]);
   });
 });
