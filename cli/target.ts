@@ -173,7 +173,9 @@ export async function resolveStackTarget(output: Output): Promise<StackTarget> {
   // Its functions' logs go to the stack log, not this command's stdout (the --json document).
   const options = localStackOptions();
   const local = await startLocalStack(
-    process.env.FLEETGATE_HANDLER_LOGS ? options : { ...options, handlerOutput: stackLogSink() },
+    process.env.FLEETGATE_HANDLER_LOGS
+      ? options
+      : { ...options, handlerOutput: stackLogSink(undefined, 'ephemeral') },
   );
   return { kind: 'ephemeral', handle: localHandle(local), close: () => local.stop() };
 }

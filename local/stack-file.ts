@@ -32,10 +32,25 @@ export function stackLogPath(stackFile = stackFilePath()): string {
   return `${stackFile.replace(/\.json$/, '')}.log`;
 }
 
-/** Appends handler output to the stack's log (`LocalStackOptions.handlerOutput`). */
-export function stackLogSink(path = stackLogPath()): (text: string) => void {
+/**
+ * The line each stack run starts its part of the log with (the log is appended to across runs):
+ * `fleetgate logs` shows what came after the last one, so a new stack never shows an old stack's lines.
+ */
+export function stackStartLine(mode: string, at = new Date()): string {
+  return `${JSON.stringify({ fleetgate: STACK_START, mode, at: at.toISOString(), pid: process.pid })}\n`;
+}
+
+/** The `fleetgate` field of a stack-start line. */
+export const STACK_START = 'stack-start';
+
+/**
+ * Appends handler output to the stack's log (`LocalStackOptions.handlerOutput`), after a stack-start
+ * line: each sink serves one stack run.
+ */
+export function stackLogSink(path = stackLogPath(), mode = 'in-process'): (text: string) => void {
   mkdirSync(dirname(path), { recursive: true });
   const stream = createWriteStream(path, { flags: 'a' });
+  stream.write(stackStartLine(mode));
   return (text) => {
     stream.write(text);
   };

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { projectRoot } from '../../local/paths';
@@ -13,6 +13,7 @@ import {
   removeStackFile,
   type StackFile,
   stackFilePath,
+  stackStartLine,
   writeStackFile,
 } from '../../local/stack-file';
 import { CommandFailure, type Output } from '../io';
@@ -162,6 +163,7 @@ export function registerLocalCommands({ program, setExitCode, run }: CommandRegi
         const log = `${path.replace(/\.json$/, '')}.log`;
         mkdirSync(dirname(path), { recursive: true });
         const logFd = openSync(log, 'a');
+        writeSync(logFd, stackStartLine('local up'));
         const child = spawn(process.execPath, [BIN, 'local', 'serve'], {
           cwd: projectRoot(),
           detached: true,

@@ -1,10 +1,12 @@
 /**
- * `fleetgate logs [--function F] [--follow]`: the local stack's log (`.fleetgate/stack.log`, beside
- * the stack file): what its functions wrote — Powertools JSON lines with the function, the message
- * and the reason fields — and, for `fleetgate local up`, the stack's own output.
+ * `fleetgate logs [--function F] [--follow] [--all]`: the local stack's log (`.fleetgate/stack.log`,
+ * beside the stack file): what its functions wrote — Powertools JSON lines with the function, the
+ * message and the reason fields — and, for `fleetgate local up`, the stack's own output. The log is
+ * appended to across stack runs, each starting with a stack-start line; the latest run's lines are
+ * shown unless `--all`.
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { stackLogPath } from '../../local/stack-file';
+import { STACK_START, stackLogPath } from '../../local/stack-file';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { describeLog, isFrom, type LogEntry, parseLogLine } from '../log-lines';
 import type { CommandRegistry } from '../main';
@@ -13,6 +15,7 @@ interface LogsOptions {
   function?: string;
   follow?: boolean;
   metrics?: boolean;
+  all?: boolean;
   lines: string;
   json?: boolean;
 }
@@ -31,6 +34,16 @@ function isMetrics(log: LogEntry): boolean {
 function wanted(options: LogsOptions) {
   return (log: LogEntry) =>
     (options.function === undefined || isFrom(log, options.function)) && (options.metrics || !isMetrics(log));
+}
+
+/** The line a stack run starts its part of the log with (`stackStartLine`). */
+function isStackStart(log: LogEntry): log is { entry: Record<string, unknown> } {
+  return 'entry' in log && log.entry.fleetgate === STACK_START;
+}
+
+/** `— stack started … —`, between runs in the output. */
+function describeStart(log: { entry: Record<string, unknown> }): string {
+  return `— ${String(log.entry.mode ?? 'stack')} stack started ${String(log.entry.at ?? '')} —`;
 }
 
 /** Reads what was appended to `file` after `offset`: complete lines, and where the next read starts. */
@@ -62,9 +75,12 @@ async function follow(file: string, output: Output, keep: (log: LogEntry) => boo
     const timer = setInterval(() => {
       const next = readFrom(file, offset);
       offset = next.offset;
-      for (const log of next.lines.map(parseLogLine).filter(keep)) {
-        output.say(describeLog(log));
-        printed += 1;
+      for (const log of next.lines.map(parseLogLine)) {
+        if (isStackStart(log)) output.say(describeStart(log));
+        else if (keep(log)) {
+          output.say(describeLog(log));
+          printed += 1;
+        }
       }
     }, 250);
     process.once('SIGINT', () => {
@@ -102,12 +118,19 @@ async function runLogs(options: LogsOptions, output: Output): Promise<unknown> {
     );
   }
   const keep = wanted(options);
-  const logs = readFileSync(file, 'utf8')
+  const all = readFileSync(file, 'utf8')
     .split('\n')
     .filter((line) => line.trim() !== '')
-    .map(parseLogLine)
-    .filter(keep)
+    .map(parseLogLine);
+  // The latest stack run's lines (the log is appended to across runs), or every run's with --all.
+  const lastStart = all.findLastIndex(isStackStart);
+  const start = lastStart >= 0 ? (all[lastStart] as { entry: Record<string, unknown> }) : undefined;
+  const logs = (options.all ? all : all.slice(lastStart + 1))
+    .filter((log) => !isStackStart(log) && keep(log))
     .slice(-count);
+  if (start && !options.all) {
+    output.say(`${describeStart(start)} (earlier runs: --all)`);
+  }
   for (const log of logs) output.say(describeLog(log));
   if (options.follow) {
     output.warn(`fleetgate: following ${file} (Ctrl-C to stop)`);
@@ -116,12 +139,13 @@ async function runLogs(options: LogsOptions, output: Output): Promise<unknown> {
   }
   return {
     file,
+    ...(start && !options.all ? { since: start.entry.at } : {}),
     ...(options.function ? { function: options.function } : {}),
     lines: logs.map((log) => ('entry' in log ? log.entry : { text: log.text })),
   };
 }
 
-/** `fleetgate logs [--function F] [--follow] [--lines N]` */
+/** `fleetgate logs [--function F] [--follow] [--lines N] [--all]` */
 export function registerLogsCommand({ program, run }: CommandRegistry): void {
   program
     .command('logs')
@@ -130,6 +154,7 @@ export function registerLogsCommand({ program, run }: CommandRegistry): void {
     .option('--follow', 'keep printing lines as they are written, until Ctrl-C')
     .option('--lines <n>', 'the last this many lines', '50')
     .option('--metrics', 'include the metric lines (embedded metric format)')
+    .option('--all', "every stack run's lines (default: the latest run's, since its stack started)")
     .option('--json', 'print one JSON document (not with --follow)')
     .action(async (options: LogsOptions) => {
       await run(options.json, (output) => runLogs(options, output));

@@ -69,7 +69,7 @@ export function quietStackOptions(options: LocalStackOptions): LocalStackOptions
   return {
     ...options,
     env: { ...options.env, POWERTOOLS_METRICS_DISABLED: 'true' },
-    handlerOutput: options.handlerOutput ?? stackLogSink(),
+    handlerOutput: options.handlerOutput ?? stackLogSink(undefined, 'dev'),
   };
 }
 
