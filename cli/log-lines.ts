@@ -21,6 +21,7 @@ const STANDARD_FIELDS = new Set([
   'cold_start',
   'xray_trace_id',
   'sampling_rate',
+  'source',
 ]);
 
 const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
@@ -77,7 +78,8 @@ export function describeLog(log: LogEntry): string {
     .join(' ');
   const level = String(entry.level ?? '').padEnd(5);
   const time = typeof entry.timestamp === 'string' ? `${entry.timestamp} ` : '';
-  return `${time}${level} ${functionOf(entry) ?? '-'}  ${String(entry.message ?? '')}${extra ? `  ${extra}` : ''}`;
+  const source = functionOf(entry) ?? (typeof entry.source === 'string' ? entry.source : '-');
+  return `${time}${level} ${source}  ${String(entry.message ?? '')}${extra ? `  ${extra}` : ''}`;
 }
 
 /** The pre-provisioning hook's decision as its log line records it (the answer to IoT carries no reason). */

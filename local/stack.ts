@@ -26,7 +26,7 @@ import { type IotEmulator, startIotEmulator } from './iot-emulator/index';
 import { type MaterializedIotResource, materializeIotResources } from './iot-resources';
 import { LocalFunctions } from './lambda-runtime';
 import { LOCAL_CREDENTIALS, type LocalSqs, startLocalSqs } from './local-sqs';
-import { type MqttBroker, startMqttBroker } from './mqtt/broker';
+import { type ConnectionRefusal, type MqttBroker, startMqttBroker } from './mqtt/broker';
 import { projectRoot } from './paths';
 import { MessageLedger, type MessageTrace, QueuePoller } from './queue-poller';
 import { type PublishMeta, type RuleOutcome, RulesEngine } from './rules-engine';
@@ -278,7 +278,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const iotResources = emulator ? await materializeDeclaredIot(emulator, iotSpecs) : [];
     const mqtt =
       emulator && options.mqttPort !== false
-        ? await startMqttBroker({ emulator, ...(options.mqttPort ? { port: options.mqttPort } : {}) })
+        ? await startMqttBroker({
+            emulator,
+            ...(options.mqttPort ? { port: options.mqttPort } : {}),
+            onRefused: refusalLogger(options),
+          })
         : undefined;
     // Stopped before the emulator (cleanup runs in reverse).
     if (mqtt) cleanup.push(() => mqtt.stop());
@@ -621,4 +625,31 @@ async function prepareLocalAccount(emulator: IotEmulator, model: StackModel): Pr
   } finally {
     iot.destroy();
   }
+}
+
+/**
+ * A refused MQTT connection as a log line where the functions' logs go (`handlerOutput`, the stack's
+ * log, `fleetgate logs`), shaped after AWS IoT's own log entry for it (AWSIotLogsV2 `eventType:
+ * Connect`, `status: Failure`, the client id and principal): a third-party client is told nothing
+ * but a CONNACK code, so this is where its developer reads why. Silenced with the functions' logs
+ * (`POWERTOOLS_LOG_LEVEL=SILENT` in `overrides`).
+ */
+function refusalLogger(options: LocalStackOptions): ((refusal: ConnectionRefusal) => void) | undefined {
+  if (options.overrides?.POWERTOOLS_LOG_LEVEL === 'SILENT') return undefined;
+  const write = options.handlerOutput ?? ((text: string) => void process.stdout.write(text));
+  return (refusal) =>
+    write(
+      `${JSON.stringify({
+        level: 'WARN',
+        message: 'MQTT connection refused',
+        source: 'iot-endpoint',
+        timestamp: refusal.at,
+        eventType: 'Connect',
+        status: 'Failure',
+        clientId: refusal.clientId,
+        ...(refusal.certificateId ? { principalId: refusal.certificateId } : {}),
+        reason: refusal.reason,
+        ...(refusal.protocolVersion !== undefined ? { protocolVersion: refusal.protocolVersion } : {}),
+      })}\n`,
+    );
 }
