@@ -147,23 +147,44 @@ async function resolveEndpoint(): Promise<Endpoint> {
 
 async function connectOrFail(
   endpoint: Endpoint,
-  identity: { certificatePem: string; privateKeyPem: string },
+  identity: { certificatePem: string; privateKeyPem: string; file?: DeviceFile },
   clientId: string,
 ): Promise<MqttClient> {
   const result = await connectDevice({
     url: endpoint.url,
     caPem: endpoint.caPem,
-    ...identity,
+    certificatePem: identity.certificatePem,
+    privateKeyPem: identity.privateKeyPem,
     clientId,
     iot: endpoint.iot,
   });
   if (!result.connected) {
+    const stale = result.reason === 'UNKNOWN_CERTIFICATE' && identity.file ? staleHint(identity.file) : '';
     throw new CommandFailure(
-      `the endpoint dropped the connection of ${clientId} (certificate ${result.certificateId.slice(0, 12)}…: ${result.reason})`,
-      { connected: false, clientId, certificateId: result.certificateId, reason: result.reason },
+      `the endpoint dropped the connection of ${clientId} (certificate ${result.certificateId.slice(0, 12)}…: ${result.reason})${stale}`,
+      {
+        connected: false,
+        clientId,
+        certificateId: result.certificateId,
+        reason: result.reason,
+        ...(stale ? { savedBeforeThisStack: true } : {}),
+      },
     );
   }
   return result.client;
+}
+
+/**
+ * A saved identity whose certificate this stack's IoT has never seen: the files outlived the stack
+ * that issued them (a local stack's IoT and table start empty). Says what to run instead.
+ */
+function staleHint(file: DeviceFile): string {
+  const when = file.rotatedAt ?? file.provisionedAt;
+  const again =
+    file.kind === 'device' && file.serial
+      ? `provision it again: \`fleetgate device provision ${file.name} --serial ${file.serial}\``
+      : `create it again: \`fleetgate device claim ${file.name}\``;
+  return `; ${devicesDir()}/${file.name} was saved${when ? ` at ${when}` : ''} by another stack (this stack's IoT has no such certificate: a local stack starts empty): ${again}`;
 }
 
 /** The declared template and policies, or a CommandFailure saying how to get them. */

@@ -160,4 +160,24 @@ describe('fleetgate device', () => {
     expect(denied.stdout + denied.stderr).not.toContain('BEGIN');
     expect(usage.code).toBe(2);
   });
+
+  it('says when a saved device is from another stack, and how to provision it again', async () => {
+    // A new stack (its IoT and table start empty) with the devices folder of the first one.
+    const other = { ...env, FLEETGATE_STACK_FILE: join(dir, 'second', 'stack.json') };
+    expect((await fleetgate(['local', 'up', '--json'], other)).code).toBe(0);
+    try {
+      // Act
+      const connected = await fleetgate(['device', 'connect', 'dev2', '--json'], other);
+      // Assess
+      expect(connected.code).toBe(1);
+      expect(connected.json()).toMatchObject({
+        ok: false,
+        result: { connected: false, reason: 'UNKNOWN_CERTIFICATE', savedBeforeThisStack: true },
+      });
+      expect(connected.stderr).toContain('was saved at');
+      expect(connected.stderr).toContain('fleetgate device provision dev2 --serial SN-E2E-02');
+    } finally {
+      await fleetgate(['local', 'down'], other);
+    }
+  });
 });
