@@ -111,37 +111,6 @@ describe('fleetgate logs', () => {
     );
   });
 
-  it("shows the latest stack run's lines: a restarted stack never shows the previous one's (--all does)", async () => {
-    // Another stack, restarted on the same log: a fresh directory, so this file's stack keeps running.
-    const other = { FLEETGATE_STACK_FILE: join(dir, 'restarted', 'stack.json') };
-    const missing = join(PROJECT_ROOT, 'events', 'hook', 'missing-serial.json');
-    const reasons = async (args: string[] = []) =>
-      (await fleetgate(['logs', '--function', 'preProvisionHook', '--json', ...args], other)).json<{
-        since?: string;
-        lines: Array<{ reason?: string }>;
-      }>();
-    expect((await fleetgate(['local', 'up', '--json'], other)).code).toBe(0);
-    try {
-      expect((await fleetgate(['invoke', 'preProvisionHook', '--event', missing], other)).code).toBe(0);
-    } finally {
-      await fleetgate(['local', 'down'], other);
-    }
-    const first = await reasons();
-    expect(first.lines.map((line) => line.reason)).toContain('INVALID_EVENT');
-    expect(first.since).toEqual(expect.any(String));
-    expect((await fleetgate(['local', 'up', '--json'], other)).code).toBe(0);
-    try {
-      const second = await reasons();
-      expect(second.lines).toEqual([]);
-      expect(Date.parse(second.since ?? '')).toBeGreaterThan(Date.parse(first.since ?? ''));
-      expect((await reasons(['--all'])).lines.map((line) => line.reason)).toContain('INVALID_EVENT');
-      const human = await fleetgate(['logs'], other);
-      expect(human.stdout).toMatch(/— local up stack started \S+ — \(earlier runs: --all\)/);
-    } finally {
-      await fleetgate(['local', 'down'], other);
-    }
-  });
-
   it('refuses an unknown function and --follow with --json (exit 2)', async () => {
     const unknown = await fleetgate(['logs', '--function', 'noSuchFunction', '--json'], env);
     expect(unknown.code).toBe(2);
@@ -174,5 +143,27 @@ describe('fleetgate logs', () => {
       child.kill('SIGINT');
     }
     expect(await output.closed).toBe(0);
+  });
+  // Last: it restarts this file's stack.
+  it("shows the latest stack run's lines: a restarted stack never shows the previous one's (--all does)", async () => {
+    const reasons = async (args: string[] = []) =>
+      (await fleetgate(['logs', '--function', 'preProvisionHook', '--json', ...args], env)).json<{
+        since?: string;
+        lines: Array<{ reason?: string }>;
+      }>();
+    // The tests above left this run's denials in the log.
+    const first = await reasons();
+    expect(first.lines.map((line) => line.reason)).toContain('INVALID_EVENT');
+    expect(first.since).toEqual(expect.any(String));
+    // Act: the stack restarted on the same log.
+    expect((await fleetgate(['local', 'down'], env)).code).toBe(0);
+    expect((await fleetgate(['local', 'up', '--json'], env)).code).toBe(0);
+    // Assess
+    const second = await reasons();
+    expect(second.lines).toEqual([]);
+    expect(Date.parse(second.since ?? '')).toBeGreaterThan(Date.parse(first.since ?? ''));
+    expect((await reasons(['--all'])).lines.map((line) => line.reason)).toContain('INVALID_EVENT');
+    const human = await fleetgate(['logs'], env);
+    expect(human.stdout).toMatch(/— local up stack started \S+ — \(earlier runs: --all\)/);
   });
 });
