@@ -218,24 +218,29 @@ function loadPlugins(file: string): Plugin[] {
 
 /**
  * Bytes of what a cold start loads (the handler and, transitively, the chunks it imports
- * statically) and of every output but source maps (what the zip carries).
+ * statically) and of everything it can load (also through `import()`: what the zip carries, since
+ * the serverless build drops chunks nothing imports; source maps are not counted).
  */
 function outputSizes(metafile: Metafile, handler: string): { coldStart: number; all: number } {
   const outputs = Object.entries(metafile.outputs).filter(([file]) => !file.endsWith('.map'));
   const byPath = new Map(outputs.map(([file, output]) => [resolve(projectRoot(), file), output]));
-  const seen = new Set<string>();
-  const visit = (file: string) => {
-    if (seen.has(file)) return;
-    seen.add(file);
-    for (const imported of byPath.get(file)?.imports ?? []) {
-      if (imported.kind === 'import-statement' && !imported.external)
+  const reach = (dynamic: boolean) => {
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const kinds = dynamic ? ['import-statement', 'dynamic-import'] : ['import-statement'];
+      const imports = byPath.get(file)?.imports ?? [];
+      for (const imported of imports.filter((i) => !i.external && kinds.includes(i.kind))) {
         visit(resolve(projectRoot(), imported.path));
-    }
+      }
+    };
+    visit(handler);
+    let bytes = 0;
+    for (const file of seen) bytes += byPath.get(file)?.bytes ?? 0;
+    return bytes;
   };
-  visit(handler);
-  let coldStart = 0;
-  for (const file of seen) coldStart += byPath.get(file)?.bytes ?? 0;
-  return { coldStart, all: outputs.reduce((sum, [, output]) => sum + output.bytes, 0) };
+  return { coldStart: reach(false), all: reach(true) };
 }
 
 function handlerFile(root: string, fn: FunctionSpec): string {
