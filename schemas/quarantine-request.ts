@@ -18,33 +18,36 @@ export const QUARANTINE_SOURCES = [
 
 const HEX_64 = /^[0-9a-f]{64}$/;
 
-export const QuarantineRequest = z
-  .object({
-    requestId: z.string().min(1).max(256),
-    serial: z.string().min(1).max(64).optional(),
-    certificateId: z.string().regex(HEX_64, 'must be 64 lower-case hex characters').optional(),
-    /** Stable reason code, e.g. SERIAL_NOT_ALLOWLISTED, PUBLIC_KEY_IN_USE, CLONE_CONCURRENT_SESSIONS. */
-    reason: z.string().regex(/^[A-Z][A-Z0-9_]{2,63}$/, 'must be an UPPER_SNAKE reason code'),
-    /**
-     * `certificate`: deactivate the named certificate only — never resolve it to a device, never
-     * quarantine or restrict a device (evidence from a principal that is not a device's own).
-     * Absent: the device named (or owning the certificate) is quarantined.
-     */
-    scope: z.enum(['certificate']).optional(),
-    evidence: z.record(z.string(), z.unknown()).default({}),
-    source: z.enum(QUARANTINE_SOURCES),
-    /** Who reported it, when a person did (`source: operator`): written to the history as the actor. */
-    actor: z.string().min(1).max(128).optional(),
-    /** When the suspicion was observed (ISO-8601). */
-    at: z.iso.datetime(),
-  })
-  .refine((request) => request.serial !== undefined || request.certificateId !== undefined, {
-    message: 'a serial or a certificateId is required',
-    path: ['serial'],
-  })
-  .refine((request) => request.scope !== 'certificate' || request.certificateId !== undefined, {
-    message: 'a certificate-scoped request needs a certificateId',
-    path: ['certificateId'],
-  });
+// Built on its first parse (`z.lazy`): most functions that import it only send on rare evidence.
+export const QuarantineRequest = z.lazy(() =>
+  z
+    .object({
+      requestId: z.string().min(1).max(256),
+      serial: z.string().min(1).max(64).optional(),
+      certificateId: z.string().regex(HEX_64, 'must be 64 lower-case hex characters').optional(),
+      /** Stable reason code, e.g. SERIAL_NOT_ALLOWLISTED, PUBLIC_KEY_IN_USE, CLONE_CONCURRENT_SESSIONS. */
+      reason: z.string().regex(/^[A-Z][A-Z0-9_]{2,63}$/, 'must be an UPPER_SNAKE reason code'),
+      /**
+       * `certificate`: deactivate the named certificate only — never resolve it to a device, never
+       * quarantine or restrict a device (evidence from a principal that is not a device's own).
+       * Absent: the device named (or owning the certificate) is quarantined.
+       */
+      scope: z.enum(['certificate']).optional(),
+      evidence: z.record(z.string(), z.unknown()).default({}),
+      source: z.enum(QUARANTINE_SOURCES),
+      /** Who reported it, when a person did (`source: operator`): written to the history as the actor. */
+      actor: z.string().min(1).max(128).optional(),
+      /** When the suspicion was observed (ISO-8601). */
+      at: z.iso.datetime(),
+    })
+    .refine((request) => request.serial !== undefined || request.certificateId !== undefined, {
+      message: 'a serial or a certificateId is required',
+      path: ['serial'],
+    })
+    .refine((request) => request.scope !== 'certificate' || request.certificateId !== undefined, {
+      message: 'a certificate-scoped request needs a certificateId',
+      path: ['certificateId'],
+    }),
+);
 
 export type QuarantineRequest = z.infer<typeof QuarantineRequest>;

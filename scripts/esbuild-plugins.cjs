@@ -9,8 +9,16 @@
  * the maps are kept as build artifacts for mapping a logged stack trace back to TypeScript
  * (README, "Deploying": `npx source-map-cli` or any source-map tool with the frame's line:column).
  */
-const { mkdirSync, readFileSync, readdirSync, renameSync, statSync } = require('node:fs');
-const { join, relative } = require('node:path');
+const {
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} = require('node:fs');
+const { basename, dirname, extname, join, relative, resolve } = require('node:path');
 
 const sourceMapsBesideTheZip = {
   name: 'source-maps-beside-the-zip',
@@ -61,5 +69,109 @@ const zodNamespaceImports = {
   },
 };
 
-module.exports = [sourceMapsBesideTheZip, zodNamespaceImports];
+/**
+ * `chunks-in-the-function-zip`: with `splitting: true` (serverless.yml), esbuild writes what a
+ * function only reaches through a dynamic `import()` — @peculiar/x509 of the certificate functions,
+ * the SQS client of the hook's quarantine, the SDK's event streams — as chunks beside handler.mjs
+ * instead of inlining it, so a cold start neither parses nor compiles it (bench/handlers.bench.ts).
+ * serverless-esbuild zips every file of its build folder into every function's zip except the other
+ * handlers, so each function's chunks would ship in all ten zips. This moves them to
+ * `__only_<function>/<handler dir>/`, which serverless-esbuild puts only in that function's zip, at
+ * `<handler dir>/` (beside handler.mjs, where its `./<chunk>.mjs` imports look; no other path
+ * changes). Safe: nothing is dropped or stubbed, the zip holds exactly the files esbuild wrote for
+ * the function; test/e2e/package.test.ts unzips every function and checks that every relative
+ * import of every module in it is in the same zip and that the handler loads.
+ * Without a serverless instance (the bench builds into its own folder) it does nothing.
+ */
+function chunksInTheFunctionZip(serverless) {
+  return {
+    name: 'chunks-in-the-function-zip',
+    setup(build) {
+      const functions = serverless?.service?.functions;
+      if (!functions || !build.initialOptions.splitting) return;
+      // The outputs' imports, to drop chunks nothing imports (set here, not in serverless.yml, where
+      // serverless-esbuild would write the metafile into the build folder and so into the zips).
+      build.initialOptions.metafile = true;
+      build.onEnd((result) => {
+        if (result.errors.length > 0 || !result.metafile) return;
+        const { outdir, entryPoints, outExtension, absWorkingDir } = build.initialOptions;
+        if (!outdir || !Array.isArray(entryPoints) || entryPoints.length !== 1) return;
+        const { aliases, handlerOutputs } = functionsOf(functions, String(entryPoints[0]), outExtension);
+        if (aliases.length === 0) return;
+        removeUnreachable(result.metafile, absWorkingDir ?? process.cwd(), String(entryPoints[0]));
+        moveChunks(outdir, aliases, handlerOutputs);
+      });
+    },
+  };
+}
+
+/** The functions of a handler file, and the output names of every handler file in its folder. */
+function functionsOf(functions, entryPoint, outExtension) {
+  const entry = entryPoint.replaceAll('\\', '/');
+  const entryModule = entry.slice(0, entry.length - extname(entry).length);
+  const extension = outExtension?.['.js'] ?? '.js';
+  const aliases = [];
+  const handlerOutputs = new Set();
+  for (const [alias, fn] of Object.entries(functions)) {
+    if (typeof fn?.handler !== 'string') continue;
+    const module = fn.handler.slice(0, fn.handler.lastIndexOf('.'));
+    if (module === entryModule) aliases.push(alias);
+    if (dirname(module) === dirname(entryModule)) handlerOutputs.add(`${basename(module)}${extension}`);
+  }
+  return { aliases, handlerOutputs };
+}
+
+/**
+ * Deletes the chunks no output imports, statically or by `import()`, starting from the entry: esbuild
+ * writes a chunk for every dynamic import it scans, also one whose caller tree shaking removed
+ * (the hook's bundle has no caller of @peculiar/x509, which shared/certificates.ts imports lazily).
+ */
+function removeUnreachable(metafile, cwd, entryPoint) {
+  const outputs = new Map(
+    Object.entries(metafile.outputs)
+      .filter(([file]) => !file.endsWith('.map'))
+      .map(([file, output]) => [resolve(cwd, file), output]),
+  );
+  const reachable = new Set();
+  const visit = (file) => {
+    if (reachable.has(file)) return;
+    reachable.add(file);
+    for (const imported of outputs.get(file)?.imports ?? []) {
+      if (!imported.external) visit(resolve(cwd, imported.path));
+    }
+  };
+  // (A dynamic import's chunk is an entry point of the metafile too: start from the handler's.)
+  const entry = resolve(cwd, entryPoint);
+  for (const [file, output] of outputs) {
+    if (output.entryPoint && resolve(cwd, output.entryPoint) === entry) visit(file);
+  }
+  if (reachable.size === 0) return;
+  for (const file of outputs.keys()) if (!reachable.has(file)) rmSync(file, { force: true });
+}
+
+/** Moves every output of `outdir` but the handlers (and maps) to `__only_<alias>/<same folder>/`. */
+function moveChunks(outdir, aliases, handlerOutputs) {
+  const chunks = readdirSync(outdir).filter(
+    (name) => !handlerOutputs.has(name) && !name.endsWith('.map') && statSync(join(outdir, name)).isFile(),
+  );
+  const buildRoot = outdir.slice(0, outdir.indexOf('.build') + '.build'.length);
+  const folder = relative(buildRoot, outdir);
+  for (const alias of aliases) {
+    const target = join(buildRoot, `__only_${alias}`, folder);
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(target, { recursive: true });
+    for (const name of chunks) writeFileSync(join(target, name), readFileSync(join(outdir, name)));
+  }
+  for (const name of chunks) rmSync(join(outdir, name));
+}
+
+/**
+ * serverless-esbuild calls an exported function with the serverless instance (it needs the
+ * functions' names); the bench and scripts/build-cli.mjs call it without.
+ */
+module.exports = (serverless) => [
+  sourceMapsBesideTheZip,
+  zodNamespaceImports,
+  chunksInTheFunctionZip(serverless),
+];
 module.exports.zodNamespaceImports = zodNamespaceImports;

@@ -1,8 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, posix } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DescribeTableCommand, DescribeTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import { strFromU8, unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServerlessConfig } from '../../local/serverless-config';
 import {
@@ -129,6 +132,72 @@ describe('npm run package (offline serverless package)', () => {
       const artifact = join(out, code.S3Key.split('/').pop() ?? '');
       expect(existsSync(artifact)).toBe(true);
       expect((await stat(artifact)).size).toBeGreaterThan(0);
+    }
+  });
+
+  it('zips every function with the chunks its handler reaches (splitting) and nothing else, and the handler loads from the zip', async () => {
+    // Prepare: each function's zip, unpacked; the environment the local stack gives it.
+    const model = buildStackModel(loadServerlessConfig(), {
+      stage: 'local',
+      region: 'us-east-1',
+      sqsEndpoint: 'http://127.0.0.1:9',
+    });
+    const unpacked = await mkdtemp(join(tmpdir(), 'fleetgate-zips-'));
+    try {
+      for (const fn of model.functions) {
+        const code = template.Resources[functionLogicalId(fn.name)]?.Properties.Code as { S3Key: string };
+        const files = unzipSync(await readFile(join(out, code.S3Key.split('/').pop() ?? '')));
+        const handler = `${fn.handler.slice(0, fn.handler.lastIndexOf('.'))}.mjs`;
+        expect(Object.keys(files), fn.name).toContain(handler);
+        // Assess: every relative import (static or import()) of a module in the zip is in the zip,
+        // and every module in it is reached from the handler (no other function's chunks).
+        const reached = new Set<string>();
+        const visit = (path: string) => {
+          if (reached.has(path)) return;
+          reached.add(path);
+          const bytes = files[path];
+          expect(bytes, `${fn.name}: ${path}`).toBeDefined();
+          for (const match of strFromU8(bytes ?? new Uint8Array()).matchAll(
+            /(?:from|import)\s*\(?\s*["'](\.\/[^"']+)["']/g,
+          )) {
+            visit(posix.join(posix.dirname(path), match[1] ?? ''));
+          }
+        };
+        visit(handler);
+        expect(Object.keys(files).sort(), fn.name).toEqual([...reached].sort());
+        // Act: import the unpacked handler in a fresh process, as the runtime would.
+        const dir = join(unpacked, fn.name);
+        for (const [path, bytes] of Object.entries(files)) {
+          await mkdir(dirname(join(dir, path)), { recursive: true });
+          await writeFile(join(dir, path), bytes);
+        }
+        const child = spawnSync(
+          process.execPath,
+          [
+            '--input-type=module',
+            '-e',
+            `const m = await import(${JSON.stringify(pathToFileURL(join(dir, handler)).href)}); if (typeof m.handler !== 'function') process.exit(3);`,
+          ],
+          {
+            encoding: 'utf8',
+            env: {
+              ...process.env,
+              ...fn.environment,
+              AWS_REGION: 'us-east-1',
+              AWS_ACCESS_KEY_ID: 'local',
+              AWS_SECRET_ACCESS_KEY: 'local',
+              AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+              POWERTOOLS_LOG_LEVEL: 'SILENT',
+              POWERTOOLS_METRICS_DISABLED: 'true',
+              REPORT_DESTINATION: `file://${unpacked}/reports`,
+              NODE_OPTIONS: '',
+            },
+          },
+        );
+        expect(child.status, `${fn.name}: ${child.stderr}`).toBe(0);
+      }
+    } finally {
+      await rm(unpacked, { recursive: true, force: true });
     }
   });
 

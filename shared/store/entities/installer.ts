@@ -23,13 +23,15 @@ export interface InstallerBinding {
   boundAt: string;
 }
 
-const bindingSchema: z.ZodType<InstallerBinding> = z.looseObject({
-  installer: z.string(),
-  scope: z.enum(['SERIAL', 'BATCH']),
-  value: z.string(),
-  boundBy: z.string(),
-  boundAt: z.string(),
-});
+const bindingSchema: z.ZodType<InstallerBinding> = z.lazy(() =>
+  z.looseObject({
+    installer: z.string(),
+    scope: z.enum(['SERIAL', 'BATCH']),
+    value: z.string(),
+    boundBy: z.string(),
+    boundAt: z.string(),
+  }),
+);
 
 export interface TemporaryClaimRecord extends TemporaryClaimFacts {
   claimCertificateId: string;
@@ -38,15 +40,17 @@ export interface TemporaryClaimRecord extends TemporaryClaimFacts {
   requestId?: string;
 }
 
-const temporaryClaimSchema: z.ZodType<TemporaryClaimRecord> = z.looseObject({
-  claimCertificateId: z.string(),
-  serial: z.string(),
-  installer: z.string(),
-  expiration: z.string(),
-  templateName: z.string(),
-  issuedAt: z.string(),
-  requestId: z.string().optional(),
-});
+const temporaryClaimSchema: z.ZodType<TemporaryClaimRecord> = z.lazy(() =>
+  z.looseObject({
+    claimCertificateId: z.string(),
+    serial: z.string(),
+    installer: z.string(),
+    expiration: z.string(),
+    templateName: z.string(),
+    issuedAt: z.string(),
+    requestId: z.string().optional(),
+  }),
+);
 
 export function bindingItem(binding: InstallerBinding): Item {
   return { ...keys.installerBinding(binding.installer, binding.scope, binding.value), ...binding };
