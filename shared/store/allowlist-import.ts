@@ -28,6 +28,13 @@ export interface ImportContext {
   now: string;
   actor: string;
   idFor: (serial: string) => string;
+  /**
+   * The serials are expected to be new (the caller's previous chunk was): skip the read and create
+   * them right away; the failed conditions of the creation carry the devices that exist, which are
+   * then compared as if read. A chunk of existing serials costs a cancelled transaction instead of
+   * the read, so callers set this only while chunks keep coming out all new.
+   */
+  writeFirst?: boolean;
 }
 
 export interface ImportCounts {
@@ -45,18 +52,9 @@ export async function importAllowlistEntries(
   context: ImportContext,
 ): Promise<ImportCounts> {
   if (entries.length > 100) throw new RangeError('importAllowlistEntries takes at most 100 entries');
-  const stored = new Map<string, DeviceRecord>();
-  for (const item of await db.batchGet(entries.map((entry) => keys.device(entry.serial)))) {
-    const device = deviceFromItem(item);
-    stored.set(device.serial, device);
-  }
-  const absent: AllowlistEntry[] = [];
-  const existing: Existing = [];
-  for (const entry of entries) {
-    const device = stored.get(entry.serial);
-    if (device) existing.push({ entry, device });
-    else absent.push(entry);
-  }
+  const { absent, existing }: { absent: readonly AllowlistEntry[]; existing: Existing } = context.writeFirst
+    ? { absent: entries, existing: [] }
+    : await readEntries(db, entries);
   const created = await createAbsent(db, absent, context);
   existing.push(...created.existing);
   let updated = 0;
@@ -70,6 +68,26 @@ export async function importAllowlistEntries(
 }
 
 export type Existing = Array<{ entry: AllowlistEntry; device: DeviceRecord }>;
+
+/** The entries' devices, in one BatchGetItem: the entries absent, and those stored with their device. */
+async function readEntries(
+  db: StoreClient,
+  entries: readonly AllowlistEntry[],
+): Promise<{ absent: AllowlistEntry[]; existing: Existing }> {
+  const stored = new Map<string, DeviceRecord>();
+  for (const item of await db.batchGet(entries.map((entry) => keys.device(entry.serial)))) {
+    const device = deviceFromItem(item);
+    stored.set(device.serial, device);
+  }
+  const absent: AllowlistEntry[] = [];
+  const existing: Existing = [];
+  for (const entry of entries) {
+    const device = stored.get(entry.serial);
+    if (device) existing.push({ entry, device });
+    else absent.push(entry);
+  }
+  return { absent, existing };
+}
 
 /**
  * Creates the serials of `entries` that are still absent, a transaction per 50 serials (the
@@ -99,11 +117,15 @@ async function createGroup(
   existing: Existing,
 ): Promise<number> {
   let pending = group;
-  for (let attempt = 0; pending.length > 0; attempt += 1) {
-    if (attempt > RETRIES) throw new TransientError('allowlist import: serials kept failing to be created');
+  // Each cancellation settles at least one serial, but for one whose device is absent after all
+  // (only its history entry's condition failed): only such rounds are counted against the retries.
+  for (let stalled = 0; pending.length > 0; ) {
+    if (stalled > RETRIES) throw new TransientError('allowlist import: serials kept failing to be created');
     const failed = await db.transact(pending.flatMap((entry) => newDeviceWrites(entry, context)));
     if (!failed) return pending.length;
+    const before = pending.length;
     pending = await settleFailed(db, pending, failed, existing);
+    if (pending.length === before) stalled += 1;
   }
   return 0;
 }
