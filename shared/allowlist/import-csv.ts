@@ -251,8 +251,7 @@ function readHeader(split: SplitLine, line: number): string[] {
 }
 
 /**
- * Writes chunks to the store, `concurrency` at once, adding their counts to the summary. While the
- * chunks come out all new (a first import), the next ones are written without reading first. Progress
+ * Writes chunks to the store, `concurrency` at once, adding their counts to the summary. Progress
  * is the end of the longest run of written chunks from the start (reading runs ahead of writing,
  * and chunks written concurrently finish in any order).
  */
@@ -263,11 +262,6 @@ class ChunkWriter {
   private readonly pending: Array<{ rows: number; bytes: number; written: boolean }> = [];
   private reported = -1;
   private readonly concurrency: number;
-  /**
-   * The last chunk written was all new serials: the next ones skip the read and are created right
-   * away (conditionally; the serials that exist come back from the failed conditions).
-   */
-  private allNew = false;
 
   constructor(
     private readonly summary: ImportSummary,
@@ -299,10 +293,8 @@ class ChunkWriter {
         now: this.options.now,
         actor: this.options.actor,
         idFor: () => this.options.newId(),
-        writeFirst: this.allNew,
       })
       .then((result) => {
-        this.allNew = result.imported === entries.length;
         this.summary.imported += result.imported;
         this.summary.updated += result.updated;
         this.summary.unchanged += result.unchanged;

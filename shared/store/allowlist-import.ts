@@ -28,13 +28,6 @@ export interface ImportContext {
   now: string;
   actor: string;
   idFor: (serial: string) => string;
-  /**
-   * The serials are expected to be new (the caller's previous chunk was): skip the read and create
-   * them right away; the failed conditions of the creation carry the devices that exist, which are
-   * then compared as if read. A chunk of existing serials costs a cancelled transaction instead of
-   * the read, so callers set this only while chunks keep coming out all new.
-   */
-  writeFirst?: boolean;
 }
 
 export interface ImportCounts {
@@ -52,9 +45,7 @@ export async function importAllowlistEntries(
   context: ImportContext,
 ): Promise<ImportCounts> {
   if (entries.length > 100) throw new RangeError('importAllowlistEntries takes at most 100 entries');
-  const { absent, existing }: { absent: readonly AllowlistEntry[]; existing: Existing } = context.writeFirst
-    ? { absent: entries, existing: [] }
-    : await readEntries(db, entries);
+  const { absent, existing } = await readEntries(db, entries);
   const created = await createAbsent(db, absent, context);
   existing.push(...created.existing);
   let updated = 0;

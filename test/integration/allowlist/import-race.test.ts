@@ -241,55 +241,6 @@ describe('allowlist import races', () => {
     }
   });
 
-  it.each([
-    ['', {}],
-    [' (the cancellation without old images: read again)', { withoutOldImages: true }],
-  ])(
-    'written without reading first, existing serials are settled from the failed conditions: none reset, counts exact%s',
-    async (name, options) => {
-      const run = name ? 'WF-READ' : 'WF-IMAGE';
-      const serial = (i: number) => `${run}-${String(i).padStart(4, '0')}`;
-      // 0–9 exist unchanged, 10–19 exist with another batch, 20 exists and is bound; 21–99 are new.
-      const entries: AllowlistEntry[] = Array.from({ length: 100 }, (_, i) => ({
-        serial: serial(i),
-        batch: 'B2',
-        attributes: {},
-      }));
-      await table.store.importAllowlistEntries(
-        entries.slice(0, 21).map((entry, i) => (i >= 10 && i < 20 ? { ...entry, batch: 'B1' } : entry)),
-        context(`${run}-first`),
-      );
-      const device = await table.store.getDevice(serial(20));
-      if (!device) throw new Error('not created');
-      const binding = await table.store.bindCertificate({
-        serial: serial(20),
-        event: 'PROVISION',
-        device,
-        certificate: certificate(`cert-${run}`),
-        publicKeyHash: `key-${run}`,
-        now: NOW,
-        history: { id: 'bind', actor: 'hook' },
-      });
-      expect(binding.status).toBe('applied');
-      const gate = gatedClient(table.doc, options);
-      gate.open();
-      const counts = await importAllowlistEntries(new StoreClient(gate.doc, table.tableName), entries, {
-        ...context(`${run}-second`),
-        writeFirst: true,
-      });
-
-      expect(counts).toEqual({ imported: 79, updated: 10, unchanged: 11 });
-      expect(await table.store.getDevice(serial(20))).toMatchObject({
-        state: 'PROVISIONING',
-        version: 2,
-        pendingCertificateId: `cert-${run}`,
-      });
-      expect(await table.store.getDevice(serial(15))).toMatchObject({ state: 'ALLOWLISTED', batch: 'B2' });
-      const created = await Promise.all(entries.map((entry) => createdEntries(entry.serial)));
-      expect(created.filter((n) => n !== 1)).toEqual([]);
-    },
-  );
-
   it('a file whose first chunk is new and later chunks are not: imported, updated and unchanged exact', async () => {
     const serial = (i: number) => `MIXED-${String(i).padStart(4, '0')}`;
     const row = (i: number, batch: string) => `${serial(i)},gateway,${batch}`;
