@@ -29,7 +29,7 @@ export interface ImportOptions {
   actor: string;
   /** Ids of history entries; injected so the import itself stays deterministic in tests. */
   newId: () => string;
-  /** Chunks written at once (each one BatchGet + BatchWrite round trips). */
+  /** Chunks written at once (each one BatchGetItem, then a transaction per 50 new serials). */
   concurrency?: number;
   /** Upper bound on one line in bytes (default 64 KiB): a longer line is rejected, not buffered. */
   maxRecordBytes?: number;

@@ -241,7 +241,8 @@ export class ProvisioningStore {
 
   /**
    * Imports up to 100 allowlist entries: one BatchGetItem to compare with what is stored, then
-   * BatchWriteItem for new serials (device + history, UnprocessedItems retried with backoff) and a
+   * new serials created only if still absent (TransactWriteItems of up to 50 device + history puts,
+   * `attribute_not_exists`; a serial created since the read is treated as existing) and a
    * conditional transaction per changed serial (only the allowlist fields; state is never touched).
    */
   importAllowlistEntries(entries: readonly AllowlistEntry[], context: ImportContext): Promise<ImportCounts> {

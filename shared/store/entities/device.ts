@@ -88,9 +88,18 @@ export function deviceFactFromItem(item: Item): StoreDeviceFact {
   return fromItem(deviceFactSchema, 'device', item);
 }
 
-/** Creates a device record that must not exist yet. */
-export function deviceCreate(device: DeviceRecord): WriteItem {
-  return { Put: { Item: deviceItem(device), ConditionExpression: 'attribute_not_exists(PK)' } };
+/**
+ * Creates a device record that must not exist yet; with `returnExisting`, a failed condition
+ * carries the device that exists (its old image).
+ */
+export function deviceCreate(device: DeviceRecord, options: { returnExisting?: boolean } = {}): WriteItem {
+  return {
+    Put: {
+      Item: deviceItem(device),
+      ConditionExpression: 'attribute_not_exists(PK)',
+      ...(options.returnExisting ? { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const } : {}),
+    },
+  };
 }
 
 /**
