@@ -19,8 +19,7 @@ import { type AllowlistEntry, DEFAULT_SERIAL_PATTERN } from '../../../shared/all
 import { type ImportContext, importAllowlistEntries } from '../../../shared/store/allowlist-import';
 import { StoreClient } from '../../../shared/store/client';
 import { ProvisioningStore } from '../../../shared/store/provisioning-store';
-import type { CertificateRecord } from '../../../shared/store/records';
-import { NOW } from '../../support/devices';
+import { NOW, pendingCertificate } from '../../support/devices';
 import { useTestTable } from '../../support/dynamo';
 
 const table = useTestTable('allowlist-race');
@@ -91,19 +90,7 @@ function context(actor: string): ImportContext {
   };
 }
 
-function certificate(certificateId: string): CertificateRecord {
-  return {
-    certificateId,
-    kind: 'DEVICE',
-    status: 'PENDING',
-    source: 'FLEET_PROVISIONING',
-    issuer: 'CN=Test CA',
-    notBefore: '2026-11-24T00:00:00.000Z',
-    notAfter: '2027-11-24T00:00:00.000Z',
-    createdAt: NOW,
-    updatedAt: NOW,
-  };
-}
+const certificate = pendingCertificate;
 
 async function createdEntries(serial: string): Promise<number> {
   return (await table.store.history(serial)).filter((entry) => entry.event === 'CREATED').length;

@@ -7,7 +7,7 @@ import { QuarantineStore } from '../../../shared/store/quarantine-store';
 import type { CertificateRecord, DeviceRecord } from '../../../shared/store/records';
 import { RegistrationStore } from '../../../shared/store/registration-store';
 import { RotationStore } from '../../../shared/store/rotation-store';
-import { allowlistedDevice, NOW } from '../../support/devices';
+import { allowlistedDevice, NOW, pendingCertificate } from '../../support/devices';
 import { createTestTable, type TestTable } from '../../support/dynamo';
 
 let table: TestTable;
@@ -18,20 +18,7 @@ afterAll(async () => {
   await table.drop();
 });
 
-function certificate(certificateId: string, overrides: Partial<CertificateRecord> = {}): CertificateRecord {
-  return {
-    certificateId,
-    kind: 'DEVICE',
-    status: 'PENDING',
-    source: 'FLEET_PROVISIONING',
-    issuer: 'CN=Test CA',
-    notBefore: '2026-11-24T00:00:00.000Z',
-    notAfter: '2027-11-24T00:00:00.000Z',
-    createdAt: NOW,
-    updatedAt: NOW,
-    ...overrides,
-  };
-}
+const certificate = pendingCertificate;
 
 let counter = 0;
 async function newDevice(prefix: string) {
