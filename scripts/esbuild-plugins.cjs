@@ -70,6 +70,50 @@ const zodNamespaceImports = {
 };
 
 /**
+ * `sdk-schema-literal-keys`: AWS SDK v3 clients describe every operation and shape of their service
+ * as data in `dist-es/schemas/schemas_0.js` (`export var DescribeThing$ = [9, n0, _DTe, { [_h]: [...] },
+ * ...]`, with `const _h = "http";` at the top). The package is `sideEffects: false`, so esbuild would
+ * drop the schemas a bundle never references — but an object literal with a computed key (`{ [_h]: … }`)
+ * counts as a possible side effect (the key could be an object whose `toString` runs), so every
+ * operation is kept and, through it, every shape: all of @aws-sdk/client-iot's ~270 operations
+ * (~110 kB minified, evaluated at every cold start) for the handful a function calls. This replaces a
+ * computed key that names one of the file's own string constants with that string (`{ "http": … }`,
+ * the same object), and esbuild then keeps only the schemas the bundle reaches. A computed key that is
+ * not such a constant is left as it is and reported as a warning.
+ */
+const SDK_SCHEMAS = /[\\/]node_modules[\\/]@aws-sdk[\\/]client-[^\\/]+[\\/]dist-es[\\/]schemas[\\/]schemas_\d+\.js$/;
+
+function literalSchemaKeys(source) {
+  const constants = new Map();
+  for (const match of source.matchAll(/^const ([A-Za-z_$][\w$]*) = ("(?:[^"\\\n]|\\.)*");$/gm)) {
+    constants.set(match[1], match[2]);
+  }
+  const unknown = new Set();
+  const contents = source.replace(/([{,]\s*)\[([A-Za-z_$][\w$]*)\]:/g, (all, before, name) => {
+    const literal = constants.get(name);
+    if (literal === undefined) {
+      unknown.add(name);
+      return all;
+    }
+    return `${before}${literal}:`;
+  });
+  return { contents, unknown: [...unknown] };
+}
+
+const sdkSchemaLiteralKeys = {
+  name: 'sdk-schema-literal-keys',
+  setup(build) {
+    build.onLoad({ filter: SDK_SCHEMAS }, (args) => {
+      const { contents, unknown } = literalSchemaKeys(readFileSync(args.path, 'utf8'));
+      const warnings = unknown.length
+        ? [{ text: `computed keys left as they are (not string constants of the file): ${unknown.join(', ')}` }]
+        : [];
+      return { contents, loader: 'js', warnings };
+    });
+  },
+};
+
+/**
  * `chunks-in-the-function-zip`: with `splitting: true` (serverless.yml), esbuild writes what a
  * function only reaches through a dynamic `import()` — @peculiar/x509 of the certificate functions,
  * the SQS client of the hook's quarantine, the SDK's event streams — as chunks beside handler.mjs
@@ -172,6 +216,9 @@ function moveChunks(outdir, aliases, handlerOutputs) {
 module.exports = (serverless) => [
   sourceMapsBesideTheZip,
   zodNamespaceImports,
+  sdkSchemaLiteralKeys,
   chunksInTheFunctionZip(serverless),
 ];
 module.exports.zodNamespaceImports = zodNamespaceImports;
+module.exports.sdkSchemaLiteralKeys = sdkSchemaLiteralKeys;
+module.exports.literalSchemaKeys = literalSchemaKeys;
