@@ -81,7 +81,8 @@ const zodNamespaceImports = {
  * the same object), and esbuild then keeps only the schemas the bundle reaches. A computed key that is
  * not such a constant is left as it is and reported as a warning.
  */
-const SDK_SCHEMAS = /[\\/]node_modules[\\/]@aws-sdk[\\/]client-[^\\/]+[\\/]dist-es[\\/]schemas[\\/]schemas_\d+\.js$/;
+const SDK_SCHEMAS =
+  /[\\/]node_modules[\\/]@aws-sdk[\\/]client-[^\\/]+[\\/]dist-es[\\/]schemas[\\/]schemas_\d+\.js$/;
 
 function literalSchemaKeys(source) {
   const constants = new Map();
@@ -106,7 +107,11 @@ const sdkSchemaLiteralKeys = {
     build.onLoad({ filter: SDK_SCHEMAS }, (args) => {
       const { contents, unknown } = literalSchemaKeys(readFileSync(args.path, 'utf8'));
       const warnings = unknown.length
-        ? [{ text: `computed keys left as they are (not string constants of the file): ${unknown.join(', ')}` }]
+        ? [
+            {
+              text: `computed keys left as they are (not string constants of the file): ${unknown.join(', ')}`,
+            },
+          ]
         : [];
       return { contents, loader: 'js', warnings };
     });

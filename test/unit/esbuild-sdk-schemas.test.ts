@@ -42,16 +42,13 @@ async function bundle(source: string, file: string, withPlugin: boolean, minify 
   return { outfile, result };
 }
 
+type Seen = Map<unknown, unknown>;
+type Lazy = (...args: never) => unknown;
+
 /** Deep equality of two schema graphs; `() => Shape$` references are followed (cycles allowed). */
-function sameSchema(a: unknown, b: unknown, path: string, seen = new Map<unknown, unknown>()): string | undefined {
-  if (typeof a === 'function' && typeof b === 'function') {
-    if (seen.get(a) === b) return undefined;
-    seen.set(a, b);
-    if (a.length > 0 || b.length > 0 || /^class\b/.test(Function.prototype.toString.call(a))) {
-      return a.name === b.name ? undefined : `${path}: ${a.name} ≠ ${b.name}`;
-    }
-    return sameSchema((a as () => unknown)(), (b as () => unknown)(), `${path}()`, seen);
-  }
+function sameSchema(a: unknown, b: unknown, path: string, seen: Seen = new Map()): string | undefined {
+  if (typeof a === 'function' && typeof b === 'function')
+    return sameReference(a as Lazy, b as Lazy, path, seen);
   if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) {
     return Object.is(a, b) ? undefined : `${path}: ${String(a)} ≠ ${String(b)}`;
   }
@@ -61,36 +58,47 @@ function sameSchema(a: unknown, b: unknown, path: string, seen = new Map<unknown
   const keys = Object.keys(a);
   const other = Object.keys(b);
   if (keys.join('\u0000') !== other.join('\u0000')) return `${path}: keys [${keys}] ≠ [${other}]`;
+  const values = (o: object, key: string) => (o as Record<string, unknown>)[key];
   for (const key of keys) {
-    const diff = sameSchema(
-      (a as Record<string, unknown>)[key],
-      (b as Record<string, unknown>)[key],
-      `${path}.${key}`,
-      seen,
-    );
+    const diff = sameSchema(values(a, key), values(b, key), `${path}.${key}`, seen);
     if (diff) return diff;
   }
   return undefined;
 }
 
+/** A lazy schema reference (`() => Shape$`) is followed; a class (an error type) is compared by name. */
+function sameReference(a: Lazy, b: Lazy, path: string, seen: Seen): string | undefined {
+  if (seen.get(a) === b) return undefined;
+  seen.set(a, b);
+  if (a.length > 0 || b.length > 0 || /^class\b/.test(Function.prototype.toString.call(a))) {
+    return a.name === b.name ? undefined : `${path}: ${a.name} ≠ ${b.name}`;
+  }
+  return sameSchema((a as () => unknown)(), (b as () => unknown)(), `${path}()`, seen);
+}
+
 describe('sdk-schema-literal-keys (esbuild plugin of the Lambda bundles and the CLI)', () => {
-  it.each(clients)('@aws-sdk/%s: every schema equals the unrewritten one, and no computed key is left', async (client) => {
-    const schemas = readdirSync(join(sdk, client, 'dist-es', 'schemas')).filter((f) => /^schemas_\d+\.js$/.test(f));
-    expect(schemas.length).toBeGreaterThan(0);
-    for (const file of schemas) {
-      const path = join(sdk, client, 'dist-es', 'schemas', file);
-      expect(plugins.literalSchemaKeys(readFileSync(path, 'utf8')).unknown).toEqual([]);
-      const source = `export * from ${JSON.stringify(path)};`;
-      const original = await bundle(source, `${client}-${file}-original.mjs`, false);
-      const rewritten = await bundle(source, `${client}-${file}-literal.mjs`, true);
-      const a = (await import(pathToFileURL(original.outfile).href)) as Record<string, unknown>;
-      const b = (await import(pathToFileURL(rewritten.outfile).href)) as Record<string, unknown>;
-      expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
-      const shapes = Object.keys(a).filter((name) => name.endsWith('$'));
-      expect(shapes.length).toBeGreaterThan(10);
-      for (const name of shapes) expect(sameSchema(a[name], b[name], name)).toBeUndefined();
-    }
-  });
+  it.each(clients)(
+    '@aws-sdk/%s: every schema equals the unrewritten one, and no computed key is left',
+    async (client) => {
+      const schemas = readdirSync(join(sdk, client, 'dist-es', 'schemas')).filter((f) =>
+        /^schemas_\d+\.js$/.test(f),
+      );
+      expect(schemas.length).toBeGreaterThan(0);
+      for (const file of schemas) {
+        const path = join(sdk, client, 'dist-es', 'schemas', file);
+        expect(plugins.literalSchemaKeys(readFileSync(path, 'utf8')).unknown).toEqual([]);
+        const source = `export * from ${JSON.stringify(path)};`;
+        const original = await bundle(source, `${client}-${file}-original.mjs`, false);
+        const rewritten = await bundle(source, `${client}-${file}-literal.mjs`, true);
+        const a = (await import(pathToFileURL(original.outfile).href)) as Record<string, unknown>;
+        const b = (await import(pathToFileURL(rewritten.outfile).href)) as Record<string, unknown>;
+        expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
+        const shapes = Object.keys(a).filter((name) => name.endsWith('$'));
+        expect(shapes.length).toBeGreaterThan(10);
+        for (const name of shapes) expect(sameSchema(a[name], b[name], name)).toBeUndefined();
+      }
+    },
+  );
 
   it('lets esbuild drop the operations a bundle does not call (client-iot: DescribeThing only)', async () => {
     const source =
