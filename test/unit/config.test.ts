@@ -79,6 +79,24 @@ describe('loadConfig', () => {
     expect(config.serialPattern.test('123456')).toBe(true);
   });
 
+  it('ignores spaces around numbers, URLs and claim references, as the table says', () => {
+    expect(
+      loadConfig({
+        TABLE_NAME: ' t ',
+        CLAIM_RATE_LIMIT_PER_MINUTE: '  7 ',
+        QUARANTINE_QUEUE_URL: ' https://sqs.us-east-1.amazonaws.com/123456789012/q ',
+        DEFAULT_ALLOWED_CLAIM: ' * ',
+        EXPIRY_WINDOWS_DAYS: ' 30 , ,7,7 ',
+      }),
+    ).toMatchObject({
+      tableName: 't',
+      claimRateLimitPerMinute: 7,
+      quarantineQueueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/q',
+      defaultAllowedClaim: '*',
+      expiryWindowsDays: [7, 30],
+    });
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ TABLE_NAME: 't', REPROVISIONING_POLICY: '', HOOK_TIME_BUDGET_MS: '' })).toMatchObject(
       {
@@ -132,6 +150,37 @@ describe('loadConfig', () => {
       { PROVISIONING_WINDOW_SECONDS: 'soon' },
       'PROVISIONING_WINDOW_SECONDS: must be a whole number between 60 and 604800',
     ],
+    [
+      { CLAIM_GROUPS: '{"bad name":[]}' },
+      'CLAIM_GROUPS.bad name: group names must match [A-Za-z0-9_.-]{1,64}',
+    ],
+    [{ CLAIM_GROUPS: '[1]' }, 'CLAIM_GROUPS: Invalid input: expected record, received array'],
+    [{ CLAIM_GROUPS: '{"g":"x"}' }, 'CLAIM_GROUPS.g: Invalid input: expected array, received string'],
+    [{ CLAIM_GROUPS: '{"g":[1]}' }, 'CLAIM_GROUPS.g.0: Invalid input: expected string, received number'],
+    [{ CLAIM_GROUPS: '{not json' }, 'CLAIM_GROUPS: must be JSON'],
+    [
+      { REPROVISIONING_POLICY: 'sometimes' },
+      'REPROVISIONING_POLICY: Invalid option: expected one of "never"|"same-key"|"replace"',
+    ],
+    [
+      { ALLOWED_EC_CURVES: 'P-256,secp256k1' },
+      'ALLOWED_EC_CURVES.1: Invalid option: expected one of "P-256"|"P-384"|"P-521"',
+    ],
+    [{ ALLOWED_EC_CURVES: ' , ' }, 'ALLOWED_EC_CURVES: must name at least one curve'],
+    [{ EXPIRY_WINDOWS_DAYS: '7,x' }, 'EXPIRY_WINDOWS_DAYS.1: windows are whole numbers of days'],
+    [{ EXPIRY_WINDOWS_DAYS: '0' }, 'EXPIRY_WINDOWS_DAYS.0: Too small: expected number to be >=1'],
+    [{ EXPIRY_WINDOWS_DAYS: '3651' }, 'EXPIRY_WINDOWS_DAYS.0: Too big: expected number to be <=3650'],
+    [
+      { CLAIM_RATE_LIMIT_PER_MINUTE: '99999999999999999999' },
+      `CLAIM_RATE_LIMIT_PER_MINUTE: Too big: expected int to be <=${Number.MAX_SAFE_INTEGER}`,
+    ],
+    [{ MIN_RSA_BITS: '1024' }, 'MIN_RSA_BITS: Too small: expected number to be >=2048'],
+    [{ QUARANTINE_QUEUE_URL: 'not a url' }, 'QUARANTINE_QUEUE_URL: must be an SQS queue URL'],
+    [{ SERIAL_CN_PATTERN: '^x$' }, 'SERIAL_CN_PATTERN: must have a capture group for the serial'],
+    [{ SERIAL_CN_PATTERN: '(unclosed' }, 'SERIAL_CN_PATTERN: is not a valid regular expression'],
+    [{ SERIAL_PATTERN: '^[unclosed$' }, 'SERIAL_PATTERN: is not a valid regular expression'],
+    [{ DEVICE_THING_GROUP: 'x y' }, 'DEVICE_THING_GROUP: must be a thing group name'],
+    [{ TABLE_NAME: '   ' }, 'TABLE_NAME: is required'],
   ])('rejects %j', (env, problem) => {
     expect(problemsOf({ TABLE_NAME: 't', ...env })).toContain(problem);
   });
