@@ -118,23 +118,28 @@ export const SWEEP_RUN: RunKind<SweepCheckpoint, SweepPage> = {
   pagePrefix: keys.sweepPagePrefix,
   /** Sweep items are kept this long after their run started. */
   ttlSeconds: 30 * 86_400,
-  checkpoint: z.looseObject({
-    ...runFields,
-    now: z.string(),
-    policy: policySchema,
-    step: z.number(),
-    startKey: z.record(z.string(), z.unknown()).optional(),
-    itemsRead: z.number(),
-    readUnits: z.number(),
-  }),
-  page: z.looseObject({
-    seq: z.number(),
-    step: z.number(),
-    atRisk: z.array(atRiskSchema),
-    chart: z.array(z.number()),
-    itemsRead: z.number(),
-    readUnits: z.number(),
-  }),
+  // Built on the first item read (z.lazy): a function that never reads a sweep does not build them.
+  checkpoint: z.lazy(() =>
+    z.looseObject({
+      ...runFields,
+      now: z.string(),
+      policy: policySchema,
+      step: z.number(),
+      startKey: z.record(z.string(), z.unknown()).optional(),
+      itemsRead: z.number(),
+      readUnits: z.number(),
+    }),
+  ),
+  page: z.lazy(() =>
+    z.looseObject({
+      seq: z.number(),
+      step: z.number(),
+      atRisk: z.array(atRiskSchema),
+      chart: z.array(z.number()),
+      itemsRead: z.number(),
+      readUnits: z.number(),
+    }),
+  ),
 };
 
 /**
@@ -210,13 +215,16 @@ export const RECONCILE_RUN: RunKind<ReconcileCheckpoint, ReconcilePage> = {
   pageKey: keys.reconcilePage,
   pagePrefix: keys.reconcilePagePrefix,
   ttlSeconds: RECONCILE_TTL_SECONDS,
-  checkpoint: z.looseObject({
-    ...runFields,
-    now: z.string(),
-    phase: z.enum(RECONCILE_PHASES),
-    stateIndex: z.number(),
-    cursor: z.string().optional(),
-    totals: z.record(z.string(), z.number()),
-  }),
-  page: z.looseObject({ drift: z.array(driftSchema).default(() => []) }),
+  // Built on the first item read (z.lazy), as the sweep's.
+  checkpoint: z.lazy(() =>
+    z.looseObject({
+      ...runFields,
+      now: z.string(),
+      phase: z.enum(RECONCILE_PHASES),
+      stateIndex: z.number(),
+      cursor: z.string().optional(),
+      totals: z.record(z.string(), z.number()),
+    }),
+  ),
+  page: z.lazy(() => z.looseObject({ drift: z.array(driftSchema).default(() => []) })),
 };
