@@ -149,7 +149,7 @@ async function checkFunction(name: string): Promise<void> {
   );
   if (!names.includes(name)) {
     throw new UsageError(
-      `--function: no function or log source "${name}" (functions in serverless.yml: ${names.join(', ')}; the stack's own: ${OWN_SOURCES.join(', ')})`,
+      `--function: no function "${name}" in serverless.yml, nor a log source of the stack's own (functions: ${names.join(', ')}; the stack's own: ${OWN_SOURCES.join(', ')})`,
     );
   }
 }
