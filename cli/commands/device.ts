@@ -659,7 +659,7 @@ async function rotate(
       throw await withQuarantineNote(error, identity, endpoint);
     throw error;
   }
-  if (answer.body.reason === 'ROTATION_IN_PROGRESS')
+  if (answer.topic.endsWith('/rejected') && answer.body.reason === 'ROTATION_IN_PROGRESS')
     throw await inProgress(name, answer.body, identity, endpoint);
   if (answer.topic.endsWith('/rejected')) {
     throw await withQuarantineNote(
@@ -732,7 +732,7 @@ async function rotateOnOwnConnection(
  * device's folder, and only for a certificate it got), so a late acceptance cannot be committed.
  */
 const MAY_STILL_COMPLETE =
-  "the request was sent, so the rotation may still complete server-side: if it is accepted, the device is ROTATING with a new certificate whose private key this command did not keep (it can never be committed), and the next `device rotate` is refused ROTATION_IN_PROGRESS until that rotation's deadline (ROTATION_DEADLINE_SECONDS, 24 h by default), when sweepRotations aborts it; the current certificate stays valid throughout. Give --timeout more time";
+  "the request was sent, so the rotation may still complete server-side: if it is accepted, the device is ROTATING with a new certificate whose private key this command did not keep (it can never be committed), and the next `device rotate` is refused ROTATION_IN_PROGRESS (it says until when, and how to end it) until that rotation's deadline (ROTATION_DEADLINE_SECONDS, 24 h by default) has passed and sweepRotations has aborted it; the current certificate stays valid throughout. Give --timeout more time";
 
 /**
  * `ROTATION_IN_PROGRESS`: an earlier request (one whose answer this command did not get) started a
@@ -752,8 +752,8 @@ async function inProgress(
   const message = [
     `rotation rejected: ROTATION_IN_PROGRESS (${String(body.message)})`,
     `an earlier rotation request${pending ? ` (certificate ${pending.slice(0, 12)}…)` : ''} was accepted but never committed — typically a \`device rotate\` that gave up before the answer, so its private key is gone and it cannot be committed`,
-    `it waits for its commit ${until}; sweepRotations (every 15 minutes by default) then aborts it, the current certificate stays, and \`fleetgate device rotate ${name}\` works again`,
-    `on the local stack, abort it now with \`fleetgate invoke sweepRotations --event <file>\`, the file holding {"now": "${deadline ?? '<the deadline>'}"} (that sweep also does every other step due by then)`,
+    `it waits for its commit ${until}; the first sweepRotations run after that (its schedule: every 15 minutes by default) aborts it, the current certificate stays, and \`fleetgate device rotate ${name}\` works again`,
+    `the local stack runs no schedule: run the sweep yourself, \`fleetgate invoke sweepRotations --event <file>\` with {"now": "${deadline ?? '<the deadline>'}"} in the file (it runs as of that instant: it aborts this rotation now, and does every other step due by then)`,
   ].join('; ');
   return new CommandFailure(message, {
     rejected: body,

@@ -109,12 +109,20 @@ describe('fleetgate device rotate through a device connect session', () => {
       expect(device.state).toBe('ROTATING');
       expect(again.stderr).toContain('ROTATION_IN_PROGRESS');
       expect(again.stderr).toContain(device.rotationDeadline);
-      expect(again.stderr).toContain('sweepRotations');
+      expect(again.stderr).toContain('fleetgate invoke sweepRotations');
       expect(again.json()).toMatchObject({
         ok: false,
         result: { rejected: { reason: 'ROTATION_IN_PROGRESS' }, rotationDeadline: device.rotationDeadline },
       });
-      // The session lived through both.
+      // The hint works: the sweep as of the deadline aborts the rotation; then rotate succeeds.
+      const event = join(dir, 'sweep-now.json');
+      await writeFile(event, JSON.stringify({ now: device.rotationDeadline }));
+      const swept = await fleetgate(['invoke', 'sweepRotations', '--event', event, '--json'], env);
+      expect(swept.code, swept.stderr).toBe(0);
+      const third = await fleetgate(['device', 'rotate', 'dev2', '--json'], env);
+      expect(third.code, third.stderr).toBe(0);
+      expect(third.json()).toMatchObject({ viaSession: true });
+      // The session lived through all three.
       expect(session.printed()).not.toMatch(/uncaught/i);
       expect(session.child.exitCode).toBeNull();
     } finally {
