@@ -19,7 +19,13 @@ export type SessionRequest = { op: 'rotate'; csr: string; timeoutMs: number } | 
 export type SessionResponse =
   | { ok: true; topic: string; body: Record<string, unknown> }
   | { ok: true; certificateId: string }
-  | { ok: false; error: string };
+  | { ok: false; error: string; code?: SessionErrorCode };
+
+/**
+ * Why a session could not answer a rotation: `timeout` (no answer from the endpoint in time: the
+ * request was sent and may still be answered), `closed` (the endpoint closed the device's connection).
+ */
+export type SessionErrorCode = 'timeout' | 'closed';
 
 /** The socket of a device's session: short and per device directory (Unix sockets have a ~100-byte limit). */
 export function sessionSocketPath(deviceDir: string): string {
@@ -55,6 +61,7 @@ export async function serveSession(
           (error: unknown): SessionResponse => ({
             ok: false,
             error: error instanceof Error ? error.message : String(error),
+            ...(error instanceof SessionError ? { code: error.code } : {}),
           }),
         )
         .then((response) => socket.end(`${JSON.stringify(response)}\n`));
@@ -72,18 +79,42 @@ export async function serveSession(
     });
 }
 
+/** A failure the session answers with its code (the other end tells the user what it means). */
+export class SessionError extends Error {
+  constructor(
+    message: string,
+    readonly code: SessionErrorCode,
+  ) {
+    super(message);
+  }
+}
+
 /**
  * Sends `request` to the device's running session. `no-session` when none is running (no socket, or
- * a stale one nobody listens on); with `request` undefined, only checks that one is there.
+ * a stale one nobody listens on); with `request` undefined, only checks that one is there. Always a
+ * JSON answer or `no-session`: a session that stops before answering, answers something else, or
+ * does not answer within `limitMs`, is an `{ok: false}` answer that says so.
  */
 export function ask(
   path: string,
   request: SessionRequest | undefined,
+  limitMs?: number,
 ): Promise<SessionResponse | 'no-session'> {
   if (!existsSync(path)) return Promise.resolve('no-session');
   return new Promise((resolve) => {
     const socket = createConnection(path);
     let buffer = '';
+    const timer =
+      limitMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            socket.destroy();
+            resolve({
+              ok: false,
+              error: `the \`device connect\` session did not answer within ${limitMs / 1000} s`,
+            });
+          }, limitMs);
+    socket.once('close', () => clearTimeout(timer));
     socket.setEncoding('utf8');
     socket.on('connect', () => {
       if (request === undefined) {
@@ -98,10 +129,15 @@ export function ask(
     });
     socket.on('end', () => {
       if (request === undefined) return;
+      const text = buffer.trim();
+      if (text === '') {
+        resolve({ ok: false, error: 'the `device connect` session stopped before answering' });
+        return;
+      }
       try {
-        resolve(JSON.parse(buffer.trim()) as SessionResponse);
+        resolve(JSON.parse(text) as SessionResponse);
       } catch {
-        resolve({ ok: false, error: 'the session answered something that is not JSON' });
+        resolve({ ok: false, error: 'the `device connect` session answered something that is not JSON' });
       }
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {

@@ -58,9 +58,17 @@ export function functionOf(entry: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-/** Whether a line was written by `functionName` (text lines belong to no function). */
-export function isFrom(log: LogEntry, functionName: string): boolean {
-  return 'entry' in log && functionOf(log.entry) === functionName;
+/**
+ * What the function column shows for an entry: the function that wrote it, else the entry's
+ * `source` (the stack's own lines: `iot-endpoint`).
+ */
+export function sourceOf(entry: Record<string, unknown>): string | undefined {
+  return functionOf(entry) ?? (typeof entry.source === 'string' ? entry.source : undefined);
+}
+
+/** Whether a line was written by `name`: a function, or one of the stack's own sources (text lines: none). */
+export function isFrom(log: LogEntry, name: string): boolean {
+  return 'entry' in log && sourceOf(log.entry) === name;
 }
 
 function shortValue(value: unknown): string {
@@ -78,7 +86,7 @@ export function describeLog(log: LogEntry): string {
     .join(' ');
   const level = String(entry.level ?? '').padEnd(5);
   const time = typeof entry.timestamp === 'string' ? `${entry.timestamp} ` : '';
-  const source = functionOf(entry) ?? (typeof entry.source === 'string' ? entry.source : '-');
+  const source = sourceOf(entry) ?? '-';
   return `${time}${level} ${source}  ${String(entry.message ?? '')}${extra ? `  ${extra}` : ''}`;
 }
 

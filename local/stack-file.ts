@@ -44,6 +44,19 @@ export function stackStartLine(mode: string, at = new Date()): string {
 export const STACK_START = 'stack-start';
 
 /**
+ * The stack's own log sources besides its functions: the `source` of the lines the stack itself
+ * writes to its log (the MQTT endpoint's refused connections). `fleetgate logs --function` takes
+ * them as it takes a function's name.
+ */
+export const STACK_LOG_SOURCES = { iotEndpoint: 'iot-endpoint' } as const;
+
+/**
+ * What `fleetgate local serve` prints once it serves (`serving (pid N)`), in the log of a stack
+ * started by `fleetgate local up`: part of the run's start, not a log entry.
+ */
+export const SERVING_LINE = /^serving \(pid \d+\)$/;
+
+/**
  * Appends handler output to the stack's log (`LocalStackOptions.handlerOutput`), after a stack-start
  * line: each sink serves one stack run.
  */

@@ -32,6 +32,7 @@ import { MessageLedger, type MessageTrace, QueuePoller } from './queue-poller';
 import { type PublishMeta, type RuleOutcome, RulesEngine } from './rules-engine';
 import { type LocalS3, startLocalS3 } from './s3-local';
 import { loadServerlessConfig } from './serverless-config';
+import { STACK_LOG_SOURCES } from './stack-file';
 import {
   buildStackModel,
   type DeclaredIotNames,
@@ -642,7 +643,7 @@ function refusalLogger(options: LocalStackOptions): ((refusal: ConnectionRefusal
       `${JSON.stringify({
         level: 'WARN',
         message: 'MQTT connection refused',
-        source: 'iot-endpoint',
+        source: STACK_LOG_SOURCES.iotEndpoint,
         timestamp: refusal.at,
         eventType: 'Connect',
         status: 'Failure',

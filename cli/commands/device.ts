@@ -33,7 +33,7 @@ import type { DeclaredIotNames } from '../../local/stack-model';
 import { parseCertificatePem } from '../../shared/certificates';
 import { claimClientId } from '../../shared/domain/client-ids';
 import { anchorCertificateRecord } from '../../shared/store/records';
-import { ask, serveSession, sessionSocketPath } from '../device-session';
+import { ask, SessionError, serveSession, sessionSocketPath } from '../device-session';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { type HookDecision, hookDecisionFor, parseLogLine } from '../log-lines';
 import type { CommandRegistry } from '../main';
@@ -436,25 +436,89 @@ export function registerDeviceCommands({ program, run }: CommandRegistry): void 
 type Identity = ReturnType<typeof readIdentity>;
 type RotationAnswer = { topic: string; body: Record<string, unknown> };
 
-/** Waits for the answer to a rotation request on an already subscribed client. */
+/**
+ * Waits for the answer to a rotation request on an already subscribed client: the answer, a
+ * `RotationTimeout`, or a `ConnectionClosed` as soon as the endpoint closes the connection (a
+ * quarantined device's connection is closed at its next publish: no answer will ever come).
+ */
 function rotationAnswer(client: MqttClient, thingName: string, timeoutMs: number): Promise<RotationAnswer> {
   const base = `fleetgate/${thingName}/rotate`;
-  return new Promise((resolve, reject) => {
-    const onMessage = (topic: string, payload: Buffer) => {
-      if (topic !== `${base}/accepted` && topic !== `${base}/rejected`) return;
+  const answer = new Promise<RotationAnswer>((resolve, reject) => {
+    const done = () => {
       clearTimeout(timer);
       client.off('message', onMessage);
-      resolve({ topic, body: JSON.parse(payload.toString('utf8')) as Record<string, unknown> });
+      client.off('close', onClose);
+    };
+    const onMessage = (topic: string, payload: Buffer) => {
+      if (topic !== `${base}/accepted` && topic !== `${base}/rejected`) return;
+      done();
+      try {
+        resolve({ topic, body: JSON.parse(payload.toString('utf8')) as Record<string, unknown> });
+      } catch {
+        reject(new CommandFailure(`the answer on ${topic} is not JSON`));
+      }
+    };
+    const onClose = () => {
+      done();
+      reject(
+        new ConnectionClosed(
+          `the endpoint closed the connection of ${thingName} before answering the rotation request`,
+        ),
+      );
     };
     const timer = setTimeout(() => {
-      client.off('message', onMessage);
+      done();
       reject(new RotationTimeout(`no answer on ${base}/accepted|rejected within ${timeoutMs / 1000} s`));
     }, timeoutMs);
     client.on('message', onMessage);
+    client.once('close', onClose);
   });
+  // Whoever waits for it sees the failure; it is never an unhandled rejection in the meantime.
+  answer.catch(() => undefined);
+  return answer;
 }
 
-class RotationTimeout extends Error {}
+/**
+ * Publishes the rotation request and waits for its answer. A QoS 1 publish on a connection the
+ * endpoint closes is never acknowledged (no reconnect): the answer's failure ends the wait instead.
+ */
+async function requestRotation(
+  client: MqttClient,
+  thingName: string,
+  csrPem: string,
+  timeoutMs: number,
+): Promise<RotationAnswer> {
+  if (!client.connected) {
+    throw new ConnectionClosed(
+      `the endpoint closed the connection of ${thingName} before the rotation request`,
+    );
+  }
+  const answer = rotationAnswer(client, thingName, timeoutMs);
+  const published = client.publishAsync(
+    `fleetgate/${thingName}/rotate/request`,
+    JSON.stringify({ csr: csrPem }),
+    {
+      qos: 1,
+    },
+  );
+  published.catch(() => undefined);
+  await Promise.race([published, answer]);
+  return answer;
+}
+
+/** No answer in time: the request was sent, so the rotation may still be accepted server-side. */
+class RotationTimeout extends SessionError {
+  constructor(message: string) {
+    super(message, 'timeout');
+  }
+}
+
+/** The endpoint closed the device's connection while a rotation request waited for its answer. */
+class ConnectionClosed extends SessionError {
+  constructor(message: string) {
+    super(message, 'closed');
+  }
+}
 
 /**
  * `device connect`: holds the device's one connection and serves its session socket, so `device
@@ -473,17 +537,23 @@ async function holdSession(
   let certificateId = identity.file.certificateId;
   const received: Array<{ topic: string; payload: string }> = [];
   const filter = `fleetgate/${clientId}/rotate/+`;
-  let stop: (why: string) => void = () => undefined;
-  const ended = new Promise<string>((resolve) => {
+  let stop: (why: 'endpoint' | 'time' | 'ctrl-c') => void = () => undefined;
+  const ended = new Promise<'endpoint' | 'time' | 'ctrl-c'>((resolve) => {
     stop = resolve;
   });
-  const onClose = () => stop('the endpoint closed the connection');
+  // MQTT 5 says why in a DISCONNECT packet before it closes; MQTT 3.1.1 only closes.
+  let disconnectReason: number | undefined;
+  const onDisconnect = (packet: { reasonCode?: number }) => {
+    disconnectReason = packet.reasonCode;
+  };
+  const onClose = () => stop('endpoint');
   const attach = async (next: MqttClient) => {
     next.on('message', (topic, payload) => {
       const text = payload.toString('utf8');
       received.push({ topic, payload: text });
       output.say(`  ${topic}  ${text.length > 200 ? `${text.slice(0, 200)}…` : text}`);
     });
+    next.on('disconnect', onDisconnect);
     next.once('close', onClose);
     if (identity.file.kind === 'device') await next.subscribeAsync(filter, { qos: 1 });
   };
@@ -494,16 +564,17 @@ async function holdSession(
     identity.file.kind === 'device'
       ? await serveSession(sessionSocketPath(deviceDir(name)), async (request) => {
           if (request.op === 'rotate') {
-            const answer = rotationAnswer(client, clientId, request.timeoutMs);
             output.say('  rotation requested by `device rotate` (through this session)');
-            await client.publishAsync(
-              `fleetgate/${clientId}/rotate/request`,
-              JSON.stringify({ csr: request.csr }),
-              {
-                qos: 1,
-              },
-            );
-            return { ok: true, ...(await answer) };
+            try {
+              return {
+                ok: true,
+                ...(await requestRotation(client, clientId, request.csr, request.timeoutMs)),
+              };
+            } catch (error) {
+              if (error instanceof RotationTimeout)
+                output.say(`  ${error.message}; an answer that comes later is only printed here`);
+              throw error;
+            }
           }
           // The commit: a clean disconnect, then the same client id with the new certificate.
           const next = readIdentity(name);
@@ -517,15 +588,37 @@ async function holdSession(
         })
       : async () => undefined;
   try {
-    const timer = Number.isFinite(seconds) ? setTimeout(() => stop('time is up'), seconds * 1000) : undefined;
-    process.once('SIGINT', () => stop('Ctrl-C'));
-    await ended;
+    const timer = Number.isFinite(seconds) ? setTimeout(() => stop('time'), seconds * 1000) : undefined;
+    process.once('SIGINT', () => stop('ctrl-c'));
+    const why = await ended;
     clearTimeout(timer);
-    return { name, clientId, certificateId, connected: true, stillConnected: client.connected, received };
+    const result = {
+      name,
+      clientId,
+      certificateId,
+      connected: true,
+      stillConnected: client.connected,
+      received,
+    };
+    if (why === 'endpoint') {
+      // The session ends with its connection (there is nothing left to hold); say why when known.
+      const reason =
+        disconnectReason === undefined
+          ? ''
+          : ` (DISCONNECT reason 0x${disconnectReason.toString(16).padStart(2, '0')})`;
+      const closed = new CommandFailure(`the endpoint closed the connection of ${clientId}${reason}`, {
+        ...result,
+        closedBy: 'endpoint',
+        ...(disconnectReason === undefined ? {} : { disconnectReason }),
+      });
+      throw await withQuarantineNote(closed, identity, endpoint);
+    }
+    return result;
   } finally {
     await closeSession();
     client.off('close', onClose);
-    await client.endAsync();
+    // A closed connection never acknowledges what is still in flight: end at once, do not wait for it.
+    await client.endAsync(!client.connected);
   }
 }
 
@@ -540,11 +633,15 @@ async function rotate(
 ): Promise<unknown> {
   const socket = sessionSocketPath(deviceDir(name));
   const csr = await createCsr({ subject: { commonName: identity.file.serial ?? thingName } });
-  const shared = await ask(socket, { op: 'rotate', csr: csr.csrPem, timeoutMs });
+  // The session answers within timeoutMs; the margin only covers a session that hangs.
+  const shared = await ask(socket, { op: 'rotate', csr: csr.csrPem, timeoutMs }, timeoutMs + 15_000);
   let answer: RotationAnswer;
   try {
     if (shared !== 'no-session') {
-      if (!shared.ok) throw new RotationTimeout(shared.error);
+      if (!shared.ok) {
+        if (shared.code === 'timeout') throw new RotationTimeout(shared.error);
+        throw new CommandFailure(shared.error);
+      }
       if (!('topic' in shared)) throw new CommandFailure('the device session answered the rotation oddly');
       output.warn(`fleetgate: rotating through the running \`device connect ${name}\` session`);
       answer = shared;
@@ -552,10 +649,18 @@ async function rotate(
       answer = await rotateOnOwnConnection(identity, thingName, csr.csrPem, timeoutMs, endpoint);
     }
   } catch (error) {
-    if (error instanceof RotationTimeout || error instanceof CommandFailure)
+    if (error instanceof RotationTimeout)
+      throw await withQuarantineNote(
+        new CommandFailure(`${error.message}; ${MAY_STILL_COMPLETE}`),
+        identity,
+        endpoint,
+      );
+    if (error instanceof SessionError || error instanceof CommandFailure)
       throw await withQuarantineNote(error, identity, endpoint);
     throw error;
   }
+  if (answer.topic.endsWith('/rejected') && answer.body.reason === 'ROTATION_IN_PROGRESS')
+    throw await inProgress(name, answer.body, identity, endpoint);
   if (answer.topic.endsWith('/rejected')) {
     throw await withQuarantineNote(
       new CommandFailure(
@@ -614,12 +719,47 @@ async function rotateOnOwnConnection(
   try {
     const base = `fleetgate/${thingName}/rotate`;
     await client.subscribeAsync([`${base}/accepted`, `${base}/rejected`], { qos: 1 });
-    const reply = rotationAnswer(client, thingName, timeoutMs);
-    await client.publishAsync(`${base}/request`, JSON.stringify({ csr: csrPem }), { qos: 1 });
-    return await reply;
+    return await requestRotation(client, thingName, csrPem, timeoutMs);
   } finally {
-    await client.endAsync();
+    // Closed by the endpoint, or the request still unacknowledged at a timeout: nothing to wait for.
+    await client.endAsync(true);
   }
+}
+
+/**
+ * What a timed-out rotation request means: it was sent, and the answer is only late. The new key
+ * lives in this process only and is not kept (a private key is never written anywhere but the
+ * device's folder, and only for a certificate it got), so a late acceptance cannot be committed.
+ */
+const MAY_STILL_COMPLETE =
+  "the request was sent, so the rotation may still complete server-side: if it is accepted, the device is ROTATING with a new certificate whose private key this command did not keep (it can never be committed), and the next `device rotate` is refused ROTATION_IN_PROGRESS (it says until when, and how to end it) until that rotation's deadline (ROTATION_DEADLINE_SECONDS, 24 h by default) has passed and sweepRotations has aborted it; the current certificate stays valid throughout. Give --timeout more time";
+
+/**
+ * `ROTATION_IN_PROGRESS`: an earlier request (one whose answer this command did not get) started a
+ * rotation that waits for its commit. Says until when (the store's `rotationDeadline`) and what then.
+ */
+async function inProgress(
+  name: string,
+  body: Record<string, unknown>,
+  identity: Identity,
+  endpoint: Endpoint,
+): Promise<CommandFailure> {
+  const serial = identity.file.serial;
+  const device = serial ? await readDevice(serial, endpoint) : undefined;
+  const deadline = device?.state === 'ROTATING' ? device.rotationDeadline : undefined;
+  const pending = device?.state === 'ROTATING' ? device.pendingCertificateId : undefined;
+  const until = deadline ? `until ${deadline}` : 'until its deadline (ROTATION_DEADLINE_SECONDS)';
+  const message = [
+    `rotation rejected: ROTATION_IN_PROGRESS (${String(body.message)})`,
+    `an earlier rotation request${pending ? ` (certificate ${pending.slice(0, 12)}…)` : ''} was accepted but never committed — typically a \`device rotate\` that gave up before the answer, so its private key is gone and it cannot be committed`,
+    `it waits for its commit ${until}; the first sweepRotations run after that (its schedule: every 15 minutes by default) aborts it, the current certificate stays, and \`fleetgate device rotate ${name}\` works again`,
+    `the local stack runs no schedule: run the sweep yourself, \`fleetgate invoke sweepRotations --event <file>\` with {"now": "${deadline ?? '<the deadline>'}"} in the file (it runs as of that instant: it aborts this rotation now, and does every other step due by then)`,
+  ].join('; ');
+  return new CommandFailure(message, {
+    rejected: body,
+    ...(deadline ? { rotationDeadline: deadline } : {}),
+    ...(pending ? { pendingCertificateId: pending } : {}),
+  });
 }
 
 /**

@@ -3,10 +3,10 @@
  * beside the stack file): what its functions wrote — Powertools JSON lines with the function, the
  * message and the reason fields — and, for `fleetgate local up`, the stack's own output. The log is
  * appended to across stack runs, each starting with a stack-start line; the latest run's lines are
- * shown unless `--all`.
+ * shown unless `--all`, which marks where each run starts.
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { STACK_START, stackLogPath } from '../../local/stack-file';
+import { SERVING_LINE, STACK_LOG_SOURCES, STACK_START, stackLogPath } from '../../local/stack-file';
 import { CommandFailure, type Output, UsageError } from '../io';
 import { describeLog, isFrom, type LogEntry, parseLogLine } from '../log-lines';
 import type { CommandRegistry } from '../main';
@@ -46,6 +46,45 @@ function describeStart(log: { entry: Record<string, unknown> }): string {
   return `— ${String(log.entry.mode ?? 'stack')} stack started ${String(log.entry.at ?? '')} —`;
 }
 
+/** What `local serve` prints as it starts serving: part of its run's start, not an entry. */
+function isServingLine(log: LogEntry): boolean {
+  return 'text' in log && SERVING_LINE.test(log.text);
+}
+
+/** One stack run: its stack-start line, as `--json` gives it (`runs`). */
+interface Run {
+  start: { entry: Record<string, unknown> };
+  mode: string;
+  at: string;
+  pid?: number;
+}
+
+/** A log line and the run it belongs to (none for lines before the first stack-start line). */
+interface RunLine {
+  log: LogEntry;
+  run?: Run;
+}
+
+/** The log's runs, and its entries each with its run (stack-start and serving lines are not entries). */
+function splitRuns(all: readonly LogEntry[]): { runs: Run[]; lines: RunLine[] } {
+  const runs: Run[] = [];
+  const lines: RunLine[] = [];
+  let current: Run | undefined;
+  for (const log of all) {
+    if (isStackStart(log)) {
+      const { mode, at, pid } = log.entry;
+      current = {
+        start: log,
+        mode: String(mode ?? 'stack'),
+        at: String(at ?? ''),
+        ...(typeof pid === 'number' ? { pid } : {}),
+      };
+      runs.push(current);
+    } else if (!isServingLine(log)) lines.push({ log, ...(current ? { run: current } : {}) });
+  }
+  return { runs, lines };
+}
+
 /** Reads what was appended to `file` after `offset`: complete lines, and where the next read starts. */
 function readFrom(file: string, offset: number): { lines: string[]; offset: number } {
   const size = statSync(file).size;
@@ -77,6 +116,7 @@ async function follow(file: string, output: Output, keep: (log: LogEntry) => boo
       offset = next.offset;
       for (const log of next.lines.map(parseLogLine)) {
         if (isStackStart(log)) output.say(describeStart(log));
+        else if (isServingLine(log)) continue;
         else if (keep(log)) {
           output.say(describeLog(log));
           printed += 1;
@@ -91,8 +131,15 @@ async function follow(file: string, output: Output, keep: (log: LogEntry) => boo
   return printed;
 }
 
-/** @throws UsageError when serverless.yml declares no function of that name. */
+/** The sources `--function` takes besides the functions: the stack's own (`source` of its lines). */
+const OWN_SOURCES: readonly string[] = Object.values(STACK_LOG_SOURCES);
+
+/**
+ * @throws UsageError when `name` is neither a function serverless.yml declares nor one of the stack's
+ * own log sources; the error lists both.
+ */
 async function checkFunction(name: string): Promise<void> {
+  if (OWN_SOURCES.includes(name)) return;
   const [{ loadServerlessConfig }, { buildStackModel }] = await Promise.all([
     import('../../local/serverless-config'),
     import('../../local/stack-model'),
@@ -101,8 +148,48 @@ async function checkFunction(name: string): Promise<void> {
     (fn) => fn.name,
   );
   if (!names.includes(name)) {
-    throw new UsageError(`--function: no function "${name}" in serverless.yml (have: ${names.join(', ')})`);
+    throw new UsageError(
+      `--function: no function "${name}" in serverless.yml, nor a log source of the stack's own (functions: ${names.join(', ')}; the stack's own: ${OWN_SOURCES.join(', ')})`,
+    );
   }
+}
+
+/** The stack log's runs and entries. */
+function readRuns(file: string): { runs: Run[]; lines: RunLine[] } {
+  return splitRuns(
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map(parseLogLine),
+  );
+}
+
+/**
+ * `--all`: the lines, each run's header where it starts (runs without lines too); when `--lines` cut
+ * earlier lines off, from the run of the first line shown.
+ */
+function printRuns(logs: readonly RunLine[], runs: readonly Run[], cut: boolean, output: Output): void {
+  const first = cut ? logs[0]?.run : undefined;
+  let next = first ? runs.indexOf(first) : 0;
+  for (const line of logs) {
+    while (line.run && next <= runs.indexOf(line.run)) {
+      output.say(describeStart((runs[next] as Run).start));
+      next += 1;
+    }
+    output.say(describeLog(line.log));
+  }
+  for (; next < runs.length; next += 1) output.say(describeStart((runs[next] as Run).start));
+}
+
+/** The latest run's lines, under its header. */
+function printLatest(logs: readonly RunLine[], latest: Run | undefined, output: Output): void {
+  if (latest) output.say(`${describeStart(latest.start)} (earlier runs: --all)`);
+  for (const line of logs) output.say(describeLog(line.log));
+}
+
+/** A line as `--json` gives it: as it was logged, plus `run` (when its stack run started: `runs[].at`). */
+function jsonLine({ log, run }: RunLine): Record<string, unknown> {
+  return { ...('entry' in log ? log.entry : { text: log.text }), ...(run ? { run: run.at } : {}) };
 }
 
 async function runLogs(options: LogsOptions, output: Output): Promise<unknown> {
@@ -118,20 +205,15 @@ async function runLogs(options: LogsOptions, output: Output): Promise<unknown> {
     );
   }
   const keep = wanted(options);
-  const all = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map(parseLogLine);
+  const { runs, lines } = readRuns(file);
   // The latest stack run's lines (the log is appended to across runs), or every run's with --all.
-  const lastStart = all.findLastIndex(isStackStart);
-  const start = lastStart >= 0 ? (all[lastStart] as { entry: Record<string, unknown> }) : undefined;
-  const logs = (options.all ? all : all.slice(lastStart + 1))
-    .filter((log) => !isStackStart(log) && keep(log))
-    .slice(-count);
-  if (start && !options.all) {
-    output.say(`${describeStart(start)} (earlier runs: --all)`);
-  }
-  for (const log of logs) output.say(describeLog(log));
+  const latest = runs.at(-1);
+  const kept = (options.all || !latest ? lines : lines.filter((line) => line.run === latest)).filter((line) =>
+    keep(line.log),
+  );
+  const logs = kept.slice(-count);
+  if (options.all) printRuns(logs, runs, kept.length > logs.length, output);
+  else printLatest(logs, latest, output);
   if (options.follow) {
     output.warn(`fleetgate: following ${file} (Ctrl-C to stop)`);
     await follow(file, output, keep);
@@ -139,9 +221,10 @@ async function runLogs(options: LogsOptions, output: Output): Promise<unknown> {
   }
   return {
     file,
-    ...(start && !options.all ? { since: start.entry.at } : {}),
+    ...(latest && !options.all ? { since: latest.at } : {}),
     ...(options.function ? { function: options.function } : {}),
-    lines: logs.map((log) => ('entry' in log ? log.entry : { text: log.text })),
+    ...(options.all ? { runs: runs.map(({ start: _, ...run }) => run) } : {}),
+    lines: logs.map(jsonLine),
   };
 }
 
@@ -150,11 +233,17 @@ export function registerLogsCommand({ program, run }: CommandRegistry): void {
   program
     .command('logs')
     .description("Show the local stack's log (.fleetgate/stack.log): what its functions logged, and why")
-    .option('--function <name>', 'only lines of this function (its serverless.yml name)')
+    .option(
+      '--function <name>',
+      `only lines of this function (its serverless.yml name) or of the stack's own source (${OWN_SOURCES.join(', ')}: refused MQTT connections)`,
+    )
     .option('--follow', 'keep printing lines as they are written, until Ctrl-C')
     .option('--lines <n>', 'the last this many lines', '50')
     .option('--metrics', 'include the metric lines (embedded metric format)')
-    .option('--all', "every stack run's lines (default: the latest run's, since its stack started)")
+    .option(
+      '--all',
+      "every stack run's lines, each run under its `— … stack started … —` header (default: the latest run's)",
+    )
     .option('--json', 'print one JSON document (not with --follow)')
     .action(async (options: LogsOptions) => {
       await run(options.json, (output) => runLogs(options, output));

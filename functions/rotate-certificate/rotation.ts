@@ -98,7 +98,7 @@ export async function rotateCertificate(
   if (decision.resume && !(await startedThisRotation(serial, csr, device, deps))) {
     return reject(
       'ROTATION_IN_PROGRESS',
-      'another rotation of this device waits for its commit or its deadline',
+      `another rotation of this device waits for its commit or its deadline${device.rotationDeadline ? ` (${device.rotationDeadline})` : ''}`,
       serial,
     );
   }
