@@ -75,7 +75,7 @@ function saySweep(
   );
   output.say(
     run.previousRunId
-      ? `  since ${run.previousRunId} (the previous run on this table): ${change.newAtRisk} new, ${change.resolved} resolved, ${change.reclassified} reclassified, ${change.agedOut} left the look-back`
+      ? `  since ${run.previousRunId} (the previous run on this table): ${change.newAtRisk} new, ${change.resolved} resolved, ${change.expired} expired, ${change.reclassified} reclassified, ${change.agedOut} left the look-back`
       : '  no previous run on this table: everything at risk is new',
   );
   const held = Object.entries(summary.byDeviceState ?? {})

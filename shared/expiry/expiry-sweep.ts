@@ -73,7 +73,7 @@ export type SweepOutcome =
       /** True when an earlier invocation had already finished this run (nothing was read again). */
       alreadyComplete: boolean;
       summary: ExpiryReport['summary'];
-      change: { newAtRisk: number; resolved: number; agedOut: number; reclassified: number };
+      change: { newAtRisk: number; resolved: number; expired: number; agedOut: number; reclassified: number };
       files: SweepFiles;
       report?: ExpiryReport;
     };
@@ -194,12 +194,17 @@ async function finish(
   deps: SweepDeps,
 ): Promise<SweepOutcome> {
   const { atRisk, chart, itemsRead, readUnits } = mergePages(await deps.sweepStore.pages(runId), policy);
-  const serials = atRisk.flatMap((entry) => (entry.kind === 'DEVICE' && entry.serial ? [entry.serial] : []));
-  const devices = await deps.facts.devices(serials);
   const latest = await deps.facts.latest();
   // A repeated finish of this run (it crashed after moving the pointer) compares with the run before.
   const previousRunId = latest?.runId === runId ? latest.previousRunId : latest?.runId;
   const previous = previousRunId ? await readPrevious(previousRunId, deps.sweepStore) : undefined;
+  // The devices of the certificates at risk now and of those in the previous report: whether a
+  // certificate that is gone from the report was replaced depends on its device's current one.
+  const serials = [...atRisk, ...(previous?.atRisk ?? [])].flatMap((entry) =>
+    entry.kind === 'DEVICE' && entry.serial ? [entry.serial] : [],
+  );
+  const devices = await deps.facts.devices(serials);
+  const deviceCertificates = new Map([...devices].map(([serial, device]) => [serial, device.certificateId]));
   const report = buildExpiryReport({
     runId,
     now,
@@ -209,6 +214,7 @@ async function finish(
     itemsRead,
     readUnits,
     ...(previous ? { previous } : {}),
+    deviceCertificates,
   });
   const names = reportNames(runId);
   const json = toReportJson(report);
@@ -227,6 +233,7 @@ async function finish(
   const change = {
     newAtRisk: report.change.newAtRisk.length,
     resolved: report.change.resolved.length,
+    expired: report.change.expired.length,
     agedOut: report.change.agedOut.length,
     reclassified: report.change.reclassified.length,
   };
@@ -340,7 +347,8 @@ function positionOf(checkpoint: SweepCheckpoint): { step: number; startKey?: Rec
 function completedEarlier(checkpoint: SweepCheckpoint): SweepOutcome {
   const result = (checkpoint.result ?? {}) as {
     summary?: ExpiryReport['summary'];
-    change?: { newAtRisk: number; resolved: number; agedOut: number; reclassified: number };
+    /** `expired` is absent from runs completed before it was counted. */
+    change?: { newAtRisk: number; resolved: number; expired?: number; agedOut: number; reclassified: number };
     files?: SweepFiles;
   };
   return {
@@ -356,7 +364,7 @@ function completedEarlier(checkpoint: SweepCheckpoint): SweepOutcome {
       itemsRead: checkpoint.itemsRead,
       readUnits: checkpoint.readUnits,
     },
-    change: result.change ?? { newAtRisk: 0, resolved: 0, agedOut: 0, reclassified: 0 },
+    change: { expired: 0, ...(result.change ?? { newAtRisk: 0, resolved: 0, agedOut: 0, reclassified: 0 }) },
     files: result.files ?? reportNames(checkpoint.runId),
   };
 }

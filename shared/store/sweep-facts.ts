@@ -16,8 +16,8 @@ import { keys } from './keys';
 
 export type { LatestSweep } from './entities/run';
 
-/** A device as far as a report row cares. */
-export type DeviceFacts = Pick<StoreDeviceFact, 'serial' | 'state' | 'thingName'>;
+/** A device as far as a report row (and the change since the previous report) cares. */
+export type DeviceFacts = Pick<StoreDeviceFact, 'serial' | 'state' | 'thingName' | 'certificateId'>;
 
 export class SweepFacts {
   private readonly db: StoreClient;
@@ -37,6 +37,7 @@ export class SweepFacts {
         serial: device.serial,
         state: device.state,
         ...(device.thingName ? { thingName: device.thingName } : {}),
+        ...(device.certificateId ? { certificateId: device.certificateId } : {}),
       });
     }
     return found;

@@ -362,3 +362,81 @@ describe('report rows carry the device state; the baseline is the same table', (
     expect(second.report.change).toMatchObject({ previousRunId: 'state-1', newAtRisk: [], resolved: [] });
   });
 });
+
+describe('the change since the previous run never counts an expiry as resolved', () => {
+  let t: TestTable;
+  const on = (): SweepDeps => ({
+    ...deps('unused'),
+    sweepStore: new SweepStore(t.store),
+    facts: new SweepFacts(t.store),
+    sink: createReportSink(`file://${join(dir, 'expired-not-resolved')}`),
+  });
+  const history = { id: 'h1', actor: 'test' };
+
+  beforeAll(async () => {
+    t = await createTestTable('sweep-expired');
+    // A device that never connected, and one whose certificate the next run finds replaced.
+    expect(
+      await t.store.createDevice(
+        {
+          serial: 'SN-WAITING',
+          state: 'PROVISIONING',
+          version: 1,
+          attributes: {},
+          certificateId: 'waiting',
+          createdAt: NOW_ISO,
+          updatedAt: NOW_ISO,
+        },
+        history,
+      ),
+    ).toBe(true);
+    await t.store.putCertificateIfAbsent(
+      certificate('waiting', 5 * DAY_MS, { serial: 'SN-WAITING', status: 'PENDING', source: 'FACTORY' }),
+    );
+    await t.store.putCertificateIfAbsent(certificate('unbound', 5 * DAY_MS, { serial: 'SN-UNBOUND' }));
+    await t.store.putCertificateIfAbsent(certificate('rotated-old', 5 * DAY_MS, { serial: 'SN-ROTATED' }));
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  it('lists certificates whose notAfter passed as expired, and a replaced one as resolved', async () => {
+    // Prepare: the run at NOW lists the three; then SN-ROTATED gets a new certificate.
+    const first = await runExpirySweep({ runId: 'exp-1', now: NOW_ISO, policy: POLICY }, on());
+    if (first.status !== 'complete' || !first.report) throw new Error('not complete');
+    expect(first.report.atRisk.map((entry) => entry.certificateId).sort()).toEqual([
+      'rotated-old',
+      'unbound',
+      'waiting',
+    ]);
+    await t.store.putCertificateIfAbsent(certificate('rotated-new', 400 * DAY_MS, { serial: 'SN-ROTATED' }));
+    expect(
+      await t.store.createDevice(
+        {
+          serial: 'SN-ROTATED',
+          state: 'ACTIVE',
+          version: 1,
+          attributes: {},
+          certificateId: 'rotated-new',
+          createdAt: NOW_ISO,
+          updatedAt: NOW_ISO,
+        },
+        history,
+      ),
+    ).toBe(true);
+    // Act: six months on, all three notAfter are before the look-back.
+    const later = formatIso(NOW + 180 * DAY_MS);
+    const second = await runExpirySweep({ runId: 'exp-2', now: later, policy: POLICY }, on());
+    // Assess
+    if (second.status !== 'complete' || !second.report) throw new Error('not complete');
+    expect(second.report.change).toMatchObject({
+      previousRunId: 'exp-1',
+      resolved: ['rotated-old'],
+      expired: ['unbound', 'waiting'],
+      agedOut: [],
+    });
+    expect(second.change).toMatchObject({ resolved: 1, expired: 2, agedOut: 0 });
+    const json = JSON.parse(await readFile(second.files.json, 'utf8')) as typeof second.report;
+    expect(json.change.expired).toEqual(['unbound', 'waiting']);
+  });
+});
