@@ -58,3 +58,60 @@ describe('fleetgate sweep', () => {
     expect(result.json()).toMatchObject({ ok: false, error: { code: 'USAGE' } });
   });
 });
+
+describe('fleetgate sweep --now (a what-if run)', () => {
+  let whatIfTable: TestTable;
+  let whatIfEnv: Record<string, string>;
+  beforeAll(async () => {
+    whatIfTable = await createTestTable('e2e-sweep-what-if');
+    whatIfEnv = {
+      AWS_ENDPOINT_URL_DYNAMODB: whatIfTable.endpoint,
+      TABLE_NAME: whatIfTable.tableName,
+      EXPIRY_LOOKBACK_DAYS: '3',
+    };
+    // Real runs classify as of the clock: the certificate expires five days from now.
+    const now = Date.now();
+    await whatIfTable.store.putCertificateIfAbsent({
+      certificateId: 'e2e-what-if-soon',
+      kind: 'DEVICE',
+      status: 'ACTIVE',
+      source: 'JITR',
+      serial: 'SN-e2e-what-if-soon',
+      issuer: 'CN=Test CA',
+      notBefore: formatIso(now - 300 * DAY_MS),
+      notAfter: formatIso(now + 5 * DAY_MS),
+      createdAt: formatIso(now),
+      updatedAt: formatIso(now),
+    });
+  });
+  afterAll(async () => {
+    await whatIfTable.drop();
+  });
+
+  it('counts what expired by then as expired, and is never the baseline of the next real run', async () => {
+    type Summary = { runId: string; simulated: boolean; change: Record<string, unknown> };
+    // Prepare: a real run, then a what-if half a year on, written to another folder.
+    const real = await fleetgate(['sweep', '--out', join(dir, 'real'), '--json'], whatIfEnv);
+    expect(real.code).toBe(0);
+    const first = real.json<Summary>();
+    expect(first.change).toMatchObject({ newAtRisk: 1 });
+    const later = formatIso(Date.now() + 180 * DAY_MS);
+    const whatIf = await fleetgate(['sweep', '--now', later, '--out', join(dir, 'what-if')], whatIfEnv);
+    expect(whatIf.code).toBe(0);
+    // Act: the next real run.
+    const next = await fleetgate(['sweep', '--out', join(dir, 'real'), '--json'], whatIfEnv);
+    // Assess
+    expect(next.code).toBe(0);
+    expect(next.json<Summary>().change).toMatchObject({
+      previousRunId: first.runId,
+      newAtRisk: 0,
+      resolved: 0,
+      expired: 0,
+    });
+    expect(whatIf.stdout).toContain(
+      `since ${first.runId} (the latest real run on this table before that instant): 0 new, 0 resolved, 1 expired, 0 reclassified, 0 left the look-back`,
+    );
+    expect(whatIf.stdout).toContain('what-if run, not the baseline of later runs');
+    expect([first.simulated, next.json<Summary>().simulated]).toEqual([false, false]);
+  });
+});
