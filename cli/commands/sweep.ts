@@ -90,11 +90,31 @@ function saySweep(
       ? `  since ${run.previousRunId} (the latest real run on this table${run.simulated ? ' before that instant' : ''}): ${change.newAtRisk} new, ${change.resolved} resolved, ${change.expired} expired, ${change.reclassified} reclassified, ${change.agedOut} left the look-back`
       : `  no earlier real run on this table${run.simulated ? ' before that instant' : ''}: everything at risk is new`,
   );
-  const held = Object.entries(summary.byDeviceState ?? {})
-    .filter(([state]) => notAskedReason(state) !== undefined)
-    .map(([state, count]) => `${count} ${state}`);
-  if (held.length > 0)
-    output.say(`  not asked to rotate (device ${held.join(', ')}): listed in the report only`);
+  const notAsked = notAskedLine(summary);
+  if (notAsked) output.say(`  not asked to rotate: ${notAsked}: listed in the report only`);
   output.say(`  read ${summary.itemsRead} index items (${summary.readUnits} RCU), no Scan, no IoT calls`);
   output.say(`  ${files.json}\n  ${files.csv}\n  ${files.html}`);
+}
+
+/**
+ * The devices the sweep does not ask to rotate, by reason, with their states: `2 devices never
+ * connected (PROVISIONING), 1 device held (QUARANTINED)`; undefined when there are none.
+ */
+function notAskedLine(summary: {
+  byDeviceState?: Record<string, number>;
+  notAskedToRotate?: { held: number; neverConnected: number };
+}): string | undefined {
+  const states = (reason: 'held' | 'not connected') =>
+    Object.keys(summary.byDeviceState ?? {})
+      .filter((state) => notAskedReason(state) === reason)
+      .sort()
+      .join(', ');
+  const { held = 0, neverConnected = 0 } = summary.notAskedToRotate ?? {};
+  const parts = [
+    ...(neverConnected > 0
+      ? [`${plural(neverConnected, 'device')} never connected (${states('not connected')})`]
+      : []),
+    ...(held > 0 ? [`${plural(held, 'device')} held (${states('held')})`] : []),
+  ];
+  return parts.length > 0 ? parts.join(', ') : undefined;
 }

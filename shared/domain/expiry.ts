@@ -231,6 +231,12 @@ export interface ExpiryReport {
     byKind: Record<string, number>;
     /** At-risk device certificates per state of their device (`UNKNOWN` when the store has no device). */
     byDeviceState: Record<string, number>;
+    /**
+     * Devices (distinct serials) with a certificate at risk that the sweep does not ask to rotate
+     * (`notAskedReason`): held (quarantined, revoked, decommissioned) and never connected
+     * (ALLOWLISTED, PROVISIONING). Their certificates are listed in the report only.
+     */
+    notAskedToRotate: { held: number; neverConnected: number };
     atRisk: number;
     rotationCandidates: number;
     /** Index items the sweep read, and read capacity units consumed. */
@@ -297,7 +303,7 @@ export function buildExpiryReport(input: {
   const atRisk = [...unique.values()].sort(
     (a, b) => a.notAfter.localeCompare(b.notAfter) || a.certificateId.localeCompare(b.certificateId),
   );
-  const { counts, byKind, byDeviceState } = tally(atRisk, policy);
+  const { counts, byKind, byDeviceState, notAskedToRotate } = tally(atRisk, policy);
   const weeks = chartWeeks(policy);
   const rotation = rotationCandidates(atRisk, policy);
   return {
@@ -309,6 +315,7 @@ export function buildExpiryReport(input: {
       counts,
       byKind,
       byDeviceState,
+      notAskedToRotate,
       atRisk: atRisk.length,
       rotationCandidates: rotation.length,
       itemsRead: input.itemsRead,
@@ -367,23 +374,30 @@ export interface PreviousRun {
   summary: { counts: Record<string, number> };
 }
 
-/** Counts per class (every class of the policy), per kind and per device state. */
+/**
+ * Counts per class (every class of the policy), per kind and per device state; the devices not
+ * asked to rotate, by reason.
+ */
 function tally(
   atRisk: readonly AtRiskCertificate[],
   policy: Pick<ExpiryPolicy, 'windowsDays'>,
-): Pick<ExpiryReport['summary'], 'counts' | 'byKind' | 'byDeviceState'> {
+): Pick<ExpiryReport['summary'], 'counts' | 'byKind' | 'byDeviceState' | 'notAskedToRotate'> {
   const counts: Record<string, number> = Object.fromEntries(expiryClasses(policy).map((name) => [name, 0]));
   const byKind: Record<string, number> = { DEVICE: 0, CLAIM: 0, CA: 0 };
   const byDeviceState: Record<string, number> = {};
+  const notAsked = { held: new Set<string>(), 'not connected': new Set<string>() };
   for (const entry of atRisk) {
     counts[entry.class] = (counts[entry.class] ?? 0) + 1;
     byKind[entry.kind] = (byKind[entry.kind] ?? 0) + 1;
     if (entry.kind === 'DEVICE') {
       const state = entry.deviceState ?? 'UNKNOWN';
       byDeviceState[state] = (byDeviceState[state] ?? 0) + 1;
+      const reason = notAskedReason(entry.deviceState);
+      if (reason) notAsked[reason].add(entry.serial ?? entry.certificateId);
     }
   }
-  return { counts, byKind, byDeviceState };
+  const notAskedToRotate = { held: notAsked.held.size, neverConnected: notAsked['not connected'].size };
+  return { counts, byKind, byDeviceState, notAskedToRotate };
 }
 
 /**

@@ -405,6 +405,7 @@ function completedEarlier(checkpoint: SweepCheckpoint): SweepOutcome {
       counts: {},
       byKind: {},
       byDeviceState: {},
+      notAskedToRotate: { held: 0, neverConnected: 0 },
       atRisk: 0,
       rotationCandidates: 0,
       itemsRead: checkpoint.itemsRead,

@@ -170,7 +170,7 @@ ${cards}
 <div class="card" data-class="ROTATION" style="border-top-color:#1570ef">
   <div class="label">Rotation candidates</div>
   <div class="count" data-count="ROTATION">${report.summary.rotationCandidates}</div>
-  <div class="delta">devices within ${report.policy.rotationWindowDays} d or too old${heldNote(report)}</div>
+  <div class="delta">${report.summary.rotationCandidates === 1 ? 'device' : 'devices'} within ${report.policy.rotationWindowDays} d or too old${heldNote(report)}</div>
 </div>
 </div>
 <h2>Expiries per week, next ${report.policy.chartDays} days</h2>

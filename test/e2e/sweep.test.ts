@@ -115,3 +115,71 @@ describe('fleetgate sweep --now (a what-if run)', () => {
     expect([first.simulated, next.json<Summary>().simulated]).toEqual([false, false]);
   });
 });
+
+describe('fleetgate sweep: devices not asked to rotate', () => {
+  let devicesTable: TestTable;
+  let devicesEnv: Record<string, string>;
+  beforeAll(async () => {
+    devicesTable = await createTestTable('e2e-sweep-not-asked');
+    devicesEnv = {
+      AWS_ENDPOINT_URL_DYNAMODB: devicesTable.endpoint,
+      TABLE_NAME: devicesTable.tableName,
+      EXPIRY_LOOKBACK_DAYS: '3',
+    };
+    const at = (days: number) => formatIso(Date.parse(NOW) + days * DAY_MS);
+    // Two factory devices that never connected, a quarantined one and one that rotates.
+    for (const [serial, state, status] of [
+      ['SN-BOX-1', 'PROVISIONING', 'PENDING'],
+      ['SN-BOX-2', 'PROVISIONING', 'PENDING'],
+      ['SN-HELD', 'QUARANTINED', 'ACTIVE'],
+      ['SN-LIVE', 'ACTIVE', 'ACTIVE'],
+    ] as const) {
+      const created = await devicesTable.store.createDevice(
+        { serial, state, version: 1, attributes: {}, createdAt: NOW, updatedAt: NOW },
+        { id: `h-${serial}`, actor: 'test' },
+      );
+      expect(created).toBe(true);
+      await devicesTable.store.putCertificateIfAbsent({
+        certificateId: `cert-${serial}`,
+        kind: 'DEVICE',
+        status,
+        source: status === 'PENDING' ? 'FACTORY' : 'JITR',
+        serial,
+        issuer: 'CN=Test CA',
+        notBefore: at(-300),
+        notAfter: at(3),
+        createdAt: NOW,
+        updatedAt: NOW,
+      });
+    }
+  });
+  afterAll(async () => {
+    await devicesTable.drop();
+  });
+
+  it('says how many devices, and why, in the CLI, the JSON summary and the HTML', async () => {
+    // Act
+    const human = await fleetgate(['sweep', '--now', NOW, '--out', join(dir, 'not-asked')], devicesEnv);
+    const json = await fleetgate(
+      ['sweep', '--now', NOW, '--out', join(dir, 'not-asked'), '--json'],
+      devicesEnv,
+    );
+    // Assess
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(
+      '  not asked to rotate: 2 devices never connected (PROVISIONING), 1 device held (QUARANTINED): listed in the report only\n',
+    );
+    expect(human.stdout).toContain('(1 device should rotate)');
+    const summary = json.json<{
+      summary: { notAskedToRotate: Record<string, number>; rotationCandidates: number };
+      files: { html: string };
+    }>();
+    expect(summary.summary).toMatchObject({
+      notAskedToRotate: { held: 1, neverConnected: 2 },
+      rotationCandidates: 1,
+    });
+    const html = await readFile(summary.files.html, 'utf8');
+    expect(html).toContain('<div class="delta">device within 30 d or too old;');
+    expect(html).not.toContain('devices within');
+  });
+});

@@ -2,6 +2,7 @@ import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import { DEVICE_STATES } from '../../../shared/domain/device-state';
 import {
+  type AtRiskCertificate,
   addToChart,
   askedToRotate,
   buildExpiryReport,
@@ -368,6 +369,40 @@ describe('askedToRotate', () => {
     }
     // A certificate whose serial has no device record is listed and asked, as before.
     expect(askedToRotate(undefined)).toBe(true);
+  });
+
+  it('counts the devices not asked to rotate, by reason, once per device', () => {
+    // Prepare: two never-connected devices (one with two certificates at risk), a quarantined one.
+    const entry = (id: string, serial: string, deviceState: string) => ({
+      ...(classifyCertificate(cert(id, NOW + 3 * DAY_MS, { serial }), NOW, POLICY) as AtRiskCertificate),
+      deviceState,
+    });
+    // Act
+    const report = buildExpiryReport({
+      runId: 'not-asked',
+      now: NOW,
+      policy: POLICY,
+      atRisk: [
+        entry('b1', 'SN-BOX-1', 'PROVISIONING'),
+        entry('b1-pending', 'SN-BOX-1', 'PROVISIONING'),
+        entry('b2', 'SN-BOX-2', 'ALLOWLISTED'),
+        entry('q', 'SN-HELD', 'QUARANTINED'),
+        entry('a', 'SN-LIVE', 'ACTIVE'),
+      ],
+      chartCounts: [],
+      itemsRead: 5,
+      readUnits: 0,
+    });
+    // Assess
+    expect(report.summary.notAskedToRotate).toEqual({ held: 1, neverConnected: 2 });
+    expect(report.summary.byDeviceState).toEqual({
+      PROVISIONING: 2,
+      ALLOWLISTED: 1,
+      QUARANTINED: 1,
+      ACTIVE: 1,
+    });
+    expect(report.summary.rotationCandidates).toBe(1);
+    expect(toReportHtml(report)).toContain('<div class="delta">device within 30 d or too old;');
   });
 
   it('never lists a device that has not connected yet as a rotation candidate', () => {
