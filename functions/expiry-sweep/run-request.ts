@@ -7,6 +7,8 @@ import { runIdFor } from '../../shared/expiry/expiry-sweep';
 export interface RunRequest {
   runId: string;
   now: string;
+  /** A what-if run: a manual invocation that names the instant (never the next run's baseline). */
+  simulated?: boolean;
 }
 
 /**
@@ -23,5 +25,5 @@ export function toRunRequest(event: unknown, clockMs: number): RunRequest {
     return { runId: runIdFor('scheduled', now), now };
   }
   const now = value.now ? new Date(Date.parse(value.now)).toISOString() : new Date(clockMs).toISOString();
-  return { runId: value.runId ?? runIdFor('manual', now), now };
+  return { runId: value.runId ?? runIdFor('manual', now), now, ...(value.now ? { simulated: true } : {}) };
 }

@@ -231,6 +231,12 @@ export interface ExpiryReport {
     byKind: Record<string, number>;
     /** At-risk device certificates per state of their device (`UNKNOWN` when the store has no device). */
     byDeviceState: Record<string, number>;
+    /**
+     * Devices (distinct serials) with a certificate at risk that the sweep does not ask to rotate
+     * (`notAskedReason`): held (quarantined, revoked, decommissioned) and never connected
+     * (ALLOWLISTED, PROVISIONING). Their certificates are listed in the report only.
+     */
+    notAskedToRotate: { held: number; neverConnected: number };
     atRisk: number;
     rotationCandidates: number;
     /** Index items the sweep read, and read capacity units consumed. */
@@ -248,9 +254,23 @@ export interface ReportChange {
   previousGeneratedAt?: string;
   /** At risk now, not in the previous report. */
   newAtRisk: string[];
-  /** In the previous report, not at risk any more (rotated, retired, renewed). */
+  /**
+   * In the previous report, not at risk any more, and dealt with: the device now has another
+   * certificate (rotated, renewed), or the certificate left the live statuses (retired, revoked)
+   * while it was still valid — or after it had expired, when the previous report already listed it
+   * as expired. Never a certificate that expired since the previous report (see `expired`).
+   */
   resolved: string[];
-  /** In the previous report, no longer read because they left the lookback period. */
+  /**
+   * In the previous report before its notAfter, not in this one, and its notAfter has passed since:
+   * the certificate expired (whether it is still read or has already left the look-back), and its
+   * device has no other certificate.
+   */
+  expired: string[];
+  /**
+   * In the previous report, no longer read because it left the look-back: it was already expired
+   * then, or it is too old and was issued before the look-back of the age check (still valid).
+   */
   agedOut: string[];
   /** Same certificate, more urgent (or different) class than before. */
   reclassified: Array<{ certificateId: string; from: ExpiryClass; to: ExpiryClass }>;
@@ -271,6 +291,11 @@ export function buildExpiryReport(input: {
   itemsRead: number;
   readUnits: number;
   previous?: PreviousRun;
+  /**
+   * The current certificate of each device the store has, by serial (for the devices of the
+   * previous report's certificates): a certificate whose device has another one was replaced.
+   */
+  deviceCertificates?: ReadonlyMap<string, string | undefined>;
 }): ExpiryReport {
   const { now, policy } = input;
   const unique = new Map<string, AtRiskCertificate>();
@@ -278,7 +303,7 @@ export function buildExpiryReport(input: {
   const atRisk = [...unique.values()].sort(
     (a, b) => a.notAfter.localeCompare(b.notAfter) || a.certificateId.localeCompare(b.certificateId),
   );
-  const { counts, byKind, byDeviceState } = tally(atRisk, policy);
+  const { counts, byKind, byDeviceState, notAskedToRotate } = tally(atRisk, policy);
   const weeks = chartWeeks(policy);
   const rotation = rotationCandidates(atRisk, policy);
   return {
@@ -290,6 +315,7 @@ export function buildExpiryReport(input: {
       counts,
       byKind,
       byDeviceState,
+      notAskedToRotate,
       atRisk: atRisk.length,
       rotationCandidates: rotation.length,
       itemsRead: input.itemsRead,
@@ -301,7 +327,7 @@ export function buildExpiryReport(input: {
     },
     atRisk,
     rotation,
-    change: compareReports(atRisk, counts, now, policy, input.previous),
+    change: compareReports(atRisk, counts, now, policy, input.previous, input.deviceCertificates),
   };
 }
 
@@ -348,57 +374,93 @@ export interface PreviousRun {
   summary: { counts: Record<string, number> };
 }
 
-/** Counts per class (every class of the policy), per kind and per device state. */
+/**
+ * Counts per class (every class of the policy), per kind and per device state; the devices not
+ * asked to rotate, by reason.
+ */
 function tally(
   atRisk: readonly AtRiskCertificate[],
   policy: Pick<ExpiryPolicy, 'windowsDays'>,
-): Pick<ExpiryReport['summary'], 'counts' | 'byKind' | 'byDeviceState'> {
+): Pick<ExpiryReport['summary'], 'counts' | 'byKind' | 'byDeviceState' | 'notAskedToRotate'> {
   const counts: Record<string, number> = Object.fromEntries(expiryClasses(policy).map((name) => [name, 0]));
   const byKind: Record<string, number> = { DEVICE: 0, CLAIM: 0, CA: 0 };
   const byDeviceState: Record<string, number> = {};
+  const notAsked = { held: new Set<string>(), 'not connected': new Set<string>() };
   for (const entry of atRisk) {
     counts[entry.class] = (counts[entry.class] ?? 0) + 1;
     byKind[entry.kind] = (byKind[entry.kind] ?? 0) + 1;
     if (entry.kind === 'DEVICE') {
       const state = entry.deviceState ?? 'UNKNOWN';
       byDeviceState[state] = (byDeviceState[state] ?? 0) + 1;
+      const reason = notAskedReason(entry.deviceState);
+      if (reason) notAsked[reason].add(entry.serial ?? entry.certificateId);
     }
   }
-  return { counts, byKind, byDeviceState };
+  const notAskedToRotate = { held: notAsked.held.size, neverConnected: notAsked['not connected'].size };
+  return { counts, byKind, byDeviceState, notAskedToRotate };
 }
 
-/** What changed since the previous report (everything is "new" when there is none). */
+/**
+ * What changed since the previous report (everything is "new" when there is none). A certificate of
+ * the previous report that is not in this one is, in this order:
+ * - resolved when its device now has another certificate (`deviceCertificates`: rotated, renewed);
+ * - expired when its notAfter has passed since the previous report (it was not EXPIRED then):
+ *   whether it has left the look-back or was retired after its notAfter cannot be told apart, and
+ *   either way the certificate ran out — an expiry is never counted as resolved;
+ * - left the look-back (`agedOut`) when this run no longer reads it: expired before the previous
+ *   report and notAfter now before the look-back, or too old, still valid, and issued before the
+ *   age check's look-back;
+ * - resolved otherwise: this run read where it is and it is no longer live (retired, revoked).
+ */
 export function compareReports(
   atRisk: readonly AtRiskCertificate[],
   counts: Record<string, number>,
   now: number,
-  policy: Pick<ExpiryPolicy, 'lookbackDays' | 'maxAgeDays'>,
+  policy: ExpiryPolicy,
   previous?: PreviousRun,
+  deviceCertificates: ReadonlyMap<string, string | undefined> = new Map(),
 ): ReportChange {
   const before = new Map((previous?.atRisk ?? []).map((entry) => [entry.certificateId, entry]));
   const current = new Map(atRisk.map((entry) => [entry.certificateId, entry]));
   const newAtRisk = atRisk.filter((entry) => !before.has(entry.certificateId)).map((e) => e.certificateId);
-  const resolved: string[] = [];
-  const agedOut: string[] = [];
-  const lookbackStart = now - policy.lookbackDays * DAY_MS;
-  const issuedStart = now - (policy.maxAgeDays + policy.lookbackDays) * DAY_MS;
+  const gone = { resolved: [] as string[], expired: [] as string[], agedOut: [] as string[] };
   for (const [certificateId, entry] of before) {
-    if (current.has(certificateId)) continue;
-    const outOfReach =
-      (entry.class === 'EXPIRED' && parseTime(entry.notAfter, 'notAfter') < lookbackStart) ||
-      (entry.class === 'TOO_OLD' && parseTime(entry.notBefore, 'notBefore') < issuedStart);
-    (outOfReach ? agedOut : resolved).push(certificateId);
+    if (!current.has(certificateId)) gone[goneAs(entry, now, policy, deviceCertificates)].push(certificateId);
   }
+  const { resolved, expired, agedOut } = gone;
   const reclassified = reclassifiedSince(atRisk, before);
   const countsDelta = countsDeltaSince(counts, previous?.summary.counts ?? {});
   return {
     ...(previous ? { previousRunId: previous.runId, previousGeneratedAt: previous.generatedAt } : {}),
     newAtRisk,
     resolved: resolved.sort(),
+    expired: expired.sort(),
     agedOut: agedOut.sort(),
     reclassified,
     countsDelta,
   };
+}
+
+/** What became of a certificate of the previous report that this one does not list (`compareReports`). */
+function goneAs(
+  entry: AtRiskCertificate,
+  now: number,
+  policy: ExpiryPolicy,
+  deviceCertificates: ReadonlyMap<string, string | undefined>,
+): 'resolved' | 'expired' | 'agedOut' {
+  const deviceCertificate =
+    entry.kind === 'DEVICE' && entry.serial ? deviceCertificates.get(entry.serial) : undefined;
+  if (deviceCertificate !== undefined && deviceCertificate !== entry.certificateId) return 'resolved';
+  const notAfter = parseTime(entry.notAfter, 'notAfter');
+  if (notAfter < now && entry.class !== 'EXPIRED') return 'expired';
+  // Did this run read where the certificate is? CA and claim certificates are always read.
+  const ranges = sweepRanges(now, policy);
+  const within = (time: number, range: { from: number; to: number }) => time >= range.from && time < range.to;
+  const read =
+    entry.kind !== 'DEVICE' ||
+    within(notAfter, ranges.expiry) ||
+    within(parseTime(entry.notBefore, 'notBefore'), ranges.issued);
+  return read ? 'resolved' : 'agedOut';
 }
 
 function sortedWindows(policy: Pick<ExpiryPolicy, 'windowsDays'>): number[] {

@@ -24,7 +24,7 @@ import {
 } from '../domain/expiry';
 import { toReportCsv, toReportHtml, toReportJson } from '../reports/expiry-report-files';
 import type { ReportSink } from '../reports/report-sink';
-import type { SweepFacts } from '../store/sweep-facts';
+import type { LatestSweep, SweepFacts } from '../store/sweep-facts';
 import type {
   IndexedCertificate,
   SweepCheckpoint,
@@ -43,7 +43,7 @@ export interface RotationRequester {
 
 export interface SweepDeps {
   sweepStore: SweepStore;
-  /** The devices behind the certificates at risk, and the table's previous run (the baseline). */
+  /** The devices behind the certificates at risk, and the table's latest real run (the baseline). */
   facts: Pick<SweepFacts, 'devices' | 'latest' | 'setLatest'>;
   sink: ReportSink;
   /** Milliseconds this invocation may still run (Lambda: `context.getRemainingTimeInMillis()`). */
@@ -73,7 +73,7 @@ export type SweepOutcome =
       /** True when an earlier invocation had already finished this run (nothing was read again). */
       alreadyComplete: boolean;
       summary: ExpiryReport['summary'];
-      change: { newAtRisk: number; resolved: number; agedOut: number; reclassified: number };
+      change: { newAtRisk: number; resolved: number; expired: number; agedOut: number; reclassified: number };
       files: SweepFiles;
       report?: ExpiryReport;
     };
@@ -103,16 +103,24 @@ export function runIdFor(kind: string, iso: string, suffix?: string): string {
 }
 
 /**
- * Runs (or resumes) the sweep `runId` at `now` with `policy`. A resumed run keeps the `now` and
- * policy it started with, so every invocation of a run classifies the same way.
+ * Runs (or resumes) the sweep `runId` at `now` with `policy`. A resumed run keeps the `now`, policy
+ * and `simulated` it started with, so every invocation of a run classifies the same way.
+ * `simulated` marks a what-if run (`now` chosen, not the time it runs): it is compared with the
+ * latest real run before its `now`, and is never the baseline of another run.
  */
 export async function runExpirySweep(
-  input: { runId: string; now: string; policy: ExpiryPolicy },
+  input: { runId: string; now: string; policy: ExpiryPolicy; simulated?: boolean },
   deps: SweepDeps,
 ): Promise<SweepOutcome> {
   const { sweepStore } = deps;
   const at = () => formatIso(deps.clock());
-  let checkpoint = await sweepStore.startRun({ ...input, at: at() });
+  let checkpoint = await sweepStore.startRun({
+    runId: input.runId,
+    now: input.now,
+    policy: input.policy,
+    at: at(),
+    ...(input.simulated ? { simulated: true } : {}),
+  });
   if (checkpoint.status === 'COMPLETE') return completedEarlier(checkpoint);
   await sweepStore.touchRun(input.runId, at());
   const now = Date.parse(checkpoint.now);
@@ -183,7 +191,7 @@ export async function runExpirySweep(
   }
   await commit();
   if (isComplete(checkpoint)) return completedEarlier(checkpoint);
-  return finish(input.runId, now, policy, deps);
+  return finish(input.runId, now, policy, checkpoint.simulated === true, deps);
 }
 
 /** Assembles the report from every committed page, writes the files, marks the run complete. */
@@ -191,15 +199,19 @@ async function finish(
   runId: string,
   now: number,
   policy: ExpiryPolicy,
+  simulated: boolean,
   deps: SweepDeps,
 ): Promise<SweepOutcome> {
   const { atRisk, chart, itemsRead, readUnits } = mergePages(await deps.sweepStore.pages(runId), policy);
-  const serials = atRisk.flatMap((entry) => (entry.kind === 'DEVICE' && entry.serial ? [entry.serial] : []));
+  const previous = await findPrevious(runId, now, await deps.facts.latest(), deps.sweepStore);
+  const previousRunId = previous?.runId;
+  // The devices of the certificates at risk now and of those in the previous report: whether a
+  // certificate that is gone from the report was replaced depends on its device's current one.
+  const serials = [...atRisk, ...(previous?.atRisk ?? [])].flatMap((entry) =>
+    entry.kind === 'DEVICE' && entry.serial ? [entry.serial] : [],
+  );
   const devices = await deps.facts.devices(serials);
-  const latest = await deps.facts.latest();
-  // A repeated finish of this run (it crashed after moving the pointer) compares with the run before.
-  const previousRunId = latest?.runId === runId ? latest.previousRunId : latest?.runId;
-  const previous = previousRunId ? await readPrevious(previousRunId, deps.sweepStore) : undefined;
+  const deviceCertificates = new Map([...devices].map(([serial, device]) => [serial, device.certificateId]));
   const report = buildExpiryReport({
     runId,
     now,
@@ -209,6 +221,7 @@ async function finish(
     itemsRead,
     readUnits,
     ...(previous ? { previous } : {}),
+    deviceCertificates,
   });
   const names = reportNames(runId);
   const json = toReportJson(report);
@@ -218,21 +231,27 @@ async function finish(
     html: await deps.sink.put(names.html, toReportHtml(report), 'text/html; charset=utf-8'),
   };
   await deps.sink.put(LATEST_REPORT, json, 'application/json');
-  // Last: the next run of this table compares with this one only once all its files exist.
-  await deps.facts.setLatest({
-    runId,
-    ...(previousRunId ? { previousRunId } : {}),
-    at: formatIso(deps.clock()),
-  });
+  // Last: the next run of this table compares with this one only once all its files exist. A
+  // what-if run, or one dated after the clock, is no baseline: later real runs must not compare
+  // with a simulated future.
+  if (!simulated && now <= deps.clock()) {
+    await deps.facts.setLatest({
+      runId,
+      now: formatIso(now),
+      ...(previousRunId ? { previousRunId } : {}),
+      at: formatIso(deps.clock()),
+    });
+  }
   const change = {
     newAtRisk: report.change.newAtRisk.length,
     resolved: report.change.resolved.length,
+    expired: report.change.expired.length,
     agedOut: report.change.agedOut.length,
     reclassified: report.change.reclassified.length,
   };
   await deps.sweepStore.completeRun(
     runId,
-    { summary: report.summary, change, files },
+    { summary: report.summary, change, files, ...(previousRunId ? { previousRunId } : {}) },
     formatIso(deps.clock()),
   );
   if (deps.rotation && report.rotation.length > 0) {
@@ -269,17 +288,51 @@ function mergePages(
   return { atRisk, chart, itemsRead, readUnits };
 }
 
+/** Runs of the baseline chain looked at before giving up (each costs one GetItem). */
+const PREVIOUS_HOPS = 32;
+
 /**
- * The previous run of the same table, from its checkpoint and committed pages (kept 30 days):
- * undefined when they are gone or the run never completed.
+ * The run `runId` (at `now`) compares with: the latest completed real run of the same table whose
+ * `now` is not after this one's, from its checkpoint and committed pages (kept 30 days). It starts
+ * at the table's pointer (for a repeated finish of this run, at the run before it) and follows each
+ * run's own previous run back past runs that do not qualify: what-if runs and runs dated later (a
+ * pointer written before what-if runs were kept out of it may name one). Undefined when there is
+ * none, or when the chain's items are gone.
  */
-async function readPrevious(runId: string, sweepStore: SweepStore): Promise<PreviousRun | undefined> {
-  const checkpoint = await sweepStore.getCheckpoint(runId);
-  const counts = (checkpoint?.result as { summary?: { counts?: Record<string, number> } } | undefined)
-    ?.summary?.counts;
-  if (checkpoint?.status !== 'COMPLETE' || !counts) return undefined;
-  const { atRisk } = mergePages(await sweepStore.pages(runId), checkpoint.policy);
-  return { runId, generatedAt: formatIso(Date.parse(checkpoint.now)), atRisk, summary: { counts } };
+async function findPrevious(
+  runId: string,
+  now: number,
+  latest: LatestSweep | undefined,
+  sweepStore: SweepStore,
+): Promise<PreviousRun | undefined> {
+  let candidate = latest?.runId === runId ? latest.previousRunId : latest?.runId;
+  for (let hop = 0; candidate !== undefined && hop < PREVIOUS_HOPS; hop += 1) {
+    const checkpoint = await sweepStore.getCheckpoint(candidate);
+    if (!checkpoint) return undefined;
+    const result = (checkpoint.result ?? {}) as {
+      summary?: { counts?: Record<string, number> };
+      previousRunId?: string;
+    };
+    const counts = result.summary?.counts;
+    const qualifies =
+      checkpoint.status === 'COMPLETE' &&
+      counts !== undefined &&
+      checkpoint.simulated !== true &&
+      Date.parse(checkpoint.now) <= now &&
+      candidate !== runId;
+    if (qualifies) {
+      const { atRisk } = mergePages(await sweepStore.pages(candidate), checkpoint.policy);
+      return {
+        runId: candidate,
+        generatedAt: formatIso(Date.parse(checkpoint.now)),
+        atRisk,
+        summary: { counts },
+      };
+    }
+    // Runs completed before they recorded their previous run: the pointer still names it.
+    candidate = result.previousRunId ?? (candidate === latest?.runId ? latest.previousRunId : undefined);
+  }
+  return undefined;
 }
 
 /** What an invocation read since its last commit. */
@@ -340,7 +393,8 @@ function positionOf(checkpoint: SweepCheckpoint): { step: number; startKey?: Rec
 function completedEarlier(checkpoint: SweepCheckpoint): SweepOutcome {
   const result = (checkpoint.result ?? {}) as {
     summary?: ExpiryReport['summary'];
-    change?: { newAtRisk: number; resolved: number; agedOut: number; reclassified: number };
+    /** `expired` is absent from runs completed before it was counted. */
+    change?: { newAtRisk: number; resolved: number; expired?: number; agedOut: number; reclassified: number };
     files?: SweepFiles;
   };
   return {
@@ -351,12 +405,13 @@ function completedEarlier(checkpoint: SweepCheckpoint): SweepOutcome {
       counts: {},
       byKind: {},
       byDeviceState: {},
+      notAskedToRotate: { held: 0, neverConnected: 0 },
       atRisk: 0,
       rotationCandidates: 0,
       itemsRead: checkpoint.itemsRead,
       readUnits: checkpoint.readUnits,
     },
-    change: result.change ?? { newAtRisk: 0, resolved: 0, agedOut: 0, reclassified: 0 },
+    change: { expired: 0, ...(result.change ?? { newAtRisk: 0, resolved: 0, agedOut: 0, reclassified: 0 }) },
     files: result.files ?? reportNames(checkpoint.runId),
   };
 }

@@ -149,7 +149,7 @@ export function toReportHtml(report: ExpiryReport): string {
   .panel { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 16px; }
   svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; fill: var(--muted); }
   svg .value { fill: var(--ink); font-weight: 600; }
-  .changes { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px; }
+  .changes { display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 12px; }
   .changes div { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; }
   .changes b { display: block; font-size: 20px; }
   table { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
@@ -170,7 +170,7 @@ ${cards}
 <div class="card" data-class="ROTATION" style="border-top-color:#1570ef">
   <div class="label">Rotation candidates</div>
   <div class="count" data-count="ROTATION">${report.summary.rotationCandidates}</div>
-  <div class="delta">devices within ${report.policy.rotationWindowDays} d or too old${heldNote(report)}</div>
+  <div class="delta">${report.summary.rotationCandidates === 1 ? 'device' : 'devices'} within ${report.policy.rotationWindowDays} d or too old${heldNote(report)}</div>
 </div>
 </div>
 <h2>Expiries per week, next ${report.policy.chartDays} days</h2>
@@ -180,6 +180,7 @@ ${cards}
 <div class="changes" style="margin-top:10px">
   <div data-change="new">New at risk<b>${change.newAtRisk.length}</b></div>
   <div data-change="resolved">Resolved<b>${change.resolved.length}</b></div>
+  <div data-change="expired">Expired since<b>${change.expired.length}</b></div>
   <div data-change="reclassified">Class changed<b>${change.reclassified.length}</b></div>
   <div data-change="agedOut">Left the look-back<b>${change.agedOut.length}</b></div>
 </div>

@@ -141,10 +141,12 @@ export class SweepStore {
     now: string;
     policy: ExpiryPolicy;
     at: string;
+    simulated?: boolean;
   }): Promise<SweepCheckpoint> {
     return this.runs.claim({
       runId: input.runId,
       now: input.now,
+      ...(input.simulated ? { simulated: true } : {}),
       policy: input.policy,
       status: 'RUNNING',
       seq: 0,

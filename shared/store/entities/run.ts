@@ -80,6 +80,12 @@ const runFields = {
 export interface SweepCheckpoint extends RunCheckpoint {
   /** The instant the run classifies against (kept, so a resumed run sees the same `now`). */
   now: string;
+  /**
+   * True for a what-if run: one that classifies as of a chosen instant rather than the time it ran
+   * (`fleetgate sweep --now`, a manual `{"now": …}` invocation). Kept, so a resumed run stays one.
+   * A what-if run is never the baseline ("previous run") of another run.
+   */
+  simulated?: boolean;
   policy: ExpiryPolicy;
   /** Index into the run's source list, and where in that source the next page starts. */
   step: number;
@@ -123,6 +129,7 @@ export const SWEEP_RUN: RunKind<SweepCheckpoint, SweepPage> = {
     z.looseObject({
       ...runFields,
       now: z.string(),
+      simulated: z.boolean().optional(),
       policy: policySchema,
       step: z.number(),
       startKey: z.record(z.string(), z.unknown()).optional(),
@@ -149,6 +156,11 @@ export const SWEEP_RUN: RunKind<SweepCheckpoint, SweepPage> = {
  */
 export interface LatestSweep {
   runId: string;
+  /**
+   * The instant that run classified against: the pointer only moves to a run of a later (or the
+   * same) instant. Absent from pointers written before it was recorded.
+   */
+  now?: string;
   /** The run that one was compared with (a repeated finish compares with it again). */
   previousRunId?: string;
   at: string;
@@ -157,6 +169,7 @@ export interface LatestSweep {
 const latestSweepSchema: z.ZodType<LatestSweep> = z.lazy(() =>
   z.looseObject({
     runId: z.string(),
+    now: z.string().optional(),
     previousRunId: z.string().optional(),
     at: z.string(),
   }),

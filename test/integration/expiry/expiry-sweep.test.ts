@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -203,17 +204,21 @@ describe('runExpirySweep against DynamoDB Local', () => {
   });
 
   it('reports the change since the previous report read from the destination', async () => {
-    // Prepare: yesterday's report, then a rotation retires one certificate and a new one appears.
+    // Prepare: a table of its own (the runs above, dated today, would be later than yesterday's
+    // run), yesterday's report, then a rotation retires one certificate and a new one appears.
+    const daily = await createTestTable('sweep-daily');
+    for (const [record] of SEEDED) expect(await daily.store.putCertificateIfAbsent(record)).toBe(true);
+    const onDaily = deps('daily', {
+      sweepStore: new SweepStore(daily.store),
+      facts: new SweepFacts(daily.store),
+    });
     const yesterday = NOW - DAY_MS;
-    const first = await runExpirySweep(
-      { runId: 'day-1', now: formatIso(yesterday), policy: SHORT },
-      deps('daily'),
-    );
+    const first = await runExpirySweep({ runId: 'day-1', now: formatIso(yesterday), policy: SHORT }, onDaily);
     expect(first.status).toBe('complete');
-    expect(await table.store.updateCertificateStatus('inside-7d', 'RETIRED', NOW_ISO)).toBe(true);
-    expect(await table.store.putCertificateIfAbsent(certificate('newcomer', 5 * DAY_MS))).toBe(true);
+    expect(await daily.store.updateCertificateStatus('inside-7d', 'RETIRED', NOW_ISO)).toBe(true);
+    expect(await daily.store.putCertificateIfAbsent(certificate('newcomer', 5 * DAY_MS))).toBe(true);
     // Act
-    const second = await runExpirySweep({ runId: 'day-2', now: NOW_ISO, policy: SHORT }, deps('daily'));
+    const second = await runExpirySweep({ runId: 'day-2', now: NOW_ISO, policy: SHORT }, onDaily);
     // Assess
     if (second.status !== 'complete' || !second.report || first.status !== 'complete')
       throw new Error('not complete');
@@ -229,8 +234,7 @@ describe('runExpirySweep against DynamoDB Local', () => {
     for (const [name, count] of Object.entries(second.summary.counts)) {
       expect(change.countsDelta[name]).toBe(count - (first.summary.counts[name] ?? 0));
     }
-    // Restore for the other tests.
-    expect(await table.store.updateCertificateStatus('inside-7d', 'ACTIVE', NOW_ISO)).toBe(true);
+    await daily.drop();
   });
 });
 
@@ -360,5 +364,179 @@ describe('report rows carry the device state; the baseline is the same table', (
     const second = await runExpirySweep({ runId: 'state-2', now: NOW_ISO, policy: POLICY }, on(a));
     if (second.status !== 'complete' || !second.report) throw new Error('not complete');
     expect(second.report.change).toMatchObject({ previousRunId: 'state-1', newAtRisk: [], resolved: [] });
+  });
+});
+
+describe('the change since the previous run never counts an expiry as resolved', () => {
+  let t: TestTable;
+  const on = (): SweepDeps => ({
+    ...deps('unused'),
+    sweepStore: new SweepStore(t.store),
+    facts: new SweepFacts(t.store),
+    sink: createReportSink(`file://${join(dir, 'expired-not-resolved')}`),
+  });
+  const history = { id: 'h1', actor: 'test' };
+
+  beforeAll(async () => {
+    t = await createTestTable('sweep-expired');
+    // A device that never connected, and one whose certificate the next run finds replaced.
+    expect(
+      await t.store.createDevice(
+        {
+          serial: 'SN-WAITING',
+          state: 'PROVISIONING',
+          version: 1,
+          attributes: {},
+          certificateId: 'waiting',
+          createdAt: NOW_ISO,
+          updatedAt: NOW_ISO,
+        },
+        history,
+      ),
+    ).toBe(true);
+    await t.store.putCertificateIfAbsent(
+      certificate('waiting', 5 * DAY_MS, { serial: 'SN-WAITING', status: 'PENDING', source: 'FACTORY' }),
+    );
+    await t.store.putCertificateIfAbsent(certificate('unbound', 5 * DAY_MS, { serial: 'SN-UNBOUND' }));
+    await t.store.putCertificateIfAbsent(certificate('rotated-old', 5 * DAY_MS, { serial: 'SN-ROTATED' }));
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  it('lists certificates whose notAfter passed as expired, and a replaced one as resolved', async () => {
+    // Prepare: the run at NOW lists the three; then SN-ROTATED gets a new certificate.
+    const first = await runExpirySweep({ runId: 'exp-1', now: NOW_ISO, policy: POLICY }, on());
+    if (first.status !== 'complete' || !first.report) throw new Error('not complete');
+    expect(first.report.atRisk.map((entry) => entry.certificateId).sort()).toEqual([
+      'rotated-old',
+      'unbound',
+      'waiting',
+    ]);
+    await t.store.putCertificateIfAbsent(certificate('rotated-new', 400 * DAY_MS, { serial: 'SN-ROTATED' }));
+    expect(
+      await t.store.createDevice(
+        {
+          serial: 'SN-ROTATED',
+          state: 'ACTIVE',
+          version: 1,
+          attributes: {},
+          certificateId: 'rotated-new',
+          createdAt: NOW_ISO,
+          updatedAt: NOW_ISO,
+        },
+        history,
+      ),
+    ).toBe(true);
+    // Act: six months on, all three notAfter are before the look-back.
+    const later = formatIso(NOW + 180 * DAY_MS);
+    const second = await runExpirySweep({ runId: 'exp-2', now: later, policy: POLICY }, on());
+    // Assess
+    if (second.status !== 'complete' || !second.report) throw new Error('not complete');
+    expect(second.report.change).toMatchObject({
+      previousRunId: 'exp-1',
+      resolved: ['rotated-old'],
+      expired: ['unbound', 'waiting'],
+      agedOut: [],
+    });
+    expect(second.change).toMatchObject({ resolved: 1, expired: 2, agedOut: 0 });
+    const json = JSON.parse(await readFile(second.files.json, 'utf8')) as typeof second.report;
+    expect(json.change.expired).toEqual(['unbound', 'waiting']);
+  });
+});
+
+describe('the baseline is the latest real run of the table, never a what-if run', () => {
+  let t: TestTable;
+  const HOUR = 3_600_000;
+  const on = (clockMs: number): SweepDeps => ({
+    ...deps('unused'),
+    sweepStore: new SweepStore(t.store),
+    facts: new SweepFacts(t.store),
+    sink: createReportSink(`file://${join(dir, 'what-if')}`),
+    clock: () => clockMs,
+  });
+  const previousOf = async (outcome: Awaited<ReturnType<typeof runExpirySweep>>) => {
+    if (outcome.status !== 'complete' || !outcome.report) throw new Error('not complete');
+    return outcome.report.change.previousRunId;
+  };
+
+  beforeAll(async () => {
+    t = await createTestTable('sweep-what-if');
+    await t.store.putCertificateIfAbsent(certificate('soon', 5 * DAY_MS));
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  it('compares a what-if run with the latest real run, and the next real run never with the what-if', async () => {
+    // Prepare: a real run, then a what-if six months on, written to another folder.
+    expect(
+      await previousOf(await runExpirySweep({ runId: 'real-1', now: NOW_ISO, policy: POLICY }, on(NOW))),
+    ).toBe(undefined);
+    const whatIf = { runId: 'what-if', now: at(180 * DAY_MS), policy: POLICY, simulated: true };
+    expect(
+      await previousOf(
+        await runExpirySweep(whatIf, {
+          ...on(NOW),
+          sink: createReportSink(`file://${join(dir, 'what-if-out')}`),
+        }),
+      ),
+    ).toBe('real-1');
+    // Act: the next real run, an hour later.
+    const next = await runExpirySweep({ runId: 'real-2', now: at(HOUR), policy: POLICY }, on(NOW + HOUR));
+    // Assess
+    expect(await previousOf(next)).toBe('real-1');
+    if (next.status !== 'complete' || !next.report) throw new Error('not complete');
+    expect(next.report.change).toMatchObject({ newAtRisk: [], resolved: [], expired: [] });
+    expect(await new SweepFacts(t.store).latest()).toMatchObject({ runId: 'real-2', now: at(HOUR) });
+    // A what-if run resumed later stays one: it never becomes the baseline.
+    expect(await runExpirySweep({ ...whatIf, simulated: false }, on(NOW + 2 * HOUR))).toMatchObject({
+      alreadyComplete: true,
+    });
+    expect(
+      (
+        await t.store.client.send(
+          new GetCommand({ TableName: t.tableName, Key: { PK: 'SWEEP#', SK: 'LATEST' } }),
+        )
+      ).Item,
+    ).toMatchObject({ runId: 'real-2' });
+  });
+
+  it('skips a what-if run a pointer written before the fix names, and a run dated later than this one', async () => {
+    // Prepare: the pointer as the previous code left it after a what-if run (no instant on it).
+    const future = await runExpirySweep(
+      { runId: 'legacy-what-if', now: at(180 * DAY_MS), policy: POLICY, simulated: true },
+      on(NOW + 3 * HOUR),
+    );
+    expect(await previousOf(future)).toBe('real-2');
+    await t.store.client.send(
+      new PutCommand({
+        TableName: t.tableName,
+        Item: {
+          PK: 'SWEEP#',
+          SK: 'LATEST',
+          runId: 'legacy-what-if',
+          previousRunId: 'real-2',
+          at: at(3 * HOUR),
+        },
+      }),
+    );
+    // Act
+    const real = await runExpirySweep(
+      { runId: 'real-3', now: at(4 * HOUR), policy: POLICY },
+      on(NOW + 4 * HOUR),
+    );
+    // A real run dated before real-3 (a backfill finishing late) compares with real-2, and leaves the pointer.
+    const late = await runExpirySweep(
+      { runId: 'real-late', now: at(3 * HOUR), policy: POLICY },
+      on(NOW + 5 * HOUR),
+    );
+    // Assess
+    expect(await previousOf(real)).toBe('real-2');
+    expect(await previousOf(late)).toBe('real-2');
+    expect(await new SweepFacts(t.store).latest()).toMatchObject({
+      runId: 'real-3',
+      previousRunId: 'real-2',
+    });
   });
 });

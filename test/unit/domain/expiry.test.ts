@@ -2,10 +2,12 @@ import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import { DEVICE_STATES } from '../../../shared/domain/device-state';
 import {
+  type AtRiskCertificate,
   addToChart,
   askedToRotate,
   buildExpiryReport,
   classifyCertificate,
+  compareReports,
   DAY_MS,
   type ExpiryCandidate,
   formatIso,
@@ -241,9 +243,11 @@ describe('buildExpiryReport and its files', () => {
             class: 'EXPIRING_30D',
           },
           {
+            // Still valid, read by this run and not at risk: retired or revoked before it expired.
             ...(before.atRisk[0] as (typeof before.atRisk)[number]),
             certificateId: 'renewed',
             class: 'EXPIRING_7D',
+            notAfter: formatIso(NOW + 3 * DAY_MS),
           },
           {
             ...(before.atRisk[0] as (typeof before.atRisk)[number]),
@@ -262,10 +266,84 @@ describe('buildExpiryReport and its files', () => {
     expect(report.change.newAtRisk.sort()).toEqual(['claim', 'e1', 'e2', 'm1', 'o1', 's2']);
     expect(report.change.resolved).toEqual(['renewed']);
     expect(report.change.agedOut).toEqual(['ancient']);
+    expect(report.change.expired).toEqual([]);
     expect(report.change.reclassified).toEqual([
       { certificateId: 's1', from: 'EXPIRING_30D', to: 'EXPIRING_7D' },
     ]);
     expect(report.change.countsDelta).toEqual({ EXPIRED: 1, EXPIRING_7D: 1, EXPIRING_30D: 1, TOO_OLD: 1 });
+  });
+});
+
+describe("compareReports: what became of the previous report's certificates", () => {
+  // The previous run at NOW listed these; the next run looks at LATER, when none of them is at risk
+  // any more (the what-if `fleetgate sweep --now <six months on>` of the trial).
+  const LATER = NOW + 180 * DAY_MS;
+  const previousEntry = (id: string, notAfterMs: number, overrides: Partial<ExpiryCandidate> = {}) => {
+    const entry = classifyCertificate(cert(id, notAfterMs, overrides), NOW, POLICY);
+    if (!entry) throw new Error(`${id} is not at risk at NOW`);
+    return entry;
+  };
+  const previous = {
+    runId: 'run-at-now',
+    generatedAt: NOW_ISO,
+    atRisk: [
+      previousEntry('soon-a', NOW + 5 * DAY_MS),
+      previousEntry('soon-b', NOW + 5 * DAY_MS),
+      previousEntry('rotated', NOW + 5 * DAY_MS),
+      previousEntry('month', NOW + 20 * DAY_MS),
+      previousEntry('long-expired', NOW - 10 * DAY_MS),
+      previousEntry('claim-soon', NOW + 5 * DAY_MS, { kind: 'CLAIM', serial: undefined }),
+      previousEntry('old', NOW + 3000 * DAY_MS, { notBefore: formatIso(NOW - 900 * DAY_MS) }),
+    ],
+    summary: { counts: { EXPIRED: 1, EXPIRING_7D: 4, EXPIRING_30D: 1, TOO_OLD: 1 } },
+  };
+
+  it('counts a certificate whose notAfter has passed as expired, never as resolved', () => {
+    // Act: nothing at risk at LATER; the device of "rotated" has had another certificate since.
+    const change = compareReports(
+      [],
+      {},
+      LATER,
+      POLICY,
+      previous,
+      new Map([
+        ['SN-soon-a', 'soon-a'],
+        ['SN-rotated', 'rotated-successor'],
+      ]),
+    );
+    // Assess
+    expect(change.expired).toEqual(['claim-soon', 'month', 'soon-a', 'soon-b']);
+    expect(change.resolved).toEqual(['rotated']);
+    expect(change.agedOut).toEqual(['long-expired', 'old']);
+  });
+
+  it('counts a certificate as resolved only while it is still valid or its device has another', () => {
+    // Act: a day later, "soon-a" and "old" are gone from the report (retired while valid).
+    const stillThere = previous.atRisk.filter(
+      (e) => !['soon-a', 'old', 'long-expired'].includes(e.certificateId),
+    );
+    const change = compareReports(stillThere, {}, NOW + DAY_MS, POLICY, previous);
+    // Assess: "long-expired" is still inside the look-back, so it was read and is no longer live.
+    expect(change.resolved).toEqual(['long-expired', 'old', 'soon-a']);
+    expect(change.expired).toEqual([]);
+    expect(change.agedOut).toEqual([]);
+  });
+
+  it('shows the expired ones in the JSON and HTML report', () => {
+    const report = buildExpiryReport({
+      runId: 'what-if',
+      now: LATER,
+      policy: POLICY,
+      atRisk: [],
+      chartCounts: [],
+      itemsRead: 0,
+      readUnits: 0,
+      previous,
+    });
+    const json = JSON.parse(toReportJson(report)) as typeof report;
+    expect(json.change.expired).toHaveLength(5);
+    expect(json.change.resolved).toEqual([]);
+    expect(toReportHtml(report)).toContain('<div data-change="expired">Expired since<b>5</b></div>');
   });
 });
 
@@ -291,6 +369,40 @@ describe('askedToRotate', () => {
     }
     // A certificate whose serial has no device record is listed and asked, as before.
     expect(askedToRotate(undefined)).toBe(true);
+  });
+
+  it('counts the devices not asked to rotate, by reason, once per device', () => {
+    // Prepare: two never-connected devices (one with two certificates at risk), a quarantined one.
+    const entry = (id: string, serial: string, deviceState: string) => ({
+      ...(classifyCertificate(cert(id, NOW + 3 * DAY_MS, { serial }), NOW, POLICY) as AtRiskCertificate),
+      deviceState,
+    });
+    // Act
+    const report = buildExpiryReport({
+      runId: 'not-asked',
+      now: NOW,
+      policy: POLICY,
+      atRisk: [
+        entry('b1', 'SN-BOX-1', 'PROVISIONING'),
+        entry('b1-pending', 'SN-BOX-1', 'PROVISIONING'),
+        entry('b2', 'SN-BOX-2', 'ALLOWLISTED'),
+        entry('q', 'SN-HELD', 'QUARANTINED'),
+        entry('a', 'SN-LIVE', 'ACTIVE'),
+      ],
+      chartCounts: [],
+      itemsRead: 5,
+      readUnits: 0,
+    });
+    // Assess
+    expect(report.summary.notAskedToRotate).toEqual({ held: 1, neverConnected: 2 });
+    expect(report.summary.byDeviceState).toEqual({
+      PROVISIONING: 2,
+      ALLOWLISTED: 1,
+      QUARANTINED: 1,
+      ACTIVE: 1,
+    });
+    expect(report.summary.rotationCandidates).toBe(1);
+    expect(toReportHtml(report)).toContain('<div class="delta">device within 30 d or too old;');
   });
 
   it('never lists a device that has not connected yet as a rotation candidate', () => {
