@@ -4,7 +4,7 @@
  * rejected with its line number and the rule, and the rest of the file is still read) → validate per
  * row → chunks of 100 → store. Memory stays flat whatever the file size (an over-long line is not
  * buffered). Duplicates within the file: with `reopen` (the CLI, reading a file) the serials seen are
- * kept as 64-bit hashes (`serial-set.ts`, 8–16 bytes a row) and a hash hit is held back, then
+ * kept as 40 bits of a 64-bit hash (`serial-set.ts`, 5–11 bytes a row) and a hash hit is held back, then
  * confirmed or cleared by comparing the serials themselves in a second read of the rows whose hash
  * was hit; without `reopen` (a stream that cannot be read twice) the serials themselves are kept.
  * Rejections (`rejections.ts`): with `rejectedFile`, the first 1000 in memory and, past them, the
