@@ -18,6 +18,7 @@ interface ImportOptions {
   table?: string;
   serialPattern: string;
   concurrency: string;
+  rejectedFile?: string;
 }
 
 /** The rows of a CSV file (lines after the header), counted by streaming it: the progress bar's 100 %. */
@@ -59,13 +60,22 @@ function importSettings(
   return { serialPattern, concurrency };
 }
 
+/** Where the complete list of rejections goes when there are too many to keep: beside the file. */
+export function defaultRejectedFile(file: string): string {
+  return `${file}.rejected.csv`;
+}
+
 function printSummary(output: Output, summary: ImportSummary, seconds: number): void {
   output.say(
-    `${plural(summary.rows, 'row')}: ${summary.imported} imported, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.rejected.length} rejected (${seconds.toFixed(1)} s)`,
+    `${plural(summary.rows, 'row')}: ${summary.imported} imported, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.rejectedCount} rejected (${seconds.toFixed(1)} s)`,
   );
   for (const { line, reason } of summary.rejected.slice(0, 50)) output.say(`  line ${line}: ${reason}`);
-  if (summary.rejected.length > 50)
-    output.say(`  … and ${summary.rejected.length - 50} more (use --json for all)`);
+  if (summary.rejectedCount > 50) {
+    const where = summary.rejectedFile
+      ? `all ${summary.rejectedCount} in ${summary.rejectedFile}`
+      : 'use --json for all';
+    output.say(`  … and ${summary.rejectedCount - 50} more (${where})`);
+  }
 }
 
 async function runImport(file: string, options: ImportOptions, output: Output): Promise<unknown> {
@@ -84,6 +94,8 @@ async function runImport(file: string, options: ImportOptions, output: Output): 
       concurrency,
       // A file can be read twice: in-file duplicates by hash, each hit confirmed (flat memory).
       reopen: () => createReadStream(file),
+      // Past the first 1000 rejections, the complete list goes to a file, not to memory.
+      rejectedFile: options.rejectedFile ?? defaultRejectedFile(file),
       onProgress: ({ rows }) => bar.update(progressText(rows, total)),
     });
     bar.done();
@@ -94,6 +106,8 @@ async function runImport(file: string, options: ImportOptions, output: Output): 
       updated: summary.updated,
       unchanged: summary.unchanged,
       rejected: summary.rejected,
+      rejectedCount: summary.rejectedCount,
+      ...(summary.rejectedFile ? { rejectedFile: summary.rejectedFile } : {}),
       rows: summary.rows,
       table: target.tableName,
       seconds: Number(seconds.toFixed(3)),
@@ -123,6 +137,10 @@ export function registerAllowlistCommands({ program, run }: CommandRegistry): vo
     .option('--table <name>', 'table name (default: the stack’s, or TABLE_NAME)')
     .option('--serial-pattern <regex>', 'serial format', process.env.SERIAL_PATTERN ?? DEFAULT_SERIAL_PATTERN)
     .option('--concurrency <n>', 'chunks of 100 rows written at once', '4')
+    .option(
+      '--rejected-file <path>',
+      'where the complete list of rejected rows goes when there are more than 1000 (default: <csv>.rejected.csv)',
+    )
     .action(async (file: string, options: ImportOptions) => {
       await run(options.json, (output) => runImport(file, options, output));
     });

@@ -4,22 +4,33 @@
  * rejected with its line number and the rule, and the rest of the file is still read) → validate per
  * row → chunks of 100 → store. Memory stays flat whatever the file size (an over-long line is not
  * buffered). Duplicates within the file: with `reopen` (the CLI, reading a file) the serials seen are
- * kept as 64-bit hashes (`serial-set.ts`, 8–16 bytes a row) and a hash hit is held back, then
+ * kept as 40 bits of a 64-bit hash (`serial-set.ts`, 5–11 bytes a row) and a hash hit is held back, then
  * confirmed or cleared by comparing the serials themselves in a second read of the rows whose hash
  * was hit; without `reopen` (a stream that cannot be read twice) the serials themselves are kept.
+ * Rejections (`rejections.ts`): with `rejectedFile`, the first 1000 in memory and, past them, the
+ * complete list in that file, so neither they nor the rows held back grow with the file.
  */
 import type { Readable } from 'node:stream';
 import type { ProvisioningStore } from '../store/provisioning-store';
 import { type CsvLine, csvLines, type SplitLine, splitCsvLine } from './csv-lines';
+import { type Rejection, RejectionReport } from './rejections';
 import { type AllowlistEntry, checkHeader, parseRow } from './rows';
-import { type SerialHasher, SerialHashSet, serialHash64 } from './serial-set';
+import { type SerialHash, type SerialHasher, SerialHashSet, serialHash64 } from './serial-set';
 
 export interface ImportSummary {
   rows: number;
   imported: number;
   updated: number;
   unchanged: number;
-  rejected: Array<{ line: number; reason: string }>;
+  /**
+   * The rejected rows (line, field, rule) in line order: all of them, or with `rejectedFile` the
+   * first `rejectedInMemory` when there were more (then every one is in `rejectedFile`).
+   */
+  rejected: Rejection[];
+  /** How many rows were rejected in all. */
+  rejectedCount: number;
+  /** Where the complete list of rejections was written (CSV `line,reason`), when it was. */
+  rejectedFile?: string;
 }
 
 export interface ImportOptions {
@@ -41,6 +52,14 @@ export interface ImportOptions {
    * second read of the file; absent, every serial is kept in memory.
    */
   reopen?: () => Readable;
+  /**
+   * A file for the complete list of rejections: given, at most `rejectedInMemory` rejections are
+   * kept in memory and, once there are more, every one is written there (CSV `line,reason`, line
+   * order). Absent, every rejection is kept in memory.
+   */
+  rejectedFile?: string;
+  /** Rejections kept in memory with `rejectedFile` (default 1000). */
+  rejectedInMemory?: number;
   /** The serials' hash with `reopen` (default `serialHash64`); a test forces collisions with it. */
   serialHash?: SerialHasher;
 }
@@ -119,8 +138,14 @@ function duplicateReason(serial: string): string {
  */
 interface SeenSerials {
   add(line: number, entry: AllowlistEntry): 'new' | 'duplicate' | 'suspect';
-  /** The held-back rows, each either a duplicate (its line and reason) or new after all (its entry). */
-  confirm(): Promise<{ duplicates: Array<{ line: number; reason: string }>; fresh: AllowlistEntry[] }>;
+  /**
+   * Settles the held-back rows in line order: each is either a duplicate (`duplicate`, with its line
+   * and reason) or new after all (`fresh`, its entry).
+   */
+  confirm(settle: {
+    duplicate: (rejection: { line: number; reason: string }) => Promise<void>;
+    fresh: (entry: AllowlistEntry) => Promise<void>;
+  }): Promise<void>;
 }
 
 function exactSerials(): SeenSerials {
@@ -131,15 +156,48 @@ function exactSerials(): SeenSerials {
       seen.add(entry.serial);
       return 'new';
     },
-    confirm: async () => ({ duplicates: [], fresh: [] }),
+    confirm: async () => {},
   };
 }
 
 /**
- * Hashes of the serials accepted so far; a hash hit is held back (`suspects`, as many as the file
- * has duplicates and collisions) and confirmed by a second read of the rows whose hash was hit:
- * in line order, a held-back row is a duplicate exactly when an earlier accepted row (or an earlier
- * held-back row found new) has the same serial.
+ * The held-back rows of the hashed check, 12 bytes each: their lines (rising) and their serials'
+ * hashes, in growable typed arrays — not the rows themselves, which the second read gives again.
+ */
+export class SuspectRows {
+  private lines = new Uint32Array(64);
+  private hashes = new Uint32Array(128);
+  size = 0;
+
+  add(line: number, [hi, lo]: SerialHash): void {
+    if (this.size === this.lines.length) {
+      const lines = new Uint32Array(this.lines.length * 2);
+      lines.set(this.lines);
+      this.lines = lines;
+      const hashes = new Uint32Array(this.hashes.length * 2);
+      hashes.set(this.hashes);
+      this.hashes = hashes;
+    }
+    this.lines[this.size] = line;
+    this.hashes[this.size * 2] = hi >>> 0;
+    this.hashes[this.size * 2 + 1] = lo >>> 0;
+    this.size += 1;
+  }
+
+  line(index: number): number | undefined {
+    return index < this.size ? this.lines[index] : undefined;
+  }
+
+  hashIs(index: number, [hi, lo]: SerialHash): boolean {
+    return this.hashes[index * 2] === hi >>> 0 && this.hashes[index * 2 + 1] === lo >>> 0;
+  }
+}
+
+/**
+ * Hashes of the serials accepted so far; a hash hit is held back (`SuspectRows`: its line and hash,
+ * as many as the file has duplicates and collisions) and confirmed by a second read of the rows
+ * whose hash was hit: in line order, a held-back row is a duplicate exactly when an earlier
+ * accepted row (or an earlier held-back row found new) has the same serial.
  */
 function hashedSerials(
   reopen: () => Readable,
@@ -148,19 +206,21 @@ function hashedSerials(
   maxBytes: number,
 ): SeenSerials {
   const seen = new SerialHashSet();
-  const suspects = new Map<number, AllowlistEntry>();
-  const hashKey = (serial: string) => hash(serial).join(':');
+  const suspects = new SuspectRows();
+  // The hashes that were hit, in a set of their own (no up-front reservation: it stays small).
+  const hit = new SerialHashSet(16, { reserve: false });
   return {
     add(line, entry) {
-      if (seen.add(hash(entry.serial))) return 'new';
-      suspects.set(line, entry);
+      const h = hash(entry.serial);
+      if (seen.add(h)) return 'new';
+      suspects.add(line, h);
+      hit.add(h);
       return 'suspect';
     },
-    async confirm() {
-      if (suspects.size === 0) return { duplicates: [], fresh: [] };
-      const hit = new Set([...suspects.values()].map((entry) => hashKey(entry.serial)));
+    async confirm(settle) {
+      if (suspects.size === 0) return;
       const rows = parsedRows(reopen(), serialPattern, maxBytes, () => {});
-      return settleSuspects(rows, suspects, (serial) => hit.has(hashKey(serial)));
+      await settleSuspects(rows, suspects, hash, (h) => hit.has(h), settle);
     },
   };
 }
@@ -168,64 +228,96 @@ function hashedSerials(
 /**
  * The second read: in line order, a held-back row is a duplicate exactly when an earlier accepted
  * row (or an earlier held-back row found new) has the same serial; only rows whose hash was hit
- * are compared. A held-back row that reads differently now means the file changed: an error.
+ * are compared (their serials kept: as many distinct serials as were hit). A held-back line that
+ * reads differently now (no entry, another hash) means the file changed: an error.
  */
 async function settleSuspects(
   rows: AsyncIterable<ParsedRow>,
-  suspects: ReadonlyMap<number, AllowlistEntry>,
-  wasHit: (serial: string) => boolean,
-): Promise<{ duplicates: Array<{ line: number; reason: string }>; fresh: AllowlistEntry[] }> {
-  const duplicates: Array<{ line: number; reason: string }> = [];
-  const fresh: AllowlistEntry[] = [];
+  suspects: SuspectRows,
+  hash: SerialHasher,
+  wasHit: (h: SerialHash) => boolean,
+  settle: Parameters<SeenSerials['confirm']>[0],
+): Promise<void> {
   const accepted = new Set<string>();
-  let confirmed = 0;
+  let next = 0;
   for await (const row of rows) {
-    if (!row.entry || !wasHit(row.entry.serial)) continue;
-    const serial = row.entry.serial;
-    const suspect = suspects.get(row.line);
-    if (suspect === undefined) {
-      accepted.add(serial); // a row accepted in the first read
-      continue;
-    }
-    if (suspect.serial !== serial) break; // the file changed between the reads
-    confirmed += 1;
-    if (accepted.has(serial)) duplicates.push({ line: row.line, reason: duplicateReason(serial) });
+    if (next === suspects.size) break; // every held-back row settled
+    const kind = secondReadRow(row, suspects, next, hash, wasHit);
+    if (kind === 'changed') break;
+    const serial = row.entry?.serial as string;
+    if (kind === 'accepted') accepted.add(serial);
+    if (kind !== 'suspect') continue;
+    next += 1;
+    if (accepted.has(serial)) await settle.duplicate({ line: row.line, reason: duplicateReason(serial) });
     else {
       accepted.add(serial);
-      fresh.push(suspect);
+      await settle.fresh(row.entry as AllowlistEntry);
     }
   }
-  if (confirmed !== suspects.size) {
+  if (next !== suspects.size) {
     throw new AllowlistFileError('the file changed while it was being imported (second read differs)');
   }
-  return { duplicates, fresh };
+}
+
+/**
+ * A row of the second read: the next held-back row (`suspect`), a row accepted in the first read
+ * whose hash was hit (`accepted`: its serial is compared), another row (`other`), or the held-back
+ * line reading differently now (`changed`: no entry, another hash).
+ */
+function secondReadRow(
+  row: ParsedRow,
+  suspects: SuspectRows,
+  next: number,
+  hash: SerialHasher,
+  wasHit: (h: SerialHash) => boolean,
+): 'suspect' | 'accepted' | 'other' | 'changed' {
+  const held = row.line === suspects.line(next);
+  if (!row.entry) return held ? 'changed' : 'other';
+  const h = hash(row.entry.serial);
+  if (held) return suspects.hashIs(next, h) ? 'suspect' : 'changed';
+  return wasHit(h) ? 'accepted' : 'other';
 }
 
 export async function importAllowlistCsv(input: Readable, options: ImportOptions): Promise<ImportSummary> {
-  const summary: ImportSummary = { rows: 0, imported: 0, updated: 0, unchanged: 0, rejected: [] };
+  const summary: ImportSummary = {
+    rows: 0,
+    imported: 0,
+    updated: 0,
+    unchanged: 0,
+    rejected: [],
+    rejectedCount: 0,
+  };
   const maxBytes = options.maxRecordBytes ?? 64 * 1024;
   const writer = new ChunkWriter(summary, options);
+  const report = new RejectionReport({ limit: options.rejectedInMemory, file: options.rejectedFile });
   const seen = options.reopen
     ? hashedSerials(options.reopen, options.serialHash ?? serialHash64, options.serialPattern, maxBytes)
     : exactSerials();
-  for await (const row of parsedRows(input, options.serialPattern, maxBytes, (n) => writer.read(n))) {
-    summary.rows += 1;
-    if (!row.entry) {
-      summary.rejected.push({ line: row.line, reason: row.reason });
-      continue;
+  try {
+    for await (const row of parsedRows(input, options.serialPattern, maxBytes, (n) => writer.read(n))) {
+      summary.rows += 1;
+      if (!row.entry) {
+        await report.add({ line: row.line, reason: row.reason });
+        continue;
+      }
+      const verdict = seen.add(row.line, row.entry);
+      if (verdict === 'duplicate')
+        await report.add({ line: row.line, reason: duplicateReason(row.entry.serial) });
+      if (verdict === 'new') await writer.add(row.entry);
     }
-    const verdict = seen.add(row.line, row.entry);
-    if (verdict === 'duplicate')
-      summary.rejected.push({ line: row.line, reason: duplicateReason(row.entry.serial) });
-    if (verdict === 'new') await writer.add(row.entry);
+    await seen.confirm({
+      duplicate: (rejection) => report.addLate(rejection),
+      fresh: (entry) => writer.add(entry),
+    });
+    await writer.finish();
+  } catch (error) {
+    await report.discard();
+    throw error;
   }
-  const held = await seen.confirm();
-  if (held.duplicates.length > 0) {
-    summary.rejected.push(...held.duplicates);
-    summary.rejected.sort((x, y) => x.line - y.line);
-  }
-  for (const entry of held.fresh) await writer.add(entry);
-  await writer.finish();
+  const { rejected, rejectedCount, rejectedFile } = await report.finish();
+  summary.rejected = rejected;
+  summary.rejectedCount = rejectedCount;
+  if (rejectedFile !== undefined) summary.rejectedFile = rejectedFile;
   return summary;
 }
 

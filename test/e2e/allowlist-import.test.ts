@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,30 @@ describe('fleetgate allowlist import', () => {
     expect(result.stdout).toMatch(/3 rows: 2 imported, 0 updated, 0 unchanged, 1 rejected/);
     expect(result.stdout).toContain('line 3: productLine: stray quote (") inside an unquoted field');
     expect(result.stdout + result.stderr).not.toMatch(/Buffer|"data":\[/);
+  });
+
+  it('past 1000 rejected rows: the first 1000 in the output, every one in the report file, and the summary says where', async () => {
+    const file = join(dir, 'many-bad.csv');
+    const rows = ['serial,productLine', 'E2E-R001,gw'];
+    for (let i = 0; i < 1200; i += 1) rows.push(`bad serial ${i}!,gw`);
+    await writeFile(file, `${rows.join('\n')}\n`);
+    const report = join(dir, 'many-bad.report.csv');
+    const json = await fleetgate(['allowlist', 'import', file, '--json', '--rejected-file', report], env);
+    expect(json.code, json.stderr).toBe(0);
+    const summary = json.json() as { rejected: Array<{ line: number }>; rejectedCount: number };
+    expect(summary).toMatchObject({ imported: 1, rejectedCount: 1200, rejectedFile: report });
+    expect(summary.rejected.map((r) => r.line)).toEqual(Array.from({ length: 1000 }, (_, i) => i + 3));
+    const lines = (await readFile(report, 'utf8')).trim().split('\n');
+    expect(lines[0]).toBe('line,reason');
+    expect(lines.slice(1).map((line) => Number(line.split(',')[0]))).toEqual(
+      Array.from({ length: 1200 }, (_, i) => i + 3),
+    );
+    // Without --rejected-file: beside the file; the human summary names it.
+    const human = await fleetgate(['allowlist', 'import', file], env);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/1201 rows: 0 imported, 0 updated, 1 unchanged, 1200 rejected/);
+    expect(human.stdout).toContain(`… and 1150 more (all 1200 in ${file}.rejected.csv)`);
+    expect((await readFile(`${file}.rejected.csv`, 'utf8')).trim().split('\n')).toHaveLength(1201);
   });
 
   it('prints a human summary without --json', async () => {
