@@ -1,21 +1,9 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { AllowlistFileError, importAllowlistCsv } from '../../../shared/allowlist/import-csv';
-import { type AllowlistEntry, DEFAULT_SERIAL_PATTERN } from '../../../shared/allowlist/rows';
+import { DEFAULT_SERIAL_PATTERN } from '../../../shared/allowlist/rows';
 import { type SerialHash, SerialHashSet, serialHash64 } from '../../../shared/allowlist/serial-set';
-import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
-
-/** A store that only records what the import writes (every entry new). */
-function recordingStore() {
-  const written: AllowlistEntry[] = [];
-  const store = {
-    importAllowlistEntries: async (entries: AllowlistEntry[]) => {
-      written.push(...entries);
-      return { imported: entries.length, updated: 0, unchanged: 0 };
-    },
-  } as unknown as ProvisioningStore;
-  return { store, written };
-}
+import { recordingStore } from '../../support/allowlist';
 
 const HEADER = 'serial,productLine';
 /** Lines 2..: A1 B1 A1 (dup of 2) C1 B1 (dup of 3) bad! D1 C1 (dup of 5) A1 (dup of 2) */

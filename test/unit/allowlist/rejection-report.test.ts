@@ -12,8 +12,8 @@ import {
   RejectionReport,
   reportLine,
 } from '../../../shared/allowlist/rejections';
-import { type AllowlistEntry, DEFAULT_SERIAL_PATTERN } from '../../../shared/allowlist/rows';
-import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import { DEFAULT_SERIAL_PATTERN } from '../../../shared/allowlist/rows';
+import { recordingStore } from '../../support/allowlist';
 
 let dir: string;
 beforeAll(async () => {
@@ -27,17 +27,6 @@ async function reportRows(file: string): Promise<Rejection[]> {
   const [header, ...lines] = (await readFile(file, 'utf8')).split('\n').filter((line) => line !== '');
   expect(header).toBe(REPORT_HEADER);
   return lines.map(parseReportLine);
-}
-
-function recordingStore() {
-  const written: AllowlistEntry[] = [];
-  const store = {
-    importAllowlistEntries: async (entries: AllowlistEntry[]) => {
-      written.push(...entries);
-      return { imported: entries.length, updated: 0, unchanged: 0 };
-    },
-  } as unknown as ProvisioningStore;
-  return { store, written };
 }
 
 async function importCsv(
