@@ -5,7 +5,7 @@
  * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
  */
 import * as z from 'zod';
-import { ScheduledEventSchema } from './expiry-sweep';
+import { ScheduledEventSchema } from './scheduled-event';
 
 const isoTime = z
   .string({ error: 'must be a string' })

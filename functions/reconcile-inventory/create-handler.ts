@@ -23,8 +23,8 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { fieldIssues } from '../../schemas/issues';
 import { ReconcileContinuationSchema, ReconcileRunEventSchema } from '../../schemas/reconcile-inventory';
 import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
+import { runIdFor } from '../../shared/domain/run-id';
 import { ValidationError } from '../../shared/errors';
-import { runIdFor } from '../../shared/expiry/expiry-sweep';
 import type { ContinuationQueue } from '../../shared/reconcile/continuation-queue';
 import {
   type ReconcileDeps,

@@ -91,16 +91,7 @@ export function reportNames(runId: string): SweepFiles {
   return { json: `${base}.json`, csv: `${base}.csv`, html: `${base}.html` };
 }
 
-/** A run id safe as a key and a file name: `<kind>-<yyyymmddThhmmssZ>[-suffix]`. */
-export function runIdFor(kind: string, iso: string, suffix?: string): string {
-  const stamp = iso
-    .replace(/\.\d+Z$/, 'Z')
-    .replaceAll('-', '')
-    .replaceAll(':', '');
-  const id = `${kind}-${stamp}${suffix ? `-${suffix}` : ''}`;
-  if (!/^[A-Za-z0-9._-]{1,128}$/.test(id)) throw new TypeError(`run id would be unsafe: ${id}`);
-  return id;
-}
+export { runIdFor } from '../domain/run-id';
 
 /**
  * Runs (or resumes) the sweep `runId` at `now` with `policy`. A resumed run keeps the `now`, policy

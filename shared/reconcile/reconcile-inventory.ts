@@ -17,7 +17,7 @@ import {
   mergeDrift,
   RECONCILED_STATES,
 } from '../domain/reconciliation';
-import { csvCell } from '../reports/expiry-report-files';
+import { csvCell } from '../reports/csv';
 import type { ReconcileCheckpoint } from '../store/reconcile-store';
 import { type ReconcileDeps, runUnit } from './units';
 

@@ -4,8 +4,11 @@
  * inline SVG chart; no script, no external asset).
  */
 import * as z from 'zod';
-import { AtRiskCertificateSchema } from '../../schemas/expiry-sweep';
+import { AtRiskCertificateSchema } from '../../schemas/at-risk-certificate';
 import { type AtRiskCertificate, type ExpiryReport, notAskedReason } from '../domain/expiry';
+import { csvCell } from './csv';
+
+export { csvCell };
 
 export const CSV_COLUMNS = [
   'class',
@@ -75,12 +78,6 @@ export function toReportCsv(report: ExpiryReport): string {
     lines.push(CSV_COLUMNS.map((column) => csvCell(entry[column] ?? '')).join(','));
   }
   return `${lines.join('\r\n')}\r\n`;
-}
-
-export function csvCell(value: string | number): string {
-  let text = typeof value === 'number' ? String(value) : value;
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 const CLASS_COLOURS: Record<string, string> = { EXPIRED: '#b42318', TOO_OLD: '#6941c6' };

@@ -5,7 +5,7 @@
  * counters, and says what its pages hold.
  */
 import * as z from 'zod';
-import { AtRiskCertificateSchema } from '../../../schemas/expiry-sweep';
+import { AtRiskCertificateSchema } from '../../../schemas/at-risk-certificate';
 import type { AtRiskCertificate, ExpiryPolicy } from '../../domain/expiry';
 import { DRIFT_KINDS, type Drift } from '../../domain/reconciliation';
 import type { Item } from '../client';
