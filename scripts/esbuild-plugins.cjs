@@ -119,6 +119,55 @@ const sdkSchemaLiteralKeys = {
 };
 
 /**
+ * `middy-streams-when-streaming`: @middy/core imports `node:stream/web` and `node:stream/promises`
+ * at its top for response streaming (`streamifyResponse`), which no fleetgate function uses; loading
+ * those two Node modules is ~5 ms of every cold start on this machine (bench/handlers.bench.ts). This
+ * rewrites the file so that both are reached only on the streaming path: `ReadableStream` is the
+ * global of the same name (Node's `globalThis.ReadableStream` is `node:stream/web`'s class) and
+ * `pipeline` comes from a dynamic `import()`. Each rewrite must match exactly once; a middy release
+ * that changes these lines fails the build here instead of bundling something half rewritten.
+ */
+const MIDDY_CORE = /[\\/]@middy[\\/]core[\\/]index\.js$/;
+const MIDDY_REWRITES = [
+  ['import { pipeline } from "node:stream/promises";\n', ''],
+  ['import { ReadableStream } from "node:stream/web";\n', ''],
+  ['handlerBody instanceof ReadableStream', 'handlerBody instanceof globalThis.ReadableStream'],
+  [
+    'await pipeline(handlerStream, responseStream);',
+    'await (await import("node:stream/promises")).pipeline(handlerStream, responseStream);',
+  ],
+];
+
+function middyWithoutStreamImports(source) {
+  let contents = source;
+  for (const [from, to] of MIDDY_REWRITES) {
+    const count = contents.split(from).length - 1;
+    if (count !== 1) {
+      throw new Error(
+        `middy-streams-when-streaming: expected 1 "${from.trim()}" in @middy/core, found ${count}`,
+      );
+    }
+    contents = contents.replace(from, to);
+  }
+  if (/from\s*["']node:stream\/(web|promises)["']/.test(contents)) {
+    throw new Error(
+      'middy-streams-when-streaming: @middy/core still imports node:stream/web or node:stream/promises',
+    );
+  }
+  return contents;
+}
+
+const middyStreamsWhenStreaming = {
+  name: 'middy-streams-when-streaming',
+  setup(build) {
+    build.onLoad({ filter: MIDDY_CORE }, (args) => ({
+      contents: middyWithoutStreamImports(readFileSync(args.path, 'utf8')),
+      loader: 'js',
+    }));
+  },
+};
+
+/**
  * `chunks-in-the-function-zip`: with `splitting: true` (serverless.yml), esbuild writes what a
  * function only reaches through a dynamic `import()` — @peculiar/x509 of the certificate functions,
  * the SQS client of the hook's quarantine, the SDK's event streams — as chunks beside handler.mjs
@@ -222,8 +271,11 @@ module.exports = (serverless) => [
   sourceMapsBesideTheZip,
   zodNamespaceImports,
   sdkSchemaLiteralKeys,
+  middyStreamsWhenStreaming,
   chunksInTheFunctionZip(serverless),
 ];
 module.exports.zodNamespaceImports = zodNamespaceImports;
 module.exports.sdkSchemaLiteralKeys = sdkSchemaLiteralKeys;
 module.exports.literalSchemaKeys = literalSchemaKeys;
+module.exports.middyWithoutStreamImports = middyWithoutStreamImports;
+module.exports.middyStreamsWhenStreaming = middyStreamsWhenStreaming;

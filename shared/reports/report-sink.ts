@@ -1,19 +1,18 @@
 /**
  * Where reports are written: `s3://bucket/prefix` (PutObject / GetObject under the prefix only)
  * or `file://dir` (a local folder, for the CLI and the local stack).
+ *
+ * The S3 client (~110 KB of the two report functions' bundles with its XML protocol, checksums and
+ * `node:zlib`) is loaded by dynamic `import()` when an S3 sink is first used, not when a function's
+ * module loads: with `splitting`, `./s3-report-sink` is a chunk beside the handler, so a cold start
+ * pays for it only when (and after) the run reaches its report.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { type ReportSink, s3Location, safeName } from './sink';
 
-export interface ReportSink {
-  /** Human-readable location of the destination (`s3://…` or an absolute folder). */
-  readonly location: string;
-  /** Writes `body` under `name` (a relative path with `/`); returns where it went. */
-  put(name: string, body: string, contentType: string): Promise<string>;
-  /** The object under `name`, or undefined when there is none. */
-  get(name: string): Promise<string | undefined>;
-}
+export type { ReportSink } from './sink';
 
 /**
  * The sink for a `REPORT_DESTINATION`.
@@ -27,7 +26,7 @@ export function createReportSink(
     return new FileReportSink(resolve(options.cwd ?? process.cwd(), destination.slice('file://'.length)));
   }
   const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(destination);
-  if (match?.[1]) return new S3ReportSink(options.s3 ?? new S3Client({}), match[1], match[2] ?? '');
+  if (match?.[1]) return new LazyS3ReportSink(match[1], match[2] ?? '', options.s3);
   throw new TypeError(`REPORT_DESTINATION must be s3://bucket/prefix or file://dir (got "${destination}")`);
 }
 
@@ -54,47 +53,31 @@ export class FileReportSink implements ReportSink {
   }
 }
 
-export class S3ReportSink implements ReportSink {
+/** An S3 sink whose client module is imported on first use (see the top of this file). */
+class LazyS3ReportSink implements ReportSink {
   readonly location: string;
-  private readonly prefix: string;
+  private sink?: Promise<ReportSink>;
 
   constructor(
-    private readonly client: S3Client,
     private readonly bucket: string,
-    prefix: string,
+    private readonly prefix: string,
+    private readonly client?: S3Client,
   ) {
-    this.prefix = prefix.replace(/^\/+|\/+$/g, '');
-    this.location = `s3://${bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+    this.location = s3Location(bucket, prefix);
   }
 
   async put(name: string, body: string, contentType: string): Promise<string> {
-    const key = this.key(name);
-    await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
-    );
-    return `s3://${this.bucket}/${key}`;
+    return (await this.load()).put(name, body, contentType);
   }
 
   async get(name: string): Promise<string | undefined> {
-    try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
-      return out.Body ? await out.Body.transformToString('utf8') : undefined;
-    } catch (error) {
-      // Without s3:ListBucket a missing key is AccessDenied, so the policy grants ListBucket on the prefix.
-      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
-      throw error;
-    }
+    return (await this.load()).get(name);
   }
 
-  private key(name: string): string {
-    const clean = safeName(name);
-    return this.prefix ? `${this.prefix}/${clean}` : clean;
+  private load(): Promise<ReportSink> {
+    this.sink ??= import('./s3-report-sink').then(
+      ({ S3ReportSink }) => new S3ReportSink(this.client, this.bucket, this.prefix),
+    );
+    return this.sink;
   }
-}
-
-function safeName(name: string): string {
-  if (name.split('/').some((part) => part === '' || part === '.' || part === '..')) {
-    throw new TypeError(`report name must be a relative path without . or .. segments: ${name}`);
-  }
-  return name;
 }
