@@ -1,15 +1,15 @@
 /**
- * The producer side of the quarantine queue: every flow that finds a suspicious or failed device
- * sends a `QuarantineRequest` here (consumed by `quarantineDevice`). The request is validated
- * before it is sent; `requestId` is its dedup identity.
+ * The producer side of the quarantine queue over SQS: every flow that finds a suspicious or failed
+ * device sends a `QuarantineRequest` here (consumed by `quarantineDevice`). The request is validated
+ * before it is sent; `requestId` is its dedup identity. The functions load it on their first
+ * request (`queue-senders.ts`); what they call is in `quarantine-sender.ts`.
  */
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { QuarantineRequest } from '../schemas/quarantine-request';
 import { isTransientAwsError, PermanentError, TransientError, ValidationError } from './errors';
+import type { QuarantineSender } from './quarantine-sender';
 
-export interface QuarantineSender {
-  send(request: QuarantineRequest): Promise<void>;
-}
+export type { QuarantineSender } from './quarantine-sender';
 
 export class QuarantineQueue implements QuarantineSender {
   constructor(
@@ -49,42 +49,4 @@ export class QuarantineQueue implements QuarantineSender {
       throw new PermanentError('SendMessage to the quarantine queue was refused', { cause: error });
     }
   }
-}
-
-/** Where a claimed effect is recorded (a `RegistrationStore` fits). */
-export interface EffectClaims {
-  claimEffect(
-    identity: string,
-    owner: string,
-    options: { now: string; leaseSeconds: number; ttlSeconds: number },
-  ): Promise<'acquired' | 'held' | 'done'>;
-  completeEffect(identity: string, now: string): Promise<void>;
-}
-
-export type RequestOutcome = 'sent' | 'already-sent' | 'in-flight';
-
-/**
- * Sends the quarantine request of one suspicion at most once per `ttlSeconds`, whichever event or
- * redelivery finds it: the suspicion's identity is claimed by the delivery (`owner`, its SQS
- * message id) first, the request sent, then the claim completed. A delivery that fails after the
- * claim is redelivered with the same owner and sends again with the same `requestId` (the worker
- * deduplicates on it); other deliveries of the same suspicion stand back while the claim is held.
- */
-export async function requestQuarantineOnce(
-  deps: { claims: EffectClaims; queue: QuarantineSender },
-  input: {
-    identity: string;
-    owner: string;
-    now: string;
-    leaseSeconds: number;
-    ttlSeconds: number;
-    request: QuarantineRequest;
-  },
-): Promise<RequestOutcome> {
-  const claim = await deps.claims.claimEffect(`quarantine:${input.identity}`, input.owner, input);
-  if (claim === 'done') return 'already-sent';
-  if (claim === 'held') return 'in-flight';
-  await deps.queue.send(input.request);
-  await deps.claims.completeEffect(`quarantine:${input.identity}`, input.now);
-  return 'sent';
 }

@@ -1,26 +1,26 @@
 /**
  * What every queue-fed function composes from its environment first, once per container: the
  * config (with the queue URLs it cannot run without), the table's store, its logger and metrics, and
- * the dead-letter queue its consumer sends what can never succeed to.
+ * the dead-letter queue its consumer sends what can never succeed to (with the quarantine queue,
+ * loaded on the first send: `queue-senders.ts`).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { documentClient } from './aws/clients';
 import { type Config, loadConfig } from './config';
-import { SqsDeadLetterQueue } from './dlq/dead-letter-sender';
+import type { DeadLetterSender } from './dlq/dead-letter-sender';
 import { ConfigError } from './errors';
 import { createLogger, createMetrics } from './logging';
-import { QuarantineQueue } from './quarantine-queue';
+import type { QuarantineSender } from './quarantine-sender';
+import { deadLettersOnFirstUse, quarantineOnFirstUse, sqsOnFirstUse } from './queue-senders';
 import { ProvisioningStore } from './store/provisioning-store';
 
 export interface QueueFunctionBase {
   config: Config;
   store: ProvisioningStore;
-  sqs: SQSClient;
   logger: Logger;
   metrics: Metrics;
-  deadLetters: SqsDeadLetterQueue;
+  deadLetters: DeadLetterSender;
 }
 
 /**
@@ -30,26 +30,25 @@ export interface QueueFunctionBase {
 export function queueFunctionBase(
   functionName: string,
   options: { quarantine: true },
-): QueueFunctionBase & { quarantine: QuarantineQueue };
+): QueueFunctionBase & { quarantine: QuarantineSender };
 export function queueFunctionBase(functionName: string): QueueFunctionBase;
 export function queueFunctionBase(
   functionName: string,
   options: { quarantine?: boolean } = {},
-): QueueFunctionBase & { quarantine?: QuarantineQueue } {
+): QueueFunctionBase & { quarantine?: QuarantineSender } {
   const config = loadConfig(process.env);
   const quarantineQueueUrl = options.quarantine
     ? required(config.quarantineQueueUrl, 'QUARANTINE_QUEUE_URL')
     : undefined;
   const deadLetterQueueUrl = required(config.deadLetterQueueUrl, 'DEAD_LETTER_QUEUE_URL');
-  const sqs = new SQSClient({ maxAttempts: 5 });
+  const sqs = sqsOnFirstUse({ maxAttempts: 5 });
   return {
     config,
     store: new ProvisioningStore(documentClient(), config.tableName),
-    sqs,
     logger: createLogger(functionName),
     metrics: createMetrics(functionName),
-    deadLetters: new SqsDeadLetterQueue(sqs, deadLetterQueueUrl),
-    ...(quarantineQueueUrl ? { quarantine: new QuarantineQueue(sqs, quarantineQueueUrl) } : {}),
+    deadLetters: deadLettersOnFirstUse(sqs, deadLetterQueueUrl),
+    ...(quarantineQueueUrl ? { quarantine: quarantineOnFirstUse(sqs, quarantineQueueUrl) } : {}),
   };
 }
 

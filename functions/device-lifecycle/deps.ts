@@ -1,7 +1,7 @@
 import type { Config } from '../../shared/config';
 import type { CloneReason } from '../../shared/domain/presence-rules';
 import type { IotRegistry } from '../../shared/iot/iot-registry';
-import type { QuarantineSender } from '../../shared/quarantine-queue';
+import type { QuarantineSender } from '../../shared/quarantine-sender';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import type { Retirement } from '../../shared/store/records';
 import type { RegistrationStore } from '../../shared/store/registration-store';

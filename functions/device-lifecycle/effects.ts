@@ -1,7 +1,7 @@
 import { decideVerification, type Suspicion, serialFromName } from '../../shared/domain/lifecycle-rules';
 import type { Instant } from '../../shared/domain/provisioning-rules';
 import { TransientError } from '../../shared/errors';
-import { requestQuarantineOnce } from '../../shared/quarantine-queue';
+import { requestQuarantineOnce } from '../../shared/quarantine-sender';
 import type { CertificateRecord, DeviceRecord } from '../../shared/store/records';
 import { ACTOR, type LifecycleDeps, type LifecycleOutcome } from './deps';
 

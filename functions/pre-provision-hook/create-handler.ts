@@ -25,7 +25,7 @@ import {
   type ProvisioningDecision,
 } from '../../shared/domain/provisioning-rules';
 import { countOutcome } from '../../shared/logging';
-import type { QuarantineSender } from '../../shared/quarantine-queue';
+import type { QuarantineSender } from '../../shared/quarantine-sender';
 import { type ProvisionDeps, type ProvisionResult, provisionDevice } from './provision';
 import { denied, toHookResponse } from './response';
 import { timeBudgetMs, withTimeBudget } from './time-budget';

@@ -44,7 +44,7 @@ import {
 } from '../../shared/domain/registration-rules';
 import { TransientError, ValidationError } from '../../shared/errors';
 import type { CertificateDescription, IotRegistry } from '../../shared/iot/iot-registry';
-import { type QuarantineSender, requestQuarantineOnce } from '../../shared/quarantine-queue';
+import { type QuarantineSender, requestQuarantineOnce } from '../../shared/quarantine-sender';
 import { provisionBinding } from '../../shared/store/bind-certificate';
 import type { ProvisioningFacts, ProvisioningStore } from '../../shared/store/provisioning-store';
 import {

@@ -30,7 +30,7 @@ import type { QuarantineRequest } from '../../schemas/quarantine-request';
 import { type Config, configFor } from '../../shared/config';
 import type { DeadLetterSender } from '../../shared/dlq/dead-letter-sender';
 import { IotRegistry } from '../../shared/iot/iot-registry';
-import type { QuarantineSender } from '../../shared/quarantine-queue';
+import type { QuarantineSender } from '../../shared/quarantine-sender';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { RegistrationStore } from '../../shared/store/registration-store';
 import { registerTrustedCa } from './device-ca';

@@ -1,12 +1,10 @@
 /**
  * shared/reports/report-sink.ts: the `s3://` sink (PutObject / GetObject under its prefix, a missing
- * key read as "no report"), whose S3 client is imported on first use — the report functions' cold
- * start does not load it (checked on the expiry sweep's bundle, as serverless.yml builds it).
+ * key read as "no report"), whose S3 client is imported on first use (that the report functions'
+ * bundles do not load it at cold start: test/unit/bundle-cold-start.test.ts).
  */
-import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { build, type Metafile } from 'esbuild';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createReportSink } from '../../shared/reports/report-sink';
 
@@ -61,46 +59,3 @@ describe('createReportSink, s3://', () => {
     );
   });
 });
-
-describe('the expiry sweep bundle', () => {
-  it('loads the S3 client only through a dynamic import (a chunk of its own), not at cold start', async () => {
-    const root = join(__dirname, '..', '..');
-    const result = await build({
-      entryPoints: [join(root, 'functions', 'expiry-sweep', 'handler.ts')],
-      outdir: join(root, 'node_modules', '.cache', 'fg-report-sink-test'),
-      bundle: true,
-      splitting: true,
-      format: 'esm',
-      platform: 'node',
-      mainFields: ['module', 'main'],
-      metafile: true,
-      write: false,
-      logLevel: 'silent',
-      alias: { '@aws-sdk/credential-provider-node': join(root, 'shared', 'aws', 'lambda-credentials.ts') },
-    });
-    const { outputs } = result.metafile as Metafile;
-    const staticClosure = staticallyImported(outputs, 'functions/expiry-sweep/handler.ts');
-    const inputsOf = (files: Iterable<string>) =>
-      [...files].flatMap((file) => Object.keys(outputs[file]?.inputs ?? {}));
-    expect(inputsOf(staticClosure).filter((input) => input.includes('@aws-sdk/client-s3'))).toEqual([]);
-    expect(inputsOf(Object.keys(outputs)).some((input) => input.includes('@aws-sdk/client-s3'))).toBe(true);
-  });
-});
-
-/**
- * The entry's output and every chunk it imports statically (what a cold start loads). A module
- * reached by dynamic import() is an entry point of its own in the metafile, hence the name.
- */
-function staticallyImported(outputs: Metafile['outputs'], entryPoint: string): Set<string> {
-  const seen = new Set<string>();
-  const stack = Object.keys(outputs).filter((file) => outputs[file]?.entryPoint === entryPoint);
-  if (stack.length !== 1) throw new Error(`no single output for ${entryPoint}`);
-  for (let file = stack.pop(); file !== undefined; file = stack.pop()) {
-    if (seen.has(file)) continue;
-    seen.add(file);
-    for (const imported of outputs[file]?.imports ?? []) {
-      if (imported.kind === 'import-statement' && outputs[imported.path]) stack.push(imported.path);
-    }
-  }
-  return seen;
-}

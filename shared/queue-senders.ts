@@ -1,0 +1,53 @@
+/**
+ * The SQS senders of a function — the dead-letter queue a consumer sends what can never succeed to,
+ * and the quarantine queue for clone or takeover evidence — loaded on the first send. The SQS
+ * client, its commands and the quarantine request's schema are chunks beside the handler (dynamic
+ * `import()`, serverless.yml `splitting`) that a cold start neither parses nor runs, and that an
+ * invocation with nothing to dead-letter or quarantine never loads. One SQS client serves both.
+ */
+import type { SQSClient, SQSClientConfig } from '@aws-sdk/client-sqs';
+import type { DeadLetterSender } from './dlq/dead-letter-sender';
+import type { QuarantineSender } from './quarantine-sender';
+
+/** The SQS client of a function, created on first use. */
+export type SqsOnFirstUse = () => Promise<SQSClient>;
+
+export function sqsOnFirstUse(options: SQSClientConfig): SqsOnFirstUse {
+  let client: Promise<SQSClient> | undefined;
+  return () => {
+    client ??= import('@aws-sdk/client-sqs').then(
+      ({ SQSClient }) => new SQSClient(options),
+      (error: unknown) => {
+        client = undefined; // the next send tries again
+        throw error;
+      },
+    );
+    return client;
+  };
+}
+
+/** `SqsDeadLetterQueue` on `queueUrl`, loaded with the client on the first message sent. */
+export function deadLettersOnFirstUse(sqs: SqsOnFirstUse, queueUrl: string): DeadLetterSender {
+  let sender: Promise<DeadLetterSender> | undefined;
+  return {
+    async send(record, reason) {
+      sender ??= Promise.all([sqs(), import('./dlq/dead-letter-sender')]).then(
+        ([client, { SqsDeadLetterQueue }]) => new SqsDeadLetterQueue(client, queueUrl),
+      );
+      return (await sender).send(record, reason);
+    },
+  };
+}
+
+/** `QuarantineQueue` on `queueUrl`, loaded with the client on the first request sent. */
+export function quarantineOnFirstUse(sqs: SqsOnFirstUse, queueUrl: string): QuarantineSender {
+  let sender: Promise<QuarantineSender> | undefined;
+  return {
+    async send(request) {
+      sender ??= Promise.all([sqs(), import('./quarantine-queue')]).then(
+        ([client, { QuarantineQueue }]) => new QuarantineQueue(client, queueUrl),
+      );
+      return (await sender).send(request);
+    },
+  };
+}
