@@ -1,11 +1,14 @@
 /**
  * The command contract (docs/architecture.md §7): with `--json` exactly one JSON document on stdout; exit 0
- * on success, 1 on a handled failure (one-line reason on stderr), 2 on usage errors.
+ * on success, 1 on a handled failure (one-line reason on stderr), 2 on usage errors, 3 when a bulk
+ * command did its work but left some of its input out (`allowlist import` with rejected rows: the
+ * good rows are written, the JSON document is the usual summary).
  */
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_PARTIAL = 3;
 
 /** Thrown when the command line itself is wrong (unknown option, missing argument). */
 export class UsageError extends Error {

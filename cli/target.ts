@@ -24,6 +24,8 @@ export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local
 export interface StoreTarget {
   kind: 'stack' | 'env' | 'aws' | 'ephemeral';
   store: ProvisioningStore;
+  /** The document client under `store`, for the CLI's own reads (certificate id prefixes). */
+  client: DynamoDBDocumentClient;
   tableName: string;
   dynamodbEndpoint?: string;
   close(): Promise<void>;
@@ -127,6 +129,7 @@ function fromClient(
   return {
     kind,
     store: new ProvisioningStore(doc, tableName),
+    client: doc,
     tableName,
     ...(endpoint ? { dynamodbEndpoint: endpoint } : {}),
     close: async () => {

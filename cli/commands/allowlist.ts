@@ -6,8 +6,8 @@ import {
   importAllowlistCsv,
 } from '../../shared/allowlist/import-csv';
 import { DEFAULT_SERIAL_PATTERN } from '../../shared/allowlist/rows';
-import { CommandFailure, type Output, progressBar, UsageError } from '../io';
-import type { CommandRegistry } from '../main';
+import { CommandFailure, EXIT_OK, EXIT_PARTIAL, type Output, progressBar, UsageError } from '../io';
+import { type CommandRegistry, contract } from '../main';
 import { operatorName } from '../operator';
 import { plural } from '../plural';
 import { resolveStoreTarget } from '../target';
@@ -78,7 +78,11 @@ function printSummary(output: Output, summary: ImportSummary, seconds: number): 
   }
 }
 
-async function runImport(file: string, options: ImportOptions, output: Output): Promise<unknown> {
+async function runImport(
+  file: string,
+  options: ImportOptions,
+  output: Output,
+): Promise<{ rejectedCount: number } & Record<string, unknown>> {
   const { serialPattern, concurrency } = importSettings(file, options);
   const target = await resolveStoreTarget(options, output);
   const total = output.interactive ? await countRows(file) : 0;
@@ -124,7 +128,7 @@ async function runImport(file: string, options: ImportOptions, output: Output): 
 }
 
 /** `fleetgate allowlist import <csv>` */
-export function registerAllowlistCommands({ program, run }: CommandRegistry): void {
+export function registerAllowlistCommands({ program, setExitCode }: CommandRegistry): void {
   const allowlist = program.command('allowlist').description('Manage the allowlist of device serials');
   allowlist
     .command('import')
@@ -141,7 +145,25 @@ export function registerAllowlistCommands({ program, run }: CommandRegistry): vo
       '--rejected-file <path>',
       'where the complete list of rejected rows goes when there are more than 1000 (default: <csv>.rejected.csv)',
     )
+    .addHelpText(
+      'after',
+      `\nExit codes: ${EXIT_OK} every row imported, updated or unchanged; ${EXIT_PARTIAL} some rows rejected (the valid rows are\nstill imported, the summary lists the rejected ones); 1 the import failed (e.g. a malformed header);\n2 usage error.`,
+    )
     .action(async (file: string, options: ImportOptions) => {
-      await run(options.json, (output) => runImport(file, options, output));
+      let rejected = 0;
+      const code = await contract(Boolean(options.json), async (output) => {
+        const summary = await runImport(file, options, output);
+        rejected = summary.rejectedCount;
+        return summary;
+      });
+      // The summary is the output either way; rejected rows make it a partial import (exit 3).
+      if (code === EXIT_OK && rejected > 0) {
+        process.stderr.write(
+          `fleetgate: ${plural(rejected, 'row')} rejected (exit ${EXIT_PARTIAL}); the other rows were imported\n`,
+        );
+        setExitCode(EXIT_PARTIAL);
+        return;
+      }
+      setExitCode(code);
     });
 }

@@ -7,6 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { QuarantineRequest } from '../../schemas/quarantine-request';
+import { NotFoundError } from '../../shared/errors';
 import {
   FLEETGATE_EVENT_TYPES,
   prepareAccount,
@@ -23,12 +24,20 @@ import {
 } from '../../shared/quarantine/operator';
 import type { ProvisioningStore } from '../../shared/store/provisioning-store';
 import { QuarantineStore } from '../../shared/store/quarantine-store';
+import {
+  CERTIFICATE_ID_RULE,
+  type CertificateSource,
+  parseCertificateId,
+  registryCertificates,
+  resolveCertificateId,
+  storeCertificates,
+} from '../certificate-id';
 import { CommandFailure, type Output, UsageError } from '../io';
 import type { CommandRegistry } from '../main';
 import { operatorName } from '../operator';
 import { plural } from '../plural';
 import { formatTable, shortId } from '../table';
-import { jsonAndTarget, resolveStoreTarget, withStore } from '../target';
+import { jsonAndTarget, resolveStoreTarget, type StoreTarget, withStore } from '../target';
 import { type IotTarget, resolveIotTarget } from '../target-iot';
 
 interface TargetOptions {
@@ -138,7 +147,6 @@ async function runList(options: TargetOptions & { reason?: string }, output: Out
 // ---- add -------------------------------------------------------------------------------------
 
 const REASON_CODE = /^[A-Z][A-Z0-9_]{2,63}$/;
-const CERTIFICATE_ID = /^[0-9a-fA-F]{64}$/;
 
 /** `--reason`: an UPPER_SNAKE code is the reason code; any other text is a note under OPERATOR_REPORTED. */
 export function operatorReason(text: string): { code: string; note?: string } {
@@ -155,24 +163,57 @@ function waitSeconds(value: string): number {
 }
 
 /**
- * The request for a serial the store knows or a certificate id (64 hex): a request naming an unknown
- * serial alone could never succeed (the worker would dead-letter it), so it is refused here.
+ * What an operator named: a serial the store knows (an exact serial wins), else a certificate id —
+ * the full 64 hex, or a unique prefix of at least 8 resolved against `sources` (the store's
+ * certificates, then the IoT registry's). The store and the queue only ever see full ids.
+ * @throws NotFoundError naming both rules when `subject` is neither.
  */
-async function operatorRequest(
+export async function resolveSubject(
   store: ProvisioningStore,
   subject: string,
-  reason: { code: string; note?: string },
-): Promise<QuarantineRequest> {
-  const byCertificate = CERTIFICATE_ID.test(subject);
-  if (!byCertificate && !(await store.getDevice(subject))) {
-    throw new CommandFailure(
-      `no device ${subject} in ${store.tableName}: quarantine add takes a known serial or a certificate id (64 hex)`,
+  sources: readonly CertificateSource[],
+): Promise<{ serial: string } | { certificateId: string }> {
+  if (await store.getDevice(subject)) return { serial: subject };
+  const parsed = parseCertificateId(subject);
+  if (parsed.kind === 'invalid') {
+    throw new NotFoundError(
+      `no device ${subject} in ${store.tableName}, and not a certificate id (${parsed.problem}): give a known serial, or ${CERTIFICATE_ID_RULE}`,
     );
   }
+  return { certificateId: await resolveCertificateId(subject, sources) };
+}
+
+/** Where a certificate id prefix is looked up: the store, then the IoT registry when there is one. */
+function certificateSources(target: StoreTarget, iot?: IotTarget): CertificateSource[] {
+  return [
+    storeCertificates(target.client, target.tableName),
+    ...(iot ? [registryCertificates(iot.iot)] : []),
+  ];
+}
+
+/**
+ * The request for a serial the store knows or a certificate id: a request naming an unknown serial
+ * alone could never succeed (the worker would dead-letter it), so it is refused here.
+ */
+async function operatorRequest(
+  target: StoreTarget,
+  subject: string,
+  reason: { code: string; note?: string },
+  options: TargetOptions,
+): Promise<QuarantineRequest> {
+  // The registry is only listed for a prefix the store does not know (resolveCertificateId).
+  const iot = resolveIotTarget(options);
+  let named: Awaited<ReturnType<typeof resolveSubject>>;
+  try {
+    named = await resolveSubject(target.store, subject, certificateSources(target, iot));
+  } finally {
+    iot?.close();
+  }
   const actor = operator();
+  const name = 'serial' in named ? named.serial : named.certificateId;
   return {
-    requestId: `operator:${subject}:${randomUUID()}`,
-    ...(byCertificate ? { certificateId: subject.toLowerCase() } : { serial: subject }),
+    requestId: `operator:${name}:${randomUUID()}`,
+    ...named,
     reason: reason.code,
     evidence: { operator: actor, ...(reason.note ? { note: reason.note } : {}) },
     source: 'operator',
@@ -259,7 +300,7 @@ async function runAdd(subject: string, options: AddOptions, output: Output): Pro
   const reason = operatorReason(options.reason);
   const wait = waitSeconds(options.wait);
   return withStore(options, output, async (target) => {
-    const request = await operatorRequest(target.store, subject, reason);
+    const request = await operatorRequest(target, subject, reason, options);
     const queue = await sendRequest(request, options);
     const queued = { requestId: request.requestId, reason: request.reason, actor: request.actor, queue };
     if (wait === 0) {
@@ -289,6 +330,8 @@ async function runDecision(
   const iotTarget = requireIot(options);
   const target = await resolveStoreTarget(options, output);
   try {
+    // A serial, or the id (or a unique prefix) of a certificate the store records.
+    const named = await resolveSubject(target.store, subject, certificateSources(target));
     const result = await decide(
       {
         store: target.store,
@@ -297,7 +340,7 @@ async function runDecision(
         quarantineGroupName: groupName(options),
       },
       {
-        subject,
+        subject: 'serial' in named ? named.serial : named.certificateId,
         reason: options.reason,
         actor: operator(),
         now: new Date().toISOString(),
@@ -354,7 +397,7 @@ export function registerQuarantineCommands({ program, run }: CommandRegistry): v
       .description(
         'Quarantine a device (serial) or certificate (id) by hand, through QuarantineQueue like any automatic quarantine',
       )
-      .argument('<subject>', 'device serial, or certificate id (64 hex)')
+      .argument('<subject>', 'device serial, or certificate id (64 hex, or a unique prefix of at least 8)')
       .requiredOption(
         '--reason <code|text>',
         'an UPPER_SNAKE reason code (e.g. STOLEN), or text recorded under OPERATOR_REPORTED',
@@ -385,7 +428,10 @@ export function registerQuarantineCommands({ program, run }: CommandRegistry): v
       quarantine
         .command(name)
         .description(summary)
-        .argument('<serial>', 'device serial (or the id of a quarantined certificate of an unknown device)')
+        .argument(
+          '<serial>',
+          'device serial (or the id, or a unique prefix of at least 8 hex, of a quarantined certificate of an unknown device)',
+        )
         .requiredOption('--reason <text>', 'why (written to the history)'),
     ).action((subject: string, options: DecisionOptions) =>
       run(options.json, (output) => runDecision(decide, subject, options, output)),

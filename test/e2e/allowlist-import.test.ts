@@ -22,13 +22,18 @@ describe('fleetgate allowlist import', () => {
     const file = join(dir, 'devices.csv');
     await writeFile(file, 'serial,productLine,batch\nE2E-0001,gw,B1\nE2E-0002,gw,B1\nnot valid!,gw,B1\n');
     const first = await fleetgate(['allowlist', 'import', file, '--json'], env);
-    expect(first.code).toBe(0);
+    // A rejected row makes it a partial import: exit 3, the same summary document, the good rows written.
+    expect(first.code, first.stderr).toBe(3);
     expect(first.json()).toMatchObject({
       imported: 2,
       unchanged: 0,
       rejected: [{ line: 4, reason: expect.stringContaining('serial: must match') }],
+      rejectedCount: 1,
     });
+    expect(first.json()).not.toHaveProperty('ok');
+    expect(first.stderr).toContain('1 row rejected (exit 3)');
     const second = await fleetgate(['allowlist', 'import', file, '--json'], env);
+    expect(second.code).toBe(3);
     expect(second.json()).toMatchObject({ imported: 0, unchanged: 2 });
     expect(await table.store.getDevice('E2E-0001')).toMatchObject({
       state: 'ALLOWLISTED',
@@ -44,7 +49,7 @@ describe('fleetgate allowlist import', () => {
       `serial,productLine,batch,allowedClaim\nE2E-F001,gw,B1,${claim}\nSN7777777777,=cmd|"/C calc"!A0,B1,${claim}\nE2E-F002,gw,B1,${claim}\n`,
     );
     const result = await fleetgate(['allowlist', 'import', file], env);
-    expect(result.code, result.stderr).toBe(0);
+    expect(result.code, result.stderr).toBe(3);
     expect(result.stdout).toMatch(/3 rows: 2 imported, 0 updated, 0 unchanged, 1 rejected/);
     expect(result.stdout).toContain('line 3: productLine: stray quote (") inside an unquoted field');
     expect(result.stdout + result.stderr).not.toMatch(/Buffer|"data":\[/);
@@ -57,7 +62,7 @@ describe('fleetgate allowlist import', () => {
     await writeFile(file, `${rows.join('\n')}\n`);
     const report = join(dir, 'many-bad.report.csv');
     const json = await fleetgate(['allowlist', 'import', file, '--json', '--rejected-file', report], env);
-    expect(json.code, json.stderr).toBe(0);
+    expect(json.code, json.stderr).toBe(3);
     const summary = json.json() as { rejected: Array<{ line: number }>; rejectedCount: number };
     expect(summary).toMatchObject({ imported: 1, rejectedCount: 1200, rejectedFile: report });
     expect(summary.rejected.map((r) => r.line)).toEqual(Array.from({ length: 1000 }, (_, i) => i + 3));
@@ -68,18 +73,25 @@ describe('fleetgate allowlist import', () => {
     );
     // Without --rejected-file: beside the file; the human summary names it.
     const human = await fleetgate(['allowlist', 'import', file], env);
-    expect(human.code, human.stderr).toBe(0);
+    expect(human.code, human.stderr).toBe(3);
     expect(human.stdout).toMatch(/1201 rows: 0 imported, 0 updated, 1 unchanged, 1200 rejected/);
     expect(human.stdout).toContain(`… and 1150 more (all 1200 in ${file}.rejected.csv)`);
     expect((await readFile(`${file}.rejected.csv`, 'utf8')).trim().split('\n')).toHaveLength(1201);
   });
 
-  it('prints a human summary without --json', async () => {
+  it('prints a human summary without --json, and exits 0 when no row is rejected', async () => {
     const file = join(dir, 'human.csv');
     await writeFile(file, 'serial\nE2E-0100\n');
     const result = await fleetgate(['allowlist', 'import', file], env);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/\b1 row: 1 imported, 0 updated, 0 unchanged, 0 rejected/);
+    expect(result.stderr).not.toContain('rejected');
+  });
+
+  it('documents its exit codes in --help', async () => {
+    const help = await fleetgate(['allowlist', 'import', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Exit codes: 0 every row imported.*; 3 some rows rejected/s);
   });
 
   it('exits 1 with a one-line reason when the file is not an allowlist', async () => {

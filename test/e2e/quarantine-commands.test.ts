@@ -7,14 +7,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { IoTClient } from '@aws-sdk/client-iot';
-import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { CreateKeysAndCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
+import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IotEmulator } from '../../local/iot-emulator/index';
 import { type LocalSqs, startLocalSqs } from '../../local/local-sqs';
 import { loadServerlessConfig } from '../../local/serverless-config';
 import { buildStackModel } from '../../local/stack-model';
 import { fleetgate } from '../support/cli';
+import { pendingCertificate } from '../support/devices';
 import type { TestTable } from '../support/dynamo';
 import { lambdaContext } from '../support/lambda';
 import {
@@ -145,6 +146,97 @@ describe('fleetgate quarantine', { timeout: 180_000 }, () => {
       certificates: [{ certificateId, result: 'changed', from: 'INACTIVE' }],
     });
     expect(await table.store.getDevice('SN-E2E-2')).toMatchObject({ state: 'REVOKED' });
+  });
+});
+
+describe('fleetgate quarantine: certificate ids as listed (a unique prefix of 8+ hex)', {
+  timeout: 180_000,
+}, () => {
+  it('resolves a prefix against the store, then the IoT registry; refuses ambiguous, unknown, short and non-hex ones with the rule', async () => {
+    // Prepare: a quarantined certificate of no known device (store + registry), a certificate only the
+    // registry knows, and two store certificates sharing their first 8 hex characters.
+    const worker = buildTestWorker(table, iot);
+    const [quarantinedCert, registryOnly] = await Promise.all([
+      iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true })),
+      iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true })),
+    ]);
+    const quarantinedId = quarantinedCert.certificateId ?? '';
+    const registryOnlyId = registryOnly.certificateId ?? '';
+    await worker.handler(
+      sqsEvent([quarantineRequest({ certificateId: quarantinedId, reason: 'CLONE_PUBLIC_KEY' })]),
+      lambdaContext('quarantineDevice', 30_000),
+    );
+    const twins = ['feedface0', 'feedface1'].map((head) => head + head.at(-1)?.repeat(64 - head.length));
+    for (const id of twins) await table.store.putCertificateIfAbsent(pendingCertificate(id));
+    // Act
+    const listed = await fleetgate(['quarantine', 'list'], env);
+    // The id as the table shows it: 12 hex characters and an ellipsis.
+    const shown = listed.stdout.match(new RegExp(`${quarantinedId.slice(0, 12)}…`))?.[0] ?? '';
+    const [added, ambiguous, unknown, short, notHex] = await Promise.all([
+      fleetgate(
+        [
+          'quarantine',
+          'add',
+          registryOnlyId.slice(0, 10),
+          '--reason',
+          'STOLEN',
+          '--wait',
+          '0',
+          '--stage',
+          STAGE,
+          '--json',
+        ],
+        env,
+      ),
+      fleetgate(['quarantine', 'add', 'FEEDFACE', '--reason', 'STOLEN', '--json'], env),
+      fleetgate(['quarantine', 'reject', '0badc0de0badc0de', '--reason', 'x', '--json'], env),
+      fleetgate(['quarantine', 'add', 'feedfa', '--reason', 'STOLEN', '--json'], env),
+      fleetgate(['quarantine', 'release', 'not-a-cert', '--reason', 'x', '--json'], env),
+    ]);
+    const released = await fleetgate(['quarantine', 'release', shown, '--reason', 'test key', '--json'], env);
+    const queued = await sqs.client.send(
+      new ReceiveMessageCommand({ QueueUrl: url('QuarantineQueue'), MaxNumberOfMessages: 10 }),
+    );
+    for (const message of queued.Messages ?? [])
+      await sqs.client.send(
+        new DeleteMessageCommand({ QueueUrl: url('QuarantineQueue'), ReceiptHandle: message.ReceiptHandle }),
+      );
+    // Assess
+    expect(shown).not.toBe('');
+    expect(released.code, released.stderr).toBe(0);
+    expect(released.json()).toMatchObject({
+      subject: 'certificate',
+      certificateId: quarantinedId,
+      decision: 'RELEASE',
+    });
+    // The registry's certificate (the store has no record of it), queued under its full id.
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.json()).toMatchObject({
+      processed: false,
+      requestId: expect.stringContaining(`operator:${registryOnlyId}:`),
+    });
+    expect(queued.Messages?.map((message) => JSON.parse(message.Body ?? '{}').certificateId)).toEqual([
+      registryOnlyId,
+    ]);
+    expect(ambiguous.code).toBe(1);
+    expect(ambiguous.stderr).toContain(
+      `feedface is ambiguous, 2 certificates in the store (${table.tableName}) start with it: ${twins.join(', ')}`,
+    );
+    expect(ambiguous.json()).toMatchObject({ ok: false, result: { prefix: 'feedface', candidates: twins } });
+    expect(unknown.code).toBe(1);
+    expect(unknown.json()).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+    expect(unknown.stderr).toContain(
+      `no certificate starting with 0badc0de0badc0de in the store (${table.tableName})`,
+    );
+    expect(short.code).toBe(1);
+    expect(short.stderr).toContain('"feedfa" is 6 hex characters, too short for a prefix');
+    expect(short.stderr).toContain('a certificate id is 64 hex characters, or a unique prefix of at least 8');
+    expect(notHex.code).toBe(1);
+    expect(notHex.stderr).toContain('no device not-a-cert');
+    expect(notHex.stderr).toContain('"not-a-cert" is not hexadecimal');
+    expect(notHex.stderr).toContain(
+      'a certificate id is 64 hex characters, or a unique prefix of at least 8',
+    );
   });
 });
 

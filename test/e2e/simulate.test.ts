@@ -197,13 +197,22 @@ describe('what the operator finds afterwards', () => {
       expect.objectContaining({ serial: device.serial, reason: 'STOLEN', source: 'operator' }),
     ]);
 
-    // By certificate id, with a free-text reason: recorded under OPERATOR_REPORTED with the note.
+    // By certificate id as `devices list` shows it (12 hex and an ellipsis, here upper-cased), with a
+    // free-text reason: resolved to the full id, recorded under OPERATOR_REPORTED with the note.
     const byCertificate = await fleetgate(
-      ['quarantine', 'add', other.certificateId.toUpperCase(), '--reason', 'seen for sale online', '--json'],
+      [
+        'quarantine',
+        'add',
+        `${other.certificateId.slice(0, 12).toUpperCase()}…`,
+        '--reason',
+        'seen for sale online',
+        '--json',
+      ],
       env,
     );
     expect(byCertificate.code, byCertificate.stderr).toBe(0);
     expect(byCertificate.json()).toMatchObject({
+      requestId: expect.stringContaining(`operator:${other.certificateId}:`),
       serial: other.serial,
       state: 'QUARANTINED',
       quarantine: { reason: 'OPERATOR_REPORTED', evidence: { note: 'seen for sale online' } },

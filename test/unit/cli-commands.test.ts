@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import { buildProgram, COMMAND_MODULES, main, version } from '../../cli/main';
+import { fleetgate } from '../support/cli';
 
 describe('fleetgate commands, loaded on demand', () => {
   it('lists exactly the top-level commands the modules register, with their summaries', async () => {
@@ -33,6 +34,18 @@ describe('fleetgate commands, loaded on demand', () => {
     } finally {
       write.mockRestore();
     }
+  });
+
+  it('the fast form the README gives (`node bin/fleetgate.mjs`, not npx) runs the command from the project root', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## The `fleetgate` command'));
+    expect(section).toMatch(
+      /^`node bin\/fleetgate\.mjs <command>` from the project root, or `npx fleetgate <command>`/m,
+    );
+    // Exactly that: `node bin/fleetgate.mjs` in the project root (the helper runs it so).
+    const result = await fleetgate(['--version']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toBe(version());
   });
 
   it("shows a command's own help (its subcommands) for `<command> --help` and `help <command>`", async () => {

@@ -195,6 +195,60 @@ describe('runExpirySweep against DynamoDB Local', () => {
     expect(checkpoint).toMatchObject({ status: 'COMPLETE', invocations: 3 });
   });
 
+  it('reads the next partitions ahead (several Queries in flight) and reports exactly what one Query at a time does', async () => {
+    // Prepare: a store that counts the index Queries in flight (SHORT: ~300 partitions, mostly empty).
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const counting = new SweepStore(table.store);
+    const readPage = counting.readPage.bind(counting);
+    counting.readPage = async (...args) => {
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      try {
+        return await readPage(...args);
+      } finally {
+        inFlight -= 1;
+      }
+    };
+    // Act
+    const oneByOne = await runExpirySweep(
+      { runId: 'one-by-one', now: NOW_ISO, policy: SHORT },
+      deps('one-by-one', { sweepStore: counting, readAhead: 0 }),
+    );
+    const sequentialMost = mostInFlight;
+    mostInFlight = 0;
+    const ahead = await runExpirySweep(
+      { runId: 'read-ahead', now: NOW_ISO, policy: SHORT },
+      deps('read-ahead', { sweepStore: counting, pagesPerCommit: 7 }),
+    );
+    // Assess
+    expect(sequentialMost).toBe(1);
+    expect(mostInFlight).toBeGreaterThan(1);
+    if (oneByOne.status !== 'complete' || ahead.status !== 'complete' || !oneByOne.report || !ahead.report)
+      throw new Error('not complete');
+    expect(ahead.report.atRisk).toEqual(oneByOne.report.atRisk);
+    expect(ahead.report.chart).toEqual(oneByOne.report.chart);
+    expect(ahead.summary.itemsRead).toBe(oneByOne.summary.itemsRead);
+    expect(ahead.summary.counts).toEqual(oneByOne.summary.counts);
+  });
+
+  it('a Query read ahead that fails fails the run (the error, never an unhandled rejection)', async () => {
+    const failing = new SweepStore(table.store);
+    const readPage = failing.readPage.bind(failing);
+    let calls = 0;
+    failing.readPage = async (...args) => {
+      calls += 1;
+      if (calls === 5) throw new Error('ProvisionedThroughputExceededException on partition 5');
+      return readPage(...args);
+    };
+    await expect(
+      runExpirySweep(
+        { runId: 'failed-read', now: NOW_ISO, policy: SHORT },
+        deps('failed-read', { sweepStore: failing }),
+      ),
+    ).rejects.toThrow('ProvisionedThroughputExceededException on partition 5');
+  });
+
   it('refuses a page committed twice (a stale invocation cannot double-count)', async () => {
     await sweepStore.startRun({ runId: 'stale', now: NOW_ISO, policy: POLICY, at: NOW_ISO });
     const page = { seq: 0, step: 0, atRisk: [], chart: [], itemsRead: 1, readUnits: 0.5 };
