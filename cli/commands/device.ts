@@ -15,6 +15,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IoTClient } from '@aws-sdk/client-iot';
@@ -547,7 +548,14 @@ async function holdSession(
     disconnectReason = packet.reasonCode;
   };
   const onClose = () => stop('endpoint');
+  // A socket error (the endpoint's process gone: ECONNRESET) comes before the close; without a
+  // listener it would be an uncaught exception instead of the session's end.
+  let connectionError: string | undefined;
+  const onError = (error: Error) => {
+    connectionError = error.message;
+  };
   const attach = async (next: MqttClient) => {
+    next.on('error', onError);
     next.on('message', (topic, payload) => {
       const text = payload.toString('utf8');
       received.push({ topic, payload: text });
@@ -606,11 +614,23 @@ async function holdSession(
         disconnectReason === undefined
           ? ''
           : ` (DISCONNECT reason 0x${disconnectReason.toString(16).padStart(2, '0')})`;
-      const closed = new CommandFailure(`the endpoint closed the connection of ${clientId}${reason}`, {
+      const details = {
         ...result,
         closedBy: 'endpoint',
         ...(disconnectReason === undefined ? {} : { disconnectReason }),
-      });
+        ...(connectionError ? { connectionError } : {}),
+      };
+      // A stopped stack closes every connection and listens no more: nothing else to ask it.
+      if (!(await listening(endpoint.host, endpoint.port))) {
+        throw new CommandFailure(
+          `the local IoT endpoint closed the connection of ${clientId}${reason} (stack stopped? nothing listens on ${endpoint.url} any more: \`fleetgate local status\`, \`fleetgate local up\`)`,
+          { ...details, endpointListening: false },
+        );
+      }
+      const closed = new CommandFailure(
+        `the endpoint closed the connection of ${clientId}${reason}`,
+        details,
+      );
       throw await withQuarantineNote(closed, identity, endpoint);
     }
     return result;
@@ -784,15 +804,36 @@ async function withQuarantineNote(
   });
 }
 
+/**
+ * The device's record in the running stack's store; undefined when that cannot be read (the stack
+ * stopped meanwhile: no ephemeral store is started for it, and its failure is not the command's).
+ */
 async function readDevice(serial: string, endpoint: Endpoint) {
+  if (!readStackFile()) return undefined;
   const quiet: Output = { json: true, interactive: false, say: () => undefined, warn: () => undefined };
   const target = await resolveStoreTarget({ table: endpoint.tableName }, quiet).catch(() => undefined);
   if (!target) return undefined;
   try {
     return await target.store.getDevice(serial);
+  } catch {
+    return undefined;
   } finally {
     await target.close();
   }
+}
+
+/** Whether something still accepts TCP connections on `host:port` (a stopped stack's endpoint does not). */
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(5000, () => done(true));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }
 
 /**

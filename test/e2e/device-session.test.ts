@@ -131,3 +131,25 @@ describe('fleetgate device rotate through a device connect session', () => {
     expect(await session.output.closed).toBe(0);
   });
 });
+
+describe('fleetgate device connect when the local stack stops under it', () => {
+  it('says the local IoT endpoint closed the connection because the stack stopped, and exits 1', async () => {
+    const session = await startSession('dev2');
+    try {
+      // Act
+      const down = await fleetgate(['local', 'down'], env);
+      const code = await session.output.closed;
+
+      // Assess
+      expect(down.code, down.stderr).toBe(0);
+      expect(code).toBe(1);
+      expect(session.output.stderr).toContain(
+        'fleetgate: the local IoT endpoint closed the connection of SN-SES-02 (stack stopped?',
+      );
+      expect(session.output.stderr).toContain('fleetgate local up');
+      expect(session.printed()).not.toMatch(/ECONNREFUSED|uncaught|at .*\.js:\d+/i);
+    } finally {
+      session.child.kill('SIGINT');
+    }
+  });
+});
