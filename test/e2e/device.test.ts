@@ -161,21 +161,67 @@ describe('fleetgate device', () => {
     expect(usage.code).toBe(2);
   });
 
-  it('says when a saved device is from another stack, and how to provision it again', async () => {
+  it('says when a saved device is from another stack, and every step from there to connected', async () => {
     // A new stack (its IoT and table start empty) with the devices folder of the first one.
     const other = { ...env, FLEETGATE_STACK_FILE: join(dir, 'second', 'stack.json') };
     expect((await fleetgate(['local', 'up', '--json'], other)).code).toBe(0);
     try {
-      // Act
+      // Act: the device, its claim, and provisioning with that claim, all from the first stack.
       const connected = await fleetgate(['device', 'connect', 'dev2', '--json'], other);
-      // Assess
+      const claimConnected = await fleetgate(['device', 'connect', 'claim'], other);
+      const provisioned = await fleetgate(['device', 'provision', 'dev2', '--serial', 'SN-E2E-02'], other);
+
+      // Assess: the whole sequence at once — a new claim, the allowlist, provisioning, connecting.
       expect(connected.code).toBe(1);
       expect(connected.json()).toMatchObject({
         ok: false,
-        result: { connected: false, reason: 'UNKNOWN_CERTIFICATE', savedBeforeThisStack: true },
+        result: {
+          connected: false,
+          reason: 'UNKNOWN_CERTIFICATE',
+          savedBeforeThisStack: true,
+          steps: [
+            'fleetgate device claim',
+            "printf 'serial,allowedClaim\\nSN-E2E-02,<the new claim's certificate id>\\n' > serials.csv",
+            'fleetgate allowlist import serials.csv',
+            'fleetgate device provision dev2 --serial SN-E2E-02',
+            'fleetgate device connect dev2',
+          ],
+        },
       });
       expect(connected.stderr).toContain('was saved at');
-      expect(connected.stderr).toContain('fleetgate device provision dev2 --serial SN-E2E-02');
+      expect(connected.stderr).toContain(
+        "from here: `fleetgate device claim`, then `printf 'serial,allowedClaim\\nSN-E2E-02,<the new claim's certificate id>\\n' > serials.csv` and `fleetgate allowlist import serials.csv`, then `fleetgate device provision dev2 --serial SN-E2E-02`, then `fleetgate device connect dev2`",
+      );
+      expect(claimConnected.code).toBe(1);
+      expect(claimConnected.stderr).toContain(
+        'from here: `fleetgate device claim`, then `fleetgate device connect claim`',
+      );
+      expect(provisioned.code).toBe(1);
+      expect(provisioned.stderr).toContain(
+        "from here: `fleetgate device claim`, then `printf 'serial,allowedClaim\\nSN-E2E-02,<the new claim's certificate id>\\n' > serials.csv` and `fleetgate allowlist import serials.csv`, then `fleetgate device provision dev2 --serial SN-E2E-02`",
+      );
+      for (const result of [connected, claimConnected, provisioned])
+        expect(result.stderr).not.toContain('device claim claim');
+
+      // Act: the first step done, the hint names what is left, with the new claim's id.
+      const claim = await fleetgate(['device', 'claim', '--json'], other);
+      expect(claim.code, claim.stderr).toBe(0);
+      const claimId = claim.json<{ certificateId: string }>().certificateId;
+      const again = await fleetgate(['device', 'connect', 'dev2', '--json'], other);
+      const steps = again.json<{ result: { steps: string[] } }>().result.steps;
+      expect(steps).toEqual([
+        `printf 'serial,allowedClaim\\nSN-E2E-02,${claimId}\\n' > serials.csv`,
+        'fleetgate allowlist import serials.csv',
+        'fleetgate device provision dev2 --serial SN-E2E-02',
+        'fleetgate device connect dev2',
+      ]);
+      // The steps work as written.
+      const csv = join(dir, 'second', 'serials.csv');
+      await writeFile(csv, `serial,allowedClaim\nSN-E2E-02,${claimId}\n`);
+      expect((await fleetgate(['allowlist', 'import', csv], other)).code).toBe(0);
+      const reprovisioned = await fleetgate(['device', 'provision', 'dev2', '--serial', 'SN-E2E-02'], other);
+      expect(reprovisioned.code, reprovisioned.stderr).toBe(0);
+      expect((await fleetgate(['device', 'connect', 'dev2', '--for', '0'], other)).code).toBe(0);
     } finally {
       await fleetgate(['local', 'down'], other);
     }
