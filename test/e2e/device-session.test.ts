@@ -84,6 +84,17 @@ describe('fleetgate device rotate through a device connect session', () => {
       expect(session.printed()).not.toMatch(/uncaught|Error:|at .*\.js:\d+/i);
       expect(session.output.stderr).toMatch(/the endpoint closed the connection/);
       expect(session.output.stderr).toMatch(/SN-SES-01 was quarantined at \S+ \(STOLEN, by operator\)/);
+      // The stack log says which connection the endpoint closed, and why (the certificate by its id).
+      const endpointLog = await fleetgate(['logs', '--function', 'iot-endpoint', '--json'], env);
+      expect(endpointLog.json<{ lines: unknown[] }>().lines).toContainEqual(
+        expect.objectContaining({
+          message: 'MQTT connection closed by the endpoint',
+          clientId: 'SN-SES-01',
+          principalId: expect.stringMatching(/^[0-9a-f]{64}$/),
+          reason: 'AUTH_ERROR',
+          detail: expect.any(String),
+        }),
+      );
     } finally {
       session.child.kill('SIGINT');
     }
