@@ -37,7 +37,7 @@ import { anchorCertificateRecord } from '../../shared/store/records';
 import { DEFAULT_CLAIM, describeSteps, type RecoveryFacts, recoverySteps } from '../device-recovery';
 import { ask, SessionError, serveSession, sessionSocketPath } from '../device-session';
 import { CommandFailure, type Output, UsageError } from '../io';
-import { type HookDecision, hookDecisionFor, parseLogLine } from '../log-lines';
+import { type HookDecision, hookDecisionFor, parseLogLine, SUSPICIOUS_DENIALS } from '../log-lines';
 import type { CommandRegistry } from '../main';
 import { resolveStoreTarget } from '../target';
 
@@ -937,8 +937,12 @@ async function hookRejection(
     const device = serial ? await readDevice(serial, endpoint) : undefined;
     steps = recoverySteps({ ...recovery, ...(device ? { device } : {}) });
   }
+  // Only what the hook logged it did: the request is in the quarantine queue.
+  const quarantine = decision?.quarantine
+    ? `; the hook sent the presented certificate ${certificateId.slice(0, 12)}… to quarantine (${decision.quarantine.reason}${decision.quarantine.serial ? `, with device ${decision.quarantine.serial}` : '; the device itself is not quarantined'}): see \`fleetgate quarantine list\``
+    : '';
   return new CommandFailure(
-    `${failure.message}; ${why}${steps ? `; from here: ${describeSteps(steps)}` : ''}`,
+    `${failure.message}; ${why}${quarantine}${steps ? `; from here: ${describeSteps(steps)}` : ''}`,
     {
       rejected: body,
       ...(decision?.reason ? { hook: decision } : {}),
@@ -962,7 +966,13 @@ async function hookDecisionFromStackLog(certificateId: string): Promise<HookDeci
           buffer.toString('utf8').split('\n').map(parseLogLine),
           certificateId,
         );
-        if (decision) return decision;
+        // A denial the hook may have sent to quarantine: its line follows the decision's.
+        const pending =
+          decision?.reason !== undefined &&
+          SUSPICIOUS_DENIALS.has(decision.reason) &&
+          !decision.quarantine &&
+          attempt < 9;
+        if (decision && !pending) return decision;
       } finally {
         closeSync(fd);
       }

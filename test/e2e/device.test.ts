@@ -161,6 +161,37 @@ describe('fleetgate device', () => {
     expect(usage.code).toBe(2);
   });
 
+  it('a second provision of an ACTIVE serial says the hook sent its certificate to quarantine, and where to see it', async () => {
+    // Act: SN-E2E-01 is ACTIVE (dev1); another device presents a new key for it.
+    const again = await fleetgate(['device', 'provision', 'dev5', '--serial', 'SN-E2E-01', '--json'], env);
+
+    // Assess
+    expect(again.code).toBe(1);
+    const { hook } = again.json<{
+      result: { hook: { reason: string; quarantine: { reason: string; certificateId: string } } };
+    }>().result;
+    expect(hook.reason).toBe('SERIAL_BOUND_TO_OTHER_CERTIFICATE');
+    expect(hook.quarantine.reason).toBe('SERIAL_TAKEOVER_ATTEMPT');
+    const presented = hook.quarantine.certificateId;
+    expect(again.stderr).toContain(
+      `the hook sent the presented certificate ${presented.slice(0, 12)}… to quarantine (SERIAL_TAKEOVER_ATTEMPT; the device itself is not quarantined): see \`fleetgate quarantine list\``,
+    );
+    // What it says is what happened: the certificate is in quarantine (the worker runs from the
+    // queue, after the answer), and SN-E2E-01 is still ACTIVE.
+    let listed: Array<{ certificateId: string; reason: string }> = [];
+    for (let attempt = 0; attempt < 40 && !listed.some((c) => c.certificateId === presented); attempt += 1) {
+      if (attempt > 0) await sleep(250);
+      listed = (await fleetgate(['quarantine', 'list', '--json'], env)).json<{
+        certificates: Array<{ certificateId: string; reason: string }>;
+      }>().certificates;
+    }
+    expect(listed).toContainEqual(
+      expect.objectContaining({ certificateId: presented, reason: 'SERIAL_TAKEOVER_ATTEMPT' }),
+    );
+    const device = await fleetgate(['devices', 'get', 'SN-E2E-01', '--json'], env);
+    expect(device.json()).toMatchObject({ device: { state: 'ACTIVE' } });
+  });
+
   it('says when a saved device is from another stack, and every step from there to connected', async () => {
     // A new stack (its IoT and table start empty) with the devices folder of the first one.
     const other = { ...env, FLEETGATE_STACK_FILE: join(dir, 'second', 'stack.json') };
