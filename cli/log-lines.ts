@@ -96,7 +96,18 @@ export interface HookDecision {
   reason?: string;
   detail?: string;
   thingName?: string;
+  /**
+   * A denial the hook sent to the quarantine queue as clone or takeover evidence (its `quarantine
+   * requested` line): the presented certificate, and `serial` when a device is to be quarantined too.
+   */
+  quarantine?: { reason: string; certificateId: string; serial?: string };
 }
+
+/** The denials the hook may send to quarantine (shared/domain/provisioning-rules.ts `hookSuspicion`). */
+export const SUSPICIOUS_DENIALS: ReadonlySet<string> = new Set([
+  'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
+  'PUBLIC_KEY_IN_USE',
+]);
 
 const DENIALS = new Set(['provisioning denied', 'pre-provisioning hook failed; denying']);
 
@@ -123,14 +134,21 @@ export function hookDecision(logs: readonly LogEntry[]): HookDecision | undefine
  * logged: how `fleetgate device provision` finds why RegisterThing was denied in the stack's log.
  */
 export function hookDecisionFor(logs: readonly LogEntry[], certificateId: string): HookDecision | undefined {
-  return hookDecision(
-    logs.filter(
-      (log) =>
-        'entry' in log &&
-        functionOf(log.entry) === 'preProvisionHook' &&
-        log.entry.certificateId === certificateId,
-    ),
+  const own = logs.filter(
+    (log): log is { entry: Record<string, unknown> } =>
+      'entry' in log &&
+      functionOf(log.entry) === 'preProvisionHook' &&
+      log.entry.certificateId === certificateId,
   );
+  const decision = hookDecision(own);
+  if (!decision || decision.allowProvisioning) return decision;
+  const requested = own.findLast((log) => log.entry.message === 'quarantine requested')?.entry;
+  if (!requested || typeof requested.reason !== 'string') return decision;
+  const serial = typeof requested.quarantineSerial === 'string' ? requested.quarantineSerial : undefined;
+  return {
+    ...decision,
+    quarantine: { reason: requested.reason, certificateId, ...(serial ? { serial } : {}) },
+  };
 }
 
 /** The entries at WARN or above: what an operator should read after an invocation. */

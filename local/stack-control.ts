@@ -23,6 +23,11 @@ export interface StackHandle {
   invoke(functionName: string, event: unknown): Promise<unknown>;
   /** `invoke`, with the lines the invocation logged (an InvocationError carries them in `logs`). */
   invokeWithLogs(functionName: string, event: unknown): Promise<{ result: unknown; logs: string[] }>;
+  /**
+   * Runs a function's cold start (loads its handler) without invoking it: no event, so no decision
+   * in its log (a warm-up invocation with an empty event would log a denial nobody made).
+   */
+  warm(functionName: string): Promise<void>;
   publish(topic: string, payload: unknown, meta?: PublishMeta): Promise<PublishResult>;
   trigger(functionName: string, options?: { time?: string }): Promise<unknown>;
   settle(timeoutMs?: number): Promise<void>;
@@ -41,6 +46,7 @@ export function localHandle(stack: LocalStack): StackHandle {
     declared: stack.declared,
     invoke: (name, event) => stack.invoke(name, event),
     invokeWithLogs: (name, event) => stack.invokeWithLogs(name, event),
+    warm: (name) => stack.functions.warm(name),
     publish: (topic, payload, meta) => stack.publish(topic, payload as object, meta),
     trigger: (name, options) => stack.trigger(name, options),
     settle: (timeoutMs) => stack.settle(timeoutMs),
@@ -60,6 +66,10 @@ export async function serveStackControl(stack: LocalStack): Promise<{ url: strin
       body.withLogs === true
         ? handle.invokeWithLogs(String(body.functionName), body.event)
         : handle.invoke(String(body.functionName), body.event),
+    'POST /warm': async (body) => {
+      await handle.warm(String(body.functionName));
+      return { warmed: true };
+    },
     'POST /publish': async (body) =>
       handle.publish(String(body.topic), body.payload, (body.meta ?? {}) as PublishMeta),
     'POST /trigger': async (body) =>
@@ -180,6 +190,9 @@ export function remoteHandle(stack: {
         result: unknown;
         logs: string[];
       },
+    warm: async (functionName) => {
+      await call('POST', '/warm', { functionName });
+    },
     publish: async (topic, payload, meta) =>
       (await call('POST', '/publish', { topic, payload, meta })) as PublishResult,
     trigger: (functionName, options) => call('POST', '/trigger', { functionName, ...options }),

@@ -45,8 +45,8 @@ export const STACK_START = 'stack-start';
 
 /**
  * The stack's own log sources besides its functions: the `source` of the lines the stack itself
- * writes to its log (the MQTT endpoint's refused connections). `fleetgate logs --function` takes
- * them as it takes a function's name.
+ * writes to its log (the MQTT endpoint's refused and closed connections, failed TLS handshakes).
+ * `fleetgate logs --function` takes them as it takes a function's name.
  */
 export const STACK_LOG_SOURCES = { iotEndpoint: 'iot-endpoint' } as const;
 

@@ -26,7 +26,14 @@ import { type IotEmulator, startIotEmulator } from './iot-emulator/index';
 import { type MaterializedIotResource, materializeIotResources } from './iot-resources';
 import { LocalFunctions } from './lambda-runtime';
 import { LOCAL_CREDENTIALS, type LocalSqs, startLocalSqs } from './local-sqs';
-import { type ConnectionRefusal, type MqttBroker, startMqttBroker } from './mqtt/broker';
+import {
+  type ConnectionRefusal,
+  type EndpointClosure,
+  type MqttBroker,
+  type MqttBrokerOptions,
+  startMqttBroker,
+  type TlsFailure,
+} from './mqtt/broker';
 import { projectRoot } from './paths';
 import { MessageLedger, type MessageTrace, QueuePoller } from './queue-poller';
 import { type PublishMeta, type RuleOutcome, RulesEngine } from './rules-engine';
@@ -282,7 +289,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ? await startMqttBroker({
             emulator,
             ...(options.mqttPort ? { port: options.mqttPort } : {}),
-            onRefused: refusalLogger(options),
+            ...endpointLoggers(options),
           })
         : undefined;
     // Stopped before the emulator (cleanup runs in reverse).
@@ -629,21 +636,26 @@ async function prepareLocalAccount(emulator: IotEmulator, model: StackModel): Pr
 }
 
 /**
- * A refused MQTT connection as a log line where the functions' logs go (`handlerOutput`, the stack's
- * log, `fleetgate logs`), shaped after AWS IoT's own log entry for it (AWSIotLogsV2 `eventType:
- * Connect`, `status: Failure`, the client id and principal): a third-party client is told nothing
- * but a CONNACK code, so this is where its developer reads why. Silenced with the functions' logs
+ * What the MQTT endpoint refuses or ends as log lines where the functions' logs go (`handlerOutput`,
+ * the stack's log, `fleetgate logs --function iot-endpoint`), shaped after AWS IoT's own log entries
+ * (AWSIotLogsV2 `eventType: Connect|Disconnect`, the client id and principal): a refused connection,
+ * a failed TLS handshake, and a connection the endpoint closed itself. A third-party client is told
+ * nothing but a CONNACK code or a closed socket, so this is where its developer reads why. The
+ * certificate is named by its id, never its PEM. Silenced with the functions' logs
  * (`POWERTOOLS_LOG_LEVEL=SILENT` in `overrides`).
  */
-function refusalLogger(options: LocalStackOptions): ((refusal: ConnectionRefusal) => void) | undefined {
-  if (options.overrides?.POWERTOOLS_LOG_LEVEL === 'SILENT') return undefined;
+function endpointLoggers(
+  options: LocalStackOptions,
+): Pick<MqttBrokerOptions, 'onRefused' | 'onClosed' | 'onTlsError'> {
+  if (options.overrides?.POWERTOOLS_LOG_LEVEL === 'SILENT') return {};
   const write = options.handlerOutput ?? ((text: string) => void process.stdout.write(text));
-  return (refusal) =>
-    write(
-      `${JSON.stringify({
+  const line = (entry: Record<string, unknown>) =>
+    write(`${JSON.stringify({ source: STACK_LOG_SOURCES.iotEndpoint, ...entry })}\n`);
+  return {
+    onRefused: (refusal: ConnectionRefusal) =>
+      line({
         level: 'WARN',
         message: 'MQTT connection refused',
-        source: STACK_LOG_SOURCES.iotEndpoint,
         timestamp: refusal.at,
         eventType: 'Connect',
         status: 'Failure',
@@ -651,6 +663,32 @@ function refusalLogger(options: LocalStackOptions): ((refusal: ConnectionRefusal
         ...(refusal.certificateId ? { principalId: refusal.certificateId } : {}),
         reason: refusal.reason,
         ...(refusal.protocolVersion !== undefined ? { protocolVersion: refusal.protocolVersion } : {}),
-      })}\n`,
-    );
+      }),
+    onTlsError: (failure: TlsFailure) =>
+      line({
+        level: 'WARN',
+        message: 'TLS handshake failed',
+        timestamp: failure.at,
+        eventType: 'Connect',
+        status: 'Failure',
+        ...(failure.certificateId ? { principalId: failure.certificateId } : {}),
+        reason: failure.reason,
+        ...(failure.code ? { code: failure.code } : {}),
+        ...(failure.remoteAddress ? { sourceIp: failure.remoteAddress } : {}),
+      }),
+    onClosed: (closure: EndpointClosure) =>
+      line({
+        // A stopping stack closes every connection: expected, not a warning.
+        level: closure.reason === 'SERVER_INITIATED_DISCONNECT' ? 'INFO' : 'WARN',
+        message: 'MQTT connection closed by the endpoint',
+        timestamp: closure.at,
+        eventType: 'Disconnect',
+        clientId: closure.clientId,
+        principalId: closure.certificateId,
+        reason: closure.reason,
+        ...(closure.detail ? { detail: closure.detail } : {}),
+        ...(closure.reasonCode !== undefined ? { reasonCode: closure.reasonCode } : {}),
+        protocolVersion: closure.protocolVersion,
+      }),
+  };
 }

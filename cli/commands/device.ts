@@ -15,9 +15,10 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { IoTClient } from '@aws-sdk/client-iot';
+import { DescribeCertificateCommand, IoTClient } from '@aws-sdk/client-iot';
 import type { MqttClient } from 'mqtt';
 import { connectDevice, fleetRequest, fleetTopics } from '../../local/mqtt/client';
 import {
@@ -27,15 +28,16 @@ import {
   FleetSetupError,
 } from '../../local/mqtt/fleet-setup';
 import { projectRoot } from '../../local/paths';
-import { createCsr, exportPrivateKeyPem } from '../../local/pki';
+import { certificateId as computeCertificateId, createCsr, exportPrivateKeyPem } from '../../local/pki';
 import { readStackFile, stackLogPath } from '../../local/stack-file';
 import type { DeclaredIotNames } from '../../local/stack-model';
 import { parseCertificatePem } from '../../shared/certificates';
 import { claimClientId } from '../../shared/domain/client-ids';
 import { anchorCertificateRecord } from '../../shared/store/records';
+import { DEFAULT_CLAIM, describeSteps, type RecoveryFacts, recoverySteps } from '../device-recovery';
 import { ask, SessionError, serveSession, sessionSocketPath } from '../device-session';
 import { CommandFailure, type Output, UsageError } from '../io';
-import { type HookDecision, hookDecisionFor, parseLogLine } from '../log-lines';
+import { type HookDecision, hookDecisionFor, parseLogLine, SUSPICIOUS_DENIALS } from '../log-lines';
 import type { CommandRegistry } from '../main';
 import { resolveStoreTarget } from '../target';
 
@@ -50,6 +52,8 @@ export interface DeviceFile {
   templateName?: string;
   provisionedAt?: string;
   rotatedAt?: string;
+  /** The claim `device provision --claim` provisioned it with (not recorded with --claim-cert). */
+  claim?: string;
 }
 
 interface Endpoint {
@@ -149,6 +153,8 @@ async function connectOrFail(
   endpoint: Endpoint,
   identity: { certificatePem: string; privateKeyPem: string; file?: DeviceFile },
   clientId: string,
+  /** What the connection is for when it is not the identity's own connect (`device provision`'s claim). */
+  provisioning?: { name: string; serial: string; claimName: string },
 ): Promise<MqttClient> {
   const result = await connectDevice({
     url: endpoint.url,
@@ -159,15 +165,18 @@ async function connectOrFail(
     iot: endpoint.iot,
   });
   if (!result.connected) {
-    const stale = result.reason === 'UNKNOWN_CERTIFICATE' && identity.file ? staleHint(identity.file) : '';
+    const stale =
+      result.reason === 'UNKNOWN_CERTIFICATE' && identity.file
+        ? await staleHint(identity.file, endpoint, provisioning)
+        : undefined;
     throw new CommandFailure(
-      `the endpoint dropped the connection of ${clientId} (certificate ${result.certificateId.slice(0, 12)}…: ${result.reason})${stale}`,
+      `the endpoint dropped the connection of ${clientId} (certificate ${result.certificateId.slice(0, 12)}…: ${result.reason})${stale?.text ?? ''}`,
       {
         connected: false,
         clientId,
         certificateId: result.certificateId,
         reason: result.reason,
-        ...(stale ? { savedBeforeThisStack: true } : {}),
+        ...(stale ? { savedBeforeThisStack: true, steps: stale.steps } : {}),
       },
     );
   }
@@ -176,15 +185,64 @@ async function connectOrFail(
 
 /**
  * A saved identity whose certificate this stack's IoT has never seen: the files outlived the stack
- * that issued them (a local stack's IoT and table start empty). Says what to run instead.
+ * that issued them (a local stack's IoT and table start empty). Names every step from here to the
+ * goal, from what this stack holds (device-recovery.ts).
  */
-function staleHint(file: DeviceFile): string {
+async function staleHint(
+  file: DeviceFile,
+  endpoint: Endpoint,
+  provisioning?: { name: string; serial: string; claimName: string },
+): Promise<{ text: string; steps: string[] }> {
   const when = file.rotatedAt ?? file.provisionedAt;
-  const again =
-    file.kind === 'device' && file.serial
-      ? `provision it again: \`fleetgate device provision ${file.name} --serial ${file.serial}\``
-      : `create it again: \`fleetgate device claim ${file.name}\``;
-  return `; ${devicesDir()}/${file.name} was saved${when ? ` at ${when}` : ''} by another stack (this stack's IoT has no such certificate: a local stack starts empty): ${again}`;
+  const facts = await recoveryFacts(file, endpoint, provisioning);
+  const steps = recoverySteps(facts);
+  return {
+    text: `; ${devicesDir()}/${file.name} was saved${when ? ` at ${when}` : ''} by another stack (this stack's IoT has no such certificate: a local stack starts empty); from here: ${describeSteps(steps)}`,
+    steps,
+  };
+}
+
+async function recoveryFacts(
+  file: DeviceFile,
+  endpoint: Endpoint,
+  provisioning?: { name: string; serial: string; claimName: string },
+): Promise<RecoveryFacts> {
+  if (file.kind === 'temporary-claim')
+    return {
+      goal: { kind: 'temporary-claim', name: file.name, ...(file.serial ? { serial: file.serial } : {}) },
+    };
+  if (provisioning) {
+    // The claim itself is the stale identity here.
+    const device = await readDevice(provisioning.serial, endpoint);
+    return { goal: { kind: 'provision', ...provisioning }, ...(device ? { device } : {}) };
+  }
+  if (file.kind !== 'device' || !file.serial) return { goal: { kind: 'connect-claim', name: file.name } };
+  const claimName = file.claim ?? DEFAULT_CLAIM;
+  const [liveClaimCertificateId, device] = await Promise.all([
+    liveCertificateOf(claimName, endpoint),
+    readDevice(file.serial, endpoint),
+  ]);
+  return {
+    goal: { kind: 'connect-device', name: file.name, serial: file.serial, claimName },
+    ...(liveClaimCertificateId ? { liveClaimCertificateId } : {}),
+    ...(device ? { device } : {}),
+  };
+}
+
+/** The certificate id of the identity saved as `name` when this stack's IoT has it ACTIVE. */
+async function liveCertificateOf(name: string, endpoint: Endpoint): Promise<string | undefined> {
+  let certificateId: string;
+  try {
+    certificateId = readIdentity(name).file.certificateId;
+  } catch {
+    return undefined;
+  }
+  try {
+    const out = await endpoint.iot.send(new DescribeCertificateCommand({ certificateId }));
+    return out.certificateDescription?.status === 'ACTIVE' ? certificateId : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The declared template and policies, or a CommandFailure saying how to get them. */
@@ -320,7 +378,12 @@ export function registerDeviceCommands({ program, run }: CommandRegistry): void 
               (claim.file?.kind === 'temporary-claim' ? claim.file.templateName : undefined) ??
               endpoint.declared.fleetTemplateName ??
               (await fleet(endpoint)).templateName;
-            const client = await connectOrFail(endpoint, claim, claimClientId(options.serial));
+            const client = await connectOrFail(
+              endpoint,
+              claim,
+              claimClientId(options.serial),
+              claim.file ? { name, serial: options.serial, claimName: options.claim } : undefined,
+            );
             let provisioned: { certificateId: string; certificatePem: string; thingName: string };
             const csr = await createCsr({ subject: { commonName: options.serial } });
             try {
@@ -343,7 +406,17 @@ export function registerDeviceCommands({ program, run }: CommandRegistry): void 
                 },
               );
               if (!registered.accepted) {
-                throw await hookRejection(registered.body, String(created.body.certificateId ?? ''));
+                throw await hookRejection(
+                  registered.body,
+                  String(created.body.certificateId ?? ''),
+                  claim.file?.kind === 'claim'
+                    ? {
+                        goal: { kind: 'provision', name, serial: options.serial, claimName: options.claim },
+                        liveClaimCertificateId: computeCertificateId(claim.certificatePem),
+                      }
+                    : undefined,
+                  endpoint,
+                );
               }
               provisioned = {
                 certificateId: String(created.body.certificateId),
@@ -363,6 +436,7 @@ export function registerDeviceCommands({ program, run }: CommandRegistry): void 
                 thingName: provisioned.thingName,
                 templateName,
                 provisionedAt: new Date().toISOString(),
+                ...(options.claimCert ? {} : { claim: options.claim }),
               },
               provisioned.certificatePem,
               await exportPrivateKeyPem(csr.keys.privateKey),
@@ -547,7 +621,14 @@ async function holdSession(
     disconnectReason = packet.reasonCode;
   };
   const onClose = () => stop('endpoint');
+  // A socket error (the endpoint's process gone: ECONNRESET) comes before the close; without a
+  // listener it would be an uncaught exception instead of the session's end.
+  let connectionError: string | undefined;
+  const onError = (error: Error) => {
+    connectionError = error.message;
+  };
   const attach = async (next: MqttClient) => {
+    next.on('error', onError);
     next.on('message', (topic, payload) => {
       const text = payload.toString('utf8');
       received.push({ topic, payload: text });
@@ -606,11 +687,23 @@ async function holdSession(
         disconnectReason === undefined
           ? ''
           : ` (DISCONNECT reason 0x${disconnectReason.toString(16).padStart(2, '0')})`;
-      const closed = new CommandFailure(`the endpoint closed the connection of ${clientId}${reason}`, {
+      const details = {
         ...result,
         closedBy: 'endpoint',
         ...(disconnectReason === undefined ? {} : { disconnectReason }),
-      });
+        ...(connectionError ? { connectionError } : {}),
+      };
+      // A stopped stack closes every connection and listens no more: nothing else to ask it.
+      if (!(await listening(endpoint.host, endpoint.port))) {
+        throw new CommandFailure(
+          `the local IoT endpoint closed the connection of ${clientId}${reason} (stack stopped? nothing listens on ${endpoint.url} any more: \`fleetgate local status\`, \`fleetgate local up\`)`,
+          { ...details, endpointListening: false },
+        );
+      }
+      const closed = new CommandFailure(
+        `the endpoint closed the connection of ${clientId}${reason}`,
+        details,
+      );
       throw await withQuarantineNote(closed, identity, endpoint);
     }
     return result;
@@ -784,15 +877,36 @@ async function withQuarantineNote(
   });
 }
 
+/**
+ * The device's record in the running stack's store; undefined when that cannot be read (the stack
+ * stopped meanwhile: no ephemeral store is started for it, and its failure is not the command's).
+ */
 async function readDevice(serial: string, endpoint: Endpoint) {
+  if (!readStackFile()) return undefined;
   const quiet: Output = { json: true, interactive: false, say: () => undefined, warn: () => undefined };
   const target = await resolveStoreTarget({ table: endpoint.tableName }, quiet).catch(() => undefined);
   if (!target) return undefined;
   try {
     return await target.store.getDevice(serial);
+  } catch {
+    return undefined;
   } finally {
     await target.close();
   }
+}
+
+/** Whether something still accepts TCP connections on `host:port` (a stopped stack's endpoint does not). */
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(5000, () => done(true));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }
 
 /**
@@ -800,7 +914,12 @@ async function readDevice(serial: string, endpoint: Endpoint) {
  * the pre-provisioning hook)`, as AWS does. The reason is in the hook's log line (never a PEM):
  * read from the local stack's log, matched on the new certificate's id; else where to look.
  */
-async function hookRejection(body: Record<string, unknown>, certificateId: string): Promise<CommandFailure> {
+async function hookRejection(
+  body: Record<string, unknown>,
+  certificateId: string,
+  recovery: RecoveryFacts | undefined,
+  endpoint: Endpoint,
+): Promise<CommandFailure> {
   const failure = rejected('RegisterThing', body);
   if (body.errorCode !== 'AccessDenied') return failure;
   const decision = certificateId ? await hookDecisionFromStackLog(certificateId) : undefined;
@@ -808,10 +927,28 @@ async function hookRejection(body: Record<string, unknown>, certificateId: strin
   const why = decision?.reason
     ? `reason: ${decision.reason}${decision.detail ? ` — ${decision.detail}` : ''} (${where})`
     : `why: ${where}`;
-  return new CommandFailure(`${failure.message}; ${why}`, {
-    rejected: body,
-    ...(decision?.reason ? { hook: decision } : {}),
-  });
+  // Not (or not for this claim) on the allowlist: the steps from here, after what the store holds.
+  let steps: string[] | undefined;
+  if (
+    recovery &&
+    (decision?.reason === 'SERIAL_NOT_ALLOWLISTED' || decision?.reason === 'CLAIM_NOT_ALLOWED')
+  ) {
+    const serial = recovery.goal.kind === 'provision' ? recovery.goal.serial : undefined;
+    const device = serial ? await readDevice(serial, endpoint) : undefined;
+    steps = recoverySteps({ ...recovery, ...(device ? { device } : {}) });
+  }
+  // Only what the hook logged it did: the request is in the quarantine queue.
+  const quarantine = decision?.quarantine
+    ? `; the hook sent the presented certificate ${certificateId.slice(0, 12)}… to quarantine (${decision.quarantine.reason}${decision.quarantine.serial ? `, with device ${decision.quarantine.serial}` : '; the device itself is not quarantined'}): see \`fleetgate quarantine list\``
+    : '';
+  return new CommandFailure(
+    `${failure.message}; ${why}${quarantine}${steps ? `; from here: ${describeSteps(steps)}` : ''}`,
+    {
+      rejected: body,
+      ...(decision?.reason ? { hook: decision } : {}),
+      ...(steps ? { steps } : {}),
+    },
+  );
 }
 
 /** The hook writes its line as it answers; the log may lag the answer by a moment. */
@@ -829,7 +966,13 @@ async function hookDecisionFromStackLog(certificateId: string): Promise<HookDeci
           buffer.toString('utf8').split('\n').map(parseLogLine),
           certificateId,
         );
-        if (decision) return decision;
+        // A denial the hook may have sent to quarantine: its line follows the decision's.
+        const pending =
+          decision?.reason !== undefined &&
+          SUSPICIOUS_DENIALS.has(decision.reason) &&
+          !decision.quarantine &&
+          attempt < 9;
+        if (decision && !pending) return decision;
       } finally {
         closeSync(fd);
       }

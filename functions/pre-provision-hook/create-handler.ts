@@ -130,6 +130,13 @@ async function reportSuspicion(
   });
   if (sent === false)
     logger.error('quarantine request not sent in time', { reason: suspicion.reason, certificateId });
+  // Said only once the queue has it: the tools read this line to tell the device's user (never a PEM).
+  if (sent === true)
+    logger.warn('quarantine requested', {
+      reason: suspicion.reason,
+      certificateId,
+      ...(suspicion.serial ? { quarantineSerial: suspicion.serial } : {}),
+    });
 }
 
 function report(result: ProvisionResult, logger: Logger, metrics: Metrics): void {

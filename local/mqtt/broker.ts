@@ -60,6 +60,35 @@ export interface MqttBrokerOptions {
   host?: string;
   /** Called for every refused connection (reason as the emulator's gateway gives it). */
   onRefused?: (refusal: ConnectionRefusal) => void;
+  /** Called for every connection the endpoint closes itself (policy, certificate no longer ACTIVE, takeover, …). */
+  onClosed?: (closure: EndpointClosure) => void;
+  /** Called for every TLS handshake the endpoint fails (before any MQTT: no client id yet). */
+  onTlsError?: (failure: TlsFailure) => void;
+}
+
+/** A connection the endpoint closed itself, after accepting it. */
+export interface EndpointClosure {
+  clientId: string;
+  certificateId: string;
+  /** As the lifecycle event's `disconnectReason` says it (AUTH_ERROR, DUPLICATE_CLIENTID, …). */
+  reason: DisconnectReason;
+  /** What the endpoint saw, in a few words (never a payload or a PEM). */
+  detail?: string;
+  /** The MQTT 5 DISCONNECT reason code, when one was sent. */
+  reasonCode?: number;
+  protocolVersion: number;
+  at: string;
+}
+
+/** A TLS handshake the endpoint failed. */
+export interface TlsFailure {
+  /** OpenSSL's reason, e.g. `unsupported protocol`, `tlsv1 alert unknown ca`. */
+  reason: string;
+  code?: string;
+  /** The client certificate's id when it got that far. */
+  certificateId?: string;
+  remoteAddress?: string;
+  at: string;
 }
 
 /** A connection the endpoint refused. */
@@ -266,6 +295,8 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
   // connection at its next action, as IoT Core stops honouring it.
   const certificateActive = (connection: Connection) =>
     registry.certificates.get(connection.session.certificateId)?.status === 'ACTIVE';
+  const inactiveDetail = (connection: Connection) =>
+    `certificate ${registry.certificates.get(connection.session.certificateId)?.status ?? 'deleted'}`;
 
   // ------------------------------------------------------------------ writing
 
@@ -278,10 +309,24 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
    * Ends a connection: MQTT 5 clients get a DISCONNECT with `reasonCode` first (when given); the
    * presence event says `reason`.
    */
-  const closeWith = (connection: Connection, reason: DisconnectReason, reasonCode?: number) => {
+  const closeWith = (
+    connection: Connection,
+    reason: DisconnectReason,
+    reasonCode?: number,
+    detail?: string,
+  ) => {
     if (!connection.closeReason) connection.closeReason = reason;
     if (connection.closed || connection.closing) return;
     connection.closing = true;
+    options.onClosed?.({
+      clientId: connection.clientId,
+      certificateId: connection.session.certificateId,
+      reason: connection.closeReason,
+      ...(detail ? { detail } : {}),
+      ...(connection.version === 5 && reasonCode !== undefined ? { reasonCode } : {}),
+      protocolVersion: connection.version,
+      at: new Date().toISOString(),
+    });
     if (connection.version === 5 && reasonCode !== undefined) {
       write(connection.socket, 5, { cmd: 'disconnect', reasonCode });
     }
@@ -327,7 +372,9 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
   /** May `connection` receive `topic` now? An inactive certificate closes the connection. */
   const mayReceive = (connection: Connection, topic: string): boolean => {
     if (!certificateActive(connection)) {
-      setImmediate(() => closeWith(connection, 'AUTH_ERROR', ReasonCode.NotAuthorized));
+      setImmediate(() =>
+        closeWith(connection, 'AUTH_ERROR', ReasonCode.NotAuthorized, inactiveDetail(connection)),
+      );
       return false;
     }
     return allowed(connection.clientId, connection.certificateArn, 'iot:Receive', `topic/${topic}`);
@@ -439,7 +486,12 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       clearTimeout(connection.keepAliveTimer);
       const current = connection;
       current.keepAliveTimer = setTimeout(() => {
-        closeWith(current, 'MQTT_KEEP_ALIVE_TIMEOUT', ReasonCode.KeepAliveTimeout);
+        closeWith(
+          current,
+          'MQTT_KEEP_ALIVE_TIMEOUT',
+          ReasonCode.KeepAliveTimeout,
+          'nothing received for 1.5 × the keep-alive',
+        );
         current.socket.destroy();
       }, current.keepAliveMs * 1.5);
       current.keepAliveTimer.unref();
@@ -646,7 +698,12 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       const previous = state.connection;
       state.connection = opened;
       if (previous && !previous.closed)
-        closeWith(previous, 'DUPLICATE_CLIENTID', ReasonCode.SessionTakenOver);
+        closeWith(
+          previous,
+          'DUPLICATE_CLIENTID',
+          ReasonCode.SessionTakenOver,
+          `another connection took the client id (certificate ${certificateId})`,
+        );
       connection = opened;
       accepted.push({ clientId, protocolVersion: version, at: new Date().toISOString() });
       if (accepted.length > 1000) accepted.shift();
@@ -707,25 +764,30 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
         });
       };
       /** A refused publish: PUBACK with the reason (MQTT 5, QoS 1), otherwise the connection closes. */
-      const refusePublish = (reason: DisconnectReason, reasonCode: number) => {
+      const refusePublish = (reason: DisconnectReason, reasonCode: number, detail: string) => {
         if (v5 && qos === 1) return ack(reasonCode);
-        closeWith(conn, reason, reasonCode);
+        closeWith(conn, reason, reasonCode, detail);
       };
       if (!validTopicName(topic)) return violation(ReasonCode.TopicNameInvalid);
-      if (!certificateActive(conn)) return closeWith(conn, 'AUTH_ERROR', ReasonCode.NotAuthorized);
+      if (!certificateActive(conn))
+        return closeWith(conn, 'AUTH_ERROR', ReasonCode.NotAuthorized, inactiveDetail(conn));
       const payload = Buffer.from(packet.payload);
       if (
         !allowed(conn.clientId, conn.certificateArn, 'iot:Publish', `topic/${topic}`) ||
         (packet.retain && !allowed(conn.clientId, conn.certificateArn, 'iot:RetainPublish', `topic/${topic}`))
       ) {
         // IoT Core disconnects an MQTT 3.1.1 client that publishes where it may not.
-        return refusePublish('AUTH_ERROR', ReasonCode.NotAuthorized);
+        return refusePublish(
+          'AUTH_ERROR',
+          ReasonCode.NotAuthorized,
+          `the policies do not allow ${packet.retain ? 'a retained ' : ''}iot:Publish on ${topic}`,
+        );
       }
       if (payload.length > LIMITS.maximumPayloadBytes)
-        return closeWith(conn, 'CLIENT_ERROR', ReasonCode.PacketTooLarge);
+        return closeWith(conn, 'CLIENT_ERROR', ReasonCode.PacketTooLarge, 'payload over the size limit');
       const properties = v5 ? forwardedProperties(packet.properties) : undefined;
       if (properties?.payloadFormatIndicator === true && !isUtf8(payload)) {
-        return refusePublish('CLIENT_ERROR', ReasonCode.PayloadFormatInvalid);
+        return refusePublish('CLIENT_ERROR', ReasonCode.PayloadFormatInvalid, 'payload is not UTF-8');
       }
       const request = parseFleetTopic(topic);
       if (request) {
@@ -788,7 +850,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
           return;
         }
         if (!certificateActive(conn)) {
-          closeWith(conn, 'AUTH_ERROR', ReasonCode.NotAuthorized);
+          closeWith(conn, 'AUTH_ERROR', ReasonCode.NotAuthorized, inactiveDetail(conn));
           return;
         }
         if (!allowed(conn.clientId, conn.certificateArn, 'iot:Subscribe', `topicfilter/${request.topic}`)) {
@@ -902,6 +964,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       connection,
       reason,
       reason === 'DUPLICATE_CLIENTID' ? ReasonCode.SessionTakenOver : ReasonCode.NotAuthorized,
+      reason === 'DUPLICATE_CLIENTID' ? 'another connection took the client id' : 'ended by the gateway',
     );
   });
   // What the emulator publishes (presence, registry events, shadow replies, data-plane Publish) reaches
@@ -942,7 +1005,26 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     },
     handleSocket,
   );
-  server.on('tlsClientError', () => undefined);
+  server.on('tlsClientError', (error: NodeJS.ErrnoException & { reason?: string }, socket: TLSSocket) => {
+    // Only what TLS itself refused: a TCP connection that closes before a ClientHello (a port probe)
+    // is nobody's failed handshake.
+    const ssl = error.code?.startsWith('ERR_SSL_') === true || error.reason !== undefined;
+    if (!ssl) return;
+    let certificateId: string | undefined;
+    try {
+      const raw = socket.getPeerCertificate()?.raw;
+      if (raw) certificateId = createHash('sha256').update(raw).digest('hex');
+    } catch {
+      // no peer certificate to name
+    }
+    options.onTlsError?.({
+      reason: error.reason ?? error.code ?? 'handshake failed',
+      ...(error.code ? { code: error.code } : {}),
+      ...(certificateId ? { certificateId } : {}),
+      ...(socket.remoteAddress ? { remoteAddress: socket.remoteAddress } : {}),
+      at: new Date().toISOString(),
+    });
+  });
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -979,7 +1061,12 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
           (connection) =>
             new Promise<void>((resolve) => {
               connection.socket.once('close', () => resolve());
-              closeWith(connection, 'SERVER_INITIATED_DISCONNECT', ReasonCode.ServerShuttingDown);
+              closeWith(
+                connection,
+                'SERVER_INITIATED_DISCONNECT',
+                ReasonCode.ServerShuttingDown,
+                'the endpoint is stopping',
+              );
             }),
         );
         await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 2000))]);

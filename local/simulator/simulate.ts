@@ -182,23 +182,20 @@ export const FLOW_FUNCTIONS: Record<SimulationFlow, string[]> = {
 };
 
 /** Functions the simulation makes run, loaded one at a time before it starts. */
-const WARM_UP: Record<string, unknown> = {
-  preProvisionHook: {},
-  registerCertificate: { Records: [] },
-  deviceLifecycle: { Records: [] },
-  quarantineDevice: { Records: [] },
-};
+const WARM_UP = ['preProvisionHook', 'registerCertificate', 'deviceLifecycle', 'quarantineDevice'] as const;
 
 /**
  * Loads each function before devices arrive. The local stack's functions share one process and set
  * their environment on `process.env` per invocation, so two cold starts at once can read each
- * other's configuration; one cold start at a time cannot.
+ * other's configuration; one cold start at a time cannot. Loaded, not invoked: an invocation with an
+ * empty event would be a decision in the function's log (the hook's INVALID_EVENT denial) that no
+ * device asked for — and no event is marked as "only a warm-up", so none can hide its own decision.
  */
 async function warmUp(handle: StackHandle, names: ReadonlySet<string>): Promise<void> {
-  for (const [name, event] of Object.entries(WARM_UP)) {
+  for (const name of WARM_UP) {
     if (!names.has(name)) continue;
-    // A denial or a parse failure of the empty event is expected: only the cold start matters.
-    await handle.invoke(name, event).catch(() => undefined);
+    // Only the cold start matters; a function that fails to load fails again, visibly, when invoked.
+    await handle.warm(name).catch(() => undefined);
   }
 }
 

@@ -84,6 +84,17 @@ describe('fleetgate device rotate through a device connect session', () => {
       expect(session.printed()).not.toMatch(/uncaught|Error:|at .*\.js:\d+/i);
       expect(session.output.stderr).toMatch(/the endpoint closed the connection/);
       expect(session.output.stderr).toMatch(/SN-SES-01 was quarantined at \S+ \(STOLEN, by operator\)/);
+      // The stack log says which connection the endpoint closed, and why (the certificate by its id).
+      const endpointLog = await fleetgate(['logs', '--function', 'iot-endpoint', '--json'], env);
+      expect(endpointLog.json<{ lines: unknown[] }>().lines).toContainEqual(
+        expect.objectContaining({
+          message: 'MQTT connection closed by the endpoint',
+          clientId: 'SN-SES-01',
+          principalId: expect.stringMatching(/^[0-9a-f]{64}$/),
+          reason: 'AUTH_ERROR',
+          detail: expect.any(String),
+        }),
+      );
     } finally {
       session.child.kill('SIGINT');
     }
@@ -129,5 +140,27 @@ describe('fleetgate device rotate through a device connect session', () => {
       session.child.kill('SIGINT');
     }
     expect(await session.output.closed).toBe(0);
+  });
+});
+
+describe('fleetgate device connect when the local stack stops under it', () => {
+  it('says the local IoT endpoint closed the connection because the stack stopped, and exits 1', async () => {
+    const session = await startSession('dev2');
+    try {
+      // Act
+      const down = await fleetgate(['local', 'down'], env);
+      const code = await session.output.closed;
+
+      // Assess
+      expect(down.code, down.stderr).toBe(0);
+      expect(code).toBe(1);
+      expect(session.output.stderr).toContain(
+        'fleetgate: the local IoT endpoint closed the connection of SN-SES-02 (stack stopped?',
+      );
+      expect(session.output.stderr).toContain('fleetgate local up');
+      expect(session.printed()).not.toMatch(/ECONNREFUSED|uncaught|at .*\.js:\d+/i);
+    } finally {
+      session.child.kill('SIGINT');
+    }
   });
 });

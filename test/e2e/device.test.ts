@@ -161,21 +161,98 @@ describe('fleetgate device', () => {
     expect(usage.code).toBe(2);
   });
 
-  it('says when a saved device is from another stack, and how to provision it again', async () => {
+  it('a second provision of an ACTIVE serial says the hook sent its certificate to quarantine, and where to see it', async () => {
+    // Act: SN-E2E-01 is ACTIVE (dev1); another device presents a new key for it.
+    const again = await fleetgate(['device', 'provision', 'dev5', '--serial', 'SN-E2E-01', '--json'], env);
+
+    // Assess
+    expect(again.code).toBe(1);
+    const { hook } = again.json<{
+      result: { hook: { reason: string; quarantine: { reason: string; certificateId: string } } };
+    }>().result;
+    expect(hook.reason).toBe('SERIAL_BOUND_TO_OTHER_CERTIFICATE');
+    expect(hook.quarantine.reason).toBe('SERIAL_TAKEOVER_ATTEMPT');
+    const presented = hook.quarantine.certificateId;
+    expect(again.stderr).toContain(
+      `the hook sent the presented certificate ${presented.slice(0, 12)}… to quarantine (SERIAL_TAKEOVER_ATTEMPT; the device itself is not quarantined): see \`fleetgate quarantine list\``,
+    );
+    // What it says is what happened: the certificate is in quarantine (the worker runs from the
+    // queue, after the answer), and SN-E2E-01 is still ACTIVE.
+    let listed: Array<{ certificateId: string; reason: string }> = [];
+    for (let attempt = 0; attempt < 40 && !listed.some((c) => c.certificateId === presented); attempt += 1) {
+      if (attempt > 0) await sleep(250);
+      listed = (await fleetgate(['quarantine', 'list', '--json'], env)).json<{
+        certificates: Array<{ certificateId: string; reason: string }>;
+      }>().certificates;
+    }
+    expect(listed).toContainEqual(
+      expect.objectContaining({ certificateId: presented, reason: 'SERIAL_TAKEOVER_ATTEMPT' }),
+    );
+    const device = await fleetgate(['devices', 'get', 'SN-E2E-01', '--json'], env);
+    expect(device.json()).toMatchObject({ device: { state: 'ACTIVE' } });
+  });
+
+  it('says when a saved device is from another stack, and every step from there to connected', async () => {
     // A new stack (its IoT and table start empty) with the devices folder of the first one.
     const other = { ...env, FLEETGATE_STACK_FILE: join(dir, 'second', 'stack.json') };
     expect((await fleetgate(['local', 'up', '--json'], other)).code).toBe(0);
     try {
-      // Act
+      // Act: the device, its claim, and provisioning with that claim, all from the first stack.
       const connected = await fleetgate(['device', 'connect', 'dev2', '--json'], other);
-      // Assess
+      const claimConnected = await fleetgate(['device', 'connect', 'claim'], other);
+      const provisioned = await fleetgate(['device', 'provision', 'dev2', '--serial', 'SN-E2E-02'], other);
+
+      // Assess: the whole sequence at once — a new claim, the allowlist, provisioning, connecting.
       expect(connected.code).toBe(1);
       expect(connected.json()).toMatchObject({
         ok: false,
-        result: { connected: false, reason: 'UNKNOWN_CERTIFICATE', savedBeforeThisStack: true },
+        result: {
+          connected: false,
+          reason: 'UNKNOWN_CERTIFICATE',
+          savedBeforeThisStack: true,
+          steps: [
+            'fleetgate device claim',
+            "printf 'serial,allowedClaim\\nSN-E2E-02,<the new claim's certificate id>\\n' > serials.csv",
+            'fleetgate allowlist import serials.csv',
+            'fleetgate device provision dev2 --serial SN-E2E-02',
+            'fleetgate device connect dev2',
+          ],
+        },
       });
       expect(connected.stderr).toContain('was saved at');
-      expect(connected.stderr).toContain('fleetgate device provision dev2 --serial SN-E2E-02');
+      expect(connected.stderr).toContain(
+        "from here: `fleetgate device claim`, then `printf 'serial,allowedClaim\\nSN-E2E-02,<the new claim's certificate id>\\n' > serials.csv` and `fleetgate allowlist import serials.csv`, then `fleetgate device provision dev2 --serial SN-E2E-02`, then `fleetgate device connect dev2`",
+      );
+      expect(claimConnected.code).toBe(1);
+      expect(claimConnected.stderr).toContain(
+        'from here: `fleetgate device claim`, then `fleetgate device connect claim`',
+      );
+      expect(provisioned.code).toBe(1);
+      expect(provisioned.stderr).toContain(
+        "from here: `fleetgate device claim`, then `printf 'serial,allowedClaim\\nSN-E2E-02,<the new claim's certificate id>\\n' > serials.csv` and `fleetgate allowlist import serials.csv`, then `fleetgate device provision dev2 --serial SN-E2E-02`",
+      );
+      for (const result of [connected, claimConnected, provisioned])
+        expect(result.stderr).not.toContain('device claim claim');
+
+      // Act: the first step done, the hint names what is left, with the new claim's id.
+      const claim = await fleetgate(['device', 'claim', '--json'], other);
+      expect(claim.code, claim.stderr).toBe(0);
+      const claimId = claim.json<{ certificateId: string }>().certificateId;
+      const again = await fleetgate(['device', 'connect', 'dev2', '--json'], other);
+      const steps = again.json<{ result: { steps: string[] } }>().result.steps;
+      expect(steps).toEqual([
+        `printf 'serial,allowedClaim\\nSN-E2E-02,${claimId}\\n' > serials.csv`,
+        'fleetgate allowlist import serials.csv',
+        'fleetgate device provision dev2 --serial SN-E2E-02',
+        'fleetgate device connect dev2',
+      ]);
+      // The steps work as written.
+      const csv = join(dir, 'second', 'serials.csv');
+      await writeFile(csv, `serial,allowedClaim\nSN-E2E-02,${claimId}\n`);
+      expect((await fleetgate(['allowlist', 'import', csv], other)).code).toBe(0);
+      const reprovisioned = await fleetgate(['device', 'provision', 'dev2', '--serial', 'SN-E2E-02'], other);
+      expect(reprovisioned.code, reprovisioned.stderr).toBe(0);
+      expect((await fleetgate(['device', 'connect', 'dev2', '--for', '0'], other)).code).toBe(0);
     } finally {
       await fleetgate(['local', 'down'], other);
     }

@@ -3,12 +3,14 @@
  * endpoint's own lines (`iot-endpoint`: a refused MQTT connection) can be selected like a function's,
  * `--all` marks where each run starts, and the stack's own start-up output is not an entry.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fleetgate } from '../support/cli';
+import { closed, connect } from '../support/mqtt';
 
 interface LogsJson {
   since?: string;
@@ -92,5 +94,86 @@ describe('fleetgate logs', () => {
     expect(json.lines.filter((line) => String(line.text ?? '').startsWith('serving (pid'))).toEqual([]);
     const latest = (await fleetgate(['logs', '--json'], env)).json<LogsJson>();
     expect(latest.lines.filter((line) => 'text' in line)).toEqual([]);
+  });
+
+  it('the endpoint’s own closes and failed TLS handshakes are lines of iot-endpoint: client id, certificate id, reason', async () => {
+    // Prepare: a claim of this run, two connections with one client id, then a publish its policy denies.
+    const claim = await fleetgate(['device', 'claim', 'second', '--json'], env);
+    expect(claim.code, claim.stderr).toBe(0);
+    const files = claim.json<{
+      certificateId: string;
+      certificateFile: string;
+      privateKeyFile: string;
+      caFile: string;
+      endpoint: string;
+      host: string;
+      port: number;
+    }>();
+    const broker = { url: files.endpoint, caPem: await readFile(files.caFile, 'utf8') };
+    const identity = {
+      certificatePem: await readFile(files.certificateFile, 'utf8'),
+      privateKeyPem: await readFile(files.privateKeyFile, 'utf8'),
+    };
+
+    // Act
+    const first = await connect(broker, identity, 'claim.LOG-1');
+    const firstClosed = closed(first);
+    const second = await connect(broker, identity, 'claim.LOG-1');
+    await firstClosed;
+    const secondClosed = closed(second);
+    second.publish('not/allowed', 'x', { qos: 0 });
+    await secondClosed;
+    // A client that offers only TLS 1.1: the endpoint (TLS 1.2+) fails the handshake.
+    const tlsError = await new Promise<string>((resolve) => {
+      const socket = tlsConnect({
+        host: files.host,
+        port: files.port,
+        ca: broker.caPem,
+        minVersion: 'TLSv1',
+        maxVersion: 'TLSv1.1',
+      });
+      socket.once('secureConnect', () => resolve('connected'));
+      socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    });
+    first.end(true);
+    second.end(true);
+
+    // Assess
+    expect(tlsError).not.toBe('connected');
+    const expected = [
+      expect.objectContaining({
+        source: 'iot-endpoint',
+        message: 'MQTT connection closed by the endpoint',
+        eventType: 'Disconnect',
+        clientId: 'claim.LOG-1',
+        principalId: files.certificateId,
+        reason: 'DUPLICATE_CLIENTID',
+      }),
+      expect.objectContaining({
+        source: 'iot-endpoint',
+        message: 'MQTT connection closed by the endpoint',
+        clientId: 'claim.LOG-1',
+        principalId: files.certificateId,
+        reason: 'AUTH_ERROR',
+        detail: 'the policies do not allow iot:Publish on not/allowed',
+      }),
+      expect.objectContaining({
+        source: 'iot-endpoint',
+        level: 'WARN',
+        message: 'TLS handshake failed',
+        eventType: 'Connect',
+        status: 'Failure',
+        reason: 'unsupported protocol',
+      }),
+    ];
+    let lines: Array<Record<string, unknown>> = [];
+    // The endpoint logs as it closes; the log may lag the client by a moment.
+    for (let attempt = 0; attempt < 20; attempt += 1) {
+      lines = (await endpointLines()).lines;
+      if (lines.length >= 4) break;
+      await sleep(250);
+    }
+    expect(lines).toEqual([expect.objectContaining({ message: 'MQTT connection refused' }), ...expected]);
+    expect(JSON.stringify(lines)).not.toContain('BEGIN');
   });
 });

@@ -110,6 +110,14 @@ describe('fleetgate simulate', () => {
     const imitated = store.byState.QUARANTINED ?? 0;
     expect(imitated).toBeLessThanOrEqual(2);
     expect((store.byState.ACTIVE ?? 0) + imitated).toBe(16);
+    // The simulation warmed the hook (loaded, not invoked), and JITP never calls it: the hook's log
+    // has no decision — no INVALID_EVENT denial of a warm-up nobody made.
+    const hookLog = await fleetgate(['logs', '--function', 'preProvisionHook', '--json'], env);
+    expect(hookLog.code, hookLog.stderr).toBe(0);
+    const decisions = hookLog
+      .json<{ lines: Array<Record<string, unknown>> }>()
+      .lines.filter((line) => 'reason' in line || /^provisioning |denying/.test(String(line.message)));
+    expect(decisions).toEqual([]);
   }, 240_000);
 
   it('--burst: a factory line powering on at once is throttled by Fleet Provisioning, backs off, and every device provisions', async () => {
