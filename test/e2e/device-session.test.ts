@@ -63,14 +63,13 @@ describe('fleetgate device rotate through a device connect session', () => {
         (await fleetgate(['quarantine', 'add', 'SN-SES-01', '--reason', 'STOLEN', '--json'], env)).code,
       ).toBe(0);
       // Act
-      const started = Date.now();
       const rotated = await fleetgate(['device', 'rotate', 'dev1', '--timeout', '30', '--json'], env);
-      const took = Date.now() - started;
       const sessionCode = await Promise.race([session.output.closed, sleep(15_000, 'still running')]);
 
-      // Assess: the rotate command, fast and with what the store says (as without a session).
-      expect(took).toBeLessThan(15_000);
+      // Assess: the rotate command fails on the closed connection with what the store says (as
+      // without a session), not on its own 30 s timeout.
       expect(rotated.code).toBe(1);
+      expect(rotated.stderr).not.toContain('may still complete');
       expect(rotated.stderr).toMatch(/SN-SES-01 was quarantined at \S+ \(STOLEN, by operator\)/);
       expect(rotated.stderr).toContain('fleetgate quarantine release SN-SES-01');
       expect(rotated.stderr).toContain('closed the connection');
