@@ -5,14 +5,13 @@
  * once per container, here; the behaviour is in `create-handler.ts` and `shared/reconcile/`.
  */
 import { IoTClient } from '@aws-sdk/client-iot';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { documentClient } from '../../shared/aws/clients';
 import { loadConfig } from '../../shared/config';
-import { SqsDeadLetterQueue } from '../../shared/dlq/dead-letter-sender';
 import { ConfigError } from '../../shared/errors';
 import { IotInventory } from '../../shared/iot/iot-inventory';
 import { createLogger, createMetrics } from '../../shared/logging';
-import { SqsContinuationQueue } from '../../shared/reconcile/continuation-queue';
+import { deadLettersOnFirstUse, type SqsOnFirstUse, sqsOnFirstUse } from '../../shared/queue-senders';
+import type { ContinuationQueue } from '../../shared/reconcile/continuation-queue';
 import { createReportSink } from '../../shared/reports/report-sink';
 import { StoreClient } from '../../shared/store/client';
 import { ProvisioningStore } from '../../shared/store/provisioning-store';
@@ -29,15 +28,17 @@ function defaultDeps(): ReconcileInventoryDeps {
   if (!config.deadLetterQueueUrl)
     throw new ConfigError(['DEAD_LETTER_QUEUE_URL: required by reconcileInventory']);
   const db = new StoreClient(documentClient(), config.tableName);
-  const sqs = new SQSClient({});
+  // The SQS client is loaded on the first continuation or dead letter (a run that ends in one
+  // invocation sends none): shared/queue-senders.ts.
+  const sqs = sqsOnFirstUse({});
   return {
     reconcileStore: new ReconcileStore(db),
     provisioningStore: new ProvisioningStore(db),
     // The token buckets keep under the quota; the retries are the safety net when others share it.
     inventory: new IotInventory(new IoTClient({ maxAttempts: 8 }), config.reconcileMaxTps),
     sink: createReportSink(config.reportDestination),
-    continuations: new SqsContinuationQueue(sqs, config.reconcileQueueUrl),
-    deadLetters: new SqsDeadLetterQueue(sqs, config.deadLetterQueueUrl),
+    continuations: continuationsOnFirstUse(sqs, config.reconcileQueueUrl),
+    deadLetters: deadLettersOnFirstUse(sqs, config.deadLetterQueueUrl),
     safetyMarginMs: config.reconcileSafetyMarginMs,
     pageSize: config.reconcilePageSize,
     neverConnectedDays: config.factoryNeverConnectedDays,
@@ -45,6 +46,19 @@ function defaultDeps(): ReconcileInventoryDeps {
     clock: Date.now,
     logger: createLogger('reconcileInventory'),
     metrics: createMetrics('reconcileInventory'),
+  };
+}
+
+/** `SqsContinuationQueue` on `queueUrl`, loaded with the SQS client on the first continuation. */
+function continuationsOnFirstUse(sqs: SqsOnFirstUse, queueUrl: string): ContinuationQueue {
+  return {
+    async send(continuation) {
+      const [client, { SqsContinuationQueue }] = await Promise.all([
+        sqs(),
+        import('../../shared/reconcile/continuation-queue'),
+      ]);
+      return new SqsContinuationQueue(client, queueUrl).send(continuation);
+    },
   };
 }
 

@@ -26,7 +26,10 @@ const LOADED_WHEN_REACHED: Record<string, Array<[pkg: string, why: string]>> = {
   'rotate-certificate': [['@aws-sdk/client-sqs', 'dead-letter queue, on first send']],
   'quarantine-device': [['@aws-sdk/client-sqs', 'dead-letter queue, on first send']],
   'expiry-sweep': [['@aws-sdk/client-s3', 'S3 report sink, when the run writes its report']],
-  'reconcile-inventory': [['@aws-sdk/client-s3', 'S3 report sink, when the run writes its report']],
+  'reconcile-inventory': [
+    ['@aws-sdk/client-s3', 'S3 report sink, when the run writes its report'],
+    ['@aws-sdk/client-sqs', 'continuation and dead-letter queues, on first send'],
+  ],
 };
 
 describe.each(Object.entries(LOADED_WHEN_REACHED))('%s bundle', (fn, packages) => {
