@@ -9,17 +9,21 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { build, type Metafile, type Plugin } from 'esbuild';
+import { build, type Metafile } from 'esbuild';
 import { startIotEmulator } from '../local/iot-emulator/index';
 import { projectRoot } from '../local/paths';
 import { loadServerlessConfig } from '../local/serverless-config';
 import { buildStackModel, type FunctionSpec } from '../local/stack-model';
 import { ensureTable } from '../local/table';
 import { childOutput } from '../test/support/cli';
+import {
+  lambdaBuildOptions,
+  reachableOutputs,
+  serverlessEsbuildSettings,
+} from '../test/support/lambda-bundle';
 import type { BenchContext, BenchRow } from './types';
 
 const LOAD_RUNS = 9;
@@ -47,7 +51,7 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
     region: 'us-east-1',
     sqsEndpoint: 'http://127.0.0.1:9',
   });
-  const esbuildSettings = (config.custom as { esbuild: EsbuildSettings }).esbuild;
+  const esbuildSettings = serverlessEsbuildSettings(root);
   const out = mkdtempSync(join(tmpdir(), 'fleetgate-bench-handlers-'));
   const dynamodb = await context.dynamodb();
   const ddb = new DynamoDBClient({ endpoint: dynamodb, region: 'us-east-1' });
@@ -72,27 +76,8 @@ export async function run(context: BenchContext): Promise<BenchRow[]> {
   // One folder per function, as serverless-esbuild builds: with `splitting`, a dynamic import()'s
   // module is a chunk beside the handler, loaded when reached.
   const extension = esbuildSettings.outputFileExtension ?? '.js';
-  const bundleOptions = (entry: string, outdir: string, external: string[] = []) => ({
-    entryPoints: [entry],
-    outdir,
-    outExtension: { '.js': extension },
-    splitting: esbuildSettings.splitting ?? false,
-    metafile: true,
-    absWorkingDir: root,
-    bundle: esbuildSettings.bundle,
-    minify: esbuildSettings.minify,
-    target: esbuildSettings.target,
-    platform: esbuildSettings.platform,
-    format: esbuildSettings.format,
-    mainFields: esbuildSettings.mainFields,
-    banner: esbuildSettings.banner,
-    alias: esbuildSettings.alias ?? {},
-    // serverless.yml's plugins (Powertools' zod imports as namespace imports; the source-map move and
-    // the chunks' move to the function's zip do nothing outside serverless-esbuild's build folder).
-    plugins: esbuildSettings.plugins ? loadPlugins(join(root, esbuildSettings.plugins)) : [],
-    external,
-    logLevel: 'silent' as const,
-  });
+  const bundleOptions = (entry: string, outdir: string, external: string[] = []) =>
+    lambdaBuildOptions(esbuildSettings, entry, outdir, external, root);
   // The hook first: its cold start counts against AWS IoT's 5 s.
   const functions = [...model.functions].sort(
     (a, b) => Number(b.name === 'preProvisionHook') - Number(a.name === 'preProvisionHook'),
@@ -195,52 +180,18 @@ async function measure(
   return rows;
 }
 
-interface EsbuildSettings {
-  bundle: boolean;
-  minify: boolean;
-  target: string;
-  platform: 'node';
-  format: 'esm';
-  mainFields: string[];
-  banner: { js: string };
-  alias?: Record<string, string>;
-  splitting?: boolean;
-  outputFileExtension?: string;
-  /** `./scripts/esbuild-plugins.cjs`: a module exporting esbuild plugins (or a function returning them). */
-  plugins?: string;
-}
-
-/** The plugins module as serverless-esbuild reads it: an array, or a function returning one. */
-function loadPlugins(file: string): Plugin[] {
-  const exported = createRequire(import.meta.url)(file) as Plugin[] | ((serverless?: unknown) => Plugin[]);
-  return typeof exported === 'function' ? exported() : exported;
-}
-
 /**
  * Bytes of what a cold start loads (the handler and, transitively, the chunks it imports
  * statically) and of everything it can load (also through `import()`: what the zip carries, since
  * the serverless build drops chunks nothing imports; source maps are not counted).
  */
 function outputSizes(metafile: Metafile, handler: string): { coldStart: number; all: number } {
-  const outputs = Object.entries(metafile.outputs).filter(([file]) => !file.endsWith('.map'));
-  const byPath = new Map(outputs.map(([file, output]) => [resolve(projectRoot(), file), output]));
-  const reach = (dynamic: boolean) => {
-    const seen = new Set<string>();
-    const visit = (file: string) => {
-      if (seen.has(file)) return;
-      seen.add(file);
-      const kinds = dynamic ? ['import-statement', 'dynamic-import'] : ['import-statement'];
-      const imports = byPath.get(file)?.imports ?? [];
-      for (const imported of imports.filter((i) => !i.external && kinds.includes(i.kind))) {
-        visit(resolve(projectRoot(), imported.path));
-      }
-    };
-    visit(handler);
-    let bytes = 0;
-    for (const file of seen) bytes += byPath.get(file)?.bytes ?? 0;
-    return bytes;
+  const bytes = (dynamic: boolean) => {
+    let total = 0;
+    for (const output of reachableOutputs(metafile, handler, { dynamic }).values()) total += output.bytes;
+    return total;
   };
-  return { coldStart: reach(false), all: reach(true) };
+  return { coldStart: bytes(false), all: bytes(true) };
 }
 
 function handlerFile(root: string, fn: FunctionSpec): string {
