@@ -7,47 +7,33 @@
  */
 import type { SQSClient, SQSClientConfig } from '@aws-sdk/client-sqs';
 import type { DeadLetterSender } from './dlq/dead-letter-sender';
+import { onFirstUse } from './on-first-use';
 import type { QuarantineSender } from './quarantine-sender';
 
 /** The SQS client of a function, created on first use. */
 export type SqsOnFirstUse = () => Promise<SQSClient>;
 
 export function sqsOnFirstUse(options: SQSClientConfig): SqsOnFirstUse {
-  let client: Promise<SQSClient> | undefined;
-  return () => {
-    client ??= import('@aws-sdk/client-sqs').then(
-      ({ SQSClient }) => new SQSClient(options),
-      (error: unknown) => {
-        client = undefined; // the next send tries again
-        throw error;
-      },
-    );
-    return client;
-  };
+  return onFirstUse(async () => {
+    const { SQSClient } = await import('@aws-sdk/client-sqs');
+    return new SQSClient(options);
+  });
 }
 
 /** `SqsDeadLetterQueue` on `queueUrl`, loaded with the client on the first message sent. */
 export function deadLettersOnFirstUse(sqs: SqsOnFirstUse, queueUrl: string): DeadLetterSender {
-  let sender: Promise<DeadLetterSender> | undefined;
-  return {
-    async send(record, reason) {
-      sender ??= Promise.all([sqs(), import('./dlq/dead-letter-sender')]).then(
-        ([client, { SqsDeadLetterQueue }]) => new SqsDeadLetterQueue(client, queueUrl),
-      );
-      return (await sender).send(record, reason);
-    },
-  };
+  const sender = onFirstUse(async () => {
+    const [client, { SqsDeadLetterQueue }] = await Promise.all([sqs(), import('./dlq/dead-letter-sender')]);
+    return new SqsDeadLetterQueue(client, queueUrl);
+  });
+  return { send: async (record, reason) => (await sender()).send(record, reason) };
 }
 
 /** `QuarantineQueue` on `queueUrl`, loaded with the client on the first request sent. */
 export function quarantineOnFirstUse(sqs: SqsOnFirstUse, queueUrl: string): QuarantineSender {
-  let sender: Promise<QuarantineSender> | undefined;
-  return {
-    async send(request) {
-      sender ??= Promise.all([sqs(), import('./quarantine-queue')]).then(
-        ([client, { QuarantineQueue }]) => new QuarantineQueue(client, queueUrl),
-      );
-      return (await sender).send(request);
-    },
-  };
+  const sender = onFirstUse(async () => {
+    const [client, { QuarantineQueue }] = await Promise.all([sqs(), import('./quarantine-queue')]);
+    return new QuarantineQueue(client, queueUrl);
+  });
+  return { send: async (request) => (await sender()).send(request) };
 }

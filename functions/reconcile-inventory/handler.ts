@@ -10,6 +10,7 @@ import { loadConfig } from '../../shared/config';
 import { ConfigError } from '../../shared/errors';
 import { IotInventory } from '../../shared/iot/iot-inventory';
 import { createLogger, createMetrics } from '../../shared/logging';
+import { onFirstUse } from '../../shared/on-first-use';
 import { deadLettersOnFirstUse, type SqsOnFirstUse, sqsOnFirstUse } from '../../shared/queue-senders';
 import type { ContinuationQueue } from '../../shared/reconcile/continuation-queue';
 import { createReportSink } from '../../shared/reports/report-sink';
@@ -51,15 +52,14 @@ function defaultDeps(): ReconcileInventoryDeps {
 
 /** `SqsContinuationQueue` on `queueUrl`, loaded with the SQS client on the first continuation. */
 function continuationsOnFirstUse(sqs: SqsOnFirstUse, queueUrl: string): ContinuationQueue {
-  return {
-    async send(continuation) {
-      const [client, { SqsContinuationQueue }] = await Promise.all([
-        sqs(),
-        import('../../shared/reconcile/continuation-queue'),
-      ]);
-      return new SqsContinuationQueue(client, queueUrl).send(continuation);
-    },
-  };
+  const queue = onFirstUse(async () => {
+    const [client, { SqsContinuationQueue }] = await Promise.all([
+      sqs(),
+      import('../../shared/reconcile/continuation-queue'),
+    ]);
+    return new SqsContinuationQueue(client, queueUrl);
+  });
+  return { send: async (continuation) => (await queue()).send(continuation) };
 }
 
 export const handler = createHandler(defaultDeps());

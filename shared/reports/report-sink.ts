@@ -10,6 +10,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { onFirstUse } from '../on-first-use';
 import { type ReportSink, s3Location, safeName } from './sink';
 
 export type { ReportSink } from './sink';
@@ -56,7 +57,7 @@ export class FileReportSink implements ReportSink {
 /** An S3 sink whose client module is imported on first use (see the top of this file). */
 class LazyS3ReportSink implements ReportSink {
   readonly location: string;
-  private sink?: Promise<ReportSink>;
+  private readonly load: () => Promise<ReportSink>;
 
   constructor(
     private readonly bucket: string,
@@ -64,6 +65,10 @@ class LazyS3ReportSink implements ReportSink {
     private readonly client?: S3Client,
   ) {
     this.location = s3Location(bucket, prefix);
+    this.load = onFirstUse(async () => {
+      const { S3ReportSink } = await import('./s3-report-sink');
+      return new S3ReportSink(this.client, this.bucket, this.prefix);
+    });
   }
 
   async put(name: string, body: string, contentType: string): Promise<string> {
@@ -72,12 +77,5 @@ class LazyS3ReportSink implements ReportSink {
 
   async get(name: string): Promise<string | undefined> {
     return (await this.load()).get(name);
-  }
-
-  private load(): Promise<ReportSink> {
-    this.sink ??= import('./s3-report-sink').then(
-      ({ S3ReportSink }) => new S3ReportSink(this.client, this.bucket, this.prefix),
-    );
-    return this.sink;
   }
 }
