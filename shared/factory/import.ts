@@ -4,7 +4,8 @@
  * (docs/factory-import.md):
  *
  * 1. **Decide** from the batch and one BatchGetItem (`decideFactoryRow`): rejected rows write
- *    nothing anywhere; a row imported before costs that one read and no IoT call.
+ *    nothing anywhere (a rejection the store's facts decide is read a second time: one BatchGetItem
+ *    is not a snapshot); a row imported before costs that one read and no IoT call.
  * 2. **Reserve in the store**, one transaction: the device (created ALLOWLISTED → PROVISIONING, or
  *    an allowlisted one bound) with the pending certificate, the certificate record PENDING (source
  *    FACTORY) carrying this run's lease, the public-key owner, the history. DynamoDB's conditions
@@ -353,12 +354,20 @@ async function decide(
   // The batch-level and request checks first: bad input never costs a read.
   const offline = decideFactoryRow(row, {}, context.deps.config, now);
   if (offline.action === 'reject') return offline;
-  const facts = await context.deps.store.loadProvisioningFacts({
-    serial: offline.serial,
-    certificateId: certificate.certificateId,
-    publicKeyHash: certificate.publicKeyHash,
-  });
-  return decideFactoryRow(row, facts, context.deps.config, now);
+  const read = () =>
+    context.deps.store.loadProvisioningFacts({
+      serial: offline.serial,
+      certificateId: certificate.certificateId,
+      publicKeyHash: certificate.publicKeyHash,
+    });
+  const decision = decideFactoryRow(row, await read(), context.deps.config, now);
+  if (decision.action !== 'reject') return decision;
+  // The facts are one BatchGetItem, which is read-committed item by item but not one snapshot
+  // ("Isolation levels for DynamoDB transactions", Amazon DynamoDB Developer Guide): while another
+  // run's reservation of this very row commits, the read can hold its certificate record beside the
+  // device as it was before, or the reverse, and look like someone else's binding. Once one item of
+  // a transaction is visible, all of it is, so a second read confirms or clears the rejection.
+  return decideFactoryRow(row, await read(), context.deps.config, now);
 }
 
 async function reserve(

@@ -18,6 +18,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, issueCertificate, type KeyedCertificate } from '../../../local/pki';
+import type { ProvisioningFacts } from '../../../shared/domain/provisioning-rules';
 import { readBatch } from '../../../shared/factory/batch';
 import {
   type FactoryImportReport,
@@ -26,6 +27,7 @@ import {
 } from '../../../shared/factory/import';
 import { IotRegistry } from '../../../shared/iot/iot-registry';
 import { runReconciliation } from '../../../shared/reconcile/reconcile-inventory';
+import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { useTestTable } from '../../support/dynamo';
 import { allowlist, deliver, deviceCertificate, type Rig, ruleOutput, startRig } from '../../support/jitr';
 import { memorySink, reconcileDeps } from '../../support/reconcile';
@@ -59,7 +61,10 @@ function manifest(rows: Array<{ serial: string; pem: string; file?: string }>, n
   return path;
 }
 
-function run(path: string, options: { ca?: boolean; runId?: string; concurrency?: number } = {}) {
+function run(
+  path: string,
+  options: { ca?: boolean; runId?: string; concurrency?: number; store?: ProvisioningStore } = {},
+) {
   return importFactoryBatch(
     {
       batch: readBatch(path, { maxPemBytes: rig.config.maxCertificatePemBytes }),
@@ -71,7 +76,7 @@ function run(path: string, options: { ca?: boolean; runId?: string; concurrency?
       maxTps: 200,
     },
     {
-      store: table.store,
+      store: options.store ?? table.store,
       iot: new IotRegistry(rig.iot),
       config: rig.config,
       newId: () => `h-${Math.random().toString(36).slice(2)}`,
@@ -264,6 +269,82 @@ describe('factory import: resumable, race-safe', () => {
       const principals = await rig.iot.send(new ListThingPrincipalsCommand({ thingName: serial }));
       expect(principals.principals).toHaveLength(1);
     }
+  });
+});
+
+/**
+ * A store whose first read of the row's facts is torn the way one BatchGetItem can be while another
+ * run's reservation commits: BatchGetItem reads each item read-committed but is not serializable as
+ * a whole ("Isolation levels for DynamoDB transactions", Amazon DynamoDB Developer Guide), so it can
+ * return the reservation's certificate record beside the device as it was before, or the reverse.
+ */
+function tornOnce(tear: (facts: ProvisioningFacts) => ProvisioningFacts) {
+  const reads = { count: 0 };
+  const store = new Proxy(table.store, {
+    get(target, property) {
+      if (property === 'loadProvisioningFacts') {
+        return async (input: Parameters<ProvisioningStore['loadProvisioningFacts']>[0]) => {
+          const facts = await target.loadProvisioningFacts(input);
+          reads.count += 1;
+          return reads.count === 1 ? tear(facts) : facts;
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { store, reads };
+}
+
+describe('factory import: a torn read of a concurrent reservation', () => {
+  it.each([
+    [
+      'the certificate record, and the device as before it (absent)',
+      'FG-TORN-1',
+      ({ device: _, ...rest }: ProvisioningFacts) => rest,
+    ],
+    [
+      'the device bound to the certificate, and no certificate record yet',
+      'FG-TORN-2',
+      ({ certificate: _, ...rest }: ProvisioningFacts) => rest,
+    ],
+  ])('a row whose first read shows %s is read again, not rejected', async (_tear, serial, tear) => {
+    // Prepare: run A has reserved and registered the row
+    const certificate = await deviceCertificate(rig.ca, serial);
+    const path = manifest([{ serial, pem: certificate.certificatePem }]);
+    await run(path, { runId: 'run-a' });
+    const registersBefore = rig.emulator.calls.filter((call) => call.api === 'RegisterCertificate').length;
+    const { store, reads } = tornOnce(tear);
+
+    // Act: run B's first read of the row is torn
+    const report = await run(path, { runId: 'run-b', store });
+
+    // Assess: B read the row twice and saw it done; nothing was registered again
+    expect(statuses(report)).toEqual([`${serial}:already-registered`]);
+    expect(reads.count).toBe(2);
+    expect(rig.emulator.calls.filter((call) => call.api === 'RegisterCertificate')).toHaveLength(
+      registersBefore,
+    );
+  });
+
+  it('a rejection the store really holds is confirmed by the second read', async () => {
+    // Prepare: FG-KEY-A owns a key; FG-KEY-B's certificate carries the same key
+    const first = await deviceCertificate(rig.ca, 'FG-KEY-A');
+    await run(manifest([{ serial: 'FG-KEY-A', pem: first.certificatePem }], 'a.csv'));
+    const copied = await issueCertificate(rig.ca, {
+      publicKey: (first as KeyedCertificate).keys.publicKey,
+      subject: { commonName: 'FG-KEY-B' },
+    });
+    const { store, reads } = tornOnce((facts) => facts);
+
+    // Act
+    const report = await run(manifest([{ serial: 'FG-KEY-B', pem: copied.certificatePem }], 'b.csv'), {
+      store,
+    });
+
+    // Assess
+    expect(statuses(report)).toEqual(['FG-KEY-B:rejected:KEY_REUSED']);
+    expect(reads.count).toBe(2);
   });
 });
 
