@@ -2,7 +2,7 @@
  * One certificate an expiry report lists (in the report files, and in the sweep's committed pages),
  * apart from the sweep's event schemas: the store's run items read it without building those.
  */
-import * as z from 'zod';
+import * as z from './zod';
 
 /** An expiry class: `EXPIRED`, `EXPIRING_<days>D` or `TOO_OLD`. */
 export const ExpiryClassSchema = z.custom<'EXPIRED' | 'TOO_OLD' | `EXPIRING_${number}D`>(
@@ -15,10 +15,10 @@ export const AtRiskCertificateSchema = z.object({
   certificateId: z.string(),
   kind: z.enum(['DEVICE', 'CLAIM', 'CA']),
   status: z.string(),
-  serial: z.string().optional(),
-  thingName: z.string().optional(),
+  serial: z.optional(z.string()),
+  thingName: z.optional(z.string()),
   /** The device's state when the report was built (absent for claim and CA certificates). */
-  deviceState: z.string().optional(),
+  deviceState: z.optional(z.string()),
   notBefore: z.string(),
   notAfter: z.string(),
   daysLeft: z.number(),

@@ -3,25 +3,21 @@
  * invocation that names the run to resume and/or the instant to classify against.
  * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
  */
-import * as z from 'zod';
+
 import { ScheduledEventSchema } from './scheduled-event';
+import * as z from './zod';
 
 export { ScheduledEventSchema };
 
 const isoTime = z
   .string({ error: 'must be a string' })
-  .refine((value) => !Number.isNaN(Date.parse(value)), 'must be an ISO-8601 time');
+  .check(z.refine((value) => !Number.isNaN(Date.parse(value)), 'must be an ISO-8601 time'));
 
 /** A manual run: `{ "runId": "…" }` resumes that run, `{ "now": "…" }` sweeps as of that instant. */
-export const ManualSweepEventSchema = z
-  .object({
-    runId: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{1,128}$/, 'must match [A-Za-z0-9._-]{1,128}')
-      .optional(),
-    now: isoTime.optional(),
-  })
-  .strict();
+export const ManualSweepEventSchema = z.strictObject({
+  runId: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._-]{1,128}$/, 'must match [A-Za-z0-9._-]{1,128}'))),
+  now: z.optional(isoTime),
+});
 
 export const ExpirySweepEventSchema = z.union([ScheduledEventSchema, ManualSweepEventSchema]);
 export type ExpirySweepEvent = z.infer<typeof ExpirySweepEventSchema>;

@@ -1,26 +1,26 @@
 /**
  * The one definition of every IoT event fleetgate consumes, as the topic rules deliver them on
  * RegistrationQueue, LifecycleQueue and RotationQueue (the event plus what the rule's SQL adds).
- * The SQS consumer parses each record's body with these (Powertools' SQS record schema, `json`
- * transformer); `test/unit/events.test.ts` parses every sample in `events/` with them. Unknown
+ * The SQS consumer parses each record's body with these (JSON, then the schema: what Powertools'
+ * SQS envelope with its `JSONStringified` helper does); `test/unit/events.test.ts` parses every sample in `events/` with them. Unknown
  * fields are kept: AWS adds fields to these events over time. Certificate ids are accepted in
  * either case and lower-cased (AWS IoT's own form).
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html
  */
-import * as z from 'zod';
+import * as z from './zod';
 
 // Each exported schema is `z.lazy`, built on its first parse: a function reaches this module for
 // one of them (registerCertificate, deviceLifecycle, rotateCertificate), and every zod instance
 // costs at cold start (README, "Cold start of the bundles").
 
 const certificateId = () =>
-  z
-    .string({ error: 'must be a string' })
-    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters')
-    .transform((id) => id.toLowerCase());
-const epochMs = () => z.number({ error: 'must be a number' }).int().nonnegative();
+  z.pipe(
+    z.string({ error: 'must be a string' }).check(z.regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters')),
+    z.transform((id) => id.toLowerCase()),
+  );
+const epochMs = () => z.number({ error: 'must be a number' }).check(z.int(), z.nonnegative());
 
 /** `$aws/events/certificates/registered/<caCertificateId>` (JITR; repeats while PENDING_ACTIVATION). */
 export const CertificateRegisteredEvent = z.lazy(() => {
@@ -29,22 +29,22 @@ export const CertificateRegisteredEvent = z.lazy(() => {
     certificateId: certificateId(),
     caCertificateId: certificateId(),
     timestamp: EpochMs,
-    certificateStatus: z.string().min(1),
-    awsAccountId: z.string().regex(/^\d{12}$/, 'must be a 12-digit account id'),
-    certificateRegistrationTimestamp: z.union([EpochMs, z.string()]).optional(),
+    certificateStatus: z.string().check(z.minLength(1)),
+    awsAccountId: z.string().check(z.regex(/^\d{12}$/, 'must be a 12-digit account id')),
+    certificateRegistrationTimestamp: z.optional(z.union([EpochMs, z.string()])),
   });
 });
 export type CertificateRegisteredEvent = z.infer<typeof CertificateRegisteredEvent>;
 
 const presence = () => ({
-  clientId: z.string().min(1).max(128),
+  clientId: z.string().check(z.minLength(1), z.maxLength(128)),
   timestamp: epochMs(),
-  sessionIdentifier: z.string().min(1).max(128),
-  principalIdentifier: z.string().min(1).max(512),
-  versionNumber: z.number().int().nonnegative(),
-  ipAddress: z.string().max(64).optional(),
+  sessionIdentifier: z.string().check(z.minLength(1), z.maxLength(128)),
+  principalIdentifier: z.string().check(z.minLength(1), z.maxLength(512)),
+  versionNumber: z.number().check(z.int(), z.nonnegative()),
+  ipAddress: z.optional(z.string().check(z.maxLength(64))),
   /** Added by PresenceRule (`topic(4)`). */
-  presenceTopicType: z.enum(['connected', 'disconnected']).optional(),
+  presenceTopicType: z.optional(z.enum(['connected', 'disconnected'])),
 });
 
 /** `$aws/events/presence/connected/<clientId>`. */
@@ -56,8 +56,8 @@ const presenceDisconnectedEvent = () =>
   z.looseObject({
     ...presence(),
     eventType: z.literal('disconnected'),
-    clientInitiatedDisconnect: z.boolean().optional(),
-    disconnectReason: z.string().min(1).max(64).optional(),
+    clientInitiatedDisconnect: z.optional(z.boolean()),
+    disconnectReason: z.optional(z.string().check(z.minLength(1), z.maxLength(64))),
   });
 export const PresenceDisconnectedEvent = z.lazy(presenceDisconnectedEvent);
 
@@ -71,15 +71,15 @@ export type PresenceEvent = z.infer<typeof PresenceEvent>;
 export const ThingEvent = z.lazy(() =>
   z.looseObject({
     eventType: z.literal('THING_EVENT'),
-    eventId: z.string().min(1).max(128),
+    eventId: z.string().check(z.minLength(1), z.maxLength(128)),
     timestamp: epochMs(),
     operation: z.enum(['CREATED', 'UPDATED', 'DELETED']),
-    accountId: z.string().regex(/^\d{12}$/, 'must be a 12-digit account id'),
-    thingId: z.string().min(1),
-    thingName: z.string().regex(/^[a-zA-Z0-9:_-]{1,128}$/, 'must be a thing name'),
-    versionNumber: z.number().int().optional(),
-    thingTypeName: z.string().nullable().optional(),
-    attributes: z.record(z.string(), z.string()).default({}),
+    accountId: z.string().check(z.regex(/^\d{12}$/, 'must be a 12-digit account id')),
+    thingId: z.string().check(z.minLength(1)),
+    thingName: z.string().check(z.regex(/^[a-zA-Z0-9:_-]{1,128}$/, 'must be a thing name')),
+    versionNumber: z.optional(z.number().check(z.int())),
+    thingTypeName: z.optional(z.nullable(z.string())),
+    attributes: z._default(z.record(z.string(), z.string()), {}),
   }),
 );
 export type ThingEvent = z.infer<typeof ThingEvent>;
@@ -91,10 +91,12 @@ export type LifecycleEvent = z.infer<typeof LifecycleEvent>;
 /** A CSR on `fleetgate/<thingName>/rotate/request`, as RotationRequestRule delivers it. */
 export const RotationRequest = z.lazy(() =>
   z.object({
-    csr: z.string().min(1).max(8192).startsWith('-----BEGIN CERTIFICATE REQUEST-----'),
-    principal: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters'),
-    clientId: z.string().min(1),
-    thingName: z.string().min(1).max(128),
+    csr: z
+      .string()
+      .check(z.minLength(1), z.maxLength(8192), z.startsWith('-----BEGIN CERTIFICATE REQUEST-----')),
+    principal: z.string().check(z.regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters')),
+    clientId: z.string().check(z.minLength(1)),
+    thingName: z.string().check(z.minLength(1), z.maxLength(128)),
   }),
 );
 export type RotationRequest = z.infer<typeof RotationRequest>;

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 
 /** One broken rule, named by the dotted path of the field (`parameters.SerialNumber`). */
 export interface FieldIssue {
@@ -7,7 +7,7 @@ export interface FieldIssue {
 }
 
 /** zod issues as `field: rule` pairs; the root is called `event`. */
-export function fieldIssues(error: z.ZodError): FieldIssue[] {
+export function fieldIssues(error: z.core.$ZodError): FieldIssue[] {
   return error.issues.map((issue) => ({
     field: issue.path.length ? issue.path.map(String).join('.') : 'event',
     rule: issue.message,
@@ -22,7 +22,7 @@ export function formatIssues(issues: readonly FieldIssue[]): string {
 export type ParsedBody<T> = { success: true; data: T } | { success: false; issues: FieldIssue[] };
 
 /** Parses an SQS message body (JSON text) with `schema`; bad JSON is an issue on `body`. */
-export function parseBody<T>(schema: z.ZodType<T>, body: string): ParsedBody<T> {
+export function parseBody<T>(schema: z.ZodMiniType<T>, body: string): ParsedBody<T> {
   let json: unknown;
   try {
     json = JSON.parse(body);

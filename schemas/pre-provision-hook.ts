@@ -2,8 +2,8 @@
  * The event AWS IoT sends to a fleet-provisioning pre-provisioning hook, and the answer it expects.
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html
  */
-import * as z from 'zod';
 import { type FieldIssue, fieldIssues } from './issues';
+import * as z from './zod';
 
 const HEX_64 = /^[0-9a-fA-F]{64}$/;
 const TEMPLATE_ARN = /^arn:aws[a-z-]*:iot:[a-z0-9-]{1,32}:\d{12}:provisioningtemplate\/[0-9A-Za-z_-]{1,36}$/;
@@ -24,47 +24,54 @@ export function preProvisionHookEventSchema(options: PreProvisionHookSchemaOptio
   const text = (max: number) =>
     z
       .string({ error: 'must be a string' })
-      .min(1, 'must not be empty')
-      .max(max, `must be at most ${max} characters`);
+      .check(z.minLength(1, 'must not be empty'), z.maxLength(max, `must be at most ${max} characters`));
   return z.object(
     {
-      claimCertificateId: z.string({ error: 'must be a string' }).regex(HEX_64, 'must be 64 hex characters'),
-      certificateId: z.string({ error: 'must be a string' }).regex(HEX_64, 'must be 64 hex characters'),
+      claimCertificateId: z
+        .string({ error: 'must be a string' })
+        .check(z.regex(HEX_64, 'must be 64 hex characters')),
+      certificateId: z
+        .string({ error: 'must be a string' })
+        .check(z.regex(HEX_64, 'must be 64 hex characters')),
       certificatePem: text(options.maxCertificatePemBytes),
       templateArn: z
         .string({ error: 'must be a string' })
-        .regex(TEMPLATE_ARN, 'must be a provisioning template ARN'),
+        .check(z.regex(TEMPLATE_ARN, 'must be a provisioning template ARN')),
       clientId: text(128),
       parameters: z
         .record(
           z
             .string()
-            .min(1, 'parameter names must not be empty')
-            .max(128, 'parameter names are at most 128 characters'),
+            .check(
+              z.minLength(1, 'parameter names must not be empty'),
+              z.maxLength(128, 'parameter names are at most 128 characters'),
+            ),
           z
             .string({ error: 'must be a string' })
-            .max(MAX_PARAMETER_VALUE, `must be at most ${MAX_PARAMETER_VALUE} characters`),
+            .check(z.maxLength(MAX_PARAMETER_VALUE, `must be at most ${MAX_PARAMETER_VALUE} characters`)),
           { error: 'must be an object of string values' },
         )
-        .superRefine((parameters, context) => {
-          const count = Object.keys(parameters).length;
-          if (count > MAX_PARAMETERS) {
-            context.addIssue({ code: 'custom', message: `must hold at most ${MAX_PARAMETERS} parameters` });
-            return;
-          }
-          const serial = Object.hasOwn(parameters, options.serialParameter)
-            ? parameters[options.serialParameter]
-            : undefined;
-          if (serial === undefined) {
-            context.addIssue({ code: 'custom', path: [options.serialParameter], message: 'is required' });
-          } else if (!options.serialPattern.test(serial)) {
-            context.addIssue({
-              code: 'custom',
-              path: [options.serialParameter],
-              message: `must match ${options.serialPattern.source}`,
-            });
-          }
-        }),
+        .check(
+          z.superRefine((parameters, context) => {
+            const count = Object.keys(parameters).length;
+            if (count > MAX_PARAMETERS) {
+              context.addIssue({ code: 'custom', message: `must hold at most ${MAX_PARAMETERS} parameters` });
+              return;
+            }
+            const serial = Object.hasOwn(parameters, options.serialParameter)
+              ? parameters[options.serialParameter]
+              : undefined;
+            if (serial === undefined) {
+              context.addIssue({ code: 'custom', path: [options.serialParameter], message: 'is required' });
+            } else if (!options.serialPattern.test(serial)) {
+              context.addIssue({
+                code: 'custom',
+                path: [options.serialParameter],
+                message: `must match ${options.serialPattern.source}`,
+              });
+            }
+          }),
+        ),
     },
     { error: 'must be an object' },
   );

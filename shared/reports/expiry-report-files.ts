@@ -3,8 +3,9 @@
  * CSV (RFC 4180, spreadsheet-injection safe) and one self-contained HTML page (inline CSS and an
  * inline SVG chart; no script, no external asset).
  */
-import * as z from 'zod';
+
 import { AtRiskCertificateSchema } from '../../schemas/at-risk-certificate';
+import * as z from '../../schemas/zod';
 import { type AtRiskCertificate, type ExpiryReport, notAskedReason } from '../domain/expiry';
 import { csvCell } from './csv';
 
@@ -36,9 +37,9 @@ const PreviousReportSchema = z.object({
   format: z.literal('fleetgate.expiry-report/1'),
   runId: z.string(),
   generatedAt: z.string(),
-  summary: z.object({ counts: z.record(z.string(), z.number()) }).loose(),
+  summary: z.looseObject({ counts: z.record(z.string(), z.number()) }),
   atRisk: z.array(AtRiskCertificateSchema),
-  change: z.object({ previousRunId: z.string().optional() }).loose().optional(),
+  change: z.optional(z.looseObject({ previousRunId: z.optional(z.string()) })),
 });
 
 export type PreviousReport = Pick<ExpiryReport, 'runId' | 'generatedAt' | 'atRisk' | 'summary'> & {

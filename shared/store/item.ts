@@ -2,7 +2,7 @@
  * What every entity module (`entities/`) shares: a checked `fromItem` (an item read from the table
  * is parsed against its entity's schema, never cast), and the small conversions items need.
  */
-import type { z } from 'zod';
+import type { z } from 'zod/mini';
 import { MalformedItemError } from '../errors';
 import type { Item } from './client';
 
@@ -14,7 +14,7 @@ const KEY_ATTRIBUTES = ['PK', 'SK', 'GSI1PK', 'GSI1SK', 'GSI2PK', 'GSI2SK', 'GSI
  * entity requires present with the right type (attributes the schema does not name pass through).
  * A malformed item throws a `MalformedItemError` naming the item's key and the first bad field.
  */
-export function fromItem<T>(schema: z.ZodType<T>, entity: string, item: Item): T {
+export function fromItem<T>(schema: z.ZodMiniType<T>, entity: string, item: Item): T {
   const result = schema.safeParse(withoutKeys(item));
   if (result.success) return result.data;
   const issue = result.error.issues[0];

@@ -1,9 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SqsEnvelope } from '@aws-lambda-powertools/parser/envelopes/sqs';
-import { JSONStringified } from '@aws-lambda-powertools/parser/helpers';
 import { SqsSchema } from '@aws-lambda-powertools/parser/schemas/sqs';
 import { describe, expect, it } from 'vitest';
+import type * as z from 'zod/mini';
 import { inferTopic, readRecordedEvents } from '../../cli/commands/replay';
 import { topicMatches } from '../../local/iot-sql';
 import { loadServerlessConfig } from '../../local/serverless-config';
@@ -17,6 +16,7 @@ import {
   RotationRequest,
   ThingEvent,
 } from '../../schemas/iot-events';
+import { parseBody } from '../../schemas/issues';
 import { parsePreProvisionHookEvent, preProvisionHookEventSchema } from '../../schemas/pre-provision-hook';
 import { QuarantineRequest } from '../../schemas/quarantine-request';
 import { ReconcileRunEventSchema } from '../../schemas/reconcile-inventory';
@@ -26,6 +26,11 @@ const EVENTS = join(import.meta.dirname, '..', '..', 'events');
 const read = (path: string): unknown => JSON.parse(readFileSync(join(EVENTS, path), 'utf8'));
 const config = configFor({ THING_NAME_PREFIX: 'fg-' });
 const hookSchema = preProvisionHookEventSchema(config);
+/** Powertools' SQS schema for the envelope; each record's body as the SQS consumer parses it (JSON, then the function's body schema). */
+const sqsBodies = (schema: z.ZodMiniType) => (path: string) => {
+  const envelope = SqsSchema.safeParse(read(path));
+  return envelope.success && envelope.data.Records.every((record) => parseBody(schema, record.body).success);
+};
 
 /**
  * How production parses each sample of `events/`, with the schema the function uses: `true` when
@@ -40,13 +45,10 @@ const parsers: Array<[RegExp, (path: string) => boolean]> = [
   [/^lifecycle\//, (path) => LifecycleEvent.safeParse(read(path)).success],
   // SQS events: Powertools' SQS envelope, the body JSON (the consumer's `json` transformer) parsed
   // with the body schema of the consuming function.
-  [
-    /^sqs\/registration/,
-    (path) => SqsEnvelope.safeParse(read(path), JSONStringified(CertificateRegisteredEvent)).success,
-  ],
-  [/^sqs\/lifecycle/, (path) => SqsEnvelope.safeParse(read(path), JSONStringified(LifecycleEvent)).success],
-  [/^sqs\/rotation/, (path) => SqsEnvelope.safeParse(read(path), JSONStringified(RotationRequest)).success],
-  [/^quarantine\//, (path) => SqsEnvelope.safeParse(read(path), JSONStringified(QuarantineRequest)).success],
+  [/^sqs\/registration/, sqsBodies(CertificateRegisteredEvent)],
+  [/^sqs\/lifecycle/, sqsBodies(LifecycleEvent)],
+  [/^sqs\/rotation/, sqsBodies(RotationRequest)],
+  [/^quarantine\//, sqsBodies(QuarantineRequest)],
   // A replay envelope: the payload plus what RotationRequestRule adds (principal, clientId, thing).
   [
     /^rotation\//,

@@ -6,9 +6,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import * as z from 'zod';
 import { loadServerlessConfig } from '../../local/serverless-config';
 import { buildStackModel } from '../../local/stack-model';
+import * as z from '../../schemas/zod';
 import {
   DEAD_LETTER_REASON,
   DEAD_LETTER_SOURCE_MESSAGE,
@@ -21,8 +21,8 @@ import { RecordingDeadLetters, sqsRecord } from '../support/jitr';
 import { lambdaContext } from '../support/lambda';
 
 const Body = z.object({
-  id: z.string().regex(/^[a-z]+$/, 'must be lower-case letters'),
-  n: z.number().int(),
+  id: z.string().check(z.regex(/^[a-z]+$/, 'must be lower-case letters')),
+  n: z.number().check(z.int()),
 });
 
 function build(options: {

@@ -4,7 +4,7 @@
  * quarantine is pending it also sits in its own StateIndex partitions. Its item, its checked
  * reading, and the conditional writes several flows share.
  */
-import * as z from 'zod';
+import * as z from '../../../schemas/zod';
 import type { StoreCertificateFact } from '../../domain/reconciliation';
 import type { Item, PutItem, StoreClient, WriteItem } from '../client';
 import { fromItem, normalizeIso, stripUndefined } from '../item';
@@ -21,32 +21,32 @@ import { quarantineInfoSchema } from './device';
 const kind = z.enum(CERTIFICATE_KINDS);
 const status = z.enum(CERTIFICATE_STATUSES);
 
-const retirementSchema: z.ZodType<Retirement> = z.lazy(() =>
+const retirementSchema: z.ZodMiniType<Retirement> = z.lazy(() =>
   z.looseObject({
     step: z.enum(['DEACTIVATE', 'DELETE', 'REVOKE']),
     dueAt: z.string(),
-    deleteAfter: z.string().optional(),
+    deleteAfter: z.optional(z.string()),
     serial: z.string(),
-    thingName: z.string().optional(),
+    thingName: z.optional(z.string()),
     reason: z.enum(['ROTATED', 'ROTATION_ABORTED']),
   }),
 );
 
-const certificateSchema: z.ZodType<CertificateRecord> = z.lazy(() =>
+const certificateSchema: z.ZodMiniType<CertificateRecord> = z.lazy(() =>
   z.looseObject({
     certificateId: z.string(),
     kind,
     status,
     source: z.enum(CERTIFICATE_SOURCES),
-    serial: z.string().optional(),
-    thingName: z.string().optional(),
+    serial: z.optional(z.string()),
+    thingName: z.optional(z.string()),
     issuer: z.string(),
-    subject: z.string().optional(),
+    subject: z.optional(z.string()),
     notBefore: z.string(),
     notAfter: z.string(),
-    publicKeyHash: z.string().optional(),
-    quarantine: quarantineInfoSchema.optional(),
-    retirement: retirementSchema.optional(),
+    publicKeyHash: z.optional(z.string()),
+    quarantine: z.optional(quarantineInfoSchema),
+    retirement: z.optional(retirementSchema),
     createdAt: z.string(),
     updatedAt: z.string(),
   }),
@@ -69,7 +69,7 @@ export type IndexedCertificate = Pick<
   | 'thingName'
 >;
 
-const indexedCertificateSchema: z.ZodType<IndexedCertificate> = z.lazy(() =>
+const indexedCertificateSchema: z.ZodMiniType<IndexedCertificate> = z.lazy(() =>
   z.looseObject({
     certificateId: z.string(),
     kind,
@@ -78,18 +78,18 @@ const indexedCertificateSchema: z.ZodType<IndexedCertificate> = z.lazy(() =>
     issuer: z.string(),
     notBefore: z.string(),
     notAfter: z.string(),
-    serial: z.string().optional(),
-    thingName: z.string().optional(),
+    serial: z.optional(z.string()),
+    thingName: z.optional(z.string()),
   }),
 );
 
 /** What reconciliation reads of a certificate (a projection: `CERTIFICATE_FACT_PROJECTION`). */
-const certificateFactSchema: z.ZodType<StoreCertificateFact> = z.lazy(() =>
+const certificateFactSchema: z.ZodMiniType<StoreCertificateFact> = z.lazy(() =>
   z.object({
     certificateId: z.string(),
     kind,
     status: z.string(),
-    serial: z.string().optional(),
+    serial: z.optional(z.string()),
   }),
 );
 

@@ -2,7 +2,7 @@
  * The claim-certificate rate window (`CLAIM#<claimCertificateId>#<minute>` / `CLAIM`): an atomic
  * per-minute counter of bindings, TTL'd a few minutes after its minute.
  */
-import * as z from 'zod';
+import * as z from '../../../schemas/zod';
 import type { Item, WriteItem } from '../client';
 import { epochSeconds, fromItem } from '../item';
 import { type Key, keys, minuteBucket } from '../keys';

@@ -6,7 +6,7 @@
  *   DynamoDB that must happen once per identity: one delivery at a time does them, a redelivery of
  *   the same message resumes them, and `done` answers every later one.
  */
-import * as z from 'zod';
+import * as z from '../../../schemas/zod';
 import type { Item, PutItem, WriteItem } from '../client';
 import { epochSeconds, fromItem, plusSeconds } from '../item';
 import { keys } from '../keys';
@@ -21,14 +21,14 @@ export interface DedupRecord {
   completedAt?: string;
 }
 
-const dedupSchema: z.ZodType<DedupRecord> = z.lazy(() =>
+const dedupSchema: z.ZodMiniType<DedupRecord> = z.lazy(() =>
   z.looseObject({
     identity: z.string(),
     createdAt: z.string(),
-    owner: z.string().optional(),
-    leaseUntil: z.string().optional(),
-    done: z.boolean().optional(),
-    completedAt: z.string().optional(),
+    owner: z.optional(z.string()),
+    leaseUntil: z.optional(z.string()),
+    done: z.optional(z.boolean()),
+    completedAt: z.optional(z.string()),
   }),
 );
 

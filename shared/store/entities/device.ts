@@ -3,7 +3,7 @@
  * allowlist entry and the device's provisioning state in one item. Its item, its checked reading,
  * and the conditional writes that change it.
  */
-import * as z from 'zod';
+import * as z from '../../../schemas/zod';
 import type { AllowlistEntry } from '../../allowlist/rows';
 import { DEVICE_STATES, type DeviceState } from '../../domain/device-state';
 import type { StoreDeviceFact } from '../../domain/reconciliation';
@@ -12,51 +12,51 @@ import { fromItem, stripUndefined } from '../item';
 import { keys } from '../keys';
 import type { DeviceRecord, QuarantineInfo } from '../records';
 
-export const quarantineInfoSchema: z.ZodType<QuarantineInfo> = z.lazy(() =>
+export const quarantineInfoSchema: z.ZodMiniType<QuarantineInfo> = z.lazy(() =>
   z.looseObject({
     reason: z.string(),
     source: z.string(),
     at: z.string(),
     evidence: z.record(z.string(), z.unknown()),
-    requestId: z.string().optional(),
-    certificateIds: z.array(z.string()).optional(),
-    thingName: z.string().optional(),
+    requestId: z.optional(z.string()),
+    certificateIds: z.optional(z.array(z.string())),
+    thingName: z.optional(z.string()),
   }),
 );
 
 const state = z.enum(DEVICE_STATES);
 
-const deviceSchema: z.ZodType<DeviceRecord> = z.lazy(() =>
+const deviceSchema: z.ZodMiniType<DeviceRecord> = z.lazy(() =>
   z.looseObject({
     serial: z.string(),
     state,
     version: z.number(),
-    productLine: z.string().optional(),
-    batch: z.string().optional(),
-    allowedClaim: z.string().optional(),
-    attributes: z.record(z.string(), z.string()).default(() => ({})),
-    thingName: z.string().optional(),
-    certificateId: z.string().optional(),
-    pendingCertificateId: z.string().optional(),
-    provisioningDeadline: z.string().optional(),
-    rotationDeadline: z.string().optional(),
-    previousState: state.optional(),
-    quarantine: quarantineInfoSchema.optional(),
-    factoryImportedAt: z.string().optional(),
-    lastTransitionKey: z.string().optional(),
+    productLine: z.optional(z.string()),
+    batch: z.optional(z.string()),
+    allowedClaim: z.optional(z.string()),
+    attributes: z._default(z.record(z.string(), z.string()), () => ({})),
+    thingName: z.optional(z.string()),
+    certificateId: z.optional(z.string()),
+    pendingCertificateId: z.optional(z.string()),
+    provisioningDeadline: z.optional(z.string()),
+    rotationDeadline: z.optional(z.string()),
+    previousState: z.optional(state),
+    quarantine: z.optional(quarantineInfoSchema),
+    factoryImportedAt: z.optional(z.string()),
+    lastTransitionKey: z.optional(z.string()),
     createdAt: z.string(),
     updatedAt: z.string(),
   }),
 );
 
 /** What reconciliation reads of a device (a projection: `DEVICE_FACT_PROJECTION`). */
-const deviceFactSchema: z.ZodType<StoreDeviceFact> = z.lazy(() =>
+const deviceFactSchema: z.ZodMiniType<StoreDeviceFact> = z.lazy(() =>
   z.object({
     serial: z.string(),
     state: z.string(),
-    thingName: z.string().optional(),
-    certificateId: z.string().optional(),
-    pendingCertificateId: z.string().optional(),
+    thingName: z.optional(z.string()),
+    certificateId: z.optional(z.string()),
+    pendingCertificateId: z.optional(z.string()),
   }),
 );
 

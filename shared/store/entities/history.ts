@@ -2,7 +2,7 @@
  * The device history (`DEVICE#<serial>` / `EVENT#<time>#<id>`): append-only audit entries next to
  * the device record, one Query per device. Every entry is written once (`attribute_not_exists`).
  */
-import * as z from 'zod';
+import * as z from '../../../schemas/zod';
 import { DEVICE_STATES, type DeviceState } from '../../domain/device-state';
 import type { Item, WriteItem } from '../client';
 import { fromItem } from '../item';
@@ -19,17 +19,17 @@ export interface HistoryInput {
 
 const state = z.enum(DEVICE_STATES);
 
-const historySchema: z.ZodType<HistoryEntry> = z.lazy(() =>
+const historySchema: z.ZodMiniType<HistoryEntry> = z.lazy(() =>
   z.looseObject({
     serial: z.string(),
     at: z.string(),
     id: z.string(),
     event: z.string(),
-    from: state.optional(),
-    to: state.optional(),
+    from: z.optional(state),
+    to: z.optional(state),
     actor: z.string(),
-    reason: z.string().optional(),
-    detail: z.record(z.string(), z.unknown()).optional(),
+    reason: z.optional(z.string()),
+    detail: z.optional(z.record(z.string(), z.unknown())),
   }),
 );
 

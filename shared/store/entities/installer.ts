@@ -4,7 +4,7 @@
  * temporary claim issued (`TEMPCLAIM#<claimCertificateId>` / `TEMPCLAIM`): who asked, for which
  * serial, through which template, until when. Items, checked readings and the writes.
  */
-import * as z from 'zod';
+import * as z from '../../../schemas/zod';
 import type { TemporaryClaimFacts } from '../../domain/provisioning-rules';
 import type { Item, PutItem, WriteItem } from '../client';
 import { epochSeconds, fromItem } from '../item';
@@ -23,7 +23,7 @@ export interface InstallerBinding {
   boundAt: string;
 }
 
-const bindingSchema: z.ZodType<InstallerBinding> = z.lazy(() =>
+const bindingSchema: z.ZodMiniType<InstallerBinding> = z.lazy(() =>
   z.looseObject({
     installer: z.string(),
     scope: z.enum(['SERIAL', 'BATCH']),
@@ -40,7 +40,7 @@ export interface TemporaryClaimRecord extends TemporaryClaimFacts {
   requestId?: string;
 }
 
-const temporaryClaimSchema: z.ZodType<TemporaryClaimRecord> = z.lazy(() =>
+const temporaryClaimSchema: z.ZodMiniType<TemporaryClaimRecord> = z.lazy(() =>
   z.looseObject({
     claimCertificateId: z.string(),
     serial: z.string(),
@@ -48,7 +48,7 @@ const temporaryClaimSchema: z.ZodType<TemporaryClaimRecord> = z.lazy(() =>
     expiration: z.string(),
     templateName: z.string(),
     issuedAt: z.string(),
-    requestId: z.string().optional(),
+    requestId: z.optional(z.string()),
   }),
 );
 

@@ -3,7 +3,7 @@
  * `SESSION#<sessionId>`), the newest presence of a client id (`CLIENT#<clientId>` / `PRESENCE`), and
  * one per DUPLICATE_CLIENTID disconnect (`CLIENT#<clientId>` / `DUPLICATE#<ms>#<sessionId>`).
  */
-import * as z from 'zod';
+import * as z from '../../../schemas/zod';
 import type { SessionFacts } from '../../domain/presence-rules';
 import type { Item } from '../client';
 import { fromItem } from '../item';
@@ -27,9 +27,9 @@ const sessionSchema = z.lazy(() =>
   z.looseObject({
     sessionIdentifier: z.string(),
     clientId: z.string(),
-    connectedAt: z.number().optional(),
-    disconnectedAt: z.number().optional(),
-    versionNumber: z.number().optional(),
+    connectedAt: z.optional(z.number()),
+    disconnectedAt: z.optional(z.number()),
+    versionNumber: z.optional(z.number()),
   }),
 );
 
@@ -45,8 +45,8 @@ const duplicateSchema = z.lazy(() =>
   z.looseObject({
     sessionIdentifier: z.string(),
     atMs: z.number(),
-    principalIdentifier: z.string().optional(),
-    versionNumber: z.number().optional(),
+    principalIdentifier: z.optional(z.string()),
+    versionNumber: z.optional(z.number()),
   }),
 );
 

@@ -2,13 +2,13 @@
  * Public-key ownership (`PUBKEY#<sha256 of SPKI>` / `PUBKEY`): one key = one device, the clone
  * detection of every binding.
  */
-import * as z from 'zod';
+import * as z from '../../../schemas/zod';
 import type { Item, StoreClient, WriteItem } from '../client';
 import { fromItem } from '../item';
 import { keys } from '../keys';
 import type { PublicKeyRecord } from '../records';
 
-const publicKeySchema: z.ZodType<PublicKeyRecord> = z.lazy(() =>
+const publicKeySchema: z.ZodMiniType<PublicKeyRecord> = z.lazy(() =>
   z.looseObject({
     publicKeyHash: z.string(),
     serial: z.string(),

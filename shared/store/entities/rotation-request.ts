@@ -3,7 +3,7 @@
  * key. Claimed with a lease before CreateCertificateFromCsr, then holds the issued certificate id
  * and, once answered, the answer.
  */
-import * as z from 'zod';
+import * as z from '../../../schemas/zod';
 import type { Item } from '../client';
 import { fromItem } from '../item';
 
@@ -24,22 +24,22 @@ export interface RotationRequestRecord {
   createdAt: string;
 }
 
-const answerSchema: z.ZodType<RotationAnswer> = z.lazy(() =>
+const answerSchema: z.ZodMiniType<RotationAnswer> = z.lazy(() =>
   z.union([
     z.looseObject({ accepted: z.literal(true), certificateId: z.string(), rotationDeadline: z.string() }),
     z.looseObject({ accepted: z.literal(false), reason: z.string(), message: z.string() }),
   ]),
 );
 
-const rotationRequestSchema: z.ZodType<RotationRequestRecord> = z.lazy(() =>
+const rotationRequestSchema: z.ZodMiniType<RotationRequestRecord> = z.lazy(() =>
   z.looseObject({
     serial: z.string(),
     publicKeyHash: z.string(),
     owner: z.string(),
     leaseUntil: z.string(),
     done: z.boolean(),
-    certificateId: z.string().optional(),
-    answer: answerSchema.optional(),
+    certificateId: z.optional(z.string()),
+    answer: z.optional(answerSchema),
     createdAt: z.string(),
   }),
 );

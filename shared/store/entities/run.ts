@@ -4,8 +4,9 @@
  * (`PAGE#<seq>`), all TTL'd. The common shape is `RunCheckpoint`; each kind adds its position and
  * counters, and says what its pages hold.
  */
-import * as z from 'zod';
+
 import { AtRiskCertificateSchema } from '../../../schemas/at-risk-certificate';
+import * as z from '../../../schemas/zod';
 import type { AtRiskCertificate, ExpiryPolicy } from '../../domain/expiry';
 import { DRIFT_KINDS, type Drift } from '../../domain/reconciliation';
 import type { Item } from '../client';
@@ -31,8 +32,8 @@ export interface RunKind<C extends RunCheckpoint, P> {
   pageKey(runId: string, seq: number): Key;
   pagePrefix: string;
   ttlSeconds: number;
-  checkpoint: z.ZodType<C>;
-  page: z.ZodType<P>;
+  checkpoint: z.ZodMiniType<C>;
+  page: z.ZodMiniType<P>;
 }
 
 /** The checkpoint item of a run: its key, the checkpoint, and a TTL counted from the run's start. */
@@ -70,7 +71,7 @@ const runFields = {
   status: z.enum(['RUNNING', 'COMPLETE']),
   seq: z.number(),
   invocations: z.number(),
-  result: z.record(z.string(), z.unknown()).optional(),
+  result: z.optional(z.record(z.string(), z.unknown())),
   createdAt: z.string(),
   updatedAt: z.string(),
 };
@@ -105,7 +106,7 @@ export interface SweepPage {
   readUnits: number;
 }
 
-const policySchema: z.ZodType<ExpiryPolicy> = z.lazy(() =>
+const policySchema: z.ZodMiniType<ExpiryPolicy> = z.lazy(() =>
   z.looseObject({
     windowsDays: z.array(z.number()),
     lookbackDays: z.number(),
@@ -115,7 +116,7 @@ const policySchema: z.ZodType<ExpiryPolicy> = z.lazy(() =>
   }),
 );
 
-const atRiskSchema: z.ZodType<AtRiskCertificate> = AtRiskCertificateSchema;
+const atRiskSchema: z.ZodMiniType<AtRiskCertificate> = AtRiskCertificateSchema;
 
 export const SWEEP_RUN: RunKind<SweepCheckpoint, SweepPage> = {
   entity: 'sweep',
@@ -129,10 +130,10 @@ export const SWEEP_RUN: RunKind<SweepCheckpoint, SweepPage> = {
     z.looseObject({
       ...runFields,
       now: z.string(),
-      simulated: z.boolean().optional(),
+      simulated: z.optional(z.boolean()),
       policy: policySchema,
       step: z.number(),
-      startKey: z.record(z.string(), z.unknown()).optional(),
+      startKey: z.optional(z.record(z.string(), z.unknown())),
       itemsRead: z.number(),
       readUnits: z.number(),
     }),
@@ -166,11 +167,11 @@ export interface LatestSweep {
   at: string;
 }
 
-const latestSweepSchema: z.ZodType<LatestSweep> = z.lazy(() =>
+const latestSweepSchema: z.ZodMiniType<LatestSweep> = z.lazy(() =>
   z.looseObject({
     runId: z.string(),
-    now: z.string().optional(),
-    previousRunId: z.string().optional(),
+    now: z.optional(z.string()),
+    previousRunId: z.optional(z.string()),
     at: z.string(),
   }),
 );
@@ -206,16 +207,16 @@ export interface ReconcilePage {
   drift: Drift[];
 }
 
-const driftSchema: z.ZodType<Drift> = z.lazy(() =>
+const driftSchema: z.ZodMiniType<Drift> = z.lazy(() =>
   z.looseObject({
     key: z.string(),
     kind: z.enum(DRIFT_KINDS),
-    certificateId: z.string().optional(),
-    thingName: z.string().optional(),
-    serial: z.string().optional(),
-    storeState: z.string().optional(),
-    iotState: z.string().optional(),
-    role: z.enum(['current', 'pending', 'record']).optional(),
+    certificateId: z.optional(z.string()),
+    thingName: z.optional(z.string()),
+    serial: z.optional(z.string()),
+    storeState: z.optional(z.string()),
+    iotState: z.optional(z.string()),
+    role: z.optional(z.enum(['current', 'pending', 'record'])),
   }),
 );
 
@@ -235,9 +236,9 @@ export const RECONCILE_RUN: RunKind<ReconcileCheckpoint, ReconcilePage> = {
       now: z.string(),
       phase: z.enum(RECONCILE_PHASES),
       stateIndex: z.number(),
-      cursor: z.string().optional(),
+      cursor: z.optional(z.string()),
       totals: z.record(z.string(), z.number()),
     }),
   ),
-  page: z.lazy(() => z.looseObject({ drift: z.array(driftSchema).default(() => []) })),
+  page: z.lazy(() => z.looseObject({ drift: z._default(z.array(driftSchema), () => []) })),
 };
