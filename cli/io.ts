@@ -1,8 +1,9 @@
 /**
  * The command contract (docs/architecture.md §7): with `--json` exactly one JSON document on stdout; exit 0
  * on success, 1 on a handled failure (one-line reason on stderr), 2 on usage errors, 3 when a bulk
- * command did its work but left some of its input out (`allowlist import` with rejected rows: the
- * good rows are written, the JSON document is the usual summary).
+ * command did its work but left some of its input out (`allowlist import` with rejected rows,
+ * `factory import` with rows rejected, failed or in progress: the good rows are written, the JSON
+ * document is the usual summary or report).
  */
 
 export const EXIT_OK = 0;

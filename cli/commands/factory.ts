@@ -2,8 +2,9 @@
  * `fleetgate factory import <dir|manifest>`: registers a batch of factory-issued device certificates
  * (docs/factory-import.md). Every row is reported — registered, already registered, rejected with the
  * rule, in progress in another run, or failed (resumed by the next run) —; a rejected row changes
- * nothing. Exit 0 when every row is registered, already registered or rejected; 1 when a row failed
- * or is still in progress (run it again: it resumes).
+ * nothing. Exit 0 when every row is registered or already registered; 3 (`EXIT_PARTIAL`, as
+ * `allowlist import`) when a row was rejected, failed or is still in progress — the report is the
+ * same document; run the import again to resume failed rows —; 1 when the import could not run.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -13,10 +14,14 @@ import { readStackFile } from '../../local/stack-file';
 import { loadConfig } from '../../shared/config';
 import { ConfigError } from '../../shared/errors';
 import { BatchFileError, readBatch } from '../../shared/factory/batch';
-import { FactoryImportError, importFactoryBatch } from '../../shared/factory/import';
+import {
+  FactoryImportError,
+  type FactoryImportReport,
+  importFactoryBatch,
+} from '../../shared/factory/import';
 import { IotRegistry, iotClient } from '../../shared/iot/iot-registry';
-import { CommandFailure, progressBar, UsageError } from '../io';
-import type { CommandRegistry } from '../main';
+import { CommandFailure, EXIT_OK, EXIT_PARTIAL, progressBar, UsageError } from '../io';
+import { type CommandRegistry, contract } from '../main';
 import { plural } from '../plural';
 import { LOCAL_CREDENTIALS, resolveStoreTarget } from '../target';
 import { resolveIotTarget } from '../target-iot';
@@ -35,7 +40,7 @@ interface ImportOptions {
 }
 
 /** `fleetgate factory import` */
-export function registerFactoryCommands({ program, run }: CommandRegistry): void {
+export function registerFactoryCommands({ program, setExitCode }: CommandRegistry): void {
   const factory = program
     .command('factory')
     .description('Factory-issued device certificates: register a batch in bulk');
@@ -70,8 +75,13 @@ export function registerFactoryCommands({ program, run }: CommandRegistry): void
     .option('--json', 'print one JSON document')
     .option('--target <target>', 'local (default) or aws')
     .option('--table <name>', 'table name (default: the stack’s, or TABLE_NAME)')
+    .addHelpText(
+      'after',
+      `\nExit codes: ${EXIT_OK} every row registered or already registered; ${EXIT_PARTIAL} some rows rejected, failed or in\nprogress (the report lists them; run the import again to resume failed rows); 1 the import could not\nrun (e.g. an unusable --ca); 2 usage error.`,
+    )
     .action(async (path: string, options: ImportOptions) => {
-      await run(options.json, async (output) => {
+      let left: FactoryImportReport['counts'] | undefined;
+      const code = await contract(Boolean(options.json), async (output) => {
         if (Boolean(options.ca) === Boolean(options.withoutCa)) {
           throw new UsageError('give exactly one of --ca <pem> and --without-ca');
         }
@@ -160,14 +170,8 @@ export function registerFactoryCommands({ program, run }: CommandRegistry): void
               `  ${row.source}: ${row.status}${row.reason ? ` ${row.reason}` : ''}${row.detail ? ` — ${row.detail}` : ''}`,
             );
           }
-          const result = { ...report, table: target.tableName, seconds: Number(seconds.toFixed(3)) };
-          if (counts.failed > 0 || counts['in-progress'] > 0) {
-            throw new CommandFailure(
-              `${counts.failed} row(s) failed and ${counts['in-progress']} in progress: run the import again to resume them`,
-              result,
-            );
-          }
-          return result;
+          left = counts;
+          return { ...report, table: target.tableName, seconds: Number(seconds.toFixed(3)) };
         } catch (error) {
           bar.done();
           if (error instanceof FactoryImportError) throw new CommandFailure(error.message);
@@ -177,5 +181,26 @@ export function registerFactoryCommands({ program, run }: CommandRegistry): void
           await target.close();
         }
       });
+      // The report is the output either way; rows not registered make it a partial import (exit 3).
+      const partial = left ? partialImport(left) : undefined;
+      if (code === EXIT_OK && partial) {
+        process.stderr.write(`fleetgate: ${partial} (exit ${EXIT_PARTIAL})\n`);
+        setExitCode(EXIT_PARTIAL);
+        return;
+      }
+      setExitCode(code);
     });
+}
+
+/** What of a batch was not registered (rejected, failed, in progress), or undefined when nothing. */
+function partialImport(counts: FactoryImportReport['counts']): string | undefined {
+  const parts = [
+    counts.rejected > 0 ? `${plural(counts.rejected, 'row')} rejected` : undefined,
+    counts.failed > 0 ? `${plural(counts.failed, 'row')} failed` : undefined,
+    counts['in-progress'] > 0 ? `${plural(counts['in-progress'], 'row')} in progress` : undefined,
+  ].filter((part): part is string => part !== undefined);
+  if (parts.length === 0) return undefined;
+  const resume =
+    counts.failed > 0 || counts['in-progress'] > 0 ? '; run the import again to resume them' : '';
+  return `${parts.join(', ')}${resume}`;
 }

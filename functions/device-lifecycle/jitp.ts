@@ -12,7 +12,7 @@ import {
   jitpSuspicions,
   serialFromName,
 } from '../../shared/domain/lifecycle-rules';
-import { decideProvisioning, type Instant } from '../../shared/domain/provisioning-rules';
+import { decideOnFacts, decideProvisioning, type Instant } from '../../shared/domain/provisioning-rules';
 import { TransientError, ValidationError } from '../../shared/errors';
 import { provisionBinding } from '../../shared/store/bind-certificate';
 import { deviceCertificateRecord } from '../../shared/store/records';
@@ -89,12 +89,14 @@ async function recordJitpThing(
     if (error instanceof ValidationError) return [await suspicion('INVALID_CERTIFICATE', error.message)];
     throw error;
   }
-  const facts = await deps.store.loadProvisioningFacts({
-    serial,
-    certificateId,
-    publicKeyHash: certificate.publicKeyHash,
-  });
-  const decision = decideProvisioning({ serial, certificateId, certificate }, facts, deps.config, now);
+  // A suspicion quarantines the device and the certificate: never from a torn read. One BatchGetItem
+  // is not a snapshot, and a duplicate of this event can meet the binding below, made by the first
+  // delivery, half-committed; such a denial is read again (`decideOnFacts`).
+  const { facts, decision } = await decideOnFacts(
+    () =>
+      deps.store.loadProvisioningFacts({ serial, certificateId, publicKeyHash: certificate.publicKeyHash }),
+    (facts) => decideProvisioning({ serial, certificateId, certificate }, facts, deps.config, now),
+  );
   if (!decision.allow) return [await suspicion(decision.reason, decision.detail)];
   if (decision.alreadyBound || !facts.device) {
     return [{ kind: 'recorded', serial, thingName: thingName, certificateId }];

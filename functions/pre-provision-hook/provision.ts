@@ -15,6 +15,7 @@ import { parseCertificatePem } from '../../shared/certificates';
 import type { Config } from '../../shared/config';
 import {
   checkRequest,
+  decideOnFacts,
   decideProvisioning,
   deny,
   type HookSuspicion,
@@ -84,19 +85,23 @@ export async function provisionDevice(
   const invalid = checkRequest(request, config, now);
   if (invalid) return { ...ids, decision: invalid };
 
-  let facts: Awaited<ReturnType<ProvisionDeps['store']['loadProvisioningFacts']>>;
-  try {
-    facts = await deps.store.loadProvisioningFacts({
+  const read = () =>
+    deps.store.loadProvisioningFacts({
       serial,
       certificateId: certificate.certificateId,
       publicKeyHash: certificate.publicKeyHash,
       claim: { claimCertificateId: ids.claimCertificateId, now: now.iso },
     });
+  // One BatchGetItem is not a snapshot: a retry of this request can meet its own binding
+  // half-committed, so a denial drawn from more than the device record is read again
+  // (`decideOnFacts`). Only such a denial pays for the second read; an allow keeps its two round trips.
+  let decided: { facts: Awaited<ReturnType<typeof read>>; decision: ProvisioningDecision };
+  try {
+    decided = await decideOnFacts(read, (facts) => decideProvisioning(request, facts, config, now));
   } catch (error) {
     return { ...ids, error, decision: deny('STORE_UNAVAILABLE', 'reading the device failed') };
   }
-
-  const decision = decideProvisioning(request, facts, config, now);
+  const { facts, decision } = decided;
   if (!decision.allow) {
     const suspicion = hookSuspicion(decision, serial, facts);
     return { ...ids, decision, ...(suspicion ? { suspicion } : {}) };

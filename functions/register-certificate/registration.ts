@@ -30,7 +30,7 @@ import { type ParsedCertificate, parseCertificatePem } from '../../shared/certif
 import { crashPoint } from '../../shared/chaos';
 import type { Config } from '../../shared/config';
 import { suspicionIdentity } from '../../shared/domain/presence-rules';
-import type { Instant } from '../../shared/domain/provisioning-rules';
+import { decideOnFacts, type Instant } from '../../shared/domain/provisioning-rules';
 import {
   decideRegistration,
   decideRegistrationEntry,
@@ -117,15 +117,20 @@ export async function registerCertificate(
 
   const issuer = await checkIssuer(event, description, certificate, deps);
   const serial = serialFromSubject(certificate, deps.config);
-  const facts: ProvisioningFacts =
+  const readFacts = (): Promise<ProvisioningFacts> =>
     issuer.trusted && serial !== undefined
-      ? await deps.store.loadProvisioningFacts({
+      ? deps.store.loadProvisioningFacts({
           serial,
           certificateId,
           publicKeyHash: certificate.publicKeyHash,
         })
-      : {};
-  const decision = decideRegistration({ certificateId, certificate, issuer }, facts, deps.config, now);
+      : Promise.resolve({});
+  // A rejection deactivates the certificate and asks for a quarantine: never from a torn read. One
+  // BatchGetItem is not a snapshot, and a duplicate delivery can meet this certificate's own
+  // reservation half-committed; such a rejection is read again (`decideOnFacts`).
+  const { facts, decision } = await decideOnFacts(readFacts, (facts) =>
+    decideRegistration({ certificateId, certificate, issuer }, facts, deps.config, now),
+  );
   const context = {
     event,
     description,

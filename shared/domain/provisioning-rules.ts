@@ -408,6 +408,48 @@ function checkReprovisioning(
   }
 }
 
+/**
+ * Denials the rules draw from an item besides the device record: the certificate record, the
+ * public-key owner (also behind SERIAL_BOUND_TO_OTHER_CERTIFICATE under `same-key`) and the claim
+ * counter. The facts are one BatchGetItem, read-committed item by item but not one snapshot
+ * ("Isolation levels for DynamoDB transactions", Amazon DynamoDB Developer Guide). While a binding
+ * of this very certificate commits (a retried request, a duplicate delivery), the read can hold the
+ * device as it was before beside the key owner or claim count the binding wrote: an ACTIVE device
+ * whose own key now names the new certificate looks like a clone, a claim at its limit like an
+ * exhausted one. A read made after one item of a transaction showed shows all of it, so a flow
+ * reads the facts of such a denial a second time and decides again before it acts on it. A denial
+ * by the request or by the device record alone cannot be torn and costs no second read.
+ */
+const DENIALS_ACROSS_ITEMS: ReadonlySet<string> = new Set<DenyReason>([
+  'CERTIFICATE_IN_USE',
+  'PUBLIC_KEY_IN_USE',
+  'SERIAL_BOUND_TO_OTHER_CERTIFICATE',
+  'CLAIM_RATE_EXCEEDED',
+]);
+
+/** Whether a denial may come from a torn read and is to be read again before it is acted on. */
+export function readAgainBeforeDenying(reason: string): boolean {
+  return DENIALS_ACROSS_ITEMS.has(reason);
+}
+
+/**
+ * Decides on the facts `read` returns, and reads them a second time when the answer is a denial a
+ * torn read can explain (`readAgainBeforeDenying`): the second answer, on the second facts, stands.
+ * An allow or any other denial costs one read. The caller's `read` does the I/O; this does none.
+ */
+export async function decideOnFacts<F, D extends { allow: boolean; reason?: string }>(
+  read: () => Promise<F>,
+  decide: (facts: F) => D,
+): Promise<{ facts: F; decision: D }> {
+  const facts = await read();
+  const decision = decide(facts);
+  if (decision.allow || decision.reason === undefined || !readAgainBeforeDenying(decision.reason)) {
+    return { facts, decision };
+  }
+  const again = await read();
+  return { facts: again, decision: decide(again) };
+}
+
 /** The thing a serial is (or will be) registered as: the stored name, else prefix + serial. */
 export function thingNameFor(device: DeviceFacts, rules: Pick<ProvisioningRules, 'thingNamePrefix'>): string {
   return device.thingName ?? `${rules.thingNamePrefix}${device.serial}`;

@@ -11,6 +11,7 @@ import {
 import { createTestTable, type TestTable } from '../support/dynamo';
 import { buildTestHook } from '../support/hook';
 import { lambdaContext } from '../support/lambda';
+import { tornStore } from '../support/torn-read';
 
 const NOW_MS = Date.parse('2026-11-24T12:00:30.000Z');
 const CLAIM = 'c1a1'.padEnd(64, '0');
@@ -437,5 +438,125 @@ describe('preProvisionHook against DynamoDB Local', () => {
       expect(table.store.stats.roundTrips).toBe(trips);
       expect(await itemCount()).toBe(items);
     });
+  });
+});
+
+/**
+ * A retry of one request (AWS IoT retries RegisterThing) whose read meets the first request's binding
+ * half-committed: one BatchGetItem is not a snapshot, so it can hold the device as it was before the
+ * binding next to the public-key owner or claim counter the binding wrote. Such a denial is read
+ * again; the request is the same binding, allowed again, and nothing is sent to quarantine.
+ */
+describe('preProvisionHook: a torn read of its own binding', () => {
+  it('a same-key reprovisioning retried while it commits is allowed again, not taken for a clone', async () => {
+    // Prepare: INT-TORN-1 ACTIVE; the same key under a new certificate is bound (same-key policy)
+    await allowlist(['INT-TORN-1']);
+    const torn = tornStore(table.store);
+    const { hook, outcomes, quarantined } = buildTestHook(
+      torn.store,
+      { ...ROOMY, REPROVISIONING_POLICY: 'same-key' },
+      NOW_MS,
+    );
+    const first = await certificate();
+    expect(await hook(hookEvent('INT-TORN-1', first), lambdaContext())).toMatchObject({
+      allowProvisioning: true,
+    });
+    const provisioning = await table.store.getDevice('INT-TORN-1');
+    if (!provisioning) throw new Error('INT-TORN-1 missing');
+    await table.store.transition({
+      serial: 'INT-TORN-1',
+      event: 'ACTIVATE',
+      device: provisioning,
+      transitionKey: 'ACTIVATE:test',
+      now: new Date(NOW_MS).toISOString(),
+      history: { id: 'activate', actor: 'test' },
+      set: { certificateId: first.certificateId },
+      remove: ['pendingCertificateId', 'provisioningDeadline'],
+    });
+    const active = await table.store.getDevice('INT-TORN-1');
+    const renewal = await certificate({ spki: first.spki });
+    const allowed = await hook(hookEvent('INT-TORN-1', renewal), lambdaContext());
+    expect(allowed).toMatchObject({ allowProvisioning: true });
+    const reads = torn.reads.count;
+    // the retry's read: the device as before the binding, the key owner as the binding left it
+    torn.tearNext({ facts: (facts) => ({ ...facts, ...(active ? { device: active } : {}) }) });
+
+    // Act
+    const retried = await hook(hookEvent('INT-TORN-1', renewal), lambdaContext());
+
+    // Assess
+    expect(quarantined).toEqual([]);
+    expect(retried).toEqual(allowed);
+    expect(torn.reads.count - reads).toBe(2);
+    expect(outcomes.filter((outcome) => outcome.reason !== undefined)).toEqual([]);
+    expect(await table.store.getDevice('INT-TORN-1')).toMatchObject({
+      state: 'PROVISIONING',
+      pendingCertificateId: renewal.certificateId,
+      certificateId: first.certificateId,
+    });
+  });
+
+  it('a retry whose read holds its own claim count beside the device as before is allowed again', async () => {
+    // Prepare: a claim allowed one binding a minute has made it
+    const claim = 'e7'.padEnd(64, '0');
+    await allowlist(['INT-TORN-2'], { allowedClaim: claim });
+    const torn = tornStore(table.store);
+    const { hook, outcomes } = buildTestHook(
+      torn.store,
+      { ...ROOMY, CLAIM_RATE_LIMIT_PER_MINUTE: '1' },
+      NOW_MS,
+    );
+    const before = await table.store.getDevice('INT-TORN-2');
+    const cert = await certificate();
+    const allowed = await hook(hookEvent('INT-TORN-2', cert, claim), lambdaContext());
+    expect(allowed).toMatchObject({ allowProvisioning: true });
+    torn.tearNext({ facts: (facts) => ({ ...facts, ...(before ? { device: before } : {}) }) });
+
+    // Act
+    const retried = await hook(hookEvent('INT-TORN-2', cert, claim), lambdaContext());
+
+    // Assess
+    expect(retried).toEqual(allowed);
+    expect(outcomes.filter((outcome) => outcome.reason !== undefined)).toEqual([]);
+  });
+
+  it('a denial the store really holds is confirmed by the second read', async () => {
+    // Prepare: INT-TORN-3 bound; another device's request presents its key
+    await allowlist(['INT-TORN-3', 'INT-TORN-4']);
+    const torn = tornStore(table.store);
+    const { hook, outcomes, quarantined } = buildTestHook(torn.store, ROOMY, NOW_MS);
+    const owner = await certificate();
+    expect(await hook(hookEvent('INT-TORN-3', owner), lambdaContext())).toMatchObject({
+      allowProvisioning: true,
+    });
+    const thief = await certificate({ spki: owner.spki });
+    const reads = torn.reads.count;
+    torn.tearNext({ facts: (facts) => facts });
+
+    // Act
+    const denied = await hook(hookEvent('INT-TORN-4', thief), lambdaContext());
+
+    // Assess
+    expect(denied).toEqual({ allowProvisioning: false });
+    expect(torn.reads.count - reads).toBe(2);
+    expect(outcomes.at(-1)).toMatchObject({ reason: 'PUBLIC_KEY_IN_USE' });
+    expect(quarantined).toEqual([
+      expect.objectContaining({ serial: 'INT-TORN-3', reason: 'PUBLIC_KEY_IN_USE' }),
+    ]);
+  });
+
+  it('a denial by the device record alone costs no second read', async () => {
+    // Prepare
+    const torn = tornStore(table.store);
+    const { hook, outcomes } = buildTestHook(torn.store, ROOMY, NOW_MS);
+    const reads = torn.reads.count;
+
+    // Act
+    const denied = await hook(hookEvent('INT-TORN-NOBODY', await certificate()), lambdaContext());
+
+    // Assess
+    expect(denied).toEqual({ allowProvisioning: false });
+    expect(outcomes.at(-1)).toMatchObject({ reason: 'SERIAL_NOT_ALLOWLISTED' });
+    expect(torn.reads.count - reads).toBe(1);
   });
 });

@@ -11,10 +11,12 @@ import {
   UpdateCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { issueCertificate } from '../../../local/pki';
 import { parseCertificatePem } from '../../../shared/certificates';
-import { anchorCertificateRecord } from '../../../shared/store/records';
+import { anchorCertificateRecord, deviceCertificateRecord } from '../../../shared/store/records';
 import { useTestTable } from '../../support/dynamo';
 import { allowlist, deliver, deviceCertificate, type Rig, ruleOutput, startRig } from '../../support/jitr';
+import { tornStore } from '../../support/torn-read';
 
 const table = useTestTable('lifecycle');
 let rig: Rig;
@@ -549,5 +551,91 @@ describe('deviceLifecycle: JITP follow-up', () => {
     for (const request of requests) {
       expect(request).toMatchObject({ serial: 'SN-JITP-TWO', reason: 'JITP_MULTIPLE_CERTIFICATES' });
     }
+  });
+
+  it('a duplicate thing event that meets a same-key reprovisioning half-committed sends nothing to quarantine', async () => {
+    // Prepare: SN-JITP-TORN ACTIVE on thing fg-SN-JITP-TORN; its key under a new certificate through
+    // JITP (thing SN-JITP-TORN), whose CREATED event delivery A records (same-key policy)
+    const torn = tornStore(table.store);
+    await rig.stop();
+    rig = await startRig(torn.store, { env: { REPROVISIONING_POLICY: 'same-key' } });
+    await rig.iot.send(
+      new UpdateCACertificateCommand({
+        certificateId: rig.caCertificateId,
+        registrationConfig: { templateBody: template, roleArn: 'arn:aws:iam::123456789012:role/jitp' },
+      }),
+    );
+    await allowlist(table.store, ['SN-JITP-TORN']);
+    const original = await deviceCertificate(rig.ca, 'SN-JITP-TORN');
+    const parsed = parseCertificatePem(original.certificatePem);
+    const allowlisted = await table.store.getDevice('SN-JITP-TORN');
+    if (!allowlisted) throw new Error('not allowlisted');
+    const now = new Date().toISOString();
+    const bound = await table.store.bindCertificate({
+      serial: 'SN-JITP-TORN',
+      event: 'PROVISION',
+      device: allowlisted,
+      certificate: deviceCertificateRecord(parsed, {
+        status: 'ACTIVE',
+        source: 'JITR',
+        serial: 'SN-JITP-TORN',
+        thingName: 'fg-SN-JITP-TORN',
+        now,
+      }),
+      publicKeyHash: parsed.publicKeyHash,
+      now,
+      history: { id: 'bind', actor: 'test' },
+      set: {
+        thingName: 'fg-SN-JITP-TORN',
+        provisioningDeadline: new Date(Date.now() + 3_600_000).toISOString(),
+      },
+    });
+    if (bound.status !== 'applied') throw new Error(`bind: ${bound.status}`);
+    await table.store.transition({
+      serial: 'SN-JITP-TORN',
+      event: 'ACTIVATE',
+      device: bound.device,
+      transitionKey: 'ACTIVATE:test',
+      now,
+      history: { id: 'activate', actor: 'test' },
+      set: { certificateId: parsed.certificateId },
+      remove: ['pendingCertificateId', 'provisioningDeadline'],
+    });
+    const active = await table.store.getDevice('SN-JITP-TORN');
+    expect(active).toMatchObject({ state: 'ACTIVE', thingName: 'fg-SN-JITP-TORN' });
+    const renewal = await issueCertificate(rig.ca, {
+      publicKey: original.keys.publicKey,
+      subject: { commonName: 'SN-JITP-TORN' },
+    });
+    expect(
+      await rig.emulator.connect({ certificatePem: renewal.certificatePem, clientId: 'SN-JITP-TORN' }),
+    ).toMatchObject({ accepted: false, reason: 'JITP_PROVISIONED' });
+    const created = rig.take('lifecycle').find((message) => message.topic.startsWith('$aws/events/thing/'));
+    if (!created) throw new Error('no thing event');
+    await deliver(rig.lifecycle, [ruleOutput(created)]);
+    expect(await table.store.getDevice('SN-JITP-TORN')).toMatchObject({
+      state: 'PROVISIONING',
+      pendingCertificateId: renewal.certificateId,
+    });
+    rig.quarantine.requests.length = 0;
+    const reads = torn.reads.count;
+    // Delivery B read the device before A's binding, and its facts while the binding committed:
+    // the device as before, the key owner as A left it.
+    torn.tearNext({
+      device: { serial: 'SN-JITP-TORN', before: active },
+      facts: (facts) => ({ ...facts, ...(active ? { device: active } : {}) }),
+    });
+
+    // Act
+    const stats = await deliver(rig.lifecycle, [ruleOutput(created)]);
+
+    // Assess
+    expect(rig.quarantine.requests).toEqual([]);
+    expect(stats.deadLettered).toEqual([]);
+    expect(torn.reads.count - reads).toBe(2);
+    expect(await table.store.getDevice('SN-JITP-TORN')).toMatchObject({
+      state: 'PROVISIONING',
+      pendingCertificateId: renewal.certificateId,
+    });
   });
 });

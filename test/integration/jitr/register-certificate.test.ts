@@ -11,7 +11,7 @@ import {
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCertificateAuthority } from '../../../local/pki';
+import { createCertificateAuthority, issueCertificate } from '../../../local/pki';
 import { registerCa, registerTrustedCa } from '../../support/device-ca';
 import { useTestTable } from '../../support/dynamo';
 import {
@@ -23,6 +23,7 @@ import {
   ruleOutput,
   startRig,
 } from '../../support/jitr';
+import { tornStore } from '../../support/torn-read';
 
 const table = useTestTable('jitr');
 let rig: Rig;
@@ -296,6 +297,90 @@ describe('registerCertificate', () => {
     });
     const history = await table.store.history('SN-SECOND-1');
     expect(history.some((entry) => entry.event === 'REGISTRATION_REJECTED')).toBe(true);
+  });
+});
+
+describe('registerCertificate: a torn read of its own reservation', () => {
+  it('a duplicate delivery that meets a same-key reprovisioning half-committed neither rejects nor quarantines', async () => {
+    // Prepare: SN-TORN-1 ACTIVE; its key under a new certificate registered by delivery A (same-key)
+    const torn = tornStore(table.store);
+    rig = await startRig(torn.store, { env: { REPROVISIONING_POLICY: 'same-key' } });
+    await allowlist(table.store, ['SN-TORN-1']);
+    const original = await deviceCertificate(rig.ca, 'SN-TORN-1');
+    await connect(original.certificatePem, 'SN-TORN-1');
+    await deliverRegistrations();
+    await connect(original.certificatePem, 'SN-TORN-1');
+    await deliverLifecycle();
+    const active = await table.store.getDevice('SN-TORN-1');
+    expect(active).toMatchObject({ state: 'ACTIVE', certificateId: original.certificateId });
+    const renewal = await issueCertificate(rig.ca, {
+      publicKey: original.keys.publicKey,
+      subject: { commonName: 'SN-TORN-1' },
+    });
+    await connect(renewal.certificatePem, 'SN-TORN-1');
+    const [event] = rig.take('registration');
+    if (!event) throw new Error('no registration event');
+    await deliver(rig.registration, [ruleOutput(event)]);
+    expect(await table.store.getDevice('SN-TORN-1')).toMatchObject({
+      state: 'PROVISIONING',
+      pendingCertificateId: renewal.certificateId,
+    });
+    rig.quarantine.requests.length = 0;
+    rig.registrationOutcomes.length = 0;
+    const reads = torn.reads.count;
+    // Delivery B read the certificate record before A's reservation, and its facts while A's
+    // transaction committed: the device as before, the key owner as A left it.
+    torn.tearNext({
+      certificate: { certificateId: renewal.certificateId, before: undefined },
+      facts: (facts) => ({ ...facts, ...(active ? { device: active } : {}) }),
+    });
+
+    // Act
+    const stats = await deliver(rig.registration, [ruleOutput(event)]);
+
+    // Assess
+    expect(rig.quarantine.requests).toEqual([]);
+    expect(rig.registrationOutcomes.filter((outcome) => outcome.name === 'RegistrationRejected')).toEqual([]);
+    expect(stats.deadLettered).toEqual([]);
+    expect(torn.reads.count - reads).toBe(2);
+    const { certificateDescription } = await rig.iot.send(
+      new DescribeCertificateCommand({ certificateId: renewal.certificateId }),
+    );
+    expect(certificateDescription?.status).toBe('ACTIVE');
+    expect(await table.store.getDevice('SN-TORN-1')).toMatchObject({
+      state: 'PROVISIONING',
+      pendingCertificateId: renewal.certificateId,
+    });
+  });
+
+  it('a rejection the store really holds is confirmed by the second read', async () => {
+    // Prepare: SN-TORN-A owns a key; a certificate for SN-TORN-B carries it
+    const torn = tornStore(table.store);
+    rig = await startRig(torn.store);
+    await allowlist(table.store, ['SN-TORN-A', 'SN-TORN-B']);
+    const owner = await deviceCertificate(rig.ca, 'SN-TORN-A');
+    await connect(owner.certificatePem, 'SN-TORN-A');
+    await deliverRegistrations();
+    const thief = await issueCertificate(rig.ca, {
+      publicKey: owner.keys.publicKey,
+      subject: { commonName: 'SN-TORN-B' },
+    });
+    await connect(thief.certificatePem, 'SN-TORN-B');
+    const reads = torn.reads.count;
+    torn.tearNext({ facts: (facts) => facts });
+
+    // Act
+    await deliverRegistrations();
+
+    // Assess
+    expect(torn.reads.count - reads).toBe(2);
+    expect(rig.registrationOutcomes).toContainEqual({
+      name: 'RegistrationRejected',
+      reason: 'PUBLIC_KEY_IN_USE',
+    });
+    expect(rig.quarantine.distinct).toEqual([
+      expect.objectContaining({ serial: 'SN-TORN-A', certificateId: thief.certificateId }),
+    ]);
   });
 });
 
