@@ -205,7 +205,11 @@ export async function buildProgram(
     .version(version(), '-V, --version', 'print the fleetgate version')
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    .configureOutput({
+      writeErr: (text) => process.stderr.write(text),
+      // commander's own usage errors (`error: missing required argument …`) as fleetgate's others.
+      outputError: (text, write) => write(text.replace(/^error: /, 'fleetgate: ')),
+    });
   const setExitCode = (code: number) => {
     exitCode = code;
   };

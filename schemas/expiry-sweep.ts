@@ -4,7 +4,7 @@
  * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
  */
 
-import { ScheduledEventSchema } from './scheduled-event';
+import { ScheduledEventSchema, scheduledOrManual } from './scheduled-event';
 import * as z from './zod';
 
 export { ScheduledEventSchema };
@@ -19,7 +19,7 @@ export const ManualSweepEventSchema = z.strictObject({
   now: z.optional(isoTime),
 });
 
-export const ExpirySweepEventSchema = z.union([ScheduledEventSchema, ManualSweepEventSchema]);
+export const ExpirySweepEventSchema = scheduledOrManual(ManualSweepEventSchema);
 export type ExpirySweepEvent = z.infer<typeof ExpirySweepEventSchema>;
 
 export { AtRiskCertificateSchema, ExpiryClassSchema } from './at-risk-certificate';

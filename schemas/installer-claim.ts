@@ -33,7 +33,7 @@ export type InstallerClaimEvent = z.infer<typeof installerClaimEventSchema>;
 export const installerClaimBodySchema = z.strictObject({
   serial: z
     .string({ error: 'is required and must be a string' })
-    .check(z.minLength(1, 'must not be empty'), z.maxLength(128)),
+    .check(z.minLength(1, 'must not be empty'), z.maxLength(128, 'must be at most 128 characters')),
 });
 
 /** What the API answers on success (201). The private key is in it once, and nowhere else. */

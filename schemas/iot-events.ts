@@ -20,7 +20,11 @@ const certificateId = () =>
     z.string({ error: 'must be a string' }).check(z.regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters')),
     z.transform((id) => id.toLowerCase()),
   );
-const epochMs = () => z.number({ error: 'must be a number' }).check(z.int(), z.nonnegative());
+// A schema-level `error` also words the checks that have no message of their own: each has one.
+const epochMs = () =>
+  z
+    .number({ error: 'must be a number' })
+    .check(z.int('must be a whole number'), z.nonnegative('must not be negative'));
 
 /** `$aws/events/certificates/registered/<caCertificateId>` (JITR; repeats while PENDING_ACTIVATION). */
 export const CertificateRegisteredEvent = z.lazy(() => {
@@ -68,7 +72,7 @@ export const PresenceEvent = z.lazy(() =>
 export type PresenceEvent = z.infer<typeof PresenceEvent>;
 
 /** `$aws/events/thing/<thingName>/created|updated|deleted` (registry events, THING enabled). */
-export const ThingEvent = z.lazy(() =>
+const thingEvent = () =>
   z.looseObject({
     eventType: z.literal('THING_EVENT'),
     eventId: z.string().check(z.minLength(1), z.maxLength(128)),
@@ -80,12 +84,23 @@ export const ThingEvent = z.lazy(() =>
     versionNumber: z.optional(z.number().check(z.int())),
     thingTypeName: z.optional(z.nullable(z.string())),
     attributes: z._default(z.record(z.string(), z.string()), {}),
-  }),
-);
+  });
+export const ThingEvent = z.lazy(thingEvent);
 export type ThingEvent = z.infer<typeof ThingEvent>;
 
-/** Everything LifecycleQueue carries. */
-export const LifecycleEvent = z.lazy(() => z.union([PresenceEvent, ThingEvent]));
+/**
+ * Everything LifecycleQueue carries, told apart by `eventType`: a bad field is reported against the
+ * event it belongs to (`timestamp: must not be negative`), which a plain union of the two kinds
+ * could only report as "Invalid input".
+ */
+export const LifecycleEvent = z.lazy(() =>
+  z.discriminatedUnion('eventType', [presenceConnectedEvent(), presenceDisconnectedEvent(), thingEvent()], {
+    error: (issue) =>
+      typeof issue.input === 'object' && issue.input !== null
+        ? 'must be connected, disconnected or THING_EVENT'
+        : 'must be an object',
+  }),
+);
 export type LifecycleEvent = z.infer<typeof LifecycleEvent>;
 
 /** A CSR on `fleetgate/<thingName>/rotate/request`, as RotationRequestRule delivers it. */
@@ -93,7 +108,7 @@ export const RotationRequest = z.lazy(() =>
   z.object({
     csr: z
       .string()
-      .check(z.minLength(1), z.maxLength(8192), z.startsWith('-----BEGIN CERTIFICATE REQUEST-----')),
+      .check(z.minLength(1), z.maxLength(8192), z.startsWith('-----BEGIN CERTIFICATE REQUEST-----', 'must be a PEM certificate signing request')),
     principal: z.string().check(z.regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters')),
     clientId: z.string().check(z.minLength(1)),
     thingName: z.string().check(z.minLength(1), z.maxLength(128)),

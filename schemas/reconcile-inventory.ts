@@ -5,7 +5,7 @@
  * @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
  */
 
-import { ScheduledEventSchema } from './scheduled-event';
+import { scheduledOrManual } from './scheduled-event';
 import * as z from './zod';
 
 const isoTime = z
@@ -29,5 +29,5 @@ export const ReconcileContinuationSchema = z.strictObject({
 export type ReconcileContinuation = z.infer<typeof ReconcileContinuationSchema>;
 
 /** What the schedule entry point takes: the scheduled event or a manual invocation. */
-export const ReconcileRunEventSchema = z.union([ScheduledEventSchema, ManualReconcileEventSchema]);
+export const ReconcileRunEventSchema = scheduledOrManual(ManualReconcileEventSchema);
 export type ReconcileRunEvent = z.infer<typeof ReconcileRunEventSchema>;

@@ -25,3 +25,31 @@ export const ScheduledEventSchema = z.object({
   detail: z.unknown(),
   'replay-name': z.optional(z.string()),
 });
+
+export type ScheduledEvent = z.infer<typeof ScheduledEventSchema>;
+
+/** Whether an event is meant as EventBridge's (it carries `source` or `detail-type`). */
+function looksScheduled(input: unknown): boolean {
+  return typeof input === 'object' && input !== null && ('source' in input || 'detail-type' in input);
+}
+
+/**
+ * What a scheduled function takes: the scheduled event, or the manual invocation `manual` describes.
+ * Told apart by shape, then held to that one schema, so a mistake is reported against the event it
+ * was meant as (`runId: Invalid input: expected string, received number`, `detail-type: …`) — a
+ * plain union of the two could only say "Invalid input", or blame a scheduled event's fields on the
+ * manual schema.
+ */
+export function scheduledOrManual<M extends z.ZodMiniType>(manual: M) {
+  return z.pipe(
+    z.unknown(),
+    z.transform((input, context): ScheduledEvent | z.infer<M> => {
+      const parsed = looksScheduled(input) ? ScheduledEventSchema.safeParse(input) : manual.safeParse(input);
+      if (parsed.success) return parsed.data as ScheduledEvent | z.infer<M>;
+      for (const issue of parsed.error.issues) {
+        context.issues.push({ ...issue, input } as (typeof context.issues)[number]);
+      }
+      return z.NEVER;
+    }),
+  );
+}

@@ -161,7 +161,7 @@ export function registerAllowlistCommands({ program, setExitCode }: CommandRegis
       // The summary is the output either way; rejected rows make it a partial import (exit 3).
       if (code === EXIT_OK && rejected > 0) {
         process.stderr.write(
-          `fleetgate: ${plural(rejected, 'row')} rejected (exit ${EXIT_PARTIAL}); the other rows were imported\n`,
+          `fleetgate: ${plural(rejected, 'row')} rejected (exit ${EXIT_PARTIAL}); the valid rows, if any, were imported or already stored (see the summary)\n`,
         );
         setExitCode(EXIT_PARTIAL);
         return;

@@ -31,7 +31,9 @@ export function readEventFile(file: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new UsageError(`${file}: not JSON (${error instanceof Error ? error.message : String(error)})`);
+    // One line: JSON.parse quotes the start of the text, line breaks and all.
+    const problem = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ');
+    throw new UsageError(`${file}: not JSON (${problem})`);
   }
 }
 

@@ -129,6 +129,12 @@ function printListing(output: Output, listing: QuarantineListing): void {
 }
 
 async function runList(options: TargetOptions & { reason?: string }, output: Output): Promise<unknown> {
+  // Reason codes are UPPER_SNAKE: a filter that can match nothing is a usage error, not an empty list.
+  if (options.reason !== undefined && !REASON_CODE.test(options.reason)) {
+    throw new UsageError(
+      `--reason: ${JSON.stringify(options.reason)} is not a reason code (UPPER_SNAKE, e.g. CLONE_CONCURRENT_SESSIONS)`,
+    );
+  }
   return withStore(options, output, async (target) => {
     const listing = await listQuarantine(
       { store: target.store, quarantineStore: new QuarantineStore(target.store) },
@@ -177,7 +183,7 @@ export async function resolveSubject(
   const parsed = parseCertificateId(subject);
   if (parsed.kind === 'invalid') {
     throw new NotFoundError(
-      `no device ${subject} in ${store.tableName}, and not a certificate id (${parsed.problem}): give a known serial, or ${CERTIFICATE_ID_RULE}`,
+      `no device ${subject} in ${store.tableName}, and not a certificate id (${parsed.problem}): give a known serial, or a certificate id (${CERTIFICATE_ID_RULE})`,
     );
   }
   return { certificateId: await resolveCertificateId(subject, sources) };

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { MessageTrace } from '../../local/queue-poller';
 import type { ActionOutcome, RuleOutcome } from '../../local/rules-engine';
@@ -17,6 +17,7 @@ import { CommandFailure, type Output, UsageError } from '../io';
 import type { CommandRegistry } from '../main';
 import { plural } from '../plural';
 import { resolveStackTarget } from '../target';
+import { readEventFile } from './invoke';
 
 export { inferTopic, type RecordedEvent } from '../events';
 
@@ -42,14 +43,6 @@ function jsonFiles(path: string): string[] {
   return files;
 }
 
-function readJson(file: string): unknown {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch (error) {
-    throw new UsageError(`${file}: not JSON (${error instanceof Error ? error.message : String(error)})`);
-  }
-}
-
 /**
  * Reads a recorded event: an envelope `{topic, payload, principal?, clientId?}` or a bare payload
  * (topic from `topicOverride`, else inferred). A file may also hold an array of them.
@@ -59,7 +52,7 @@ function readJson(file: string): unknown {
 export function readRecordedEvents(path: string, topicOverride?: string): RecordedEvent[] {
   const events: RecordedEvent[] = [];
   for (const file of jsonFiles(path)) {
-    const parsed = readJson(file);
+    const parsed = readEventFile(file);
     const items = Array.isArray(parsed) ? parsed : [parsed];
     items.forEach((item, index) => {
       const source =

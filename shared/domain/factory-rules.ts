@@ -151,7 +151,9 @@ function checkBatchRow(
     );
   }
   const invalid = checkRequest({ serial, certificateId: certificate.certificateId, certificate }, rules, now);
-  if (invalid) return rejectRow(invalid.reason, invalid.detail, serial);
+  // The shared rules name the hook's field (`certificatePem`); a batch row's is `certificate`.
+  if (invalid)
+    return rejectRow(invalid.reason, invalid.detail.replace(/^certificatePem:/, 'certificate:'), serial);
   if (row.batch.keyOwner !== undefined) {
     return rejectRow(
       'KEY_REUSED',

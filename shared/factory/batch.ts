@@ -103,13 +103,20 @@ function manifestRow(
   if (serial === '') return { ...at, unreadable: 'serial: is empty' };
   if (file === '') return { ...at, manifestSerial: serial, unreadable: 'certificate: is empty' };
   const certificatePath = isAbsolute(file) ? file : resolve(dirname(manifestPath), file);
-  return { ...at, manifestSerial: serial, ...readPem(certificatePath, maxPemBytes) };
+  return { ...at, manifestSerial: serial, ...readPem(certificatePath, maxPemBytes, file) };
 }
 
-/** The PEM text of one file, or why it cannot be read (never more than `maxBytes` are read). */
-function readPem(file: string, maxBytes: number): { pem: string } | { unreadable: string } {
+/**
+ * The PEM text of one file, or why it cannot be read (never more than `maxBytes` are read); `shown`
+ * is how the batch names the file (the manifest's cell as written, else the file's name).
+ */
+function readPem(
+  file: string,
+  maxBytes: number,
+  shown: string = basename(file),
+): { pem: string } | { unreadable: string } {
   if (!existsSync(file) || !statSync(file).isFile())
-    return { unreadable: `certificate: ${basename(file)} is not a file` };
+    return { unreadable: `certificate: ${shown} is not a file` };
   const size = statSync(file).size;
   if (size > maxBytes) return { unreadable: `certificate: ${size} bytes, longer than ${maxBytes}` };
   return { pem: readFileSync(file, 'utf8') };

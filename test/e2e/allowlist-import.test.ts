@@ -123,5 +123,7 @@ describe('fleetgate allowlist import', () => {
     const result = await fleetgate(args, env);
     expect(result.code).toBe(2);
     expect(result.stderr.toLowerCase()).toContain(message);
+    // commander's usage errors carry fleetgate's prefix, as every other error does.
+    if (!args.includes('--json')) expect(result.stderr).toMatch(/^fleetgate: /);
   });
 });

@@ -71,11 +71,12 @@ describe('fleetgate quarantine', { timeout: 180_000 }, () => {
     );
     // Act
     // Independent reads and refusals run side by side (each run is a cold CLI process).
-    const [empty, listed, unknown, noReason] = await Promise.all([
+    const [empty, listed, unknown, noReason, lowerCase] = await Promise.all([
       fleetgate(['quarantine', 'list', '--reason', 'SOMETHING_ELSE', '--json'], env),
       fleetgate(['quarantine', 'list', '--reason', 'PUBLIC_KEY_IN_USE', '--json'], env),
       fleetgate(['quarantine', 'reject', 'SN-NOBODY', '--reason', 'x', '--json'], env),
       fleetgate(['quarantine', 'reject', 'SN-E2E-1', '--json'], env),
+      fleetgate(['quarantine', 'list', '--reason', 'public_key_in_use'], env),
     ]);
     const released = await fleetgate(
       ['quarantine', 'release', 'SN-E2E-1', '--reason', 'key reuse explained', '--json'],
@@ -83,6 +84,9 @@ describe('fleetgate quarantine', { timeout: 180_000 }, () => {
     );
     const again = await fleetgate(['quarantine', 'release', 'SN-E2E-1', '--reason', 'twice', '--json'], env);
     // Assess
+    // A filter that is not a reason code could only list nothing: a usage error naming the rule.
+    expect(lowerCase.code).toBe(2);
+    expect(lowerCase.stderr).toContain('--reason: "public_key_in_use" is not a reason code (UPPER_SNAKE');
     expect(empty.code).toBe(0);
     expect(empty.json()).toEqual({
       reason: 'SOMETHING_ELSE',

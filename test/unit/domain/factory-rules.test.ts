@@ -134,6 +134,15 @@ describe('decideFactoryRow', () => {
       detail: expect.stringMatching(/^serial: .*SN-0002.*SN-0001/),
     });
   });
+
+  it("names a batch row's field as the batch does (`certificate`), also for the rules it shares with the hook", () => {
+    const expired = row({ certificate: { ...row().certificate, notAfterMs: NOW.epochMs - 1 } });
+    expect(decideFactoryRow(expired, {}, RULES, NOW)).toMatchObject({
+      action: 'reject',
+      reason: 'CERTIFICATE_EXPIRED',
+      detail: expect.stringMatching(/^certificate: /),
+    });
+  });
 });
 
 describe('classifyNeverConnected', () => {
