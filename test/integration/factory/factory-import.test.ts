@@ -18,7 +18,6 @@ import {
 } from '@aws-sdk/client-iot';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, issueCertificate, type KeyedCertificate } from '../../../local/pki';
-import type { ProvisioningFacts } from '../../../shared/domain/provisioning-rules';
 import { readBatch } from '../../../shared/factory/batch';
 import {
   type FactoryImportReport,
@@ -27,10 +26,11 @@ import {
 } from '../../../shared/factory/import';
 import { IotRegistry } from '../../../shared/iot/iot-registry';
 import { runReconciliation } from '../../../shared/reconcile/reconcile-inventory';
-import type { ProvisioningStore } from '../../../shared/store/provisioning-store';
+import type { ProvisioningFacts, ProvisioningStore } from '../../../shared/store/provisioning-store';
 import { useTestTable } from '../../support/dynamo';
 import { allowlist, deliver, deviceCertificate, type Rig, ruleOutput, startRig } from '../../support/jitr';
 import { memorySink, reconcileDeps } from '../../support/reconcile';
+import { tornStore } from '../../support/torn-read';
 
 const table = useTestTable('factory');
 let rig: Rig;
@@ -272,28 +272,11 @@ describe('factory import: resumable, race-safe', () => {
   });
 });
 
-/**
- * A store whose first read of the row's facts is torn the way one BatchGetItem can be while another
- * run's reservation commits: BatchGetItem reads each item read-committed but is not serializable as
- * a whole ("Isolation levels for DynamoDB transactions", Amazon DynamoDB Developer Guide), so it can
- * return the reservation's certificate record beside the device as it was before, or the reverse.
- */
+/** The store with its next facts read torn as `tear` makes them (test/support/torn-read.ts). */
 function tornOnce(tear: (facts: ProvisioningFacts) => ProvisioningFacts) {
-  const reads = { count: 0 };
-  const store = new Proxy(table.store, {
-    get(target, property) {
-      if (property === 'loadProvisioningFacts') {
-        return async (input: Parameters<ProvisioningStore['loadProvisioningFacts']>[0]) => {
-          const facts = await target.loadProvisioningFacts(input);
-          reads.count += 1;
-          return reads.count === 1 ? tear(facts) : facts;
-        };
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-  return { store, reads };
+  const torn = tornStore(table.store);
+  torn.tearNext({ facts: tear });
+  return torn;
 }
 
 describe('factory import: a torn read of a concurrent reservation', () => {
