@@ -96,6 +96,27 @@ async function itemCount(): Promise<number> {
   return count;
 }
 
+/** Provisions `serial` through the hook with `issued`, then activates it as its first connect would. */
+async function provisionActive(
+  hook: ReturnType<typeof buildTestHook>['hook'],
+  serial: string,
+  issued: Awaited<ReturnType<typeof certificate>>,
+): Promise<void> {
+  expect(await hook(hookEvent(serial, issued), lambdaContext())).toMatchObject({ allowProvisioning: true });
+  const provisioning = await table.store.getDevice(serial);
+  if (!provisioning) throw new Error(`${serial} missing`);
+  await table.store.transition({
+    serial,
+    event: 'ACTIVATE',
+    device: provisioning,
+    transitionKey: 'ACTIVATE:test',
+    now: new Date(NOW_MS).toISOString(),
+    history: { id: 'activate', actor: 'test' },
+    set: { certificateId: issued.certificateId },
+    remove: ['pendingCertificateId', 'provisioningDeadline'],
+  });
+}
+
 describe('preProvisionHook against DynamoDB Local', () => {
   it('allows a first provisioning in two round trips and records the binding', async () => {
     // Prepare
@@ -230,21 +251,7 @@ describe('preProvisionHook against DynamoDB Local', () => {
     await allowlist(['INT-Q1', 'INT-Q2']);
     const { hook, quarantined } = buildTestHook(table.store, {}, NOW_MS);
     const first = await certificate();
-    expect(await hook(hookEvent('INT-Q1', first), lambdaContext())).toMatchObject({
-      allowProvisioning: true,
-    });
-    const provisioning = await table.store.getDevice('INT-Q1');
-    if (!provisioning) throw new Error('INT-Q1 missing');
-    await table.store.transition({
-      serial: 'INT-Q1',
-      event: 'ACTIVATE',
-      device: provisioning,
-      transitionKey: 'ACTIVATE:test',
-      now: new Date(NOW_MS).toISOString(),
-      history: { id: 'activate', actor: 'test' },
-      set: { certificateId: first.certificateId },
-      remove: ['pendingCertificateId', 'provisioningDeadline'],
-    });
+    await provisionActive(hook, 'INT-Q1', first);
     const clone = await certificate({ spki: first.spki });
     const takeover = await certificate();
     const keyThief = await certificate({ spki: first.spki });
@@ -458,21 +465,7 @@ describe('preProvisionHook: a torn read of its own binding', () => {
       NOW_MS,
     );
     const first = await certificate();
-    expect(await hook(hookEvent('INT-TORN-1', first), lambdaContext())).toMatchObject({
-      allowProvisioning: true,
-    });
-    const provisioning = await table.store.getDevice('INT-TORN-1');
-    if (!provisioning) throw new Error('INT-TORN-1 missing');
-    await table.store.transition({
-      serial: 'INT-TORN-1',
-      event: 'ACTIVATE',
-      device: provisioning,
-      transitionKey: 'ACTIVATE:test',
-      now: new Date(NOW_MS).toISOString(),
-      history: { id: 'activate', actor: 'test' },
-      set: { certificateId: first.certificateId },
-      remove: ['pendingCertificateId', 'provisioningDeadline'],
-    });
+    await provisionActive(hook, 'INT-TORN-1', first);
     const active = await table.store.getDevice('INT-TORN-1');
     const renewal = await certificate({ spki: first.spki });
     const allowed = await hook(hookEvent('INT-TORN-1', renewal), lambdaContext());
