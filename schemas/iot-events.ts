@@ -108,7 +108,11 @@ export const RotationRequest = z.lazy(() =>
   z.object({
     csr: z
       .string()
-      .check(z.minLength(1), z.maxLength(8192), z.startsWith('-----BEGIN CERTIFICATE REQUEST-----', 'must be a PEM certificate signing request')),
+      .check(
+        z.minLength(1),
+        z.maxLength(8192),
+        z.startsWith('-----BEGIN CERTIFICATE REQUEST-----', 'must be a PEM certificate signing request'),
+      ),
     principal: z.string().check(z.regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters')),
     clientId: z.string().check(z.minLength(1)),
     thingName: z.string().check(z.minLength(1), z.maxLength(128)),

@@ -192,7 +192,10 @@ async function checkCa(
     if (error instanceof ValidationError) throw new FactoryImportError(`--ca: ${error.message}`);
     throw error;
   }
-  if (!parsed.isCa) throw new FactoryImportError('--ca: is not a CA certificate (its basicConstraints extension does not say cA=TRUE)');
+  if (!parsed.isCa)
+    throw new FactoryImportError(
+      '--ca: is not a CA certificate (its basicConstraints extension does not say cA=TRUE)',
+    );
   const described = await limited('DescribeCACertificate', () =>
     deps.iot.describeCaCertificate(parsed.certificateId),
   );
