@@ -1,4 +1,4 @@
-import type * as z from 'zod/mini';
+import type * as z from './zod';
 
 /** One broken rule, named by the dotted path of the field (`parameters.SerialNumber`). */
 export interface FieldIssue {

@@ -2,7 +2,7 @@
  * What every entity module (`entities/`) shares: a checked `fromItem` (an item read from the table
  * is parsed against its entity's schema, never cast), and the small conversions items need.
  */
-import type { z } from 'zod/mini';
+import type * as z from '../../schemas/zod';
 import { MalformedItemError } from '../errors';
 import type { Item } from './client';
 
