@@ -437,15 +437,29 @@ export function readAgainBeforeDenying(reason: string): boolean {
  * torn read can explain (`readAgainBeforeDenying`): the second answer, on the second facts, stands.
  * An allow or any other denial costs one read. The caller's `read` does the I/O; this does none.
  */
-export async function decideOnFacts<F, D extends { allow: boolean; reason?: string }>(
+export function decideOnFacts<F, D extends { allow: boolean; reason?: string }>(
   read: () => Promise<F>,
   decide: (facts: F) => D,
 ): Promise<{ facts: F; decision: D }> {
+  return decideReadingTwiceIf(
+    read,
+    decide,
+    (decision) => !decision.allow && decision.reason !== undefined && readAgainBeforeDenying(decision.reason),
+  );
+}
+
+/**
+ * Decides on the facts `read` returns; when `readAgain` says the decision may come from a torn read
+ * (see `DENIALS_ACROSS_ITEMS`), reads the facts once more and decides again: that answer stands.
+ */
+export async function decideReadingTwiceIf<F, D>(
+  read: () => Promise<F>,
+  decide: (facts: F) => D,
+  readAgain: (decision: D) => boolean,
+): Promise<{ facts: F; decision: D }> {
   const facts = await read();
   const decision = decide(facts);
-  if (decision.allow || decision.reason === undefined || !readAgainBeforeDenying(decision.reason)) {
-    return { facts, decision };
-  }
+  if (!readAgain(decision)) return { facts, decision };
   const again = await read();
   return { facts: again, decision: decide(again) };
 }

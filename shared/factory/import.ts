@@ -29,7 +29,7 @@ import {
   type FactoryReason,
   type FactoryRow,
 } from '../domain/factory-rules';
-import type { Instant } from '../domain/provisioning-rules';
+import { decideReadingTwiceIf, type Instant } from '../domain/provisioning-rules';
 import { ValidationError } from '../errors';
 import { awsName, type IotRegistry } from '../iot/iot-registry';
 import { FactoryStore } from '../store/factory-store';
@@ -363,14 +363,17 @@ async function decide(
       certificateId: certificate.certificateId,
       publicKeyHash: certificate.publicKeyHash,
     });
-  const decision = decideFactoryRow(row, await read(), context.deps.config, now);
-  if (decision.action !== 'reject') return decision;
   // The facts are one BatchGetItem, which is read-committed item by item but not one snapshot
   // ("Isolation levels for DynamoDB transactions", Amazon DynamoDB Developer Guide): while another
   // run's reservation of this very row commits, the read can hold its certificate record beside the
   // device as it was before, or the reverse, and look like someone else's binding. Once one item of
-  // a transaction is visible, all of it is, so a second read confirms or clears the rejection.
-  return decideFactoryRow(row, await read(), context.deps.config, now);
+  // a transaction is visible, all of it is, so a second read confirms or clears a rejection.
+  const { decision } = await decideReadingTwiceIf(
+    read,
+    (facts) => decideFactoryRow(row, facts, context.deps.config, now),
+    (decided) => decided.action === 'reject',
+  );
+  return decision;
 }
 
 async function reserve(
