@@ -417,7 +417,7 @@ export function registerQuarantineCommands({ program, run }: CommandRegistry): v
     quarantine
       .command('list')
       .description('Devices in QUARANTINED and quarantined certificates of unknown devices')
-      .option('--reason <code>', 'only this reason code'),
+      .option('--reason <code>', 'only this reason code (UPPER_SNAKE, e.g. CLONE_PUBLIC_KEY)'),
   ).action((options: TargetOptions & { reason?: string }) =>
     run(options.json, (output) => runList(options, output)),
   );
